@@ -1,0 +1,49 @@
+"""Plain domain types shared by every layer. Depends on nothing else in intercloud."""
+
+from intercloud.model.accelerator import (
+    ACCELERATORS,
+    Accelerator,
+    canonical_accelerator,
+    relative_throughput,
+)
+from intercloud.model.offering import Offering
+from intercloud.model.placement import Exclusion, Placement
+from intercloud.model.pricing import PricingKind
+from intercloud.model.provider import KNOWN_PROVIDERS, canonical_provider
+from intercloud.model.workload import (
+    AcceleratorChoice,
+    AcceleratorRequest,
+    BatchJob,
+    DataLocation,
+    ResourceRequest,
+    RestartPolicy,
+    Service,
+    SpotPolicy,
+    Topology,
+    TrainingJob,
+    Workload,
+)
+
+__all__ = [
+    "ACCELERATORS",
+    "KNOWN_PROVIDERS",
+    "Accelerator",
+    "AcceleratorChoice",
+    "AcceleratorRequest",
+    "BatchJob",
+    "DataLocation",
+    "Exclusion",
+    "Offering",
+    "Placement",
+    "PricingKind",
+    "ResourceRequest",
+    "RestartPolicy",
+    "Service",
+    "SpotPolicy",
+    "Topology",
+    "TrainingJob",
+    "Workload",
+    "canonical_accelerator",
+    "canonical_provider",
+    "relative_throughput",
+]
