@@ -13,7 +13,16 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("INTERCLOUD_SHARED_DATA", REPO.parent / "shared" / "data"))
+_CANDIDATES = [
+    Path(p)
+    for p in (
+        os.environ.get("INTERCLOUD_SHARED_DATA"),
+        REPO.parent / "shared" / "data",
+        "/work/shared/data",
+    )
+    if p
+]
+SHARED_DATA = next((p for p in _CANDIDATES if p.is_dir()), _CANDIDATES[0])
 
 
 @pytest.fixture(scope="session")

@@ -85,8 +85,7 @@ class Catalog:
         rows = [
             o
             for o in self.offerings
-            if (p is None or o.provider == p)
-            and (a is None or (o.accelerator or "").lower() == a)
+            if (p is None or o.provider == p) and (a is None or (o.accelerator or "").lower() == a)
         ]
         return Catalog(tuple(rows), self.sources)
 

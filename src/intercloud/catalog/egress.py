@@ -39,7 +39,9 @@ def internet_egress(provider: str) -> float:
     return EGRESS.get(provider, _DEFAULT).internet_usd_per_gb
 
 
-def transfer_usd_per_gb(src_provider: str, src_region: str, dst_provider: str, dst_region: str) -> float:
+def transfer_usd_per_gb(
+    src_provider: str, src_region: str, dst_provider: str, dst_region: str
+) -> float:
     """Price per GB of moving data from (src_provider, src_region) to (dst_provider, dst_region)."""
     if src_provider == dst_provider:
         if src_region == dst_region:
