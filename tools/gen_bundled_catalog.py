@@ -1,7 +1,8 @@
 """Generate src/intercloud/catalog/data/offerings.csv from hand-typed fact tables.
 
 Every number below was typed from a public source named in SOURCES.md; nothing is read
-from another catalog file at run time. Run: python tools/gen_bundled_catalog.py > src/intercloud/catalog/data/offerings.csv
+from another catalog file at run time. Run from the repository root:
+    python tools/gen_bundled_catalog.py > src/intercloud/catalog/data/offerings.csv
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import csv
 import sys
 
-COLUMNS = (
+COLUMNS = (  # noqa: SIM905
     "provider,region,zone,instance_type,accelerator,accelerator_count,vcpus,memory_gib,"
     "on_demand_price,spot_price,nvlink_domain_gpus,instances_per_domain,network_gbps,"
     "fabric,egress_usd_per_gb,arch,source"
