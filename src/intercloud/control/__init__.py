@@ -1,0 +1,1 @@
+"""Job state machines and the reconcile loop (desired state in the store vs the providers)."""

@@ -1,0 +1,162 @@
+"""The small interface every provider implements (local, ray, aws, sim).
+
+Contract, as in Ray autoscaler v2's cloud interface:
+- calls are idempotent by id: ``provision`` with a ``request_id`` it has seen returns the
+  same allocation; ``release``/``kill`` of something already gone is a no-op;
+- the world is eventually consistent: ``poll`` reports what happened since the last poll
+  for every node the provider knows (started here or re-attached with ``adopt``);
+- a provider never decides anything: the scheduler core decides, the control loop calls.
+
+What a provider can do is declared in ``capabilities``; callers check a capability, never a
+provider's name.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from intercloud.model import Offering, PricingKind
+
+
+class Capability(StrEnum):
+    SPOT = "spot"  # sells preemptible capacity
+    MULTI_NODE = "multi_node"  # can run a gang of several nodes
+    RESERVATIONS = "reservations"  # holds reserved blocks under contracts
+    GPUS = "gpus"  # has (real or emulated) accelerators
+    ADOPT = "adopt"  # can re-attach to running nodes after a control-loop restart
+
+
+class ProviderError(RuntimeError):
+    """A provider call failed for a reason that is not the caller's input."""
+
+
+class CapacityError(ProviderError):
+    """Not enough capacity for the request right now (retry later or elsewhere)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProvisionRequest:
+    """Bring up ``nodes`` instances of one offering for one attempt of one job."""
+
+    request_id: str  # idempotency key, e.g. f"{job_id}-a{attempt}"
+    job_id: str
+    offering: Offering
+    nodes: int
+    pricing: PricingKind = PricingKind.ON_DEMAND
+    accelerators_per_node: int = 0
+    cpus_per_node: float = 1.0
+    memory_gib_per_node: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSlot:
+    """One provisioned node: where it is and which accelerators it owns."""
+
+    rank: int
+    host: str
+    accelerator_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    allocation_id: str  # == request_id
+    provider: str
+    region: str
+    zone: str
+    instance_type: str
+    nodes: tuple[NodeSlot, ...]
+    extra: Mapping[str, Any] = field(default_factory=dict)  # JSON-able provider state
+
+
+@dataclass(frozen=True, slots=True)
+class NodeCommand:
+    """What to run on one node of one attempt."""
+
+    job_id: str
+    attempt: int
+    rank: int
+    num_nodes: int
+    setup: str | None
+    run: str
+    env: Mapping[str, str]
+    log_dir: str
+    checkpoint_dir: str
+
+
+@dataclass(frozen=True, slots=True)
+class NodeHandle:
+    """A started node, durable enough to re-attach to after a restart.
+
+    For the local provider ``pid`` plus ``start_time`` (the process start time from
+    /proc) identify the process, so a reused PID is never mistaken for the job.
+    """
+
+    job_id: str
+    attempt: int
+    rank: int
+    provider: str
+    pid: int = 0
+    start_time: int = 0
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class NodeEventKind(StrEnum):
+    EXITED = "exited"  # the node's command finished; exit_code says how
+    LOST = "lost"  # the node vanished without an exit code (crash, host gone)
+    PREEMPTED = "preempted"  # the provider took it back (spot reclaim)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeEvent:
+    kind: NodeEventKind
+    job_id: str
+    attempt: int
+    rank: int
+    exit_code: int | None = None
+    reason: str = ""
+
+
+class Provider(ABC):
+    """One place work can run. Subclasses set ``name`` and ``capabilities``."""
+
+    name: str = ""
+    capabilities: frozenset[Capability] = frozenset()
+
+    def supports(self, capability: Capability) -> bool:
+        return capability in self.capabilities
+
+    @abstractmethod
+    def offerings(self) -> list[Offering]:
+        """What this provider can sell right now (shapes and prices)."""
+
+    @abstractmethod
+    def provision(self, request: ProvisionRequest) -> Allocation:
+        """Reserve/launch the nodes; raise CapacityError if they are not available."""
+
+    @abstractmethod
+    def release(self, allocation_id: str) -> None:
+        """Give the nodes back. Idempotent."""
+
+    @abstractmethod
+    def start_node(self, allocation: Allocation, command: NodeCommand) -> NodeHandle:
+        """Start one node's command; returns once the node is running (or raises)."""
+
+    @abstractmethod
+    def kill(self, handle: NodeHandle) -> None:
+        """Stop a node and everything it started. Idempotent."""
+
+    @abstractmethod
+    def adopt(self, handle: NodeHandle) -> bool:
+        """Re-attach to a node started before a restart (possibly by another process).
+
+        True if the node still runs or finished with a recorded exit code (the next
+        ``poll`` reports that exit); False if it is gone without trace (report it LOST).
+        """
+
+    @abstractmethod
+    def poll(self) -> list[NodeEvent]:
+        """Events since the last poll for every node started or adopted here."""

@@ -1,0 +1,135 @@
+"""One database handle: the engine, short transactions, and one-line errors.
+
+Transactions are short and come in two kinds:
+- ``read()``: a plain transaction (SQLite ``BEGIN``: a snapshot, never blocks writers);
+- ``write()``: SQLite ``BEGIN IMMEDIATE`` takes the write lock up front, so a
+  read-then-write transaction never fails half way with "database is locked" (SQLite
+  cannot upgrade a read lock while another writer is active); waits up to the busy
+  timeout. PostgreSQL needs nothing special: guarded ``UPDATE ... WHERE`` statements
+  re-check their condition after waiting for a concurrent writer's row lock.
+
+Any database failure other than a constraint violation leaves as ``StoreError`` with one
+line naming the database; constraint violations (``sqlalchemy.exc.IntegrityError``)
+propagate for the repository to turn into its own errors.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.pool import StaticPool
+
+from intercloud.store.errors import StoreError
+
+_WRITE = "intercloud_write"
+
+
+def describe_url(url: URL) -> str:
+    """A short, password-free name for the database, for messages."""
+    if url.get_backend_name() == "sqlite":
+        return f"database {url.database or ':memory:'}"
+    return f"database {url.render_as_string(hide_password=True)}"
+
+
+def one_line(exc: BaseException) -> str:
+    """The driver's message as one line (psycopg's span several)."""
+    orig = getattr(exc, "orig", None) or exc
+    text = " ".join(str(orig).split())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _explain(message: str, busy_timeout_s: float) -> str:
+    if "file is not a database" in message:
+        return f"{message} (corrupt, or not an intercloud database; left untouched)"
+    if "database is locked" in message:
+        return f"{message} (another process held it longer than {busy_timeout_s:g} s)"
+    return message
+
+
+class Database:
+    """An engine plus the transaction helpers every store method uses."""
+
+    def __init__(
+        self, url: URL, *, busy_timeout_s: float = 5.0, connect_timeout_s: int = 5
+    ) -> None:
+        self.url = url
+        self.name = describe_url(url)
+        self.busy_timeout_s = busy_timeout_s
+        self.dialect = url.get_backend_name()
+        self.engine = self._create_engine(url, connect_timeout_s)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    def _create_engine(self, url: URL, connect_timeout_s: int) -> Engine:
+        if self.dialect == "sqlite":
+            memory = url.database in (None, "", ":memory:")
+            kwargs: dict[str, Any] = {}
+            # In memory: one shared connection (else every checkout sees an empty
+            # database), so one thread at a time — for tests and quick scripts only.
+            if memory:
+                kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+            engine = sa.create_engine(url, **kwargs)
+            busy_ms = int(self.busy_timeout_s * 1000)
+
+            @event.listens_for(engine, "connect")
+            def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+                # Driver autocommit: SQLAlchemy's "begin" event below issues BEGIN itself.
+                dbapi_conn.isolation_level = None
+                cur = dbapi_conn.cursor()
+                cur.execute(f"PRAGMA busy_timeout = {busy_ms}")
+                if not memory:
+                    cur.execute("PRAGMA journal_mode = WAL")
+                # FULL: WAL is fsynced at every commit, so an acknowledged commit survives
+                # power loss too (NORMAL only survives a process crash).
+                cur.execute("PRAGMA synchronous = FULL")
+                cur.execute("PRAGMA foreign_keys = ON")
+                cur.close()
+
+            @event.listens_for(engine, "begin")
+            def _on_begin(conn: Connection) -> None:
+                write = conn.get_execution_options().get(_WRITE, False)
+                conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+            return engine
+        return sa.create_engine(
+            url,
+            pool_pre_ping=True,
+            connect_args={"connect_timeout": connect_timeout_s},
+        )
+
+    @contextmanager
+    def errors(self) -> Iterator[None]:
+        """Turn driver failures (not constraint violations) into one-line StoreError."""
+        try:
+            yield
+        except sa.exc.IntegrityError:
+            raise
+        except (sa.exc.DBAPIError, sqlite3.Error) as exc:
+            msg = _explain(one_line(exc), self.busy_timeout_s)
+            raise StoreError(f"{self.name}: {msg}") from exc
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A short read transaction."""
+        with self.errors(), self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A short write transaction, committed when the block exits normally (and
+        durable then: the commit has returned), rolled back on any exception."""
+        with self.errors(), self.engine.connect() as conn:
+            conn.execution_options(**{_WRITE: True})
+            with conn.begin():
+                yield conn
+
+    def dispose(self) -> None:
+        self.engine.dispose()

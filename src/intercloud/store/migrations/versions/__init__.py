@@ -1,0 +1,1 @@
+"""Schema revisions, oldest first. Each file is written by hand and reviewed."""

@@ -1,0 +1,654 @@
+"""``Store``: the only way the rest of intercloud reads or changes durable state.
+
+Contract, for every method:
+- one short transaction; when a method returns, its change is committed (and durable:
+  SQLite ``synchronous=FULL``, PostgreSQL's default ``fsync``);
+- state changes are compare-and-set: ``UPDATE ... WHERE id = :id AND state = :expected
+  [AND version = :version]``. A guard that no longer holds (someone else moved the row)
+  changes nothing and returns None — the caller re-reads and decides again;
+- every state change writes its event in the same transaction, so the event history
+  tells a workload's story and can never disagree with the row;
+- times are injected: pass ``now`` (timezone-aware), or the store's ``clock`` is used;
+- records come back as frozen dataclasses (``intercloud.store.records``), never
+  SQLAlchemy objects. Failures of the database itself raise ``StoreError`` (one line).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, RowMapping
+
+from intercloud.control.states import TERMINAL, JobState, check_transition
+from intercloud.store.db import Database
+from intercloud.store.errors import InvalidRequest, NodeAlreadyStarted, UnknownWorkload
+from intercloud.store.records import (
+    LIVE_NODE_STATES,
+    AttemptRecord,
+    Desired,
+    EventRecord,
+    NodeRecord,
+    NodeState,
+    SpecFormat,
+    TenantRecord,
+    WorkloadKind,
+    WorkloadRecord,
+)
+from intercloud.store.tables import (
+    AttemptModel,
+    EventModel,
+    NodeModel,
+    SettingModel,
+    TenantModel,
+    WorkloadModel,
+)
+
+W = WorkloadModel
+N = NodeModel
+A = AttemptModel
+E = EventModel
+
+#: Workload columns that ``transition`` and ``set_fields`` may change besides the state.
+UPDATABLE_FIELDS: frozenset[str] = frozenset(
+    {"placement", "exit_code", "attempt", "restarts", "priority", "max_restarts"}
+)
+_TERMINAL_VALUES = [s.value for s in TERMINAL]
+_ENDED_NODE_STATES = frozenset({NodeState.EXITED, NodeState.LOST, NodeState.KILLED})
+
+_WORKLOAD_COLUMNS = (
+    W.id,
+    TenantModel.name.label("tenant"),
+    W.name,
+    W.kind,
+    W.spec_text,
+    W.spec_format,
+    W.state,
+    W.desired,
+    W.priority,
+    W.attempt,
+    W.restarts,
+    W.max_restarts,
+    W.placement,
+    W.reason,
+    W.exit_code,
+    W.version,
+    W.created_at,
+    W.updated_at,
+    W.finished_at,
+)
+_SELECT_WORKLOAD = sa.select(*_WORKLOAD_COLUMNS).join(TenantModel, TenantModel.id == W.tenant_id)
+
+
+def utc_now() -> datetime:
+    """The default clock: the current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def _workload(row: RowMapping) -> WorkloadRecord:
+    return WorkloadRecord(
+        **{
+            **row,
+            "kind": WorkloadKind(row["kind"]),
+            "spec_format": SpecFormat(row["spec_format"]),
+            "state": JobState(row["state"]),
+            "desired": Desired(row["desired"]),
+        }
+    )
+
+
+def _node(row: RowMapping) -> NodeRecord:
+    return NodeRecord(**{**row, "state": NodeState(row["state"])})
+
+
+def _attempt(row: RowMapping) -> AttemptRecord:
+    return AttemptRecord(**{k: row[k] for k in AttemptRecord.__slots__})
+
+
+def _event(row: RowMapping) -> EventRecord:
+    return EventRecord(**row)
+
+
+def _new_id(result: sa.CursorResult[Any]) -> int:
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def _node_key(workload_id: int, attempt: int, rank: int) -> list[sa.ColumnElement[bool]]:
+    return [N.workload_id == workload_id, N.attempt == attempt, N.rank == rank]
+
+
+def _check_fields(fields: Mapping[str, Any]) -> None:
+    unknown = set(fields) - UPDATABLE_FIELDS
+    if unknown:
+        raise TypeError(f"cannot set workload field(s) {', '.join(sorted(unknown))}")
+
+
+class Store:
+    """Durable workloads, attempts, nodes, events, tenants and settings.
+
+    Safe to share between threads (each method takes its own pooled connection); after
+    ``fork`` a child process must open its own Store.
+    """
+
+    def __init__(self, db: Database, *, clock: Callable[[], datetime] | None = None) -> None:
+        self._db = db
+        self._clock = clock or utc_now
+        self._tenant_ids: dict[str, int] = {}
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The database, for messages (``database /home/me/.intercloud/state.db``)."""
+        return self._db.name
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self._db.dialect
+
+    def close(self) -> None:
+        """Release pooled connections (the store is unusable afterwards)."""
+        self._db.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _now(self, now: datetime | None) -> datetime:
+        t = self._clock() if now is None else now
+        if t.tzinfo is None or t.utcoffset() is None:
+            raise ValueError(f"naive datetime {t!r}: times must be timezone-aware")
+        return t.astimezone(UTC)
+
+    # -- tenants ---------------------------------------------------------------------
+
+    def tenants(self) -> list[TenantRecord]:
+        """All tenants by id (``default`` exists from the first migration)."""
+        with self._db.read() as conn:
+            rows = conn.execute(sa.select(TenantModel).order_by(TenantModel.id)).mappings()
+            return [TenantRecord(**r) for r in rows]
+
+    def ensure_tenant(self, name: str, now: datetime | None = None) -> TenantRecord:
+        """The tenant called ``name``, created if missing (idempotent, race-safe)."""
+        values = {"name": name, "created_at": self._now(now)}
+        with self._db.write() as conn:
+            conn.execute(self._insert_ignore(TenantModel, ["name"]).values(values))
+            row = conn.execute(sa.select(TenantModel).where(TenantModel.name == name))
+            return TenantRecord(**row.mappings().one())
+
+    def _tenant_id(self, conn: Connection, name: str) -> int:
+        tid = self._tenant_ids.get(name)
+        if tid is None:
+            tid = conn.execute(sa.select(TenantModel.id).where(TenantModel.name == name)).scalar()
+            if tid is None:
+                raise InvalidRequest(f"unknown tenant {name!r}")
+            self._tenant_ids[name] = tid  # tenants are never deleted or renamed
+        return tid
+
+    # -- workloads -------------------------------------------------------------------
+
+    def submit(
+        self,
+        kind: str,
+        name: str,
+        spec_text: str,
+        spec_format: str = "intercloud",
+        tenant: str = "default",
+        priority: int = 0,
+        max_restarts: int = 0,
+        now: datetime | None = None,
+    ) -> int:
+        """Store a new workload in PENDING (desired ``run``) with its ``submitted`` event;
+        return its id. Committed and durable when this returns. InvalidRequest for an
+        unknown kind, spec format or tenant, or a negative ``max_restarts``."""
+        try:
+            kind_v, format_v = WorkloadKind(kind), SpecFormat(spec_format)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from None
+        if max_restarts < 0:
+            raise InvalidRequest(f"max_restarts must be >= 0, not {max_restarts}")
+        t = self._now(now)
+        with self._db.write() as conn:
+            result = conn.execute(
+                sa.insert(W).values(
+                    tenant_id=self._tenant_id(conn, tenant),
+                    name=name,
+                    kind=kind_v.value,
+                    spec_text=spec_text,
+                    spec_format=format_v.value,
+                    state=JobState.PENDING.value,
+                    desired=Desired.RUN.value,
+                    priority=priority,
+                    attempt=0,
+                    restarts=0,
+                    max_restarts=max_restarts,
+                    version=1,
+                    created_at=t,
+                    updated_at=t,
+                )
+            )
+            workload_id = _new_id(result)
+            self._event(
+                conn, workload_id, "transition", t, to_state=JobState.PENDING, reason="submitted"
+            )
+        return workload_id
+
+    def get(self, workload_id: int, tenant: str | None = None) -> WorkloadRecord:
+        """The workload, or UnknownWorkload (also when it belongs to another tenant)."""
+        with self._db.read() as conn:
+            return self._get(conn, workload_id, tenant)
+
+    def _get(self, conn: Connection, workload_id: int, tenant: str | None = None) -> WorkloadRecord:
+        stmt = _SELECT_WORKLOAD.where(W.id == workload_id)
+        if tenant is not None:
+            stmt = stmt.where(TenantModel.name == tenant)
+        row = conn.execute(stmt).mappings().one_or_none()
+        if row is None:
+            raise UnknownWorkload(f"no workload {workload_id}")
+        return _workload(row)
+
+    def list_workloads(
+        self,
+        states: Iterable[JobState | str] | None = None,
+        tenant: str | None = None,
+        desired: Desired | str | None = None,
+    ) -> list[WorkloadRecord]:
+        """Workloads by id, optionally only those in ``states``, of ``tenant``, or with
+        ``desired``."""
+        stmt = _SELECT_WORKLOAD.order_by(W.id)
+        if states is not None:
+            stmt = stmt.where(W.state.in_([JobState(s).value for s in states]))
+        if tenant is not None:
+            stmt = stmt.where(TenantModel.name == tenant)
+        if desired is not None:
+            stmt = stmt.where(W.desired == Desired(desired).value)
+        with self._db.read() as conn:
+            return [_workload(r) for r in conn.execute(stmt).mappings()]
+
+    def transition(
+        self,
+        workload_id: int,
+        expected_state: JobState | str,
+        new_state: JobState | str,
+        reason: str | None = None,
+        now: datetime | None = None,
+        expected_version: int | None = None,
+        **fields: Any,
+    ) -> WorkloadRecord | None:
+        """Move the workload ``expected_state -> new_state`` if it is still in
+        ``expected_state`` (and at ``expected_version`` when given); return the updated
+        record, or None when the guard failed (nothing changed).
+
+        Also sets ``reason``, any of ``UPDATABLE_FIELDS`` passed in ``fields``, and
+        ``finished_at`` on entering a terminal state; bumps ``version``; writes a
+        ``transition`` event (``data`` = ``fields``). IllegalTransition for a move the
+        state machine forbids (a bug: nothing is written), UnknownWorkload for no such
+        workload, TypeError for an unknown field.
+        """
+        src, dst = JobState(expected_state), JobState(new_state)
+        check_transition(src, dst)
+        _check_fields(fields)
+        t = self._now(now)
+        values: dict[str, Any] = {
+            **fields,
+            "state": dst.value,
+            "reason": reason,
+            "version": W.version + 1,
+            "updated_at": t,
+        }
+        if dst.terminal:
+            values["finished_at"] = t
+        stmt = sa.update(W).where(W.id == workload_id, W.state == src.value)
+        if expected_version is not None:
+            stmt = stmt.where(W.version == expected_version)
+        with self._db.write() as conn:
+            if conn.execute(stmt.values(values)).rowcount != 1:
+                self._get(conn, workload_id)  # raises UnknownWorkload if it is missing
+                return None
+            self._event(
+                conn,
+                workload_id,
+                "transition",
+                t,
+                from_state=src,
+                to_state=dst,
+                reason=reason,
+                data=dict(fields) or None,
+            )
+            return self._get(conn, workload_id)
+
+    def set_fields(
+        self,
+        workload_id: int,
+        expected_version: int,
+        now: datetime | None = None,
+        reason: str | None = None,
+        **fields: Any,
+    ) -> WorkloadRecord | None:
+        """Change non-state columns (``UPDATABLE_FIELDS``, and ``reason`` when given) if
+        the workload is still at ``expected_version``; return the new record or None
+        (guard failed). Writes an ``updated`` event. UnknownWorkload, TypeError as for
+        ``transition``."""
+        _check_fields(fields)
+        t = self._now(now)
+        values: dict[str, Any] = {**fields, "version": W.version + 1, "updated_at": t}
+        if reason is not None:
+            values["reason"] = reason
+        stmt = sa.update(W).where(W.id == workload_id, W.version == expected_version)
+        with self._db.write() as conn:
+            if conn.execute(stmt.values(values)).rowcount != 1:
+                self._get(conn, workload_id)
+                return None
+            self._event(conn, workload_id, "updated", t, reason=reason, data=dict(fields))
+            return self._get(conn, workload_id)
+
+    def request_cancel(
+        self, workload_id: int, now: datetime | None = None, tenant: str | None = None
+    ) -> WorkloadRecord:
+        """Record that the user wants the workload cancelled (desired ``cancel``, a
+        ``cancel_requested`` event); the control loop does the rest. Idempotent: asking
+        again changes nothing. InvalidRequest ("job 7 already SUCCEEDED") when it has
+        already finished, UnknownWorkload when missing (or another tenant's)."""
+        t = self._now(now)
+        with self._db.write() as conn:
+            current = self._get(conn, workload_id, tenant)
+            if current.state.terminal:
+                raise InvalidRequest(f"job {workload_id} already {current.state.value}")
+            if current.desired is Desired.CANCEL:
+                return current
+            conn.execute(
+                sa.update(W)
+                .where(
+                    W.id == workload_id,
+                    W.desired == Desired.RUN.value,
+                    W.state.not_in(_TERMINAL_VALUES),
+                )
+                .values(desired=Desired.CANCEL.value, version=W.version + 1, updated_at=t)
+            )
+            after = self._get(conn, workload_id)
+            if after.desired is not Desired.CANCEL:  # finished concurrently (PostgreSQL)
+                raise InvalidRequest(f"job {workload_id} already {after.state.value}")
+            if after.version != current.version:
+                self._event(conn, workload_id, "cancel_requested", t, reason="user request")
+            return after
+
+    # -- attempts --------------------------------------------------------------------
+
+    def begin_attempt(
+        self,
+        workload_id: int,
+        attempt: int,
+        allocation: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> AttemptRecord:
+        """Record attempt ``attempt`` (state ``active``). Idempotent: when the attempt is
+        already recorded it is returned unchanged, so a restarted control loop can
+        repeat the call. UnknownWorkload when the workload is missing."""
+        values = {
+            "workload_id": workload_id,
+            "attempt": attempt,
+            "allocation": dict(allocation) if allocation is not None else None,
+            "state": "active",
+            "started_at": self._now(now),
+        }
+        with self._db.write() as conn:
+            self._get(conn, workload_id)
+            stmt = self._insert_ignore(AttemptModel, ["workload_id", "attempt"])
+            conn.execute(stmt.values(values))
+            return self._attempt(conn, workload_id, attempt)
+
+    def end_attempt(
+        self,
+        workload_id: int,
+        attempt: int,
+        state: str,
+        reason: str | None = None,
+        now: datetime | None = None,
+    ) -> AttemptRecord:
+        """Mark the attempt ended with ``state`` (``succeeded``, ``failed``, ``lost``,
+        ``preempted``, ``cancelled``…). The first end wins: ending it again returns it
+        unchanged. InvalidRequest when the attempt was never begun."""
+        t = self._now(now)
+        with self._db.write() as conn:
+            conn.execute(
+                sa.update(A)
+                .where(A.workload_id == workload_id, A.attempt == attempt, A.ended_at.is_(None))
+                .values(state=state, reason=reason, ended_at=t)
+            )
+            return self._attempt(conn, workload_id, attempt)
+
+    def attempts(self, workload_id: int) -> list[AttemptRecord]:
+        """The workload's attempts, oldest first."""
+        stmt = sa.select(A).where(A.workload_id == workload_id).order_by(A.attempt)
+        with self._db.read() as conn:
+            return [_attempt(r) for r in conn.execute(stmt).mappings()]
+
+    def _attempt(self, conn: Connection, workload_id: int, attempt: int) -> AttemptRecord:
+        stmt = sa.select(A).where(A.workload_id == workload_id, A.attempt == attempt)
+        row = conn.execute(stmt).mappings().one_or_none()
+        if row is None:
+            raise InvalidRequest(f"job {workload_id} has no attempt {attempt}")
+        return _attempt(row)
+
+    # -- nodes -----------------------------------------------------------------------
+
+    def record_node_starting(
+        self,
+        workload_id: int,
+        attempt: int,
+        rank: int,
+        provider: str,
+        now: datetime | None = None,
+    ) -> NodeRecord:
+        """Claim node ``rank`` of ``attempt`` before starting it (state ``starting``).
+
+        The unique key (workload, attempt, rank) makes the claim exclusive: a second
+        claim raises NodeAlreadyStarted, whoever makes it — so record first, start the
+        process second, and a node can never run twice at once. UnknownWorkload when
+        the workload is missing.
+        """
+        t = self._now(now)
+        try:
+            with self._db.write() as conn:
+                self._get(conn, workload_id)
+                conn.execute(
+                    sa.insert(N).values(
+                        workload_id=workload_id,
+                        attempt=attempt,
+                        rank=rank,
+                        provider=provider,
+                        state=NodeState.STARTING.value,
+                        started_at=t,
+                    )
+                )
+                data = {"attempt": attempt, "rank": rank, "provider": provider}
+                self._event(conn, workload_id, "node_starting", t, data=data)
+                return self._node(conn, workload_id, attempt, rank)
+        except sa.exc.IntegrityError:
+            existing = self.nodes(workload_id, attempt)
+            for node in existing:
+                if node.rank == rank:
+                    raise NodeAlreadyStarted(
+                        f"node {rank} of job {workload_id} attempt {attempt} "
+                        f"is already recorded ({node.state.value})"
+                    ) from None
+            raise
+
+    def record_node_started(
+        self,
+        workload_id: int,
+        attempt: int,
+        rank: int,
+        host: str,
+        pid: int | None,
+        start_time: int | None,
+        extra: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> NodeRecord | None:
+        """``starting`` → ``running`` with the process identity; None (nothing changed)
+        when the node is not ``starting`` any more (e.g. already killed or lost)."""
+        t = self._now(now)
+        values = {
+            "state": NodeState.RUNNING.value,
+            "host": host,
+            "pid": pid,
+            "start_time": start_time,
+            "extra": dict(extra) if extra is not None else None,
+            "started_at": t,
+        }
+        stmt = sa.update(N).where(
+            *_node_key(workload_id, attempt, rank), N.state == NodeState.STARTING.value
+        )
+        with self._db.write() as conn:
+            if conn.execute(stmt.values(values)).rowcount != 1:
+                return None
+            data = {"attempt": attempt, "rank": rank, "host": host, "pid": pid}
+            self._event(conn, workload_id, "node_started", t, data=data)
+            return self._node(conn, workload_id, attempt, rank)
+
+    def record_node_ended(
+        self,
+        workload_id: int,
+        attempt: int,
+        rank: int,
+        state: NodeState | str,
+        exit_code: int | None = None,
+        now: datetime | None = None,
+        reason: str | None = None,
+    ) -> NodeRecord | None:
+        """A live node ended: ``exited`` (with ``exit_code``), ``lost`` or ``killed``.
+        Writes a ``node_<state>`` event. None (nothing changed) when the node is not
+        live; ValueError for a state that is not an end state."""
+        end = NodeState(state)
+        if end not in _ENDED_NODE_STATES:
+            raise ValueError(f"{end.value} is not an end state for a node")
+        t = self._now(now)
+        stmt = sa.update(N).where(
+            *_node_key(workload_id, attempt, rank),
+            N.state.in_([s.value for s in LIVE_NODE_STATES]),
+        )
+        with self._db.write() as conn:
+            values = {"state": end.value, "exit_code": exit_code, "ended_at": t}
+            if conn.execute(stmt.values(values)).rowcount != 1:
+                return None
+            data = {"attempt": attempt, "rank": rank, "exit_code": exit_code}
+            self._event(conn, workload_id, f"node_{end.value}", t, reason=reason, data=data)
+            return self._node(conn, workload_id, attempt, rank)
+
+    def nodes(self, workload_id: int, attempt: int | None = None) -> list[NodeRecord]:
+        """The workload's nodes (of one attempt when given), by attempt then rank."""
+        stmt = sa.select(N).where(N.workload_id == workload_id)
+        if attempt is not None:
+            stmt = stmt.where(N.attempt == attempt)
+        with self._db.read() as conn:
+            rows = conn.execute(stmt.order_by(N.attempt, N.rank)).mappings()
+            return [_node(r) for r in rows]
+
+    def live_nodes(self) -> list[NodeRecord]:
+        """Every node in ``starting`` or ``running``, of every workload (what a restarted
+        control loop must adopt or clean up), by workload, attempt, rank."""
+        stmt = (
+            sa.select(N)
+            .where(N.state.in_([s.value for s in LIVE_NODE_STATES]))
+            .order_by(N.workload_id, N.attempt, N.rank)
+        )
+        with self._db.read() as conn:
+            return [_node(r) for r in conn.execute(stmt).mappings()]
+
+    def _node(self, conn: Connection, workload_id: int, attempt: int, rank: int) -> NodeRecord:
+        stmt = sa.select(N).where(*_node_key(workload_id, attempt, rank))
+        return _node(conn.execute(stmt).mappings().one())
+
+    # -- events ----------------------------------------------------------------------
+
+    def events(
+        self, workload_id: int | None = None, after_id: int = 0, limit: int | None = None
+    ) -> list[EventRecord]:
+        """Events in the order they happened (by id): of one workload when given, only
+        those after ``after_id`` (to follow a stream), at most ``limit``."""
+        stmt = sa.select(E).where(E.id > after_id)
+        if workload_id is not None:
+            stmt = stmt.where(E.workload_id == workload_id)
+        stmt = stmt.order_by(E.id).limit(limit)
+        with self._db.read() as conn:
+            return [_event(r) for r in conn.execute(stmt).mappings()]
+
+    def add_event(
+        self,
+        workload_id: int | None,
+        kind: str,
+        reason: str | None = None,
+        data: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> int:
+        """Append a free-form event (``log``, ``placement_considered``…); return its id."""
+        t = self._now(now)
+        with self._db.write() as conn:
+            return self._event(conn, workload_id, kind, t, reason=reason, data=data)
+
+    def _event(
+        self,
+        conn: Connection,
+        workload_id: int | None,
+        kind: str,
+        time: datetime,
+        *,
+        from_state: JobState | None = None,
+        to_state: JobState | None = None,
+        reason: str | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> int:
+        result = conn.execute(
+            sa.insert(E).values(
+                workload_id=workload_id,
+                time=time,
+                kind=kind,
+                from_state=from_state.value if from_state else None,
+                to_state=to_state.value if to_state else None,
+                reason=reason,
+                data=dict(data) if data is not None else None,
+            )
+        )
+        return _new_id(result)
+
+    # -- settings --------------------------------------------------------------------
+
+    def get_setting(self, key: str, default: Any = None) -> Any:
+        """The JSON value stored under ``key``, or ``default``."""
+        with self._db.read() as conn:
+            row = conn.execute(sa.select(SettingModel.value).where(SettingModel.key == key))
+            found = row.one_or_none()
+        return default if found is None else found[0]
+
+    def set_setting(self, key: str, value: Any) -> None:
+        """Store a JSON-serialisable ``value`` under ``key`` (insert or replace)."""
+        stmt = self._upsert_base(SettingModel).values(key=key, value=value)
+        upsert = stmt.on_conflict_do_update(
+            index_elements=["key"], set_={"value": stmt.excluded.value}
+        )
+        with self._db.write() as conn:
+            conn.execute(upsert)
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _upsert_base(self, model: type[Any]) -> Any:
+        """The dialect's INSERT (SQLite and PostgreSQL both offer ``ON CONFLICT``)."""
+        if self._db.is_sqlite:
+            from sqlalchemy.dialects import sqlite
+
+            return sqlite.insert(model)
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(model)
+
+    def _insert_ignore(self, model: type[Any], keys: list[str]) -> sa.Insert:
+        """INSERT that silently does nothing when the row with ``keys`` exists."""
+        stmt: sa.Insert = self._upsert_base(model).on_conflict_do_nothing(index_elements=keys)
+        return stmt

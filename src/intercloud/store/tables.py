@@ -1,0 +1,173 @@
+"""The tables, as SQLAlchemy 2 typed declarative models.
+
+These models describe the schema; the Alembic migrations in ``migrations/versions``
+create it (written by hand, and kept equal to this module — a test compares them).
+Only ``intercloud.store`` touches these classes; everything else goes through
+``intercloud.store.Store`` and gets frozen records back.
+
+Portability rules (SQLite and PostgreSQL run the same code):
+- times are timezone-aware UTC ``datetime`` in Python (``UTCDateTime``); PostgreSQL
+  stores ``timestamptz``, SQLite a naive UTC text — both come back aware;
+- JSON columns are ``sqlalchemy.JSON`` (``json`` on PostgreSQL, text on SQLite);
+- enumerations are short strings; the Python enums live in ``records``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+#: Constraint names are fixed so migrations (and SQLite batch mode) can refer to them.
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend.
+
+    Binding a naive datetime raises ValueError (times are always injected aware, so a
+    naive one is a bug); results are always aware UTC.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: times must be timezone-aware")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+JSONDict = dict[str, Any]
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {  # noqa: RUF012 - SQLAlchemy reads this class attribute
+        datetime: UTCDateTime(),
+        JSONDict: sa.JSON(),
+    }
+
+
+class TenantModel(Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime]
+
+
+class WorkloadModel(Base):
+    __tablename__ = "workloads"
+    __table_args__ = (
+        sa.CheckConstraint("kind IN ('training', 'service', 'batch')", name="kind"),
+        sa.CheckConstraint("spec_format IN ('intercloud', 'skypilot')", name="spec_format"),
+        sa.CheckConstraint("desired IN ('run', 'cancel')", name="desired"),
+        sa.Index(None, "state"),
+        sa.Index(None, "tenant_id", "state"),
+        {"sqlite_autoincrement": True},  # ids are never reused, even after a delete
+    )
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = mapped_column(sa.ForeignKey("tenants.id"))
+    name: Mapped[str] = mapped_column(sa.String(255))
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    spec_text: Mapped[str] = mapped_column(sa.Text)
+    spec_format: Mapped[str] = mapped_column(sa.String(16))
+    state: Mapped[str] = mapped_column(sa.String(24))
+    desired: Mapped[str] = mapped_column(sa.String(16))
+    priority: Mapped[int] = mapped_column(sa.Integer)
+    attempt: Mapped[int] = mapped_column(sa.Integer)
+    restarts: Mapped[int] = mapped_column(sa.Integer)
+    max_restarts: Mapped[int] = mapped_column(sa.Integer)
+    placement: Mapped[JSONDict | None]
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    exit_code: Mapped[int | None] = mapped_column(sa.Integer)
+    version: Mapped[int] = mapped_column(sa.Integer)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+
+class AttemptModel(Base):
+    __tablename__ = "attempts"
+    __table_args__ = (sa.UniqueConstraint("workload_id", "attempt"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    workload_id: Mapped[int] = mapped_column(sa.ForeignKey("workloads.id"))
+    attempt: Mapped[int] = mapped_column(sa.Integer)
+    allocation: Mapped[JSONDict | None]
+    state: Mapped[str] = mapped_column(sa.String(24))
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+
+class NodeModel(Base):
+    __tablename__ = "nodes"
+    __table_args__ = (
+        sa.UniqueConstraint("workload_id", "attempt", "rank"),
+        sa.CheckConstraint(
+            "state IN ('starting', 'running', 'exited', 'lost', 'killed')", name="state"
+        ),
+        sa.Index(None, "state"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    workload_id: Mapped[int] = mapped_column(sa.ForeignKey("workloads.id"))
+    attempt: Mapped[int] = mapped_column(sa.Integer)
+    rank: Mapped[int] = mapped_column(sa.Integer)
+    provider: Mapped[str] = mapped_column(sa.String(64))
+    host: Mapped[str | None] = mapped_column(sa.String(255))
+    pid: Mapped[int | None] = mapped_column(sa.Integer)
+    start_time: Mapped[int | None] = mapped_column(sa.BigInteger)
+    state: Mapped[str] = mapped_column(sa.String(16))
+    exit_code: Mapped[int | None] = mapped_column(sa.Integer)
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    extra: Mapped[JSONDict | None]
+
+
+class EventModel(Base):
+    __tablename__ = "events"
+    __table_args__ = (sa.Index(None, "workload_id", "id"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    workload_id: Mapped[int | None] = mapped_column(sa.ForeignKey("workloads.id"))
+    time: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    from_state: Mapped[str | None] = mapped_column(sa.String(24))
+    to_state: Mapped[str | None] = mapped_column(sa.String(24))
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    data: Mapped[JSONDict | None]
+
+
+class SettingModel(Base):
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    value: Mapped[Any] = mapped_column(sa.JSON)
+
+
+metadata = Base.metadata
