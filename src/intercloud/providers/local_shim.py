@@ -1,0 +1,212 @@
+"""The supervisor of one node of the local provider. Standard library only.
+
+Run as ``python -I -S local_shim.py NODE_DIR [LOCK_FD]`` in its own session (the provider
+starts it with ``start_new_session=True``), so it outlives the control loop and its exit
+code never depends on who its parent is.
+
+Contract:
+
+- It holds an exclusive ``flock`` on ``NODE_DIR/node.lock`` for its whole life. The
+  provider takes that lock *before* spawning and hands the locked descriptor over as
+  ``LOCK_FD``, so "is some run of this node alive?" is a race-free non-blocking lock test.
+  The descriptor is also inherited by ``setup``/``run``, so the lock stays held while any
+  process of the node still runs.
+- Once its signal handlers are installed it creates ``NODE_DIR/ready``: before that a
+  SIGTERM would kill it without an exit code, so the provider waits for the file.
+- It writes ``NODE_DIR/pid`` (``"<pid> <start_time>"``, start time as /proc stat field 22)
+  atomically, then runs ``setup`` (if any) and, if it exited 0, ``run`` with
+  ``bash -c`` in the spec's working directory, each in a fresh process group of the shim's
+  session, stdin from /dev/null, stdout and stderr both appended to one log file (one
+  combined log per node, so the interleaving of both streams is preserved). The log gets
+  marker lines ``== <stamp> attempt N rank R: setup ==``, ``... run ==`` and
+  ``... exit CODE ==``.
+- SIGTERM/SIGINT/SIGHUP are forwarded as SIGTERM to the running step's process group;
+  after ``grace_s`` seconds the group gets SIGKILL. A terminated node does not start its
+  next step.
+- When the last step ends, whatever the steps left behind in the shim's session (Linux;
+  elsewhere only the last step's process group) is killed: a node is over when its
+  command is over. Background processes of ``setup`` live on into ``run``.
+- Its last act is writing ``NODE_DIR/exit_code`` atomically (tmp + rename): the step's
+  exit status, or 128 + signal number when the step died of a signal (shell convention),
+  or 254 if the shim itself failed (its traceback is in ``NODE_DIR/shim.err``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from types import FrameType
+from typing import Any
+
+EXIT_LOCKED = 75  # another run of this node holds the lock: nothing was started
+EXIT_SHIM_ERROR = 254  # the shim itself failed (traceback in NODE_DIR/shim.err)
+
+
+def proc_start_time(pid: int) -> int | None:
+    """Start time of ``pid`` in clock ticks since boot (/proc stat field 22); None if gone.
+
+    Zombies count as gone. Linux only (None elsewhere).
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rindex(b")") + 2 :].split()
+    if fields[0] in (b"Z", b"X"):
+        return None
+    return int(fields[19])
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see either nothing or all of it."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class _Shim:
+    def __init__(self, node_dir: str, lock_fd: int, spec: dict[str, Any]) -> None:
+        self.node_dir = node_dir
+        self.lock_fd = lock_fd
+        self.spec = spec
+        self.grace_s = float(spec.get("grace_s", 10.0))
+        self.child: subprocess.Popen[bytes] | None = None
+        self.terminated = False
+        self.log_fd = -1
+
+    # -- signals -----------------------------------------------------------------------
+    def on_term(self, signum: int, frame: FrameType | None) -> None:
+        if not self.terminated:
+            self.terminated = True
+            signal.alarm(max(1, int(self.grace_s + 0.999)))
+        self._signal_child(signal.SIGTERM)
+
+    def on_alarm(self, signum: int, frame: FrameType | None) -> None:
+        self._signal_child(signal.SIGKILL)
+
+    def _signal_child(self, sig: int) -> None:
+        if self.child is not None and self.child.returncode is None:
+            with contextlib.suppress(OSError):
+                os.killpg(self.child.pid, sig)
+
+    # -- steps -------------------------------------------------------------------------
+    def marker(self, text: str) -> None:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        head = f"attempt {self.spec.get('attempt', 0)} rank {self.spec.get('rank', 0)}"
+        os.write(self.log_fd, f"== {stamp} {head}: {text} ==\n".encode())
+
+    def step(self, name: str, script: str) -> int:
+        if self.terminated:
+            return 128 + signal.SIGTERM
+        self.marker(name)
+        try:
+            self.child = subprocess.Popen(
+                ["bash", "-c", script],
+                cwd=self.spec.get("cwd") or None,
+                env=self.spec.get("env"),
+                stdin=subprocess.DEVNULL,
+                stdout=self.log_fd,
+                stderr=self.log_fd,
+                pass_fds=(self.lock_fd,),
+                process_group=0,
+            )
+        except OSError as exc:
+            os.write(self.log_fd, f"intercloud: cannot start {name}: {exc}\n".encode())
+            return 127
+        if self.terminated:  # a signal arrived while the child was being created
+            self._signal_child(signal.SIGTERM)
+        code = self.child.wait()
+        return 128 - code if code < 0 else code
+
+    def sweep(self) -> None:
+        """Kill whatever the steps left behind anywhere in the shim's session.
+
+        Every process in the session is ours: the session id cannot be reused while the
+        shim (its leader) lives. Without /proc only the last step's group is killed.
+        """
+        me = os.getpid()
+        if not os.path.isdir("/proc"):
+            if self.child is not None:
+                with contextlib.suppress(OSError):
+                    os.killpg(self.child.pid, signal.SIGKILL)
+            return
+        for _ in range(3):  # again, in case something forked while we were looking
+            found = False
+            for name in os.listdir("/proc"):
+                if not name.isdigit() or int(name) == me:
+                    continue
+                try:
+                    with open(f"/proc/{name}/stat", "rb") as f:
+                        data = f.read()
+                    fields = data[data.rindex(b")") + 2 :].split()
+                    if int(fields[3]) == me and fields[0] not in (b"Z", b"X"):
+                        os.kill(int(name), signal.SIGKILL)
+                        found = True
+                except (OSError, ValueError):
+                    continue
+            if not found:
+                return
+
+    def main(self) -> int:
+        pid = os.getpid()
+        start = proc_start_time(pid)
+        pid_path = os.path.join(self.node_dir, "pid")
+        if start is not None and not os.path.exists(pid_path):  # the provider wrote it first
+            write_atomic(pid_path, f"{pid} {start}\n")
+        log_path = self.spec["log_path"]
+        os.makedirs(os.path.dirname(log_path), exist_ok=True)
+        self.log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        code = 0
+        setup = self.spec.get("setup")
+        if setup:
+            code = self.step("setup", setup)
+        if code == 0:
+            code = self.step("run", self.spec["run"])
+        self.sweep()
+        self.marker(f"exit {code}")
+        os.close(self.log_fd)
+        write_atomic(os.path.join(self.node_dir, "exit_code"), f"{code}\n")
+        return 0
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) not in (2, 3):
+        print("usage: local_shim.py NODE_DIR [LOCK_FD]", file=sys.stderr)
+        return 2
+    node_dir = argv[1]
+    if len(argv) == 3:
+        lock_fd = int(argv[2])
+    else:
+        lock_fd = os.open(os.path.join(node_dir, "node.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:  # re-locking our own open file description succeeds; anyone else's fails
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return EXIT_LOCKED
+    with open(os.path.join(node_dir, "spec.json")) as f:
+        spec = json.load(f)
+    shim = _Shim(node_dir, lock_fd, spec)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, shim.on_term)
+    signal.signal(signal.SIGALRM, shim.on_alarm)
+    # From here on SIGTERM is handled (the provider waits for this file before signalling).
+    os.close(os.open(os.path.join(node_dir, "ready"), os.O_WRONLY | os.O_CREAT, 0o644))
+    try:
+        return shim.main()
+    except BaseException:  # record *an* exit so the node is never mistaken for LOST
+        shim._signal_child(signal.SIGKILL)
+        write_atomic(os.path.join(node_dir, "exit_code"), f"{EXIT_SHIM_ERROR}\n")
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
