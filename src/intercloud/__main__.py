@@ -1,0 +1,5 @@
+"""``python -m intercloud`` runs the CLI."""
+
+from intercloud.cli.main import entrypoint
+
+entrypoint()

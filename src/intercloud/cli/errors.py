@@ -1,0 +1,28 @@
+"""How the CLI reports bad input: one line on stderr, exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+
+EXIT_BAD_INPUT = 2
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
+    """Print ``message`` as one line on stderr and return the Exit to raise."""
+    sys.stderr.write("error: " + " ".join(message.split()) + "\n")
+    return typer.Exit(code)
+
+
+@contextmanager
+def bad_input_exits() -> Iterator[None]:
+    """Turn the library's input errors (spec, catalog, value) into one line and exit 2."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except (ValueError, OSError) as exc:  # SpecError and CatalogError are ValueErrors
+        raise fail(str(exc) or type(exc).__name__) from None

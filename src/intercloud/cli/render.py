@@ -1,0 +1,85 @@
+"""Rich rendering of plans and catalogs for humans (``--json`` bypasses this)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.table import Table
+
+from intercloud.model import Offering, Placement
+
+if TYPE_CHECKING:
+    from intercloud.scheduler.planner import PlanResult
+
+
+def _money(x: float) -> str:
+    return f"{x:,.2f}" if x >= 1 else f"{x:.4f}"
+
+
+def placement_table(title: str, rows: Sequence[Placement], best_total: float | None) -> Table:
+    table = Table(title=title, title_justify="left", show_lines=False)
+    for col in ("provider", "region", "zone", "instance type", "nodes", "GPUs", "pricing"):
+        table.add_column(col)
+    for col in ("USD/h", "hours", "egress USD", "total USD", "vs choice"):
+        table.add_column(col, justify="right")
+    for p in rows:
+        gpus = f"{p.accelerator}:{p.accelerator_count} x{p.nodes}" if p.accelerator else "-"
+        delta = "" if best_total is None else f"+{_money(p.total_usd - best_total)}"
+        table.add_row(
+            p.provider,
+            p.region,
+            p.zone or "-",
+            p.instance_type,
+            str(p.nodes),
+            gpus,
+            p.pricing.value,
+            _money(p.hourly_usd),
+            f"{p.duration_hours:.2f}",
+            _money(p.egress_usd),
+            _money(p.total_usd),
+            delta,
+        )
+    return table
+
+
+def print_plan(console: Console, result: PlanResult, ignored: Iterable[str] = ()) -> None:
+    if result.choice is None:
+        console.print(f"[bold red]No placement for {result.workload}[/]")
+    else:
+        console.print(placement_table(f"Choice for {result.workload}", [result.choice], None))
+    if result.alternatives:
+        best = result.choice.total_usd if result.choice else None
+        console.print(placement_table("Alternatives", list(result.alternatives), best))
+    for ex in result.excluded:
+        console.print(f"[yellow]excluded[/] {ex.provider}: {ex.reason}")
+    for note in result.notes:
+        console.print(f"[dim]note:[/] {note}")
+    ignored = tuple(ignored)
+    if ignored:
+        console.print(f"[dim]ignored SkyPilot fields:[/] {', '.join(ignored)}")
+
+
+def offerings_table(rows: Sequence[Offering]) -> Table:
+    table = Table(title=f"{len(rows)} offerings", title_justify="left")
+    for col in ("provider", "region", "zone", "instance type", "GPUs", "NVLink domain"):
+        table.add_column(col)
+    for col in ("vCPU", "mem GiB", "on-demand USD/h", "spot USD/h"):
+        table.add_column(col, justify="right")
+    for o in rows:
+        gpus = f"{o.accelerator}:{o.accelerator_count}" if o.is_gpu else "-"
+        domain = f"{o.nvlink_domain_gpus} GPUs / {o.instances_per_domain} inst" if o.is_gpu else "-"
+        table.add_row(
+            o.provider,
+            o.region,
+            o.zone or "-",
+            o.instance_type,
+            gpus,
+            domain,
+            f"{o.vcpus:g}",
+            f"{o.memory_gib:g}",
+            _money(o.on_demand_price),
+            "-" if o.spot_price is None else _money(o.spot_price),
+        )
+    return table

@@ -1,0 +1,523 @@
+"""The native spec format: pydantic models (the published schema) and their conversion.
+
+Three kinds share one shape. ``kind: training`` is a gang of ``num_nodes`` nodes;
+``kind: service`` is a set of replicas of ``num_nodes`` nodes each; ``kind: batch`` is
+``count`` independent CPU tasks. pydantic checks each field's shape and type; the
+conversion (``to_workload``) checks rules that span fields and resolves names, naming
+the field at fault in every error.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from intercloud.model import (
+    AcceleratorRequest,
+    BatchJob,
+    DataLocation,
+    ResourceRequest,
+    RestartPolicy,
+    Service,
+    SpotPolicy,
+    Topology,
+    TrainingJob,
+    Workload,
+)
+from intercloud.specs.errors import FieldValueError, SpecProblem, problem_from_validation
+from intercloud.specs.fields import (
+    ENV_NAME,
+    Accelerators,
+    Deadline,
+    DurationHours,
+    EnvValue,
+    Name,
+    ParsedAccelerators,
+    Quantity,
+    QuantityField,
+)
+from intercloud.specs.validate_catalog import ResourcePaths, Vocabulary
+
+NonEmpty = Annotated[str, Field(min_length=1)]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+PositiveInt = Annotated[int, Field(ge=1)]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+# --- resources ------------------------------------------------------------------------
+
+
+class _PlacementSpec(_Spec):
+    """Per-node shape and where it may run (shared by every kind)."""
+
+    cpus: QuantityField | None = Field(
+        None,
+        description=(
+            "vCPUs per node: N (exactly N) or 'N+' (at least N), SkyPilot semantics. "
+            "Note that a bare number means exactly."
+        ),
+    )
+    memory: QuantityField | None = Field(
+        None, description="Memory per node in GiB: N or 'N+'; both mean at least N GiB."
+    )
+    instance_type: NonEmpty | None = Field(
+        None,
+        description="A provider instance type (e.g. p5.48xlarge); must carry the accelerators.",
+    )
+    spot: Literal["never", "allowed", "only"] | None = Field(
+        None,
+        description=(
+            "Spot capacity: never (default), allowed (spot or on-demand, cheapest wins), "
+            "only. For services the default follows spot_share."
+        ),
+    )
+    providers: Annotated[list[NonEmpty], Field(min_length=1)] | None = Field(
+        None,
+        description=(
+            "Allowed providers (aws, azure, gcp, oci, ...; aliases like google ok). Omit for all."
+        ),
+    )
+    deny_providers: list[NonEmpty] = Field(
+        default_factory=list, description="Providers never to use."
+    )
+    provider_preference: list[NonEmpty] = Field(
+        default_factory=list,
+        description="Providers in order of preference; used to break ties between equal offers.",
+    )
+    regions: Annotated[list[NonEmpty], Field(min_length=1)] | None = Field(
+        None, description="Allowed regions (provider spelling, e.g. us-east-1). Omit for all."
+    )
+    deny_regions: list[NonEmpty] = Field(default_factory=list, description="Regions never to use.")
+    zones: Annotated[list[NonEmpty], Field(min_length=1)] | None = Field(
+        None, description="Allowed zones (e.g. us-east-1a). Omit for all."
+    )
+    max_hourly_usd: Positive | None = Field(
+        None,
+        description=(
+            "Price cap in USD per hour for the whole gang (training), one replica "
+            "(service) or one instance (batch)."
+        ),
+    )
+
+
+class GangResources(_PlacementSpec):
+    """Resources of a training gang or of one service replica (per node)."""
+
+    num_nodes: PositiveInt | None = Field(
+        None,
+        description=(
+            "Nodes in the gang (training) or per replica (service), default 1. May "
+            "instead sit at the top level, as in SkyPilot; not both."
+        ),
+    )
+
+    accelerators: Accelerators | None = Field(
+        None, description="Accelerators per node; required for training."
+    )
+    topology: Literal["nvlink_domain", "zone", "region", "any"] = Field(
+        "any",
+        description=(
+            "How close the nodes must be: nvlink_domain (all GPUs in one NVLink domain, "
+            "e.g. a GB200 NVL72 rack), zone, region, or any (default)."
+        ),
+    )
+
+
+class BatchResources(_PlacementSpec):
+    """Resources of one batch task (CPU only)."""
+
+
+class DataSpec(_Spec):
+    """Where the input data lives; reading it from another provider or region costs egress.
+
+    Give ``provider`` and ``region``, or a ``uri`` (s3://, gs://, az://, oci://) and
+    ``region``; plus ``size_gb``.
+    """
+
+    uri: NonEmpty | None = Field(
+        None,
+        description="Storage URI; its scheme names the provider (s3 aws, gs gcp, az azure, oci).",
+    )
+    provider: NonEmpty | None = Field(None, description="Provider holding the data.")
+    region: NonEmpty | None = Field(None, description="Region holding the data.")
+    size_gb: Positive | None = Field(None, description="GB read per run (for egress cost).")
+
+
+class RestartSpec(_Spec):
+    """Restarts after a failure (preemptions are handled by the scheduler, not counted)."""
+
+    max_restarts: Annotated[int, Field(ge=0)] = Field(0, description="Restarts after failures.")
+    on_exit_codes: list[Annotated[int, Field(ge=1, le=255)]] = Field(
+        default_factory=list, description="Restart only on these exit codes; empty: any non-zero."
+    )
+
+
+class ReplicasSpec(_Spec):
+    """Replica count range for autoscaling."""
+
+    min: PositiveInt = Field(1, description="Fewest replicas (at least 1).")
+    max: PositiveInt | None = Field(None, description="Most replicas; default min.")
+
+
+class _Common(_Spec):
+    name: Name = Field(description="Workload name: letters, digits, '.', '_', '-'.")
+    tenant: Name = Field("default", description="Tenant that owns and pays for the workload.")
+    priority: int = Field(0, description="Higher runs first and may preempt lower (default 0).")
+    setup: str | None = Field(None, description="Shell commands run once per node before run.")
+    run: str | None = Field(None, description="Shell commands of the workload.")
+    envs: dict[str, EnvValue] = Field(
+        default_factory=dict, description="Environment variables (values as strings)."
+    )
+    duration: DurationHours | None = Field(
+        None,
+        description=(
+            "Expected run time: '90m', '36h', '2d', '1d12h' or a number of hours. For "
+            "training, on reference_accelerator."
+        ),
+    )
+
+    @field_validator("envs")
+    @classmethod
+    def _env_names(cls, envs: dict[str, str]) -> dict[str, str]:
+        for key in envs:
+            if not ENV_NAME.match(key):
+                raise FieldValueError(f"invalid variable name {key!r}", f".{key}")
+        return envs
+
+
+class TrainingSpec(_Common):
+    """A gang-scheduled training job: ``num_nodes`` nodes that start and stop together."""
+
+    kind: Literal["training"] = Field(description="training")
+    num_nodes: PositiveInt | None = Field(
+        None, description="Nodes in the gang, default 1 (or resources.num_nodes; not both)."
+    )
+    resources: GangResources = Field(description="Per-node resources and placement rules.")
+    data: DataSpec | None = Field(None, description="Input data location.")
+    reference_accelerator: NonEmpty | None = Field(
+        None, description="Accelerator that duration was measured on; default the first listed."
+    )
+    deadline: Deadline | None = Field(None, description="Finish by this time (ISO 8601).")
+    checkpoint_interval: DurationHours | None = Field(
+        None, description="How often the job checkpoints ('30m'); bounds work lost to preemption."
+    )
+    restart: RestartSpec = Field(default_factory=RestartSpec, description="Restart policy.")
+
+
+class ServiceSpec(_Common):
+    """An inference service: replicas of ``num_nodes`` nodes each, autoscaled in a range."""
+
+    kind: Literal["service"] = Field(description="service")
+    num_nodes: PositiveInt | None = Field(
+        None, description="Nodes per replica, default 1 (or resources.num_nodes; not both)."
+    )
+    resources: GangResources = Field(description="Per-node resources of one replica.")
+    replicas: ReplicasSpec = Field(default_factory=ReplicasSpec, description="{min, max}.")
+    target_rps_per_replica: Positive | None = Field(
+        None, description="Requests per second one replica serves (drives autoscaling)."
+    )
+    spot_share: Annotated[float, Field(ge=0, le=1)] | None = Field(
+        None,
+        description=(
+            "Fraction of replicas that may run on spot, 0..1. Default: 0 with spot never, "
+            "0.5 with spot allowed, 1 with spot only."
+        ),
+    )
+
+
+class BatchSpec(_Common):
+    """``count`` independent CPU tasks, packed onto instances."""
+
+    kind: Literal["batch"] = Field(description="batch")
+    count: PositiveInt = Field(1, description="Number of independent tasks.")
+    resources: BatchResources = Field(
+        description="Per-task resources (cpus required unless instance_type is given)."
+    )
+    data: DataSpec | None = Field(None, description="Input data location.")
+    restart: RestartSpec = Field(
+        default_factory=RestartSpec, description="Restart policy per task."
+    )
+
+
+SPEC_MODELS: dict[str, type[TrainingSpec] | type[ServiceSpec] | type[BatchSpec]] = {
+    "training": TrainingSpec,
+    "service": ServiceSpec,
+    "batch": BatchSpec,
+}
+
+_HINTS: dict[str, dict[str, str]] = {
+    "batch": {
+        "resources.accelerators": "batch jobs are CPU-only; use kind: training for accelerators",
+        "resources.topology": "batch tasks are independent; topology applies to training/service",
+        "num_nodes": "batch tasks are single-node; use count for more tasks",
+        "resources.num_nodes": "batch tasks are single-node; use count for more tasks",
+    },
+}
+_COMMON_HINTS = {
+    "resources.gpus": "unknown field; GPUs are requested as accelerators: NAME:COUNT",
+    "spot_share": "spot_share applies to services; use resources.spot",
+}
+
+
+# --- conversion -----------------------------------------------------------------------
+
+
+def validate(data: dict[str, Any], kind: str) -> TrainingSpec | ServiceSpec | BatchSpec:
+    """pydantic validation of a native spec mapping whose ``kind`` is known to be valid."""
+    model = SPEC_MODELS[kind]
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        hints = {**_COMMON_HINTS, **_HINTS.get(kind, {})}
+        raise problem_from_validation(exc, model, hints) from None
+
+
+def to_workload(spec: TrainingSpec | ServiceSpec | BatchSpec, vocab: Vocabulary) -> Workload:
+    """Cross-field checks and name resolution; returns the plain model object."""
+    envs = tuple(spec.envs.items())
+    if isinstance(spec, TrainingSpec):
+        res = _resources(spec.resources, _num_nodes(spec), vocab)
+        if not res.accelerators and res.instance_type is None:
+            raise SpecProblem(
+                "resources.accelerators",
+                "required for training jobs, or give resources.instance_type "
+                "(use kind: batch for CPU-only work)",
+            )
+        reference = None
+        if spec.reference_accelerator is not None:
+            reference = vocab.accelerator(spec.reference_accelerator, "reference_accelerator")
+        checkpoint = spec.checkpoint_interval
+        return TrainingJob(
+            name=spec.name,
+            resources=res,
+            tenant=spec.tenant,
+            data=_data(spec.data, vocab),
+            duration_hours=spec.duration,
+            reference_accelerator=reference,
+            deadline=spec.deadline,
+            checkpoint_interval_minutes=None if checkpoint is None else checkpoint * 60,
+            priority=spec.priority,
+            setup=spec.setup,
+            run=spec.run,
+            envs=envs,
+            restart=_restart(spec.restart),
+        )
+    if isinstance(spec, ServiceSpec):
+        res = _resources(spec.resources, _num_nodes(spec), vocab)
+        res, share = _service_spot(res, spec.resources.spot, spec.spot_share)
+        high = spec.replicas.max if spec.replicas.max is not None else spec.replicas.min
+        if spec.replicas.min > high:
+            raise SpecProblem(
+                "replicas.max", f"must be at least replicas.min ({spec.replicas.min}), got {high}"
+            )
+        return Service(
+            name=spec.name,
+            resources=res,
+            min_replicas=spec.replicas.min,
+            max_replicas=high,
+            target_rps_per_replica=spec.target_rps_per_replica,
+            spot_share=share,
+            tenant=spec.tenant,
+            duration_hours=spec.duration,
+            priority=spec.priority,
+            setup=spec.setup,
+            run=spec.run,
+            envs=envs,
+        )
+    res = _resources(spec.resources, 1, vocab)
+    if res.cpus is None and res.instance_type is None:
+        raise SpecProblem(
+            "resources.cpus", "required for batch jobs (or give resources.instance_type)"
+        )
+    return BatchJob(
+        name=spec.name,
+        resources=res,
+        count=spec.count,
+        tenant=spec.tenant,
+        duration_hours=spec.duration,
+        data=_data(spec.data, vocab),
+        priority=spec.priority,
+        setup=spec.setup,
+        run=spec.run,
+        envs=envs,
+        restart=_restart(spec.restart),
+    )
+
+
+def _num_nodes(spec: TrainingSpec | ServiceSpec) -> int:
+    inner = spec.resources.num_nodes
+    if spec.num_nodes is not None and inner is not None:
+        raise SpecProblem("resources.num_nodes", "also given at the top level; keep one")
+    return spec.num_nodes or inner or 1
+
+
+def resource_paths(spec: TrainingSpec | ServiceSpec | BatchSpec) -> ResourcePaths:
+    """Paths of the regions as written, for catalog errors."""
+    r = spec.resources
+    return ResourcePaths(
+        regions={name: f"resources.regions[{i}]" for i, name in enumerate(r.regions or [])},
+    )
+
+
+def _accelerators(
+    parsed: ParsedAccelerators | None, vocab: Vocabulary
+) -> tuple[AcceleratorRequest, ...]:
+    if parsed is None:
+        return ()
+    out: list[AcceleratorRequest] = []
+    for item in parsed.items:
+        path = "resources.accelerators" + item.path
+        req = AcceleratorRequest(vocab.accelerator(item.name, path), item.count)
+        if req in out:
+            raise SpecProblem(path, f"duplicate accelerator '{req}'")
+        out.append(req)
+    return tuple(out)
+
+
+def _providers(names: list[str] | None, path: str, vocab: Vocabulary) -> list[str] | None:
+    if names is None:
+        return None
+    out: list[str] = []
+    for i, name in enumerate(names):
+        canon = vocab.provider(name, f"{path}[{i}]")
+        if canon not in out:
+            out.append(canon)
+    return out
+
+
+def _resources(spec: _PlacementSpec, num_nodes: int, vocab: Vocabulary) -> ResourceRequest:
+    accs: tuple[AcceleratorRequest, ...] = ()
+    choice = None
+    topology = Topology.ANY
+    if isinstance(spec, GangResources):
+        accs = _accelerators(spec.accelerators, vocab)
+        if spec.accelerators is not None:
+            choice = spec.accelerators.choice
+        topology = Topology(spec.topology)
+    allowed = _providers(spec.providers, "resources.providers", vocab)
+    denied = _providers(spec.deny_providers, "resources.deny_providers", vocab) or []
+    preference = _providers(spec.provider_preference, "resources.provider_preference", vocab) or []
+    for i, name in enumerate(denied):
+        if allowed is not None and name in allowed:
+            raise SpecProblem(
+                f"resources.deny_providers[{i}]", f"'{name}' is also listed in resources.providers"
+            )
+    for i, name in enumerate(preference):
+        if name in denied or (allowed is not None and name not in allowed):
+            raise SpecProblem(
+                f"resources.provider_preference[{i}]", f"'{name}' is not an allowed provider"
+            )
+    regions = spec.regions
+    for i, name in enumerate(spec.deny_regions):
+        if regions is not None and name in regions:
+            raise SpecProblem(
+                f"resources.deny_regions[{i}]", f"'{name}' is also listed in resources.regions"
+            )
+    cpus: Quantity | None = spec.cpus
+    kwargs: dict[str, Any] = {} if choice is None else {"accelerator_choice": choice}
+    return ResourceRequest(
+        accelerators=accs,
+        num_nodes=num_nodes,
+        cpus=None if cpus is None else cpus.value,
+        cpus_exact=cpus is not None and not cpus.at_least,
+        memory_gib=None if spec.memory is None else spec.memory.value,
+        instance_type=spec.instance_type,
+        topology=topology,
+        spot=SpotPolicy(spec.spot or "never"),
+        providers=None if allowed is None else frozenset(allowed),
+        deny_providers=frozenset(denied),
+        regions=None if regions is None else frozenset(regions),
+        deny_regions=frozenset(spec.deny_regions),
+        zones=None if spec.zones is None else frozenset(spec.zones),
+        provider_preference=tuple(preference),
+        max_hourly_usd=spec.max_hourly_usd,
+        **kwargs,
+    )
+
+
+_SHARE_DEFAULT = {SpotPolicy.NEVER: 0.0, SpotPolicy.ALLOWED: 0.5, SpotPolicy.ONLY: 1.0}
+
+
+def _service_spot(
+    res: ResourceRequest, spot: str | None, share: float | None
+) -> tuple[ResourceRequest, float]:
+    """Reconcile ``resources.spot`` with ``spot_share``; either one implies the other."""
+    if spot is None:
+        if share is None:
+            return res, 0.0
+        policy = (
+            SpotPolicy.NEVER
+            if share == 0
+            else SpotPolicy.ONLY
+            if share == 1
+            else SpotPolicy.ALLOWED
+        )
+        return _replace_spot(res, policy), share
+    policy = SpotPolicy(spot)
+    if share is None:
+        return res, _SHARE_DEFAULT[policy]
+    if policy is SpotPolicy.NEVER and share != 0:
+        raise SpecProblem("spot_share", f"must be 0 when resources.spot is never, got {share:g}")
+    if policy is SpotPolicy.ONLY and share != 1:
+        raise SpecProblem("spot_share", f"must be 1 when resources.spot is only, got {share:g}")
+    if policy is SpotPolicy.ALLOWED and share == 0:
+        raise SpecProblem("spot_share", "is 0 but resources.spot is allowed; use spot: never")
+    return res, share
+
+
+def _replace_spot(res: ResourceRequest, policy: SpotPolicy) -> ResourceRequest:
+    from dataclasses import replace
+
+    return replace(res, spot=policy)
+
+
+_SCHEMES = {
+    "s3": "aws",
+    "s3a": "aws",
+    "gs": "gcp",
+    "gcs": "gcp",
+    "az": "azure",
+    "azure": "azure",
+    "abfs": "azure",
+    "abfss": "azure",
+    "wasb": "azure",
+    "wasbs": "azure",
+    "oci": "oci",
+    "file": "local",
+}
+
+
+def _data(spec: DataSpec | None, vocab: Vocabulary) -> DataLocation | None:
+    if spec is None:
+        return None
+    provider = None
+    if spec.uri is not None:
+        scheme, sep, _ = spec.uri.partition("://")
+        if not sep or scheme.lower() not in _SCHEMES:
+            known = ", ".join(sorted(_SCHEMES))
+            raise SpecProblem("data.uri", f"expected SCHEME://..., scheme one of {known}")
+        provider = _SCHEMES[scheme.lower()]
+    if spec.provider is not None:
+        named = vocab.provider(spec.provider, "data.provider")
+        if provider is not None and named != provider:
+            raise SpecProblem("data.provider", f"'{named}' contradicts data.uri (a {provider} URI)")
+        provider = named
+    if provider is None:
+        if spec.region is None and spec.size_gb is not None:
+            raise SpecProblem(
+                "data", "size_gb given without a location: set provider (or uri) and region"
+            )
+        raise SpecProblem("data.provider", "required (or give data.uri)")
+    if spec.region is None:
+        raise SpecProblem("data.region", "required (the region holding the data)")
+    if spec.size_gb is None:
+        raise SpecProblem("data.size_gb", "required (GB read per run, for egress cost)")
+    return DataLocation(provider=provider, region=spec.region, size_gb=spec.size_gb)
+
+
+def _restart(spec: RestartSpec) -> RestartPolicy:
+    return RestartPolicy(max_restarts=spec.max_restarts, on_exit_codes=tuple(spec.on_exit_codes))

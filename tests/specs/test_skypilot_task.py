@@ -1,0 +1,214 @@
+"""SkyPilot task YAML import."""
+
+from __future__ import annotations
+
+from intercloud.catalog import Catalog
+from intercloud.model import (
+    AcceleratorChoice,
+    AcceleratorRequest,
+    BatchJob,
+    RestartPolicy,
+    Service,
+    SpotPolicy,
+    TrainingJob,
+)
+from intercloud.specs import load_spec_text
+
+DISTRIBUTED = """
+name: llama-finetune
+num_nodes: 2
+resources:
+  accelerators: H100:8
+  infra: aws/us-east-1
+  use_spot: true
+  cpus: 96+
+  memory: 512
+  disk_size: 1024
+  disk_tier: best
+  image_id: docker:nvcr.io/nvidia/pytorch:24.05-py3
+  ports: 8080
+  job_recovery:
+    strategy: FAILOVER
+    max_restarts_on_errors: 3
+workdir: ~/code/llama
+file_mounts:
+  /checkpoints:
+    name: my-ckpts
+    mode: MOUNT
+secrets:
+  HF_TOKEN: hf_supersecretvalue
+envs:
+  MODEL_SIZE: 8b
+  WANDB_API_KEY: null
+setup: |
+  pip install -r requirements.txt
+run: |
+  torchrun --nnodes=$SKYPILOT_NUM_NODES train.py
+"""
+
+
+def test_distributed_training_task(catalog: Catalog) -> None:
+    loaded = load_spec_text(DISTRIBUTED, catalog)
+    assert loaded.source_format == "skypilot"
+    job = loaded.workload
+    assert isinstance(job, TrainingJob)
+    assert job.name == "llama-finetune"
+    r = job.resources
+    assert r.accelerators == (AcceleratorRequest("H100", 8),)
+    assert r.num_nodes == 2
+    assert r.spot is SpotPolicy.ONLY
+    assert r.providers == frozenset({"aws"})
+    assert r.regions == frozenset({"us-east-1"})
+    assert r.zones is None
+    assert (r.cpus, r.cpus_exact, r.memory_gib) == (96, False, 512)
+    assert job.restart == RestartPolicy(max_restarts=3)
+    assert job.envs == (("MODEL_SIZE", "8b"),)
+    assert job.setup == "pip install -r requirements.txt\n"
+    assert set(loaded.ignored_fields) == {
+        "workdir",
+        "file_mounts",
+        "secrets",
+        "resources.disk_size",
+        "resources.disk_tier",
+        "resources.image_id",
+        "resources.ports",
+        "resources.job_recovery.strategy",
+        "envs.WANDB_API_KEY",
+    }
+    assert any("memory" in n and "at least" in n for n in loaded.notes)
+    assert "hf_supersecretvalue" not in repr(loaded)
+
+
+def test_accelerator_alternatives() -> None:
+    listed = load_spec_text("resources:\n  accelerators: [H100:8, A100-80GB:8]\nrun: x\n")
+    r = listed.workload.resources
+    assert r.accelerator_choice is AcceleratorChoice.ORDERED  # SkyPilot lists are ordered
+    assert r.accelerators == (AcceleratorRequest("H100", 8), AcceleratorRequest("A100-80GB", 8))
+    as_set = load_spec_text("resources:\n  accelerators: {A10G, L4}\nrun: x\n")
+    r = as_set.workload.resources
+    assert r.accelerator_choice is AcceleratorChoice.ANY_OF
+    assert r.accelerators == (AcceleratorRequest("A10G", 1), AcceleratorRequest("L4", 1))
+    as_dict = load_spec_text("resources:\n  accelerators: {L4: 4, A10G: 4}\nrun: x\n")
+    assert as_dict.workload.resources.accelerators[0] == AcceleratorRequest("L4", 4)
+
+
+def test_any_of_merges_over_base() -> None:
+    text = """
+resources:
+  cpus: 16+
+  any_of:
+    - infra: aws
+      accelerators: H100:8
+    - infra: gcp/us-central1
+      accelerators: H100:8
+    - infra: azure
+      accelerators: A100-80GB:8
+run: python train.py
+"""
+    loaded = load_spec_text(text)
+    r = loaded.workload.resources
+    assert r.accelerator_choice is AcceleratorChoice.ANY_OF
+    assert r.accelerators == (AcceleratorRequest("H100", 8), AcceleratorRequest("A100-80GB", 8))
+    assert r.providers == frozenset({"aws", "gcp", "azure"})
+    assert r.regions is None  # not every alternative names a region
+    assert r.cpus == 16
+    assert any("region" in n for n in loaded.notes)
+
+
+def test_ordered_and_legacy_cloud_fields() -> None:
+    text = """
+name: ordered-task
+resources:
+  ordered:
+    - cloud: gcp
+      region: us-central1
+      accelerators: A100:8
+    - cloud: aws
+      region: us-east-1
+      zone: us-east-1a
+      accelerators: H100:8
+"""
+    loaded = load_spec_text(text + "run: x\n")
+    r = loaded.workload.resources
+    assert r.accelerator_choice is AcceleratorChoice.ORDERED
+    assert [str(a) for a in r.accelerators] == ["A100:8", "H100:8"]
+    assert r.providers == frozenset({"gcp", "aws"})
+    assert r.regions == frozenset({"us-central1", "us-east-1"})
+    assert r.zones is None
+
+
+def test_cpu_task_becomes_batch() -> None:
+    loaded = load_spec_text("resources:\n  cpus: 4+\n  infra: k8s\nrun: python etl.py\n", None)
+    job = loaded.workload
+    assert isinstance(job, BatchJob)
+    assert job.count == 1
+    assert job.resources.cpus == 4
+    assert job.resources.providers is None
+    assert "resources.infra" in loaded.ignored_fields
+    assert job.name == "skypilot-task"
+
+
+def test_cpu_task_defaults(tmp_path: object) -> None:
+    loaded = load_spec_text("run: echo hello\nnum_nodes: 3\n", source="jobs/hello_world.yaml")
+    job = loaded.workload
+    assert isinstance(job, BatchJob)
+    assert job.name == "hello_world"
+    assert job.count == 3
+    assert (job.resources.cpus, job.resources.cpus_exact) == (8, False)
+    assert len(loaded.notes) >= 2
+
+
+def test_skyserve_service() -> None:
+    text = """
+service:
+  readiness_probe: /v1/models
+  replica_policy:
+    min_replicas: 2
+    max_replicas: 10
+    target_qps_per_replica: 2.5
+    upscale_delay_seconds: 300
+resources:
+  accelerators: {L4: 1}
+  ports: 8000
+  use_spot: true
+run: vllm serve mistralai/Mistral-7B-Instruct-v0.3
+"""
+    loaded = load_spec_text(text)
+    svc = loaded.workload
+    assert isinstance(svc, Service)
+    assert (svc.min_replicas, svc.max_replicas) == (2, 10)
+    assert svc.target_rps_per_replica == 2.5
+    assert (svc.resources.spot, svc.spot_share) == (SpotPolicy.ONLY, 1.0)
+    assert {"service.readiness_probe", "resources.ports"} <= set(loaded.ignored_fields)
+    assert "service.replica_policy.upscale_delay_seconds" in loaded.ignored_fields
+
+
+def test_skyserve_ondemand_fallback() -> None:
+    text = """
+service:
+  replica_policy: {min_replicas: 4, max_replicas: 8, base_ondemand_fallback_replicas: 1}
+resources: {accelerators: L4:1, use_spot: true}
+run: serve
+"""
+    svc = load_spec_text(text).workload
+    assert isinstance(svc, Service)
+    assert svc.resources.spot is SpotPolicy.ALLOWED
+    assert svc.spot_share == 0.75
+
+
+def test_top_level_job_recovery_and_exit_codes() -> None:
+    text = """
+resources: {accelerators: H100:8}
+job_recovery: {max_restarts_on_errors: 2, recover_on_exit_codes: [33, 34]}
+run: x
+"""
+    job = load_spec_text(text).workload
+    assert isinstance(job, TrainingJob)
+    assert job.restart == RestartPolicy(2, (33, 34))
+
+
+def test_alias_accelerators_dedupe_across_alternatives() -> None:
+    text = "resources:\n  any_of:\n    - {infra: aws, accelerators: H100:8}\n"
+    text += "    - {infra: azure, accelerators: h100:8}\nrun: x\n"
+    r = load_spec_text(text).workload.resources
+    assert r.accelerators == (AcceleratorRequest("H100", 8),)
