@@ -310,9 +310,30 @@ def test_deterministic_and_serialisable(planner: Planner) -> None:
     assert first == again
     assert first["choice"] == reversed_catalog.plan(j).to_dict()["choice"]
     assert first["alternatives"] == reversed_catalog.plan(j).to_dict()["alternatives"]
-    assert set(first) == {"workload", "choice", "alternatives", "excluded", "notes"}
+    assert set(first) == {
+        "workload",
+        "choice",
+        "alternatives",
+        "best_by_provider",
+        "excluded",
+        "notes",
+    }
 
 
 def test_empty_catalog() -> None:
     r = Planner(Catalog.from_offerings([])).plan(job("H100:8"))
     assert r.choice is None and r.excluded == () and r.alternatives == ()
+
+
+def test_best_by_provider_explains_each_losing_provider(planner: Planner) -> None:
+    # top=1 shows only one alternative; every other feasible provider still gets its best.
+    r = planner.plan(job("H100:8", "H200:8"), top=1)
+    assert r.choice is not None
+    assert r.choice.provider == "gcp"
+    best = {p.provider: p for p in r.best_by_provider}
+    assert set(best) == {"aws", "azure"}
+    assert best["aws"].instance_type == "p5.48xlarge"
+    assert best["azure"].instance_type == "ND96isr_H200_v5"
+    totals = [p.total_usd for p in r.best_by_provider]
+    assert totals == sorted(totals)
+    assert all(t >= r.choice.total_usd for t in totals)

@@ -26,7 +26,7 @@ def placement_table(title: str, rows: Sequence[Placement], best_total: float | N
         table.add_column(col, justify="right")
     for p in rows:
         gpus = f"{p.accelerator}:{p.accelerator_count} x{p.nodes}" if p.accelerator else "-"
-        delta = "" if best_total is None else f"+{_money(p.total_usd - best_total)}"
+        delta = "" if best_total is None else f"+{p.total_usd - best_total:,.2f}"
         table.add_row(
             p.provider,
             p.region,
@@ -52,6 +52,16 @@ def print_plan(console: Console, result: PlanResult, ignored: Iterable[str] = ()
     if result.alternatives:
         best = result.choice.total_usd if result.choice else None
         console.print(placement_table("Alternatives", list(result.alternatives), best))
+    if result.choice is not None:
+        best = result.choice.total_usd
+        for p in result.best_by_provider:
+            extra = p.total_usd - best
+            pct = f" (+{100 * extra / best:.1f}%)" if best > 0 else ""
+            console.print(
+                f"[cyan]lost[/] {p.provider}: best is {p.instance_type} x{p.nodes} in {p.region} "
+                f"{p.pricing.value} at {_money(p.hourly_usd)}/h, total {_money(p.total_usd)}: "
+                f"+{extra:,.2f} USD{pct}"
+            )
     for ex in result.excluded:
         console.print(f"[yellow]excluded[/] {ex.provider}: {ex.reason}")
     for note in result.notes:

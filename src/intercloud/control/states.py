@@ -37,9 +37,7 @@ class JobState(StrEnum):
         return self in TERMINAL
 
 
-TERMINAL: frozenset[JobState] = frozenset(
-    {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED}
-)
+TERMINAL: frozenset[JobState] = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
 
 S = JobState
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {

@@ -98,14 +98,17 @@ class PlanResult:
     """The outcome of planning one workload.
 
     ``alternatives`` are ranked best-first, exclude the choice and hold at most ``top``
-    entries. ``excluded`` has one entry per catalog provider without a feasible
-    candidate. ``feasible_rows`` counts catalog rows that passed every filter (a row
-    priced both on demand and at spot counts once); it is not part of ``to_dict``.
+    entries. ``best_by_provider`` holds the cheapest placement of every other provider
+    that could take the workload, best first (why each provider lost). ``excluded`` has
+    one entry per catalog provider without a feasible candidate. ``feasible_rows``
+    counts catalog rows that passed every filter (a row priced both on demand and at spot
+    counts once); it is not part of ``to_dict``.
     """
 
     workload: str
     choice: Placement | None
     alternatives: tuple[Placement, ...] = ()
+    best_by_provider: tuple[Placement, ...] = ()
     excluded: tuple[Exclusion, ...] = ()
     notes: tuple[str, ...] = ()
     feasible_rows: int = field(default=0, compare=False)
@@ -115,6 +118,7 @@ class PlanResult:
             "workload": self.workload,
             "choice": self.choice.to_dict() if self.choice else None,
             "alternatives": [p.to_dict() for p in self.alternatives],
+            "best_by_provider": [p.to_dict() for p in self.best_by_provider],
             "excluded": [e.to_dict() for e in self.excluded],
             "notes": list(self.notes),
         }
@@ -215,7 +219,9 @@ class Planner:
             group_rows += alt.group.provider_rows
             feasible_rows += self._evaluate(alt.group, a, alt, request, counts, cheapest, chunks)
 
-        choice, alternatives = self._rank(workload, alts, chunks, top, request.egress_rates, notes)
+        choice, alternatives, by_provider = self._rank(
+            workload, alts, chunks, top, request.egress_rates, notes
+        )
         excluded = self._exclusions(
             workload,
             alts,
@@ -233,6 +239,7 @@ class Planner:
             workload=workload.name,
             choice=choice,
             alternatives=alternatives,
+            best_by_provider=by_provider,
             excluded=excluded,
             notes=tuple(notes),
             feasible_rows=feasible_rows,
@@ -555,10 +562,10 @@ class Planner:
         top: int,
         rates: F64 | None,
         notes: list[str],
-    ) -> tuple[Placement | None, tuple[Placement, ...]]:
-        """The choice and up to ``top`` alternatives, built from the best candidates only."""
+    ) -> tuple[Placement | None, tuple[Placement, ...], tuple[Placement, ...]]:
+        """The choice, up to ``top`` alternatives and the best of each other provider."""
         if not ch.total:
-            return None, ()
+            return None, (), ()
         ix = self._index
         one = len(ch.total) == 1
         total = ch.total[0] if one else np.concatenate(ch.total)
@@ -620,10 +627,41 @@ class Planner:
             best, best_key = int(ranked[0]), int(ranked_keys[0])
         others = [int(i) for i, k in zip(ranked, ranked_keys, strict=True) if k != best_key]
         picked = [best, *others[:top]]
+        # The best candidate of every other provider that can take the workload, so the
+        # user sees why each provider lost (the top-k may all come from one provider).
+        cand_prov = ix.provider[rows]
+        shown = {int(p) for p in cand_prov[np.asarray(picked, np.int64)].tolist()}
+        best_prov = int(cand_prov[best])
+        losers: list[int] = []
+        present = np.bincount(cand_prov, minlength=len(ix.providers))
+        for code in np.flatnonzero(present).tolist():
+            if code == best_prov:
+                continue
+            if code in shown:
+                losers.append(next(i for i in picked if int(cand_prov[i]) == code))
+                continue
+            masked = np.where(cand_prov == code, total, np.inf)
+            sub = np.flatnonzero(masked == masked.min())
+            losers.append(int(order(sub)[0][0]))
+        losers.sort(key=lambda i: (total[i], hourly[i], int(cand_prov[i])))
 
-        # Plain Python values for the few placements built.
+        out = self._placements([*picked, *losers], ch, rows, hourly, total, offsets, rates)
+        return out[0], tuple(out[1 : len(picked)]), tuple(out[len(picked) :])
+
+    def _placements(
+        self,
+        picked: list[int],
+        ch: _Chunks,
+        rows: I64,
+        hourly: F64,
+        total: F64,
+        offsets: I64,
+        rates: F64 | None,
+    ) -> list[Placement]:
+        """Placement objects for candidate indices ``picked`` (plain Python values first)."""
+        ix = self._index
         idx = np.asarray(picked, np.int64)
-        chunks = chunk_of(idx).tolist()
+        chunks = (np.searchsorted(offsets, idx, side="right") - 1).tolist()
         row_l = rows[idx].tolist()
         hourly_l = hourly[idx].tolist()
         total_l = total[idx].tolist()
@@ -632,7 +670,6 @@ class Planner:
             o = ix.offerings[row]
             nodes = ch.nodes[c]
             n_nodes = int(nodes[i - offsets[c]]) if isinstance(nodes, np.ndarray) else nodes
-            d = ch.duration[c]
             gpu = o.accelerator is not None and o.accelerator_count > 0
             out.append(
                 Placement(
@@ -646,14 +683,14 @@ class Planner:
                     pricing=_KIND[ch.kind[c]],
                     hourly_usd=h,
                     total_usd=t,
-                    duration_hours=d,
+                    duration_hours=ch.duration[c],
                     egress_usd=0.0 if rates is None else float(rates[ix.location[row]]),
                     nvlink_domain_gpus=o.nvlink_domain_gpus,
                     vcpus=o.vcpus,
                     memory_gib=o.memory_gib,
                 )
             )
-        return out[0], tuple(out[1:])
+        return out
 
     @staticmethod
     def _top_unique(

@@ -1,0 +1,211 @@
+"""The decision step of the control loop: which pending jobs to place, and where.
+
+This is the seam where the fleet scheduler plugs in later. Its whole interface is
+
+    decider.decide(pending, offerings, free) -> list[Decision]
+
+a pure function of plain data (no store, no provider, no clock): ``pending`` are the
+jobs waiting in PENDING, ``offerings`` what the enabled providers sell, ``free`` their
+currently unreserved capacity where a provider can tell (None: unknown, the provider's
+``provision`` is the judge). Each job gets exactly one decision, in queue order
+(priority descending, then job id: FIFO within a priority):
+
+- ``Place``: run it on ``placement`` as a gang of ``ranks`` nodes;
+- ``Hold``: not now (no free capacity); ``reason`` says what it waits for;
+- ``Reject``: no enabled provider can ever run it as specified; ``reason`` is in the
+  planner's vocabulary (``local: offers no H100:8 (has: CPU only)``).
+
+``PlannerDecider`` is the first implementation: the core planner over the enabled
+providers' offerings, greedy in queue order (a held job does not block smaller jobs
+behind it: best-effort FIFO, no reservations). It tries the planner's choice, then its
+ranked alternatives, and takes the first that fits the free capacity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from intercloud.catalog import Catalog
+from intercloud.model import BatchJob, Offering, Placement, Service, TrainingJob, Workload
+from intercloud.scheduler.planner import Planner
+
+#: (provider, region, zone, instance_type): the key of one offering.
+OfferingKey = tuple[str, str, str, str]
+
+
+def offering_key(o: Offering | Placement) -> OfferingKey:
+    return (o.provider, o.region, o.zone, o.instance_type)
+
+
+@dataclass(frozen=True, slots=True)
+class FreeCapacity:
+    """Unreserved capacity of one offering's pool (all nodes of it together)."""
+
+    cpus: float
+    gpus: int
+    memory_gib: float
+
+
+@dataclass(frozen=True, slots=True)
+class PendingJob:
+    """A job waiting to be placed: its queue position and what it needs."""
+
+    job_id: int
+    priority: int
+    workload: Workload
+
+
+@dataclass(frozen=True, slots=True)
+class Demand:
+    """What one gang reserves: ``ranks`` nodes of the given per-node size."""
+
+    ranks: int
+    cpus_per_node: float
+    gpus_per_node: int
+    memory_gib_per_node: float
+
+    @property
+    def cpus(self) -> float:
+        return self.ranks * self.cpus_per_node
+
+    @property
+    def gpus(self) -> int:
+        return self.ranks * self.gpus_per_node
+
+    @property
+    def memory_gib(self) -> float:
+        return self.ranks * self.memory_gib_per_node
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    job_id: int
+    placement: Placement
+    demand: Demand
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    job_id: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    job_id: int
+    reason: str
+
+
+Decision = Place | Hold | Reject
+
+
+class Decider(Protocol):
+    """What the control loop asks. Implementations must be pure and deterministic."""
+
+    def decide(
+        self,
+        pending: Sequence[PendingJob],
+        offerings: Sequence[Offering],
+        free: Mapping[OfferingKey, FreeCapacity] | None = None,
+    ) -> list[Decision]: ...
+
+
+def queue_order(pending: Sequence[PendingJob]) -> list[PendingJob]:
+    """Priority descending, then job id (FIFO)."""
+    return sorted(pending, key=lambda j: (-j.priority, j.job_id))
+
+
+def demand_of(workload: Workload, placement: Placement) -> Demand:
+    """The gang a placement of ``workload`` runs: a training job runs one process per
+    placed node; a batch job one per task (``count``), each of ``resources.cpus``."""
+    res = workload.resources
+    ranks = workload.count if isinstance(workload, BatchJob) else placement.nodes
+    return Demand(
+        ranks=max(ranks, 1),
+        cpus_per_node=res.cpus if res.cpus else 1.0,
+        gpus_per_node=placement.accelerator_count,
+        memory_gib_per_node=res.memory_gib or 0.0,
+    )
+
+
+def _fits(d: Demand, free: FreeCapacity) -> bool:
+    eps = 1e-9
+    return (
+        d.cpus <= free.cpus + eps and d.gpus <= free.gpus and d.memory_gib <= free.memory_gib + eps
+    )
+
+
+def _hold_reason(d: Demand, key: OfferingKey, free: FreeCapacity) -> str:
+    where = "/".join(k for k in key[:3] if k) + f" {key[3]}"
+    short = []
+    if d.cpus > free.cpus + 1e-9:
+        short.append(f"{d.cpus:g} CPUs (free {free.cpus:g})")
+    if d.gpus > free.gpus:
+        short.append(f"{d.gpus} GPUs (free {free.gpus})")
+    if d.memory_gib > free.memory_gib + 1e-9:
+        short.append(f"{d.memory_gib:g} GiB (free {free.memory_gib:g})")
+    return f"waiting for capacity on {where}: needs {', '.join(short)}"
+
+
+class PlannerDecider:
+    """The core planner over the enabled providers' offerings (see the module docstring).
+
+    Keeps one ``Planner`` per distinct offering list (indexing is done once).
+    """
+
+    def __init__(self) -> None:
+        self._planner: Planner | None = None
+        self._offerings: tuple[Offering, ...] = ()
+
+    def _planner_for(self, offerings: Sequence[Offering]) -> Planner:
+        key = tuple(offerings)
+        if self._planner is None or key != self._offerings:
+            self._planner = Planner(Catalog.from_offerings(key))
+            self._offerings = key
+        return self._planner
+
+    def decide(
+        self,
+        pending: Sequence[PendingJob],
+        offerings: Sequence[Offering],
+        free: Mapping[OfferingKey, FreeCapacity] | None = None,
+    ) -> list[Decision]:
+        left = dict(free) if free is not None else None
+        enabled = sorted({o.provider for o in offerings})
+        planner = self._planner_for(offerings) if offerings else None
+        out: list[Decision] = []
+        for job in queue_order(pending):
+            w = job.workload
+            if isinstance(w, Service):
+                out.append(Reject(job.job_id, "services are not run by the job control loop"))
+                continue
+            if not isinstance(w, TrainingJob | BatchJob) or not w.run:
+                out.append(Reject(job.job_id, "the spec has no run command"))
+                continue
+            if planner is None:
+                out.append(Reject(job.job_id, "no provider is enabled"))
+                continue
+            result = planner.plan(w, providers=enabled)
+            if result.choice is None:
+                why = "; ".join(f"{e.provider}: {e.reason}" for e in result.excluded)
+                out.append(Reject(job.job_id, f"no enabled provider can run it ({why})"))
+                continue
+            hold: str | None = None
+            placed: Place | None = None
+            for candidate in (result.choice, *result.alternatives):
+                d = demand_of(w, candidate)
+                key = offering_key(candidate)
+                pool = left.get(key) if left is not None else None
+                if pool is None or _fits(d, pool):
+                    placed = Place(job.job_id, candidate, d)
+                    if left is not None and pool is not None:
+                        left[key] = FreeCapacity(
+                            pool.cpus - d.cpus, pool.gpus - d.gpus, pool.memory_gib - d.memory_gib
+                        )
+                    break
+                if hold is None:
+                    hold = _hold_reason(d, key, pool)
+            out.append(placed or Hold(job.job_id, hold or "waiting for capacity"))
+        return out
