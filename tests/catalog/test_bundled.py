@@ -278,7 +278,8 @@ def test_bad_header_and_width(tmp_path: Path) -> None:
 
 def test_local_offering_describes_this_machine() -> None:
     (o,) = local_offerings(env={})
-    assert (o.provider, o.region, o.zone, o.instance_type) == ("local",) * 4
+    # the same names as the local provider's default site
+    assert (o.provider, o.region, o.zone, o.instance_type) == ("local", "local", "", "local-cpu")
     assert o.vcpus >= 1 and o.memory_gib > 0
     assert o.on_demand_price == 0.0 and o.spot_price is None and o.egress_usd_per_gb == 0.0
     assert not o.is_gpu and o.nvlink_domain_gpus == 0
@@ -289,6 +290,7 @@ def test_local_emulated_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INTERCLOUD_LOCAL_GPUS", "h100:8")
     (o,) = local_offerings()
     assert (o.accelerator, o.accelerator_count, o.nvlink_domain_gpus) == ("H100", 8, 8)
+    assert o.instance_type == "local-H100x8"
     assert o.instances_per_domain == 1
 
 

@@ -59,8 +59,9 @@ def local_offerings(env: Mapping[str, str] | None = None) -> list[Offering]:
         Offering(
             provider="local",
             region="local",
-            zone="local",
-            instance_type="local",
+            zone="",
+            # The same names the local provider's default site uses (providers/local_config).
+            instance_type=f"local-{accelerator}x{count}" if accelerator else "local-cpu",
             accelerator=accelerator,
             accelerator_count=count,
             vcpus=float(os.cpu_count() or 1),

@@ -24,5 +24,11 @@ def bad_input_exits() -> Iterator[None]:
         yield
     except typer.Exit:
         raise
-    except (ValueError, OSError) as exc:  # SpecError and CatalogError are ValueErrors
+    except (ValueError, OSError) as exc:  # SpecError, CatalogError, NotRunnable, ...
         raise fail(str(exc) or type(exc).__name__) from None
+    except KeyError as exc:  # UnknownWorkload
+        raise fail(str(exc.args[0]) if exc.args else "unknown key") from None
+    except RuntimeError as exc:  # StoreError: unusable database (corrupt, locked, down)
+        if type(exc).__name__ != "StoreError":
+            raise
+        raise fail(str(exc)) from None

@@ -144,6 +144,17 @@ def validate(
     sys.stdout.write(f"ok: {w.kind} '{w.name}' ({loaded.source_format} format){ignored}\n")
 
 
+def _register_job_commands() -> None:
+    from intercloud.cli import jobs
+
+    for fn in (jobs.run, jobs.status, jobs.logs, jobs.cancel, jobs.queue):
+        app.command()(fn)
+    app.add_typer(jobs.daemon_app, name="daemon")
+
+
+_register_job_commands()
+
+
 def entrypoint() -> None:
     """Console-script entry: no traceback ever reaches the user for bad input."""
     try:

@@ -112,12 +112,17 @@ class NodeEventKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class NodeEvent:
+    """Something that happened to one node. ``ended_at`` (unix seconds) is when the node
+    ended if the provider knows, so the first failure of a gang can be told from the
+    ones it caused."""
+
     kind: NodeEventKind
     job_id: str
     attempt: int
     rank: int
     exit_code: int | None = None
     reason: str = ""
+    ended_at: float | None = None
 
 
 class Provider(ABC):

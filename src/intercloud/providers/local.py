@@ -462,6 +462,11 @@ class LocalProvider(Provider):
             env = {k: v for k, v in os.environ.items() if not k.startswith("INTERCLOUD_")}
         else:
             env = {"PATH": os.environ.get("PATH", os.defpath)}
+        # intercloud's own Python environment comes first, so `python` in a node's command
+        # is the interpreter (and packages) intercloud runs with, as on a provisioned node.
+        bindir = os.path.dirname(sys.executable)
+        if env.get("PATH", "").split(os.pathsep)[0] != bindir:
+            env["PATH"] = os.pathsep.join(p for p in (bindir, env.get("PATH")) if p)
         env.update(command.env)
         port = allocation.extra.get("master_port") or self._pick_port(allocation.allocation_id, {})
         env.update(
@@ -624,7 +629,14 @@ class LocalProvider(Provider):
                     reason="the node's supervisor vanished without an exit code",
                 )
             else:
-                event = NodeEvent(NodeEventKind.EXITED, h.job_id, h.attempt, h.rank, code)
+                event = NodeEvent(
+                    NodeEventKind.EXITED,
+                    h.job_id,
+                    h.attempt,
+                    h.rank,
+                    code,
+                    ended_at=_exit_time(t.node_dir),
+                )
                 if _lock_held(t.node_dir / "node.lock") and process_start_time(h.pid) is None:
                     self._kill_remnants(h)  # something escaped the shim's final sweep
             events.append(event)
@@ -714,10 +726,22 @@ def _lock_held(path: Path) -> bool:
     return False
 
 
-def _read_exit(node_dir: Path) -> int | None:
+def _exit_time(node_dir: Path) -> float | None:
+    """When the node's work ended (unix seconds): written by the shim beside the code
+    (``"<code> <time>"``), else the exit file's mtime."""
+    path = node_dir / "exit_code"
     try:
-        return int((node_dir / "exit_code").read_text().strip())
+        fields = path.read_text().split()
+        return float(fields[1]) if len(fields) > 1 else path.stat().st_mtime
     except (OSError, ValueError):
+        return None
+
+
+def _read_exit(node_dir: Path) -> int | None:
+    """The exit code the shim recorded (first field of ``exit_code``), or None."""
+    try:
+        return int((node_dir / "exit_code").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
         return None
 
 

@@ -172,10 +172,11 @@ class _Shim:
             code = self.step("setup", setup)
         if code == 0:
             code = self.step("run", self.spec["run"])
+        ended = time.time()  # before the sweep: when the node's work really ended
         self.sweep()
         self.marker(f"exit {code}")
         os.close(self.log_fd)
-        write_atomic(os.path.join(self.node_dir, "exit_code"), f"{code}\n")
+        write_atomic(os.path.join(self.node_dir, "exit_code"), f"{code} {ended:.6f}\n")
         return 0
 
 

@@ -282,11 +282,17 @@ def to_workload(spec: TrainingSpec | ServiceSpec | BatchSpec, vocab: Vocabulary)
     if isinstance(spec, TrainingSpec):
         res = _resources(spec.resources, _num_nodes(spec), vocab)
         if not res.accelerators and res.instance_type is None:
-            raise SpecProblem(
-                "resources.accelerators",
-                "required for training jobs, or give resources.instance_type "
-                "(use kind: batch for CPU-only work)",
-            )
+            # A CPU-only gang (e.g. Gloo data parallel) is fine, but it must say its size.
+            if res.cpus is None:
+                raise SpecProblem(
+                    "resources.accelerators",
+                    "required for training jobs, or give resources.instance_type or "
+                    "resources.cpus for a CPU-only gang",
+                )
+            if res.topology == Topology.NVLINK_DOMAIN:
+                raise SpecProblem(
+                    "resources.topology", "nvlink_domain needs resources.accelerators"
+                )
         reference = None
         if spec.reference_accelerator is not None:
             reference = vocab.accelerator(spec.reference_accelerator, "reference_accelerator")

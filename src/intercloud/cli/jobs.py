@@ -1,0 +1,189 @@
+"""Job commands: run, status, logs, cancel, queue, daemon. Thin layer over intercloud.sdk.
+
+Exit codes of ``run`` (and ``status --wait``): 0 succeeded, 1 failed, 2 bad input,
+3 cancelled.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from intercloud.cli.errors import bad_input_exits
+
+EXIT_BY_STATE = {"SUCCEEDED": 0, "FAILED": 1, "CANCELLED": 3}
+
+JobArg = Annotated[int, typer.Argument(help="Job id (see `intercloud status`).", min=1)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+daemon_app = typer.Typer(help="Manage the embedded control loop (started on demand).")
+
+
+def _client() -> Any:
+    from intercloud.sdk import Client
+
+    return Client()
+
+
+def _out(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def _where(p: dict[str, Any] | None) -> str:
+    if not p:
+        return "-"
+    gpus = f" {p['accelerator']}:{p['accelerator_count']}" if p.get("accelerator") else ""
+    return (
+        f"{p.get('provider')}/{p.get('region')} {p.get('instance_type')} "
+        f"x{p.get('nodes')}{gpus} {p.get('pricing', '')}".rstrip()
+    )
+
+
+def run(
+    spec: Annotated[Path, typer.Argument(help="Workload spec (intercloud or SkyPilot YAML).")],
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="Submit and return.")] = False,
+) -> None:
+    """Submit SPEC, print its placement, stream its logs and exit with its outcome."""
+    with bad_input_exits():
+        client = _client()
+        sub = client.submit(spec)
+    choice = sub.plan.choice
+    _out(f"job {sub.job_id} '{sub.name}' submitted")
+    if choice is not None:
+        _out(f"placement: {_where(choice.to_dict())}, {choice.hourly_usd:.4f} USD/h")
+    if sub.ignored_fields:
+        _out(f"ignored SkyPilot fields: {', '.join(sub.ignored_fields)}")
+    if detach:
+        _out(f"follow with: intercloud logs {sub.job_id} --follow")
+        return
+    try:
+        for line in client.logs(sub.job_id, follow=True):
+            sys.stdout.write(line)
+            sys.stdout.flush()
+        final = client.wait(sub.job_id)
+    except KeyboardInterrupt:
+        _out(f"\ndetached; job {sub.job_id} keeps running (intercloud cancel {sub.job_id})")
+        raise typer.Exit(130) from None
+    _out(_final_line(final))
+    raise typer.Exit(EXIT_BY_STATE.get(final["state"], 1))
+
+
+def _final_line(s: dict[str, Any]) -> str:
+    extra = f", exit code {s['exit_code']}" if s.get("exit_code") not in (None, 0) else ""
+    restarts = f", {s['restarts']} restart(s)" if s.get("restarts") else ""
+    reason = f": {s['reason']}" if s.get("reason") and s["state"] != "SUCCEEDED" else ""
+    return f"job {s['id']} {s['state']}{extra}{restarts}{reason}"
+
+
+def status(
+    job: Annotated[int | None, typer.Argument(help="Job id; omit to list all jobs.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A job's state, placement and full story (events), or a table of all jobs."""
+    with bad_input_exits():
+        client = _client()
+        data: Any = client.status(job) if job is not None else client.jobs()
+    if as_json:
+        _out(json.dumps(data, indent=2))
+        return
+    if job is None:
+        _jobs_table(data, "jobs")
+        return
+    _out(
+        f"job {data['id']} '{data['name']}' ({data['kind']}, tenant {data['tenant']}): "
+        f"{data['state']}"
+    )
+    _out(f"placement: {_where(data['placement'])}")
+    _out(
+        f"attempts: {len(data['attempts'])}, restarts: {data['restarts']}, "
+        f"exit code: {data['exit_code']}"
+    )
+    for e in data["events"]:
+        move = f"{e['from']} -> {e['to']}" if e["to"] else e["kind"]
+        _out(f"  {e['time'][:23]}  {move:28}  {e['reason'] or ''}")
+
+
+def _jobs_table(rows: list[dict[str, Any]], title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(rows)} {title}", title_justify="left")
+    for col in ("id", "name", "tenant", "state", "where", "attempt", "reason"):
+        table.add_column(col)
+    for r in rows:
+        where = f"{r['provider']}/{r['region']}" if r["provider"] else "-"
+        table.add_row(
+            str(r["id"]),
+            r["name"],
+            r["tenant"],
+            r["state"],
+            where,
+            str(r["attempt"]),
+            r["reason"] or "",
+        )
+    Console(width=160).print(table)
+
+
+def logs(
+    job: JobArg,
+    node: Annotated[int | None, typer.Option("--node", "-n", min=0, help="Only this rank.")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep streaming.")] = False,
+) -> None:
+    """Print a job's logs (every node, or one with --node)."""
+    with bad_input_exits():
+        client = _client()
+        try:
+            for line in client.logs(job, node=node, follow=follow):
+                sys.stdout.write(line)
+            sys.stdout.flush()
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+
+
+def cancel(job: JobArg) -> None:
+    """Cancel a job: every process of its gang is killed."""
+    with bad_input_exits():
+        s = _client().cancel(job)
+    _out(f"job {s['id']} cancelling (was {s['state']})")
+
+
+def queue(as_json: JsonOpt = False) -> None:
+    """Jobs not finished yet, with why each one waits."""
+    with bad_input_exits():
+        rows = _client().queue()
+    if as_json:
+        _out(json.dumps(rows, indent=2))
+        return
+    _jobs_table(rows, "queued or running")
+
+
+@daemon_app.command("start")
+def daemon_start() -> None:
+    """Start the control loop in the background (no-op if it runs)."""
+    with bad_input_exits():
+        pid = _client().ensure_daemon()
+    _out(f"daemon running (pid {pid})")
+
+
+@daemon_app.command("stop")
+def daemon_stop() -> None:
+    """Stop the control loop (jobs keep running; it adopts them when it starts again)."""
+    with bad_input_exits():
+        stopped = _client().stop_daemon()
+    _out("daemon stopped" if stopped else "daemon was not running")
+
+
+@daemon_app.command("status")
+def daemon_status_cmd(as_json: JsonOpt = False) -> None:
+    """Whether the control loop runs, its pid and home."""
+    with bad_input_exits():
+        st = _client().daemon_status()
+    _out(
+        json.dumps(st, indent=2, default=str)
+        if as_json
+        else ", ".join(f"{k}: {v}" for k, v in st.items())
+    )

@@ -1,0 +1,1 @@
+"""Small real workloads for the quickstart and tests (run with ``python -m``)."""

@@ -1,0 +1,110 @@
+"""Control-loop fixtures: both store backends, a local provider root that must be left
+with no process running, and helpers to write specs and drive a ``Reconciler``.
+
+Store fixtures follow ``tests/store/conftest.py``: every test using ``db_url`` runs on
+SQLite and on a real PostgreSQL (``INTERCLOUD_TEST_PG_URL`` overrides the default
+``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``); PostgreSQL cases fail under
+``CI=true`` when the server is unreachable and are skipped otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from control_helpers import processes_under
+
+from intercloud.control.crashpoints import Crashpoint, no_crash
+from intercloud.control.reconciler import Reconciler
+from intercloud.providers.local import LocalProvider
+from intercloud.providers.local_config import LocalConfig, LocalSite
+from intercloud.store import Store, open_store
+from intercloud.store.testing import (
+    postgres_unavailable,
+    reset_database,
+    temporary_postgres_database,
+)
+
+_pg_reason: list[str | None] = []
+
+
+def _require_postgres() -> None:
+    if not _pg_reason:
+        _pg_reason.append(postgres_unavailable())
+    reason = _pg_reason[0]
+    if reason is not None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true but PostgreSQL is unreachable: {reason}")
+        pytest.skip(f"PostgreSQL unreachable: {reason}")
+
+
+@pytest.fixture(scope="session")
+def _pg_session_url() -> Iterator[str]:
+    _require_postgres()
+    with temporary_postgres_database(prefix="intercloud_control_test_") as url:
+        open_store(url).close()
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database of each backend (SQLite: a new file; PostgreSQL: the session
+    database, migrated and emptied)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state.db'}"
+    url: str = request.getfixturevalue("_pg_session_url")
+    reset_database(url)
+    return url
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    s = open_store(db_url)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Iterator[Path]:
+    """A local provider root; the test fails if any node process outlives it."""
+    r = tmp_path / "local"
+    yield r
+    deadline = time.monotonic() + 3.0
+    left = processes_under(r)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.05)
+        left = processes_under(r)
+    for proc in left:
+        proc.kill()
+    assert not left, f"processes left behind: {[p.info for p in left]}"
+
+
+@pytest.fixture
+def make_provider(root: Path) -> Callable[..., LocalProvider]:
+    """A fresh ``LocalProvider`` on the test's root (a new one models a new process)."""
+
+    def make(cpus: float = 16, memory_gib: float = 64) -> LocalProvider:
+        site = LocalSite(cpu_slots=cpus, memory_gib=memory_gib)
+        return LocalProvider(LocalConfig(root=root, sites=(site,), kill_grace_s=2.0))
+
+    return make
+
+
+@pytest.fixture
+def make_reconciler(
+    store: Store, make_provider: Callable[..., LocalProvider]
+) -> Callable[..., Reconciler]:
+    """A Reconciler on the test's store and a fresh provider; ``recover()`` already run."""
+
+    def make(crashpoint: Crashpoint = no_crash, cpus: float = 16, **kwargs: object) -> Reconciler:
+        provider = make_provider(cpus=cpus)
+        r = Reconciler(store, {provider.name: provider}, crashpoint=crashpoint, **kwargs)  # type: ignore[arg-type]
+        r.recover()
+        return r
+
+    return make
