@@ -21,7 +21,6 @@ import csv
 import datetime as dt
 import json
 import os
-import platform
 import random
 import shutil
 import statistics
@@ -35,6 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from benchlib import append_results, machine
 from intercloud.catalog import Catalog
 from intercloud.model import (
     AcceleratorChoice,
@@ -383,41 +383,6 @@ def bench_skypilot(n: int, run_peer: bool) -> dict[str, Any] | str:
 
 
 # ---------------------------------------------------------------------- report
-def machine() -> dict[str, str]:
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        git = (
-            subprocess.run(
-                ["git", "rev-parse", "--short", "HEAD"],
-                capture_output=True,
-                cwd=REPO,
-                check=False,
-                text=True,
-            ).stdout.strip()
-            or "?"
-        )
-    except OSError:
-        git = "?"
-    load = (
-        " ".join(Path("/proc/loadavg").read_text().split()[:3])
-        if Path("/proc/loadavg").exists()
-        else "?"
-    )
-    return {
-        "arch": platform.machine(),
-        "cpu": cpu,
-        "cores": str(os.cpu_count()),
-        "python": platform.python_version(),
-        "git": git,
-        "load": load,
-    }
 
 
 def render(results: dict[str, Any]) -> str:
@@ -520,10 +485,7 @@ def main() -> None:
     text = render(results)
     print(json.dumps(results, indent=1) if args.json else text)
     if not args.no_results:
-        path = REPO / "bench" / "RESULTS.md"
-        head = "" if path.exists() else "# Benchmark results\n\nAppended by scripts in bench/.\n"
-        with path.open("a") as f:
-            f.write(head + "\n" + text)
+        append_results(text)
 
 
 if __name__ == "__main__":

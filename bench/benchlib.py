@@ -1,0 +1,55 @@
+"""Shared pieces of the benchmarks: machine facts and appending to bench/RESULTS.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "RESULTS.md"
+
+
+def machine() -> dict[str, str]:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        git = (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"],
+                capture_output=True,
+                cwd=REPO,
+                check=False,
+                text=True,
+            ).stdout.strip()
+            or "?"
+        )
+    except OSError:
+        git = "?"
+    load = (
+        " ".join(Path("/proc/loadavg").read_text().split()[:3])
+        if Path("/proc/loadavg").exists()
+        else "?"
+    )
+    return {
+        "arch": platform.machine(),
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "python": platform.python_version(),
+        "git": git,
+        "load": load,
+    }
+
+
+def append_results(text: str) -> None:
+    """Append one dated section (already rendered) to bench/RESULTS.md."""
+    head = "" if RESULTS.exists() else "# Benchmark results\n\nAppended by scripts in bench/.\n"
+    with RESULTS.open("a") as f:
+        f.write(head + "\n" + text)
