@@ -6,6 +6,7 @@ from intercloud.model.accelerator import (
     canonical_accelerator,
     relative_throughput,
 )
+from intercloud.model.contract import Contract, ReservedBlock
 from intercloud.model.offering import Offering
 from intercloud.model.placement import Exclusion, Placement
 from intercloud.model.pricing import PricingKind
@@ -31,11 +32,13 @@ __all__ = [
     "AcceleratorChoice",
     "AcceleratorRequest",
     "BatchJob",
+    "Contract",
     "DataLocation",
     "Exclusion",
     "Offering",
     "Placement",
     "PricingKind",
+    "ReservedBlock",
     "ResourceRequest",
     "RestartPolicy",
     "Service",
