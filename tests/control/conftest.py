@@ -9,7 +9,6 @@ SQLite and on a real PostgreSQL (``INTERCLOUD_TEST_PG_URL`` overrides the defaul
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,42 +21,6 @@ from intercloud.control.reconciler import Reconciler
 from intercloud.providers.local import LocalProvider
 from intercloud.providers.local_config import LocalConfig, LocalSite
 from intercloud.store import Store, open_store
-from intercloud.store.testing import (
-    postgres_unavailable,
-    reset_database,
-    temporary_postgres_database,
-)
-
-_pg_reason: list[str | None] = []
-
-
-def _require_postgres() -> None:
-    if not _pg_reason:
-        _pg_reason.append(postgres_unavailable())
-    reason = _pg_reason[0]
-    if reason is not None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true but PostgreSQL is unreachable: {reason}")
-        pytest.skip(f"PostgreSQL unreachable: {reason}")
-
-
-@pytest.fixture(scope="session")
-def _pg_session_url() -> Iterator[str]:
-    _require_postgres()
-    with temporary_postgres_database(prefix="intercloud_control_test_") as url:
-        open_store(url).close()
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database of each backend (SQLite: a new file; PostgreSQL: the session
-    database, migrated and emptied)."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'state.db'}"
-    url: str = request.getfixturevalue("_pg_session_url")
-    reset_database(url)
-    return url
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ skipped otherwise.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,41 +18,8 @@ import pytest
 from intercloud.store import Store, open_store
 from intercloud.store.testing import (
     FakeClock,
-    postgres_unavailable,
-    reset_database,
     temporary_postgres_database,
 )
-
-_pg_reason: list[str | None] = []
-
-
-def _require_postgres() -> None:
-    if not _pg_reason:
-        _pg_reason.append(postgres_unavailable())
-    reason = _pg_reason[0]
-    if reason is not None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true but PostgreSQL is unreachable: {reason}")
-        pytest.skip(f"PostgreSQL unreachable: {reason}")
-
-
-@pytest.fixture(scope="session")
-def _pg_session_url() -> Iterator[str]:
-    _require_postgres()
-    with temporary_postgres_database() as url:
-        open_store(url).close()
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A database of each backend with no workloads (SQLite: a new file in tmp_path,
-    not created yet; PostgreSQL: the session database, migrated and emptied)."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'state.db'}"
-    url: str = request.getfixturevalue("_pg_session_url")
-    reset_database(url)
-    return url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -62,7 +28,7 @@ def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'state.db'}"
         return
-    _require_postgres()
+    request.getfixturevalue("postgres_required")
     with temporary_postgres_database() as url:
         yield url
 

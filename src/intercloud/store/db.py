@@ -25,7 +25,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import StaticPool
 
-from intercloud.store.errors import StoreError
+from intercloud.store.errors import StoreError, StoreLocked
 
 _WRITE = "intercloud_write"
 
@@ -114,7 +114,8 @@ class Database:
             raise
         except (sa.exc.DBAPIError, sqlite3.Error) as exc:
             msg = _explain(one_line(exc), self.busy_timeout_s)
-            raise StoreError(f"{self.name}: {msg}") from exc
+            error = StoreLocked if "database is locked" in msg else StoreError
+            raise error(f"{self.name}: {msg}") from exc
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

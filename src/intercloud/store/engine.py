@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, make_url
 
 from intercloud.store.db import Database, describe_url, one_line
-from intercloud.store.errors import StoreError
+from intercloud.store.errors import StoreError, StoreLocked
 from intercloud.store.repository import Store
 
 #: The newest revision in ``migrations/versions`` (a test keeps the two equal).
@@ -115,9 +116,26 @@ def stored_revision(conn: Connection) -> str | None:
     return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
 
 
-def ensure_schema(db: Database) -> None:
+def ensure_schema(db: Database, migration_wait_s: float = 60.0) -> None:
     """Upgrade the schema to HEAD_REVISION, in one transaction that holds the write lock
-    (concurrent openers wait, then find it done). Fast path: one read when current."""
+    (concurrent openers wait, then find it done). Fast path: one read when current.
+
+    A first open of a new SQLite file may find another opener mid-migration (it holds
+    the lock while Alembic runs, which can outlast the busy timeout on a loaded machine):
+    lock errors are retried for up to ``migration_wait_s``.
+    """
+    deadline = time.monotonic() + migration_wait_s
+    while True:
+        try:
+            _ensure_schema_once(db)
+            return
+        except StoreLocked:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _ensure_schema_once(db: Database) -> None:
     with db.read() as conn:
         current = stored_revision(conn)
     if current == HEAD_REVISION:

@@ -9,6 +9,10 @@ class StoreError(RuntimeError):
     problem in one line; nothing stored has been changed by the failed operation."""
 
 
+class StoreLocked(StoreError):
+    """Another connection held the database's lock longer than the busy timeout."""
+
+
 class UnknownWorkload(KeyError):
     """No workload with that id (in that tenant)."""
 
