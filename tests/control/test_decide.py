@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from intercloud.control.decide import (
-    FreeCapacity,
     Hold,
     PendingJob,
     Place,
@@ -12,6 +11,7 @@ from intercloud.control.decide import (
     queue_order,
 )
 from intercloud.model import Offering, ResourceRequest, Service, TrainingJob
+from intercloud.providers.base import FreeCapacity
 
 CPU = Offering("local", "local", "", "local-cpu", None, 0, vcpus=8, memory_gib=32,
                on_demand_price=1.0)  # fmt: skip

@@ -29,23 +29,14 @@ from typing import Protocol
 
 from intercloud.catalog import Catalog
 from intercloud.model import BatchJob, Offering, Placement, Service, TrainingJob, Workload
+from intercloud.providers.base import FreeCapacity, OfferingKey
 from intercloud.scheduler.planner import Planner
 
 #: (provider, region, zone, instance_type): the key of one offering.
-OfferingKey = tuple[str, str, str, str]
 
 
 def offering_key(o: Offering | Placement) -> OfferingKey:
     return (o.provider, o.region, o.zone, o.instance_type)
-
-
-@dataclass(frozen=True, slots=True)
-class FreeCapacity:
-    """Unreserved capacity of one offering's pool (all nodes of it together)."""
-
-    cpus: float
-    gpus: int
-    memory_gib: float
 
 
 @dataclass(frozen=True, slots=True)

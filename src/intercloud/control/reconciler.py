@@ -60,9 +60,7 @@ from typing import Any, Protocol, runtime_checkable
 from intercloud.control.crashpoints import Crashpoint, no_crash
 from intercloud.control.decide import (
     Decider,
-    FreeCapacity,
     Hold,
-    OfferingKey,
     PendingJob,
     Place,
     PlannerDecider,
@@ -73,14 +71,17 @@ from intercloud.model import BatchJob, Offering, PricingKind, TrainingJob, Workl
 from intercloud.providers.base import (
     Allocation,
     CapacityError,
+    FreeCapacity,
+    NodeAlreadyRunning,
+    NodeAlreadyStarted,
     NodeCommand,
     NodeEventKind,
     NodeHandle,
+    OfferingKey,
     Provider,
     ProviderError,
     ProvisionRequest,
 )
-from intercloud.providers.local import LocalProvider, NodeAlreadyRunning, NodeAlreadyStarted
 from intercloud.store import (
     Desired,
     InvalidRequest,
@@ -329,14 +330,10 @@ class Reconciler:
         return [o for p in self.providers.values() for o in p.offerings()]
 
     def free_capacity(self) -> dict[OfferingKey, FreeCapacity] | None:
-        """Free capacity per offering, for the providers that can tell (local)."""
+        """Free capacity per offering, for the providers that can tell."""
         free: dict[OfferingKey, FreeCapacity] = {}
         for p in self.providers.values():
-            if isinstance(p, LocalProvider):
-                for u in p.usage():
-                    s = p.sites[u.site]
-                    key = (s.provider, s.region, s.zone, s.instance_type)
-                    free[key] = FreeCapacity(u.cpus_free, u.gpus_free, u.memory_gib_free)
+            free.update(p.free_capacity() or {})
         return free or None
 
     def _place(self, pending: Sequence[WorkloadRecord]) -> bool:

@@ -38,6 +38,31 @@ class CapacityError(ProviderError):
     """Not enough capacity for the request right now (retry later or elsewhere)."""
 
 
+class NodeAlreadyStarted(ProviderError):
+    """This node of this attempt was started before; ``handle`` is that run (if known).
+    A restarted control loop adopts that run instead of starting a second one."""
+
+    def __init__(self, message: str, handle: NodeHandle | None) -> None:
+        super().__init__(message)
+        self.handle = handle
+
+
+class NodeAlreadyRunning(NodeAlreadyStarted):
+    """A run of this node is alive right now."""
+
+
+@dataclass(frozen=True, slots=True)
+class FreeCapacity:
+    """Unreserved capacity of one offering (all its nodes together)."""
+
+    cpus: float
+    gpus: int
+    memory_gib: float
+
+
+OfferingKey = tuple[str, str, str, str]  # provider, region, zone, instance_type
+
+
 @dataclass(frozen=True, slots=True)
 class ProvisionRequest:
     """Bring up ``nodes`` instances of one offering for one attempt of one job."""
@@ -133,6 +158,11 @@ class Provider(ABC):
 
     def supports(self, capability: Capability) -> bool:
         return capability in self.capabilities
+
+    def free_capacity(self) -> dict[OfferingKey, FreeCapacity] | None:
+        """Unreserved capacity per offering, for providers that know it; None when
+        unknown (a cloud: treat as available, ``provision`` may raise CapacityError)."""
+        return None
 
     @abstractmethod
     def offerings(self) -> list[Offering]:

@@ -77,11 +77,15 @@ from intercloud.providers.base import (
     Allocation,
     Capability,
     CapacityError,
+    FreeCapacity,
+    NodeAlreadyRunning,
+    NodeAlreadyStarted,
     NodeCommand,
     NodeEvent,
     NodeEventKind,
     NodeHandle,
     NodeSlot,
+    OfferingKey,
     Provider,
     ProviderError,
     ProvisionRequest,
@@ -104,18 +108,6 @@ SHIM = Path(__file__).with_name("local_shim.py")
 PORT_BASE = 20000
 PORT_SPAN = 12000
 HOST = "127.0.0.1"
-
-
-class NodeAlreadyStarted(ProviderError):
-    """This node of this attempt was started before; ``handle`` is that run (if known)."""
-
-    def __init__(self, message: str, handle: NodeHandle | None) -> None:
-        super().__init__(message)
-        self.handle = handle
-
-
-class NodeAlreadyRunning(NodeAlreadyStarted):
-    """A run of this node is alive right now (its lock is held)."""
 
 
 class UnknownOffering(ProviderError):
@@ -296,6 +288,15 @@ class LocalProvider(Provider):
         """Every live allocation under this root (for reconciliation after a restart)."""
         with self._ledger_locked():
             return list(self._load_ledger().values())
+
+    def free_capacity(self) -> dict[OfferingKey, FreeCapacity]:
+        """Free slots of every site, keyed like its offering."""
+        out: dict[OfferingKey, FreeCapacity] = {}
+        for u in self.usage():
+            s = self.sites[u.site]
+            key = (s.provider, s.region, s.zone, s.instance_type)
+            out[key] = FreeCapacity(u.cpus_free, u.gpus_free, u.memory_gib_free)
+        return out
 
     def usage(self) -> list[SiteUsage]:
         """Free slots per site of this provider."""

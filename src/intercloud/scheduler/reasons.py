@@ -122,3 +122,122 @@ def ordered_fallback(wanted: Sequence[str], chosen: str) -> str:
 def unknown_names(what: str, names: Sequence[str]) -> str:
     """``unknown provider in the request: foo`` (not in the catalog)."""
     return f"not in the catalog ({what}): {', '.join(names)}"
+
+
+# --- Fleet scheduler: why a queued gang is held, rejected or evicted -----------------
+# The fleet scheduler (``scheduler/core.py``) says these for HOLD, REJECT and PREEMPT
+# decisions. Static reasons (a gang no pool of the fleet could ever take) reuse the
+# planner's words above; the ones below speak of the fleet's current state.
+
+
+def gang_label(accelerators: Sequence[str], gpus_per_node: int, nodes: int) -> str:
+    """``4 × H100:8`` (``H100 or A100:8`` for alternatives; ``2 × CPU`` for CPU-only)."""
+    acc = " or ".join(accelerators) if accelerators else "CPU"
+    shape = f"{acc}:{gpus_per_node}" if accelerators else acc
+    return f"{nodes} × {shape}"
+
+
+def no_pool(label: str) -> str:
+    """``no pool of the fleet can ever take 4 × H100:8`` (more nodes than any pool holds)."""
+    return f"no pool of the fleet can ever take {label}"
+
+
+def no_capacity(label: str) -> str:
+    """``waiting for capacity: 4 × H100:8`` (no candidate pool has that many free nodes)."""
+    return f"waiting for capacity: {label}"
+
+
+def no_free_domain(gpus: int, label: str) -> str:
+    """``waiting for an NVLink domain with 72 free GPUs for 18 × GB200:4``."""
+    return f"waiting for an NVLink domain with {gpus} free GPUs for {label}"
+
+
+def reserved_at(label: str, pool: str, start_s: float) -> str:
+    """``head of queue: 4 × H100:8 reserved on aws/… from t=3600`` (EASY backfill)."""
+    return f"head of queue: {label} reserved on {pool} from t={_num(round(start_s, 3))}"
+
+
+def behind_reservation(job_id: int) -> str:
+    """``would delay the reservation of job 17`` (backfill refused)."""
+    return f"would delay the reservation of job {job_id}"
+
+
+def provisioning(nodes: int, pool: str, ready_s: float) -> str:
+    """``provisioning 3 nodes of aws/…/spot, ready at t=420``."""
+    return f"provisioning {nodes} nodes of {pool}, ready at t={_num(round(ready_s, 3))}"
+
+
+def preempted_for(job_id: int, priority: int) -> str:
+    """``preempted for job 9 (priority 100); requeued from its last checkpoint``."""
+    return f"preempted for job {job_id} (priority {priority}); requeued from its last checkpoint"
+
+
+SPOT_RECLAIMED = "spot capacity reclaimed by the provider; requeued from its last checkpoint"
+NODE_FAILED = "a node of the gang failed; requeued from its last checkpoint"
+REGION_LOST = "the region was lost; requeued from its last checkpoint"
+ALREADY_RUNNING = "already running"
+
+
+# Fleet-scheduler holds and rejections decided by tenancy (quotas, borrowing, budgets).
+# Amounts of money are printed with thousands separators and two decimals: ``9,812.00``.
+
+
+def _usd(x: float) -> str:
+    return f"{x:,.2f}"
+
+
+def unknown_tenant(tenant: str) -> str:
+    """``unknown tenant: research`` (the ledger has no such tenant and no default)."""
+    return f"unknown tenant: {tenant}"
+
+
+def over_quota(
+    tenant: str,
+    gpu_type: str,
+    uses: int,
+    guaranteed: int,
+    needs: int,
+    idle: int,
+    can_borrow: bool,
+) -> str:
+    """Why a request of ``needs`` ``gpu_type`` GPUs is held by quota.
+
+    ``over quota: research uses 64 of 64 guaranteed H100 and nothing idle to borrow``;
+    ``over quota: research uses 60 of 64 guaranteed H100 and only 4 idle to borrow (needs 16)``;
+    ``over quota: research uses 64 of 64 guaranteed H100 and may not borrow (needs 8)``.
+    ``uses`` counts all its running GPUs of the type, borrowed ones included.
+    """
+    head = f"over quota: {tenant} uses {uses} of {guaranteed} guaranteed {gpu_type}"
+    if not can_borrow:
+        return f"{head} and may not borrow (needs {needs})"
+    if idle <= 0:
+        return f"{head} and nothing idle to borrow"
+    return f"{head} and only {idle} idle to borrow (needs {needs})"
+
+
+def over_monthly_budget(
+    tenant: str, spent_usd: float, committed_usd: float, budget_usd: float, needs_usd: float
+) -> str:
+    """Why a request is held by the tenant's monthly budget.
+
+    ``over budget: research spent 9,812.00 of 10,000.00 USD this month; this job needs ~420.00``;
+    with running work expected to cost more:
+    ``over budget: research spent 9,000.00 (+812.00 committed to running work) of 10,000.00 USD
+    this month; this job needs ~420.00``.
+    """
+    committed = (
+        f" (+{_usd(committed_usd)} committed to running work)" if committed_usd >= 0.005 else ""
+    )
+    return (
+        f"over budget: {tenant} spent {_usd(spent_usd)}{committed} of {_usd(budget_usd)} USD"
+        f" this month; this job needs ~{_usd(needs_usd)}"
+    )
+
+
+def reclaimed_by(tenant: str, gpu_type: str, guaranteed: int) -> str:
+    """``borrowed GPUs reclaimed by research (guaranteed 64 H100); requeued from its last
+    checkpoint`` (PREEMPT of borrowed work for a tenant within its guarantee)."""
+    return (
+        f"borrowed GPUs reclaimed by {tenant} (guaranteed {guaranteed} {gpu_type});"
+        " requeued from its last checkpoint"
+    )
