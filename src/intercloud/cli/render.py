@@ -26,7 +26,7 @@ def placement_table(title: str, rows: Sequence[Placement], best_total: float | N
         table.add_column(col, justify="right")
     for p in rows:
         gpus = f"{p.accelerator}:{p.accelerator_count} x{p.nodes}" if p.accelerator else "-"
-        delta = "" if best_total is None else f"+{p.total_usd - best_total:,.2f}"
+        delta = "" if best_total is None else f"{p.total_usd - best_total:+,.2f}"
         table.add_row(
             p.provider,
             p.region,
@@ -56,11 +56,13 @@ def print_plan(console: Console, result: PlanResult, ignored: Iterable[str] = ()
         best = result.choice.total_usd
         for p in result.best_by_provider:
             extra = p.total_usd - best
-            pct = f" (+{100 * extra / best:.1f}%)" if best > 0 else ""
+            pct = f" ({100 * extra / best:+.1f}%)" if best > 0 else ""
+            # Under an ordered accelerator preference a cheaper offer can lose.
+            why = "more" if extra >= 0 else "less, but the ordered preference comes first"
             console.print(
                 f"[cyan]lost[/] {p.provider}: best is {p.instance_type} x{p.nodes} in {p.region} "
                 f"{p.pricing.value} at {_money(p.hourly_usd)}/h, total {_money(p.total_usd)}: "
-                f"+{extra:,.2f} USD{pct}"
+                f"{abs(extra):,.2f} USD {why}{pct}"
             )
     for ex in result.excluded:
         console.print(f"[yellow]excluded[/] {ex.provider}: {ex.reason}")
