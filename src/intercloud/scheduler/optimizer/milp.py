@@ -1,0 +1,637 @@
+"""The batch optimizer: a batch of pending jobs assigned to pools at minimum cost (MILP).
+
+``solve_batch`` is the reference the fast greedy path is measured against, and a policy a
+user may choose for small batches (``BatchOptimizer``). ``greedy_batch`` solves the same
+problem with the fast path's rule, so both can be compared on identical inputs.
+
+The problem (pool level, not node level):
+
+* Each job goes to at most one pool among its candidates (``PoolCosts.rank``: accelerator,
+  GPUs per node, spot policy, provider/region filters, NVLink domain fit, hourly cap),
+  or stays unassigned.
+* Capacity is per pool, in GPUs (a CPU-only job's unit is a node, and a CPU pool's
+  capacity is its free nodes): ``free_gpus[p]`` is what the batch may still use in pool
+  ``p``, including an elastic pool's headroom up to ``max_nodes``. Topology stands in as
+  *whole free domains*: a job with topology ``nvlink_domain`` also takes one of the
+  ``free_domains[p]`` wholly free NVLink domains of its pool (conservatively, a whole
+  domain even if the gang is smaller; other jobs may still use its remaining GPUs).
+  Fragmentation inside nodes and domains is left to gang placement, which picks nodes
+  for each PLACE.
+* Quotas: ``quota[(tenant, accelerator)]`` is how many more GPUs of that accelerator the
+  tenant may be given in this batch (absent: unlimited).
+* Diversification caps (``cost.caps``): the batch is *atomic*. For every provider ``p``
+  that receives ``X_p > 0`` capped GPUs (non-reserved pools), with ``T`` the batch's GPUs
+  on all pools: ``G + X_p <= min_fleet_gpus`` or ``g_p + X_p <= share_p x (G + T)``.
+  For a batch of one job this is exactly ``DiversificationCaps.allows``; every sequence
+  of placements that ``allows`` accepts one by one satisfies it (a provider's share only
+  falls as others grow; a placement let through under the threshold had ``G + X_p`` below
+  it), so the greedy's feasible set lies inside the MILP's. Its placements may need the
+  whole batch to respect a cap, so they are applied as a batch.
+* Objective, lexicographic: first place as many units (GPUs; CPU-only jobs: nodes) as
+  possible, then minimise ``sum cost[j,p] x[j,p]``, where ``cost`` is
+  ``PoolCosts.ranked_usd_per_hour``: what the gang costs per hour on the pool, egress
+  amortised over its expected duration (the ranking key times its GPUs). This is the
+  textbook "penalty per unassigned unit larger than any placement cost" objective,
+  solved exactly: a penalty that large (more than the cost of any whole assignment) in
+  one objective drowns the cost in rounding, so the two criteria are solved in turn
+  (stage 1 maximises placed units, stage 2 minimises cost with that many placed).
+  Stage 1 is skipped when the greedy already places every job that has a feasible pool.
+  Why the hourly cost and not the cost of the whole work: a batch decides what the fleet
+  pays per hour from now on; a pool freed by a short job is reused by the next one, so
+  over a busy horizon the money spent is the integral of that hourly burn. Minimising
+  the whole work of one batch would hand paid capacity to its longest jobs, which the
+  rest of the horizon does not reward; it would also not be what ``rank`` orders by.
+
+Formulation: a binary ``x[j,p]`` per feasible (job, pool) pair, a continuous ``T``, and,
+only for providers where the threshold or a current excess over the share makes the cap
+a disjunction, one binary per provider (big-M rows). Rows: one per job (``sum_p x <= 1``),
+one per pool (capacity), one per pool with NVLink jobs (domains), one per quota, one for
+``T``, one or two per capped provider. Built directly as a sparse column-wise matrix and
+solved with HiGHS (``highspy``), warm-started from the greedy solution, so the answer
+never places fewer units than the greedy, nor at a higher cost when it places as many,
+even when the time limit stops the search.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import highspy
+import numpy as np
+import numpy.typing as npt
+
+from intercloud.model import Topology, canonical_accelerator, canonical_provider
+from intercloud.scheduler.cost.caps import DiversificationCaps
+from intercloud.scheduler.cost.pool_cost import PoolCosts
+from intercloud.scheduler.requests import GangRequest
+
+I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+Bool = npt.NDArray[np.bool_]
+ArrayLike = npt.ArrayLike
+_FULL_SEARCH_MAX_COLS = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class FleetUsage:
+    """What the fleet runs before the batch: ``total_gpus`` is ``G`` (every allocated GPU,
+    reserved included), ``capped_gpus`` maps a provider to ``g_p`` (its allocated GPUs on
+    non-reserved pools); see ``cost.caps``."""
+
+    total_gpus: float = 0.0
+    capped_gpus: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchAssignment:
+    """The outcome of one batch. ``pool[i]`` is the pool of ``requests[i]`` (-1: left
+    unassigned); ``usd_per_hour`` is what the placed gangs cost per hour (egress
+    amortised as in ``PoolCosts.rank``); ``status`` is ``optimal``,
+    ``time_limit`` (best found, ``gap`` open), ``greedy`` (by ``greedy_batch``) or the
+    solver's words; ``gap`` is the relative MIP gap (0 for greedy: not a bound)."""
+
+    pool: I64
+    usd_per_hour: float
+    placed_gpus: int
+    unplaced_gpus: int
+    status: str
+    gap: float
+    solve_s: float
+
+    def by_job(self, requests: Sequence[GangRequest]) -> dict[int, int]:
+        """``job_id -> pool`` for the placed requests."""
+        return {
+            r.job_id: int(p) for r, p in zip(requests, self.pool.tolist(), strict=True) if p >= 0
+        }
+
+
+@dataclass(slots=True)
+class _Batch:
+    """The jobs' candidates and everything both solvers read, built once."""
+
+    costs: PoolCosts
+    cand: list[I64]  # per job: candidate pools, cheapest first
+    cost: list[F64]  # per job: USD per hour on each candidate
+    units: I64  # per job: GPUs (CPU-only: nodes), for capacity and stage 1
+    gpus: I64  # per job: GPUs for caps and quotas
+    nvlink: Bool
+    tenants: list[str]
+    free: F64
+    domains: F64
+    quota: dict[tuple[str, int], float]
+    caps: DiversificationCaps | None
+    usage: FleetUsage
+
+
+def _acc(name: str) -> str:
+    return canonical_accelerator(name) or name.strip()
+
+
+def _prepare(
+    requests: Sequence[GangRequest],
+    costs: PoolCosts,
+    free_gpus: ArrayLike,
+    free_domains: ArrayLike | None,
+    now_s: float,
+    caps: DiversificationCaps | None,
+    usage: FleetUsage | None,
+    quota: Mapping[tuple[str, str], float] | None,
+    usable: Bool | None,
+) -> _Batch:
+    n = len(costs)
+    free = np.asarray(free_gpus, np.float64).reshape(n).copy()
+    domains = (
+        np.full(n, np.inf)
+        if free_domains is None
+        else np.asarray(free_domains, np.float64).reshape(n).copy()
+    )
+    q: dict[tuple[str, int], float] = {}
+    for (tenant, acc), limit in (quota or {}).items():
+        code = costs.accelerator_code.get(_acc(acc))
+        if code is not None:
+            q[(tenant, code)] = float(limit)
+    cand: list[I64] = []
+    cost: list[F64] = []
+    for r in requests:
+        ids, c = costs.ranked_usd_per_hour(r, now_s)
+        if usable is not None and ids.size:
+            keep = usable[ids]
+            ids, c = ids[keep], c[keep]
+        cand.append(ids)
+        cost.append(c)
+    units = np.array(
+        [max(r.nodes * r.gpus_per_node if r.accelerators else r.nodes, 0) for r in requests],
+        np.int64,
+    )
+    gpus = np.array([r.gpus if r.accelerators else 0 for r in requests], np.int64)
+    nvlink = np.array([r.topology == Topology.NVLINK_DOMAIN for r in requests], np.bool_)
+    return _Batch(
+        costs=costs,
+        cand=cand,
+        cost=cost,
+        units=units,
+        gpus=gpus,
+        nvlink=nvlink,
+        tenants=[r.tenant for r in requests],
+        free=free,
+        domains=domains,
+        quota=q,
+        caps=caps,
+        usage=usage or FleetUsage(),
+    )
+
+
+def _usage_arrays(b: _Batch) -> tuple[float, F64, F64]:
+    """``G``, ``g_p`` per provider code, share per provider code (>= 1: uncapped)."""
+    pc = b.costs
+    g = np.zeros(len(pc.providers))
+    for name, v in b.usage.capped_gpus.items():
+        code = pc.provider_code.get(canonical_provider(name))
+        if code is not None:
+            g[code] = float(v)
+    share = np.array(
+        [b.caps.share(p) if b.caps is not None else 1.0 for p in pc.providers], np.float64
+    )
+    return float(b.usage.total_gpus), g, share
+
+
+def _result(b: _Batch, pool: I64, status: str, gap: float, t0: float) -> BatchAssignment:
+    placed = pool >= 0
+    total = 0.0
+    for j in np.flatnonzero(placed).tolist():
+        at = np.flatnonzero(b.cand[j] == pool[j])
+        total += float(b.cost[j][at[0]])
+    return BatchAssignment(
+        pool=pool,
+        usd_per_hour=total,
+        placed_gpus=int(b.gpus[placed].sum()),
+        unplaced_gpus=int(b.gpus[~placed].sum()),
+        status=status,
+        gap=gap,
+        solve_s=time.perf_counter() - t0,
+    )
+
+
+# ---------------------------------------------------------------------- greedy
+def greedy_batch(
+    requests: Sequence[GangRequest],
+    costs: PoolCosts,
+    free_gpus: ArrayLike,
+    free_domains: ArrayLike | None = None,
+    *,
+    now_s: float,
+    caps: DiversificationCaps | None = None,
+    usage: FleetUsage | None = None,
+    quota: Mapping[tuple[str, str], float] | None = None,
+    usable: Bool | None = None,
+) -> BatchAssignment:
+    """The fast path's rule on the batch problem: requests in the order given (queue
+    order), each to the first pool of ``PoolCosts.rank`` (the same ordering the core's
+    fast path uses) that still has the capacity, a free domain for an NVLink gang, the
+    tenant's quota, and passes ``DiversificationCaps.allows`` against the fleet as
+    placed so far (reserved pools exempt); otherwise the request stays unassigned.
+
+    The core scheduler implements its own greedy inside its fast path; this one is the
+    reference the benchmark and the tests compare with ``solve_batch`` on identical
+    inputs (same arguments, same meaning).
+    """
+    t0 = time.perf_counter()
+    b = _prepare(requests, costs, free_gpus, free_domains, now_s, caps, usage, quota, usable)
+    pool = _greedy(b)
+    return _result(b, pool, "greedy", 0.0, t0)
+
+
+def _greedy(b: _Batch) -> I64:
+    pc = b.costs
+    free = b.free.copy()
+    domains = b.domains.copy()
+    quota = dict(b.quota)
+    total, capped, _ = _usage_arrays(b)
+    pool = np.full(len(b.cand), -1, np.int64)
+    n_prov = len(pc.providers)
+    for j, ids in enumerate(b.cand):
+        if not ids.size:
+            continue
+        units = int(b.units[j])
+        gpus = int(b.gpus[j])
+        ok = free[ids] >= units
+        if b.nvlink[j]:
+            ok &= domains[ids] >= 1
+        if quota:
+            tenant = b.tenants[j]
+            limits = np.array(
+                [quota.get((tenant, a), np.inf) for a in range(len(pc.accelerators))] + [np.inf]
+            )
+            ok &= limits[pc.accelerator[ids]] >= gpus
+        if b.caps is not None and gpus:
+            allowed = np.fromiter(
+                (
+                    b.caps.allows(pc.providers[c], gpus, float(capped[c]), total)
+                    for c in range(n_prov)
+                ),
+                np.bool_,
+                n_prov,
+            )
+            ok &= allowed[pc.provider[ids]] | ~pc.capped[ids]
+        hit = np.flatnonzero(ok)
+        if not hit.size:
+            continue
+        p = int(ids[hit[0]])
+        pool[j] = p
+        free[p] -= units
+        if b.nvlink[j]:
+            domains[p] -= 1
+        a = int(pc.accelerator[p])
+        key = (b.tenants[j], a)
+        if key in quota:
+            quota[key] -= gpus
+        total += gpus
+        if pc.capped[p]:
+            capped[pc.provider[p]] += gpus
+    return pool
+
+
+# ---------------------------------------------------------------------- MILP
+def solve_batch(
+    requests: Sequence[GangRequest],
+    costs: PoolCosts,
+    free_gpus: ArrayLike,
+    free_domains: ArrayLike | None = None,
+    *,
+    now_s: float,
+    caps: DiversificationCaps | None = None,
+    usage: FleetUsage | None = None,
+    quota: Mapping[tuple[str, str], float] | None = None,
+    usable: Bool | None = None,
+    time_limit_s: float = 10.0,
+    mip_rel_gap: float = 1e-4,
+) -> BatchAssignment:
+    """Assign ``requests`` to pools at minimum cost (module docstring: the formulation).
+
+    ``free_gpus`` / ``free_domains``: per pool (index = pool id of ``costs``), the GPUs
+    (CPU pools: nodes) and wholly free NVLink domains the batch may use (domains None:
+    unlimited). ``usage``: the fleet before the batch, for the caps. ``quota``: GPUs of
+    ``(tenant, accelerator)`` the batch may still give. ``usable``: pools allowed at all.
+    Stops at ``time_limit_s`` or when the relative gap is at most ``mip_rel_gap``; the
+    greedy solution is the warm start, so the result is never worse than it.
+    """
+    t0 = time.perf_counter()
+    deadline = t0 + max(time_limit_s, 0.01)
+    b = _prepare(requests, costs, free_gpus, free_domains, now_s, caps, usage, quota, usable)
+    start = _greedy(b)
+    m = _build(b)
+    if m is None:
+        return _result(b, start, "optimal", 0.0, t0)
+
+    h = highspy.Highs()  # type: ignore[no-untyped-call]
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("random_seed", 0)
+    h.passModel(
+        m.n_cols,
+        m.n_rows,
+        int(m.value.size),
+        1,  # MatrixFormat.kColwise
+        1,  # ObjSense.kMinimize
+        0.0,
+        m.cost,
+        m.col_lower,
+        m.col_upper,
+        m.row_lower,
+        m.row_upper,
+        m.start,
+        m.index,
+        m.value,
+        m.integrality.astype(np.int32),
+    )
+    nx = m.col_job.size
+    xs = np.arange(nx, dtype=np.int32)
+    units = b.units[m.col_job].astype(np.float64)
+    x0 = _warm_start(b, m, start)
+    placed = float(units @ x0[:nx])
+    optimal = True
+    # Stage 1, only when the greedy left out a job that has a candidate column: the most
+    # units that can be placed (half the time). Otherwise the greedy's count is the bound.
+    if placed < float(b.units[np.unique(m.col_job)].sum()):
+        h.changeColsCost(nx, xs, -units)
+        h.setOptionValue("time_limit", max((deadline - time.perf_counter()) / 2, 0.01))
+        h.setOptionValue("mip_rel_gap", 0.0)
+        x1 = _run(h, x0, m.n_cols)
+        optimal = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+        if x1 is not None and float(units @ x1[:nx]) > placed + 0.5:
+            x0, placed = x1, float(units @ x1[:nx])
+        h.changeColsCost(nx, xs, m.cost[:nx])
+    # Stage 2: the least cost among assignments that place that many units.
+    h.addRow(placed - 0.5, np.inf, nx, xs, units)
+    best, status, gap = _least_cost(h, m, x0, deadline, mip_rel_gap)
+    optimal &= status == "optimal"
+    pool = np.full(len(requests), -1, np.int64)
+    chosen = np.flatnonzero(best[:nx] > 0.5)
+    pool[m.col_job[chosen]] = m.col_pool[chosen]
+    word = "optimal" if optimal else "time_limit"
+    return _result(b, pool, word, gap, t0)
+
+
+def _least_cost(
+    h: highspy.Highs, m: _Model, warm: F64, deadline: float, rel_gap: float
+) -> tuple[F64, str, float]:
+    """Stage 2 with an LP-guided start: solve the LP relaxation (the bound), fix the
+    columns it sets to 1 and solve the small MIP left (half the time left), then the full
+    MIP from the best of that and ``warm``. Returns (solution, status, relative gap)."""
+    cols = np.arange(m.n_cols, dtype=np.int32)
+    h.changeColsIntegrality(m.n_cols, cols, np.zeros(m.n_cols, np.uint8))
+    h.setOptionValue("time_limit", max(deadline - time.perf_counter(), 0.01))
+    lp = _run(h, None, m.n_cols)
+    bound = h.getInfo().objective_function_value if lp is not None else -np.inf
+    h.changeColsIntegrality(m.n_cols, cols, m.integrality)
+    best = warm
+    best_cost = float(m.cost @ warm)
+    if lp is not None:
+        nx = m.col_job.size
+        fix = np.flatnonzero(lp[:nx] > 1 - 1e-6).astype(np.int32)
+        h.changeColsBounds(fix.size, fix, np.ones(fix.size), np.ones(fix.size))
+        h.setOptionValue("time_limit", max((deadline - time.perf_counter()) / 2, 0.01))
+        h.setOptionValue("mip_rel_gap", rel_gap)
+        fixed = _run(h, None, m.n_cols)
+        h.changeColsBounds(fix.size, fix, np.zeros(fix.size), np.ones(fix.size))
+        if fixed is not None and float(m.cost @ fixed) < best_cost:
+            best, best_cost = fixed, float(m.cost @ fixed)
+    if best_cost - bound <= rel_gap * abs(best_cost) + 1e-9:
+        return best, "optimal", max(best_cost - bound, 0.0) / max(abs(best_cost), 1e-12)
+    left = deadline - time.perf_counter()
+    # HiGHS overruns its time limit by minutes on large models (presolve, sub-MIPs), so
+    # the full search runs only on models it can get through: above that, the answer is
+    # the LP-guided one with the LP bound as the gap.
+    if left > 0.05 and m.n_cols <= _FULL_SEARCH_MAX_COLS:
+        h.setOptionValue("time_limit", left)
+        h.setOptionValue("mip_rel_gap", rel_gap)
+        found = _run(h, best, m.n_cols)
+        if found is not None and float(m.cost @ found) < best_cost:
+            best, best_cost = found, float(m.cost @ found)
+        if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
+            return best, "optimal", float(h.getInfo().mip_gap)
+        bound = max(bound, float(h.getInfo().mip_dual_bound))
+    gap = max(best_cost - bound, 0.0) / max(abs(best_cost), 1e-12)
+    return best, "time_limit", gap
+
+
+def _run(h: highspy.Highs, warm: F64 | None, n_cols: int) -> F64 | None:
+    """Solve (from ``warm`` if given); the best solution found (None: none reported)."""
+    if warm is not None:
+        sol = highspy.HighsSolution()
+        sol.col_value = warm
+        sol.value_valid = True
+        h.setSolution(sol)
+    h.run()
+    if h.getInfo().primal_solution_status != 2:
+        return None
+    values = np.asarray(h.getSolution().col_value, np.float64)
+    return values if values.size == n_cols else None
+
+
+@dataclass(slots=True)
+class _Model:
+    """The MILP in HiGHS's column-wise form, and what its columns stand for."""
+
+    col_job: I64  # per x column: the job (index into the batch)
+    col_pool: I64  # per x column: the pool
+    n_cols: int
+    n_rows: int
+    cost: F64
+    col_lower: F64
+    col_upper: F64
+    row_lower: F64
+    row_upper: F64
+    start: npt.NDArray[np.int32]
+    index: npt.NDArray[np.int32]
+    value: F64
+    integrality: npt.NDArray[np.uint8]
+    binaries: list[tuple[int, I64, float, float]]  # (w column, x columns, share, rhs)
+
+
+class _Rows:
+    """Sparse rows collected as coordinates, turned column-wise at the end."""
+
+    def __init__(self) -> None:
+        self.rows: list[I64] = []
+        self.cols: list[I64] = []
+        self.vals: list[F64] = []
+        self.lo: list[F64] = []
+        self.hi: list[F64] = []
+        self.n = 0
+
+    def add(self, r: I64, c: I64, v: F64, upper: F64, lower: F64 | None = None) -> int:
+        """Rows ``lower <= sum v x <= upper``, ``r`` local row numbers; returns the first."""
+        first = self.n
+        self.rows.append(r + first)
+        self.cols.append(c)
+        self.vals.append(v)
+        self.hi.append(upper)
+        self.lo.append(np.full(upper.size, -np.inf) if lower is None else lower)
+        self.n += upper.size
+        return first
+
+    def one(self, c: I64, v: F64, upper: float, lower: float = -np.inf) -> int:
+        return self.add(np.zeros(c.size, np.int64), c, v, np.array([upper]), np.array([lower]))
+
+
+def _build(b: _Batch) -> _Model | None:
+    """The MILP of the module docstring (None: no job has a feasible pool)."""
+    pc = b.costs
+    n_acc = len(pc.accelerators)
+    jobs: list[I64] = []
+    pools: list[I64] = []
+    cost: list[F64] = []
+    for j, (ids, c) in enumerate(zip(b.cand, b.cost, strict=True)):
+        if not ids.size:
+            continue
+        keep = b.free[ids] >= b.units[j]
+        if b.nvlink[j]:
+            keep &= b.domains[ids] >= 1
+        if b.quota:
+            limits = np.array(
+                [b.quota.get((b.tenants[j], a), np.inf) for a in range(n_acc)] + [np.inf]
+            )
+            keep &= limits[pc.accelerator[ids]] >= b.gpus[j]
+        if not keep.any():
+            continue
+        jobs.append(np.full(int(keep.sum()), j, np.int64))
+        pools.append(ids[keep])
+        cost.append(c[keep])
+    if not jobs:
+        return None
+    col_job = np.concatenate(jobs)
+    col_pool = np.concatenate(pools)
+    col_cost = np.concatenate(cost)
+    nx = col_job.size
+    units = b.units[col_job].astype(np.float64)
+    gpus = b.gpus[col_job].astype(np.float64)
+    xs = np.arange(nx, dtype=np.int64)
+
+    job_ids = np.unique(col_job)
+
+    rows = _Rows()
+    rows.add(np.searchsorted(job_ids, col_job), xs, np.ones(nx), np.ones(job_ids.size))
+    used, pool_row = np.unique(col_pool, return_inverse=True)
+    rows.add(pool_row.reshape(-1).astype(np.int64), xs, units, b.free[used])
+    nv = np.flatnonzero(b.nvlink[col_job])
+    if nv.size:
+        dpools, drow = np.unique(col_pool[nv], return_inverse=True)
+        drow = drow.reshape(-1)
+        finite = np.isfinite(b.domains[dpools])
+        sel = finite[drow]
+        if sel.any():
+            remap = (np.cumsum(finite) - 1).astype(np.int64)
+            rows.add(remap[drow[sel]], nv[sel], np.ones(int(sel.sum())), b.domains[dpools[finite]])
+    if b.quota:
+        keys = {k: i for i, k in enumerate(b.quota)}
+        qrow = np.array(
+            [
+                keys.get((b.tenants[j], a), -1)
+                for j, a in zip(col_job.tolist(), pc.accelerator[col_pool].tolist(), strict=True)
+            ],
+            np.int64,
+        )
+        sel = np.flatnonzero(qrow >= 0)
+        if sel.size:
+            rows.add(qrow[sel], sel, gpus[sel], np.array(list(b.quota.values()), np.float64))
+
+    extra_upper: list[float] = []
+    extra_int: list[int] = []
+    binaries: list[tuple[int, I64, float, float]] = []
+    caps = _cap_rows(b, col_pool, gpus)
+    if caps:
+        t_col = nx  # T: the batch's GPUs on every pool
+        extra_upper.append(np.inf)
+        extra_int.append(0)
+        rows.one(np.append(xs, t_col), np.append(gpus, -1.0), 0.0, 0.0)
+        for sel, s, rhs, big, u_p, low in caps:
+            if big is None:
+                rows.one(np.append(sel, t_col), np.append(gpus[sel], -s), rhs)
+                continue
+            w = nx + len(extra_upper)
+            extra_upper.append(1.0)
+            extra_int.append(1)
+            rows.one(
+                np.concatenate([sel, [t_col, w]]), np.concatenate([gpus[sel], [-s, -big]]), rhs
+            )
+            rows.one(np.append(sel, w), np.append(gpus[sel], u_p - low), u_p)
+            binaries.append((w, sel, s, rhs))
+
+    n_cols = nx + len(extra_upper)
+    r = np.concatenate(rows.rows)
+    c = np.concatenate(rows.cols)
+    v = np.concatenate(rows.vals)
+    order = np.lexsort((r, c))
+    c = c[order]
+    return _Model(
+        col_job=col_job,
+        col_pool=col_pool,
+        n_cols=n_cols,
+        n_rows=rows.n,
+        cost=np.concatenate([col_cost, np.zeros(len(extra_upper))]),
+        col_lower=np.zeros(n_cols),
+        col_upper=np.concatenate([np.ones(nx), np.array(extra_upper, np.float64)]),
+        row_lower=np.concatenate(rows.lo),
+        row_upper=np.concatenate(rows.hi),
+        start=np.searchsorted(c, np.arange(n_cols + 1)).astype(np.int32),
+        index=r[order].astype(np.int32),
+        value=v[order].astype(np.float64),
+        integrality=np.concatenate([np.ones(nx, np.uint8), np.array(extra_int, np.uint8)]),
+        binaries=binaries,
+    )
+
+
+_CapRow = tuple[I64, float, float, float | None, float, float]
+
+
+def _cap_rows(b: _Batch, col_pool: I64, gpus: F64) -> list[_CapRow]:
+    """Per capped provider: (its capped x columns, share, rhs, big-M or None, U_p, L).
+
+    Plain row ``X_p - s T <= s G - g_p`` when it holds at ``X_p = 0`` anyway and the
+    threshold cannot apply (``G >= min_fleet``). Otherwise a binary ``w`` relaxes it
+    (``X_p - s T - M w <= s G - g_p``) and, when set, limits ``X_p <= L`` (row
+    ``X_p + (U_p - L) w <= U_p``) with ``L = max(min_fleet - G, 0)``: the threshold
+    branch ``G + X_p <= min_fleet``, which includes ``X_p = 0``. ``U_p`` bounds ``X_p``.
+    Providers the threshold always lets through (``G + U_p <= min_fleet``) get no row.
+    """
+    if b.caps is None:
+        return []
+    pc = b.costs
+    total, capped, share = _usage_arrays(b)
+    prov_col = pc.provider[col_pool]
+    cap_col = pc.capped[col_pool] & (gpus > 0)
+    threshold = float(b.caps.min_fleet_gpus)
+    out: list[_CapRow] = []
+    for code in range(len(pc.providers)):
+        s = float(share[code])
+        if s >= 1.0:
+            continue
+        sel = np.flatnonzero(cap_col & (prov_col == code))
+        if not sel.size:
+            continue
+        u_p = min(float(b.free[np.unique(col_pool[sel])].sum()), float(gpus[sel].sum()))
+        if total + u_p <= threshold:
+            continue
+        rhs = s * total - float(capped[code])
+        low = min(max(threshold - total, 0.0), u_p)
+        if rhs >= 0 and low <= 0:
+            out.append((sel, s, rhs, None, u_p, 0.0))
+        else:
+            out.append((sel, s, rhs, max((1.0 - s) * u_p - rhs, 0.0), u_p, low))
+    return out
+
+
+def _warm_start(b: _Batch, m: _Model, pool: I64) -> F64:
+    """The greedy assignment as a column vector (x, T and the cap binaries)."""
+    x = np.zeros(m.n_cols)
+    nx = m.col_job.size
+    x[:nx] = pool[m.col_job] == m.col_pool
+    if m.n_cols > nx:
+        gpus = b.gpus[m.col_job].astype(np.float64)
+        t = float(gpus @ x[:nx])
+        x[nx] = t
+        for w, sel, s, rhs in m.binaries:
+            x[w] = float(float(gpus[sel] @ x[sel]) - s * t > rhs + 1e-9)
+    return x

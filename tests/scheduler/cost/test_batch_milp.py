@@ -1,0 +1,188 @@
+"""The batch optimizer (MILP) against its greedy reference."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from intercloud.model import PricingKind, SpotPolicy, Topology
+from intercloud.scheduler.cost import DiversificationCaps, PoolCosts
+from intercloud.scheduler.fleet.pools import PoolSpec
+from intercloud.scheduler.optimizer import (
+    BatchAssignment,
+    BatchOptimizer,
+    FleetUsage,
+    greedy_batch,
+    solve_batch,
+)
+from intercloud.scheduler.optimizer.synthetic import synthetic_batch
+from intercloud.scheduler.requests import DecisionKind, GangRequest
+
+K = PricingKind
+
+
+def pool(provider: str, price: float, kind: PricingKind = K.ON_DEMAND, npd: int = 1) -> PoolSpec:
+    return PoolSpec(provider, "r1", "r1a", "t", kind, "H100", 8, 96, 1000, npd, 10, price)
+
+
+def job(j: int, gpus: int = 8, tenant: str = "t", **kw: object) -> GangRequest:
+    return GangRequest(j, tenant, 1, gpus, ("H100",), **kw)  # type: ignore[arg-type]
+
+
+def test_greedy_is_suboptimal_where_the_milp_is_optimal() -> None:
+    pc = PoolCosts([pool("aws", 8), pool("gcp", 8.8), pool("azure", 40)])
+    a = job(1)
+    b = job(2, providers=frozenset({"aws", "azure"}))
+    free = np.array([8.0, 80.0, 80.0])
+    g = greedy_batch([a, b], pc, free, now_s=0)
+    m = solve_batch([a, b], pc, free, now_s=0)
+    assert g.pool.tolist() == [0, 2] and g.usd_per_hour == 48.0
+    assert m.pool.tolist() == [1, 0] and m.usd_per_hour == 16.8 and m.status == "optimal"
+    assert g.usd_per_hour / m.usd_per_hour > 2.8
+    assert m.by_job([a, b]) == {1: 1, 2: 0}
+
+
+def test_milp_places_as_much_as_possible_first() -> None:
+    # one 8-GPU slot cheap, 12 GPUs dear: greedy puts the 4-GPU job first in the cheap pool
+    pc = PoolCosts([pool("aws", 8), pool("gcp", 16)])
+    jobs = [job(1, 4), job(2, 8), job(3, 8)]
+    free = np.array([8.0, 12.0])
+    g = greedy_batch(jobs, pc, free, now_s=0)
+    m = solve_batch(jobs, pc, free, now_s=0)
+    assert g.placed_gpus == 12 and g.pool.tolist() == [0, 1, -1]
+    assert m.placed_gpus == 20 and m.pool.tolist() == [1, 0, 1]  # dearer, but all placed
+
+
+def test_caps_atomic_batch_and_threshold() -> None:
+    pc = PoolCosts([pool("aws", 1), pool("gcp", 2), pool("oci", 0.5, K.RESERVED)])
+    caps = DiversificationCaps({"aws": 0.5}, min_fleet_gpus=0)
+    jobs = [job(i) for i in range(6)]
+    free = np.array([80.0, 80.0, 16.0])
+    m = solve_batch(jobs, pc, free, now_s=0, caps=caps)
+    # 48 GPUs: reserved 16 first (exempt), aws at most half of the fleet: 24
+    placed_aws = int(sum(8 for p in m.pool if p == 0))
+    assert placed_aws == 24 and m.placed_gpus == 48
+    g = greedy_batch(jobs, pc, free, now_s=0, caps=caps)
+    assert g.placed_gpus == 48 and g.usd_per_hour >= m.usd_per_hour
+    # under the threshold the cap does not bind at all
+    loose = DiversificationCaps({"aws": 0.5}, min_fleet_gpus=1000)
+    assert solve_batch(jobs, pc, free, now_s=0, caps=loose).pool.tolist() == [2, 2, 0, 0, 0, 0]
+
+
+def _check(
+    res: BatchAssignment,
+    reqs: list[GangRequest],
+    pc: PoolCosts,
+    free: np.ndarray,
+    dom: np.ndarray,
+    caps: DiversificationCaps,
+    usage: FleetUsage,
+    quota: dict[tuple[str, str], float],
+) -> None:
+    used = np.zeros(len(pc))
+    doms = np.zeros(len(pc))
+    by_tenant: dict[str, float] = {}
+    capped = {p: 0.0 for p in pc.providers}
+    for r, p in zip(reqs, res.pool.tolist(), strict=True):
+        if p < 0:
+            continue
+        assert p in pc.rank(r, 0).tolist()
+        used[p] += r.gpus
+        doms[p] += r.topology == Topology.NVLINK_DOMAIN
+        by_tenant[r.tenant] = by_tenant.get(r.tenant, 0) + r.gpus
+        if pc.capped[p]:
+            capped[pc.providers[pc.provider[p]]] += r.gpus
+    assert (used <= free + 1e-9).all() and (doms <= dom + 1e-9).all()
+    for (tenant, _), limit in quota.items():
+        assert by_tenant.get(tenant, 0) <= limit + 1e-9
+    total = usage.total_gpus + res.placed_gpus
+    for prov, x in capped.items():
+        if x > 0:
+            g = usage.capped_gpus.get(prov, 0.0)
+            ok = usage.total_gpus + x <= caps.min_fleet_gpus or g + x <= caps.share(prov) * total
+            assert ok + 1e-9, (prov, x, total)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    n_jobs=st.integers(1, 14),
+    min_fleet=st.sampled_from([0, 40, 400]),
+    share=st.sampled_from([0.3, 0.5, 1.0]),
+    quota_limit=st.sampled_from([None, 24.0, 64.0]),
+)
+def test_never_exceeds_capacity_caps_quotas_and_milp_beats_greedy(
+    seed: int, n_jobs: int, min_fleet: int, share: float, quota_limit: float | None
+) -> None:
+    rng = np.random.default_rng(seed)
+    kinds = [K.ON_DEMAND, K.SPOT, K.RESERVED, K.COMMITTED]
+    pools = [
+        PoolSpec(
+            ["aws", "gcp", "azure"][i % 3],
+            "r1",
+            "r1a",
+            "t",
+            kinds[int(rng.integers(4))],
+            "H100",
+            8,
+            96,
+            1000,
+            int(rng.choice([1, 4])),
+            10,
+            float(rng.uniform(10, 40)),
+        )
+        for i in range(6)
+    ]
+    pc = PoolCosts(pools)
+    reqs = [
+        GangRequest(
+            j,
+            f"t{j % 2}",
+            int(rng.integers(1, 4)),
+            int(rng.choice([1, 2, 4, 8])),
+            ("H100",),
+            spot=SpotPolicy.ALLOWED if rng.random() < 0.5 else SpotPolicy.NEVER,
+            topology=Topology.NVLINK_DOMAIN if rng.random() < 0.2 else Topology.ANY,
+            duration_s=float(rng.uniform(600, 36000)),
+        )
+        for j in range(n_jobs)
+    ]
+    free = rng.integers(0, 5, len(pools)).astype(float) * 8
+    dom = np.floor(free / 8 / np.array([p.nodes_per_domain for p in pools]))
+    caps = DiversificationCaps({"aws": share, "gcp": share}, min_fleet)
+    usage = FleetUsage(float(rng.integers(0, 100)), {"aws": float(rng.integers(0, 30))})
+    quota = {} if quota_limit is None else {("t0", "H100"): quota_limit}
+    kw = {"now_s": 0.0, "caps": caps, "usage": usage, "quota": quota}
+    g = greedy_batch(reqs, pc, free, dom, **kw)  # type: ignore[arg-type]
+    m = solve_batch(reqs, pc, free, dom, mip_rel_gap=0.0, **kw)  # type: ignore[arg-type]
+    for res in (g, m):
+        _check(res, reqs, pc, free, dom, caps, usage, quota)
+
+    def units(res: BatchAssignment) -> int:
+        return sum(r.gpus for r, p in zip(reqs, res.pool.tolist(), strict=True) if p >= 0)
+
+    assert units(m) >= units(g)
+    if units(m) == units(g):
+        assert m.usd_per_hour <= g.usd_per_hour + 1e-6
+
+
+def test_policy_decisions() -> None:
+    pc = PoolCosts([pool("aws", 8)])
+    opt = BatchOptimizer(pc, max_batch=3)
+    reqs = [job(1), job(2), GangRequest(3, "t", 1, 8, ("B200",)), job(4)]
+    out = opt.decide(reqs, np.array([8.0]), now_s=0)
+    assert [d.kind for d in out] == [DecisionKind.PLACE, DecisionKind.HOLD, DecisionKind.REJECT]
+    assert out[0].pool == 0 and out[0].node_ids == ()
+
+
+def test_synthetic_batch_has_the_benchmark_shape_and_milp_wins() -> None:
+    sb = synthetic_batch(200, 60, seed=1)
+    assert sb.cheap_share <= 0.5
+    pc = PoolCosts(sb.pools, sb.contracts)
+    kw = {"now_s": sb.now_s, "caps": sb.caps, "usage": sb.usage}
+    g = greedy_batch(sb.requests, pc, sb.free_gpus, sb.free_domains, **kw)  # type: ignore[arg-type]
+    m = solve_batch(sb.requests, pc, sb.free_gpus, sb.free_domains, time_limit_s=5, **kw)  # type: ignore[arg-type]
+    assert m.placed_gpus >= g.placed_gpus
+    if m.placed_gpus == g.placed_gpus:
+        assert m.usd_per_hour <= g.usd_per_hour + 1e-6
