@@ -1,0 +1,33 @@
+"""Trace readers, one module per format, registered by format name.
+
+    from intercloud.twin.traces import get_reader
+    for job in get_reader("tiresias").read("60_job.csv"):
+        ...
+
+Formats: ``alibaba_openb`` (Alibaba openb pod lists), ``tiresias`` (Tiresias CSV),
+``philly_gavel`` (Gavel's Philly-derived ``.trace`` files).
+"""
+
+from intercloud.twin.traces import alibaba_openb, philly_gavel, tiresias
+from intercloud.twin.traces.base import (
+    TraceError,
+    TraceJob,
+    TraceReader,
+    formats,
+    get_reader,
+    read_trace,
+    register,
+)
+
+__all__ = [
+    "TraceError",
+    "TraceJob",
+    "TraceReader",
+    "alibaba_openb",
+    "formats",
+    "get_reader",
+    "philly_gavel",
+    "read_trace",
+    "register",
+    "tiresias",
+]
