@@ -3,6 +3,7 @@ policy, cancel in every state, capacity holds, unrunnable specs, the events stor
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -100,10 +101,16 @@ def test_a_failing_rank_fails_the_job_and_stops_the_gang(
 def test_restart_policy(store: Store, make_reconciler: Make) -> None:
     rec = make_reconciler()
     ckpt = 'touch "$INTERCLOUD_CHECKPOINT_DIR/a$INTERCLOUD_ATTEMPT-r$INTERCLOUD_NODE_RANK"; '
+    # Both ranks wait for each other's marker (a barrier), so a fast failure of one rank
+    # cannot tear the gang down before the other has run.
+    barrier = (
+        'D="$INTERCLOUD_CHECKPOINT_DIR"; A="$INTERCLOUD_ATTEMPT"; for i in $(seq 200); do '
+        '[ -e "$D/a$A-r0" ] && [ -e "$D/a$A-r1" ] && break; sleep 0.05; done; '
+    )
     # exits 3 on attempts 1 and 2, succeeds on 3; 3 is a listed code
     recovers = submit(
         store,
-        ckpt + '[ "$INTERCLOUD_ATTEMPT" -ge 3 ] || exit 3',
+        ckpt + barrier + '[ "$INTERCLOUD_ATTEMPT" -ge 3 ] || exit 3',
         nodes=2,
         max_restarts=3,
         on_exit_codes=(3,),
@@ -186,6 +193,10 @@ def test_cancel_running_kills_every_process(
     rec = make_reconciler()
     job = submit(store, "sleep 30 & sleep 30; wait", nodes=4)
     run_until(rec, in_state(store, job, S.RUNNING))
+    # RUNNING means every shim started; give each node's bash a moment to fork its sleeps
+    deadline = time.monotonic() + 20
+    while len(processes_under(root)) < 4 * 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert len(processes_under(root)) >= 4 * 3  # shim, bash, two sleeps per node
     store.request_cancel(job)
     run_until(rec, all_terminal(store, job))

@@ -12,6 +12,9 @@ builds the enabled providers, calls ``Reconciler.recover()`` and then ``step()``
 loop, sleeping 20-200 ms (longer the longer nothing changes). It exits by itself once
 no job has been non-terminal for ``idle_exit_s`` seconds, and on SIGTERM/SIGINT after
 the step in progress. It may also be SIGKILLed at any instant: the next one recovers.
+Placement decisions come from the fleet scheduler (``control.fleet_decider``; settings:
+``INTERCLOUD_DECIDER``, ``INTERCLOUD_QUEUE_POLICY``, ``INTERCLOUD_PREEMPTION`` or the
+store settings ``scheduler.queue_policy`` / ``scheduler.preemption``).
 
 ``ensure_daemon`` costs one ``flock`` probe and one small file read when the daemon
 already runs (well under 5 ms); otherwise it spawns ``python -m intercloud.control.daemon``

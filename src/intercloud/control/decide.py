@@ -19,13 +19,19 @@ currently unreserved capacity where a provider can tell (None: unknown, the prov
 providers' offerings, greedy in queue order (a held job does not block smaller jobs
 behind it: best-effort FIFO, no reservations). It tries the planner's choice, then its
 ranked alternatives, and takes the first that fits the free capacity.
+
+``FleetDecider`` (``control.fleet_decider``, the reconciler's default) runs the fleet
+scheduler core instead; it is *fleet-aware*: it also gets the jobs holding capacity
+(``RunningJob``) and the wall clock, and may answer ``Preempt`` (stop a running job and
+requeue it) before the ``Place`` it makes room for. ``INTERCLOUD_DECIDER=planner``
+selects ``PlannerDecider``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from intercloud.catalog import Catalog
 from intercloud.model import BatchJob, Offering, Placement, Service, TrainingJob, Workload
@@ -46,6 +52,22 @@ class PendingJob:
     job_id: int
     priority: int
     workload: Workload
+    tenant: str = "default"
+    submitted_s: float = 0.0  # unix seconds (the record's creation time)
+
+
+@dataclass(frozen=True, slots=True)
+class RunningJob:
+    """A job holding capacity (PLACING .. CANCELLING): where it is (the stored
+    ``placement``), since when (unix seconds), and whether it may be preempted."""
+
+    job_id: int
+    priority: int
+    tenant: str
+    placement: Mapping[str, Any]
+    since_s: float
+    duration_s: float | None = None
+    preemptible: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +111,17 @@ class Reject:
     reason: str
 
 
-Decision = Place | Hold | Reject
+@dataclass(frozen=True, slots=True)
+class Preempt:
+    """Stop running job ``job_id`` and requeue it (a new attempt), to make room for
+    ``for_job``; comes before the ``Place`` of ``for_job``."""
+
+    job_id: int
+    for_job: int
+    reason: str
+
+
+Decision = Place | Hold | Reject | Preempt
 
 
 class Decider(Protocol):
@@ -100,6 +132,24 @@ class Decider(Protocol):
         pending: Sequence[PendingJob],
         offerings: Sequence[Offering],
         free: Mapping[OfferingKey, FreeCapacity] | None = None,
+    ) -> list[Decision]: ...
+
+
+class FleetAwareDecider(Decider, Protocol):
+    """A decider that also sees the jobs holding capacity and the wall clock (the fleet
+    scheduler: ``control.fleet_decider``). The reconciler passes them when the decider
+    sets ``fleet_aware = True``."""
+
+    fleet_aware: bool
+
+    def decide(
+        self,
+        pending: Sequence[PendingJob],
+        offerings: Sequence[Offering],
+        free: Mapping[OfferingKey, FreeCapacity] | None = None,
+        *,
+        running: Sequence[RunningJob] = (),
+        now_s: float = 0.0,
     ) -> list[Decision]: ...
 
 

@@ -17,6 +17,9 @@ Active transitions (what the loop does)::
     PENDING     --decide: Place-->  PLACING (placement, attempt >= 1 stored)
     PENDING     --decide: Reject--> PLACING -> FAILED (the planner's reason)
     PENDING     --decide: Hold-->   stays, ``reason`` updated (no transition)
+    RUNNING     --decide: Preempt--> RECOVERING (reason "preempted for job N ...") -> the
+                  RECOVERING path below, which requeues it as a new attempt whatever its
+                  restart policy, without counting a restart
     PLACING     --provision(request_id=f"{job}-a{attempt}")--> PROVISIONING
                   (CapacityError / unknown offering -> PENDING with the reason, retried
                   after a back-off)
@@ -60,11 +63,13 @@ from typing import Any, Protocol, runtime_checkable
 from intercloud.control.crashpoints import Crashpoint, no_crash
 from intercloud.control.decide import (
     Decider,
+    FleetAwareDecider,
     Hold,
     PendingJob,
     Place,
-    PlannerDecider,
+    Preempt,
     Reject,
+    RunningJob,
 )
 from intercloud.control.states import JobState
 from intercloud.model import BatchJob, Offering, PricingKind, TrainingJob, Workload
@@ -97,6 +102,10 @@ log = logging.getLogger("intercloud.control")
 S = JobState
 NON_TERMINAL: tuple[JobState, ...] = tuple(s for s in JobState if not s.terminal)
 NodeKey = tuple[int, int, int]  # (job, attempt, rank)
+#: states in which a job holds (or is about to hold) provider capacity
+HOLDING: tuple[JobState, ...] = (S.PLACING, S.PROVISIONING, S.RUNNING, S.RECOVERING, S.CANCELLING)
+#: how the scheduler's PREEMPT reasons begin (``scheduler.reasons.preempted_for``)
+PREEMPTED_PREFIX = "preempted for job"
 
 
 @runtime_checkable
@@ -162,7 +171,9 @@ class Reconciler:
     ``providers`` maps provider name (as in placements and node records) to the adapter.
     ``clock`` (monotonic seconds) only times back-offs; store times come from the store's
     own clock. ``crashpoint(name)`` is called at every phase boundary (see
-    ``crashpoints``). ``decider`` chooses placements (default: ``PlannerDecider``).
+    ``crashpoints``). ``decider`` chooses placements (default: ``make_decider``: the
+    fleet scheduler unless ``$INTERCLOUD_DECIDER`` says ``planner``); a fleet-aware
+    decider also gets the jobs holding capacity and ``wall_clock()`` (unix seconds).
 
     Single-writer: run at most one Reconciler per store at a time (the daemon's lock
     ensures it). Not thread-safe.
@@ -177,12 +188,18 @@ class Reconciler:
         crashpoint: Crashpoint = no_crash,
         decider: Decider | None = None,
         retry_backoff_s: tuple[float, float] = (0.5, 30.0),
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.providers = dict(providers)
         self.clock = clock
         self.crashpoint = crashpoint
-        self.decider: Decider = decider or PlannerDecider()
+        if decider is None:
+            from intercloud.control.fleet_decider import make_decider
+
+            decider = make_decider(store=store)
+        self.decider: Decider = decider
+        self.wall_clock = wall_clock
         self.retry_backoff_s = retry_backoff_s
         #: jobs that were non-terminal when the last step began
         self.active_jobs = 0
@@ -346,10 +363,24 @@ class Reconciler:
             if isinstance(wl, str):
                 changed |= self._reject(w, wl)
             else:
-                queue.append(PendingJob(w.id, w.priority, wl))
+                queue.append(PendingJob(w.id, w.priority, wl, w.tenant, w.created_at.timestamp()))
         if not queue:
             return changed
-        for d in self.decider.decide(queue, self.offerings(), self.free_capacity()):
+        if getattr(self.decider, "fleet_aware", False):
+            fleet_decider: FleetAwareDecider = self.decider  # type: ignore[assignment]
+            decisions = fleet_decider.decide(
+                queue,
+                self.offerings(),
+                self.free_capacity(),
+                running=self._holding(),
+                now_s=self.wall_clock(),
+            )
+        else:
+            decisions = self.decider.decide(queue, self.offerings(), self.free_capacity())
+        for d in decisions:
+            if isinstance(d, Preempt):
+                changed |= self._preempt(d)
+                continue
             w = by_id[d.job_id]
             if isinstance(d, Reject):
                 changed |= self._reject(w, d.reason)
@@ -386,6 +417,46 @@ class Reconciler:
                 except ProviderError as exc:
                     log.warning("job %s (PLACING): %s", w.id, exc)
         return changed
+
+    def _holding(self) -> list[RunningJob]:
+        """The jobs holding capacity, as the store says now (read again: jobs may have
+        finished earlier in this step). Only RUNNING jobs not being cancelled may be
+        preempted."""
+        out = []
+        for w in self.store.list_workloads(states=HOLDING):
+            if not w.placement or w.attempt < 1:
+                continue
+            wl = self._workload(w)
+            hours = wl.duration_hours if not isinstance(wl, str) else None
+            out.append(
+                RunningJob(
+                    job_id=w.id,
+                    priority=w.priority,
+                    tenant=w.tenant,
+                    placement=w.placement,
+                    since_s=w.updated_at.timestamp(),
+                    duration_s=hours * 3600.0 if hours else None,
+                    preemptible=w.state is S.RUNNING and w.desired is not Desired.CANCEL,
+                )
+            )
+        return out
+
+    def _preempt(self, d: Preempt) -> bool:
+        """Stop a running job for ``d.for_job`` and requeue it (``_recover_job``)."""
+        w = self.store.get(d.job_id)
+        if w.state is not S.RUNNING or w.desired is Desired.CANCEL:
+            return False
+        rec = self.store.transition(
+            w.id, S.RUNNING, S.RECOVERING, d.reason, expected_version=w.version
+        )
+        if rec is None:
+            return False
+        self.crashpoint("recovering")
+        try:
+            self._recover_job(rec)
+        except ProviderError as exc:
+            log.warning("job %s (RECOVERING): %s", w.id, exc)
+        return True
 
     def _reject(self, w: WorkloadRecord, reason: str) -> bool:
         rec = self.store.transition(
@@ -667,18 +738,22 @@ class Reconciler:
             return False
         self._release(w)
         self.crashpoint("recovering")
-        self.store.end_attempt(w.id, w.attempt, "failed", reason=w.reason)
+        preempted = _preempted(w)
+        ended = "preempted" if preempted else "failed"
+        self.store.end_attempt(w.id, w.attempt, ended, reason=w.reason)
         self.crashpoint("recovering")
-        restart, _ = self._may_restart(w, w.exit_code)
+        restart, _ = (True, "") if preempted else self._may_restart(w, w.exit_code)
         if restart:
             rec = self.store.transition(
                 w.id,
                 S.RECOVERING,
                 S.PENDING,
-                f"restarting as attempt {w.attempt + 1}",
+                (w.reason or PREEMPTED_PREFIX)
+                if preempted
+                else f"restarting as attempt {w.attempt + 1}",
                 expected_version=w.version,
                 attempt=w.attempt + 1,
-                restarts=w.restarts + 1,
+                restarts=w.restarts if preempted else w.restarts + 1,
                 placement=None,
             )
         else:
@@ -761,6 +836,12 @@ class Reconciler:
         provider = self.providers.get(str(p.get("provider")))
         if provider is not None:
             provider.release(f"{w.id}-a{w.attempt}")
+
+
+def _preempted(w: WorkloadRecord) -> bool:
+    """Whether the job is RECOVERING because the scheduler preempted it (the reason of
+    that transition is stored with it, so this survives a crash)."""
+    return (w.reason or "").startswith(PREEMPTED_PREFIX)
 
 
 def _allocation_dict(a: Allocation) -> dict[str, Any]:

@@ -180,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             grads, loss = hub.mean(grads, loss)
         except (EOFError, ConnectionError):
-            # A peer died: like a collective timing out under torchrun, give up this attempt.
+            # A peer died. Like a collective under torchrun, notice it only after a timeout
+            # (short here), so the peer's own failure is the first one recorded.
+            time.sleep(1.0)
             print(f"rank {rank}: lost a peer at step {step}; exiting", flush=True)
             return 1
         for k in params:

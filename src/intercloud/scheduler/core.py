@@ -53,7 +53,7 @@ from intercloud.scheduler.placement.filter import (
 )
 from intercloud.scheduler.placement.order import list_price_order, marginal_usd_per_hour
 from intercloud.scheduler.placement.pick import (
-    fits_now,
+    fitting_pools,
     pick_nodes,
     slots_needed,
 )
@@ -135,6 +135,10 @@ class Scheduler:
         # job of its accelerators is placed.
         self._blocked: dict[Hashable, tuple[tuple[int, ...], str]] = {}
         self._no_victims: dict[Hashable, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+        # per pool: the version at which it had no victims for a shape (find_victims)
+        self._victim_memo: dict[tuple[int, int, bool, int], dict[int, int]] = {}
+        # per ranking key: (PoolCosts.rank's array, the candidate pools in its order)
+        self._rank_memo: dict[Hashable, tuple[object, list[int]]] = {}
         # per queued job: (request, shape key, shape, its HOLD while its shape is blocked)
         self._jobs: dict[int, tuple[GangRequest, Hashable, _Shape, Decision | None]] = {}
 
@@ -149,6 +153,8 @@ class Scheduler:
             self._static_order.clear()
             self._blocked.clear()
             self._no_victims.clear()
+            self._victim_memo.clear()
+            self._rank_memo.clear()
             self._jobs.clear()
         state.advance(now_s)
         cyc = _Cycle(now_s)
@@ -188,9 +194,20 @@ class Scheduler:
         okey = (key, r.provider_preference, r.data_provider, r.data_region, r.data_gb, r.duration_s)
         got = cyc.order.get(okey)
         if got is None:
-            allowed = set(cands.pools)
-            ranked = self.costs.rank(r, cyc.now_s).tolist()
-            got = cyc.order[okey] = [p for p in ranked if p in allowed]
+            ranked_ids = self.costs.rank(r, cyc.now_s)
+            # PoolCosts hands back its memoised (read-only) array while its ranking holds:
+            # the same array gives the same filtered list as last cycle.
+            mkey = (key, id(ranked_ids))
+            last = self._rank_memo.get(mkey)
+            if last is not None and last[0] is ranked_ids:
+                got = last[1]
+            else:
+                allowed = set(cands.pools)
+                got = [p for p in ranked_ids.tolist() if p in allowed]
+                if len(self._rank_memo) >= 4096:
+                    self._rank_memo.clear()
+                self._rank_memo[mkey] = (ranked_ids, got)
+            cyc.order[okey] = got
         return got
 
     def _usd_per_hour(self, state: FleetState, r: GangRequest, p: int, cyc: _Cycle) -> float:
@@ -291,10 +308,22 @@ class Scheduler:
         any_fit = False
         behind = False
         if blocked is None:
-            for p in pools:
-                if not fits_now(state, p, r):
-                    continue
+            # Refusals by (accelerator, price, capped provider): the ledger and the caps
+            # answer alike for pools alike, and a repeat call changes nothing, so a known
+            # refusal is reused; once ``why`` is set, a pool it refuses needs no pick.
+            refused: dict[tuple[str | None, float, str | None], str] = {}
+            # nothing below changes the state before a return: filter all pools at once
+            for p in fitting_pools(state, pools, r):
                 any_fit = True
+                spec = state.pools[p]
+                akey = (
+                    spec.accelerator,
+                    self._usd_per_hour(state, r, p, cyc) if self.ledger is not None else 0.0,
+                    spec.provider if self.caps is not None and state._capped[p] else None,
+                )
+                known = refused.get(akey)
+                if known is not None and why is not None:
+                    continue
                 excl = None
                 if res is not None and res.pool == p and not res.allows(r, cyc.now_s):
                     excl = res.nodes
@@ -302,8 +331,9 @@ class Scheduler:
                 if nodes is None:
                     behind = behind or excl is not None
                     continue
-                w = self._admit(state, r, p, cyc)
+                w = known if known is not None else self._admit(state, r, p, cyc)
                 if w is not None:
+                    refused[akey] = w
                     why = why or w
                     continue
                 self._bind(state, r, p, nodes, cyc, out)
@@ -370,7 +400,16 @@ class Scheduler:
         if self.ledger is not None and r.gpus:
             for acc in r.accelerators:
                 reclaim.update(self.ledger.reclaimable(r.tenant, acc, r.gpus))
-        found = find_victims(state, r, pools, cyc.now_s, cyc.placed, reclaim, self.preemption_pools)
+        found = find_victims(
+            state,
+            r,
+            pools,
+            cyc.now_s,
+            cyc.placed,
+            reclaim,
+            self.preemption_pools,
+            self._victim_memo,
+        )
         if found is None:
             if not reclaim:
                 self._no_victims[(key, r.priority, r.tenant)] = (

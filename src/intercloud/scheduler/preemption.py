@@ -22,6 +22,7 @@ Provider events (spot reclaimed, node failed, region lost) also evict: see
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass, replace
 
@@ -48,7 +49,7 @@ def fits_after(state: FleetState, p: int, r: GangRequest, victims: Iterable[Allo
     if needs_domain(r):
         big = state.pool_slots[p]
         npd = state.pool_npd[p]
-        if any(state.domains_with_free(p, c) for c in range(r.nodes, npd + 1)):
+        if r.nodes <= npd and state.pools_with_free_domain(r.nodes)[p]:
             return True
         gain: dict[int, int] = {}
         for x, dl in delta.items():
@@ -63,10 +64,6 @@ def fits_after(state: FleetState, p: int, r: GangRequest, victims: Iterable[Allo
         if state.usable(x) and lv < g <= lv + dl:
             count += 1
     return count >= r.nodes
-
-
-def _gain(state: FleetState, a: Allocation, g: int) -> int:
-    return sum(1 for x in a.nodes if state.level(x) < g <= state.level(x) + a.slots)
 
 
 def _prune(
@@ -111,11 +108,38 @@ def _greedy(
                     break
         return best_set
     g = slots_needed(state, p, r)
-    order = sorted(eligible, key=lambda a: (-_gain(state, a, g), a.work_lost_s(now_s), a.job_id))
+    # Same order as sorting by (-nodes it makes fit, work lost, job id) and the same stop as calling
+    # fits_after after each victim, but only the victims taken are ordered (a heap) and
+    # the fit is counted incrementally (eligible lists run to hundreds of jobs).
+    lvl = state._lvl
+    usable = state._usable
+    keyed: list[tuple[int, float, int, int]] = []
+    for i, a in enumerate(eligible):
+        s = a.slots
+        gain = 0
+        for x in a.nodes:
+            lv = lvl[x]
+            if lv < g <= lv + s:
+                gain += 1
+        lost = max(0.0, now_s - a.last_checkpoint_s) * max(
+            a.request.gpus_per_node * len(a.nodes), 1
+        )
+        keyed.append((-gain, lost, a.job_id, i))
+    heapq.heapify(keyed)
+    count = state.nodes_with_at_least(p, g)
+    delta: dict[int, int] = {}
     chosen = []
-    for a in order:
+    while keyed:
+        a = eligible[heapq.heappop(keyed)[3]]
         chosen.append(a)
-        if fits_after(state, p, r, chosen):
+        s = a.slots
+        for x in a.nodes:
+            old = delta.get(x, 0)
+            delta[x] = old + s
+            lv = lvl[x]
+            if usable[x] and lv + old < g <= lv + old + s:
+                count += 1
+        if count >= r.nodes:
             return chosen
     return None
 
@@ -128,32 +152,63 @@ def find_victims(
     protect: Set[int] = frozenset(),
     reclaimable: Set[int] = frozenset(),
     max_pools: int = 8,
+    memo: dict[tuple[int, int, bool, int], dict[int, int]] | None = None,
 ) -> Victims | None:
     """The cheapest inclusion-minimal set of victims that makes room for ``r`` in one of
     ``pools`` (cost order), or None. Only the first ``max_pools`` pools where a set is
-    found are compared (one victim is the best possible: the search stops there)."""
+    found are compared (one victim is the best possible: the search stops there).
+
+    ``memo`` (kept by the caller between calls on one state): per request shape and
+    priority, the ``pool_version`` at which a pool had no victims; such a pool is skipped
+    while unchanged (fewer protected or reclaimable jobs can only find fewer victims)."""
     best: tuple[int, float, int] | None = None
     out: Victims | None = None
     allocs = state.allocations
     found = 0
     q0 = r.priority
+    version = state.pool_version
+    none_at: dict[int, int] | None = None
+    if memo is not None and not reclaimable:
+        none_at = memo.setdefault((r.gpus_per_node, r.nodes, needs_domain(r), q0), {})
+    prio = state.pool_prio
+    # no job anywhere of a lower priority: no victims (skips the pass over pools)
+    if not reclaimable and not any(d and min(d) < q0 for d in state.acc_prio):
+        return None
     for rank, p in enumerate(pools):
-        if not reclaimable and not any(q < q0 for q in state.pool_prio[p]):
+        if not reclaimable and not (prio[p] and min(prio[p]) < q0):
             continue
         if found >= max_pools or (best is not None and best[0] == 1):
             break
-        eligible = []
-        for j in state.pool_jobs(p):
-            if j in protect:
-                continue
-            a = allocs[j]
-            q = a.request
-            if (q.preemptible and q.priority < r.priority) or j in reclaimable:
-                eligible.append(a)
-        if not eligible:
+        if none_at is not None and none_at.get(p) == version[p]:
             continue
-        chosen = _greedy(state, p, r, eligible, now_s)
+        skipped = False
+        if reclaimable:
+            eligible = []
+            for j in state._pool_jobs[p]:
+                if j in protect:
+                    continue
+                a = allocs[j]
+                q = a.request
+                if (q.preemptible and q.priority < q0) or j in reclaimable:
+                    eligible.append(a)
+        else:
+            # the pool's preemptible jobs by priority (no pass over all its jobs; the
+            # order of ``eligible`` does not matter: every ordering below is total)
+            ids = [j for q, js in state.pool_prio_jobs(p).items() if q < q0 for j in js]
+            if protect:
+                n_ids = len(ids)
+                ids = [j for j in ids if j not in protect]
+                skipped = len(ids) < n_ids
+            eligible = [allocs[j] for j in ids]
+        # Fitting is monotone in the victims: when evicting every eligible job does not
+        # make room, the greedy pass cannot either (for NVLink gangs, check that first
+        # and skip its per-domain sorts; the other greedy pass counts incrementally).
+        chosen = None
+        if eligible and (not needs_domain(r) or fits_after(state, p, r, eligible)):
+            chosen = _greedy(state, p, r, eligible, now_s)
         if chosen is None:
+            if none_at is not None and not skipped:
+                none_at[p] = version[p]
             continue
         chosen = _prune(state, p, r, chosen, now_s)
         found += 1

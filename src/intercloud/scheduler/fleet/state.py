@@ -160,6 +160,14 @@ class FleetState:
         dmax = max(self.pool_npd, default=1)
         self._gmax = gmax
         self._dmax = dmax
+        # Speed (fits without summing histograms per pool and request): ``_atl[k][p]``
+        # usable nodes of pool ``p`` with at least ``k`` free slots; ``_datl[c][p]``
+        # domains of a multi-node-domain pool ``p`` with at least ``c`` fully free nodes.
+        self._atl: list[list[int]] = [[0] * n_pools for _ in range(gmax + 1)]
+        self._datl: list[list[int]] = [[0] * n_pools for _ in range(dmax + 1)]
+        #: grows with every change of pool ``p``'s free slots, usable nodes or jobs:
+        #: anything computed from the pool alone holds while it is unchanged.
+        self.pool_version: list[int] = [0] * n_pools
         self.pool_alloc_gpus: I64 = np.zeros(n_pools, dtype=np.int64)
         self.provider_alloc_gpus: I64 = np.zeros(len(self.providers), dtype=np.int64)
         #: GPUs per provider on pools other than reserved (what diversification caps count)
@@ -175,6 +183,7 @@ class FleetState:
         self._dfree: list[list[int]] = [[] for _ in range(n_dom)]
         for p, npd_p in enumerate(self.pool_npd):
             if npd_p > 1:
+                self._datl[0][p] = self._dstart[p + 1] - self._dstart[p]
                 b0 = self._dbuck[p][0]
                 for d in range(self._dstart[p], self._dstart[p + 1]):
                     self._dbpos[d] = len(b0)
@@ -192,6 +201,8 @@ class FleetState:
         self.place_epoch: list[int] = [0] * (len(self.accelerators) + 1)
         #: running preemptible jobs per pool by priority, and per accelerator.
         self.pool_prio: list[dict[int, int]] = [{} for _ in range(n_pools)]
+        # and the jobs themselves (preemption's candidates without a pass over the pool)
+        self._prio_jobs: list[dict[int, dict[int, None]]] = [{} for _ in range(n_pools)]
         self.acc_prio: list[dict[int, int]] = [{} for _ in range(len(self.accelerators) + 1)]
         self.elastic: list[bool] = [p.elastic for p in pools]
 
@@ -270,6 +281,10 @@ class FleetState:
         """Running jobs in pool ``p``, in placement order."""
         return list(self._pool_jobs[p])
 
+    def pool_prio_jobs(self, p: int) -> dict[int, dict[int, None]]:
+        """Running preemptible jobs of pool ``p`` by priority (live dicts: do not mutate)."""
+        return self._prio_jobs[p]
+
     def level(self, node: int) -> int:
         """Free slots of ``node`` (GPUs; for CPU-only pools 1 when idle)."""
         return self._lvl[node]
@@ -298,8 +313,17 @@ class FleetState:
 
     def nodes_with_at_least(self, p: int, k: int) -> int:
         """Usable nodes of pool ``p`` with at least ``k`` free slots."""
-        h = self._hist[p]
-        return sum(h[k:]) if k < len(h) else 0
+        return self._atl[k][p] if k < len(self._hist[p]) else 0
+
+    def pools_with_at_least(self, k: int) -> list[int]:
+        """Per pool: usable nodes with at least ``k`` free slots (the live list, do not
+        mutate; ``k`` at most the largest node's slots)."""
+        return self._atl[k]
+
+    def pools_with_free_domain(self, c: int) -> list[int]:
+        """Per pool: domains with at least ``c`` fully free usable nodes (the live list,
+        do not mutate; multi-node domains only, ``c`` at most the largest domain)."""
+        return self._datl[c]
 
     def jobs_on(self, node: int) -> list[int]:
         j = int(self.job[node])
@@ -382,6 +406,10 @@ class FleetState:
         nb = bs[new]
         self._dbpos[d] = len(nb)
         nb.append(d)
+        if new > old:  # moves are by one
+            self._datl[new][p] += 1
+        else:
+            self._datl[old][p] -= 1
 
     def _full_add(self, n: int, p: int) -> None:
         d = self._node_dom[n]
@@ -411,8 +439,11 @@ class FleetState:
         p = self._node_pool[n]
         k = self._lvl[n]
         rise = self.rise_epoch[self._pool_acc[p]]
+        atl = self._atl
         for i in range(k + 1):
             rise[i] += 1
+            atl[i][p] += 1
+        self.pool_version[p] += 1
         self._usable[n] = True
         self._bucket_add(n, p, k)
         if k == self.pool_slots[p]:
@@ -422,6 +453,10 @@ class FleetState:
         p = self._node_pool[n]
         k = self._lvl[n]
         self._usable[n] = False
+        atl = self._atl
+        for i in range(k + 1):
+            atl[i][p] -= 1
+        self.pool_version[p] += 1
         self._bucket_remove(n, p, k)
         if k == self.pool_slots[p]:
             self._full_remove(n, p)
@@ -433,10 +468,16 @@ class FleetState:
         if self._usable[n]:
             self._bucket_remove(n, p, old)
             self._bucket_add(n, p, new)
+            self.pool_version[p] += 1
+            atl = self._atl
             if new > old:
                 rise = self.rise_epoch[self._pool_acc[p]]
                 for i in range(old + 1, new + 1):
                     rise[i] += 1
+                    atl[i][p] += 1
+            else:
+                for i in range(new + 1, old + 1):
+                    atl[i][p] -= 1
             g = self.pool_slots[p]
             if old == g:
                 self._full_remove(n, p)
@@ -516,6 +557,7 @@ class FleetState:
                 self._shared[n] = {j: self.allocations[j].slots, job_id: slots}
                 job[n] = SHARED
         self.allocations[job_id] = alloc
+        self.pool_version[pool] += 1
         self.evicted.pop(job_id, None)
         self._pool_jobs[pool][job_id] = None
         ai = self._pool_acc[pool]
@@ -524,6 +566,7 @@ class FleetState:
             q = alloc.request.priority
             pp = self.pool_prio[pool]
             pp[q] = pp.get(q, 0) + 1
+            self._prio_jobs[pool].setdefault(q, {})[job_id] = None
             ap = self.acc_prio[ai]
             ap[q] = ap.get(q, 0) + 1
         self._count_gpus(pool, alloc.request.gpus_per_node * len(alloc.nodes))
@@ -545,6 +588,7 @@ class FleetState:
         if evicted:
             self.evicted[job_id] = alloc
         pool = alloc.pool
+        self.pool_version[pool] += 1
         del self._pool_jobs[pool][job_id]
         if alloc.request.preemptible:
             q = alloc.request.priority
@@ -552,6 +596,10 @@ class FleetState:
                 d[q] -= 1
                 if not d[q]:
                     del d[q]
+            pj = self._prio_jobs[pool]
+            del pj[q][job_id]
+            if not pj[q]:
+                del pj[q]
         slots = alloc.slots
         vcpus = alloc.vcpus
         lvl = self._lvl
@@ -699,6 +747,14 @@ class FleetState:
                 holders.setdefault(x, {})[j] = a.slots
             alloc_gpus[a.pool] += a.request.gpus_per_node * len(a.nodes)
         assert sum(len(s) for s in self._pool_jobs) == len(self.allocations)
+        for p in range(self.n_pools):
+            want_pj: dict[int, set[int]] = {}
+            for j in self._pool_jobs[p]:
+                rq = self.allocations[j].request
+                if rq.preemptible:
+                    want_pj.setdefault(rq.priority, set()).add(j)
+            got_pj = {q: set(js) for q, js in self._prio_jobs[p].items()}
+            assert got_pj == want_pj, f"pool {p}: preemptible jobs by priority drifted"
         slots = np.array(self.pool_slots, dtype=np.int64)[self.pool]
         lvl = np.array(self._lvl, dtype=np.int64)
         present = self.present
@@ -743,6 +799,9 @@ class FleetState:
             lv = lvl[rows.start : rows.stop]
             hist = np.bincount(lv[m], minlength=g + 1)
             assert hist.tolist() == self._hist[p], f"pool {p}: histogram drifted"
+            for k in range(self._gmax + 1):
+                want = int(hist[k:].sum()) if k <= g else 0
+                assert self._atl[k][p] == want, f"pool {p}: nodes with >= {k} free drifted"
             for k in range(g + 1):
                 b = self._buck[p][k]
                 assert len(b) == hist[k]
@@ -762,6 +821,9 @@ class FleetState:
             doms = self.pool_domains(p)
             counts = np.bincount(dfree[doms.start : doms.stop], minlength=self.pool_npd[p] + 1)
             assert counts.tolist() == self.domain_histogram(p), f"pool {p}: domain histogram"
+            for c in range(self._dmax + 1):
+                want = int(counts[c:].sum()) if self.pool_npd[p] > 1 else 0
+                assert self._datl[c][p] == want, f"pool {p}: domains with >= {c} free drifted"
             if self.pool_npd[p] > 1:
                 for c, b in enumerate(self._dbuck[p]):
                     assert all(self._dbpos[d] == i and dfree[d] == c for i, d in enumerate(b))
