@@ -190,11 +190,9 @@ def _hold_reason(d: Demand, key: OfferingKey, free: FreeCapacity) -> str:
     return f"waiting for capacity on {where}: needs {', '.join(short)}"
 
 
-class PlannerDecider:
-    """The core planner over the enabled providers' offerings (see the module docstring).
-
-    Keeps one ``Planner`` per distinct offering list (indexing is done once).
-    """
+class PlannerCache:
+    """One ``Planner`` for the latest offering list: the catalog is indexed once, and
+    again only when the enabled providers' offerings change."""
 
     def __init__(self) -> None:
         self._planner: Planner | None = None
@@ -206,6 +204,10 @@ class PlannerDecider:
             self._planner = Planner(Catalog.from_offerings(key))
             self._offerings = key
         return self._planner
+
+
+class PlannerDecider(PlannerCache):
+    """The core planner over the enabled providers' offerings (see the module docstring)."""
 
     def decide(
         self,

@@ -59,7 +59,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from intercloud.catalog import Catalog
 from intercloud.control.decide import (
     Decider,
     Decision,
@@ -67,6 +66,7 @@ from intercloud.control.decide import (
     Hold,
     PendingJob,
     Place,
+    PlannerCache,
     PlannerDecider,
     Preempt,
     Reject,
@@ -89,7 +89,6 @@ from intercloud.scheduler.core import Scheduler
 from intercloud.scheduler.fleet.pools import PoolSpec
 from intercloud.scheduler.fleet.state import FleetState
 from intercloud.scheduler.placement.pick import pick_nodes
-from intercloud.scheduler.planner import Planner
 from intercloud.scheduler.requests import DecisionKind, GangRequest
 
 __all__ = [
@@ -347,7 +346,7 @@ class _Cand:
 _T_RE = re.compile(r"\bt=(\d{9,}(?:\.\d+)?)")
 
 
-class FleetDecider:
+class FleetDecider(PlannerCache):
     """The fleet scheduler core behind the ``Decider`` seam (module docstring).
 
     ``queue_policy``: a ``scheduler/queue_order`` name. ``preemption``: let a gang
@@ -368,15 +367,7 @@ class FleetDecider:
             provisioning=False,
             backfill=backfill,
         )
-        self._planner: Planner | None = None
-        self._offerings: tuple[Offering, ...] = ()
-
-    def _planner_for(self, offerings: Sequence[Offering]) -> Planner:
-        key = tuple(offerings)
-        if self._planner is None or key != self._offerings:
-            self._planner = Planner(Catalog.from_offerings(key))
-            self._offerings = key
-        return self._planner
+        super().__init__()
 
     def decide(
         self,
