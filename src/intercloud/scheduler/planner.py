@@ -219,8 +219,9 @@ class Planner:
             group_rows += alt.group.provider_rows
             feasible_rows += self._evaluate(alt.group, a, alt, request, counts, cheapest, chunks)
 
+        feasible_by_provider = counts.reshape(n_prov, _NS)[:, _FEASIBLE]
         choice, alternatives, by_provider = self._rank(
-            workload, alts, chunks, top, request.egress_rates, notes
+            workload, alts, chunks, top, request.egress_rates, notes, feasible_by_provider
         )
         excluded = self._exclusions(
             workload,
@@ -562,6 +563,7 @@ class Planner:
         top: int,
         rates: F64 | None,
         notes: list[str],
+        feasible_by_provider: npt.NDArray[np.int64],
     ) -> tuple[Placement | None, tuple[Placement, ...], tuple[Placement, ...]]:
         """The choice, up to ``top`` alternatives and the best of each other provider."""
         if not ch.total:
@@ -627,23 +629,49 @@ class Planner:
             best, best_key = int(ranked[0]), int(ranked_keys[0])
         others = [int(i) for i, k in zip(ranked, ranked_keys, strict=True) if k != best_key]
         picked = [best, *others[:top]]
+
         # The best candidate of every other provider that can take the workload, so the
         # user sees why each provider lost (the top-k may all come from one provider).
-        cand_prov = ix.provider[rows]
-        shown = {int(p) for p in cand_prov[np.asarray(picked, np.int64)].tolist()}
-        best_prov = int(cand_prov[best])
+        def prov_of(sel: I64) -> npt.NDArray[np.int32]:
+            out: npt.NDArray[np.int32] = ix.provider[rows[sel]]
+            return out
+
+        picked_prov = prov_of(np.asarray(picked, np.int64)).tolist()
+        best_prov = picked_prov[0]
         losers: list[int] = []
-        present = np.bincount(cand_prov, minlength=len(ix.providers))
-        for code in np.flatnonzero(present).tolist():
+        missing: list[int] = []
+        for code in np.flatnonzero(feasible_by_provider).tolist():
             if code == best_prov:
                 continue
-            if code in shown:
-                losers.append(next(i for i in picked if int(cand_prov[i]) == code))
-                continue
-            masked = np.where(cand_prov == code, total, np.inf)
-            sub = np.flatnonzero(masked == masked.min())
-            losers.append(int(order(sub)[0][0]))
-        losers.sort(key=lambda i: (total[i], hourly[i], int(cand_prov[i])))
+            if code in picked_prov:
+                losers.append(picked[picked_prov.index(code)])
+            else:
+                missing.append(code)
+        if missing:
+            # Candidates with total <= t, t rising through a sample's quantiles, until each
+            # missing provider shows up (its cheapest candidate is then among them: exact).
+            # When ties make that prefix large, one ufunc.at pass over all is cheaper.
+            n = total.size
+            sample = np.sort(total[:: max(1, n // 1024)])
+            q = 32
+            while True:
+                if q >= sample.size or (sel := np.flatnonzero(total <= sample[q])).size > n // 8:
+                    low = np.full(len(ix.providers), np.inf)
+                    every = ix.provider[rows].astype(np.intp)
+                    np.minimum.at(low, every, total)
+                    sel = np.flatnonzero(total == low[every])
+                    sel_prov = prov_of(sel)
+                    break
+                sel_prov = prov_of(sel)
+                seen = np.bincount(sel_prov, minlength=len(ix.providers))
+                if all(seen[c] for c in missing):
+                    break
+                q *= 4
+            for code in missing:
+                sub = sel[sel_prov == code]
+                sub = sub[total[sub] == total[sub].min()]
+                losers.append(int(order(sub)[0][0]))
+        losers.sort(key=lambda i: (total[i], hourly[i], int(ix.provider[rows[i]])))
 
         out = self._placements([*picked, *losers], ch, rows, hourly, total, offsets, rates)
         return out[0], tuple(out[1 : len(picked)]), tuple(out[len(picked) :])
