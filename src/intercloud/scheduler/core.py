@@ -38,6 +38,7 @@ completions through ``finished``; idle elastic nodes leave through ``release_idl
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from intercloud.scheduler import reasons
@@ -71,11 +72,17 @@ _HOLD = DecisionKind.HOLD
 @dataclass(frozen=True, slots=True)
 class _Shape:
     """What the scheduler keeps per request shape: its candidate pools, the rows of its
-    accelerators in the state's change counters, and the free slots a member needs."""
+    accelerators in the state's change counters, and the ``(row, level)`` entries of
+    ``rise_epoch`` that must move before a gang of the shape that fits no pool can fit:
+    the member's slots for a gang that shares nodes, but each candidate pool's whole
+    node for one that needs whole nodes (an NVLink-domain gang, or ``gpus_per_node`` 0):
+    a node going from partly to wholly free does not move the counter at fewer slots."""
 
     cands: Candidates
     acc_rows: tuple[int, ...]
-    g: int
+    watch: tuple[tuple[int, int], ...]
+    pool_set: frozenset[int]
+    capped_providers: tuple[str, ...]
 
 
 @dataclass(slots=True)
@@ -86,7 +93,10 @@ class _Cycle:
     reservation: Reservation | None = None
     reserved_tried: bool = False
     placed: set[int] = field(default_factory=set)
-    still_blocked: dict[Hashable, bool] = field(default_factory=dict)
+    placed_in: dict[int, list[int]] = field(default_factory=dict)  # pool -> jobs placed
+    # shapes whose ``_blocked`` memo a gang of this cycle has checked or set: a scheduler
+    # built afresh for this cycle has the memo then, not before (see ``_fast_hold``)
+    blocked_seen: set[Hashable] = field(default_factory=set)
     order: dict[Hashable, list[int]] = field(default_factory=dict)
     node_price: list[float] | None = None
 
@@ -130,17 +140,36 @@ class Scheduler:
         self._shapes: dict[Hashable, _Shape] = {}
         self._static_order: dict[Hashable, list[int]] = {}
         # Exact memos across cycles (they never change a decision): a shape that fits no
-        # pool stays so until a node of its accelerators rises to the slots it needs;
-        # a (shape, priority, tenant) without victims stays so until then or until a
-        # job of its accelerators is placed.
+        # pool stays so until a node of its accelerators rises to the slots it needs
+        # (``_Shape.watch``); a (shape, priority, tenant) without victims stays so while
+        # no pool of its accelerators changes (``acc_version``) and the ledger's quota
+        # state for it is the same (what ``reclaimable`` reads).
         self._blocked: dict[Hashable, tuple[tuple[int, ...], str]] = {}
-        self._no_victims: dict[Hashable, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+        self._no_victims: dict[Hashable, tuple[object, ...]] = {}
         # per pool: the version at which it had no victims for a shape (find_victims)
         self._victim_memo: dict[tuple[int, int, bool, int], dict[int, int]] = {}
         # per ranking key: (PoolCosts.rank's array, the candidate pools in its order)
         self._rank_memo: dict[Hashable, tuple[object, list[int]]] = {}
-        # per queued job: (request, shape key, shape, its HOLD while its shape is blocked)
-        self._jobs: dict[int, tuple[GangRequest, Hashable, _Shape, Decision | None]] = {}
+        # per queued job: (request, shape key, shape, its last HOLD, what that HOLD was
+        # computed from: ``_inputs``; None when it cannot be replayed;
+        # and ``acc_version`` of its accelerators after its last turn)
+        self._jobs: dict[
+            int,
+            tuple[
+                GangRequest,
+                Hashable,
+                _Shape,
+                Decision | None,
+                tuple[object, ...] | None,
+                tuple[int, ...],
+            ],
+        ] = {}
+        # set while a gang's turn does something a replay of its HOLD would not redo
+        # (evict and undo, a fast HOLD that skipped provisioning, a search that the
+        # cycle's protected placements may have narrowed)
+        self._unsafe = False
+        self._fast = False  # set by a turn that the ``_blocked`` memo held at once
+        self._admits = 0  # calls of ``_admit`` (did a turn consult the ledger and caps?)
 
     # ----------------------------------------------------------------- the cycle ----
     def schedule(
@@ -157,6 +186,9 @@ class Scheduler:
             self._rank_memo.clear()
             self._jobs.clear()
         state.advance(now_s)
+        if self.ledger is not None:
+            # the ledger's clock (month rolls) must not depend on which turns ran
+            self.ledger.advance(now_s)
         cyc = _Cycle(now_s)
         out: list[Decision] = []
         for i in self.queue_order.order(queue, self._order_ledger, now_s):
@@ -174,13 +206,112 @@ class Scheduler:
                 rows = tuple(i for i in map(state.accelerator_index, r.accelerators) if i >= 0)
             else:
                 rows = (state.accelerator_index(None),)
-            g = r.gpus_per_node if r.gpus_per_node > 0 else 1
-            sh = self._shapes[key] = _Shape(cands, rows, g)
+            if r.gpus_per_node > 0 and not needs_domain(r):
+                watch = tuple((a, r.gpus_per_node) for a in rows)
+            else:
+                # whole nodes: a node of pool p fits once it reaches all its slots
+                watch = tuple(
+                    sorted(
+                        {
+                            (
+                                state.accelerator_index(state.pools[p].accelerator),
+                                state.pool_slots[p],
+                            )
+                            for p in cands.pools
+                        }
+                    )
+                )
+            capped = tuple(
+                sorted({state.pools[p].provider for p in cands.pools if state._capped[p]})
+            )
+            sh = self._shapes[key] = _Shape(cands, rows, watch, frozenset(cands.pools), capped)
         return sh
 
     @staticmethod
     def _rise(state: FleetState, sh: _Shape) -> tuple[int, ...]:
-        return tuple(state.rise_epoch[a][sh.g] for a in sh.acc_rows)
+        return tuple(state.rise_epoch[a][k] for a, k in sh.watch)
+
+    def _can_provision(self, state: FleetState, r: GangRequest, sh: _Shape) -> bool:
+        """Whether ``_provision`` might do anything for ``r`` (conservative)."""
+        if not self.provisioning:
+            return False
+        return r.job_id in state.provisioning or any(state.elastic_absent[a] for a in sh.acc_rows)
+
+    def _fast_hold(
+        self, state: FleetState, r: GangRequest, key: Hashable, sh: _Shape, cyc: _Cycle
+    ) -> bool:
+        """May a gang whose shape is blocked (valid ``_blocked`` memo) be held at once?
+        The full turn would find no fit, no victims (``_may_preempt``: exact), try no
+        reservation (already tried this cycle), and then try provisioning: a fresh
+        scheduler skips that only for a later gang of the shape in the same cycle, so a
+        memo from an earlier cycle may only skip it when provisioning cannot act."""
+        if not (cyc.reserved_tried or not self.backfill):
+            return False
+        if key not in cyc.blocked_seen and self._can_provision(state, r, sh):
+            return False
+        if self._may_preempt(state, r, key, sh):
+            return False
+        if self._can_provision(state, r, sh):
+            self._unsafe = True  # a replay could come first in its shape next cycle
+        return True
+
+    def _inputs(
+        self,
+        state: FleetState,
+        r: GangRequest,
+        key: Hashable,
+        sh: _Shape,
+        cyc: _Cycle,
+        admitted: bool,
+    ) -> tuple[object, ...]:
+        """Everything a HOLD turn of ``r`` read, when it changed nothing (no decision but
+        the HOLD, no eviction, no reservation tried, no provisioning): equal values at a
+        later turn give the same HOLD. The fleet: the versions of its accelerators'
+        pools (``acc_version``: its candidates' jobs and free, usable and absent nodes;
+        coarser than the candidates' own versions, but O(1) where summing hundreds of
+        them costs what the turn does); the ranking (the same memoised list: the same
+        contract epoch, hence the same prices); the reservation when it lies in a
+        candidate pool, and whether ``r`` may use its nodes; the ledger's quota state
+        for the tenant (``quota_key``); when the turn consulted ``_admit``: the budget
+        state (``budget_key``, the clock included) and the caps' answer for each capped
+        provider of its candidates (caps are not monotone: the answers, not a counter).
+        Other tenants' jobs and other accelerators never enter a turn; the cycle's
+        protected placements and ``_blocked``'s skipped provisioning make a turn
+        ``_unsafe`` instead."""
+        res = cyc.reservation
+        out: list[object] = [
+            admitted,
+            tuple(state.acc_version[a] for a in sh.acc_rows),
+            self._ordered(state, key, r, sh.cands, cyc),
+            None
+            if res is None or res.pool not in sh.pool_set
+            else (res.job_id, res.pool, res.start_s, res.nodes, res.allows(r, cyc.now_s)),
+        ]
+        if self.ledger is not None:
+            out.append(self.ledger.quota_key(r.tenant, r.accelerators, r.gpus))
+            if admitted:
+                out.append(self.ledger.budget_key(r.tenant, cyc.now_s))
+        if admitted and self.caps is not None and r.gpus and sh.capped_providers:
+            by = state.capped_gpus_by_provider()
+            total = state.allocated_gpus()
+            out.append(tuple(self.caps.reason(v, r.gpus, by, total) for v in sh.capped_providers))
+        return tuple(out)
+
+    def _replay(
+        self,
+        state: FleetState,
+        r: GangRequest,
+        key: Hashable,
+        sh: _Shape,
+        cyc: _Cycle,
+        old: tuple[object, ...],
+    ) -> bool:
+        """Whether ``_inputs`` now equal ``old`` (whose last item says whether the turn
+        found no pool fitting); the fleet first, it changes most."""
+        if tuple(state.acc_version[a] for a in sh.acc_rows) != old[1]:
+            return False
+        new = self._inputs(state, r, key, sh, cyc, bool(old[0]))
+        return new[2] is old[2] and new[3:] == old[3:-1]
 
     def _ordered(
         self, state: FleetState, key: Hashable, r: GangRequest, cands: Candidates, cyc: _Cycle
@@ -221,7 +352,12 @@ class Scheduler:
         share = r.gpus_per_node / spec.gpus_per_node if spec.gpus_per_node > 0 else 1.0
         return node * r.nodes * share
 
-    def _admit(self, state: FleetState, r: GangRequest, p: int, cyc: _Cycle) -> str | None:
+    def _admit(
+        self, state: FleetState, r: GangRequest, p: int, cyc: _Cycle, freed: int = 0
+    ) -> str | None:
+        """Why the ledger or the caps refuse ``r`` on pool ``p`` (None: admitted);
+        ``freed``: GPUs of pool ``p`` to count as released (preemption's victims)."""
+        self._admits += 1
         spec = state.pools[p]
         if self.ledger is not None:
             why = self.ledger.admit(
@@ -231,7 +367,9 @@ class Scheduler:
                 return why
         if self.caps is not None and state._capped[p] and r.gpus:
             by = state.capped_gpus_by_provider()
-            total = state.allocated_gpus()
+            total = state.allocated_gpus() - freed
+            if freed:
+                by[spec.provider] -= freed
             why = self.caps.reason(spec.provider, r.gpus, by, total)
             if why:
                 return why
@@ -248,8 +386,8 @@ class Scheduler:
     ) -> None:
         state.allocate(r, p, nodes, cyc.now_s)
         state.provisioning.pop(r.job_id, None)
-        self._jobs.pop(r.job_id, None)
         cyc.placed.add(r.job_id)
+        cyc.placed_in.setdefault(p, []).append(r.job_id)
         if self.ledger is not None:
             self.ledger.on_start(
                 r.job_id,
@@ -266,40 +404,85 @@ class Scheduler:
     def _one(self, state: FleetState, r: GangRequest, cyc: _Cycle, out: list[Decision]) -> None:
         if r.job_id in state.allocations:
             raise ValueError(f"job {r.job_id} is queued but already running")
+        # With the reservation tried, a held gang whose inputs did not change since its
+        # last turn is held again for the same reason without redoing the turn (the
+        # "unschedulable queue"; ``_inputs`` says why that is exact).
+        quiet = cyc.reserved_tried or not self.backfill
         ent = self._jobs.get(r.job_id)
+        last_acc: tuple[int, ...] | None = None
         if ent is not None and ent[0] is r:
-            key, sh = ent[1], ent[2]
-            held = ent[3]
-            if held is not None and (cyc.reserved_tried or not self.backfill):
-                ok = cyc.still_blocked.get(key)
-                if ok is None:
-                    memo = self._blocked.get(key)
-                    ok = cyc.still_blocked[key] = memo is not None and memo[0] == self._rise(
-                        state, sh
-                    )
-                if ok and not self._may_preempt(state, r, key, sh):
-                    out.append(held)
-                    return
+            key, sh, held, seen, last_acc = ent[1], ent[2], ent[3], ent[4], ent[5]
+            if (
+                quiet
+                and held is not None
+                and seen is not None
+                and r.job_id not in state.provisioning
+                and self._replay(state, r, key, sh, cyc, seen)
+            ):
+                if seen[-1] is True:
+                    # the turn found no pool fitting: a fresh scheduler would hold the
+                    # shape's ``_blocked`` memo now, at the current counters
+                    self._blocked[key] = (self._rise(state, sh), self._capacity_reason(r))
+                    cyc.blocked_seen.add(key)
+                out.append(held)
+                return
         else:
             key = shape_key(r)
             sh = self._shape(state, key, r)
-            self._jobs[r.job_id] = (r, key, sh, None)
+        n0 = len(out)
+        self._unsafe = self._fast = False
+        admits = self._admits
+        blocked = self._turn(state, r, key, sh, cyc, out)
+        if r.job_id in state.allocations:
+            self._jobs.pop(r.job_id, None)
+            return
+        d = out[n0] if len(out) == n0 + 1 else None
+        acc = tuple(state.acc_version[a] for a in sh.acc_rows)
+        if (
+            quiet
+            and d is not None
+            and d.kind is _HOLD
+            and not self._unsafe
+            and not self._fast
+            and r.job_id not in state.provisioning
+            # Recording costs about what a turn does: only for a gang whose accelerators'
+            # pools did not change since its last turn (where a replay may then hit).
+            # Recording less never changes a decision.
+            and acc == last_acc
+        ):
+            seen = (*self._inputs(state, r, key, sh, cyc, self._admits != admits), blocked)
+            self._jobs[r.job_id] = (r, key, sh, d, seen, acc)
+        else:
+            self._jobs[r.job_id] = (r, key, sh, None, None, acc)
+
+    def _turn(
+        self,
+        state: FleetState,
+        r: GangRequest,
+        key: Hashable,
+        sh: _Shape,
+        cyc: _Cycle,
+        out: list[Decision],
+    ) -> bool:
+        """One gang's turn (module docstring); True when no pool fit it (its shape's
+        ``_blocked`` memo is then set)."""
         cands = sh.cands
         if not cands.pools:
             out.append(Decision(DecisionKind.REJECT, r.job_id, reason=cands.reason))
-            return
+            return False
         blocked: str | None = None
         memo = self._blocked.get(key)
         if memo is not None:
             if memo[0] == self._rise(state, sh):
                 blocked = memo[1]
-                if (cyc.reserved_tried or not self.backfill) and not self._may_preempt(
-                    state, r, key, sh
-                ):
-                    d = Decision(_HOLD, r.job_id, reason=blocked)
-                    self._jobs[r.job_id] = (r, key, sh, d)
-                    out.append(d)
-                    return
+                fast = self._fast_hold(state, r, key, sh, cyc)
+                cyc.blocked_seen.add(key)
+                if fast:
+                    # the blocked memo is this gang's finer "unschedulable queue": a
+                    # replay (``_inputs``) would only cost more to check
+                    self._fast = True
+                    out.append(Decision(_HOLD, r.job_id, reason=blocked))
+                    return True
             else:
                 del self._blocked[key]
         pools = self._ordered(state, key, r, cands, cyc)
@@ -337,22 +520,23 @@ class Scheduler:
                     why = why or w
                     continue
                 self._bind(state, r, p, nodes, cyc, out)
-                return
+                return False
         capacity = blocked or self._capacity_reason(r)
         if not any_fit and blocked is None:
             self._blocked[key] = (self._rise(state, sh), capacity)
+            cyc.blocked_seen.add(key)
         # PostFilter: preemption, then elastic growth, then the head's reservation
         if self._may_preempt(state, r, key, sh) and self._preempt(
             state, r, key, sh, pools, cyc, out
         ):
-            return
+            return False
         if self.provisioning and why is None:
-            grown = self._provision(state, r, pools, cyc, out)
+            grown = self._provision(state, r, pools, cyc, out, sh.acc_rows)
             if grown == "":
-                return
+                return False
             if grown is not None:
                 out.append(Decision(_HOLD, r.job_id, reason=grown))
-                return
+                return not any_fit
         if why is None and self.backfill and not cyc.reserved_tried:
             cyc.reserved_tried = True
             res = reserve(state, r, pools, cyc.now_s, self.reservation_pools)
@@ -361,10 +545,11 @@ class Scheduler:
                 label = reasons.gang_label(r.accelerators, r.gpus_per_node, r.nodes)
                 reason = reasons.reserved_at(label, state.pools[res.pool].key, res.start_s)
                 out.append(Decision(_HOLD, r.job_id, pool=res.pool, reason=reason))
-                return
+                return not any_fit
         if why is None and behind and res is not None:
             why = reasons.behind_reservation(res.job_id)
         out.append(Decision(_HOLD, r.job_id, reason=why or capacity))
+        return not any_fit
 
     @staticmethod
     def _capacity_reason(r: GangRequest) -> str:
@@ -384,7 +569,37 @@ class Scheduler:
         memo = self._no_victims.get((key, r.priority, r.tenant))
         if memo is None:
             return True
-        return memo != (self._rise(state, sh), tuple(state.place_epoch[a] for a in sh.acc_rows))
+        return memo != self._victims_key(state, r, sh)
+
+    def _victims_key(self, state: FleetState, r: GangRequest, sh: _Shape) -> tuple[object, ...]:
+        """What ``find_victims`` (unprotected) reads: the candidate pools (through their
+        accelerators' versions: releases too, a freed node may need fewer victims) and
+        the ledger's quota state for the tenant (``reclaimable``)."""
+        acc = tuple(state.acc_version[a] for a in sh.acc_rows)
+        if self.ledger is None:
+            return (acc, None)
+        return (acc, self.ledger.quota_key(r.tenant, r.accelerators, r.gpus))
+
+    @staticmethod
+    def _protected(
+        state: FleetState, r: GangRequest, sh: _Shape, cyc: _Cycle, reclaim: AbstractSet[int]
+    ) -> bool:
+        """Whether a job placed this cycle (protected from preemption) could have been a
+        victim of ``r``: next cycle it no longer is, with no counter moved since."""
+        allocs = state.allocations
+        placed_in = cyc.placed_in
+        pools = sh.pool_set if len(sh.pool_set) < len(placed_in) else placed_in
+        for p in pools:
+            if p not in placed_in or p not in sh.pool_set:
+                continue
+            for j in placed_in[p]:
+                a = allocs.get(j)
+                if a is None:
+                    continue
+                q = a.request
+                if (q.preemptible and q.priority < r.priority) or j in reclaim:
+                    return True
+        return False
 
     def _preempt(
         self,
@@ -396,10 +611,11 @@ class Scheduler:
         cyc: _Cycle,
         out: list[Decision],
     ) -> bool:
-        reclaim: set[int] = set()
+        if self._quota_refuses_any_victims(state, r, sh):
+            return False
+        reclaim: AbstractSet[int] = frozenset()
         if self.ledger is not None and r.gpus:
-            for acc in r.accelerators:
-                reclaim.update(self.ledger.reclaimable(r.tenant, acc, r.gpus))
+            reclaim = self.ledger.reclaimable_ids(r.tenant, r.accelerators, r.gpus)
         found = find_victims(
             state,
             r,
@@ -411,29 +627,33 @@ class Scheduler:
             self._victim_memo,
         )
         if found is None:
-            if not reclaim:
-                self._no_victims[(key, r.priority, r.tenant)] = (
-                    self._rise(state, sh),
-                    tuple(state.place_epoch[a] for a in sh.acc_rows),
-                )
+            if self._protected(state, r, sh, cyc, reclaim):
+                self._unsafe = True
+            else:
+                self._no_victims[(key, r.priority, r.tenant)] = self._victims_key(state, r, sh)
             return False
         p = found.pool
+        # Admission first, as it would be with the victims gone: the ledger stops them on
+        # trial and rolls back exactly, the caps count without their GPUs. A refusal then
+        # changes nothing, so a held gang's turn stays a pure HOLD that the next cycle
+        # may replay (``_inputs``). (It used to evict, ask, and undo: the undo reordered
+        # the pool's node buckets and restarted the victims in the ledger at ``now``.)
+        if self._refused_without(state, r, p, found.jobs, cyc):
+            return False
         gone = [state.release(j, cyc.now_s, evicted=True) for j in found.jobs]
         res = cyc.reservation
         excl = None
         if res is not None and res.pool == p and not res.allows(r, cyc.now_s):
             excl = res.nodes
         nodes = pick_nodes(state, p, r, excl)
-        if nodes is not None and self.ledger is not None:
+        if nodes is None:
+            self._unsafe = True  # the undo reorders the pool's node buckets
+            for a in gone:  # undo: the gang still would not start (vCPUs, reservation)
+                state.restore(a)
+            return False
+        if self.ledger is not None:
             for a in gone:
                 self.ledger.on_stop(a.job_id, cyc.now_s)
-        w = None if nodes is None else self._admit(state, r, p, cyc)
-        if nodes is None or w is not None:
-            for a in gone:  # undo: the gang still would not start
-                state.restore(a)
-                if self.ledger is not None and nodes is not None:
-                    self._ledger_start(state, a.request, a.pool, cyc)
-            return False
         for a in gone:
             reason = reasons.preempted_for(r.job_id, r.priority)
             out.append(
@@ -442,21 +662,50 @@ class Scheduler:
         self._bind(state, r, p, nodes, cyc, out)
         return True
 
-    def _ledger_start(self, state: FleetState, r: GangRequest, p: int, cyc: _Cycle) -> None:
-        assert self.ledger is not None
-        self.ledger.on_start(
-            r.job_id,
-            r.tenant,
-            state.pools[p].accelerator,
-            r.gpus,
-            self._usd_per_hour(state, r, p, cyc),
-            None,
-            cyc.now_s,
-            r.duration_s,
-        )
+    def _quota_refuses_any_victims(self, state: FleetState, r: GangRequest, sh: _Shape) -> bool:
+        """Whether the ledger would refuse ``r`` on every candidate accelerator whatever
+        victims were stopped (``refuses_whatever_stops``): the search for victims, which
+        could only end in that refusal, is skipped (same outcome, no side effects)."""
+        if self.ledger is None or not r.gpus or not sh.acc_rows:
+            return False
+        q = r.priority
+        tp = state.tenant_prio_gpus
+        for a in sh.acc_rows:
+            if a >= len(state.accelerators):
+                return False
+            low = tp.get((r.tenant, a))
+            mine = sum(v for k, v in low.items() if k < q) if low else 0
+            if not self.ledger.refuses_whatever_stops(
+                r.tenant, state.accelerators[a], r.gpus, mine
+            ):
+                return False
+        return True
+
+    def _refused_without(
+        self, state: FleetState, r: GangRequest, p: int, jobs: Sequence[int], cyc: _Cycle
+    ) -> bool:
+        """Whether ``_admit`` refuses ``r`` on pool ``p`` once ``jobs`` (running there)
+        have stopped; changes nothing."""
+        allocs = state.allocations
+        freed = sum(allocs[j].request.gpus_per_node * len(allocs[j].nodes) for j in jobs)
+        if self.ledger is None:
+            return self._admit(state, r, p, cyc, freed) is not None
+        cp = self.ledger.checkpoint(jobs, r.tenant)
+        try:
+            for j in jobs:
+                self.ledger.on_stop(j, cyc.now_s)
+            return self._admit(state, r, p, cyc, freed) is not None
+        finally:
+            self.ledger.rollback(cp)
 
     def _provision(
-        self, state: FleetState, r: GangRequest, pools: list[int], cyc: _Cycle, out: list[Decision]
+        self,
+        state: FleetState,
+        r: GangRequest,
+        pools: list[int],
+        cyc: _Cycle,
+        out: list[Decision],
+        acc_rows: tuple[int, ...],
     ) -> str | None:
         """Grow the cheapest elastic pool that can take ``r`` once grown; the reason to
         hold ``r`` meanwhile; ``""`` when the new nodes were ready at once and ``r`` is
@@ -467,6 +716,8 @@ class Scheduler:
             if ready > cyc.now_s:
                 return reasons.provisioning(len(held_rows), state.pools[p].key, ready)
             del state.provisioning[r.job_id]
+        if not any(state.elastic_absent[a] for a in acc_rows):
+            return None  # no elastic pool of its accelerators has a row to grow into
         for p in pools:
             spec = state.pools[p]
             if not state.elastic[p] or state.absent_nodes(p) == 0:

@@ -165,9 +165,13 @@ class FleetState:
         # domains of a multi-node-domain pool ``p`` with at least ``c`` fully free nodes.
         self._atl: list[list[int]] = [[0] * n_pools for _ in range(gmax + 1)]
         self._datl: list[list[int]] = [[0] * n_pools for _ in range(dmax + 1)]
-        #: grows with every change of pool ``p``'s free slots, usable nodes or jobs:
+        #: grows with every change of pool ``p``'s free slots, usable, present or absent
+        #: nodes or jobs:
         #: anything computed from the pool alone holds while it is unchanged.
         self.pool_version: list[int] = [0] * n_pools
+        #: grows with every change of ``pool_version`` of any pool of accelerator ``a``
+        #: (row as in ``rise_epoch``): one O(1) counter for "none of its pools changed".
+        self.acc_version: list[int] = [0] * (len(self.accelerators) + 1)
         self.pool_alloc_gpus: I64 = np.zeros(n_pools, dtype=np.int64)
         self.provider_alloc_gpus: I64 = np.zeros(len(self.providers), dtype=np.int64)
         #: GPUs per provider on pools other than reserved (what diversification caps count)
@@ -204,6 +208,9 @@ class FleetState:
         # and the jobs themselves (preemption's candidates without a pass over the pool)
         self._prio_jobs: list[dict[int, dict[int, None]]] = [{} for _ in range(n_pools)]
         self.acc_prio: list[dict[int, int]] = [{} for _ in range(len(self.accelerators) + 1)]
+        #: GPUs of running preemptible jobs per (tenant, accelerator row) by priority: the
+        #: most a tenant's own work can shrink when a gang of higher priority preempts.
+        self.tenant_prio_gpus: dict[tuple[str, int], dict[int, int]] = {}
         self.elastic: list[bool] = [p.elastic for p in pools]
 
         # --- jobs ----------------------------------------------------------------------
@@ -221,6 +228,9 @@ class FleetState:
         #: elastic nodes being provisioned for a held job: job -> (pool, rows, ready_at)
         self.provisioning: dict[int, tuple[int, tuple[int, ...], float]] = {}
 
+        #: absent rows of elastic pools per accelerator row (as ``rise_epoch``): whether
+        #: provisioning could grow anything for a gang of these accelerators.
+        self.elastic_absent: list[int] = [0] * (len(self.accelerators) + 1)
         for p, spec in enumerate(self.pools):
             if initial_nodes is None or spec.pricing not in (
                 PricingKind.ON_DEMAND,
@@ -235,6 +245,8 @@ class FleetState:
                 raise ValueError(f"pool {spec.key}: {count} initial nodes, quota {spec.max_nodes}")
             for _ in range(count):
                 self._add_node(self._absent[p].pop(), now_s, now_s)
+            if spec.elastic:
+                self.elastic_absent[self._pool_acc[p]] += len(self._absent[p])
 
     # ------------------------------------------------------------------ aggregates ---
     @property
@@ -444,6 +456,7 @@ class FleetState:
             rise[i] += 1
             atl[i][p] += 1
         self.pool_version[p] += 1
+        self.acc_version[self._pool_acc[p]] += 1
         self._usable[n] = True
         self._bucket_add(n, p, k)
         if k == self.pool_slots[p]:
@@ -457,6 +470,7 @@ class FleetState:
         for i in range(k + 1):
             atl[i][p] -= 1
         self.pool_version[p] += 1
+        self.acc_version[self._pool_acc[p]] += 1
         self._bucket_remove(n, p, k)
         if k == self.pool_slots[p]:
             self._full_remove(n, p)
@@ -469,6 +483,7 @@ class FleetState:
             self._bucket_remove(n, p, old)
             self._bucket_add(n, p, new)
             self.pool_version[p] += 1
+            self.acc_version[self._pool_acc[p]] += 1
             atl = self._atl
             if new > old:
                 rise = self.rise_epoch[self._pool_acc[p]]
@@ -558,6 +573,7 @@ class FleetState:
                 job[n] = SHARED
         self.allocations[job_id] = alloc
         self.pool_version[pool] += 1
+        self.acc_version[self._pool_acc[pool]] += 1
         self.evicted.pop(job_id, None)
         self._pool_jobs[pool][job_id] = None
         ai = self._pool_acc[pool]
@@ -569,6 +585,10 @@ class FleetState:
             self._prio_jobs[pool].setdefault(q, {})[job_id] = None
             ap = self.acc_prio[ai]
             ap[q] = ap.get(q, 0) + 1
+            gpus = alloc.request.gpus_per_node * len(alloc.nodes)
+            if gpus:
+                tp = self.tenant_prio_gpus.setdefault((alloc.request.tenant, ai), {})
+                tp[q] = tp.get(q, 0) + gpus
         self._count_gpus(pool, alloc.request.gpus_per_node * len(alloc.nodes))
 
     def _count_gpus(self, pool: int, gpus: int) -> None:
@@ -589,6 +609,7 @@ class FleetState:
             self.evicted[job_id] = alloc
         pool = alloc.pool
         self.pool_version[pool] += 1
+        self.acc_version[self._pool_acc[pool]] += 1
         del self._pool_jobs[pool][job_id]
         if alloc.request.preemptible:
             q = alloc.request.priority
@@ -600,6 +621,12 @@ class FleetState:
             del pj[q][job_id]
             if not pj[q]:
                 del pj[q]
+            gpus = alloc.request.gpus_per_node * len(alloc.nodes)
+            if gpus:
+                tp = self.tenant_prio_gpus[(alloc.request.tenant, self._pool_acc[pool])]
+                tp[q] -= gpus
+                if not tp[q]:
+                    del tp[q]
         slots = alloc.slots
         vcpus = alloc.vcpus
         lvl = self._lvl
@@ -640,6 +667,9 @@ class FleetState:
         self.job[n] = FREE
         self.idle_since[n] = ready_at
         self.pool_present_nodes[p] += 1
+        # absent rows are what provisioning reads: a pool's version covers them too
+        self.pool_version[p] += 1
+        self.acc_version[self._pool_acc[p]] += 1
         if ready_at <= now_s:
             if self.healthy[n]:
                 self._make_usable(n)
@@ -655,6 +685,7 @@ class FleetState:
         if count > len(self._absent[pool]):
             raise ValueError(f"pool {spec.key}: quota {spec.max_nodes} exceeded")
         rows = tuple(self._absent[pool].pop() for _ in range(count))
+        self.elastic_absent[self._pool_acc[pool]] -= count
         for n in rows:
             self._add_node(n, now_s, now_s + spec.provision_delay_s)
         return rows
@@ -665,6 +696,8 @@ class FleetState:
         absent = self._absent[pool]
         for n in rows:
             absent.remove(n)
+            if spec.elastic:
+                self.elastic_absent[self._pool_acc[pool]] -= 1
             self._add_node(n, now_s, now_s + spec.provision_delay_s)
 
     def advance(self, now_s: float) -> list[int]:
@@ -696,6 +729,10 @@ class FleetState:
             self.present[n] = False
             self.idle_since[n] = np.inf
             self.pool_present_nodes[p] -= 1
+            self.pool_version[p] += 1
+            self.acc_version[self._pool_acc[p]] += 1
+            if self.elastic[p]:
+                self.elastic_absent[self._pool_acc[p]] += 1
             absent = self._absent[p]
             # keep the stack sorted descending so the lowest row is reused first
             i = len(absent)
@@ -755,6 +792,14 @@ class FleetState:
                     want_pj.setdefault(rq.priority, set()).add(j)
             got_pj = {q: set(js) for q, js in self._prio_jobs[p].items()}
             assert got_pj == want_pj, f"pool {p}: preemptible jobs by priority drifted"
+        want_tp: dict[tuple[str, int], dict[int, int]] = {}
+        for a in self.allocations.values():
+            rq = a.request
+            if rq.preemptible and rq.gpus_per_node * len(a.nodes):
+                tpd = want_tp.setdefault((rq.tenant, self._pool_acc[a.pool]), {})
+                tpd[rq.priority] = tpd.get(rq.priority, 0) + rq.gpus_per_node * len(a.nodes)
+        got_tp = {k: v for k, v in self.tenant_prio_gpus.items() if v}
+        assert got_tp == want_tp, "tenants' preemptible GPUs by priority drifted"
         slots = np.array(self.pool_slots, dtype=np.int64)[self.pool]
         lvl = np.array(self._lvl, dtype=np.int64)
         present = self.present
@@ -813,6 +858,11 @@ class FleetState:
                 rows.start + i for i in np.flatnonzero(~present[rows.start : rows.stop])
             ]
         assert dfree.tolist() == self._dcount, "domain free counts drifted"
+        ea = [0] * len(self.elastic_absent)
+        for p in range(self.n_pools):
+            if self.elastic[p]:
+                ea[self._pool_acc[p]] += len(self._absent[p])
+        assert ea == self.elastic_absent, "elastic absent rows drifted"
         gpu_pool = np.array(self._gpu_pool, dtype=np.bool_)[self.pool]
         want_gpus = np.where(gpu_pool & present, lvl, 0)
         assert np.array_equal(self.free_gpus[present], want_gpus[present]), "free_gpus column"

@@ -72,9 +72,11 @@ from __future__ import annotations
 import heapq
 import math
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from intercloud.scheduler import reasons
 from intercloud.scheduler.requests import GangRequest, TenantSpec
@@ -99,6 +101,49 @@ class _Job:
     start_s: float
     end_s: float  # expected end (for the budget's committed cost)
     committed: bool  # still counted in its tenant's committed cost
+
+
+class _Reclaimable(AbstractSet[int]):
+    """Borrowing jobs of some types, less the asking tenant's own (``reclaimable_ids``)."""
+
+    __slots__ = ("_parts",)
+
+    def __init__(self, parts: list[tuple[dict[int, _Job], Mapping[int, _Job]]]) -> None:
+        self._parts = parts
+
+    def __contains__(self, j: object) -> bool:
+        return any(j in every and j not in mine for every, mine in self._parts)
+
+    def __iter__(self) -> Iterator[int]:
+        seen: set[int] = set()
+        for every, mine in self._parts:
+            for j in every:
+                if j not in mine and j not in seen:
+                    seen.add(j)
+                    yield j
+
+    def __len__(self) -> int:
+        if len(self._parts) == 1:  # the usual case: O(1)
+            every, mine = self._parts[0]
+            return len(every) - len(mine)
+        return sum(1 for _ in self)
+
+
+@dataclass(slots=True)
+class _Checkpoint:
+    """A ledger's state for ``TenantLedger.rollback``."""
+
+    tenants: list[
+        tuple[
+            _Tenant,
+            tuple[Any, ...],
+            dict[str, tuple[OrderedDict[int, _Job], list[tuple[_Job, int]]]],
+        ]
+    ]
+    flags: list[tuple[_Job, bool, int]]
+    jobs: dict[int, _Job]
+    running: dict[str, int]
+    bver: dict[str, int]
 
 
 @dataclass(slots=True)
@@ -126,6 +171,8 @@ class _Tenant:
     c_rate: float = 0.0
     c_jobs: int = 0
     c_heap: list[tuple[float, int]] = field(default_factory=list)
+    # grows with every on_start/on_stop of the tenant (its spend and commitments)
+    version: int = 0
 
 
 def _next_calendar_month_s(now_s: float) -> tuple[float, float]:
@@ -173,6 +220,9 @@ class TenantLedger:
         self._running: dict[str, int] = {}
         self._jobs: dict[int, _Job] = {}
         self._borrowing: dict[str, dict[int, _Job]] = {}
+        # per type: grows whenever ``_borrowing[type]`` gains or loses a job (what
+        # ``reclaimable`` reads besides the tenant's own GPUs); see ``quota_key``
+        self._bver: dict[str, int] = {}
         for spec in tenants:
             if spec.name in self._tenants:
                 raise ValueError(f"tenant {spec.name!r} given twice")
@@ -418,6 +468,8 @@ class TenantLedger:
                 st.borrowed[g] = st.borrowed.get(g, 0) + b
                 st.borrowing.setdefault(g, OrderedDict())[job_id] = job
                 self._borrowing.setdefault(g, {})[job_id] = job
+                self._bver[g] = self._bver.get(g, 0) + 1
+        st.version += 1
         self._accrue(st, now)
         st.spend_s = now
         st.usd_rate += usd_per_hour
@@ -441,6 +493,7 @@ class TenantLedger:
         if job is None:
             return False
         st = self._tenants[job.tenant]
+        st.version += 1
         self._accrue(st, now)
         st.spend_s = now
         st.jobs -= 1
@@ -457,6 +510,7 @@ class TenantLedger:
             st.borrowed[g] -= job.borrowed
             del st.borrowing[g][job_id]
             del self._borrowing[g][job_id]
+            self._bver[g] = self._bver.get(g, 0) + 1
         own_freed = n - job.borrowed
         if own_freed:
             st.own[g] -= own_freed
@@ -477,6 +531,156 @@ class TenantLedger:
             if job.borrowed == 0:
                 del queue[jid]
                 del self._borrowing[g][jid]
+                self._bver[g] = self._bver.get(g, 0) + 1
+
+    # ------------------------------------------------------------ trial and rollback
+
+    def advance(self, now_s: float) -> None:
+        """Move the clock to ``now_s`` (month rolls included), as every call does first.
+        The core calls it once per cycle so that the ledger's clock does not depend on
+        which of the cycle's turns happened to consult it."""
+        self._advance(now_s)
+
+    def checkpoint(self, job_ids: Iterable[int], tenant: str) -> _Checkpoint:
+        """What ``rollback`` needs to undo, exactly, ``on_stop`` of ``job_ids`` and
+        ``admit`` for ``tenant`` at the current clock (``advance`` first, so that no
+        month rolls in between): a trial that leaves the ledger as it was, to the last
+        float, flag and queue order. Only what those calls touch is saved: the tenants'
+        counters and small per-type dicts, the stopped jobs' tenants' borrowing queues
+        of the jobs' types (promotion), and the requester's expired commitments are
+        retired first (``admit`` would retire them at this clock anyway)."""
+        stopped = {j: self._jobs[j] for j in job_ids if j in self._jobs}
+        st_t = self._tenant(tenant)
+        if st_t is not None and st_t.budget is not None:
+            self._committed(st_t, self._now)
+        names = dict.fromkeys([tenant, *(job.tenant for job in stopped.values())])
+        sts = []
+        for name in names:
+            st = self._tenants.get(name)
+            if st is None:
+                continue
+            queues = {
+                job.gpu_type: st.borrowing.get(job.gpu_type)
+                for job in stopped.values()
+                if job.tenant == name
+            }
+            saved = {
+                g: (OrderedDict(q), [(job, job.borrowed) for job in q.values()])
+                for g, q in queues.items()
+                if q is not None
+            }
+            sts.append(
+                (
+                    st,
+                    (
+                        st.version,
+                        st.spent,
+                        st.spend_s,
+                        st.usd_rate,
+                        st.jobs,
+                        st.c_area,
+                        st.c_rate,
+                        st.c_jobs,
+                        dict(st.own),
+                        dict(st.borrowed),
+                        dict(st.running),
+                        dict(st.usage),
+                        dict(st.usage_s),
+                    ),
+                    saved,
+                )
+            )
+        flags = [(job, job.committed, job.borrowed) for job in stopped.values()]
+        return _Checkpoint(sts, flags, stopped, dict(self._running), dict(self._bver))
+
+    def rollback(self, cp: _Checkpoint) -> None:
+        """Undo everything since ``checkpoint`` (see there)."""
+        for st, v, saved in cp.tenants:
+            (
+                st.version,
+                st.spent,
+                st.spend_s,
+                st.usd_rate,
+                st.jobs,
+                st.c_area,
+                st.c_rate,
+                st.c_jobs,
+                st.own,
+                st.borrowed,
+                st.running,
+                st.usage,
+                st.usage_s,
+            ) = v
+            for g, (q, jobs) in saved.items():
+                st.borrowing[g] = q
+                every = self._borrowing.setdefault(g, {})
+                for job, borrowed in jobs:
+                    job.borrowed = borrowed
+                    # (``reclaimable`` sorts these: their order is immaterial)
+                    every[job.job_id] = job
+        for job, committed, borrowed in cp.flags:
+            job.committed = committed
+            job.borrowed = borrowed
+        self._jobs.update(cp.jobs)  # (looked up by id only: their order is immaterial)
+        self._running = cp.running
+        self._bver = cp.bver
+
+    def refuses_whatever_stops(
+        self, tenant: str, gpu_type: str, gpus: int, own_stoppable: int
+    ) -> bool:
+        """Whether ``admit`` refuses ``gpus`` GPUs of ``gpu_type`` to ``tenant`` by quota
+        whatever running work stops first, given that at most ``own_stoppable`` of the
+        tenant's own running GPUs of the type are among it (preemption's victims: other
+        tenants' work only grows what is idle). Only a tenant that may not borrow can be
+        sure: stopping its jobs leaves it at least ``own - own_stoppable`` own GPUs (a
+        promotion only adds), so ``own - own_stoppable + gpus > guaranteed`` refuses."""
+        st = self._tenants.get(tenant)
+        if st is None or st.spec.can_borrow or gpus <= 0 or gpu_type not in self._pool:
+            return False
+        return st.own.get(gpu_type, 0) - own_stoppable + gpus > st.guaranteed.get(gpu_type, 0)
+
+    # ------------------------------------------------------- change keys (memoisation)
+
+    def quota_key(self, tenant: str, gpu_types: Iterable[str], gpus: int) -> tuple[object, ...]:
+        """What ``admit``'s quota check and ``reclaimable`` answer for ``gpus`` GPUs of
+        each of ``gpu_types`` to ``tenant``, as a key: equal keys, equal answers (and
+        reasons). Per type: within the guarantee, the answer is yes and the reclaimable
+        jobs are the type's borrowing jobs (a counter bumped on every start or stop of a
+        borrowing job and every promotion that ends one's borrowing); beyond it, nothing
+        is reclaimable and the answer reads whether the type is managed, the tenant's
+        running GPUs and, for a tenant that may borrow, what is idle (as the reason
+        shows it). Guarantees and ``can_borrow`` are fixed per tenant. The budget check
+        also reads the clock: see ``budget_key``."""
+        st = self._tenants.get(tenant)
+        if st is None:
+            return (tenant in self._tenants, self._default is None)
+        if gpus <= 0:
+            return ()
+        out: list[object] = []
+        for g in gpu_types:
+            if st.own.get(g, 0) + gpus <= st.guaranteed.get(g, 0):
+                out.append((True, self._bver.get(g, 0)))
+                continue
+            pool = self._pool.get(g)
+            if pool is None:
+                out.append(None)
+                continue
+            idle: object = None
+            if st.spec.can_borrow:
+                free = pool - self._running.get(g, 0)
+                idle = "ok" if gpus <= free else max(free, 0)
+            out.append((False, st.running.get(g, 0), idle))
+        return tuple(out)
+
+    def budget_key(self, tenant: str, now_s: float) -> tuple[float, int] | None:
+        """What ``admit``'s budget check reads beyond the request: None for a tenant
+        without a budget; else the clock (as ``admit`` would clamp it) and the tenant's
+        change counter (bumped by every ``on_start``/``on_stop`` of its jobs; accrual,
+        expiring commitments and month rolls are functions of the clock)."""
+        st = self._tenants.get(tenant)
+        if st is None or st.budget is None:
+            return None
+        return (max(now_s, self._now), st.version)
 
     # ------------------------------------------------------------------------ reclaim
 
@@ -491,6 +695,23 @@ class TenantLedger:
         jobs = [j for j in self._borrowing.get(gpu_type, {}).values() if j.tenant != st.spec.name]
         jobs.sort(key=lambda j: (-j.start_s, -j.job_id))
         return [j.job_id for j in jobs]
+
+    def reclaimable_ids(
+        self, tenant_needing: str, gpu_types: Iterable[str], gpus: int
+    ) -> AbstractSet[int]:
+        """The jobs ``reclaimable`` lists for each of ``gpu_types``, as one set, without
+        sorting them: a read-only view, valid until the ledger next changes (the core
+        asks membership of the few jobs in a pool, not the order of them all)."""
+        st = self._tenant(tenant_needing)
+        parts: list[tuple[dict[int, _Job], Mapping[int, _Job]]] = []
+        if st is not None:
+            for g in dict.fromkeys(gpu_types):
+                if st.own.get(g, 0) + gpus > st.guaranteed.get(g, 0):
+                    continue
+                every = self._borrowing.get(g)
+                if every:
+                    parts.append((every, st.borrowing.get(g) or {}))
+        return _Reclaimable(parts)
 
     # ---------------------------------------------------------------------- read side
 
