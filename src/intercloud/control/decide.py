@@ -38,8 +38,6 @@ from intercloud.model import BatchJob, Offering, Placement, Service, TrainingJob
 from intercloud.providers.base import FreeCapacity, OfferingKey
 from intercloud.scheduler.planner import Planner
 
-#: (provider, region, zone, instance_type): the key of one offering.
-
 
 def offering_key(o: Offering | Placement) -> OfferingKey:
     return (o.provider, o.region, o.zone, o.instance_type)
@@ -190,6 +188,25 @@ def _hold_reason(d: Demand, key: OfferingKey, free: FreeCapacity) -> str:
     return f"waiting for capacity on {where}: needs {', '.join(short)}"
 
 
+def plan_or_reject(
+    job: PendingJob, planner: Planner | None, enabled: Sequence[str]
+) -> tuple[TrainingJob | BatchJob, list[Placement]] | Reject:
+    """A job the loop can run and its planned placements (choice first, then the ranked
+    alternatives), or why it cannot run here at all."""
+    w = job.workload
+    if isinstance(w, Service):
+        return Reject(job.job_id, "services are not run by the job control loop")
+    if not isinstance(w, TrainingJob | BatchJob) or not w.run:
+        return Reject(job.job_id, "the spec has no run command")
+    if planner is None:
+        return Reject(job.job_id, "no provider is enabled")
+    result = planner.plan(w, providers=enabled)
+    if result.choice is None:
+        why = "; ".join(f"{e.provider}: {e.reason}" for e in result.excluded)
+        return Reject(job.job_id, f"no enabled provider can run it ({why})")
+    return w, [result.choice, *result.alternatives]
+
+
 class PlannerCache:
     """One ``Planner`` for the latest offering list: the catalog is indexed once, and
     again only when the enabled providers' offerings change."""
@@ -220,24 +237,14 @@ class PlannerDecider(PlannerCache):
         planner = self._planner_for(offerings) if offerings else None
         out: list[Decision] = []
         for job in queue_order(pending):
-            w = job.workload
-            if isinstance(w, Service):
-                out.append(Reject(job.job_id, "services are not run by the job control loop"))
+            planned = plan_or_reject(job, planner, enabled)
+            if isinstance(planned, Reject):
+                out.append(planned)
                 continue
-            if not isinstance(w, TrainingJob | BatchJob) or not w.run:
-                out.append(Reject(job.job_id, "the spec has no run command"))
-                continue
-            if planner is None:
-                out.append(Reject(job.job_id, "no provider is enabled"))
-                continue
-            result = planner.plan(w, providers=enabled)
-            if result.choice is None:
-                why = "; ".join(f"{e.provider}: {e.reason}" for e in result.excluded)
-                out.append(Reject(job.job_id, f"no enabled provider can run it ({why})"))
-                continue
+            w, placements = planned
             hold: str | None = None
             placed: Place | None = None
-            for candidate in (result.choice, *result.alternatives):
+            for candidate in placements:
                 d = demand_of(w, candidate)
                 key = offering_key(candidate)
                 pool = left.get(key) if left is not None else None

@@ -73,15 +73,14 @@ from intercloud.control.decide import (
     RunningJob,
     demand_of,
     offering_key,
+    plan_or_reject,
 )
 from intercloud.model import (
     BatchJob,
     Offering,
     Placement,
     PricingKind,
-    Service,
     Topology,
-    TrainingJob,
 )
 from intercloud.providers.base import FreeCapacity, OfferingKey
 from intercloud.scheduler import reasons
@@ -387,24 +386,14 @@ class FleetDecider(PlannerCache):
         cands: dict[int, list[_Cand]] = {}
         labels: dict[int, tuple[str, str]] = {}
         for job in pending:
-            w = job.workload
-            if isinstance(w, Service):
-                out.append(Reject(job.job_id, "services are not run by the job control loop"))
+            planned = plan_or_reject(job, planner, enabled)
+            if isinstance(planned, Reject):
+                out.append(planned)
                 continue
-            if not isinstance(w, TrainingJob | BatchJob) or not w.run:
-                out.append(Reject(job.job_id, "the spec has no run command"))
-                continue
-            if planner is None:
-                out.append(Reject(job.job_id, "no provider is enabled"))
-                continue
-            result = planner.plan(w, providers=enabled)
-            if result.choice is None:
-                why = "; ".join(f"{e.provider}: {e.reason}" for e in result.excluded)
-                out.append(Reject(job.job_id, f"no enabled provider can run it ({why})"))
-                continue
+            w, placements = planned
             feasible: list[_Cand] = []
             too_big: list[str] = []
-            for c in (result.choice, *result.alternatives):
+            for c in placements:
                 p = fleet.by_key.get(offering_key(c))
                 if p is None or any(x.pool == p for x in feasible):
                     continue

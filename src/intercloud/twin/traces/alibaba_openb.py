@@ -11,17 +11,15 @@ users, and QoS is the closest grouping it records.
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 
 from intercloud.twin.traces.base import (
-    Cell,
-    TraceError,
     TraceJob,
-    check_header,
     check_limit,
+    csv_cells,
     open_trace,
     register,
 )
@@ -38,49 +36,32 @@ class AlibabaOpenbReader:
     def read(self, path: str | Path, limit: int | None = None) -> Iterator[TraceJob]:
         check_limit(limit)
         p = open_trace(path)
-        with p.open(newline="") as f:
-            rows = csv.reader(f)
-            header = next(rows, None)
-            if header is None:
-                raise TraceError(f"{p.name}: empty file (expected a header line)")
-            cols = check_header(p, header, REQUIRED)
-            has = set(cols)
-            n = 0
-            for line, fields in enumerate(rows, start=2):
-                if limit is not None and n >= limit:
-                    return
-                if not fields or not "".join(fields).strip():
-                    continue
-                if len(fields) < len(header):
-                    raise TraceError(
-                        f"{p.name}:{line}: expected {len(header)} fields, got {len(fields)}"
-                    )
-                c = Cell(p, line, cols, fields)
-                gpus = c.integer("num_gpu")
-                milli = c.integer("gpu_milli")
-                if milli > 1000:
-                    raise c.fail("gpu_milli", "must be <= 1000 (thousandths of one GPU)")
-                created = c.number("creation_time")
-                deleted = c.number("deletion_time", optional=True)
-                duration: float | None = None
-                if not math.isnan(deleted):
-                    if deleted < created:
-                        raise c.fail("deletion_time", f"is before creation_time {created:g}")
-                    duration = deleted - created
-                spec = c.text("gpu_spec") if "gpu_spec" in has else ""
-                yield TraceJob(
-                    submit_time=created,
-                    tenant=c.text("qos") if "qos" in has else "",
-                    gpus=gpus,
-                    gpu_type=spec if spec and spec.lower() != "nan" else None,
-                    duration=duration,
-                    job_id=c.text("name"),
-                    gpu_share=(milli / 1000.0) if gpus else 0.0,
-                    cpus=c.number("cpu_milli") / 1000.0 if "cpu_milli" in has else 0.0,
-                    memory_gib=c.number("memory_mib") / 1024.0 if "memory_mib" in has else 0.0,
-                    status=c.text("pod_phase") if "pod_phase" in has else "",
-                )
-                n += 1
+        for c in islice(csv_cells(p, REQUIRED), limit):
+            has = c.columns
+            gpus = c.integer("num_gpu")
+            milli = c.integer("gpu_milli")
+            if milli > 1000:
+                raise c.fail("gpu_milli", "must be <= 1000 (thousandths of one GPU)")
+            created = c.number("creation_time")
+            deleted = c.number("deletion_time", optional=True)
+            duration: float | None = None
+            if not math.isnan(deleted):
+                if deleted < created:
+                    raise c.fail("deletion_time", f"is before creation_time {created:g}")
+                duration = deleted - created
+            spec = c.text("gpu_spec") if "gpu_spec" in has else ""
+            yield TraceJob(
+                submit_time=created,
+                tenant=c.text("qos") if "qos" in has else "",
+                gpus=gpus,
+                gpu_type=spec if spec and spec.lower() != "nan" else None,
+                duration=duration,
+                job_id=c.text("name"),
+                gpu_share=(milli / 1000.0) if gpus else 0.0,
+                cpus=c.number("cpu_milli") / 1000.0 if "cpu_milli" in has else 0.0,
+                memory_gib=c.number("memory_mib") / 1024.0 if "memory_mib" in has else 0.0,
+                status=c.text("pod_phase") if "pod_phase" in has else "",
+            )
 
 
 register(AlibabaOpenbReader())

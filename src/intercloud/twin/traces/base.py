@@ -9,6 +9,7 @@ whole number (got 'x')``.
 
 from __future__ import annotations
 
+import csv
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -165,3 +166,22 @@ def check_header(path: Path, header: list[str], required: tuple[str, ...]) -> di
 def check_limit(limit: int | None) -> None:
     if limit is not None and limit < 0:
         raise ValueError(f"limit must be >= 0 (got {limit})")
+
+
+def csv_cells(path: Path, required: tuple[str, ...]) -> Iterator[Cell]:
+    """One ``Cell`` per non-blank data row of the CSV at ``path`` (read by header name);
+    TraceError for an empty file, missing required columns or a short row."""
+    with path.open(newline="") as f:
+        rows = csv.reader(f)
+        header = next(rows, None)
+        if header is None:
+            raise TraceError(f"{path.name}: empty file (expected a header line)")
+        cols = check_header(path, header, required)
+        for line, fields in enumerate(rows, start=2):
+            if not fields or not "".join(fields).strip():
+                continue
+            if len(fields) < len(header):
+                raise TraceError(
+                    f"{path.name}:{line}: expected {len(header)} fields, got {len(fields)}"
+                )
+            yield Cell(path, line, cols, fields)
