@@ -14,6 +14,7 @@ user's own clone has no ``../shared``).
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from intercloud.store.testing import (
     reset_database,
     temporary_postgres_database,
 )
+from node_processes import processes_under
 
 REPO = Path(__file__).resolve().parents[1]
 _CANDIDATES = [
@@ -93,3 +95,18 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     url: str = request.getfixturevalue("_pg_session_url")
     reset_database(url)
     return url
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Iterator[Path]:
+    """A local provider root; the test fails if any node process outlives it."""
+    r = tmp_path / "local"
+    yield r
+    deadline = time.monotonic() + 3.0
+    left = processes_under(r)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.05)
+        left = processes_under(r)
+    for proc in left:
+        proc.kill()
+    assert not left, f"processes left behind: {[p.info for p in left]}"

@@ -9,12 +9,10 @@ SQLite and on a real PostgreSQL (``INTERCLOUD_TEST_PG_URL`` overrides the defaul
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from control_helpers import processes_under
 
 from intercloud.control.crashpoints import Crashpoint, no_crash
 from intercloud.control.reconciler import Reconciler
@@ -30,21 +28,6 @@ def store(db_url: str) -> Iterator[Store]:
         yield s
     finally:
         s.close()
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Iterator[Path]:
-    """A local provider root; the test fails if any node process outlives it."""
-    r = tmp_path / "local"
-    yield r
-    deadline = time.monotonic() + 3.0
-    left = processes_under(r)
-    while left and time.monotonic() < deadline:
-        time.sleep(0.05)
-        left = processes_under(r)
-    for proc in left:
-        proc.kill()
-    assert not left, f"processes left behind: {[p.info for p in left]}"
 
 
 @pytest.fixture

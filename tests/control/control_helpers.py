@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-import psutil
 import yaml
 
 from intercloud.control.reconciler import Reconciler
@@ -30,22 +27,6 @@ class StopAt:
             self.hits += 1
             if self.hits == self.nth:
                 raise Crash(f"{name} #{self.nth}")
-
-
-def processes_under(root: Path) -> list[psutil.Process]:
-    """Live processes started for nodes under ``root`` (shims by argv, nodes by env)."""
-    found = []
-    for proc in psutil.process_iter(["pid", "cmdline"]):
-        if proc.pid == os.getpid():
-            continue
-        try:
-            mine = any(str(root) in part for part in proc.info["cmdline"] or ())
-            mine = mine or str(root) in proc.environ().get("INTERCLOUD_CHECKPOINT_DIR", "")
-            if mine and proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc)
-        except psutil.Error:
-            continue
-    return found
 
 
 def spec(

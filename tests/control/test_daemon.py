@@ -8,10 +8,11 @@ import time
 from pathlib import Path
 
 import pytest
-from control_helpers import processes_under, spec
+from control_helpers import spec
 
 from intercloud.control.daemon import daemon_status, ensure_daemon, stop_daemon
 from intercloud.store import Store
+from node_processes import processes_under
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from control_helpers import (
     StopAt,
     all_terminal,
     in_state,
-    processes_under,
     run_until,
     spec,
     submit,
@@ -23,6 +22,7 @@ from intercloud.control.decide import PlannerDecider
 from intercloud.control.reconciler import Reconciler
 from intercloud.control.states import TRANSITIONS, JobState
 from intercloud.store import NodeState, Store
+from node_processes import processes_under
 
 S = JobState
 Make = Callable[..., Reconciler]

@@ -15,7 +15,6 @@ from control_helpers import (
     StopAt,
     all_terminal,
     in_state,
-    processes_under,
     run_until,
     submit,
 )
@@ -23,6 +22,7 @@ from control_helpers import (
 from intercloud.control.reconciler import Reconciler
 from intercloud.control.states import JobState
 from intercloud.store import NodeState, Store
+from node_processes import processes_under
 
 S = JobState
 Make = Callable[..., Reconciler]

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -34,37 +33,6 @@ from intercloud.providers.local import (
     process_start_time,
 )
 from intercloud.providers.local_config import LocalConfig, LocalSite, parse_sites
-
-
-def _ours(root: Path) -> list[psutil.Process]:
-    """Processes started for nodes under ``root`` (shims by argv, node processes by env)."""
-    found = []
-    for proc in psutil.process_iter(["pid", "cmdline"]):
-        if proc.pid == os.getpid():
-            continue
-        try:
-            mine = any(str(root) in part for part in proc.info["cmdline"] or ())
-            mine = mine or str(root) in proc.environ().get("INTERCLOUD_CHECKPOINT_DIR", "")
-            if mine and proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc)
-        except psutil.Error:
-            continue
-    return found
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Iterator[Path]:
-    """A provider root; the test fails if any process of it is still alive afterwards."""
-    r = tmp_path / "local"
-    yield r
-    deadline = time.monotonic() + 3.0
-    left = _ours(r)
-    while left and time.monotonic() < deadline:
-        time.sleep(0.05)
-        left = _ours(r)
-    for proc in left:
-        proc.kill()
-    assert not left, f"processes left behind: {[p.info for p in left]}"
 
 
 def make(root: Path, cpus: float = 64, gpus: int = 8) -> LocalProvider:
