@@ -22,7 +22,7 @@ keeps the trace's proportions at fleet scale):
 * HGX jobs accept one accelerator type drawn by capacity, half of them a second one;
   40% allow spot, 5% want only spot; priorities 0/1/2 (75/20/5%); tenants by weight.
 
-Phases (each skipped with a line saying why when the code it needs is missing):
+Phases:
 
 1. fill: arrivals are scheduled until the fleet is >= 85% allocated (not measured);
 2. measured: completions (earliest end first) and arrivals interleave; after each event
@@ -56,8 +56,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchlib import REPO, append_results, machine
 from intercloud.model import Contract, PricingKind, SpotPolicy, Topology
+from intercloud.scheduler.core import Scheduler, requeue
+from intercloud.scheduler.cost.caps import DiversificationCaps
+from intercloud.scheduler.cost.pool_cost import PoolCosts
 from intercloud.scheduler.fleet.pools import PoolSpec
-from intercloud.scheduler.requests import GangRequest, TenantSpec
+from intercloud.scheduler.fleet.state import FleetState
+from intercloud.scheduler.optimizer.milp import (
+    BatchAssignment,
+    FleetUsage,
+    greedy_batch,
+    solve_batch,
+)
+from intercloud.scheduler.placement.fragmentation import fragmentation
+from intercloud.scheduler.requests import DecisionKind, GangRequest, TenantSpec
+from intercloud.scheduler.tenancy import TenantLedger
 from intercloud.twin.fleets import fleet_summary, synthetic_fleet, synthetic_tenants
 from intercloud.twin.traces import read_trace
 
@@ -209,16 +221,6 @@ def run_throughput(
     seed: int,
     quick: bool,
 ) -> dict[str, Any] | str:
-    try:
-        from intercloud.scheduler.core import Scheduler, requeue
-        from intercloud.scheduler.cost.caps import DiversificationCaps
-        from intercloud.scheduler.cost.pool_cost import PoolCosts
-        from intercloud.scheduler.fleet.state import FleetState
-        from intercloud.scheduler.placement.fragmentation import fragmentation
-        from intercloud.scheduler.requests import DecisionKind
-        from intercloud.scheduler.tenancy import TenantLedger
-    except ImportError as e:
-        return f"skipped: the core scheduler is missing ({e})"
     cycles = int(os.environ.get("BENCH_CYCLES", 150 if quick else 2_000))
     capacity = sum(p.max_gpus for p in pools)
     by_type: dict[str, int] = {}
@@ -428,9 +430,9 @@ def _batch_inputs(
     return free, domains, float(free[reserved].sum()) / max(1, demand)
 
 
-def _usd(a: Any) -> float:
-    """The batch objective's USD (per hour in the optimizer's current API)."""
-    return float(getattr(a, "usd_per_hour", getattr(a, "cost_usd", math.nan)))
+def _usd(a: BatchAssignment) -> float:
+    """The batch objective: USD per hour of everything placed."""
+    return float(a.usd_per_hour)
 
 
 def run_cost(
@@ -440,13 +442,7 @@ def run_cost(
     samples: Sequence[TraceSample],
     seed: int,
     quick: bool,
-) -> dict[str, Any] | str:
-    try:
-        from intercloud.scheduler.cost.caps import DiversificationCaps
-        from intercloud.scheduler.cost.pool_cost import PoolCosts
-        from intercloud.scheduler.optimizer.milp import FleetUsage, greedy_batch, solve_batch
-    except ImportError as e:
-        return f"skipped: the batch optimizer is missing ({e})"
+) -> dict[str, Any]:
     n_batches, size = (2, 250) if quick else (3, 1000)
     time_limit = 8.0 if quick else 60.0
     costs = PoolCosts(pools, contracts)
