@@ -195,9 +195,7 @@ def time_plans(planner: Planner, requests: Sequence[Workload]) -> dict[str, floa
     }
 
 
-def bench_catalog(
-    name: str, load: Callable[[], Catalog], n: int, min_rows: int
-) -> dict[str, Any]:
+def bench_catalog(name: str, load: Callable[[], Catalog], n: int, min_rows: int) -> dict[str, Any]:
     t = time.perf_counter()
     catalog = load()
     t_load = time.perf_counter() - t

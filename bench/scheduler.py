@@ -442,7 +442,7 @@ def run_cost(
     samples: Sequence[TraceSample],
     seed: int,
     quick: bool,
-) -> dict[str, Any]:
+) -> dict[str, Any] | str:
     n_batches, size = (2, 250) if quick else (3, 1000)
     time_limit = 8.0 if quick else 60.0
     costs = PoolCosts(pools, contracts)
