@@ -41,6 +41,21 @@ class Reservation:
         return r.duration_s is not None and now_s + r.duration_s <= self.start_s
 
 
+def _by_end(state: FleetState, p: int) -> list[tuple[float, int]]:
+    """``(end_s, job)`` of the jobs running on pool ``p``, ascending (read-only), kept
+    on the state while the pool's version holds (a job's expected end is fixed when it
+    starts; every start or stop in the pool moves the version)."""
+    memo = state._by_end
+    got = memo.get(p)
+    version = state.pool_version[p]
+    if got is not None and got[0] == version:
+        return got[1]
+    allocs = state.allocations
+    jobs = sorted([(allocs[j].end_s, j) for j in state._pool_jobs[p]])
+    memo[p] = (version, jobs)
+    return jobs
+
+
 def shadow(state: FleetState, p: int, r: GangRequest, now_s: float) -> Reservation | None:
     """When and where ``r`` fits pool ``p`` as the running jobs end by their estimates,
     or None when it does not fit even once every job with a known end has ended."""
@@ -49,7 +64,7 @@ def shadow(state: FleetState, p: int, r: GangRequest, now_s: float) -> Reservati
     n = r.nodes
     domain = needs_domain(r)
     allocs = state.allocations
-    jobs = sorted((allocs[j].end_s, j) for j in state.pool_jobs(p))
+    jobs = _by_end(state, p)
     sim: dict[int, int] = {}
     count = state.nodes_with_at_least(p, g)
     freed: list[int] = []

@@ -37,13 +37,16 @@ completions through ``finished``; idle elastic nodes leave through ``release_idl
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from intercloud.scheduler import reasons
 from intercloud.scheduler.backfill import Reservation, reserve
 from intercloud.scheduler.cost.caps import DiversificationCaps
+from intercloud.scheduler.cost.plan import CapTracker, GangClass, Plan, plan
 from intercloud.scheduler.cost.pool_cost import PoolCosts
 from intercloud.scheduler.fleet.state import FleetState
 from intercloud.scheduler.placement.filter import (
@@ -55,6 +58,7 @@ from intercloud.scheduler.placement.filter import (
 from intercloud.scheduler.placement.order import list_price_order, marginal_usd_per_hour
 from intercloud.scheduler.placement.pick import (
     fitting_pools,
+    iter_fitting_pools,
     pick_nodes,
     slots_needed,
 )
@@ -99,6 +103,9 @@ class _Cycle:
     blocked_seen: set[Hashable] = field(default_factory=set)
     order: dict[Hashable, list[int]] = field(default_factory=dict)
     node_price: list[float] | None = None
+    # the cycle's cost plan (``cost.plan``) and each planned job's class in it
+    plan: Plan | None = None
+    plan_key: dict[int, Hashable] = field(default_factory=dict)
 
 
 class Scheduler:
@@ -111,6 +118,9 @@ class Scheduler:
     caps (None: none). ``backfill``/``preemption``/``provisioning`` switch those steps;
     ``reservation_pools`` bounds the pools the head's reservation is searched in and
     ``preemption_pools`` the pools with possible victims that preemption compares.
+    ``cost_plan`` (with ``costs``): each cycle first plans where its gangs should go when
+    they compete for the same cheap pools (``cost.plan``); the walk then tries a gang's
+    planned pools first. It changes where gangs go, never whether they start.
     """
 
     def __init__(
@@ -125,6 +135,7 @@ class Scheduler:
         provisioning: bool = True,
         reservation_pools: int = 8,
         preemption_pools: int = 8,
+        cost_plan: bool = True,
     ) -> None:
         self.queue_order = get_policy(queue_order) if isinstance(queue_order, str) else queue_order
         self.ledger = ledger
@@ -136,6 +147,7 @@ class Scheduler:
         self.provisioning = provisioning
         self.reservation_pools = reservation_pools
         self.preemption_pools = preemption_pools
+        self.cost_plan = cost_plan
         self._state: FleetState | None = None
         self._shapes: dict[Hashable, _Shape] = {}
         self._static_order: dict[Hashable, list[int]] = {}
@@ -150,6 +162,8 @@ class Scheduler:
         self._victim_memo: dict[tuple[int, int, bool, int], dict[int, int]] = {}
         # per ranking key: (PoolCosts.rank's array, the candidate pools in its order)
         self._rank_memo: dict[Hashable, tuple[object, list[int]]] = {}
+        # per ranking's price array (identity): (the array, pool -> USD per unit-hour)
+        self._price_memo: dict[int, tuple[object, dict[int, float]]] = {}
         # per queued job: (request, shape key, shape, its last HOLD, what that HOLD was
         # computed from: ``_inputs``; None when it cannot be replayed;
         # and ``acc_version`` of its accelerators after its last turn)
@@ -170,6 +184,9 @@ class Scheduler:
         self._unsafe = False
         self._fast = False  # set by a turn that the ``_blocked`` memo held at once
         self._admits = 0  # calls of ``_admit`` (did a turn consult the ledger and caps?)
+        # exact in-turn shortcuts (per-accelerator quota and per-provider caps refusals,
+        # no-victims without lower priorities or reclaim); off only in tests, to compare
+        self._shortcuts = True
 
     # ----------------------------------------------------------------- the cycle ----
     def schedule(
@@ -184,6 +201,7 @@ class Scheduler:
             self._no_victims.clear()
             self._victim_memo.clear()
             self._rank_memo.clear()
+            self._price_memo.clear()
             self._jobs.clear()
         state.advance(now_s)
         if self.ledger is not None:
@@ -191,12 +209,100 @@ class Scheduler:
             self.ledger.advance(now_s)
         cyc = _Cycle(now_s)
         out: list[Decision] = []
-        for i in self.queue_order.order(queue, self._order_ledger, now_s):
+        order = self.queue_order.order(queue, self._order_ledger, now_s)
+        if self.cost_plan and self.costs is not None and len(order) > 1:
+            self._plan(state, queue, order, cyc)
+        for i in order:
             self._one(state, queue[i], cyc, out)
         if len(self._jobs) > 2 * len(queue) + 1024:
             ids = {r.job_id for r in queue}
             self._jobs = {j: e for j, e in self._jobs.items() if j in ids}
         return out
+
+    def _plan(
+        self, state: FleetState, queue: Sequence[GangRequest], order: Sequence[int], cyc: _Cycle
+    ) -> None:
+        """The cycle's cost plan (``cost.plan``) over the queued gangs that fit some pool
+        now, grouped by class: shape and ranking (the same candidate list, cheapest
+        first). Capacity per pool: free slots (GPUs; CPU pools: nodes) and, per class,
+        how many of its gangs the pool's counters say fit (nodes with enough free slots,
+        domains with enough free nodes)."""
+        assert self.costs is not None
+        classes: dict[Hashable, GangClass] = {}
+        dead: set[Hashable] = set()
+        keys = cyc.plan_key
+        jobs = self._jobs
+        ledger = self.ledger
+        for pos, i in enumerate(order):
+            r = queue[i]
+            ent = jobs.get(r.job_id)
+            if ent is not None and ent[0] is r:
+                key, sh = ent[1], ent[2]
+            else:
+                key = shape_key(r)
+                sh = self._shape(state, key, r)
+            if not sh.cands.pools:
+                continue
+            if (
+                ledger is not None
+                and r.gpus
+                and all(ledger.quota_refuses(r.tenant, a, r.gpus) for a in r.accelerators)
+            ):
+                continue  # held by its quota at its turn whatever the pool: not planned
+            pools = self._ordered(state, key, r, sh.cands, cyc)
+            ck = (key, id(pools))
+            c = classes.get(ck)
+            if c is not None:
+                c.count += 1
+                keys[r.job_id] = ck
+                continue
+            if ck in dead:
+                continue
+            fit = fitting_pools(state, pools, r)
+            if not fit:
+                dead.add(ck)
+                continue
+            units = r.gpus if r.accelerators else r.nodes
+            price = self._unit_prices(r, cyc.now_s)
+            if needs_domain(r):
+                row = state.pools_with_free_domain(r.nodes)
+                limit = [row[p] for p in fit]
+            else:
+                limit = [
+                    state.nodes_with_at_least(p, slots_needed(state, p, r)) // r.nodes for p in fit
+                ]
+            classes[ck] = GangClass(
+                ck, fit, [price[p] * max(units, 1) for p in fit], units, r.gpus, 1, pos,
+                needs_domain(r), limit,
+            )  # fmt: skip
+            keys[r.job_id] = ck
+        if len(classes) < 2:
+            cyc.plan_key.clear()
+            return  # one class: cheapest first is its plan already
+        n = state.n_pools
+        free = np.zeros(n)
+        for p in {p for c in classes.values() for p in c.ids}:
+            free[p] = sum(k * c for k, c in enumerate(state.pool_nodes_by_free_row(p)))
+        by = state.capped_gpus_by_provider()
+        caps = CapTracker(
+            self.caps, state.providers, state._pool_prov, state._capped,
+            float(state.allocated_gpus()), [float(by.get(v, 0.0)) for v in state.providers],
+        )  # fmt: skip
+        cyc.plan = plan(list(classes.values()), free, np.full(n, np.inf), caps)
+
+    def _unit_prices(self, r: GangRequest, now_s: float) -> dict[int, float]:
+        """Pool -> USD per unit-hour of ``r``'s ranking (memoised per ranking array)."""
+        assert self.costs is not None
+        ids, unit = self.costs.ranked_unit_usd_per_hour(r, now_s)
+        got = self._price_memo.get(id(unit))
+        if got is None or got[0] is not unit:
+            if len(self._price_memo) >= 4096:
+                self._price_memo.clear()
+            got = self._price_memo[id(unit)] = (
+                unit,
+                dict(zip(ids.tolist(), unit.tolist(), strict=True)),
+            )
+        return got[1]
 
     def _shape(self, state: FleetState, key: Hashable, r: GangRequest) -> _Shape:
         sh = self._shapes.get(key)
@@ -366,14 +472,19 @@ class Scheduler:
             if why is not None:
                 return why
         if self.caps is not None and state._capped[p] and r.gpus:
-            by = state.capped_gpus_by_provider()
-            total = state.allocated_gpus() - freed
-            if freed:
-                by[spec.provider] -= freed
-            why = self.caps.reason(spec.provider, r.gpus, by, total)
+            why = self._caps_reason(state, r, spec.provider, freed)
             if why:
                 return why
         return None
+
+    def _caps_reason(self, state: FleetState, r: GangRequest, provider: str, freed: int = 0) -> str:
+        """The caps' answer for ``r`` on a capped pool of ``provider`` ("": allowed)."""
+        assert self.caps is not None
+        by = state.capped_gpus_by_provider()
+        total = state.allocated_gpus() - freed
+        if freed:
+            by[provider] -= freed
+        return self.caps.reason(provider, r.gpus, by, total)
 
     def _bind(
         self,
@@ -386,6 +497,10 @@ class Scheduler:
     ) -> None:
         state.allocate(r, p, nodes, cyc.now_s)
         state.provisioning.pop(r.job_id, None)
+        if cyc.plan:
+            ck = cyc.plan_key.get(r.job_id)
+            if ck is not None:
+                cyc.plan.placed(ck, p)
         cyc.placed.add(r.job_id)
         cyc.placed_in.setdefault(p, []).append(r.job_id)
         if self.ledger is not None:
@@ -495,34 +610,84 @@ class Scheduler:
             # answer alike for pools alike, and a repeat call changes nothing, so a known
             # refusal is reused; once ``why`` is set, a pool it refuses needs no pick.
             refused: dict[tuple[str | None, float, str | None], str] = {}
-            # nothing below changes the state before a return: filter all pools at once
-            for p in fitting_pools(state, pools, r):
+            # Once ``why`` is set, a pool whose accelerator the ledger's quota refuses
+            # (``quota_refuses``: the same answer whatever the pool's price) or whose
+            # provider the caps refuse (the same for every capped pool of the provider)
+            # is refused by ``_admit`` whatever else: it needs no pick either. The answers
+            # hold for the whole turn (nothing changes the state or the ledger before a
+            # return).
+            quota_no: dict[str | None, bool] = {}
+            caps_no: dict[str, bool] = {}
+            ledger = self.ledger
+            has_caps = self.caps is not None
+            caps_apply = has_caps and r.gpus > 0
+            capped = state._capped
+            specs = state.pools
+            now = cyc.now_s
+            shortcuts = self._shortcuts
+            akey: tuple[str | None, float, str | None] | None
+            # nothing below changes the state before a return: the fit is read lazily
+            fitting: Iterable[int] = iter_fitting_pools(state, pools, r)
+            if cyc.plan:
+                ck = cyc.plan_key.get(r.job_id)
+                first = cyc.plan.first(ck) if ck is not None else []
+                if first:
+                    # the plan's pools first; the refusal met first may then differ from
+                    # the plain order's, so a replay of this turn's HOLD is not exact
+                    self._unsafe = True
+                    fitting = _plan_first(state, first, pools, r)
+            for p in fitting:
                 any_fit = True
-                spec = state.pools[p]
-                akey = (
-                    spec.accelerator,
-                    self._usd_per_hour(state, r, p, cyc) if self.ledger is not None else 0.0,
-                    spec.provider if self.caps is not None and state._capped[p] else None,
-                )
-                known = refused.get(akey)
-                if known is not None and why is not None:
-                    continue
+                spec = specs[p]
+                akey = None
+                if why is not None:
+                    if shortcuts:
+                        if ledger is not None:
+                            g = spec.accelerator
+                            qn = quota_no.get(g)
+                            if qn is None:
+                                qn = quota_no[g] = ledger.quota_refuses(r.tenant, g, r.gpus)
+                            if qn:
+                                continue
+                        if caps_apply and capped[p]:
+                            v = spec.provider
+                            cn = caps_no.get(v)
+                            if cn is None:
+                                cn = caps_no[v] = bool(self._caps_reason(state, r, v))
+                            if cn:
+                                continue
+                    akey = (
+                        spec.accelerator,
+                        self._usd_per_hour(state, r, p, cyc) if ledger is not None else 0.0,
+                        spec.provider if has_caps and capped[p] else None,
+                    )
+                    if akey in refused:
+                        continue
                 excl = None
-                if res is not None and res.pool == p and not res.allows(r, cyc.now_s):
+                if res is not None and res.pool == p and not res.allows(r, now):
                     excl = res.nodes
                 nodes = pick_nodes(state, p, r, excl)
                 if nodes is None:
                     behind = behind or excl is not None
                     continue
-                w = known if known is not None else self._admit(state, r, p, cyc)
-                if w is not None:
-                    refused[akey] = w
-                    why = why or w
-                    continue
-                self._bind(state, r, p, nodes, cyc, out)
-                return False
-        capacity = blocked or self._capacity_reason(r)
+                w = self._admit(state, r, p, cyc)
+                if w is None:
+                    self._bind(state, r, p, nodes, cyc, out)
+                    return False
+                if akey is None:
+                    akey = (
+                        spec.accelerator,
+                        self._usd_per_hour(state, r, p, cyc) if ledger is not None else 0.0,
+                        spec.provider if has_caps and capped[p] else None,
+                    )
+                refused[akey] = w
+                if why is None:
+                    why = w
+                    if shortcuts and ledger is not None and self._quota_refuses_all(r, quota_no):
+                        break  # every pool left is of an accelerator the quota refuses
+        capacity = blocked
         if not any_fit and blocked is None:
+            capacity = self._capacity_reason(r)
             self._blocked[key] = (self._rise(state, sh), capacity)
             cyc.blocked_seen.add(key)
         # PostFilter: preemption, then elastic growth, then the head's reservation
@@ -548,8 +713,20 @@ class Scheduler:
                 return not any_fit
         if why is None and behind and res is not None:
             why = reasons.behind_reservation(res.job_id)
-        out.append(Decision(_HOLD, r.job_id, reason=why or capacity))
+        out.append(Decision(_HOLD, r.job_id, reason=why or capacity or self._capacity_reason(r)))
         return not any_fit
+
+    def _quota_refuses_all(self, r: GangRequest, quota_no: dict[str | None, bool]) -> bool:
+        """Whether the ledger's quota refuses ``r`` on every accelerator its candidate
+        pools can have (``quota_no`` caches the answers for the turn)."""
+        assert self.ledger is not None
+        for g in r.accelerators or (None,):
+            qn = quota_no.get(g)
+            if qn is None:
+                qn = quota_no[g] = self.ledger.quota_refuses(r.tenant, g, r.gpus)
+            if not qn:
+                return False
+        return True
 
     @staticmethod
     def _capacity_reason(r: GangRequest) -> str:
@@ -562,10 +739,18 @@ class Scheduler:
     def _may_preempt(self, state: FleetState, r: GangRequest, key: Hashable, sh: _Shape) -> bool:
         if not self.preemption:
             return False
-        if self.ledger is None:
-            q = r.priority
-            if not any(p < q for a in sh.acc_rows for p in state.acc_prio[a]):
-                return False
+        q = r.priority
+        acc_prio = state.acc_prio
+        if not any(p < q for a in sh.acc_rows for p in acc_prio[a]) and (
+            # no job of a lower priority on its accelerators, and none it may reclaim:
+            # ``find_victims`` finds none (nor any the cycle's placements protect)
+            self.ledger is None
+            or (
+                self._shortcuts
+                and (not r.gpus or not self.ledger.may_reclaim(r.tenant, r.accelerators, r.gpus))
+            )
+        ):
+            return False
         memo = self._no_victims.get((key, r.priority, r.tenant))
         if memo is None:
             return True
@@ -670,13 +855,17 @@ class Scheduler:
             return False
         q = r.priority
         tp = state.tenant_prio_gpus
+        ag = state.acc_prio_gpus
         for a in sh.acc_rows:
             if a >= len(state.accelerators):
                 return False
             low = tp.get((r.tenant, a))
             mine = sum(v for k, v in low.items() if k < q) if low else 0
+            # victims: preemptible jobs of a lower priority (reclaimable ones only when
+            # within the guarantee, where the ledger does not refuse anyway)
+            every = sum(v for k, v in ag[a].items() if k < q) if self._shortcuts else None
             if not self.ledger.refuses_whatever_stops(
-                r.tenant, state.accelerators[a], r.gpus, mine
+                r.tenant, state.accelerators[a], r.gpus, mine, every
             ):
                 return False
         return True
@@ -800,6 +989,17 @@ class Scheduler:
                     Decision(DecisionKind.RELEASE, pool=p, node_ids=tuple(idle), count=len(idle))
                 )
         return out
+
+
+def _plan_first(
+    state: FleetState, first: list[int], pools: list[int], r: GangRequest
+) -> Iterator[int]:
+    """The fitting pools of ``r``: its plan's pools first, then the rest in order."""
+    yield from iter_fitting_pools(state, first, r)
+    seen = set(first)
+    for p in iter_fitting_pools(state, pools, r):
+        if p not in seen:
+            yield p
 
 
 def _rows_to_grow(state: FleetState, p: int, r: GangRequest) -> list[int] | None:

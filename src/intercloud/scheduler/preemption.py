@@ -168,21 +168,22 @@ def find_victims(
     q0 = r.priority
     version = state.pool_version
     none_at: dict[int, int] | None = None
-    if memo is not None and not reclaimable:
+    reclaim = bool(reclaimable)  # (a ledger's view counts its jobs: ask once)
+    if memo is not None and not reclaim:
         none_at = memo.setdefault((r.gpus_per_node, r.nodes, needs_domain(r), q0), {})
     prio = state.pool_prio
     # no job anywhere of a lower priority: no victims (skips the pass over pools)
-    if not reclaimable and not any(d and min(d) < q0 for d in state.acc_prio):
+    if not reclaim and not any(d and min(d) < q0 for d in state.acc_prio):
         return None
     for rank, p in enumerate(pools):
-        if not reclaimable and not (prio[p] and min(prio[p]) < q0):
+        if not reclaim and not (prio[p] and min(prio[p]) < q0):
             continue
         if found >= max_pools or (best is not None and best[0] == 1):
             break
         if none_at is not None and none_at.get(p) == version[p]:
             continue
         skipped = False
-        if reclaimable:
+        if reclaim:
             eligible = []
             for j in state._pool_jobs[p]:
                 if j in protect:

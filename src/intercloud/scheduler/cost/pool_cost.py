@@ -260,6 +260,12 @@ class PoolCosts:
         units, _ = _units_hours(req)
         return ids, key * units
 
+    def ranked_unit_usd_per_hour(self, req: GangRequest, now_s: float) -> tuple[I64, F64]:
+        """``(ids, usd_per_unit_hour)``: as ``ranked_usd_per_hour`` per unit (GPU;
+        CPU-only: node); both arrays are memoised and read-only, the same objects while
+        the ranking holds."""
+        return self._rank(req, now_s)
+
     def work_usd(self, req: GangRequest, pool: int, now_s: float) -> float:
         """USD of the whole work of ``req`` on ``pool``, egress included (inf if ``pool``
         is not a candidate)."""

@@ -178,6 +178,11 @@ class FleetState:
         self.provider_capped_gpus: I64 = np.zeros(len(self.providers), dtype=np.int64)
         self._capped: list[bool] = [p.pricing != PricingKind.RESERVED for p in pools]
         self.accelerator_alloc_gpus: I64 = np.zeros(len(self.accelerators), dtype=np.int64)
+        # plain-int mirrors of the totals the core reads per decision (numpy scalars are slow)
+        self._alloc_total = 0
+        self._capped_prov: list[int] = [0] * len(self.providers)
+        # per pool: (pool_version, its jobs' (end_s, job) ascending), for backfill's shadow
+        self._by_end: dict[int, tuple[int, list[tuple[float, int]]]] = {}
         self.pool_present_nodes: I64 = np.zeros(n_pools, dtype=np.int64)
         self._hist: list[list[int]] = [[0] * (g + 1) for g in self.pool_slots]
         self._buck: list[list[list[int]]] = [[[] for _ in range(g + 1)] for g in self.pool_slots]
@@ -211,6 +216,8 @@ class FleetState:
         #: GPUs of running preemptible jobs per (tenant, accelerator row) by priority: the
         #: most a tenant's own work can shrink when a gang of higher priority preempts.
         self.tenant_prio_gpus: dict[tuple[str, int], dict[int, int]] = {}
+        #: GPUs of running preemptible jobs per accelerator row by priority (all tenants).
+        self.acc_prio_gpus: list[dict[int, int]] = [{} for _ in range(len(self.accelerators) + 1)]
         self.elastic: list[bool] = [p.elastic for p in pools]
 
         # --- jobs ----------------------------------------------------------------------
@@ -355,7 +362,7 @@ class FleetState:
             if accelerator not in self.accelerators:
                 return 0
             return int(self.accelerator_alloc_gpus[self.accelerators.index(accelerator)])
-        return int(self.pool_alloc_gpus.sum())
+        return self._alloc_total
 
     def accelerator_index(self, accelerator: str | None) -> int:
         """Row of ``accelerator`` in ``rise_epoch``/``place_epoch`` (CPU-only: the last;
@@ -369,7 +376,7 @@ class FleetState:
 
     def capped_gpus_by_provider(self) -> dict[str, float]:
         """GPUs each provider runs on non-reserved pools (diversification caps)."""
-        return {v: float(self.provider_capped_gpus[i]) for i, v in enumerate(self.providers)}
+        return {v: float(c) for v, c in zip(self.providers, self._capped_prov, strict=True)}
 
     def pool_nodes_by_free_row(self, p: int) -> list[int]:
         """``pool_nodes_by_free[p]`` as a list (a copy), O(levels)."""
@@ -589,14 +596,18 @@ class FleetState:
             if gpus:
                 tp = self.tenant_prio_gpus.setdefault((alloc.request.tenant, ai), {})
                 tp[q] = tp.get(q, 0) + gpus
+                ag = self.acc_prio_gpus[ai]
+                ag[q] = ag.get(q, 0) + gpus
         self._count_gpus(pool, alloc.request.gpus_per_node * len(alloc.nodes))
 
     def _count_gpus(self, pool: int, gpus: int) -> None:
         if gpus:
             self.pool_alloc_gpus[pool] += gpus
+            self._alloc_total += gpus
             self.provider_alloc_gpus[self._pool_prov[pool]] += gpus
             if self._capped[pool]:
                 self.provider_capped_gpus[self._pool_prov[pool]] += gpus
+                self._capped_prov[self._pool_prov[pool]] += gpus
             a = self._pool_acc[pool]
             if a >= 0:
                 self.accelerator_alloc_gpus[a] += gpus
@@ -627,6 +638,10 @@ class FleetState:
                 tp[q] -= gpus
                 if not tp[q]:
                     del tp[q]
+                ag = self.acc_prio_gpus[self._pool_acc[pool]]
+                ag[q] -= gpus
+                if not ag[q]:
+                    del ag[q]
         slots = alloc.slots
         vcpus = alloc.vcpus
         lvl = self._lvl
@@ -800,6 +815,11 @@ class FleetState:
                 tpd[rq.priority] = tpd.get(rq.priority, 0) + rq.gpus_per_node * len(a.nodes)
         got_tp = {k: v for k, v in self.tenant_prio_gpus.items() if v}
         assert got_tp == want_tp, "tenants' preemptible GPUs by priority drifted"
+        want_ag: list[dict[int, int]] = [{} for _ in self.acc_prio_gpus]
+        for (_, ai), tpd in want_tp.items():
+            for q, v in tpd.items():
+                want_ag[ai][q] = want_ag[ai].get(q, 0) + v
+        assert self.acc_prio_gpus == want_ag, "preemptible GPUs by priority drifted"
         slots = np.array(self.pool_slots, dtype=np.int64)[self.pool]
         lvl = np.array(self._lvl, dtype=np.int64)
         present = self.present
@@ -835,6 +855,8 @@ class FleetState:
             if self._capped[p]:
                 capped[self._pool_prov[p]] += alloc_gpus[p]
         assert np.array_equal(self.provider_capped_gpus, capped)
+        assert self._capped_prov == capped.tolist(), "capped GPU mirror drifted"
+        assert self._alloc_total == int(alloc_gpus.sum()), "GPU total mirror drifted"
         assert np.array_equal(self.accelerator_alloc_gpus, acc)
         dfree = np.zeros(self.n_domains, dtype=np.int64)
         for p in range(self.n_pools):

@@ -17,7 +17,7 @@ the queue's head) is skipped over.
 
 from __future__ import annotations
 
-from collections.abc import Sequence, Set
+from collections.abc import Iterator, Sequence, Set
 
 from intercloud.scheduler.fleet.state import FleetState
 from intercloud.scheduler.placement.filter import needs_domain
@@ -55,6 +55,26 @@ def fitting_pools(state: FleetState, pools: Sequence[int], r: GangRequest) -> li
     row = state.pools_with_at_least(g)
     slots = state.pool_slots
     return [p for p in pools if row[p] >= n and g <= slots[p]]
+
+
+def iter_fitting_pools(state: FleetState, pools: Sequence[int], r: GangRequest) -> Iterator[int]:
+    """``fitting_pools`` lazily (the same pools in the same order), for a caller that may
+    stop at the first few; the counters must not change while it iterates."""
+    n = r.nodes
+    if needs_domain(r):
+        npd = state.pool_npd
+        if n >= len(state._datl):
+            return iter(())
+        row = state.pools_with_free_domain(n)
+        return (p for p in pools if row[p] and n <= npd[p])
+    g = r.gpus_per_node
+    if g <= 0 or n <= 0:
+        return (p for p in pools if fits_now(state, p, r))
+    if g >= len(state._atl):
+        return iter(())
+    row = state.pools_with_at_least(g)
+    slots = state.pool_slots
+    return (p for p in pools if row[p] >= n and g <= slots[p])
 
 
 def largest_free_domain(state: FleetState, p: int) -> int:

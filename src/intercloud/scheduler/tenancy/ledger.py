@@ -122,6 +122,10 @@ class _Reclaimable(AbstractSet[int]):
                     seen.add(j)
                     yield j
 
+    def __bool__(self) -> bool:
+        # the asking tenant's borrowing jobs of a type are among the type's
+        return any(len(every) > len(mine) for every, mine in self._parts)
+
     def __len__(self) -> int:
         if len(self._parts) == 1:  # the usual case: O(1)
             every, mine = self._parts[0]
@@ -403,6 +407,38 @@ class TenantLedger:
                 )
         return None
 
+    def quota_refuses(self, tenant: str, gpu_type: str | None, gpus: int) -> bool:
+        """Whether ``admit`` refuses ``gpus`` GPUs of ``gpu_type`` to ``tenant`` before its
+        budget check, whatever the price: an unknown tenant that is refused, or the quota.
+        Changes nothing (but may register a defaulted tenant, as ``admit`` does)."""
+        st = self._tenant(tenant)
+        if st is None:
+            return True
+        if gpus <= 0 or gpu_type is None:
+            return False
+        g = gpu_type
+        if st.own.get(g, 0) + gpus <= st.guaranteed.get(g, 0):
+            return False
+        pool = self._pool.get(g)
+        if pool is None:
+            return False
+        return not (st.spec.can_borrow and gpus <= pool - self._running.get(g, 0))
+
+    def may_reclaim(self, tenant: str, gpu_types: Iterable[str], gpus: int) -> bool:
+        """Whether ``reclaimable_ids`` would name any job (O(types))."""
+        st = self._tenants.get(tenant)
+        if st is None:
+            st = self._tenant(tenant)
+            if st is None:
+                return False
+        for g in gpu_types:
+            if st.own.get(g, 0) + gpus > st.guaranteed.get(g, 0):
+                continue
+            every = self._borrowing.get(g)
+            if every and len(every) > len(st.borrowing.get(g) or ()):
+                return True
+        return False
+
     def _quota(self, st: _Tenant, g: str, n: int) -> str | None:
         guaranteed = st.guaranteed.get(g, 0)
         if st.own.get(g, 0) + n <= guaranteed:
@@ -626,16 +662,29 @@ class TenantLedger:
         self._bver = cp.bver
 
     def refuses_whatever_stops(
-        self, tenant: str, gpu_type: str, gpus: int, own_stoppable: int
+        self,
+        tenant: str,
+        gpu_type: str,
+        gpus: int,
+        own_stoppable: int,
+        stoppable: int | None = None,
     ) -> bool:
         """Whether ``admit`` refuses ``gpus`` GPUs of ``gpu_type`` to ``tenant`` by quota
         whatever running work stops first, given that at most ``own_stoppable`` of the
         tenant's own running GPUs of the type are among it (preemption's victims: other
         tenants' work only grows what is idle). Only a tenant that may not borrow can be
         sure: stopping its jobs leaves it at least ``own - own_stoppable`` own GPUs (a
-        promotion only adds), so ``own - own_stoppable + gpus > guaranteed`` refuses."""
+        promotion only adds), so ``own - own_stoppable + gpus > guaranteed`` refuses.
+        ``stoppable`` (None: unbounded), at most how many running GPUs of the type stop
+        in all: then a tenant that may borrow is sure too when, besides, ``gpus`` exceeds
+        what is idle plus ``stoppable``."""
         st = self._tenants.get(tenant)
-        if st is None or st.spec.can_borrow or gpus <= 0 or gpu_type not in self._pool:
+        if st is None or gpus <= 0 or gpu_type not in self._pool:
+            return False
+        if st.spec.can_borrow and (
+            stoppable is None
+            or gpus <= self._pool[gpu_type] - self._running.get(gpu_type, 0) + stoppable
+        ):
             return False
         return st.own.get(gpu_type, 0) - own_stoppable + gpus > st.guaranteed.get(gpu_type, 0)
 
