@@ -264,13 +264,15 @@ class Scheduler:
                 continue
             units = r.gpus if r.accelerators else r.nodes
             price = self._unit_prices(r, cyc.now_s)
+            n = r.nodes
             if needs_domain(r):
-                row = state.pools_with_free_domain(r.nodes)
+                row = state.pools_with_free_domain(n)
                 limit = [row[p] for p in fit]
+            elif r.gpus_per_node > 0:  # the same slots in every pool: one counter row
+                row = state.pools_with_at_least(r.gpus_per_node)
+                limit = [row[p] // n for p in fit]
             else:
-                limit = [
-                    state.nodes_with_at_least(p, slots_needed(state, p, r)) // r.nodes for p in fit
-                ]
+                limit = [state.nodes_with_at_least(p, slots_needed(state, p, r)) // n for p in fit]
             classes[ck] = GangClass(
                 ck, fit, [price[p] * max(units, 1) for p in fit], units, r.gpus, 1, pos,
                 needs_domain(r), limit,

@@ -118,7 +118,7 @@ class Plan:
         return bool(self.allot)
 
 
-def _ub(c: GangClass, i: int, p: int, out: Plan, free: F64, domains: F64) -> int:
+def _ub(c: GangClass, i: int, p: int, out: Plan, free: list[float], domains: list[float]) -> int:
     """Most more gangs of ``c`` that pool ``p`` (its ``i``-th candidate) holds."""
     k = c.count if c.units <= 0 else min(c.count, int(free[p] // c.units))
     if c.domain and math.isfinite(domains[p]):
@@ -130,13 +130,20 @@ def _ub(c: GangClass, i: int, p: int, out: Plan, free: F64, domains: F64) -> int
 
 
 def plan(
-    classes: Sequence[GangClass], free: F64, domains: F64, caps: CapTracker, always: bool = False
+    classes: Sequence[GangClass],
+    free_units: F64,
+    free_domains: F64,
+    caps: CapTracker,
+    always: bool = False,
 ) -> Plan:
-    """The allotment of the module docstring. ``free[p]``: units pool ``p`` has left;
-    ``domains[p]``: its whole free NVLink domains (inf: not counted). Changes ``free``,
-    ``domains`` and ``caps`` to what is left after the plan (pass copies to keep them).
+    """The allotment of the module docstring. ``free_units[p]``: units pool ``p`` has
+    left; ``free_domains[p]``: its whole free NVLink domains (inf: not counted); neither
+    is changed. ``caps`` is changed to the fleet after the plan (pass a copy to keep it).
     Unless ``always``, an empty plan when no class can miss its cheapest price level
     (``uncontested``): cheapest first is then optimal whatever the order."""
+    # plain lists: the plan reads single entries thousands of times (numpy scalars are slow)
+    free: list[float] = free_units.tolist()
+    domains: list[float] = free_domains.tolist()
     if not always and uncontested(classes, free, domains, caps):
         return Plan()
     out = _regret_plan(classes, free, domains, caps)
@@ -152,7 +159,9 @@ def plan(
     return out
 
 
-def uncontested(classes: Sequence[GangClass], free: F64, domains: F64, caps: CapTracker) -> bool:
+def uncontested(
+    classes: Sequence[GangClass], free: list[float], domains: list[float], caps: CapTracker
+) -> bool:
     """Whether every class surely gets its cheapest price level whatever the order (then
     cheapest first is optimal and no plan is needed): for each class, all the units of
     the classes wanting any pool of its cheapest level fit in what that level holds for
@@ -192,8 +201,9 @@ def uncontested(classes: Sequence[GangClass], free: F64, domains: F64, caps: Cap
 _EMPTY = Plan()
 
 
-def _regret(c: GangClass, i0: int, out: Plan, free: F64, domains: F64,
-            caps: CapTracker) -> float:  # fmt: skip
+def _regret(
+    c: GangClass, i0: int, out: Plan, free: list[float], domains: list[float], caps: CapTracker
+) -> float:
     """Per unit, the next price level's cost minus the cheapest with room (inf: no next
     level with room; -1: no room at all)."""
     c0: float | None = None
@@ -208,7 +218,9 @@ def _regret(c: GangClass, i0: int, out: Plan, free: F64, domains: F64,
     return -1.0 if c0 is None else math.inf
 
 
-def _regret_plan(classes: Sequence[GangClass], free: F64, domains: F64, caps: CapTracker) -> Plan:
+def _regret_plan(
+    classes: Sequence[GangClass], free: list[float], domains: list[float], caps: CapTracker
+) -> Plan:
     """The regret rule: the class whose next price level costs most more per unit fills
     its cheapest pool with room; then the next. Regrets are kept in a heap and redone
     lazily (a class popped is re-scored and goes back if it no longer leads): a take
@@ -256,7 +268,7 @@ def _regret_plan(classes: Sequence[GangClass], free: F64, domains: F64, caps: Ca
     return out
 
 
-def _pressure(classes: Sequence[GangClass], free: F64) -> dict[int, float]:
+def _pressure(classes: Sequence[GangClass], free: list[float]) -> dict[int, float]:
     """Per pool: the units that classes whose cheapest price level holds it want, over
     its free units."""
     want: dict[int, float] = {}
@@ -272,7 +284,11 @@ def _pressure(classes: Sequence[GangClass], free: F64) -> dict[int, float]:
 
 
 def _improve(
-    classes: Sequence[GangClass], out: Plan, free: F64, domains: F64, caps: CapTracker
+    classes: Sequence[GangClass],
+    out: Plan,
+    free: list[float],
+    domains: list[float],
+    caps: CapTracker,
 ) -> None:
     """Local search on the allotment: a gang of class ``c`` on pool ``q`` moves to a
     cheaper candidate ``p``, into room left there or into the place of a gang of another
@@ -303,8 +319,16 @@ def _improve(
 _IMPROVE_STEPS = 10_000
 
 
-def _fits_one(c: GangClass, i: int, p: int, out: Plan, free: F64, domains: F64,
-              caps: CapTracker, extra_units: float = 0.0) -> bool:  # fmt: skip
+def _fits_one(
+    c: GangClass,
+    i: int,
+    p: int,
+    out: Plan,
+    free: list[float],
+    domains: list[float],
+    caps: CapTracker,
+    extra_units: float = 0.0,
+) -> bool:
     """Whether one more gang of ``c`` fits pool ``p`` (its ``i``-th candidate), with
     ``extra_units`` freed there first."""
     if c.units > free[p] + extra_units + _EPS:
@@ -318,7 +342,9 @@ def _fits_one(c: GangClass, i: int, p: int, out: Plan, free: F64, domains: F64,
     return caps.room(p, c.gpus) >= 1
 
 
-def _unplace(out: Plan, c: GangClass, p: int, free: F64, domains: F64, caps: CapTracker) -> None:
+def _unplace(
+    out: Plan, c: GangClass, p: int, free: list[float], domains: list[float], caps: CapTracker
+) -> None:
     out.allot[c.key][p] -= 1
     free[p] += c.units
     if c.domain and math.isfinite(domains[p]):
@@ -326,8 +352,18 @@ def _unplace(out: Plan, c: GangClass, p: int, free: F64, domains: F64, caps: Cap
     caps.take(p, c.gpus, -1)
 
 
-def _try_move(out: Plan, c: GangClass, ci: int, j: int, src: int, on: dict[int, list[int]],
-              free: F64, domains: F64, caps: CapTracker, force: bool = False) -> bool:  # fmt: skip
+def _try_move(
+    out: Plan,
+    c: GangClass,
+    ci: int,
+    j: int,
+    src: int,
+    on: dict[int, list[int]],
+    free: list[float],
+    domains: list[float],
+    caps: CapTracker,
+    force: bool = False,
+) -> bool:
     """Move one gang of ``c`` from ``src`` to its ``j``-th candidate if it fits there
     once it has left ``src`` (the caps then count it once)."""
     dst = c.ids[j]
@@ -348,8 +384,8 @@ def _improve_one(
     pos: list[dict[int, int]],
     on: dict[int, list[int]],
     out: Plan,
-    free: F64,
-    domains: F64,
+    free: list[float],
+    domains: list[float],
     caps: CapTracker,
 ) -> bool:
     """One improving move or chain for one gang of class ``ci`` on pool ``q``."""
@@ -399,8 +435,15 @@ def _improve_one(
     return False
 
 
-def _take(out: Plan, c: GangClass, p: int, k: int, free: F64, domains: F64,
-          caps: CapTracker) -> None:  # fmt: skip
+def _take(
+    out: Plan,
+    c: GangClass,
+    p: int,
+    k: int,
+    free: list[float],
+    domains: list[float],
+    caps: CapTracker,
+) -> None:
     got = out.allot.setdefault(c.key, {})
     got[p] = got.get(p, 0) + k
     free[p] -= c.units * k

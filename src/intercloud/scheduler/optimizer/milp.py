@@ -89,6 +89,7 @@ Bool = npt.NDArray[np.bool_]
 ArrayLike = npt.ArrayLike
 _FULL_SEARCH_MAX_COLS = 20_000
 _RESTRICTED_COLS = 1_500
+_CHECK_NODES = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -450,12 +451,15 @@ def _least_cost(
     h: highspy.Highs, m: _Model, warm: F64, deadline: float, rel_gap: float
 ) -> tuple[F64, str, float]:
     """Stage 2, LP-guided. The LP relaxation gives the bound ``L`` and the reduced cost
-    ``d`` of each ``y``. First the MIP restricted to the columns the LP finds cheapest
-    (its support, the ``_RESTRICTED_COLS`` of least ``d``, and ``warm``'s) is solved
-    (half the time left): a near-optimal answer, fast. Then reduced-cost fixing, exact:
-    a column at 0 in the LP with ``L + d > best`` would cost every solution that uses it
-    more than ``best``, so it is fixed at 0; the full MIP over what is left is solved from
-    the best answer. Returns (solution, status, relative gap)."""
+    ``d`` of each ``y``. Reduced-cost fixing, exact: a column at 0 in the LP with
+    ``L + d > best`` would make any solution that uses it cost more than the best known,
+    so it is fixed at 0 (more of them as ``best`` improves). Rounds: the MIP restricted
+    to the columns the LP finds cheapest (its support, the ``size`` of least ``d``,
+    ``best``'s) gives a near-optimal answer fast (half the time left); the MIP over every
+    column not fixed then gets a few nodes (``_CHECK_NODES``) to prove it; ``size``
+    doubles until the restricted MIP would be the whole one. Last, the MIP over every
+    column not fixed, from the best answer, with the time left. Returns (solution,
+    status, relative gap)."""
     cols = np.arange(m.n_cols, dtype=np.int32)
     h.changeColsIntegrality(m.n_cols, cols, np.zeros(m.n_cols, np.uint8))
     h.setOptionValue("time_limit", max(deadline - time.perf_counter(), 0.01))
@@ -468,43 +472,64 @@ def _least_cost(
     h.setOptionValue("mip_rel_gap", rel_gap)
     best = warm
     best_cost = float(m.cost @ warm)
+    ny = m.n_y
+    fixed = np.zeros(ny, np.bool_)
+    fixed_bound = np.inf  # what any solution using a fixed column costs at least
 
     def done() -> bool:
         return best_cost - bound <= rel_gap * abs(best_cost) + 1e-9
 
-    ny = m.n_y
-    if lp is not None and d is not None and not done():
-        keep = (lp[:ny] > 1e-9) | (best[:ny] > 0.5)
-        keep[np.argsort(d, kind="stable")[:_RESTRICTED_COLS]] = True
-        out = np.flatnonzero(~keep).astype(np.int32)
-        if out.size:
-            h.changeColsBounds(out.size, out, m.col_lower[out], np.zeros(out.size))
-            h.setOptionValue("time_limit", max((deadline - time.perf_counter()) / 2, 0.01))
-            found = _run(h, best, m.n_cols)
-            h.changeColsBounds(out.size, out, m.col_lower[out], m.col_upper[out])
-            if found is not None and float(m.cost @ found) < best_cost:
-                best, best_cost = found, float(m.cost @ found)
-    if done():
-        return best, "optimal", max(best_cost - bound, 0.0) / max(abs(best_cost), 1e-12)
-    fixed_bound = np.inf  # what any solution using a fixed column costs at least
-    n_free = m.n_cols
-    if lp is not None and d is not None:
-        slack = best_cost - bound + 1e-7 * max(abs(best_cost), 1.0)
-        fix = np.flatnonzero((lp[:ny] <= 1e-9) & (d > slack)).astype(np.int32)
-        if fix.size:
-            h.changeColsBounds(fix.size, fix, m.col_lower[fix], np.zeros(fix.size))
-            fixed_bound = bound + float(d[fix].min())
-            n_free -= fix.size
-    left = deadline - time.perf_counter()
-    # HiGHS overruns its time limit by minutes on large models (presolve, sub-MIPs), so
-    # the full search runs only on models it can get through: above that, the answer is
-    # the LP-guided one with the LP bound as the gap.
-    if left > 0.05 and n_free <= _FULL_SEARCH_MAX_COLS:
-        h.setOptionValue("time_limit", left)
+    def solve(time_share: float) -> bool:
+        """The MIP as it stands, from ``best``; whether HiGHS proved it optimal."""
+        nonlocal best, best_cost
+        h.setOptionValue("time_limit", max((deadline - time.perf_counter()) * time_share, 0.01))
         found = _run(h, best, m.n_cols)
         if found is not None and float(m.cost @ found) < best_cost:
             best, best_cost = found, float(m.cost @ found)
-        if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
+        return h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+
+    def fix() -> None:
+        nonlocal fixed_bound
+        if lp is None or d is None:
+            return
+        slack = best_cost - bound + 1e-7 * max(abs(best_cost), 1.0)
+        new = np.flatnonzero(~fixed & (lp[:ny] <= 1e-9) & (d > slack)).astype(np.int32)
+        if new.size:
+            h.changeColsBounds(new.size, new, m.col_lower[new], np.zeros(new.size))
+            fixed[new] = True
+            fixed_bound = min(fixed_bound, bound + float(d[new].min()))
+
+    if lp is not None and d is not None:
+        support = lp[:ny] > 1e-9
+        by_d = np.argsort(d, kind="stable")
+        size = _RESTRICTED_COLS
+        while not done() and deadline - time.perf_counter() > 0.05:
+            fix()
+            keep = support | (best[:ny] > 0.5) | fixed
+            keep[by_d[:size]] = True
+            out = np.flatnonzero(~keep).astype(np.int32)
+            if not out.size:
+                break  # the restricted MIP would be the whole one
+            h.changeColsBounds(out.size, out, m.col_lower[out], np.zeros(out.size))
+            solve(0.5)
+            h.changeColsBounds(out.size, out, m.col_lower[out], m.col_upper[out])
+            if done():
+                break
+            fix()
+            h.setOptionValue("mip_max_nodes", _CHECK_NODES)
+            proven = solve(0.5)
+            h.setOptionValue("mip_max_nodes", 2**31 - 1)
+            if proven:
+                return best, "optimal", float(h.getInfo().mip_gap)
+            size *= 2
+    if done():
+        return best, "optimal", max(best_cost - bound, 0.0) / max(abs(best_cost), 1e-12)
+    fix()
+    # HiGHS overruns its time limit by minutes on large models (presolve, sub-MIPs), so
+    # the full search runs only on models it can get through: above that, the answer is
+    # the best found with the LP bound as the gap.
+    if deadline - time.perf_counter() > 0.05 and m.n_cols - fixed.sum() <= _FULL_SEARCH_MAX_COLS:
+        if solve(1.0):
             return best, "optimal", float(h.getInfo().mip_gap)
         bound = max(bound, min(float(h.getInfo().mip_dual_bound), fixed_bound))
     gap = max(best_cost - bound, 0.0) / max(abs(best_cost), 1e-12)
@@ -530,13 +555,12 @@ class _Model:
     """The aggregated MILP in HiGHS's column-wise form, and what its columns stand for.
 
     Columns: the ``n_y`` columns ``y`` (those of a class side by side, its candidate pools
-    cheapest first), one ``s`` per class, then ``T`` (at ``t_col``, -1: none) and the cap
-    binaries. Class ``k`` holds the jobs ``class_jobs[k]`` (batch order)."""
+    cheapest first), one ``s`` per class (its jobs left out), then the cap binaries.
+    Class ``k`` holds the jobs ``class_jobs[k]`` (batch order)."""
 
     col_class: I64  # per y column: the class
     col_pool: I64  # per y column: the pool
     n_y: int
-    t_col: int
     class_jobs: list[I64]  # per class: its jobs (indices into the batch), batch order
     class_count: I64  # per class: how many jobs
     class_units: I64  # per class: units of one job (capacity, stage 1)
@@ -693,25 +717,25 @@ def _build(b: _Batch) -> _Model | None:
     extra_upper: list[float] = counts.tolist()  # the s columns
     extra_int: list[int] = [1] * n_class
     binaries: list[tuple[int, I64, float, float]] = []
-    caps = _cap_rows(b, col_pool, gpus, col_class, class_gpus * class_count)
-    t_col = -1
-    if caps:
-        t_col = ny + n_class  # T: the batch's GPUs on every pool
-        extra_upper.append(np.inf)
-        extra_int.append(0)
-        rows.one(np.append(ys, t_col), np.append(gpus, -1.0), 0.0, 0.0)
-        for sel, s, rhs, big, u_p, low in caps:
-            if big is None:
-                rows.one(np.append(sel, t_col), np.append(gpus[sel], -s), rhs)
-                continue
-            w = ny + len(extra_upper)
-            extra_upper.append(1.0)
-            extra_int.append(1)
-            rows.one(
-                np.concatenate([sel, [t_col, w]]), np.concatenate([gpus[sel], [-s, -big]]), rhs
-            )
-            rows.one(np.append(sel, w), np.append(gpus[sel], u_p - low), u_p)
-            binaries.append((w, sel, s, rhs))
+    # T, the batch's GPUs on every pool, is sum_c gpus_c (n_c - s_c): a cap row
+    # X_p - s T <= rhs is X_p + s sum_c gpus_c s_c <= rhs + s sum_c gpus_c n_c. (A column T
+    # and a row over every y tying it cost the same, but HiGHS's bound propagation can
+    # stall for minutes on that dense row, past its time limit.)
+    s_cols = ny + np.arange(n_class, dtype=np.int64)
+    s_gpus = class_gpus.astype(np.float64)
+    all_gpus = float(class_gpus @ class_count)
+    for sel, s, rhs, big, u_p, low in _cap_rows(b, col_pool, gpus, col_class, s_gpus * counts):
+        cs = np.concatenate([sel, s_cols])
+        vs = np.concatenate([gpus[sel], s * s_gpus])
+        if big is None:
+            rows.one(cs, vs, rhs + s * all_gpus)
+            continue
+        w = ny + len(extra_upper)
+        extra_upper.append(1.0)
+        extra_int.append(1)
+        rows.one(np.append(cs, w), np.append(vs, -big), rhs + s * all_gpus)
+        rows.one(np.append(sel, w), np.append(gpus[sel], u_p - low), u_p)
+        binaries.append((w, sel, s, rhs))
 
     n_cols = ny + len(extra_upper)
     r = np.concatenate(rows.rows)
@@ -723,7 +747,6 @@ def _build(b: _Batch) -> _Model | None:
         col_class=col_class,
         col_pool=col_pool,
         n_y=ny,
-        t_col=t_col,
         class_jobs=[np.array(js, np.int64) for js in members],
         class_count=class_count,
         class_units=class_units,
@@ -748,7 +771,7 @@ _CapRow = tuple[I64, float, float, float | None, float, float]
 
 
 def _cap_rows(
-    b: _Batch, col_pool: I64, gpus: F64, col_class: I64, class_gpus: I64
+    b: _Batch, col_pool: I64, gpus: F64, col_class: I64, class_gpus: F64
 ) -> list[_CapRow]:
     """Per capped provider: (its capped y columns, share, rhs, big-M or None, U_p, L).
 
@@ -793,7 +816,7 @@ def _cap_rows(
 
 def _warm_start(b: _Batch, m: _Model, pool: I64) -> F64:
     """The greedy assignment as a column vector: per (class, pool) how many of the
-    class's jobs it placed there, per class how many it left out, ``T``, cap binaries."""
+    class's jobs it placed there, per class how many it left out, the cap binaries."""
     x = np.zeros(m.n_cols)
     ny = m.n_y
     n = b.free.size
@@ -807,10 +830,9 @@ def _warm_start(b: _Batch, m: _Model, pool: I64) -> F64:
     n_class = m.class_count.size
     placed = np.bincount(m.col_class, weights=x[:ny], minlength=n_class)
     x[ny : ny + n_class] = m.class_count - placed
-    if m.t_col >= 0:
+    if m.binaries:
         gpus = m.class_gpus[m.col_class].astype(np.float64)
-        t = float(gpus @ x[:ny])
-        x[m.t_col] = t
+        t = float(gpus @ x[:ny])  # T
         for w, sel, s, rhs in m.binaries:
             x[w] = float(float(gpus[sel] @ x[sel]) - s * t > rhs + 1e-9)
     return x
