@@ -38,8 +38,12 @@ def test_reserved_nodes_go_to_the_gangs_without_a_cheap_fallback() -> None:
         pool(nodes=4, pricing=K.ON_DEMAND, price=80.0, zone="c"),
     ]
     # the two spot-tolerant gangs come first in the queue
-    queue = [gang(1, SpotPolicy.ALLOWED), gang(2, SpotPolicy.ALLOWED),
-             gang(3, SpotPolicy.NEVER), gang(4, SpotPolicy.NEVER)]  # fmt: skip
+    queue = [
+        gang(1, SpotPolicy.ALLOWED),
+        gang(2, SpotPolicy.ALLOWED),
+        gang(3, SpotPolicy.NEVER),
+        gang(4, SpotPolicy.NEVER),
+    ]
     runs = {}
     for planned in (False, True):
         state = FleetState(pools)
@@ -61,15 +65,26 @@ def test_the_plan_changes_where_not_how_many_when_capacity_is_plentiful(
     runs = []
     for planned in (False, True):
         state = FleetState(pools)
-        sched = Scheduler(queue_order="fifo", costs=PoolCosts(pools), cost_plan=planned,
-                          preemption=False, backfill=False, provisioning=False)  # fmt: skip
+        sched = Scheduler(
+            queue_order="fifo",
+            costs=PoolCosts(pools),
+            cost_plan=planned,
+            preemption=False,
+            backfill=False,
+            provisioning=False,
+        )
         out = sched.schedule(state, queue, 0.0)
         state.check_invariants()
         runs.append((state, out))
     placed = [{d.job_id for d in out if d.kind is DecisionKind.PLACE} for _, out in runs]
     # the same input gives the same decisions
-    again = Scheduler(queue_order="fifo", costs=PoolCosts(pools), preemption=False,
-                      backfill=False, provisioning=False).schedule(FleetState(pools), queue, 0.0)  # fmt: skip
+    again = Scheduler(
+        queue_order="fifo",
+        costs=PoolCosts(pools),
+        preemption=False,
+        backfill=False,
+        provisioning=False,
+    ).schedule(FleetState(pools), queue, 0.0)
     assert again == runs[1][1]
     # where cheapest-first in queue order starts every gang, the plan does too
     if placed[0] == {r.job_id for r in queue}:

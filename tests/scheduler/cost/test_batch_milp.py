@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -189,3 +191,172 @@ def test_synthetic_batch_has_the_benchmark_shape_and_milp_wins() -> None:
     assert m.placed_gpus >= g.placed_gpus
     if m.placed_gpus == g.placed_gpus:
         assert m.usd_per_hour <= g.usd_per_hour + 1e-6
+
+
+# ------------------------------------------------------ the aggregated (class) model
+def _brute_force(
+    reqs: list[GangRequest],
+    pc: PoolCosts,
+    free: np.ndarray,
+    dom: np.ndarray,
+    caps: DiversificationCaps,
+    usage: FleetUsage,
+    quota: dict[tuple[str, str], float],
+) -> tuple[int, float]:
+    """The lexicographic optimum by enumeration, job by job (no classes): the most GPUs
+    placed, then the least USD per hour."""
+    options = []
+    for r in reqs:
+        ids, usd = pc.ranked_usd_per_hour(r, 0.0)
+        options.append([(-1, 0.0), *zip(ids.tolist(), usd.tolist(), strict=True)])
+    best = (0, 0.0)
+    for choice in itertools.product(*options):
+        used = np.zeros(len(pc))
+        doms = np.zeros(len(pc))
+        by_tenant: dict[str, float] = {}
+        capped: dict[str, float] = {}
+        placed, usd = 0, 0.0
+        for r, (p, c) in zip(reqs, choice, strict=True):
+            if p < 0:
+                continue
+            placed += r.gpus
+            usd += c
+            used[p] += r.gpus
+            doms[p] += r.topology == Topology.NVLINK_DOMAIN
+            by_tenant[r.tenant] = by_tenant.get(r.tenant, 0.0) + r.gpus
+            if pc.capped[p]:
+                prov = pc.providers[pc.provider[p]]
+                capped[prov] = capped.get(prov, 0.0) + r.gpus
+        if (used > free + 1e-9).any() or (doms > dom + 1e-9).any():
+            continue
+        if any(by_tenant.get(t, 0.0) > limit + 1e-9 for (t, _), limit in quota.items()):
+            continue
+        total = usage.total_gpus + placed
+        if not all(
+            usage.total_gpus + x <= caps.min_fleet_gpus + 1e-9
+            or usage.capped_gpus.get(prov, 0.0) + x <= caps.share(prov) * total + 1e-9
+            for prov, x in capped.items()
+        ):
+            continue
+        if placed > best[0] or (placed == best[0] and usd < best[1] - 1e-9):
+            best = (placed, usd)
+    return best
+
+
+def test_aggregated_milp_equals_the_per_job_optimum() -> None:
+    """Jobs drawn from a few shapes (so classes hold several jobs): the class model's
+    optimum is the per-job one, found by enumerating every assignment."""
+    kinds = [K.ON_DEMAND, K.SPOT, K.RESERVED]
+    for seed in range(60):
+        rng = np.random.default_rng(seed)
+        n_pools = int(rng.integers(2, 5))
+        pools = [
+            PoolSpec(
+                ["aws", "gcp", "azure"][int(rng.integers(3))],
+                "r1",
+                "r1a",
+                "t",
+                kinds[int(rng.integers(3))],
+                "H100",
+                8,
+                96,
+                1000,
+                int(rng.choice([1, 2])),
+                10,
+                float(rng.uniform(10, 40)),
+            )
+            for _ in range(n_pools)
+        ]
+        pc = PoolCosts(pools)
+        shapes = [
+            (
+                int(rng.integers(1, 3)),
+                int(rng.choice([4, 8])),
+                SpotPolicy.ALLOWED if rng.random() < 0.5 else SpotPolicy.NEVER,
+                Topology.NVLINK_DOMAIN if rng.random() < 0.25 else Topology.ANY,
+            )
+            for _ in range(int(rng.integers(1, 4)))
+        ]
+        n_jobs = int(rng.integers(2, 7 if n_pools <= 3 else 6))
+        reqs = []
+        for j in range(n_jobs):
+            nodes, gpn, spot, topo = shapes[int(rng.integers(len(shapes)))]
+            reqs.append(
+                GangRequest(j, f"t{j % 2}", nodes, gpn, ("H100",), spot=spot, topology=topo)
+            )
+        free = rng.integers(0, 5, n_pools).astype(float) * 8
+        dom = np.floor(free / 8 / np.array([p.nodes_per_domain for p in pools]))
+        caps = DiversificationCaps({"aws": 0.5, "gcp": 0.4}, int(rng.choice([0, 30])))
+        usage = FleetUsage(float(rng.integers(0, 60)), {"aws": float(rng.integers(0, 20))})
+        quota = {("t0", "H100"): 16.0} if rng.random() < 0.5 else {}
+        kw = {"now_s": 0.0, "caps": caps, "usage": usage, "quota": quota}
+        m = solve_batch(reqs, pc, free, dom, mip_rel_gap=0.0, **kw)  # type: ignore[arg-type]
+        assert m.status == "optimal", seed
+        _check(m, reqs, pc, free, dom, caps, usage, quota)
+        placed, usd = _brute_force(reqs, pc, free, dom, caps, usage, quota)
+        assert (m.placed_gpus, round(m.usd_per_hour, 6)) == (placed, round(usd, 6)), seed
+
+
+def test_many_identical_jobs_solve_to_optimal_and_respect_every_limit() -> None:
+    """1,500 jobs of 3 shapes: 3 classes, one integer column per (class, pool)."""
+    pools = [
+        pool("aws", 10),
+        pool("aws", 11, K.SPOT),
+        pool("gcp", 12),
+        pool("gcp", 13, npd=4),
+        pool("azure", 14),
+        pool("azure", 15, npd=4),
+        pool("oci", 9, K.RESERVED),
+        pool("oci", 30),
+    ]
+    pc = PoolCosts(pools)
+    reqs = []
+    for j in range(1500):
+        kind = j % 3
+        if kind == 0:
+            reqs.append(job(j, 8, tenant="t0", spot=SpotPolicy.ALLOWED))
+        elif kind == 1:
+            reqs.append(GangRequest(j, "t1", 2, 8, ("H100",)))
+        else:
+            reqs.append(GangRequest(j, "t1", 4, 8, ("H100",), topology=Topology.NVLINK_DOMAIN))
+    free = np.array([800.0, 400.0, 960.0, 1280.0, 640.0, 1280.0, 1600.0, 4000.0])
+    dom = np.floor(free / 8 / np.array([p.nodes_per_domain for p in pools]))
+    caps = DiversificationCaps({"aws": 0.3, "gcp": 0.3, "azure": 0.3}, min_fleet_gpus=0)
+    usage = FleetUsage(20_000.0, {"aws": 5_000.0, "gcp": 4_000.0, "azure": 3_000.0})
+    quota = {("t0", "H100"): 3_000.0}
+    kw = {"now_s": 0.0, "caps": caps, "usage": usage, "quota": quota}
+    m = solve_batch(reqs, pc, free, dom, time_limit_s=30, **kw)  # type: ignore[arg-type]
+    assert m.status == "optimal" and m.solve_s < 20
+    _check(m, reqs, pc, free, dom, caps, usage, quota)
+    g = greedy_batch(reqs, pc, free, dom, **kw)  # type: ignore[arg-type]
+    _check(g, reqs, pc, free, dom, caps, usage, quota)
+    assert m.placed_gpus >= g.placed_gpus
+    if m.placed_gpus == g.placed_gpus:
+        assert m.usd_per_hour <= g.usd_per_hour + 1e-6
+
+
+def test_disaggregation_is_deterministic_and_serves_earlier_jobs_first() -> None:
+    # six identical 8-GPU jobs (one class) interleaved with three 16-GPU jobs that only
+    # azure may take: 16 GPUs are left in each pool, two slots, cheapest pool first
+    pc = PoolCosts([pool("aws", 1), pool("gcp", 2), pool("azure", 3)])
+    free = np.array([16.0, 16.0, 64.0])
+    only_azure = frozenset({"azure"})
+    reqs = []
+    for j in range(9):
+        reqs.append(
+            job(j, 8) if j % 3 else GangRequest(j, "t", 2, 8, ("H100",), providers=only_azure)
+        )
+    big = [r for r in reqs if r.gpus == 16]
+    small = [r for r in reqs if r.gpus == 8]
+    m = solve_batch(reqs, pc, free, now_s=0)
+    again = solve_batch(reqs, pc, free, now_s=0)
+    assert m.status == "optimal" and m.pool.tolist() == again.pool.tolist()
+    at = m.by_job(reqs)
+    # the class's first two jobs get the cheapest pool, the next two the next one, ...
+    assert [at[r.job_id] for r in big] == [2, 2, 2]
+    assert [at[r.job_id] for r in small] == [0, 0, 1, 1, 2, 2]
+    # the order of the batch decides which jobs of a class get the cheaper pools
+    rev = list(reversed(reqs))
+    at_rev = solve_batch(rev, pc, free, now_s=0).by_job(rev)
+    assert [at_rev[r.job_id] for r in reversed(small)] == [0, 0, 1, 1, 2, 2]
+    assert m.usd_per_hour == solve_batch(rev, pc, free, now_s=0).usd_per_hour

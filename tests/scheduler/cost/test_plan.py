@@ -10,8 +10,15 @@ from intercloud.scheduler.cost.caps import DiversificationCaps
 from intercloud.scheduler.cost.plan import CapTracker, GangClass, plan, uncontested
 
 
-def cls(key: str, ids: list[int], cost: list[float], units: int = 8, count: int = 1,
-        first: int = 0, domain: bool = False) -> GangClass:  # fmt: skip
+def cls(
+    key: str,
+    ids: list[int],
+    cost: list[float],
+    units: int = 8,
+    count: int = 1,
+    first: int = 0,
+    domain: bool = False,
+) -> GangClass:
     return GangClass(key, ids, cost, units, units, count, first, domain)
 
 
@@ -45,8 +52,13 @@ def test_two_accelerator_gangs_leave_the_only_type_others_can_use() -> None:
 
 
 def test_a_class_without_room_anywhere_gets_nothing_and_others_are_unaffected() -> None:
-    pl = plan([cls("big", [0], [0.0], units=64), cls("small", [0, 1], [0.0, 8.0])],
-              arr([16, 16]), inf(2), no_caps(2), always=True)  # fmt: skip
+    pl = plan(
+        [cls("big", [0], [0.0], units=64), cls("small", [0, 1], [0.0, 8.0])],
+        arr([16, 16]),
+        inf(2),
+        no_caps(2),
+        always=True,
+    )
     assert pl.allot == {"small": {0: 1}}
 
 
@@ -60,8 +72,9 @@ def test_domains_and_limits_bound_a_class() -> None:
 
 def test_caps_bound_the_plan() -> None:
     # aws may run at most half of the fleet; the fleet runs 100 GPUs, 40 of them on aws
-    caps = CapTracker(DiversificationCaps(0.5), ["aws", "gcp"], [0, 1], [True, True], 100.0,
-                      [40.0, 0.0])  # fmt: skip
+    caps = CapTracker(
+        DiversificationCaps(0.5), ["aws", "gcp"], [0, 1], [True, True], 100.0, [40.0, 0.0]
+    )
     pl = plan([cls("j", [0, 1], [8.0, 16.0], count=5)], arr([800, 800]), inf(2), caps)
     # with the plan's own GPUs in the fleet: x on aws, 40 - x on gcp, 40 + x <= 0.5 x 140
     assert pl.allot == {"j": {0: 3, 1: 2}}
@@ -78,13 +91,15 @@ def test_no_plan_when_every_class_gets_its_cheapest_level_anyway() -> None:
     assert not uncontested([a, b], arr([16, 16, 80]), inf(3), no_caps(3))
     # a shared cheapest pool too small for both classes: contested
     c = cls("c", [0, 2], [0.0, 80.0], count=2)
-    assert not uncontested([cls("a", [0, 2], [0.0, 80.0], count=1), c], arr([16, 16, 80]),
-                           inf(3), no_caps(3))  # fmt: skip
+    assert not uncontested(
+        [cls("a", [0, 2], [0.0, 80.0], count=1), c], arr([16, 16, 80]), inf(3), no_caps(3)
+    )
 
 
 def test_first_and_placed() -> None:
-    pl = plan([cls("a", [0, 1], [0.0, 8.0], count=3)], arr([16, 80]), inf(2), no_caps(2),
-              always=True)  # fmt: skip
+    pl = plan(
+        [cls("a", [0, 1], [0.0, 8.0], count=3)], arr([16, 80]), inf(2), no_caps(2), always=True
+    )
     assert pl.first("a") == [0, 1]
     pl.placed("a", 0)
     pl.placed("a", 0)
@@ -92,7 +107,7 @@ def test_first_and_placed() -> None:
     assert pl.first("unknown") == []
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     st.lists(
         st.tuples(

@@ -148,6 +148,7 @@ def plan(
         return Plan()
     out = _regret_plan(classes, free, domains, caps)
     _improve(classes, out, free, domains, caps)
+    _fill(classes, out, free, domains, caps)  # room that the local search freed
     for c in classes:  # cheapest first, as the walk wants them
         a = out.allot.get(c.key)
         if not a:
@@ -433,6 +434,26 @@ def _improve_one(
                     return True
                 _try_move(out, d, di, ip, r, on, free, domains, caps, force=True)  # undo
     return False
+
+
+def _fill(
+    classes: Sequence[GangClass],
+    out: Plan,
+    free: list[float],
+    domains: list[float],
+    caps: CapTracker,
+) -> None:
+    """Gangs the plan left out take, class by class, the cheapest pools with room."""
+    for c in classes:
+        a = out.allot.get(c.key)
+        left = c.count - (sum(a.values()) if a else 0)
+        for i, p in enumerate(c.ids):
+            if left <= 0:
+                break
+            k = min(left, _ub(c, i, p, out, free, domains), caps.room(p, c.gpus))
+            if k > 0:
+                _take(out, c, p, k, free, domains, caps)
+                left -= k
 
 
 def _take(

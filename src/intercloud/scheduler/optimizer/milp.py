@@ -47,24 +47,29 @@ jobs: the same candidate pools (after dropping those that could not take one of 
 alone: capacity, a free domain, quota) with the same cost on each, the same units, GPUs
 and NVLink flag and, only when quotas are given, the same tenant. A general-integer
 ``y[c,p]`` in ``[0, n_c]`` (tightened to what pool ``p`` could hold of the class alone)
-per (class, candidate pool) counts the class's jobs sent there, at ``cost[c,p]`` each; a
-continuous ``T``; and, only for providers where the threshold or a current excess over
-the share makes the cap a disjunction, one binary per provider (big-M rows). Rows: one
-per class (``sum_p y[c,p] <= n_c``), one per pool (capacity, units per job), one per
-pool with NVLink jobs (domains, one per job), one per quota and one or two per capped
-provider (GPUs per job), one for ``T``. This is exact, not a relaxation: the jobs of a
-class have the same coefficients in every row and in the objective, so a per-job
-assignment (binary ``x[j,p]``) maps to ``y[c,p] = sum_{j in c} x[j,p]`` of the same cost
-and feasibility, and every integer ``y`` maps back. Back to jobs (documented choice):
-within a class, the jobs in batch order take the pools in the class's candidate order,
-cheapest first, ``y[c,p]`` jobs each; any split would cost the same, this one is
-deterministic and serves the jobs earlier in the queue first. A 1,000-job batch of the
-benchmark has about 200 classes and 13,000 columns instead of about 46,000 binaries, and
-none of the symmetry between identical jobs that kept the per-job model from proving
-optimality. Built directly as a sparse column-wise matrix and solved with HiGHS
-(``highspy``), warm-started from the greedy solution (counted per class and pool), so
-the answer never places fewer units than the greedy, nor at a higher cost when it places
-as many, even when the time limit stops the search.
+per (class, candidate pool) counts the class's jobs sent there, at ``cost[c,p]`` each;
+an integer ``s_c`` per class counts those left out; and, only for providers where the
+threshold or a current excess over the share makes the cap a disjunction, one binary per
+provider (big-M rows). Rows: one per class (``sum_p y[c,p] + s_c = n_c``), one per pool
+(capacity, units per job), one per pool with NVLink jobs (domains, one per job), one per
+quota and one or two per capped provider (GPUs per job). ``T`` needs no column: it is
+``sum_c gpus_c (n_c - s_c)``, so the cap rows hold it through the ``s_c``. Stage 1
+minimises the units left out, ``sum_c units_c s_c``; stage 2 keeps it at that. This is
+exact, not a relaxation: the jobs of a class have the same coefficients in every row and
+in the objective, so a per-job assignment (binary ``x[j,p]``) maps to ``y[c,p] = sum_{j
+in c} x[j,p]`` of the same cost and feasibility, and every integer ``y`` maps back. Back
+to jobs (documented choice): within a class, the jobs in batch order take the pools in
+the class's candidate order, cheapest first, ``y[c,p]`` jobs each; any split would cost
+the same, this one is deterministic and serves the jobs earlier in the queue first. A
+1,000-job batch of the benchmark has about 200 classes and 13,000 columns instead of
+about 46,000 binaries, and none of the symmetry between identical jobs that kept the
+per-job model from proving optimality. Built directly as a sparse column-wise matrix and
+solved with HiGHS (``highspy``), warm-started from the greedy solution (counted per
+class and pool), stage 2 LP-guided (``_least_cost``: a MIP restricted to the columns of
+least reduced cost for a near-optimal answer, then exact reduced-cost fixing before the
+proof), so the answer never places fewer units than the greedy, nor at a higher cost
+when it places as many, even when the time limit stops the search. HiGHS's answers are
+checked against the rows before use (``_solution``, ``_mip``).
 """
 
 from __future__ import annotations
@@ -87,9 +92,9 @@ I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 Bool = npt.NDArray[np.bool_]
 ArrayLike = npt.ArrayLike
-_FULL_SEARCH_MAX_COLS = 20_000
-_RESTRICTED_COLS = 1_500
-_CHECK_NODES = 1
+_FULL_SEARCH_MAX_COLS = 20_000  # columns left after reduced-cost fixing (_least_cost)
+_RESTRICTED_COLS = 1_500  # first restricted MIP: columns of least reduced cost
+_CHECK_NODES = 1  # the bound check: the root only
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,81 +433,94 @@ def solve_batch(
     # units left out (half the time). Otherwise the greedy's count is the bound.
     if left > 0.5:
         ys = np.arange(m.n_y + n_class, dtype=np.int32)
-        h.changeColsCost(ys.size, ys, np.concatenate([np.zeros(m.n_y), left_units]))
+        stage1 = np.zeros(m.n_cols)
+        stage1[ss] = left_units
+        h.changeColsCost(ys.size, ys, stage1[ys])
         h.setOptionValue("time_limit", max((deadline - time.perf_counter()) / 2, 0.01))
         h.setOptionValue("mip_rel_gap", 0.0)
-        x1 = _run(h, x0, m.n_cols)
-        optimal = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+        x1, trusted = _mip(h, m, x0, stage1, np.inf)
+        optimal = trusted and h.getModelStatus() == highspy.HighsModelStatus.kOptimal
         if x1 is not None and float(left_units @ x1[ss]) < left - 0.5:
             x0, left = x1, float(left_units @ x1[ss])
         h.changeColsCost(ys.size, ys, m.cost[ys])
     # Stage 2: the least cost among assignments that leave out no more units.
     h.addRow(-np.inf, left + 0.5, n_class, ss, left_units)
-    best, status, gap = _least_cost(h, m, x0, deadline, mip_rel_gap)
+    best, status, gap = _least_cost(h, m, x0, left + 0.5, deadline, mip_rel_gap)
     optimal &= status == "optimal"
     pool = _disaggregate(m, best, len(requests))
-    if _worse(b, pool, start):  # only through rounding: the greedy is the warm start
+    if _worse(b, pool, start):  # a safeguard: the greedy is the warm start
         pool = start
     word = "optimal" if optimal else "time_limit"
     return _result(b, pool, word, gap, t0)
 
 
 def _least_cost(
-    h: highspy.Highs, m: _Model, warm: F64, deadline: float, rel_gap: float
+    h: highspy.Highs, m: _Model, warm: F64, left: float, deadline: float, rel_gap: float
 ) -> tuple[F64, str, float]:
-    """Stage 2, LP-guided. The LP relaxation gives the bound ``L`` and the reduced cost
-    ``d`` of each ``y``. Reduced-cost fixing, exact: a column at 0 in the LP with
-    ``L + d > best`` would make any solution that uses it cost more than the best known,
-    so it is fixed at 0 (more of them as ``best`` improves). Rounds: the MIP restricted
-    to the columns the LP finds cheapest (its support, the ``size`` of least ``d``,
-    ``best``'s) gives a near-optimal answer fast (half the time left); the MIP over every
-    column not fixed then gets a few nodes (``_CHECK_NODES``) to prove it; ``size``
-    doubles until the restricted MIP would be the whole one. Last, the MIP over every
-    column not fixed, from the best answer, with the time left. Returns (solution,
-    status, relative gap)."""
+    """Stage 2, LP-guided. The LP relaxation gives a bound ``L`` and the reduced cost ``d``
+    of each ``y``. Reduced-cost fixing, exact: a column at 0 in the LP with ``L + d >
+    best`` would make any solution that uses it cost more than the best known, so it is
+    fixed at 0 (more of them as ``best`` improves). Then rounds: the MIP restricted to
+    the columns the LP finds cheapest (its support, the ``size`` of least ``d``,
+    ``best``'s) gives a near-optimal answer fast (half the time left); after the first,
+    the root of the MIP over every column not fixed (``_CHECK_NODES``) gives a better
+    bound than ``L`` or the proof; ``size`` doubles until the answer is within the gap
+    of the bound or the restricted MIP would be the whole one. Last, the MIP over every
+    column not fixed, with the time left. ``left``: the most units left out (the row
+    stage 1 added). Returns (solution, status, relative gap)."""
     cols = np.arange(m.n_cols, dtype=np.int32)
     h.changeColsIntegrality(m.n_cols, cols, np.zeros(m.n_cols, np.uint8))
     h.setOptionValue("time_limit", max(deadline - time.perf_counter(), 0.01))
     lp = _run(h, None, m.n_cols)
     # a bound only when solved: a primal solution cut short is no bound
     lp_solved = lp is not None and h.getModelStatus() == highspy.HighsModelStatus.kOptimal
-    bound = float(h.getInfo().objective_function_value) if lp_solved else -np.inf
+    lp_bound = float(h.getInfo().objective_function_value) if lp_solved else -np.inf
     d = np.asarray(h.getSolution().col_dual, np.float64)[: m.n_y] if lp_solved else None
     h.changeColsIntegrality(m.n_cols, cols, m.integrality)
     h.setOptionValue("mip_rel_gap", rel_gap)
     best = warm
     best_cost = float(m.cost @ warm)
+    bound = lp_bound  # on every solution, not only those of the columns left
     ny = m.n_y
     fixed = np.zeros(ny, np.bool_)
     fixed_bound = np.inf  # what any solution using a fixed column costs at least
 
+    def gap() -> float:
+        return max(best_cost - bound, 0.0) / max(abs(best_cost), 1e-12)
+
     def done() -> bool:
         return best_cost - bound <= rel_gap * abs(best_cost) + 1e-9
 
-    def solve(time_share: float) -> bool:
-        """The MIP as it stands, from ``best``; whether HiGHS proved it optimal."""
-        nonlocal best, best_cost
+    def solve(time_share: float, restricted: bool) -> bool:
+        """The MIP as it stands, from ``best``; whether HiGHS proved it optimal. Unless
+        ``restricted`` (columns held at 0 that are not fixed), its bound is one on every
+        solution once the fixed columns' is taken into account."""
+        nonlocal best, best_cost, bound
         h.setOptionValue("time_limit", max((deadline - time.perf_counter()) * time_share, 0.01))
-        found = _run(h, best, m.n_cols)
+        found, trusted = _mip(h, m, best, m.cost, left)
         if found is not None and float(m.cost @ found) < best_cost:
             best, best_cost = found, float(m.cost @ found)
+        if restricted or not trusted:
+            return False
+        bound = max(bound, min(float(h.getInfo().mip_dual_bound), fixed_bound))
         return h.getModelStatus() == highspy.HighsModelStatus.kOptimal
 
     def fix() -> None:
         nonlocal fixed_bound
         if lp is None or d is None:
             return
-        slack = best_cost - bound + 1e-7 * max(abs(best_cost), 1.0)
+        slack = best_cost - lp_bound + 1e-7 * max(abs(best_cost), 1.0)
         new = np.flatnonzero(~fixed & (lp[:ny] <= 1e-9) & (d > slack)).astype(np.int32)
         if new.size:
             h.changeColsBounds(new.size, new, m.col_lower[new], np.zeros(new.size))
             fixed[new] = True
-            fixed_bound = min(fixed_bound, bound + float(d[new].min()))
+            fixed_bound = min(fixed_bound, lp_bound + float(d[new].min()))
 
     if lp is not None and d is not None:
         support = lp[:ny] > 1e-9
         by_d = np.argsort(d, kind="stable")
         size = _RESTRICTED_COLS
+        checked = False
         while not done() and deadline - time.perf_counter() > 0.05:
             fix()
             keep = support | (best[:ny] > 0.5) | fixed
@@ -511,29 +529,81 @@ def _least_cost(
             if not out.size:
                 break  # the restricted MIP would be the whole one
             h.changeColsBounds(out.size, out, m.col_lower[out], np.zeros(out.size))
-            solve(0.5)
+            solve(0.5, restricted=True)
             h.changeColsBounds(out.size, out, m.col_lower[out], m.col_upper[out])
-            if done():
-                break
-            fix()
-            h.setOptionValue("mip_max_nodes", _CHECK_NODES)
-            proven = solve(0.5)
-            h.setOptionValue("mip_max_nodes", 2**31 - 1)
-            if proven:
-                return best, "optimal", float(h.getInfo().mip_gap)
+            if not checked and not done():
+                checked = True
+                fix()
+                _check_options(h, True)
+                proven = solve(0.5, restricted=False)
+                _check_options(h, False)
+                if proven:
+                    return best, "optimal", gap()
             size *= 2
     if done():
-        return best, "optimal", max(best_cost - bound, 0.0) / max(abs(best_cost), 1e-12)
+        return best, "optimal", gap()
     fix()
     # HiGHS overruns its time limit by minutes on large models (presolve, sub-MIPs), so
     # the full search runs only on models it can get through: above that, the answer is
-    # the best found with the LP bound as the gap.
-    if deadline - time.perf_counter() > 0.05 and m.n_cols - fixed.sum() <= _FULL_SEARCH_MAX_COLS:
-        if solve(1.0):
-            return best, "optimal", float(h.getInfo().mip_gap)
-        bound = max(bound, min(float(h.getInfo().mip_dual_bound), fixed_bound))
-    gap = max(best_cost - bound, 0.0) / max(abs(best_cost), 1e-12)
-    return best, "time_limit", gap
+    # the best found, with the best bound known.
+    room = deadline - time.perf_counter() > 0.05
+    if room and m.n_cols - fixed.sum() <= _FULL_SEARCH_MAX_COLS and solve(1.0, restricted=False):
+        return best, "optimal", gap()
+    return best, "optimal" if done() else "time_limit", gap()
+
+
+def _mip(
+    h: highspy.Highs, m: _Model, warm: F64 | None, cost: F64, left: float
+) -> tuple[F64 | None, bool]:
+    """The MIP as it stands, from ``warm``: (the best answer, checked by ``_solution``;
+    whether HiGHS's status and bounds hold). HiGHS 1.16 can lose the objective offset
+    of its presolve when given a start, value the start below its cost, and call it
+    optimal in error; its objective then differs from its answer's cost. It is then run
+    again without the start."""
+    best: F64 | None = None
+    for start in (warm, None) if warm is not None else (None,):
+        if start is None:
+            h.clearSolver()  # else the last answer is the start
+        found = _run(h, start, m.n_cols)
+        x = _solution(m, found, left)
+        if x is not None and (best is None or float(cost @ x) < float(cost @ best)):
+            best = x
+        if found is None:  # no answer at all: the status says why
+            return best, True
+        if x is not None:
+            obj = float(h.getInfo().objective_function_value)
+            if abs(obj - float(cost @ x)) <= 1e-6 * max(1.0, abs(obj)):
+                return best, True
+    return best, False
+
+
+def _solution(m: _Model, x: F64 | None, left: float) -> F64 | None:
+    """``x`` with its integer columns rounded, if that is a solution of the model with at
+    most ``left`` units left out; else None. HiGHS's answers are checked, not trusted."""
+    if x is None or x.size != m.n_cols:
+        return None
+    x = x.copy()
+    ints = m.integrality > 0
+    if (np.abs(x[ints] - np.rint(x[ints])) > 1e-6).any():
+        return None
+    x[ints] = np.rint(x[ints])
+    if ((x < m.col_lower - 1e-9) | (x > m.col_upper + 1e-9)).any():
+        return None
+    act = np.zeros(m.n_rows)
+    np.add.at(act, m.index, m.value * np.repeat(x, np.diff(m.start)))
+    tol = 1e-6 * (1.0 + np.abs(act))
+    if ((act < m.row_lower - tol) | (act > m.row_upper + tol)).any():
+        return None
+    s = x[m.n_y : m.n_y + m.class_count.size]
+    return x if float(m.class_units @ s) <= left + 1e-6 else None
+
+
+def _check_options(h: highspy.Highs, on: bool) -> None:
+    """A root-only MIP for its bound: no heuristics (``on``), or back to the defaults."""
+    h.setOptionValue("mip_max_nodes", _CHECK_NODES if on else 2**31 - 1)
+    h.setOptionValue("mip_heuristic_effort", 0.0 if on else 0.05)
+    for name in ("rins", "rens", "root_reduced_cost", "feasibility_jump"):
+        h.setOptionValue(f"mip_heuristic_run_{name}", not on)
 
 
 def _run(h: highspy.Highs, warm: F64 | None, n_cols: int) -> F64 | None:
