@@ -83,14 +83,23 @@ class CapTracker:
     is_capped: Sequence[bool]
     total: float
     capped: list[float]
+    _share: list[float] = field(default_factory=list)
 
     def room(self, pool: int, gpus: int) -> int:
-        """How many gangs of ``gpus`` GPUs the caps let onto ``pool`` now."""
-        if self.caps is None or not gpus or not self.is_capped[pool]:
+        """How many gangs of ``gpus`` GPUs the caps let onto ``pool`` now
+        (``DiversificationCaps.headroom``, with the shares looked up once)."""
+        caps = self.caps
+        if caps is None or not gpus or not self.is_capped[pool]:
             return 1 << 30
+        if not self._share:
+            self._share = [caps.share(v) for v in self.names]
         code = self.provider[pool]
-        h = self.caps.headroom(self.names[code], self.capped[code], self.total)
-        return max(0, math.floor(h / gpus + _EPS)) if math.isfinite(h) else 1 << 30
+        s = self._share[code]
+        if s >= 1.0:
+            return 1 << 30
+        g = self.capped[code]
+        h = max(caps.min_fleet_gpus - self.total, (s * self.total - g) / (1.0 - s))
+        return max(0, math.floor(h / gpus + _EPS))
 
     def take(self, pool: int, gpus: int, k: int) -> None:
         self.total += gpus * k
@@ -295,15 +304,17 @@ def _improve(
     cheaper candidate ``p``, into room left there or into the place of a gang of another
     class ``d`` that moves on to a pool ``r`` with room, whenever the hourly cost falls
     (a move, or a two-step ejection chain). Each step lowers the cost, so it ends;
-    ``_IMPROVE_STEPS`` bounds it."""
+    ``_IMPROVE_STEPS`` bounds the steps and ``_TRIES_PER_CLASS`` the tentative moves (most
+    chains tried fail: the search is what costs, so it gets a budget per class)."""
     pos = [{p: i for i, p in enumerate(c.ids)} for c in classes]
     on: dict[int, list[int]] = {}  # pool -> classes with gangs allotted there
     for ci, c in enumerate(classes):
         for p in out.allot.get(c.key, {}):
             on.setdefault(p, []).append(ci)
     steps = 0
+    budget = [_TRIES_PER_CLASS * len(classes)]
     improved = True
-    while improved and steps < _IMPROVE_STEPS:
+    while improved and steps < _IMPROVE_STEPS and budget[0] > 0:
         improved = False
         for ci, c in enumerate(classes):
             a = out.allot.get(c.key)
@@ -311,13 +322,14 @@ def _improve(
                 continue
             for q in [q for q, k in a.items() if k > 0]:
                 while a.get(q, 0) > 0 and steps < _IMPROVE_STEPS:
-                    if not _improve_one(classes, ci, q, pos, on, out, free, domains, caps):
+                    if not _improve_one(classes, ci, q, pos, on, out, free, domains, caps, budget):
                         break
                     steps += 1
                     improved = True
 
 
 _IMPROVE_STEPS = 10_000
+_TRIES_PER_CLASS = 64
 
 
 def _fits_one(
@@ -368,6 +380,24 @@ def _try_move(
     """Move one gang of ``c`` from ``src`` to its ``j``-th candidate if it fits there
     once it has left ``src`` (the caps then count it once)."""
     dst = c.ids[j]
+    if not force:
+        # necessary conditions first (the common refusals), without touching anything
+        if free[dst] + (c.units if dst == src else 0) + _EPS < c.units:
+            return False
+        if c.limit is not None and dst != src:
+            a = out.allot.get(c.key)
+            if (a.get(dst, 0) if a else 0) >= c.limit[j]:
+                return False  # the pool's nodes (or domains) that fit the class are taken
+        if c.domain and dst != src and domains[dst] < 1:
+            return False
+        if (
+            caps.caps is not None
+            and c.gpus
+            and caps.is_capped[dst]
+            and (not caps.is_capped[src] or caps.provider[src] != caps.provider[dst])
+            and caps.room(dst, c.gpus) < 1
+        ):
+            return False  # leaving src only shrinks dst's headroom
     _unplace(out, c, src, free, domains, caps)
     if not force and not _fits_one(c, j, dst, out, free, domains, caps):
         _take(out, c, src, 1, free, domains, caps)
@@ -388,8 +418,10 @@ def _improve_one(
     free: list[float],
     domains: list[float],
     caps: CapTracker,
+    budget: list[int],
 ) -> bool:
-    """One improving move or chain for one gang of class ``ci`` on pool ``q``."""
+    """One improving move or chain for one gang of class ``ci`` on pool ``q``; each
+    tentative move spends one of ``budget[0]``."""
     c = classes[ci]
     iq = pos[ci][q]
     cq = c.cost[iq]
@@ -400,12 +432,21 @@ def _improve_one(
             break  # candidates are cheapest first
         room = free[p]
         if room + _EPS >= c.units and _try_move(out, c, ci, i, q, on, free, domains, caps):
+            # the same move pays for every gang of the class on q while p has room
+            while out.allot[c.key].get(q, 0) > 0 and _try_move(
+                out, c, ci, i, q, on, free, domains, caps
+            ):
+                pass
             return True
+        if c.domain:
+            continue  # chains move single nodes' worth of capacity, not whole domains
+        if c.limit is not None and out.allot[c.key].get(p, 0) >= c.limit[i]:
+            continue  # c could not go to p even with room made there
         for di in on.get(p, ()):
             if di == ci:
                 continue
             d = classes[di]
-            if out.allot.get(d.key, {}).get(p, 0) <= 0 or c.domain or d.domain:
+            if out.allot.get(d.key, {}).get(p, 0) <= 0 or d.domain:
                 continue
             if c.units > room + d.units + _EPS:
                 continue
@@ -417,6 +458,9 @@ def _improve_one(
                     break
                 if r == p or free[r] + (c.units if r == q else 0) + _EPS < d.units:
                     continue
+                budget[0] -= 1
+                if budget[0] < 0:
+                    return False
                 if r == q:  # a swap: c leaves q first, so that d fits there
                     _unplace(out, c, q, free, domains, caps)
                     if _try_move(out, d, di, j, p, on, free, domains, caps):
