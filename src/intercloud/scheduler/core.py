@@ -37,11 +37,10 @@ completions through ``finished``; idle elastic nodes leave through ``release_idl
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-
-import numpy as np
 
 from intercloud.scheduler import reasons
 from intercloud.scheduler.backfill import Reservation, reserve
@@ -282,15 +281,15 @@ class Scheduler:
             cyc.plan_key.clear()
             return  # one class: cheapest first is its plan already
         n = state.n_pools
-        free = np.zeros(n)
+        free = [0.0] * n
         for p in {p for c in classes.values() for p in c.ids}:
-            free[p] = sum(k * c for k, c in enumerate(state.pool_nodes_by_free_row(p)))
-        by = state.capped_gpus_by_provider()
+            free[p] = float(state.pool_free_slots(p))
         caps = CapTracker(
             self.caps, state.providers, state._pool_prov, state._capped,
-            float(state.allocated_gpus()), [float(by.get(v, 0.0)) for v in state.providers],
+            float(state.allocated_gpus()), list(state.capped_gpus_by_provider().values()),
         )  # fmt: skip
-        cyc.plan = plan(list(classes.values()), free, np.full(n, np.inf), caps)
+        # domains are counted per class (``limit``), not per pool
+        cyc.plan = plan(list(classes.values()), free, [math.inf] * n, caps)
 
     def _unit_prices(self, r: GangRequest, now_s: float) -> dict[int, float]:
         """Pool -> USD per unit-hour of ``r``'s ranking (memoised per ranking array)."""

@@ -123,19 +123,11 @@ def test_never_exceeds_capacity_caps_quotas_and_milp_beats_greedy(
     rng = np.random.default_rng(seed)
     kinds = [K.ON_DEMAND, K.SPOT, K.RESERVED, K.COMMITTED]
     pools = [
-        PoolSpec(
-            ["aws", "gcp", "azure"][i % 3],
-            "r1",
-            "r1a",
-            "t",
-            kinds[int(rng.integers(4))],
-            "H100",
-            8,
-            96,
-            1000,
-            int(rng.choice([1, 4])),
-            10,
-            float(rng.uniform(10, 40)),
+        pool(  # keywords in the order the values are drawn
+            provider=["aws", "gcp", "azure"][i % 3],
+            kind=kinds[int(rng.integers(4))],
+            npd=int(rng.choice([1, 4])),
+            price=float(rng.uniform(10, 40)),
         )
         for i in range(6)
     ]
@@ -251,19 +243,11 @@ def test_aggregated_milp_equals_the_per_job_optimum() -> None:
         rng = np.random.default_rng(seed)
         n_pools = int(rng.integers(2, 5))
         pools = [
-            PoolSpec(
-                ["aws", "gcp", "azure"][int(rng.integers(3))],
-                "r1",
-                "r1a",
-                "t",
-                kinds[int(rng.integers(3))],
-                "H100",
-                8,
-                96,
-                1000,
-                int(rng.choice([1, 2])),
-                10,
-                float(rng.uniform(10, 40)),
+            pool(
+                provider=["aws", "gcp", "azure"][int(rng.integers(3))],
+                kind=kinds[int(rng.integers(3))],
+                npd=int(rng.choice([1, 2])),
+                price=float(rng.uniform(10, 40)),
             )
             for _ in range(n_pools)
         ]

@@ -41,13 +41,7 @@ import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-import numpy.typing as npt
-
 from intercloud.scheduler.cost.caps import DiversificationCaps
-
-I64 = npt.NDArray[np.int64]
-F64 = npt.NDArray[np.float64]
 
 _EPS = 1e-9
 
@@ -140,8 +134,8 @@ def _ub(c: GangClass, i: int, p: int, out: Plan, free: list[float], domains: lis
 
 def plan(
     classes: Sequence[GangClass],
-    free_units: F64,
-    free_domains: F64,
+    free_units: Sequence[float],
+    free_domains: Sequence[float],
     caps: CapTracker,
     always: bool = False,
 ) -> Plan:
@@ -150,9 +144,10 @@ def plan(
     is changed. ``caps`` is changed to the fleet after the plan (pass a copy to keep it).
     Unless ``always``, an empty plan when no class can miss its cheapest price level
     (``uncontested``): cheapest first is then optimal whatever the order."""
-    # plain lists: the plan reads single entries thousands of times (numpy scalars are slow)
-    free: list[float] = free_units.tolist()
-    domains: list[float] = free_domains.tolist()
+    # Python floats in lists (pass ``array.tolist()``, not an array: the plan reads single
+    # entries thousands of times and numpy scalars are slow)
+    free = list(free_units)
+    domains = list(free_domains)
     if not always and uncontested(classes, free, domains, caps):
         return Plan()
     out = _regret_plan(classes, free, domains, caps)
@@ -212,12 +207,12 @@ _EMPTY = Plan()
 
 
 def _regret(
-    c: GangClass, i0: int, out: Plan, free: list[float], domains: list[float], caps: CapTracker
+    c: GangClass, out: Plan, free: list[float], domains: list[float], caps: CapTracker
 ) -> float:
     """Per unit, the next price level's cost minus the cheapest with room (inf: no next
     level with room; -1: no room at all)."""
     c0: float | None = None
-    for i in range(i0, len(c.ids)):
+    for i in range(len(c.ids)):
         p = c.ids[i]
         if _ub(c, i, p, out, free, domains) <= 0 or caps.room(p, c.gpus) <= 0:
             continue
@@ -241,14 +236,14 @@ def _regret_plan(
     pressure = _pressure(classes, free)
     heap: list[tuple[float, int, int]] = []
     for ci, c in enumerate(classes):
-        r = _regret(c, 0, out, free, domains, caps)
+        r = _regret(c, out, free, domains, caps)
         if r >= 0:
             heap.append((-r, c.first, ci))
     heapq.heapify(heap)
     while heap:
         _, first, ci = heapq.heappop(heap)
         c = classes[ci]
-        r = _regret(c, 0, out, free, domains, caps)
+        r = _regret(c, out, free, domains, caps)
         if r < 0:
             continue  # no room left anywhere: capacity only shrinks as the plan goes
         entry = (-r, first, ci)

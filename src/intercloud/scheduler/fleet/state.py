@@ -389,13 +389,15 @@ class FleetState:
     def absent_nodes(self, p: int) -> int:
         return len(self._absent[p])
 
+    def pool_free_slots(self, p: int) -> int:
+        """Free slots on usable nodes of pool ``p`` (GPUs; CPU pools: nodes), O(levels)."""
+        return sum(k * c for k, c in enumerate(self._hist[p]))
+
     def free_gpus_total(self) -> int:
         """Free GPUs on usable nodes of GPU pools (from the aggregates)."""
-        total = 0
-        for p, spec in enumerate(self.pools):
-            if spec.gpus_per_node > 0:
-                total += sum(k * c for k, c in enumerate(self._hist[p]))
-        return total
+        return sum(
+            self.pool_free_slots(p) for p, spec in enumerate(self.pools) if spec.gpus_per_node > 0
+        )
 
     # ------------------------------------------------------------- bucket plumbing ---
     def _bucket_add(self, n: int, p: int, k: int) -> None:

@@ -75,7 +75,7 @@ checked against the rows before use (``_solution``, ``_mip``).
 from __future__ import annotations
 
 import time
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import highspy
@@ -270,47 +270,21 @@ def greedy_batch(
     return _result(b, pool, "greedy", 0.0, t0)
 
 
-def _plan_classes(b: _Batch) -> tuple[list[GangClass], list[Hashable]]:
-    """The batch's jobs as interchangeable classes (``cost.plan``), and each job's key."""
-    classes: dict[Hashable, GangClass] = {}
-    keys: list[Hashable] = []
-    for j, (ids, c) in enumerate(zip(b.cand, b.cost, strict=True)):
-        key = (
-            ids.tobytes(),
-            c.tobytes(),
-            int(b.units[j]),
-            int(b.gpus[j]),
-            bool(b.nvlink[j]),
-            b.tenants[j] if b.quota else None,
-        )
-        keys.append(key)
-        got = classes.get(key)
-        if got is not None:
-            got.count += 1
-        elif ids.size:
-            fit = np.flatnonzero(b.free[ids] >= b.units[j])
-            classes[key] = GangClass(
-                key,
-                ids[fit].tolist(),
-                c[fit].tolist(),
-                int(b.units[j]),
-                int(b.gpus[j]),
-                1,
-                j,
-                domain=bool(b.nvlink[j]),
-            )
-    return list(classes.values()), keys
-
-
-def _plan(b: _Batch) -> tuple[Plan, list[Hashable]]:
-    """The cost plan (``cost.plan``) of the batch, on copies of its capacity."""
+def _plan(b: _Batch) -> tuple[Plan, I64]:
+    """The cost plan (``cost.plan``) of the batch over the MILP's classes of
+    interchangeable jobs (``_classes``); and each job's class (-1: none)."""
     pc = b.costs
-    classes, keys = _plan_classes(b)
+    pools, cost, members, job_class = _classes(b)
+    classes = [
+        GangClass(k, ids.tolist(), c.tolist(), int(b.units[js[0]]), int(b.gpus[js[0]]),
+                  len(js), js[0], domain=bool(b.nvlink[js[0]]))
+        for k, (ids, c, js) in enumerate(zip(pools, cost, members, strict=True))
+    ]  # fmt: skip
     total, capped, _ = _usage_arrays(b)
     caps = CapTracker(
         b.caps, pc.providers, pc.provider.tolist(), pc.capped.tolist(), total, capped.tolist()
     )
-    return plan(classes, b.free.copy(), b.domains.copy(), caps), keys
+    return plan(classes, b.free.tolist(), b.domains.tolist(), caps), job_class
 
 
 def _greedy(b: _Batch, cost_plan: bool = True) -> I64:
@@ -318,7 +292,7 @@ def _greedy(b: _Batch, cost_plan: bool = True) -> I64:
     free = b.free.copy()
     domains = b.domains.copy()
     quota = dict(b.quota)
-    plan, keys = _plan(b) if cost_plan else (Plan(), [])
+    plan, job_class = _plan(b) if cost_plan else (Plan(), np.full(len(b.cand), -1))
     total, capped, _ = _usage_arrays(b)
     pool = np.full(len(b.cand), -1, np.int64)
     n_prov = len(pc.providers)
@@ -350,12 +324,12 @@ def _greedy(b: _Batch, cost_plan: bool = True) -> I64:
         if not hit.size:
             continue
         p = int(ids[hit[0]])
-        first = plan.first(keys[j]) if plan else []
+        first = plan.first(int(job_class[j])) if plan else []
         if first:
             fits = set(ids[hit].tolist())
             p = next((q for q in first if q in fits), p)
         if plan:
-            plan.placed(keys[j], p)
+            plan.placed(int(job_class[j]), p)
         pool[j] = p
         free[p] -= units
         if b.nvlink[j]:
