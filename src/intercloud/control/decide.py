@@ -158,8 +158,9 @@ def queue_order(pending: Sequence[PendingJob]) -> list[PendingJob]:
 
 def demand_of(workload: Workload, placement: Placement) -> Demand:
     """The gang a placement of ``workload`` runs: a training job runs one process per
-    placed node; a batch job one per task (``count``), each of ``resources.cpus``."""
-    res = workload.resources
+    placed node; a batch job one per task (``count``), each of ``resources.cpus``. The
+    sizes are those of the alternative the placement came from (``Placement.option``)."""
+    res = workload.resources.option(placement.option)
     ranks = workload.count if isinstance(workload, BatchJob) else placement.nodes
     return Demand(
         ranks=max(ranks, 1),

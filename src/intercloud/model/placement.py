@@ -14,7 +14,8 @@ class Placement:
 
     ``nodes`` counts instances; ``accelerator_count`` is GPUs per instance.
     ``hourly_usd`` is for all nodes together; ``total_usd`` = hourly x ``duration_hours``
-    (the expected duration on this accelerator) + ``egress_usd``.
+    (the expected duration on this accelerator) + ``egress_usd``. ``option`` is the index
+    of the ``ResourceRequest.alternatives`` item it places (None: no alternatives).
     """
 
     provider: str
@@ -32,6 +33,7 @@ class Placement:
     nvlink_domain_gpus: int = 0
     vcpus: float = 0.0
     memory_gib: float = 0.0
+    option: int | None = None
 
     @property
     def gpus(self) -> int:
@@ -41,6 +43,8 @@ class Placement:
         d = asdict(self)
         d["pricing"] = self.pricing.value
         d["gpus"] = self.gpus
+        if self.option is None:
+            del d["option"]
         return d
 
 

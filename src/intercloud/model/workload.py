@@ -59,6 +59,14 @@ class ResourceRequest:
     (``cpus_exact`` makes ``cpus`` an exact vCPU count). ``max_hourly_usd`` caps the
     hourly price of the whole gang. Provider/region sets are lower-case names; None
     means no restriction.
+
+    ``alternatives`` (SkyPilot's resource-level ``any_of``/``ordered``): when non-empty,
+    each is a whole request (this base with one item's overrides merged in; same
+    ``num_nodes`` and ``topology``), read by ``alternatives_choice``: ``any_of`` = the
+    cheapest feasible placement of any alternative, ``ordered`` = the first alternative
+    with any feasible placement (cheapest within it). The planner then plans the
+    alternatives, not the base fields, which only keep what the items share. An
+    alternative never has alternatives of its own.
     """
 
     accelerators: tuple[AcceleratorRequest, ...] = ()
@@ -77,6 +85,12 @@ class ResourceRequest:
     zones: frozenset[str] | None = None
     provider_preference: tuple[str, ...] = ()
     max_hourly_usd: float | None = None
+    alternatives: tuple[ResourceRequest, ...] = ()
+    alternatives_choice: AcceleratorChoice = AcceleratorChoice.ANY_OF
+
+    def option(self, index: int | None) -> ResourceRequest:
+        """Alternative ``index`` (a ``Placement.option``), or this request for None."""
+        return self if index is None or not self.alternatives else self.alternatives[index]
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,19 @@ Semantics (the contract the CLI and tests rely on):
 * ``accelerator_choice``: ``any_of`` lets every alternative compete on total cost;
   ``ordered`` takes the first alternative with any feasible candidate (cheapest within
   it). Alternatives are always ranked by cost across all accelerator alternatives.
+* Resource-level alternatives (``resources.alternatives``, SkyPilot's ``any_of`` and
+  ``ordered`` of whole resource overrides): each alternative is planned as its own
+  workload with every rule above (a training job's durations keep one reference
+  accelerator: the workload's, else the first one any alternative names), and the
+  results are merged. Every placement carries ``option``, the index of the alternative
+  that produced it. ``any_of``: candidates of all alternatives compete, ranked as above.
+  ``ordered``: the first alternative with any feasible candidate holds the choice (its
+  cheapest); the ranking is by alternative first, then as above, so a caller that falls
+  back down the list follows the user's order. Alternatives never repeat a (provider,
+  region, instance_type, pricing) already listed. ``best_by_provider`` uses the same
+  order. ``excluded`` lists the providers no alternative can use, with each
+  alternative's reason when they differ. Requests without alternatives take the
+  single-request path unchanged.
 * Service: one replica is ``resources``; ``max(min_replicas, 1)`` replicas are planned,
   all in one row. Spot share ``s`` is ``spot_share`` under ``spot: allowed``, 1 under
   ``only`` and 0 under ``never`` (a note says so if ``spot_share`` was set).
@@ -57,7 +70,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -197,6 +210,8 @@ class Planner:
 
         See the module docstring for the exact semantics.
         """
+        if workload.resources.alternatives:
+            return self._plan_alternatives(workload, providers, top)
         ix = self._index
         res = workload.resources
         notes: list[str] = []
@@ -245,6 +260,87 @@ class Planner:
             notes=tuple(notes),
             feasible_rows=feasible_rows,
         )
+
+    # ------------------------------------------------------------------ alternatives
+    def _plan_alternatives(
+        self, workload: Workload, providers: Collection[str] | None, top: int
+    ) -> PlanResult:
+        """Plan each of ``resources.alternatives`` alone and merge (module docstring)."""
+        res = workload.resources
+        ordered = res.alternatives_choice == AcceleratorChoice.ORDERED
+        kind = "ordered" if ordered else "any_of"
+        ref = None
+        if isinstance(workload, TrainingJob):
+            firsts = [a.accelerators[0].name for a in res.alternatives if a.accelerators]
+            ref = workload.reference_accelerator or (firsts[0] if firsts else None)
+        results: list[PlanResult] = []
+        for alt in res.alternatives:
+            alt = replace(alt, alternatives=())
+            if isinstance(workload, TrainingJob):
+                sub: Workload = replace(workload, resources=alt, reference_accelerator=ref)
+            else:
+                sub = replace(workload, resources=alt)
+            results.append(self.plan(sub, providers, top))
+        pref = {
+            canonical_provider(p): i for i, p in reversed(list(enumerate(res.provider_preference)))
+        }
+
+        def key(p: Placement) -> tuple[Any, ...]:
+            first = (p.option,) if ordered else ()
+            return (*first, p.total_usd, p.hourly_usd, pref.get(p.provider, len(pref)),
+                    p.provider, p.region, p.zone, p.instance_type, p.pricing.value)  # fmt: skip
+
+        ranked: list[Placement] = []
+        losers: list[Placement] = []
+        for i, r in enumerate(results):
+            if r.choice is not None:
+                ranked.append(replace(r.choice, option=i))
+            ranked.extend(replace(p, option=i) for p in r.alternatives)
+            losers.extend(replace(p, option=i) for p in r.best_by_provider)
+        ranked.sort(key=key)
+        unique: list[Placement] = []
+        seen: set[tuple[str, str, str, str]] = set()
+        for p in ranked:
+            k = (p.provider, p.region, p.instance_type, p.pricing.value)
+            if k not in seen:
+                seen.add(k)
+                unique.append(p)
+        choice = unique[0] if unique else None
+        by_provider: dict[str, Placement] = {}
+        for p in sorted([*unique, *losers], key=key):
+            if choice is not None and p.provider != choice.provider:
+                by_provider.setdefault(p.provider, p)
+        notes: list[str] = []
+        for r in results:
+            notes.extend(n for n in r.notes if n not in notes)
+        if ordered and choice is not None and choice.option:
+            notes.append(reasons.ordered_item_used(choice.option))
+        return PlanResult(
+            workload=workload.name,
+            choice=choice,
+            alternatives=tuple(unique[1 : top + 1]),
+            best_by_provider=tuple(sorted(by_provider.values(), key=key)),
+            excluded=self._merged_exclusions(results, kind),
+            notes=tuple(notes),
+            feasible_rows=sum(r.feasible_rows for r in results),
+        )
+
+    @staticmethod
+    def _merged_exclusions(results: list[PlanResult], kind: str) -> tuple[Exclusion, ...]:
+        """Providers every alternative excludes; one reason, or each alternative's."""
+        per: list[dict[str, str]] = [{e.provider: e.reason for e in r.excluded} for r in results]
+        out: list[Exclusion] = []
+        for e in results[0].excluded:
+            why = [d.get(e.provider) for d in per]
+            if any(w is None for w in why):
+                continue
+            distinct = list(dict.fromkeys(w for w in why if w is not None))
+            if len(distinct) == 1:
+                out.append(Exclusion(e.provider, distinct[0]))
+            else:
+                parts = (f"{kind}[{i}]: {w}" for i, w in enumerate(why))
+                out.append(Exclusion(e.provider, "; ".join(parts)))
+        return tuple(out)
 
     # ------------------------------------------------------------------ request
     def _provider_stages(

@@ -119,6 +119,12 @@ def ordered_fallback(wanted: Sequence[str], chosen: str) -> str:
     )
 
 
+def ordered_item_used(index: int) -> str:
+    """``resources.ordered[0] could not be placed; using resources.ordered[1]``."""
+    earlier = " and ".join(f"resources.ordered[{i}]" for i in range(index))
+    return f"{earlier} could not be placed; using resources.ordered[{index}]"
+
+
 def unknown_names(what: str, names: Sequence[str]) -> str:
     """``unknown provider in the request: foo`` (not in the catalog)."""
     return f"not in the catalog ({what}): {', '.join(names)}"
