@@ -92,7 +92,7 @@ def test_accelerator_alternatives() -> None:
     assert as_dict.workload.resources.accelerators[0] == AcceleratorRequest("L4", 4)
 
 
-def test_any_of_merges_over_base() -> None:
+def test_any_of_items_keep_their_pairing_over_the_base() -> None:
     text = """
 resources:
   cpus: 16+
@@ -103,16 +103,26 @@ resources:
       accelerators: H100:8
     - infra: azure
       accelerators: A100-80GB:8
+      use_spot: true
 run: python train.py
 """
     loaded = load_spec_text(text)
     r = loaded.workload.resources
-    assert r.accelerator_choice is AcceleratorChoice.ANY_OF
-    assert r.accelerators == (AcceleratorRequest("H100", 8), AcceleratorRequest("A100-80GB", 8))
-    assert r.providers == frozenset({"aws", "gcp", "azure"})
-    assert r.regions is None  # not every alternative names a region
-    assert r.cpus == 16
-    assert any("region" in n for n in loaded.notes)
+    assert r.alternatives_choice is AcceleratorChoice.ANY_OF
+    alts = r.alternatives
+    assert [a.accelerators for a in alts] == [
+        (AcceleratorRequest("H100", 8),),
+        (AcceleratorRequest("H100", 8),),
+        (AcceleratorRequest("A100-80GB", 8),),
+    ]
+    assert [a.providers for a in alts] == [
+        frozenset({"aws"}),
+        frozenset({"gcp"}),
+        frozenset({"azure"}),
+    ]
+    assert [a.regions for a in alts] == [None, frozenset({"us-central1"}), None]
+    assert [a.spot for a in alts] == [SpotPolicy.NEVER, SpotPolicy.NEVER, SpotPolicy.ONLY]
+    assert all(a.cpus == 16 and not a.alternatives for a in alts)
 
 
 def test_ordered_and_legacy_cloud_fields() -> None:
@@ -130,11 +140,19 @@ resources:
 """
     loaded = load_spec_text(text + "run: x\n")
     r = loaded.workload.resources
-    assert r.accelerator_choice is AcceleratorChoice.ORDERED
-    assert [str(a) for a in r.accelerators] == ["A100:8", "H100:8"]
-    assert r.providers == frozenset({"gcp", "aws"})
-    assert r.regions == frozenset({"us-central1", "us-east-1"})
-    assert r.zones is None
+    assert r.alternatives_choice is AcceleratorChoice.ORDERED
+    first, second = r.alternatives
+    assert (str(first.accelerators[0]), first.providers, first.regions, first.zones) == (
+        "A100:8",
+        frozenset({"gcp"}),
+        frozenset({"us-central1"}),
+        None,
+    )
+    assert (str(second.accelerators[0]), second.providers, second.zones) == (
+        "H100:8",
+        frozenset({"aws"}),
+        frozenset({"us-east-1a"}),
+    )
 
 
 def test_cpu_task_becomes_batch() -> None:
@@ -211,4 +229,4 @@ def test_alias_accelerators_dedupe_across_alternatives() -> None:
     text = "resources:\n  any_of:\n    - {infra: aws, accelerators: H100:8}\n"
     text += "    - {infra: azure, accelerators: h100:8}\nrun: x\n"
     r = load_spec_text(text).workload.resources
-    assert r.accelerators == (AcceleratorRequest("H100", 8),)
+    assert [a.accelerators for a in r.alternatives] == [(AcceleratorRequest("H100", 8),)] * 2

@@ -55,7 +55,8 @@ def _count(value: Any, name: str, subpath: str) -> int:
 
 
 def parse_accelerator_item(value: Any, subpath: str = "") -> AcceleratorItem:
-    """``"H100:8"``, ``"H100"`` (count 1) or ``{H100: 8}`` -> ``AcceleratorItem``."""
+    """``"H100:8"``, ``"H100"`` (count 1), ``{H100: 8}`` or ``{H100:8: null}`` (YAML's
+    reading of the set ``{H100:8}``) -> ``AcceleratorItem``."""
     if isinstance(value, dict):
         if len(value) != 1:
             raise FieldValueError(
@@ -63,6 +64,8 @@ def parse_accelerator_item(value: Any, subpath: str = "") -> AcceleratorItem:
                 subpath,
             )
         ((name, count),) = value.items()
+        if count is None and isinstance(name, str) and ":" in name:
+            return parse_accelerator_item(name, subpath)
         if not isinstance(name, str) or not _ACC_NAME.match(name):
             raise FieldValueError(f"bad accelerator name {describe(name)}", subpath)
         return AcceleratorItem(name, _count(count, name, subpath), subpath)
@@ -112,7 +115,8 @@ def parse_accelerators(value: Any) -> ParsedAccelerators:
     """The native ``resources.accelerators`` forms.
 
     ``"H100:8"`` | ``[H100:8, H200:8]`` (any_of) | ``{any_of: [...]}`` |
-    ``{ordered: [...]}`` | ``{H100: 8}``.
+    ``{ordered: [...]}`` | ``{H100: 8}`` | the set ``{H100:8, V100:8}`` (any_of; YAML
+    reads it as a mapping with null values; ``{A100:8}`` is A100:8).
     """
     if isinstance(value, ParsedAccelerators):
         return value
@@ -125,6 +129,16 @@ def parse_accelerators(value: Any) -> ParsedAccelerators:
             raise FieldValueError(f"give exactly one of any_of or ordered ({what})")
         ((key, items),) = value.items()
         return ParsedAccelerators(AcceleratorChoice(key), _parse_list(items, f".{key}"))
+    if isinstance(value, dict) and len(value) > 1:
+        # SkyPilot's set syntax {H100:8, V100:8} (or {H100: 8, V100: 8}): any of them.
+        pairs = [{k: v} for k, v in value.items()]
+        items = tuple(
+            parse_accelerator_item(pair, f".{k}") for pair, k in zip(pairs, value, strict=True)
+        )
+        names = {(i.name.lower(), i.count) for i in items}
+        if len(names) < len(items):
+            raise FieldValueError("duplicate accelerator in the set")
+        return ParsedAccelerators(AcceleratorChoice.ANY_OF, items)
     return ParsedAccelerators(AcceleratorChoice.ANY_OF, (parse_accelerator_item(value),))
 
 
@@ -138,7 +152,8 @@ ACCELERATORS_SCHEMA: dict[str, Any] = {
     "description": (
         "Accelerators per node: 'H100:8'; a list of alternatives [H100:8, H200:8] "
         "(any_of: the cheapest for the work wins); {any_of: [...]}; or {ordered: [...]} "
-        "(preferences: the first alternative that can be placed wins)."
+        "(preferences: the first alternative that can be placed wins); {H100: 8}; or the "
+        "set {H100:8, V100:8} (any_of)."
     ),
     "anyOf": [
         _ACC_ITEM_SCHEMA,
@@ -154,6 +169,17 @@ ACCELERATORS_SCHEMA: dict[str, Any] = {
             "properties": {"ordered": _ACC_LIST_SCHEMA},
             "required": ["ordered"],
             "additionalProperties": False,
+        },
+        {
+            "type": "object",
+            "description": (
+                "{NAME: COUNT} or a set {H100:8, V100:8} (YAML: NAME:COUNT keys with null "
+                "values); several entries are any_of."
+            ),
+            "minProperties": 1,
+            "additionalProperties": {
+                "anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}]
+            },
         },
     ],
 }

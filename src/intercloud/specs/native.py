@@ -9,11 +9,14 @@ the field at fault in every error.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from intercloud.model import (
+    AcceleratorChoice,
     AcceleratorRequest,
     BatchJob,
     DataLocation,
@@ -104,7 +107,34 @@ class _PlacementSpec(_Spec):
     )
 
 
-class GangResources(_PlacementSpec):
+class ResourceOption(_PlacementSpec):
+    """One item of ``resources.any_of``/``resources.ordered``: fields that override the
+    base ``resources`` for this alternative (SkyPilot semantics)."""
+
+    accelerators: Accelerators | None = Field(
+        None, description="Accelerators per node for this alternative."
+    )
+
+
+_OPTIONS_DOC = (
+    "Alternatives, each a set of overrides of these resources (accelerators, providers, "
+    "regions, zones, spot, instance_type, cpus, memory, max_hourly_usd, ...), kept "
+    "together: {accelerators: H100:8, providers: [oci]} is H100 on OCI only."
+)
+
+
+class _Options(_Spec):
+    any_of: Annotated[list[ResourceOption], Field(min_length=1)] | None = Field(
+        None, description=_OPTIONS_DOC + " any_of: the cheapest placement of any item wins."
+    )
+    ordered: Annotated[list[ResourceOption], Field(min_length=1)] | None = Field(
+        None,
+        description=_OPTIONS_DOC
+        + " ordered: the first item with any feasible placement wins (cheapest within it).",
+    )
+
+
+class GangResources(_PlacementSpec, _Options):
     """Resources of a training gang or of one service replica (per node)."""
 
     num_nodes: PositiveInt | None = Field(
@@ -127,7 +157,7 @@ class GangResources(_PlacementSpec):
     )
 
 
-class BatchResources(_PlacementSpec):
+class BatchResources(_PlacementSpec, _Options):
     """Resources of one batch task (CPU only)."""
 
 
@@ -281,15 +311,17 @@ def to_workload(spec: TrainingSpec | ServiceSpec | BatchSpec, vocab: Vocabulary)
     envs = tuple(spec.envs.items())
     if isinstance(spec, TrainingSpec):
         res = _resources(spec.resources, _num_nodes(spec), vocab)
-        if not res.accelerators and res.instance_type is None:
+        for one, prefix in _each_request(res, spec.resources):
+            if one.accelerators or one.instance_type is not None:
+                continue
             # A CPU-only gang (e.g. Gloo data parallel) is fine, but it must say its size.
-            if res.cpus is None:
+            if one.cpus is None:
                 raise SpecProblem(
-                    "resources.accelerators",
+                    f"{prefix}.accelerators",
                     "required for training jobs, or give resources.instance_type or "
                     "resources.cpus for a CPU-only gang",
                 )
-            if res.topology == Topology.NVLINK_DOMAIN:
+            if one.topology == Topology.NVLINK_DOMAIN:
                 raise SpecProblem(
                     "resources.topology", "nvlink_domain needs resources.accelerators"
                 )
@@ -315,6 +347,13 @@ def to_workload(spec: TrainingSpec | ServiceSpec | BatchSpec, vocab: Vocabulary)
     if isinstance(spec, ServiceSpec):
         res = _resources(spec.resources, _num_nodes(spec), vocab)
         res, share = _service_spot(res, spec.resources.spot, spec.spot_share)
+        options = _option_list(spec.resources)
+        if options is not None:
+            alts = []
+            for alt, item in zip(res.alternatives, options[1], strict=True):
+                spot = item.spot if "spot" in item.model_fields_set else spec.resources.spot
+                alts.append(_service_spot(alt, spot, share)[0])
+            res = replace(res, alternatives=tuple(alts))
         high = spec.replicas.max if spec.replicas.max is not None else spec.replicas.min
         if spec.replicas.min > high:
             raise SpecProblem(
@@ -335,10 +374,11 @@ def to_workload(spec: TrainingSpec | ServiceSpec | BatchSpec, vocab: Vocabulary)
             envs=envs,
         )
     res = _resources(spec.resources, 1, vocab)
-    if res.cpus is None and res.instance_type is None:
-        raise SpecProblem(
-            "resources.cpus", "required for batch jobs (or give resources.instance_type)"
-        )
+    for one, prefix in _each_request(res, spec.resources):
+        if one.cpus is None and one.instance_type is None:
+            raise SpecProblem(
+                f"{prefix}.cpus", "required for batch jobs (or give resources.instance_type)"
+            )
     return BatchJob(
         name=spec.name,
         resources=res,
@@ -354,6 +394,15 @@ def to_workload(spec: TrainingSpec | ServiceSpec | BatchSpec, vocab: Vocabulary)
     )
 
 
+def _each_request(res: ResourceRequest, spec: _PlacementSpec) -> list[tuple[ResourceRequest, str]]:
+    """Each request the planner will plan (the alternatives, else ``res``) and its path."""
+    options = _option_list(spec)
+    if options is None:
+        return [(res, "resources")]
+    key = options[0]
+    return [(alt, f"resources.{key}[{i}]") for i, alt in enumerate(res.alternatives)]
+
+
 def _num_nodes(spec: TrainingSpec | ServiceSpec) -> int:
     inner = spec.resources.num_nodes
     if spec.num_nodes is not None and inner is not None:
@@ -364,19 +413,35 @@ def _num_nodes(spec: TrainingSpec | ServiceSpec) -> int:
 def resource_paths(spec: TrainingSpec | ServiceSpec | BatchSpec) -> ResourcePaths:
     """Paths of the regions as written, for catalog errors."""
     r = spec.resources
+    paths = _paths(r, _base_path)
+    options = _option_list(r)
+    if options is None:
+        return paths
+    key, items = options
+    per = tuple(
+        _paths(_merged(r, item), _option_where(key, i, item)) for i, item in enumerate(items)
+    )
+    return replace(paths, options=per)
+
+
+def _paths(r: _PlacementSpec, where: Callable[[str], str]) -> ResourcePaths:
     return ResourcePaths(
-        regions={name: f"resources.regions[{i}]" for i, name in enumerate(r.regions or [])},
+        accelerators=where("accelerators"),
+        instance_type=where("instance_type"),
+        cpus=where("cpus"),
+        memory=where("memory"),
+        regions={name: f"{where('regions')}[{i}]" for i, name in enumerate(r.regions or [])},
     )
 
 
 def _accelerators(
-    parsed: ParsedAccelerators | None, vocab: Vocabulary
+    parsed: ParsedAccelerators | None, vocab: Vocabulary, where: str = "resources.accelerators"
 ) -> tuple[AcceleratorRequest, ...]:
     if parsed is None:
         return ()
     out: list[AcceleratorRequest] = []
     for item in parsed.items:
-        path = "resources.accelerators" + item.path
+        path = where + item.path
         req = AcceleratorRequest(vocab.accelerator(item.name, path), item.count)
         if req in out:
             raise SpecProblem(path, f"duplicate accelerator '{req}'")
@@ -395,33 +460,85 @@ def _providers(names: list[str] | None, path: str, vocab: Vocabulary) -> list[st
     return out
 
 
+def _base_path(name: str) -> str:
+    return f"resources.{name}"
+
+
+def _option_list(spec: _PlacementSpec) -> tuple[str, list[ResourceOption]] | None:
+    """``("any_of" | "ordered", items)`` of a resources mapping, or None."""
+    if not isinstance(spec, _Options):
+        return None
+    if spec.any_of is not None and spec.ordered is not None:
+        raise SpecProblem("resources.ordered", "give any_of or ordered, not both")
+    if spec.any_of is not None:
+        return "any_of", spec.any_of
+    if spec.ordered is not None:
+        return "ordered", spec.ordered
+    return None
+
+
+def _option_where(key: str, i: int, item: ResourceOption) -> Callable[[str], str]:
+    """Path of each field of alternative ``i``: the item's own, else the base's."""
+    own = item.model_fields_set
+
+    def where(name: str) -> str:
+        return f"resources.{key}[{i}].{name}" if name in own else f"resources.{name}"
+
+    return where
+
+
+def _merged(spec: _PlacementSpec, item: ResourceOption) -> _PlacementSpec:
+    updates = {name: getattr(item, name) for name in item.model_fields_set}
+    if not isinstance(spec, GangResources) and "accelerators" in updates:
+        updates.pop("accelerators")
+    return spec.model_copy(update={**updates, "any_of": None, "ordered": None})
+
+
 def _resources(spec: _PlacementSpec, num_nodes: int, vocab: Vocabulary) -> ResourceRequest:
+    """The request of ``resources``, with ``alternatives`` for any_of/ordered items."""
+    base = _one_resources(spec, num_nodes, vocab, _base_path)
+    options = _option_list(spec)
+    if options is None:
+        return base
+    key, items = options
+    alts: list[ResourceRequest] = []
+    for i, item in enumerate(items):
+        where = _option_where(key, i, item)
+        if not isinstance(spec, GangResources) and item.accelerators is not None:
+            raise SpecProblem(where("accelerators"), _HINTS["batch"]["resources.accelerators"])
+        alts.append(_one_resources(_merged(spec, item), num_nodes, vocab, where))
+    return replace(base, alternatives=tuple(alts), alternatives_choice=AcceleratorChoice(key))
+
+
+def _one_resources(
+    spec: _PlacementSpec, num_nodes: int, vocab: Vocabulary, where: Callable[[str], str]
+) -> ResourceRequest:
     accs: tuple[AcceleratorRequest, ...] = ()
     choice = None
     topology = Topology.ANY
     if isinstance(spec, GangResources):
-        accs = _accelerators(spec.accelerators, vocab)
+        accs = _accelerators(spec.accelerators, vocab, where("accelerators"))
         if spec.accelerators is not None:
             choice = spec.accelerators.choice
         topology = Topology(spec.topology)
-    allowed = _providers(spec.providers, "resources.providers", vocab)
-    denied = _providers(spec.deny_providers, "resources.deny_providers", vocab) or []
-    preference = _providers(spec.provider_preference, "resources.provider_preference", vocab) or []
+    allowed = _providers(spec.providers, where("providers"), vocab)
+    denied = _providers(spec.deny_providers, where("deny_providers"), vocab) or []
+    preference = _providers(spec.provider_preference, where("provider_preference"), vocab) or []
     for i, name in enumerate(denied):
         if allowed is not None and name in allowed:
             raise SpecProblem(
-                f"resources.deny_providers[{i}]", f"'{name}' is also listed in resources.providers"
+                f"{where('deny_providers')}[{i}]", f"'{name}' is also listed in resources.providers"
             )
     for i, name in enumerate(preference):
         if name in denied or (allowed is not None and name not in allowed):
             raise SpecProblem(
-                f"resources.provider_preference[{i}]", f"'{name}' is not an allowed provider"
+                f"{where('provider_preference')}[{i}]", f"'{name}' is not an allowed provider"
             )
     regions = spec.regions
     for i, name in enumerate(spec.deny_regions):
         if regions is not None and name in regions:
             raise SpecProblem(
-                f"resources.deny_regions[{i}]", f"'{name}' is also listed in resources.regions"
+                f"{where('deny_regions')}[{i}]", f"'{name}' is also listed in resources.regions"
             )
     cpus: Quantity | None = spec.cpus
     kwargs: dict[str, Any] = {} if choice is None else {"accelerator_choice": choice}

@@ -27,11 +27,11 @@ from typing import Any
 
 from intercloud.model import Workload
 from intercloud.specs import native
-from intercloud.specs.errors import FieldValueError, SpecProblem, describe, suggest
-from intercloud.specs.fields import parse_accelerator_item
+from intercloud.specs.errors import SpecProblem, describe, suggest
 from intercloud.specs.validate_catalog import Vocabulary, check_resources
 
 TASK_USED = {"name", "num_nodes", "resources", "setup", "run", "envs", "service", "job_recovery"}
+TASK_USED |= {"priority"}  # not in SkyPilot 0.14.1's task schema (resources.priority is)
 TASK_IGNORED = {
     "workdir",
     "file_mounts",
@@ -43,6 +43,10 @@ TASK_IGNORED = {
     "volumes",
     "pool",
     "experimental",
+    "volume_mounts",
+    "managed_secrets",
+    "file_mounts_mapping",
+    "api_server_access",
 }
 RES_USED = {
     "accelerators",
@@ -55,6 +59,8 @@ RES_USED = {
     "region",
     "zone",
     "job_recovery",
+    "max_hourly_cost",
+    "priority",
 }
 RES_IGNORED = {
     "disk_size",
@@ -67,6 +73,9 @@ RES_IGNORED = {
     "autostop",
     "volumes",
     "spot_recovery",
+    "ephemeral_storage",
+    "local_disk",
+    "priority_class",
 }
 SERVICE_IGNORED = {"readiness_probe", "ports", "load_balancing_policy", "tls", "pool"}
 POLICY_IGNORED = {
@@ -80,7 +89,6 @@ _NATIVE_ONLY = {
     "data",
     "duration",
     "deadline",
-    "priority",
     "replicas",
     "count",
     "reference_accelerator",
@@ -138,6 +146,9 @@ def import_task(data: dict[str, Any], vocab: Vocabulary, source: str = "<string>
     """Translate and validate a SkyPilot task mapping. Raises ``SpecProblem``."""
     t = _Translation()
     for key in data:
+        if isinstance(key, str) and key.startswith("_") and key not in TASK_USED:
+            t.ignored.append(key)  # SkyPilot's internal fields (_metadata, ...)
+            continue
         if not isinstance(key, str) or (key not in TASK_USED and key not in TASK_IGNORED):
             tip = suggest(str(key), sorted(TASK_USED | TASK_IGNORED))
             raise SpecProblem(str(key), f"unknown SkyPilot task field{tip}")
@@ -146,15 +157,14 @@ def import_task(data: dict[str, Any], vocab: Vocabulary, source: str = "<string>
     resources = data.get("resources") or {}
     if not isinstance(resources, dict):
         raise SpecProblem("resources", f"expected a mapping, got {describe(resources)}")
-    candidates, top_choice = _candidates(resources, t)
-    accelerators = _accelerators(candidates, top_choice, t)
+    candidates, options = _candidates(resources, t)
     is_service = "service" in data
+    accelerators = any(c.get("accelerators", (None, ""))[0] is not None for c in candidates)
     kind = "service" if is_service else "training" if accelerators else "batch"
     t.spec["kind"] = kind
     _name(data, source, t)
-    if accelerators:
-        t.spec.setdefault("resources", {})["accelerators"] = accelerators
-    _placement(candidates, t)
+    _resources(candidates, options, kind, data.get("num_nodes"), t)
+    _priority(data, candidates, t)
     if "num_nodes" in data:
         t.put("count" if kind == "batch" else "num_nodes", data["num_nodes"], "num_nodes")
         if kind == "batch" and data["num_nodes"] != 1:
@@ -163,6 +173,7 @@ def import_task(data: dict[str, Any], vocab: Vocabulary, source: str = "<string>
             )
     if (
         kind == "batch"
+        and options is None
         and "cpus" not in t.spec.get("resources", {})
         and ("instance_type" not in t.spec.get("resources", {}))
     ):
@@ -237,54 +248,80 @@ def _candidates(
     return out, key
 
 
-def _accelerators(
-    candidates: list[dict[str, Sourced]], top_choice: str | None, t: _Translation
-) -> Any:
-    """Native ``accelerators`` value for all candidates, with paths recorded."""
-    items: list[Sourced] = []
-    choice = top_choice
+@dataclass
+class _Sink:
+    """Where one candidate's native resources go: the ``resources`` mapping itself, or
+    one item of ``resources.any_of``/``resources.ordered`` (``prefix`` is its path)."""
+
+    target: dict[str, Any]
+    prefix: str
+    t: _Translation
+
+    def put(self, key: str, value: Any, source: str) -> None:
+        self.target[key] = value
+        self.t.paths[f"{self.prefix}.{key}"] = source
+
+
+def _resources(
+    candidates: list[dict[str, Sourced]],
+    options: str | None,
+    kind: str,
+    num_nodes: Any,
+    t: _Translation,
+) -> None:
+    """Native ``resources``: the one candidate, or one any_of/ordered item per SkyPilot
+    item, each a whole request (base merged with the item), never merged together."""
+    res: dict[str, Any] = t.spec.setdefault("resources", {})
+    if options is None:
+        sink = _Sink(res, "resources", t)
+        _accelerators(candidates[0], sink)
+        _placement(candidates[0], sink, kind, num_nodes, t)
+        return
+    items: list[dict[str, Any]] = []
+    res[options] = items
+    t.paths[f"resources.{options}"] = f"resources.{options}"
+    for i, cand in enumerate(candidates):
+        item: dict[str, Any] = {}
+        items.append(item)
+        sink = _Sink(item, f"resources.{options}[{i}]", t)
+        t.paths[sink.prefix] = sink.prefix
+        _accelerators(cand, sink)
+        _placement(cand, sink, kind, num_nodes, t, default_cpus=kind == "batch")
+
+
+def _priority(data: dict[str, Any], candidates: list[dict[str, Sourced]], t: _Translation) -> None:
+    """SkyPilot's ``resources.priority`` (or a top-level ``priority``) -> ``priority``
+    (higher runs first in both). SkyPilot requires one value per task."""
+    found: list[Sourced] = []
+    if "priority" in data:
+        found.append((data["priority"], "priority"))
     for cand in candidates:
-        if "accelerators" not in cand or cand["accelerators"][0] is None:
-            continue
-        value, path = cand["accelerators"]
-        if isinstance(value, list):
-            choice = choice or "ordered"
-            items.extend((v, f"{path}[{i}]") for i, v in enumerate(value))
-        elif isinstance(value, dict | set | frozenset):
-            if len(value) > 1:
-                choice = choice or "any_of"
-            pairs = value.items() if isinstance(value, dict) else ((k, None) for k in value)
-            items.extend(({k: v}, f"{path}.{k}" if len(value) > 1 else path) for k, v in pairs)
-        else:
-            items.append((value, path))
-    if (
-        len(candidates) > 1
-        and any("accelerators" not in c or c["accelerators"][0] is None for c in candidates)
-        and items
-    ):
-        t.notes.append("some alternatives have no accelerators; only accelerator alternatives kept")
-    unique: list[Sourced] = []
-    seen: set[tuple[str, int]] = set()
-    for value, path in items:
-        try:
-            parsed = parse_accelerator_item(value)
-        except FieldValueError:
-            unique.append((value, path))  # the native validation reports it at this path
-            continue
-        key = (parsed.name.lower(), parsed.count)
-        if key not in seen:
-            seen.add(key)
-            unique.append((value, path))
-    if not unique:
-        return None
-    if len(unique) == 1:
-        t.paths["resources.accelerators"] = unique[0][1]
-        return unique[0][0]
-    choice = choice or "any_of"
-    t.paths["resources.accelerators"] = candidates[0].get("accelerators", (None, "resources"))[1]
-    for i, (_, path) in enumerate(unique):
-        t.paths[f"resources.accelerators.{choice}[{i}]"] = path
-    return {choice: [v for v, _ in unique]}
+        if "priority" in cand and cand["priority"][0] is not None and cand["priority"] not in found:
+            found.append(cand["priority"])
+    if not found:
+        return
+    if len({repr(v) for v, _ in found}) > 1:
+        raise SpecProblem(found[1][1], f"differs from {found[0][1]}; give one priority per task")
+    t.put("priority", found[0][0], found[0][1])
+
+
+def _accelerators(cand: dict[str, Sourced], sink: _Sink) -> bool:
+    """The candidate's accelerators, as native syntax; True if it has any.
+
+    A list is SkyPilot's ordered preference; a mapping of several (or the set syntax
+    ``{H100:8, V100:8}``, read by YAML as keys with null values) is any_of; native
+    reads both mapping forms as SkyPilot does.
+    """
+    if "accelerators" not in cand or cand["accelerators"][0] is None:
+        return False
+    value, path = cand["accelerators"]
+    if isinstance(value, list):
+        sink.put("accelerators", {"ordered": value}, path)
+        for i in range(len(value)):
+            sink.t.paths[f"{sink.prefix}.accelerators.ordered[{i}]"] = f"{path}[{i}]"
+        return True
+    sink.put("accelerators", value, path)
+    return True
 
 
 def _location(cand: dict[str, Sourced], t: _Translation) -> dict[str, Sourced]:
@@ -328,59 +365,68 @@ def _location(cand: dict[str, Sourced], t: _Translation) -> dict[str, Sourced]:
     return out
 
 
-def _placement(candidates: list[dict[str, Sourced]], t: _Translation) -> None:
-    """cpus, memory, instance_type, spot, providers, regions, zones across candidates."""
-    many = len(candidates) > 1
+def _placement(
+    cand: dict[str, Sourced],
+    sink: _Sink,
+    kind: str,
+    num_nodes: Any,
+    t: _Translation,
+    default_cpus: bool = False,
+) -> None:
+    """cpus, memory, instance_type, spot, price cap, providers, regions, zones of one
+    candidate (the base resources merged with one any_of/ordered item)."""
     for key in ("cpus", "memory", "instance_type"):
-        values = [c[key] for c in candidates if key in c and c[key][0] is not None]
-        if not values:
+        if key not in cand or cand[key][0] is None:
             continue
-        distinct = {repr(v) for v, _ in values}
-        if len(values) < len(candidates) or len(distinct) > 1:
-            t.notes.append(f"alternatives differ in {key}; not constrained")
-            t.ignored.extend(p for _, p in values if p not in t.ignored)
-            continue
-        value, path = values[0]
-        t.put(f"resources.{key}", value, path)
+        value, path = cand[key]
+        sink.put(key, value, path)
         if (
             key == "memory"
             and isinstance(value, int | float | str)
             and not str(value).endswith("+")
         ):
-            t.notes.append(f"{path} {value} (exact in SkyPilot) is read as at least {value} GiB")
-    spots: list[Sourced] = []
-    for cand in candidates:
-        value, path = cand.get("use_spot", (False, "resources.use_spot"))
-        if value is None:
-            value = False
-        if not isinstance(value, bool):
-            raise SpecProblem(path, f"expected true or false, got {describe(value)}")
-        spots.append((value, path))
-    flags = {v for v, _ in spots}
-    spot = "allowed" if len(flags) > 1 else "only" if flags == {True} else None
-    if spot is not None:
-        source = next(p for v, p in spots if v)
-        t.put("resources.spot", spot, source)
-    locations = [_location(c, t) for c in candidates]
+            note = f"{path} {value} (exact in SkyPilot) is read as at least {value} GiB"
+            if note not in t.notes:
+                t.notes.append(note)
+    if default_cpus and "cpus" not in sink.target and "instance_type" not in sink.target:
+        sink.put("cpus", _DEFAULT_CPUS, sink.prefix)
+        note = f"no cpus or instance_type given; assuming cpus {_DEFAULT_CPUS}"
+        if note not in t.notes:
+            t.notes.append(note)
+    value, path = cand.get("use_spot", (False, "resources.use_spot"))
+    if value is not None and not isinstance(value, bool):
+        raise SpecProblem(path, f"expected true or false, got {describe(value)}")
+    if value:
+        sink.put("spot", "only", path)
+    _price_cap(cand, sink, kind, num_nodes, t)
+    loc = _location(cand, t)
     for key, native_key in (("provider", "providers"), ("region", "regions"), ("zone", "zones")):
-        found = [loc[key] for loc in locations if key in loc]
-        if not found:
-            continue
-        if len(found) < len(locations):
-            t.notes.append(f"some alternatives allow any {key}; {native_key} not restricted")
-            continue
-        names: list[str] = []
-        for value, path in found:
-            if value not in names:
-                t.paths[f"resources.{native_key}[{len(names)}]"] = path
-                names.append(value)
-        t.spec.setdefault("resources", {})[native_key] = names
-        t.paths.setdefault(f"resources.{native_key}", found[0][1])
-    if many and any(locations) and t.spec.get("resources", {}).get("accelerators"):
-        t.notes.append(
-            "any_of/ordered pair accelerators with places; intercloud allows every listed "
-            "accelerator in every listed place"
-        )
+        if key in loc:
+            value, path = loc[key]
+            sink.put(native_key, [value], path)
+            sink.t.paths[f"{sink.prefix}.{native_key}[0]"] = path
+
+
+def _price_cap(
+    cand: dict[str, Sourced], sink: _Sink, kind: str, num_nodes: Any, t: _Translation
+) -> None:
+    """``max_hourly_cost``: SkyPilot caps each instance's hourly price (on demand, or spot
+    with ``use_spot``); intercloud caps the whole gang (batch: one instance), so a gang
+    of N nodes gets N times the cap: the same set of instance types passes."""
+    if "max_hourly_cost" not in cand or cand["max_hourly_cost"][0] is None:
+        return
+    value, path = cand["max_hourly_cost"]
+    nodes = num_nodes if isinstance(num_nodes, int) and not isinstance(num_nodes, bool) else 1
+    if kind == "batch" or nodes <= 1 or isinstance(value, bool):
+        sink.put("max_hourly_usd", value, path)
+        return
+    if isinstance(value, int | float):
+        sink.put("max_hourly_usd", value * nodes, path)
+        note = f"{path} {value:g} per instance: max_hourly_usd {value * nodes:g} for {nodes} nodes"
+        if note not in t.notes:
+            t.notes.append(note)
+    else:
+        sink.put("max_hourly_usd", value, path)
 
 
 def _envs(envs: Any, t: _Translation) -> None:

@@ -79,6 +79,7 @@ class ResourcePaths:
     cpus: str = "resources.cpus"
     memory: str = "resources.memory"
     regions: Mapping[str, str] = field(default_factory=dict)  # region -> its path
+    options: tuple[ResourcePaths, ...] = ()  # per ``ResourceRequest.alternatives`` item
 
 
 def _fmt(gpus: float) -> str:
@@ -96,10 +97,15 @@ def check_resources(
     accelerators (at least one alternative is sold with that per-node count) and
     ``nvlink_domain`` (the gang's GPUs fit in the largest NVLink domain of some offering
     of an alternative; a domain size of 0 in the catalog counts as one instance).
+    With ``res.alternatives`` (paths in ``paths.options``), names must be right in every
+    alternative and the other checks must pass for at least one.
     """
     if catalog is None or not catalog.offerings:
         return
     p = paths or ResourcePaths()
+    if res.alternatives:
+        _check_alternatives(res, catalog, p)
+        return
     offerings = catalog.offerings
     _check_regions(res.regions or frozenset(), catalog, p.regions, "resources.regions")
     if res.instance_type is not None:
@@ -112,6 +118,28 @@ def check_resources(
         _unsold(res.accelerators, catalog, p.accelerators)
     if res.topology is Topology.NVLINK_DOMAIN:
         _check_nvlink(res, by_request, p.topology)
+
+
+def _check_alternatives(res: ResourceRequest, catalog: Catalog, p: ResourcePaths) -> None:
+    """Names (regions, instance types) must exist in every alternative; the other checks
+    fail only when no alternative passes them (the first alternative's problem is shown)."""
+    per = p.options or tuple(ResourcePaths() for _ in res.alternatives)
+    types = set(catalog.instance_types)
+    for alt, ap in zip(res.alternatives, per, strict=True):
+        _check_regions(alt.regions or frozenset(), catalog, ap.regions, "resources.regions")
+        name = alt.instance_type
+        if name is not None and name not in types:
+            tip = suggest(name, catalog.instance_types)
+            raise SpecProblem(ap.instance_type, f"unknown instance type '{name}'{tip}")
+    problems: list[SpecProblem] = []
+    for alt, ap in zip(res.alternatives, per, strict=True):
+        try:
+            check_resources(alt, catalog, ap)
+        except SpecProblem as problem:
+            problems.append(problem)
+        else:
+            return
+    raise problems[0]
 
 
 def _matching(offerings: Iterable[Offering], req: AcceleratorRequest) -> list[Offering]:
