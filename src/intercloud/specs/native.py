@@ -96,7 +96,11 @@ class _PlacementSpec(_Spec):
     )
     deny_regions: list[NonEmpty] = Field(default_factory=list, description="Regions never to use.")
     zones: Annotated[list[NonEmpty], Field(min_length=1)] | None = Field(
-        None, description="Allowed zones (e.g. us-east-1a). Omit for all."
+        None,
+        description=(
+            "Allowed zones: names (us-east-1a) or AWS zone ids (use1-az6). Catalog rows "
+            "that do not name a zone stand for every zone of their region. Omit for all."
+        ),
     )
     max_hourly_usd: Positive | None = Field(
         None,
@@ -540,6 +544,13 @@ def _one_resources(
             raise SpecProblem(
                 f"{where('deny_regions')}[{i}]", f"'{name}' is also listed in resources.regions"
             )
+    zones = None
+    if spec.zones is not None:
+        zones, zone_regions = vocab.zones(
+            spec.zones, where("zones"), None if allowed is None else frozenset(allowed)
+        )
+        if regions is None and zone_regions:
+            regions = sorted(zone_regions)  # rows without zones match in these regions only
     cpus: Quantity | None = spec.cpus
     kwargs: dict[str, Any] = {} if choice is None else {"accelerator_choice": choice}
     return ResourceRequest(
@@ -555,7 +566,7 @@ def _one_resources(
         deny_providers=frozenset(denied),
         regions=None if regions is None else frozenset(regions),
         deny_regions=frozenset(spec.deny_regions),
-        zones=None if spec.zones is None else frozenset(spec.zones),
+        zones=zones,
         provider_preference=tuple(preference),
         max_hourly_usd=spec.max_hourly_usd,
         **kwargs,

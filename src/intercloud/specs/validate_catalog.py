@@ -68,6 +68,68 @@ class Vocabulary:
         tip = suggest(name, known) or f" (known: {', '.join(known)})"
         raise SpecProblem(path, f"unknown provider '{name}'{tip}")
 
+    def zones(
+        self, names: list[str], path: str, providers: frozenset[str] | None = None
+    ) -> tuple[frozenset[str], frozenset[str]]:
+        """Every spelling of the zones ``names`` (name and id; plus "" for catalog rows
+        that do not say their zone) and the regions they lie in.
+
+        A zone is known if a catalog row carries it, if it is an AWS zone name or id
+        (``catalog.zones``; without a catalog every AWS spelling is accepted), or if it
+        is a region followed by a zone letter (``us-central1-a``) where neither the
+        catalog nor the AWS table lists that region's zones. Otherwise
+        ``SpecProblem`` at ``path[i]``: an unknown zone is bad input.
+        """
+        from intercloud.catalog.zones import aws_zone
+
+        by_zone: dict[str, str] = {}
+        regions_known: set[str] = set()
+        zoned: set[str] = set()  # regions whose rows name their zones
+        if self.catalog is not None:
+            for o in self.catalog.offerings:
+                if providers is None or o.provider in providers:
+                    regions_known.add(o.region)
+                    if o.zone:
+                        by_zone.setdefault(o.zone.lower(), o.region)
+                        zoned.add(o.region)
+        # A region-plus-letter zone is taken on trust only where nothing lists the zones.
+        unlisted = {r for r in regions_known - zoned if aws_zone(r + "a") is None}
+        spellings: set[str] = {""}
+        regions: set[str] = set()
+        for i, name in enumerate(names):
+            key = name.strip().lower()
+            aws = aws_zone(key) if providers is None or "aws" in providers else None
+            if key in by_zone:
+                regions.add(by_zone[key])
+                spellings.add(name)
+            elif aws is not None and (self.catalog is None or aws[0] in regions_known):
+                regions.add(aws[0])
+            elif (region := _region_of(key, unlisted)) is not None:
+                regions.add(region)
+            elif self.catalog is None:
+                spellings.add(name)
+                continue
+            else:
+                known = sorted({*by_zone, *regions_known})
+                tip = suggest(name, known) if known else ""
+                raise SpecProblem(
+                    f"{path}[{i}]", f"unknown zone '{name}' (not in the catalog){tip}"
+                )
+            spellings.add(name)
+            if aws is not None:
+                spellings.update(aws[1:])
+                spellings.update({aws[1].lower(), aws[2].lower()})
+        return frozenset(spellings), frozenset(regions)
+
+
+def _region_of(zone: str, regions: set[str]) -> str | None:
+    """``us-central1-a`` -> ``us-central1`` when that region is known."""
+    for cut in (2, 1):
+        head, tail = zone[:-cut], zone[-1:]
+        if tail.isalpha() and head.rstrip("-") in {r.lower() for r in regions}:
+            return next(r for r in regions if r.lower() == head.rstrip("-"))
+    return None
+
 
 @dataclass(frozen=True)
 class ResourcePaths:
