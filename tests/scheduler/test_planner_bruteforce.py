@@ -181,7 +181,7 @@ def brute_force(
             continue
         if o.region in res.deny_regions:
             continue
-        if res.zones is not None and o.zone not in res.zones:
+        if res.zones is not None and o.zone and o.zone not in res.zones:  # "" = any zone
             continue
         gang = 1 if isinstance(wl, BatchJob) else res.num_nodes
         count = o.accelerator_count if g else 0

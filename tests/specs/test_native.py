@@ -71,7 +71,7 @@ def test_training_round_trip(catalog: Catalog) -> None:
         assert r.provider_preference == ("gcp",)
         assert r.regions == frozenset({"us-east-1", "us-central1"})
         assert r.deny_regions == frozenset({"eu-west-1"})
-        assert r.zones == frozenset({"us-east-1a"})
+        assert r.zones == frozenset({"us-east-1a", "use1-az1"})  # zone name and its id
         assert r.max_hourly_usd == 500
         assert job.data == DataLocation("aws", "us-east-1", 2000.0)
         assert job.duration_hours == 36

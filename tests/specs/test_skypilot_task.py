@@ -151,7 +151,7 @@ resources:
     assert (str(second.accelerators[0]), second.providers, second.zones) == (
         "H100:8",
         frozenset({"aws"}),
-        frozenset({"us-east-1a"}),
+        frozenset({"us-east-1a", "use1-az1"}),
     )
 
 

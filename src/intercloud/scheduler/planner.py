@@ -15,7 +15,9 @@ Semantics (the contract the CLI and tests rely on):
   accelerators from the instance type). ``cpus``/``memory_gib`` are per-node minimums
   (``cpus_exact``: equality); ``instance_type`` restricts to that type.
 * ``providers``/``deny_providers``, ``regions``/``deny_regions`` and ``zones`` filter
-  by name, case-insensitively. ``provider_preference`` only breaks cost ties.
+  by name, case-insensitively. A row whose zone is empty (the catalog does not say
+  which zones sell it) passes any ``zones`` filter: the spec layer restricts
+  ``regions`` to the zones' regions. ``provider_preference`` only breaks cost ties.
 * Spot: ``never`` prices rows on demand; ``only`` prices them at spot (rows without a
   spot price drop out); ``allowed`` makes every row two candidates, one of each kind.
 * Topology ``nvlink_domain``: ``count x num_nodes <= nvlink_domain_gpus`` and
@@ -473,7 +475,7 @@ class Planner:
                 else None
             ),
             zone_ok=(
-                ix.lookup(ix.zone_codes, len(ix.zones), res.zones)
+                ix.lookup(ix.zone_codes, len(ix.zones), res.zones | {""})
                 if res.zones is not None
                 else None
             ),

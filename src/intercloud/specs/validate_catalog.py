@@ -71,8 +71,8 @@ class Vocabulary:
     def zones(
         self, names: list[str], path: str, providers: frozenset[str] | None = None
     ) -> tuple[frozenset[str], frozenset[str]]:
-        """Every spelling of the zones ``names`` (name and id; plus "" for catalog rows
-        that do not say their zone) and the regions they lie in.
+        """Every spelling of the zones ``names`` (name and AWS zone id) and the regions
+        they lie in.
 
         A zone is known if a catalog row carries it, if it is an AWS zone name or id
         (``catalog.zones``; without a catalog every AWS spelling is accepted), or if it
@@ -94,7 +94,7 @@ class Vocabulary:
                         zoned.add(o.region)
         # A region-plus-letter zone is taken on trust only where nothing lists the zones.
         unlisted = {r for r in regions_known - zoned if aws_zone(r + "a") is None}
-        spellings: set[str] = {""}
+        spellings: set[str] = set()
         regions: set[str] = set()
         for i, name in enumerate(names):
             key = name.strip().lower()
