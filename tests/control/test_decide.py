@@ -54,3 +54,28 @@ def test_unknown_capacity_places_and_impossible_rejects_with_the_reason() -> Non
     assert "local: " in out[1].reason
     assert isinstance(out[2], Reject) and "services" in out[2].reason
     assert isinstance(d.decide([job(1)], [])[0], Reject)
+
+
+def test_ordered_alternatives_are_tried_in_order_with_their_own_sizes() -> None:
+    from intercloud.model import AcceleratorChoice
+
+    first = ResourceRequest(instance_type="local-cpu", regions=frozenset({"r1"}), cpus=2)
+    second = ResourceRequest(instance_type="local-cpu", regions=frozenset({"local"}), cpus=1)
+    res = ResourceRequest(
+        instance_type="local-cpu",
+        alternatives=(first, second),
+        alternatives_choice=AcceleratorChoice.ORDERED,
+    )
+    pending = [PendingJob(1, 0, TrainingJob("ordered", res, run="true"))]
+    roomy = {
+        ("local", "local", "", "local-cpu"): FreeCapacity(cpus=8, gpus=0, memory_gib=32),
+        ("other", "r1", "", "local-cpu"): FreeCapacity(cpus=2, gpus=0, memory_gib=32),
+    }
+    out = PlannerDecider().decide(pending, [CPU, CPU2], roomy)
+    # ordered[0] (region r1) wins although local is cheaper.
+    assert isinstance(out[0], Place) and out[0].placement.region == "r1"
+    assert (out[0].placement.option, out[0].demand.cpus) == (0, 2)
+    tight = {**roomy, ("other", "r1", "", "local-cpu"): FreeCapacity(1, 0, 32)}
+    out = PlannerDecider().decide(pending, [CPU, CPU2], tight)
+    assert isinstance(out[0], Place) and out[0].placement.region == "local"
+    assert (out[0].placement.option, out[0].demand.cpus) == (1, 1)

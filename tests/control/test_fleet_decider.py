@@ -190,3 +190,34 @@ def test_make_decider_by_name_env_and_store_setting() -> None:
         make_decider("magic", environ={})
     with pytest.raises(KeyError):
         make_decider(environ={"INTERCLOUD_QUEUE_POLICY": "nope"})
+
+
+def _alternatives_job(job_id: int, key: str, items: str) -> PendingJob:
+    text = f"kind: training\nname: alt\nresources:\n  {key}:\n{items}run: 'true'\n"
+    return PendingJob(job_id, 0, load_spec_text(text, source="alt").workload, "default", NOW)
+
+
+def test_an_ordered_job_runs_with_the_sizes_of_the_alternative_placed() -> None:
+    # ordered[0] asks more CPUs than any offering has; ordered[1] fits the local site.
+    items = (
+        "    - {instance_type: local-cpu, cpus: 64+, memory: 1+}\n"
+        "    - {instance_type: local-cpu, cpus: 2+, memory: 4+}\n"
+    )
+    out = FleetDecider().decide([_alternatives_job(1, "ordered", items)], [CPU], free(4), now_s=NOW)
+    assert isinstance(out[0], Place)
+    assert out[0].placement.option == 1
+    assert (out[0].demand.cpus_per_node, out[0].demand.memory_gib_per_node) == (2, 4)
+
+
+def test_alternatives_of_another_shape_never_join_the_gang() -> None:
+    # any_of: the local site (free) or the cloud with 4 CPUs a rank. The local site is
+    # cheaper, so the gang is 1 CPU a rank; when the site is full the job waits rather
+    # than become a 4-CPU gang on pools sized for the other shape.
+    items = (
+        "    - {instance_type: local-cpu, cpus: 1+}\n"
+        "    - {instance_type: c-cpu, cpus: 4+}\n"
+    )
+    job = _alternatives_job(1, "any_of", items)
+    out = FleetDecider().decide([job], [CPU, CLOUD], free(0), now_s=NOW)
+    assert isinstance(out[0], Hold), out
+    assert "1 × CPU" in out[0].reason

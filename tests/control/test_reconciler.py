@@ -293,3 +293,24 @@ def test_priority_then_fifo(store: Store, make_reconciler: Make) -> None:
     run_until(rec, all_terminal(store, low, high, low2))
     started = {j: store.nodes(j)[0].started_at for j in (low, high, low2)}
     assert started[high] < started[low] < started[low2]
+
+
+def test_an_ordered_spec_runs_on_the_first_alternative_that_fits(
+    store: Store, make_reconciler: Make
+) -> None:
+    """resources.ordered through the real loop: ordered[0] needs more CPUs than the site
+    has, so ordered[1] is placed, and the gang reserves ordered[1]'s CPUs."""
+    rec = make_reconciler(cpus=4)
+    text = (
+        "kind: training\nname: ordered\nnum_nodes: 2\nresources:\n  ordered:\n"
+        "    - {instance_type: local-cpu, cpus: 64+}\n"
+        "    - {instance_type: local-cpu, cpus: 2+}\n"
+        "run: 'echo rank $INTERCLOUD_NODE_RANK'\n"
+    )
+    job = store.submit("training", "ordered", text)
+    run_until(rec, all_terminal(store, job))
+    w = store.get(job)
+    assert w.state is S.SUCCEEDED, w.reason
+    assert w.placement is not None
+    assert (w.placement["option"], w.placement["ranks"], w.placement["cpus_per_node"]) == (1, 2, 2)
+    assert_story_legal(store, job)

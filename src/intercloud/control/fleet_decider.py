@@ -483,7 +483,10 @@ def _gang(
     job: PendingJob, feasible: list[_Cand], fleet: Fleet, now_s: float
 ) -> tuple[GangRequest, list[_Cand], tuple[str, str]]:
     """The gang request of ``job`` over the pools of ``feasible`` that take the same
-    gang as the planner's choice (same demand, same ``resources`` alternative); the label the scheduler will use and the user's one."""
+    gang as the planner's choice (same demand: alternatives of ``resources.any_of``/
+    ``ordered`` of another shape never join it; those of the same shape do, in the
+    planner's order, which for ``ordered`` is the user's); the label the scheduler will
+    use and the user's one."""
     first = feasible[0]
     d0 = first.demand
     nodes = d0.ranks * fleet.pools[first.pool].nodes_per_rank(d0.cpus_per_node)
@@ -491,7 +494,6 @@ def _gang(
         c
         for c in feasible
         if c.demand == d0
-        and c.placement.option == first.placement.option  # one alternative's gang only
         and c.demand.ranks * fleet.pools[c.pool].nodes_per_rank(c.demand.cpus_per_node) == nodes
     ]
     w = job.workload
