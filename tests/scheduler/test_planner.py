@@ -337,3 +337,107 @@ def test_best_by_provider_explains_each_losing_provider(planner: Planner) -> Non
     totals = [p.total_usd for p in r.best_by_provider]
     assert totals == sorted(totals)
     assert all(t >= r.choice.total_usd for t in totals)
+
+
+def _alts(
+    choice: AcceleratorChoice, *items: ResourceRequest, duration: float | None = 10.0
+) -> TrainingJob:
+    res = ResourceRequest(alternatives=items, alternatives_choice=choice)
+    return TrainingJob("job", res, duration_hours=duration)
+
+
+def _acc(name: str, count: int = 8, **res: object) -> ResourceRequest:
+    return ResourceRequest(accelerators=(AcceleratorRequest(name, count),), **res)  # type: ignore[arg-type]
+
+
+def test_ordered_resource_alternatives_take_the_first_feasible_item(planner: Planner) -> None:
+    # On demand first: never spot, although spot is far cheaper.
+    r = planner.plan(
+        _alts(
+            AcceleratorChoice.ORDERED,
+            _acc("H100", spot=SpotPolicy.NEVER),
+            _acc("H100", spot=SpotPolicy.ONLY),
+        )
+    )
+    assert r.choice is not None
+    assert (r.choice.provider, r.choice.pricing, r.choice.option) == (
+        "gcp",
+        PricingKind.ON_DEMAND,
+        0,
+    )
+    # Alternatives follow the user's order: every ordered[0] candidate before ordered[1].
+    options = [p.option for p in r.alternatives]
+    assert options == sorted(options) and options[-1] == 1
+    # A first item nobody can place falls through to the second, with a note.
+    r = planner.plan(
+        _alts(
+            AcceleratorChoice.ORDERED,
+            _acc("H100", providers=frozenset({"oci"})),
+            _acc("A100", providers=frozenset({"aws"})),
+        )
+    )
+    assert r.choice is not None
+    assert (r.choice.instance_type, r.choice.option) == ("p4d.24xlarge", 1)
+    assert any("resources.ordered[0] could not be placed" in n for n in r.notes)
+
+
+def test_any_of_keeps_each_items_pairing(planner: Planner) -> None:
+    # H100 only on gcp, spot only for the aws item: the cheapest pairing wins, and a
+    # flattened request (H100 anywhere, spot anywhere) would pick aws H100 spot instead.
+    r = planner.plan(
+        _alts(
+            AcceleratorChoice.ANY_OF,
+            _acc("H100", providers=frozenset({"gcp"})),
+            _acc("A100", providers=frozenset({"aws"}), spot=SpotPolicy.ONLY),
+        )
+    )
+    assert r.choice is not None
+    assert (r.choice.instance_type, r.choice.pricing, r.choice.option) == (
+        "p4d.24xlarge",
+        PricingKind.SPOT,
+        1,
+    )
+    found = {(p.provider, p.accelerator, p.pricing) for p in [r.choice, *r.alternatives]}
+    assert found == {("gcp", "H100", PricingKind.ON_DEMAND), ("aws", "A100", PricingKind.SPOT)}
+    # azure and oci are excluded by both items, for the same reason: said once.
+    assert reasons(r) == {
+        "azure": "not in resources.providers",
+        "oci": "not in resources.providers",
+    }
+    # Different reasons: each item's.
+    r = planner.plan(
+        _alts(
+            AcceleratorChoice.ANY_OF,
+            _acc("H100", providers=frozenset({"oci", "gcp"})),
+            _acc("A100", providers=frozenset({"aws"})),
+        )
+    )
+    assert reasons(r)["oci"] == (
+        "any_of[0]: offers no H100:8 (has: A100-80GB:8, B200:8); "
+        "any_of[1]: not in resources.providers"
+    )
+
+
+def test_alternatives_share_one_reference_accelerator(planner: Planner) -> None:
+    # duration 100 h on H100 (the first accelerator named): B200 (2x) takes 50 h.
+    r = planner.plan(_alts(AcceleratorChoice.ANY_OF, _acc("H100"), _acc("B200"), duration=100))
+    assert r.choice is not None and r.choice.accelerator == "B200"
+    assert r.choice.duration_hours == pytest.approx(50.0)
+
+
+def test_alternatives_of_cpu_shapes_and_an_empty_result(planner: Planner) -> None:
+    batch = BatchJob(
+        "b",
+        ResourceRequest(
+            alternatives=(
+                ResourceRequest(cpus=32, providers=frozenset({"aws"})),
+                ResourceRequest(cpus=8, providers=frozenset({"oci"})),
+            )
+        ),
+    )
+    r = planner.plan(batch)
+    assert r.choice is not None
+    assert (r.choice.instance_type, r.choice.option) == ("VM.Standard.E4.Flex$_8_32", 1)
+    none = planner.plan(_alts(AcceleratorChoice.ORDERED, _acc("H100", 3), _acc("B200", 3)))
+    assert none.choice is None and none.alternatives == ()
+    assert {e.provider for e in none.excluded} == {"aws", "gcp", "azure", "oci"}
