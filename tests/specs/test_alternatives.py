@@ -155,3 +155,18 @@ run: x
         "resources.autostop",
         "resources.any_of[0].disk_size",
     } <= set(loaded.ignored_fields)
+
+
+def test_skyserve_any_of_items_follow_the_on_demand_fallback() -> None:
+    text = """
+service:
+  replica_policy: {min_replicas: 4, max_replicas: 8, base_ondemand_fallback_replicas: 1}
+resources:
+  any_of:
+    - {accelerators: L4:1, use_spot: true}
+    - {accelerators: A10G:1}
+run: x
+"""
+    svc = load_spec_text(text).workload
+    assert [a.spot for a in svc.resources.alternatives] == [SpotPolicy.ALLOWED, SpotPolicy.NEVER]
+    assert svc.spot_share == 0.75  # type: ignore[union-attr]

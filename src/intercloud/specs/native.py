@@ -356,7 +356,8 @@ def to_workload(spec: TrainingSpec | ServiceSpec | BatchSpec, vocab: Vocabulary)
             alts = []
             for alt, item in zip(res.alternatives, options[1], strict=True):
                 spot = item.spot if "spot" in item.model_fields_set else spec.resources.spot
-                alts.append(_service_spot(alt, spot, share)[0])
+                # spot_share applies where spot is allowed; an item's own spot rules it
+                alts.append(_service_spot(alt, None, share)[0] if spot is None else alt)
             res = replace(res, alternatives=tuple(alts))
         high = spec.replicas.max if spec.replicas.max is not None else spec.replicas.min
         if spec.replicas.min > high:

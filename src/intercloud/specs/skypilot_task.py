@@ -7,11 +7,16 @@ and errors name the field in the user's SkyPilot file. Mapping:
 - a task with accelerators -> ``training``; with a ``service`` section -> ``service``;
   otherwise -> ``batch`` (``num_nodes`` independent tasks).
 - ``resources.accelerators``: ``H100:8``; ``{H100: 8}``; a list (ordered preferences,
-  as in SkyPilot); a mapping/set of several (any_of). ``any_of``/``ordered`` lists of
-  resource mappings are merged over the base ``resources`` and their accelerators become
-  the alternatives (cloud/region pairing with an accelerator is not kept; see notes).
+  as in SkyPilot); a mapping of several, or the set ``{H100:8, V100:8}`` (any_of).
+- ``resources.any_of``/``ordered``: each item, merged over the base ``resources``,
+  becomes one native ``resources.any_of``/``ordered`` item, a whole request with its
+  pairing kept (that accelerator on that cloud, spot only where it says so, its instance
+  type, CPUs and memory). Items are never merged into one set.
 - ``infra: aws/us-east-1/us-east-1a`` or ``cloud``/``region``/``zone`` -> providers,
   regions, zones. ``infra: k8s``/``ssh`` is not modelled and imposes no restriction.
+- ``max_hourly_cost`` (SkyPilot: per instance) -> ``max_hourly_usd`` x ``num_nodes``
+  (the whole gang; batch: per instance). ``resources.priority`` or a top-level
+  ``priority`` -> ``priority``.
 - ``use_spot: true`` -> spot ``only``. ``job_recovery.max_restarts_on_errors`` ->
   ``restart.max_restarts``. ``memory: N`` (exact in SkyPilot) is read as at least N.
 - Fields intercloud does not use (``file_mounts``, ``secrets``, ``disk_size``, ...)
@@ -398,6 +403,8 @@ def _placement(
         raise SpecProblem(path, f"expected true or false, got {describe(value)}")
     if value:
         sink.put("spot", "only", path)
+    elif sink.prefix != "resources":
+        sink.put("spot", "never", path)  # an item is a whole request: on demand
     _price_cap(cand, sink, kind, num_nodes, t)
     loc = _location(cand, t)
     for key, native_key in (("provider", "providers"), ("region", "regions"), ("zone", "zones")):
@@ -497,10 +504,13 @@ def _service(service: Any, t: _Translation) -> None:
             tip = suggest(str(key), sorted({"replicas", "replica_policy", *SERVICE_IGNORED}))
             raise SpecProblem(path, f"unknown SkyPilot service field{tip}")
     resources = t.spec.get("resources", {})
-    if fallback > 0 and resources.get("spot") == "only":
+    targets = [resources, *resources.get("any_of", []), *resources.get("ordered", [])]
+    if fallback > 0 and any(r.get("spot") == "only" for r in targets):
         low = t.spec.get("replicas", {}).get("min", 1)
         share = max(0.0, 1 - fallback / low) if isinstance(low, int) and low > 0 else 0.0
-        resources["spot"] = "allowed" if share > 0 else "never"
+        for r in targets:
+            if r.get("spot") == "only":
+                r["spot"] = "allowed" if share > 0 else "never"
         if share > 0:
             t.spec["spot_share"] = share
         t.notes.append(
