@@ -65,7 +65,8 @@ sky_check.get_cached_enabled_clouds_or_refresh = lambda *a, **k: list(ENABLED)
 for c in ENABLED:
     type(c).check_quota_available = classmethod(lambda cls, *a, **k: True)
 
-corpus = yaml.safe_load(open(os.path.join(TESTS, "skypilot_parity_corpus.yaml")))
+with open(os.path.join(TESTS, "skypilot_parity_corpus.yaml")) as f:
+    corpus = yaml.safe_load(f)
 out = {}
 for case in corpus:
     cfg = yaml.safe_load(case["task"])
@@ -85,7 +86,7 @@ for case in corpus:
             "nodes": nodes,
             "hourly_usd": round(r.get_cost(3600) * nodes, 4),
         }
-    except Exception as e:  # noqa: BLE001  (recorded: SkyPilot found nothing or refused)
+    except Exception as e:  # recorded: SkyPilot found nothing or refused
         out[case["label"]] = {"error": f"{type(e).__name__}: {e}"[:300]}
     print(case["label"], out[case["label"]], file=sys.stderr)
 with open(os.path.join(TESTS, "skypilot_parity_recorded.json"), "w") as f:

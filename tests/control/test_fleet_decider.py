@@ -213,10 +213,7 @@ def test_alternatives_of_another_shape_never_join_the_gang() -> None:
     # any_of: the local site (free) or the cloud with 4 CPUs a rank. The local site is
     # cheaper, so the gang is 1 CPU a rank; when the site is full the job waits rather
     # than become a 4-CPU gang on pools sized for the other shape.
-    items = (
-        "    - {instance_type: local-cpu, cpus: 1+}\n"
-        "    - {instance_type: c-cpu, cpus: 4+}\n"
-    )
+    items = "    - {instance_type: local-cpu, cpus: 1+}\n    - {instance_type: c-cpu, cpus: 4+}\n"
     job = _alternatives_job(1, "any_of", items)
     out = FleetDecider().decide([job], [CPU, CLOUD], free(0), now_s=NOW)
     assert isinstance(out[0], Hold), out
