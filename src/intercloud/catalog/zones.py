@@ -72,4 +72,10 @@ def aws_zone(zone: str) -> tuple[str, str, str] | None:
     return _aws_pairs(os.environ.get(MAPPING_ENV) or None).get(zone.strip().lower())
 
 
-__all__ = ["MAPPING_ENV", "aws_zone"]
+def aws_zone_spellings(regions: set[str]) -> list[str]:
+    """Every AWS zone name and id of ``regions`` (for suggestions)."""
+    pairs = _aws_pairs(os.environ.get(MAPPING_ENV) or None)
+    return sorted(k for k, (region, _, _) in pairs.items() if region in regions)
+
+
+__all__ = ["MAPPING_ENV", "aws_zone", "aws_zone_spellings"]

@@ -80,7 +80,7 @@ class Vocabulary:
         catalog nor the AWS table lists that region's zones. Otherwise
         ``SpecProblem`` at ``path[i]``: an unknown zone is bad input.
         """
-        from intercloud.catalog.zones import aws_zone
+        from intercloud.catalog.zones import aws_zone, aws_zone_spellings
 
         by_zone: dict[str, str] = {}
         regions_known: set[str] = set()
@@ -110,7 +110,7 @@ class Vocabulary:
                 spellings.add(name)
                 continue
             else:
-                known = sorted({*by_zone, *regions_known})
+                known = sorted({*by_zone, *aws_zone_spellings(regions_known)})
                 tip = suggest(name, known) if known else ""
                 raise SpecProblem(
                     f"{path}[{i}]", f"unknown zone '{name}' (not in the catalog){tip}"
