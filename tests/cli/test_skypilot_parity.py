@@ -130,3 +130,14 @@ def test_plan_runs_as_a_process(skypilot_subset: Path, tmp_path: Path) -> None:
         "on_demand",
     )
     assert choice["option"] == 0
+
+
+@pytest.mark.parametrize("zone", ["use1-az9", "us-east-1q"])
+def test_an_unknown_zone_is_bad_input(zone: str, skypilot_subset: Path, tmp_path: Path) -> None:
+    task = f"resources:\n  accelerators: H100:8\n  infra: aws/us-east-1/{zone}\n"
+    code, out, output = _plan(task, tmp_path, skypilot_subset)
+    assert code == 2 and out is None
+    lines = output.strip().splitlines()
+    assert (
+        len(lines) == 1 and "resources.infra" in lines[0] and f"unknown zone '{zone}'" in lines[0]
+    )
