@@ -20,7 +20,7 @@ subclass (``SpecError``, ``NotRunnable``, ``InvalidRequest``) or ``KeyError``
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -102,23 +102,49 @@ class Client:
         return LocalProvider(LocalConfig.from_env())
 
     # -- submit ----------------------------------------------------------------------------
-    def submit(self, spec: Path | str, *, text: str | None = None) -> Submission:
-        """Validate, check runnability, store durably, make sure the daemon runs."""
+    def submit(
+        self,
+        spec: Path | str,
+        *,
+        text: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> Submission:
+        """Validate, check runnability, store durably, make sure the daemon runs.
+
+        ``env``: variables for the job from its submitter; they override the spec's
+        ``envs`` and are stored with the job (``status`` shows their names only).
+        Relative ``workdir``/``file_mounts`` sources resolve against the spec file's
+        folder (``text`` given: the current directory); a source the enabled provider
+        cannot sync (a storage URI, a missing path, a device) is a ``SpecError`` naming
+        the field, and nothing is stored.
+        """
         from intercloud.catalog import Catalog
         from intercloud.catalog.loader import load_catalog
+        from intercloud.providers.base import Capability
         from intercloud.scheduler.planner import Planner
         from intercloud.specs import load_spec_file, load_spec_text
+        from intercloud.submission import check_env, resolve_files
 
+        submitted_env = check_env(env or {})
         catalog = load_catalog()
         if text is None:
             path = Path(spec)
             loaded = load_spec_file(path, catalog)
             spec_text = path.read_text()
+            spec_dir = path.expanduser().absolute().parent
         else:
             loaded = load_spec_text(text, catalog, source=str(spec))
             spec_text = text
+            spec_dir = Path.cwd()
         workload = loaded.workload
-        enabled = Catalog.from_offerings(self._local_provider().offerings())
+        provider = self._local_provider()
+        files = resolve_files(
+            workload,
+            spec_dir,
+            can_sync=Capability.FILE_SYNC in provider.capabilities,
+            source=str(spec),
+        )
+        enabled = Catalog.from_offerings(provider.offerings())
         plan = Planner(enabled).plan(workload)
         if plan.choice is None:
             raise NotRunnable(self._not_runnable(workload, plan, Planner(catalog)))
@@ -131,6 +157,12 @@ class Client:
             tenant=workload.tenant,
             priority=workload.priority,
             max_restarts=restart.max_restarts if restart else 0,
+            submission={
+                "env": submitted_env,
+                "spec_dir": str(spec_dir),
+                "files": files.to_json(),
+                "plan": plan.choice.to_dict(),
+            },
         )
         if self.autostart:
             self.ensure_daemon()

@@ -46,11 +46,39 @@ def _where(p: dict[str, Any] | None) -> str:
 def run(
     spec: Annotated[Path, typer.Argument(help="Workload spec (intercloud or SkyPilot YAML).")],
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Submit and return.")] = False,
+    env: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--env",
+            "-e",
+            metavar="KEY[=VALUE]",
+            help=(
+                "Set a variable for the job (repeatable); KEY alone takes its value from "
+                "your environment. Overrides the spec's envs and --env-file."
+            ),
+        ),
+    ] = None,
+    env_file: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--env-file",
+            metavar="FILE",
+            help="Read KEY=VALUE lines (dotenv) for the job (repeatable).",
+        ),
+    ] = None,
 ) -> None:
-    """Submit SPEC, print its placement, stream its logs and exit with its outcome."""
+    """Submit SPEC, print its placement, stream its logs and exit with its outcome.
+
+    The job's environment is a minimal base (PATH, HOME, LANG, ...), the spec's envs and
+    what --env/--env-file give, never the environment of the daemon."""
+    import os
+
+    from intercloud.submission import parse_env_options
+
     with bad_input_exits():
+        variables = parse_env_options(env or [], env_file or [], os.environ)
         client = _client()
-        sub = client.submit(spec)
+        sub = client.submit(spec, env=variables)
     choice = sub.plan.choice
     _out(f"job {sub.job_id} '{sub.name}' submitted")
     if choice is not None:

@@ -5,7 +5,7 @@ value came from), then runs the native validation, so both formats obey the same
 and errors name the field in the user's SkyPilot file. Mapping:
 
 - a task with accelerators -> ``training``; with a ``service`` section -> ``service``;
-  otherwise -> ``batch`` (``num_nodes`` independent tasks).
+  with ``num_nodes`` > 1 -> ``training`` (a CPU gang); otherwise -> ``batch`` (one task).
 - ``resources.accelerators``: ``H100:8``; ``{H100: 8}``; a list (ordered preferences,
   as in SkyPilot); a mapping/set of several (any_of). ``any_of``/``ordered`` lists of
   resource mappings are merged over the base ``resources`` and their accelerators become
@@ -14,8 +14,13 @@ and errors name the field in the user's SkyPilot file. Mapping:
   regions, zones. ``infra: k8s``/``ssh`` is not modelled and imposes no restriction.
 - ``use_spot: true`` -> spot ``only``. ``job_recovery.max_restarts_on_errors`` ->
   ``restart.max_restarts``. ``memory: N`` (exact in SkyPilot) is read as at least N.
-- Fields intercloud does not use (``file_mounts``, ``secrets``, ``disk_size``, ...)
-  are listed in ``ignored_fields`` by path; their values are never read or echoed.
+- ``num_nodes: N`` (N > 1) without accelerators -> a ``training`` gang of N CPU nodes
+  (SkyPilot's N-node cluster: every node runs ``run`` with ``SKYPILOT_NODE_RANK`` etc.).
+  Without ``cpus`` or ``instance_type``, CPU tasks get ``cpus: 8+``.
+- ``workdir`` and ``file_mounts`` (local paths) -> the native fields; a git workdir or a
+  storage object (``{source: s3://..., mode: MOUNT}``) is refused.
+- Fields intercloud does not use (``secrets``, ``disk_size``, ...) are listed in
+  ``ignored_fields`` by path; their values are never read or echoed.
 """
 
 from __future__ import annotations
@@ -31,10 +36,19 @@ from intercloud.specs.errors import FieldValueError, SpecProblem, describe, sugg
 from intercloud.specs.fields import parse_accelerator_item
 from intercloud.specs.validate_catalog import Vocabulary, check_resources
 
-TASK_USED = {"name", "num_nodes", "resources", "setup", "run", "envs", "service", "job_recovery"}
-TASK_IGNORED = {
+TASK_USED = {
+    "name",
+    "num_nodes",
+    "resources",
+    "setup",
+    "run",
+    "envs",
+    "service",
+    "job_recovery",
     "workdir",
     "file_mounts",
+}
+TASK_IGNORED = {
     "secrets",
     "inputs",
     "outputs",
@@ -149,20 +163,19 @@ def import_task(data: dict[str, Any], vocab: Vocabulary, source: str = "<string>
     candidates, top_choice = _candidates(resources, t)
     accelerators = _accelerators(candidates, top_choice, t)
     is_service = "service" in data
-    kind = "service" if is_service else "training" if accelerators else "batch"
+    # num_nodes > 1 is a cluster (a gang) in SkyPilot, with or without accelerators.
+    gang = accelerators or data.get("num_nodes", 1) not in (None, 1)
+    kind = "service" if is_service else "training" if gang else "batch"
     t.spec["kind"] = kind
     _name(data, source, t)
     if accelerators:
         t.spec.setdefault("resources", {})["accelerators"] = accelerators
     _placement(candidates, t)
-    if "num_nodes" in data:
+    if "num_nodes" in data and data["num_nodes"] is not None:
         t.put("count" if kind == "batch" else "num_nodes", data["num_nodes"], "num_nodes")
-        if kind == "batch" and data["num_nodes"] != 1:
-            t.notes.append(
-                "num_nodes without accelerators: imported as independent batch tasks (no gang)"
-            )
     if (
-        kind == "batch"
+        kind != "service"
+        and not accelerators
         and "cpus" not in t.spec.get("resources", {})
         and ("instance_type" not in t.spec.get("resources", {}))
     ):
@@ -172,6 +185,7 @@ def import_task(data: dict[str, Any], vocab: Vocabulary, source: str = "<string>
         if key in data:
             t.put(key, data[key], key)
     _envs(data.get("envs"), t)
+    _files(data, t)
     _recovery(data, resources, kind, t)
     if is_service:
         _service(data["service"], t)
@@ -397,6 +411,30 @@ def _envs(envs: Any, t: _Translation) -> None:
         else:
             kept[key] = value
     t.put("envs", kept, "envs")
+
+
+def _files(data: dict[str, Any], t: _Translation) -> None:
+    """``workdir`` (a local folder) and ``file_mounts`` (DEST: local path) as the native
+    fields; SkyPilot's git workdirs and storage objects are refused, not ignored."""
+    workdir = data.get("workdir")
+    if isinstance(workdir, dict):
+        raise SpecProblem(
+            "workdir", "a git workdir (url/ref) is not supported; give a local folder"
+        )
+    if workdir is not None:
+        t.put("workdir", workdir, "workdir")
+    mounts = data.get("file_mounts")
+    if mounts is None:
+        return
+    if not isinstance(mounts, dict):
+        raise SpecProblem("file_mounts", f"expected a mapping DEST: SOURCE, got {describe(mounts)}")
+    for dest, src in mounts.items():
+        if isinstance(src, dict):
+            raise SpecProblem(
+                f"file_mounts.{dest}",
+                "storage objects (name/source/store/mode) are not supported; give a local path",
+            )
+    t.put("file_mounts", dict(mounts), "file_mounts")
 
 
 def _recovery(data: dict[str, Any], resources: dict[str, Any], kind: str, t: _Translation) -> None:
