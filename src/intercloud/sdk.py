@@ -52,6 +52,20 @@ class Submission:
     notes: tuple[str, ...]
 
 
+#: The placement fields every job's summary shows.
+_WHERE_KEYS = (
+    "provider",
+    "region",
+    "zone",
+    "instance_type",
+    "nodes",
+    "accelerator",
+    "accelerator_count",
+    "pricing",
+    "hourly_usd",
+)
+
+
 def _money(x: float) -> str:
     return f"{x:,.2f}" if x >= 1 else f"{x:.4f}"
 
@@ -120,6 +134,7 @@ class Client:
         """
         from intercloud.catalog import Catalog
         from intercloud.catalog.loader import load_catalog
+        from intercloud.control.decide import demand_of
         from intercloud.providers.base import Capability
         from intercloud.scheduler.planner import Planner
         from intercloud.specs import load_spec_file, load_spec_text
@@ -162,6 +177,7 @@ class Client:
                 "spec_dir": str(spec_dir),
                 "files": files.to_json(),
                 "plan": plan.choice.to_dict(),
+                "nodes": demand_of(workload, plan.choice).ranks,
             },
         )
         if self.autostart:
@@ -183,15 +199,17 @@ class Client:
 
     # -- read ------------------------------------------------------------------------------
     def status(self, job_id: int) -> dict[str, Any]:
-        """The job's record, placement, attempts, nodes and whole event history."""
+        """The job's summary (``jobs``), its full placement record, the names (never the
+        values) of its submitter's variables, attempts, nodes and whole event history."""
         st = self.store
         w = st.get(job_id)
-        placement = w.placement or {}
+        summary = self._summary(w)
+        placement = w.placement or (w.submission or {}).get("plan")
+        submitted_env = (w.submission or {}).get("env") or {}
         return {
-            **self._summary(w),
-            "instance_type": placement.get("instance_type"),
-            "nodes": placement.get("nodes"),
-            "placement": placement or None,
+            **summary,
+            "placement": {**placement, "planned": summary["planned"]} if placement else None,
+            "env_names": sorted(submitted_env),
             "attempts": [
                 {
                     "attempt": a.attempt,
@@ -227,7 +245,14 @@ class Client:
 
     @staticmethod
     def _summary(w: WorkloadRecord) -> dict[str, Any]:
+        """One job as ``jobs`` lists it. ``provider``/``region`` are where it was placed
+        (None while queued); ``placement`` is its placement (provider, region, zone,
+        instance type, instance count, accelerators, pricing kind, USD per hour for all
+        nodes), the planner's choice at submission with ``planned: true`` until the loop
+        places it; ``nodes`` is how many nodes (processes) the job runs."""
         placement = w.placement or {}
+        where = placement or (w.submission or {}).get("plan") or {}
+        planned = not placement and bool(where)
         return {
             "id": w.id,
             "name": w.name,
@@ -244,6 +269,15 @@ class Client:
             "reason": w.reason,
             "created_at": w.created_at.isoformat(),
             "finished_at": w.finished_at.isoformat() if w.finished_at else None,
+            "zone": where.get("zone"),
+            "instance_type": where.get("instance_type"),
+            "nodes": Client._ranks(w),
+            "pricing": where.get("pricing"),
+            "hourly_usd": where.get("hourly_usd"),
+            "planned": planned,
+            "placement": {k: where.get(k) for k in _WHERE_KEYS} | {"planned": planned}
+            if where
+            else None,
         }
 
     def jobs(self, states: list[JobState] | None = None) -> list[dict[str, Any]]:
@@ -316,13 +350,21 @@ class Client:
 
     @staticmethod
     def _ranks(w: WorkloadRecord) -> int:
-        placement = w.placement or {}
-        nodes = placement.get("nodes")
-        if isinstance(nodes, int) and nodes > 0:
-            return nodes
-        from intercloud.specs import load_spec_text
+        """How many nodes (processes, one log each) the job runs: the placed gang's
+        ``ranks``, else the count planned at submission, else read from its spec."""
+        for value in ((w.placement or {}).get("ranks"), (w.submission or {}).get("nodes")):
+            if isinstance(value, int) and value > 0:
+                return value
+        from intercloud.model import BatchJob
+        from intercloud.specs import SpecError, load_spec_text
 
-        return max(load_spec_text(w.spec_text).workload.resources.num_nodes, 1)
+        try:
+            workload = load_spec_text(w.spec_text).workload
+        except SpecError:
+            return 1
+        if isinstance(workload, BatchJob):
+            return max(workload.count, 1)
+        return max(workload.resources.num_nodes, 1)
 
     # -- daemon ----------------------------------------------------------------------------
     def ensure_daemon(self) -> int:

@@ -111,7 +111,11 @@ def status(
     job: Annotated[int | None, typer.Argument(help="Job id; omit to list all jobs.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """A job's state, placement and full story (events), or a table of all jobs."""
+    """A job's state, placement and full story (events), or a table of all jobs.
+
+    With --json every job carries its placement (provider, region, zone, instance type,
+    instances, pricing kind, USD per hour; "planned": true while only the planner's
+    choice at submission) and its node count."""
     with bad_input_exits():
         client = _client()
         data: Any = client.status(job) if job is not None else client.jobs()
@@ -125,7 +129,10 @@ def status(
         f"job {data['id']} '{data['name']}' ({data['kind']}, tenant {data['tenant']}): "
         f"{data['state']}"
     )
-    _out(f"placement: {_where(data['placement'])}")
+    planned = " (planned, not placed yet)" if data.get("planned") else ""
+    _out(f"placement: {_where(data['placement'])}{planned}, {data['nodes']} node(s)")
+    if data.get("env_names"):
+        _out(f"submitted variables: {', '.join(data['env_names'])}")
     _out(
         f"attempts: {len(data['attempts'])}, restarts: {data['restarts']}, "
         f"exit code: {data['exit_code']}"

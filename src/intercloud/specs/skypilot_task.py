@@ -17,8 +17,8 @@ and errors name the field in the user's SkyPilot file. Mapping:
 - ``num_nodes: N`` (N > 1) without accelerators -> a ``training`` gang of N CPU nodes
   (SkyPilot's N-node cluster: every node runs ``run`` with ``SKYPILOT_NODE_RANK`` etc.).
   Without ``cpus`` or ``instance_type``, CPU tasks get ``cpus: 8+``.
-- ``workdir`` and ``file_mounts`` (local paths) -> the native fields; a git workdir or a
-  storage object (``{source: s3://..., mode: MOUNT}``) is refused.
+- ``workdir`` and ``file_mounts`` -> the native fields; a git workdir (its URL) or a
+  storage object (its bucket URI) is refused at submission: only local paths are synced.
 - Fields intercloud does not use (``secrets``, ``disk_size``, ...) are listed in
   ``ignored_fields`` by path; their values are never read or echoed.
 """
@@ -414,13 +414,12 @@ def _envs(envs: Any, t: _Translation) -> None:
 
 
 def _files(data: dict[str, Any], t: _Translation) -> None:
-    """``workdir`` (a local folder) and ``file_mounts`` (DEST: local path) as the native
-    fields; SkyPilot's git workdirs and storage objects are refused, not ignored."""
+    """``workdir`` and ``file_mounts`` as the native fields. A git workdir becomes its URL
+    and a storage object its bucket URI, so the submission refuses them by name (no
+    provider syncs them yet) while ``plan`` still works."""
     workdir = data.get("workdir")
     if isinstance(workdir, dict):
-        raise SpecProblem(
-            "workdir", "a git workdir (url/ref) is not supported; give a local folder"
-        )
+        workdir = workdir.get("url", workdir)
     if workdir is not None:
         t.put("workdir", workdir, "workdir")
     mounts = data.get("file_mounts")
@@ -428,13 +427,21 @@ def _files(data: dict[str, Any], t: _Translation) -> None:
         return
     if not isinstance(mounts, dict):
         raise SpecProblem("file_mounts", f"expected a mapping DEST: SOURCE, got {describe(mounts)}")
-    for dest, src in mounts.items():
-        if isinstance(src, dict):
-            raise SpecProblem(
-                f"file_mounts.{dest}",
-                "storage objects (name/source/store/mode) are not supported; give a local path",
-            )
-    t.put("file_mounts", dict(mounts), "file_mounts")
+    t.put("file_mounts", {dest: _storage_uri(src) for dest, src in mounts.items()}, "file_mounts")
+
+
+_STORE_SCHEMES = {"gcs": "gs", "azure": "az"}
+
+
+def _storage_uri(src: Any) -> Any:
+    """A SkyPilot storage object (``{name, source, store, mode}``) as the URI it mounts."""
+    if not isinstance(src, dict):
+        return src
+    source = src.get("source")
+    if isinstance(source, str) and "://" in source:
+        return source
+    store = str(src.get("store") or "storage").lower()
+    return f"{_STORE_SCHEMES.get(store, store)}://{src.get('name') or source}"
 
 
 def _recovery(data: dict[str, Any], resources: dict[str, Any], kind: str, t: _Translation) -> None:

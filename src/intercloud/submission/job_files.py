@@ -7,8 +7,8 @@ Rules (the same for native and SkyPilot specs):
   stored with the job, so the daemon never depends on where the submitter stood;
 - a source must be a readable local folder (``workdir``) or a readable folder or regular
   file (``file_mounts``) when submitted; a device, FIFO or socket is refused;
-- a storage URI (``s3://``, ``gs://``, ``r2://``, ...) is refused: no provider supports
-  storage mounts yet;
+- a URI (``s3://``, ``gs://``, ``r2://``, a git ``https://`` URL, ...) is refused: no
+  provider supports storage mounts or git sources yet;
 - a destination is absolute, ``~`` / ``~/...`` (the node's home), or relative (to the
   node's working directory).
 
@@ -97,8 +97,8 @@ def _source(text: str, base_dir: Path, field: str, source: str, *, folder_only: 
         scheme = text.split("://", 1)[0]
         raise SpecError(
             field,
-            f"{scheme}:// storage is not supported (no provider has storage mounts yet); "
-            "give a local path",
+            f"{scheme}:// is not a local path; only local paths can be synced (no provider "
+            "supports storage or git sources yet)",
             source,
         )
     path = Path(os.path.abspath(base_dir / Path(text).expanduser()))
