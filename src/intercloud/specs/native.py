@@ -213,6 +213,15 @@ class _Common(_Spec):
             raise FieldValueError("the path holds a NUL byte")
         return workdir
 
+    @field_validator("file_mounts", mode="before")
+    @classmethod
+    def _mount_keys(cls, mounts: Any) -> Any:
+        if isinstance(mounts, dict):
+            for dest in mounts:
+                if not isinstance(dest, str):
+                    raise FieldValueError(f"destination {dest!r} is not a path (a string)")
+        return mounts
+
     @field_validator("file_mounts")
     @classmethod
     def _mount_paths(cls, mounts: dict[str, str]) -> dict[str, str]:
