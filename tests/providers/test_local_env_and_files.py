@@ -120,3 +120,13 @@ def test_copy_into_place_skips_specials_and_never_recurses_into_its_destination(
     copy_into_place(str(src), str(dest), [])
     assert (dest / "a.txt").read_text() == "b"
     assert not [f for f in os.listdir(dest) if "intercloud-tmp" in f]
+
+
+def test_copy_into_place_stops_when_asked(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        (src / f"{i}.txt").write_text(str(i))
+    with pytest.raises(InterruptedError):
+        copy_into_place(str(src), str(tmp_path / "dst"), [], stop=lambda: True)
+    assert list((tmp_path / "dst").iterdir()) == []

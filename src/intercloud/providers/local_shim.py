@@ -46,6 +46,7 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -79,13 +80,16 @@ def write_atomic(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
-def copy_into_place(source: str, dest: str, skipped: list[str]) -> None:
+def copy_into_place(
+    source: str, dest: str, skipped: list[str], stop: Callable[[], bool] = lambda: False
+) -> None:
     """Copy file or folder ``source`` to ``dest`` (a folder's content is merged into
     ``dest``; nothing there is deleted). Every file is written to a temporary name and
     renamed over its target, so a reader (another node sharing ``dest``) sees the old or
     the new file, never a partial one. Symlinks inside a folder are copied as symlinks;
     other special files are appended to ``skipped``; a folder that is ``dest`` itself
-    (a source that contains its destination) is not descended into. Raises OSError."""
+    (a source that contains its destination) is not descended into. ``stop()`` is asked
+    before each file; True raises InterruptedError. Raises OSError."""
     mode = os.stat(source).st_mode
     if stat.S_ISREG(mode):
         os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
@@ -108,6 +112,8 @@ def copy_into_place(source: str, dest: str, skipped: list[str]) -> None:
             else:
                 os.makedirs(os.path.join(target, name), exist_ok=True)
         for name in files:
+            if stop():
+                raise InterruptedError(errno.EINTR, "stopped")
             path = os.path.join(root, name)
             kind = os.lstat(path).st_mode
             if stat.S_ISLNK(kind):
@@ -203,7 +209,9 @@ class _Shim:
                 return 128 + signal.SIGTERM
             skipped: list[str] = []
             try:
-                copy_into_place(source, dest, skipped)
+                copy_into_place(source, dest, skipped, lambda: self.terminated)
+            except InterruptedError:
+                return 128 + signal.SIGTERM
             except OSError as exc:
                 why = exc.strerror or str(exc)
                 os.write(
