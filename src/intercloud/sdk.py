@@ -248,11 +248,13 @@ class Client:
         """One job as ``jobs`` lists it. ``provider``/``region`` are where it was placed
         (None while queued); ``placement`` is its placement (provider, region, zone,
         instance type, instance count, accelerators, pricing kind, USD per hour for all
-        nodes), the planner's choice at submission with ``planned: true`` until the loop
-        places it; ``nodes`` is how many nodes (processes) the job runs."""
+        nodes), with ``planned: true`` while the job holds no capacity (the planner's
+        choice at submission, or the loop's latest choice while it waits); ``nodes`` is
+        how many nodes (processes) the job runs."""
         placement = w.placement or {}
         where = placement or (w.submission or {}).get("plan") or {}
-        planned = not placement and bool(where)
+        # PENDING holds no capacity: a placement kept from a try that found none is a plan.
+        planned = bool(where) and (not placement or w.state is JobState.PENDING)
         return {
             "id": w.id,
             "name": w.name,
