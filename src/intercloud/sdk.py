@@ -158,6 +158,7 @@ class Client:
             spec_dir,
             can_sync=Capability.FILE_SYNC in provider.capabilities,
             source=str(spec),
+            state_dir=self.home,
         )
         enabled = Catalog.from_offerings(provider.offerings())
         plan = Planner(enabled).plan(workload)

@@ -104,3 +104,18 @@ def test_destinations_and_providers_that_cannot_sync(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="no enabled provider can sync") as err:
         resolve_files(_mounts({"/x": "f"}), tmp_path, can_sync=False)
     assert err.value.field == "file_mounts./x"
+
+
+def test_a_folder_holding_intercloud_state_is_refused(tmp_path: Path) -> None:
+    home = tmp_path / "proj" / ".intercloud"
+    home.mkdir(parents=True)
+    (tmp_path / "proj" / "code").mkdir()
+    for job, field in ((_job(workdir="proj"), "workdir"), (_mounts({"d": "."}), "file_mounts.d")):
+        with pytest.raises(SpecError, match="holds intercloud's state folder") as err:
+            resolve_files(job, tmp_path, can_sync=True, state_dir=home)
+        assert err.value.field == field
+    ok = resolve_files(_job(workdir="proj/code"), tmp_path, can_sync=True, state_dir=home)
+    assert ok.workdir == str(tmp_path / "proj" / "code")
+    sibling = tmp_path / "proj" / ".intercloud-other"  # a prefix, not a parent
+    sibling.mkdir()
+    assert resolve_files(_job(workdir=str(sibling)), tmp_path, can_sync=True, state_dir=home)

@@ -57,12 +57,19 @@ class ResolvedFiles:
 
 
 def resolve_files(
-    workload: Workload, base_dir: Path, *, can_sync: bool, source: str = "<string>"
+    workload: Workload,
+    base_dir: Path,
+    *,
+    can_sync: bool,
+    source: str = "<string>",
+    state_dir: Path | None = None,
 ) -> ResolvedFiles:
     """Check and resolve the workload's ``workdir`` and ``file_mounts`` (module rules).
 
-    ``can_sync``: the providers that may run it copy local paths onto nodes. Raises
-    ``SpecError`` naming the field (``workdir``, ``file_mounts./data``) otherwise.
+    ``can_sync``: the providers that may run it copy local paths onto nodes.
+    ``state_dir``: intercloud's home; a folder source holding it is refused (it would
+    copy the store, other jobs' files and the node's own destination into the node).
+    Raises ``SpecError`` naming the field (``workdir``, ``file_mounts./data``).
     """
     workdir = workload.workdir
     if workdir is None and not workload.file_mounts:
@@ -73,12 +80,28 @@ def resolve_files(
     resolved_workdir = None
     if workdir is not None:
         resolved_workdir = _source(workdir, base_dir, "workdir", source, folder_only=True)
+        _check_not_state(resolved_workdir, state_dir, "workdir", source)
     pairs: list[tuple[str, str]] = []
     for dest, src in workload.file_mounts:
         field = f"file_mounts.{dest}"
         _check_dest(dest, field, source)
-        pairs.append((dest, _source(src, base_dir, field, source, folder_only=False)))
+        resolved = _source(src, base_dir, field, source, folder_only=False)
+        _check_not_state(resolved, state_dir, field, source)
+        pairs.append((dest, resolved))
     return ResolvedFiles(resolved_workdir, tuple(pairs))
+
+
+def _check_not_state(path: str, state_dir: Path | None, field: str, source: str) -> None:
+    if state_dir is None:
+        return
+    state = os.path.realpath(state_dir)
+    real = os.path.realpath(path)
+    if state == real or state.startswith(real.rstrip(os.sep) + os.sep):
+        raise SpecError(
+            field,
+            f"{path} holds intercloud's state folder {state_dir}; sync a narrower one",
+            source,
+        )
 
 
 def _check_dest(dest: str, field: str, source: str) -> None:
