@@ -20,7 +20,7 @@ subclass (``SpecError``, ``NotRunnable``, ``InvalidRequest``) or ``KeyError``
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,6 +50,20 @@ class Submission:
     plan: PlanResult
     ignored_fields: tuple[str, ...]
     notes: tuple[str, ...]
+
+
+#: The placement fields every job's summary shows.
+_WHERE_KEYS = (
+    "provider",
+    "region",
+    "zone",
+    "instance_type",
+    "nodes",
+    "accelerator",
+    "accelerator_count",
+    "pricing",
+    "hourly_usd",
+)
 
 
 def _money(x: float) -> str:
@@ -102,23 +116,51 @@ class Client:
         return LocalProvider(LocalConfig.from_env())
 
     # -- submit ----------------------------------------------------------------------------
-    def submit(self, spec: Path | str, *, text: str | None = None) -> Submission:
-        """Validate, check runnability, store durably, make sure the daemon runs."""
+    def submit(
+        self,
+        spec: Path | str,
+        *,
+        text: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> Submission:
+        """Validate, check runnability, store durably, make sure the daemon runs.
+
+        ``env``: variables for the job from its submitter; they override the spec's
+        ``envs`` and are stored with the job (``status`` shows their names only).
+        Relative ``workdir``/``file_mounts`` sources resolve against the spec file's
+        folder (``text`` given: the current directory); a source the enabled provider
+        cannot sync (a storage URI, a missing path, a device) is a ``SpecError`` naming
+        the field, and nothing is stored.
+        """
         from intercloud.catalog import Catalog
         from intercloud.catalog.loader import load_catalog
+        from intercloud.control.decide import demand_of
+        from intercloud.providers.base import Capability
         from intercloud.scheduler.planner import Planner
         from intercloud.specs import load_spec_file, load_spec_text
+        from intercloud.submission import check_env, resolve_files
 
+        submitted_env = check_env(env or {})
         catalog = load_catalog()
         if text is None:
             path = Path(spec)
             loaded = load_spec_file(path, catalog)
             spec_text = path.read_text()
+            spec_dir = path.expanduser().absolute().parent
         else:
             loaded = load_spec_text(text, catalog, source=str(spec))
             spec_text = text
+            spec_dir = Path.cwd()
         workload = loaded.workload
-        enabled = Catalog.from_offerings(self._local_provider().offerings())
+        provider = self._local_provider()
+        files = resolve_files(
+            workload,
+            spec_dir,
+            can_sync=Capability.FILE_SYNC in provider.capabilities,
+            source=str(spec),
+            state_dir=self.home,
+        )
+        enabled = Catalog.from_offerings(provider.offerings())
         plan = Planner(enabled).plan(workload)
         if plan.choice is None:
             raise NotRunnable(self._not_runnable(workload, plan, Planner(catalog)))
@@ -131,6 +173,13 @@ class Client:
             tenant=workload.tenant,
             priority=workload.priority,
             max_restarts=restart.max_restarts if restart else 0,
+            submission={
+                "env": submitted_env,
+                "spec_dir": str(spec_dir),
+                "files": files.to_json(),
+                "plan": plan.choice.to_dict(),
+                "nodes": demand_of(workload, plan.choice).ranks,
+            },
         )
         if self.autostart:
             self.ensure_daemon()
@@ -151,15 +200,17 @@ class Client:
 
     # -- read ------------------------------------------------------------------------------
     def status(self, job_id: int) -> dict[str, Any]:
-        """The job's record, placement, attempts, nodes and whole event history."""
+        """The job's summary (``jobs``), its full placement record, the names (never the
+        values) of its submitter's variables, attempts, nodes and whole event history."""
         st = self.store
         w = st.get(job_id)
-        placement = w.placement or {}
+        summary = self._summary(w)
+        placement = w.placement or (w.submission or {}).get("plan")
+        submitted_env = (w.submission or {}).get("env") or {}
         return {
-            **self._summary(w),
-            "instance_type": placement.get("instance_type"),
-            "nodes": placement.get("nodes"),
-            "placement": placement or None,
+            **summary,
+            "placement": {**placement, "planned": summary["planned"]} if placement else None,
+            "env_names": sorted(submitted_env),
             "attempts": [
                 {
                     "attempt": a.attempt,
@@ -195,7 +246,16 @@ class Client:
 
     @staticmethod
     def _summary(w: WorkloadRecord) -> dict[str, Any]:
+        """One job as ``jobs`` lists it. ``provider``/``region`` are where it was placed
+        (None while queued); ``placement`` is its placement (provider, region, zone,
+        instance type, instance count, accelerators, pricing kind, USD per hour for all
+        nodes), with ``planned: true`` while the job holds no capacity (the planner's
+        choice at submission, or the loop's latest choice while it waits); ``nodes`` is
+        how many nodes (processes) the job runs."""
         placement = w.placement or {}
+        where = placement or (w.submission or {}).get("plan") or {}
+        # PENDING holds no capacity: a placement kept from a try that found none is a plan.
+        planned = bool(where) and (not placement or w.state is JobState.PENDING)
         return {
             "id": w.id,
             "name": w.name,
@@ -212,6 +272,15 @@ class Client:
             "reason": w.reason,
             "created_at": w.created_at.isoformat(),
             "finished_at": w.finished_at.isoformat() if w.finished_at else None,
+            "zone": where.get("zone"),
+            "instance_type": where.get("instance_type"),
+            "nodes": Client._ranks(w),
+            "pricing": where.get("pricing"),
+            "hourly_usd": where.get("hourly_usd"),
+            "planned": planned,
+            "placement": {k: where.get(k) for k in _WHERE_KEYS} | {"planned": planned}
+            if where
+            else None,
         }
 
     def jobs(self, states: list[JobState] | None = None) -> list[dict[str, Any]]:
@@ -284,13 +353,21 @@ class Client:
 
     @staticmethod
     def _ranks(w: WorkloadRecord) -> int:
-        placement = w.placement or {}
-        nodes = placement.get("nodes")
-        if isinstance(nodes, int) and nodes > 0:
-            return nodes
-        from intercloud.specs import load_spec_text
+        """How many nodes (processes, one log each) the job runs: the placed gang's
+        ``ranks``, else the count planned at submission, else read from its spec."""
+        for value in ((w.placement or {}).get("ranks"), (w.submission or {}).get("nodes")):
+            if isinstance(value, int) and value > 0:
+                return value
+        from intercloud.model import BatchJob
+        from intercloud.specs import SpecError, load_spec_text
 
-        return max(load_spec_text(w.spec_text).workload.resources.num_nodes, 1)
+        try:
+            workload = load_spec_text(w.spec_text).workload
+        except SpecError:
+            return 1
+        if isinstance(workload, BatchJob):
+            return max(workload.count, 1)
+        return max(workload.resources.num_nodes, 1)
 
     # -- daemon ----------------------------------------------------------------------------
     def ensure_daemon(self) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from intercloud.catalog import Catalog
 from intercloud.model import (
     AcceleratorChoice,
@@ -64,9 +66,9 @@ def test_distributed_training_task(catalog: Catalog) -> None:
     assert job.restart == RestartPolicy(max_restarts=3)
     assert job.envs == (("MODEL_SIZE", "8b"),)
     assert job.setup == "pip install -r requirements.txt\n"
+    assert job.workdir == "~/code/llama"
+    assert job.file_mounts == (("/checkpoints", "storage://my-ckpts"),)
     assert set(loaded.ignored_fields) == {
-        "workdir",
-        "file_mounts",
         "secrets",
         "resources.disk_size",
         "resources.disk_tier",
@@ -167,13 +169,57 @@ def test_cpu_task_becomes_batch() -> None:
 
 
 def test_cpu_task_defaults(tmp_path: object) -> None:
-    loaded = load_spec_text("run: echo hello\nnum_nodes: 3\n", source="jobs/hello_world.yaml")
+    loaded = load_spec_text("run: echo hello\n", source="jobs/hello_world.yaml")
     job = loaded.workload
     assert isinstance(job, BatchJob)
     assert job.name == "hello_world"
-    assert job.count == 3
+    assert job.count == 1
     assert (job.resources.cpus, job.resources.cpus_exact) == (8, False)
     assert len(loaded.notes) >= 2
+
+
+@pytest.mark.parametrize("nodes", [2, 3])
+def test_multi_node_cpu_task_is_a_gang(nodes: int) -> None:
+    """SkyPilot's num_nodes without accelerators is an N-node cluster, not N tasks."""
+    loaded = load_spec_text(f"run: echo hello\nnum_nodes: {nodes}\n", source="hello.yaml")
+    job = loaded.workload
+    assert isinstance(job, TrainingJob)
+    assert job.resources.num_nodes == nodes
+    assert job.resources.accelerators == ()
+    assert (job.resources.cpus, job.resources.cpus_exact) == (8, False)
+    one = load_spec_text("run: echo hello\nnum_nodes: 1\n").workload
+    assert isinstance(one, BatchJob) and one.count == 1
+
+
+def test_multi_node_cpu_task_is_priced_for_every_node() -> None:
+    from intercloud.catalog.loader import load_catalog
+    from intercloud.scheduler.planner import Planner
+
+    catalog = load_catalog()
+    planner = Planner(catalog)
+    task = "resources: {{cpus: 4+, infra: aws/us-east-1}}\nnum_nodes: {n}\nrun: 'true'\n"
+    one = planner.plan(load_spec_text(task.format(n=1), catalog).workload).choice
+    three = planner.plan(load_spec_text(task.format(n=3), catalog).workload).choice
+    assert one is not None and three is not None
+    assert (one.nodes, three.nodes) == (1, 3)
+    assert three.instance_type == one.instance_type
+    assert three.hourly_usd == pytest.approx(3 * one.hourly_usd)
+
+
+def test_workdir_and_file_mounts_are_mapped_not_ignored() -> None:
+    loaded = load_spec_text(
+        "run: ls\nworkdir: .\nfile_mounts:\n  /data: ./data\n  ~/cfg.yaml: cfg.yaml\n"
+        "  /ckpt: {source: s3://bucket/ckpt, mode: MOUNT}\n  /out: {name: outs, store: gcs}\n"
+    )
+    job = loaded.workload
+    assert job.workdir == "."
+    assert dict(job.file_mounts) == {
+        "/data": "./data",
+        "~/cfg.yaml": "cfg.yaml",
+        "/ckpt": "s3://bucket/ckpt",
+        "/out": "gs://outs",
+    }
+    assert not any(f.startswith(("workdir", "file_mounts")) for f in loaded.ignored_fields)
 
 
 def test_skyserve_service() -> None:

@@ -46,11 +46,39 @@ def _where(p: dict[str, Any] | None) -> str:
 def run(
     spec: Annotated[Path, typer.Argument(help="Workload spec (intercloud or SkyPilot YAML).")],
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Submit and return.")] = False,
+    env: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--env",
+            "-e",
+            metavar="KEY[=VALUE]",
+            help=(
+                "Set a variable for the job (repeatable); KEY alone takes its value from "
+                "your environment. Overrides the spec's envs and --env-file."
+            ),
+        ),
+    ] = None,
+    env_file: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--env-file",
+            metavar="FILE",
+            help="Read KEY=VALUE lines (dotenv) for the job (repeatable).",
+        ),
+    ] = None,
 ) -> None:
-    """Submit SPEC, print its placement, stream its logs and exit with its outcome."""
+    """Submit SPEC, print its placement, stream its logs and exit with its outcome.
+
+    The job's environment is a minimal base (PATH, HOME, LANG, ...), the spec's envs and
+    what --env/--env-file give, never the environment of the daemon."""
+    import os
+
+    from intercloud.submission import parse_env_options
+
     with bad_input_exits():
+        variables = parse_env_options(env or [], env_file or [], os.environ)
         client = _client()
-        sub = client.submit(spec)
+        sub = client.submit(spec, env=variables)
     choice = sub.plan.choice
     _out(f"job {sub.job_id} '{sub.name}' submitted")
     if choice is not None:
@@ -83,7 +111,11 @@ def status(
     job: Annotated[int | None, typer.Argument(help="Job id; omit to list all jobs.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """A job's state, placement and full story (events), or a table of all jobs."""
+    """A job's state, placement and full story (events), or a table of all jobs.
+
+    With --json every job carries its placement (provider, region, zone, instance type,
+    instances, pricing kind, USD per hour; "planned": true while only the planner's
+    choice at submission) and its node count."""
     with bad_input_exits():
         client = _client()
         data: Any = client.status(job) if job is not None else client.jobs()
@@ -97,7 +129,10 @@ def status(
         f"job {data['id']} '{data['name']}' ({data['kind']}, tenant {data['tenant']}): "
         f"{data['state']}"
     )
-    _out(f"placement: {_where(data['placement'])}")
+    planned = " (planned, not placed yet)" if data.get("planned") else ""
+    _out(f"placement: {_where(data['placement'])}{planned}, {data['nodes']} node(s)")
+    if data.get("env_names"):
+        _out(f"submitted variables: {', '.join(data['env_names'])}")
     _out(
         f"attempts: {len(data['attempts'])}, restarts: {data['restarts']}, "
         f"exit code: {data['exit_code']}"

@@ -71,6 +71,7 @@ from intercloud.control.decide import (
     Reject,
     RunningJob,
 )
+from intercloud.control.job_context import job_env, job_files
 from intercloud.control.states import JobState
 from intercloud.model import BatchJob, Offering, PricingKind, TrainingJob, Workload
 from intercloud.providers.base import (
@@ -578,7 +579,9 @@ class Reconciler:
                 self.crashpoint("running")
         return changed
 
-    def _command(self, w: WorkloadRecord, wl: Workload, rank: int, ranks: int) -> NodeCommand:
+    def _command(
+        self, w: WorkloadRecord, wl: Workload, allocation: Allocation, rank: int, ranks: int
+    ) -> NodeCommand:
         assert isinstance(wl, TrainingJob | BatchJob) and wl.run
         return NodeCommand(
             job_id=str(w.id),
@@ -587,9 +590,10 @@ class Reconciler:
             num_nodes=ranks,
             setup=wl.setup,
             run=wl.run,
-            env=dict(wl.envs),
+            env=job_env(w, wl, allocation, rank, ranks),
             log_dir="",
             checkpoint_dir="",
+            **job_files(w, wl),
         )
 
     def _launch(
@@ -604,7 +608,7 @@ class Reconciler:
         """Start a claimed node (or adopt the run the provider already has of it)."""
         adopted = False
         try:
-            handle = provider.start_node(allocation, self._command(w, wl, rank, ranks))
+            handle = provider.start_node(allocation, self._command(w, wl, allocation, rank, ranks))
         except NodeAlreadyStarted as exc:
             if exc.handle is not None:
                 handle, adopted = exc.handle, True

@@ -1,5 +1,9 @@
 """Workloads as the scheduler sees them: plain, typed, immutable.
 
+Every kind may carry ``workdir`` (a local folder synced to each node's working directory
+before ``setup``) and ``file_mounts`` (``(DEST, SOURCE)`` pairs copied onto each node),
+as written in the spec; ``intercloud.submission`` checks and resolves them.
+
 The YAML layer (``intercloud.specs``) validates user input and builds these; nothing in
 here parses or validates text.
 """
@@ -129,6 +133,8 @@ class TrainingJob:
     run: str | None = None
     envs: tuple[tuple[str, str], ...] = ()
     restart: RestartPolicy = field(default_factory=RestartPolicy)
+    workdir: str | None = None
+    file_mounts: tuple[tuple[str, str], ...] = ()
 
     kind = "training"
 
@@ -149,6 +155,8 @@ class Service:
     setup: str | None = None
     run: str | None = None
     envs: tuple[tuple[str, str], ...] = ()
+    workdir: str | None = None
+    file_mounts: tuple[tuple[str, str], ...] = ()
 
     kind = "service"
 
@@ -171,6 +179,8 @@ class BatchJob:
     run: str | None = None
     envs: tuple[tuple[str, str], ...] = ()
     restart: RestartPolicy = field(default_factory=RestartPolicy)
+    workdir: str | None = None
+    file_mounts: tuple[tuple[str, str], ...] = ()
 
     kind = "batch"
 

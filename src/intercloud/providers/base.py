@@ -28,6 +28,7 @@ class Capability(StrEnum):
     RESERVATIONS = "reservations"  # holds reserved blocks under contracts
     GPUS = "gpus"  # has (real or emulated) accelerators
     ADOPT = "adopt"  # can re-attach to running nodes after a control-loop restart
+    FILE_SYNC = "file_sync"  # copies local-path workdir/file_mounts onto each node
 
 
 class ProviderError(RuntimeError):
@@ -99,7 +100,15 @@ class Allocation:
 
 @dataclass(frozen=True, slots=True)
 class NodeCommand:
-    """What to run on one node of one attempt."""
+    """What to run on one node of one attempt.
+
+    ``env`` is the job's own part of the environment (spec ``envs``, the submitter's
+    variables, ``SKYPILOT_*``); the provider adds its minimal base below it and its own
+    variables above it, never the caller's environment. ``workdir`` (an absolute local
+    folder) is copied to the node's working directory and ``file_mounts`` (``(DEST,
+    absolute SOURCE)``) onto the node before ``setup``; only a provider with
+    ``Capability.FILE_SYNC`` accepts them.
+    """
 
     job_id: str
     attempt: int
@@ -110,6 +119,8 @@ class NodeCommand:
     env: Mapping[str, str]
     log_dir: str
     checkpoint_dir: str
+    workdir: str | None = None
+    file_mounts: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,7 +41,16 @@ line), ``INTERCLOUD_CHECKPOINT_DIR``, ``INTERCLOUD_PROVIDER``, ``INTERCLOUD_REGI
 (the node's emulated GPU ids, "" when none). ``WORLD_SIZE``/``RANK`` count node processes;
 a node that runs ``torchrun --nproc_per_node $INTERCLOUD_GPUS_PER_NODE`` gets per-GPU
 values from torchrun itself. These variables override the same names in the command's
-``env``, which overrides the inherited environment.
+``env``, which overrides the base (``providers.node_env``: ``PATH``, ``HOME``, ``LANG``,
+... of this process, with intercloud's ``bin`` folder first on ``PATH``). Nothing else of
+this process's environment reaches a node.
+
+Files (``Capability.FILE_SYNC``): before ``setup`` the shim copies the command's
+``workdir`` into ``work/node-<r>/`` and each file mount to its DEST (absolute, under the
+node's ``HOME`` for ``~/``, else under ``work/node-<r>/``), on every attempt; each file is
+replaced atomically, so nodes sharing a DEST on this machine never see a partial file.
+Sources must be local paths; symlinks inside a folder are copied as symlinks, devices,
+FIFOs and sockets are skipped with a line in the log.
 
 ``MASTER_PORT`` is chosen once per allocation (one allocation per job attempt) at
 ``provision`` time: starting at a point derived from the allocation id in [20000, 32000)
@@ -92,6 +101,7 @@ from intercloud.providers.base import (
 )
 from intercloud.providers.local_config import LocalConfig, LocalSite
 from intercloud.providers.local_shim import proc_start_time, write_atomic
+from intercloud.providers.node_env import base_env
 
 __all__ = [
     "LocalConfig",
@@ -169,7 +179,7 @@ class LocalProvider(Provider):
         self.sites: dict[str, LocalSite] = {s.key: s for s in config.sites}
         names = {s.provider for s in config.sites}
         self.name = names.pop() if len(names) == 1 else "local"
-        caps = {Capability.MULTI_NODE, Capability.ADOPT}
+        caps = {Capability.MULTI_NODE, Capability.ADOPT, Capability.FILE_SYNC}
         if any(s.gpu_slots for s in config.sites):
             caps.add(Capability.GPUS)
         self.capabilities = frozenset(caps)
@@ -412,14 +422,16 @@ class LocalProvider(Provider):
         work = self.job_dir(command.job_id) / "work" / f"node-{command.rank}"
         for d in (log_dir, ckpt, work):
             d.mkdir(parents=True, exist_ok=True)
+        env = self._node_env(allocation, slot, command, ckpt)
         spec = {
             "job_id": command.job_id,
             "attempt": command.attempt,
             "rank": command.rank,
             "setup": command.setup,
             "run": command.run,
-            "env": self._node_env(allocation, slot, command, ckpt),
+            "env": env,
             "cwd": str(work),
+            "sync": _sync_pairs(command, work, env.get("HOME")),
             "log_path": str(log_path),
             "grace_s": self.config.kill_grace_s,
         }
@@ -459,10 +471,8 @@ class LocalProvider(Provider):
     def _node_env(
         self, allocation: Allocation, slot: NodeSlot, command: NodeCommand, ckpt: Path
     ) -> dict[str, str]:
-        if self.config.inherit_env:
-            env = {k: v for k, v in os.environ.items() if not k.startswith("INTERCLOUD_")}
-        else:
-            env = {"PATH": os.environ.get("PATH", os.defpath)}
+        env = base_env(os.environ)  # never the rest of this process's environment
+        env.setdefault("PATH", os.defpath)
         # intercloud's own Python environment comes first, so `python` in a node's command
         # is the interpreter (and packages) intercloud runs with, as on a provisioned node.
         bindir = os.path.dirname(sys.executable)
@@ -688,6 +698,22 @@ class LocalProvider(Provider):
 
 
 # -- helpers -------------------------------------------------------------------------------
+def _sync_pairs(command: NodeCommand, work: Path, home: str | None) -> list[list[str]]:
+    """``[SOURCE, DEST]`` copies the shim makes before ``setup``: the workdir into the
+    node's working directory, then each file mount; DEST ``~``/``~/...`` is under the
+    node's ``HOME`` and a relative DEST under the working directory."""
+    pairs: list[list[str]] = []
+    if command.workdir:
+        pairs.append([command.workdir, str(work)])
+    for dest, source in command.file_mounts:
+        if dest == "~" or dest.startswith("~/"):
+            target = Path(home or Path.home()) / dest[2:]
+        else:
+            target = work / dest  # an absolute DEST stays absolute
+        pairs.append([source, os.path.normpath(target)])
+    return pairs
+
+
 def _signal_verified(handle: NodeHandle, sig: int) -> bool:
     """Send ``sig`` to the handle's process if pid and start time match; True if sent."""
     if handle.pid <= 0 or handle.start_time == 0:

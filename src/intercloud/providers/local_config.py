@@ -77,15 +77,13 @@ class LocalSite:
 class LocalConfig:
     """Where the local provider keeps its state and which sites it offers.
 
-    ``kill_grace_s``: how long ``kill`` waits after SIGTERM before SIGKILL.
-    ``inherit_env``: nodes start from this process's environment (minus ``INTERCLOUD_*``)
-    rather than from an empty one.
+    ``kill_grace_s``: how long ``kill`` waits after SIGTERM before SIGKILL. Nodes never
+    inherit this process's environment (see ``intercloud.submission.job_env``).
     """
 
     root: Path
     sites: tuple[LocalSite, ...] = field(default_factory=lambda: (LocalSite(),))
     kill_grace_s: float = 10.0
-    inherit_env: bool = True
 
     def __post_init__(self) -> None:
         if not self.sites:

@@ -14,7 +14,9 @@ Contract:
 - Once its signal handlers are installed it creates ``NODE_DIR/ready``: before that a
   SIGTERM would kill it without an exit code, so the provider waits for the file.
 - It writes ``NODE_DIR/pid`` (``"<pid> <start_time>"``, start time as /proc stat field 22)
-  atomically, then runs ``setup`` (if any) and, if it exited 0, ``run`` with
+  atomically, copies the spec's ``sync`` pairs into place (``copy_into_place``; a failed
+  copy ends the node with exit code 1, the reason in the log), then runs ``setup`` (if
+  any) and, if it exited 0, ``run`` with
   ``bash -c`` in the spec's working directory, each in a fresh process group of the shim's
   session, stdin from /dev/null, stdout and stderr both appended to one log file (one
   combined log per node, so the interleaving of both streams is preserved). The log gets
@@ -34,13 +36,17 @@ Contract:
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
+import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -72,6 +78,70 @@ def write_atomic(path: str, text: str) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def copy_into_place(
+    source: str, dest: str, skipped: list[str], stop: Callable[[], bool] = lambda: False
+) -> None:
+    """Copy file or folder ``source`` to ``dest`` (a folder's content is merged into
+    ``dest``; nothing there is deleted). Every file is written to a temporary name and
+    renamed over its target, so a reader (another node sharing ``dest``) sees the old or
+    the new file, never a partial one. Symlinks inside a folder are copied as symlinks;
+    other special files are appended to ``skipped``; a folder that is ``dest`` itself
+    (a source that contains its destination) is not descended into. ``stop()`` is asked
+    before each file; True raises InterruptedError. Raises OSError."""
+    mode = os.stat(source).st_mode
+    if stat.S_ISREG(mode):
+        os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
+        _copy_file(source, dest)
+        return
+    if not stat.S_ISDIR(mode):
+        raise OSError(errno.EINVAL, "not a regular file or folder")
+    os.makedirs(dest, exist_ok=True)
+    real_dest = os.path.realpath(dest)
+    for root, dirs, files in os.walk(source):
+        rel = os.path.relpath(root, source)
+        target = dest if rel == "." else os.path.join(dest, rel)
+        for name in list(dirs):
+            path = os.path.join(root, name)
+            if os.path.islink(path):
+                dirs.remove(name)
+                _copy_link(path, os.path.join(target, name))
+            elif os.path.realpath(path) == real_dest:
+                dirs.remove(name)
+            else:
+                os.makedirs(os.path.join(target, name), exist_ok=True)
+        for name in files:
+            if stop():
+                raise InterruptedError(errno.EINTR, "stopped")
+            path = os.path.join(root, name)
+            kind = os.lstat(path).st_mode
+            if stat.S_ISLNK(kind):
+                _copy_link(path, os.path.join(target, name))
+            elif stat.S_ISREG(kind):
+                _copy_file(path, os.path.join(target, name))
+            else:
+                skipped.append(path)
+
+
+def _copy_file(source: str, dest: str) -> None:
+    tmp = f"{dest}.intercloud-tmp{os.getpid()}"
+    try:
+        shutil.copyfile(source, tmp)
+        shutil.copymode(source, tmp)
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _copy_link(source: str, dest: str) -> None:
+    tmp = f"{dest}.intercloud-tmp{os.getpid()}"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    os.symlink(os.readlink(source), tmp)
+    os.replace(tmp, dest)
 
 
 class _Shim:
@@ -128,6 +198,33 @@ class _Shim:
         code = self.child.wait()
         return 128 - code if code < 0 else code
 
+    def sync(self, pairs: list[list[str]]) -> int:
+        """Copy each ``[SOURCE, DEST]`` into place (``copy_into_place``); 0, or 1 after
+        writing why to the log."""
+        if not pairs:
+            return 0
+        self.marker("sync")
+        for source, dest in pairs:
+            if self.terminated:
+                return 128 + signal.SIGTERM
+            skipped: list[str] = []
+            try:
+                copy_into_place(source, dest, skipped, lambda: self.terminated)
+            except InterruptedError:
+                return 128 + signal.SIGTERM
+            except OSError as exc:
+                why = exc.strerror or str(exc)
+                os.write(
+                    self.log_fd, f"intercloud: cannot copy {source} to {dest}: {why}\n".encode()
+                )
+                return 1
+            for path in skipped:
+                os.write(
+                    self.log_fd,
+                    f"intercloud: skipped {path}: not a regular file, folder or symlink\n".encode(),
+                )
+        return 0
+
     def sweep(self) -> None:
         """Kill whatever the steps left behind anywhere in the shim's session.
 
@@ -166,9 +263,9 @@ class _Shim:
         log_path = self.spec["log_path"]
         os.makedirs(os.path.dirname(log_path), exist_ok=True)
         self.log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        code = 0
+        code = self.sync(self.spec.get("sync") or [])
         setup = self.spec.get("setup")
-        if setup:
+        if setup and code == 0:
             code = self.step("setup", setup)
         if code == 0:
             code = self.step("run", self.spec["run"])

@@ -1,6 +1,7 @@
 """The native spec format: pydantic models (the published schema) and their conversion.
 
-Three kinds share one shape. ``kind: training`` is a gang of ``num_nodes`` nodes;
+Three kinds share one shape. ``kind: training`` is a gang of ``num_nodes`` nodes (GPU
+nodes, or CPU nodes when it gives ``resources.cpus`` and no accelerators);
 ``kind: service`` is a set of replicas of ``num_nodes`` nodes each; ``kind: batch`` is
 ``count`` independent CPU tasks. pydantic checks each field's shape and type; the
 conversion (``to_workload``) checks rules that span fields and resolves names, naming
@@ -214,6 +215,23 @@ class _Common(_Spec):
         ),
     )
 
+    workdir: NonEmpty | None = Field(
+        None,
+        description=(
+            "Local folder copied to each node's working directory before setup. Relative: "
+            "to the spec file's folder; ~ is the submitter's home."
+        ),
+    )
+    file_mounts: dict[str, NonEmpty] = Field(
+        default_factory=dict,
+        description=(
+            "DEST: SOURCE pairs copied onto each node before setup. DEST is absolute, ~/... "
+            "(the node's home) or relative to the working directory; SOURCE a local file "
+            "or folder (relative: to the spec file's folder). Storage URIs are not "
+            "supported yet."
+        ),
+    )
+
     @field_validator("envs")
     @classmethod
     def _env_names(cls, envs: dict[str, str]) -> dict[str, str]:
@@ -221,6 +239,32 @@ class _Common(_Spec):
             if not ENV_NAME.match(key):
                 raise FieldValueError(f"invalid variable name {key!r}", f".{key}")
         return envs
+
+    @field_validator("workdir")
+    @classmethod
+    def _workdir_path(cls, workdir: str | None) -> str | None:
+        if workdir is not None and "\0" in workdir:
+            raise FieldValueError("the path holds a NUL byte")
+        return workdir
+
+    @field_validator("file_mounts", mode="before")
+    @classmethod
+    def _mount_keys(cls, mounts: Any) -> Any:
+        if isinstance(mounts, dict):
+            for dest in mounts:
+                if not isinstance(dest, str):
+                    raise FieldValueError(f"destination {dest!r} is not a path (a string)")
+        return mounts
+
+    @field_validator("file_mounts")
+    @classmethod
+    def _mount_paths(cls, mounts: dict[str, str]) -> dict[str, str]:
+        for dest, src in mounts.items():
+            if not dest.strip() or "\0" in dest:
+                raise FieldValueError(f"invalid destination {dest!r}")
+            if "\0" in src:
+                raise FieldValueError("the path holds a NUL byte", f".{dest}")
+        return mounts
 
 
 class TrainingSpec(_Common):
@@ -287,8 +331,14 @@ _HINTS: dict[str, dict[str, str]] = {
     "batch": {
         "resources.accelerators": "batch jobs are CPU-only; use kind: training for accelerators",
         "resources.topology": "batch tasks are independent; topology applies to training/service",
-        "num_nodes": "batch tasks are single-node; use count for more tasks",
-        "resources.num_nodes": "batch tasks are single-node; use count for more tasks",
+        "num_nodes": (
+            "batch tasks are single-node; use count for more tasks, or kind: training "
+            "with resources.cpus for a gang of CPU nodes"
+        ),
+        "resources.num_nodes": (
+            "batch tasks are single-node; use count for more tasks, or kind: training "
+            "with resources.cpus for a gang of CPU nodes"
+        ),
     },
 }
 _COMMON_HINTS = {
@@ -347,6 +397,7 @@ def to_workload(spec: TrainingSpec | ServiceSpec | BatchSpec, vocab: Vocabulary)
             run=spec.run,
             envs=envs,
             restart=_restart(spec.restart),
+            **_files(spec),
         )
     if isinstance(spec, ServiceSpec):
         res = _resources(spec.resources, _num_nodes(spec), vocab)
@@ -377,6 +428,7 @@ def to_workload(spec: TrainingSpec | ServiceSpec | BatchSpec, vocab: Vocabulary)
             setup=spec.setup,
             run=spec.run,
             envs=envs,
+            **_files(spec),
         )
     res = _resources(spec.resources, 1, vocab)
     for one, prefix in _each_request(res, spec.resources):
@@ -396,6 +448,7 @@ def to_workload(spec: TrainingSpec | ServiceSpec | BatchSpec, vocab: Vocabulary)
         run=spec.run,
         envs=envs,
         restart=_restart(spec.restart),
+        **_files(spec),
     )
 
 
@@ -406,6 +459,11 @@ def _each_request(res: ResourceRequest, spec: _PlacementSpec) -> list[tuple[Reso
         return [(res, "resources")]
     key = options[0]
     return [(alt, f"resources.{key}[{i}]") for i, alt in enumerate(res.alternatives)]
+
+
+def _files(spec: TrainingSpec | ServiceSpec | BatchSpec) -> dict[str, Any]:
+    """``workdir`` and ``file_mounts`` as written (resolved at submission)."""
+    return {"workdir": spec.workdir, "file_mounts": tuple(spec.file_mounts.items())}
 
 
 def _num_nodes(spec: TrainingSpec | ServiceSpec) -> int:

@@ -5,7 +5,7 @@ value came from), then runs the native validation, so both formats obey the same
 and errors name the field in the user's SkyPilot file. Mapping:
 
 - a task with accelerators -> ``training``; with a ``service`` section -> ``service``;
-  otherwise -> ``batch`` (``num_nodes`` independent tasks).
+  with ``num_nodes`` > 1 -> ``training`` (a CPU gang); otherwise -> ``batch`` (one task).
 - ``resources.accelerators``: ``H100:8``; ``{H100: 8}``; a list (ordered preferences,
   as in SkyPilot); a mapping of several, or the set ``{H100:8, V100:8}`` (any_of).
 - ``resources.any_of``/``ordered``: each item, merged over the base ``resources``,
@@ -19,8 +19,13 @@ and errors name the field in the user's SkyPilot file. Mapping:
   ``priority`` -> ``priority``.
 - ``use_spot: true`` -> spot ``only``. ``job_recovery.max_restarts_on_errors`` ->
   ``restart.max_restarts``. ``memory: N`` (exact in SkyPilot) is read as at least N.
-- Fields intercloud does not use (``file_mounts``, ``secrets``, ``disk_size``, ...)
-  are listed in ``ignored_fields`` by path; their values are never read or echoed.
+- ``num_nodes: N`` (N > 1) without accelerators -> a ``training`` gang of N CPU nodes
+  (SkyPilot's N-node cluster: every node runs ``run`` with ``SKYPILOT_NODE_RANK`` etc.).
+  Without ``cpus`` or ``instance_type``, CPU tasks get ``cpus: 8+``.
+- ``workdir`` and ``file_mounts`` -> the native fields; a git workdir (its URL) or a
+  storage object (its bucket URI) is refused at submission: only local paths are synced.
+- Fields intercloud does not use (``secrets``, ``disk_size``, ...) are listed in
+  ``ignored_fields`` by path; their values are never read or echoed.
 """
 
 from __future__ import annotations
@@ -35,11 +40,20 @@ from intercloud.specs import native
 from intercloud.specs.errors import SpecProblem, describe, suggest
 from intercloud.specs.validate_catalog import Vocabulary, check_resources
 
-TASK_USED = {"name", "num_nodes", "resources", "setup", "run", "envs", "service", "job_recovery"}
-TASK_USED |= {"priority"}  # not in SkyPilot 0.14.1's task schema (resources.priority is)
-TASK_IGNORED = {
+TASK_USED = {
+    "name",
+    "num_nodes",
+    "resources",
+    "setup",
+    "run",
+    "envs",
+    "service",
+    "job_recovery",
     "workdir",
     "file_mounts",
+}
+TASK_USED |= {"priority"}  # not in SkyPilot 0.14.1's task schema (resources.priority is)
+TASK_IGNORED = {
     "secrets",
     "inputs",
     "outputs",
@@ -165,19 +179,18 @@ def import_task(data: dict[str, Any], vocab: Vocabulary, source: str = "<string>
     candidates, options = _candidates(resources, t)
     is_service = "service" in data
     accelerators = any(c.get("accelerators", (None, ""))[0] is not None for c in candidates)
-    kind = "service" if is_service else "training" if accelerators else "batch"
+    # num_nodes > 1 is a cluster (a gang) in SkyPilot, with or without accelerators.
+    gang = accelerators or data.get("num_nodes", 1) not in (None, 1)
+    kind = "service" if is_service else "training" if gang else "batch"
     t.spec["kind"] = kind
     _name(data, source, t)
     _resources(candidates, options, kind, data.get("num_nodes"), t)
     _priority(data, candidates, t)
-    if "num_nodes" in data:
+    if "num_nodes" in data and data["num_nodes"] is not None:
         t.put("count" if kind == "batch" else "num_nodes", data["num_nodes"], "num_nodes")
-        if kind == "batch" and data["num_nodes"] != 1:
-            t.notes.append(
-                "num_nodes without accelerators: imported as independent batch tasks (no gang)"
-            )
     if (
-        kind == "batch"
+        kind != "service"
+        and not accelerators
         and options is None
         and "cpus" not in t.spec.get("resources", {})
         and ("instance_type" not in t.spec.get("resources", {}))
@@ -188,6 +201,7 @@ def import_task(data: dict[str, Any], vocab: Vocabulary, source: str = "<string>
         if key in data:
             t.put(key, data[key], key)
     _envs(data.get("envs"), t)
+    _files(data, t)
     _recovery(data, resources, kind, t)
     if is_service:
         _service(data["service"], t)
@@ -291,7 +305,8 @@ def _resources(
         sink = _Sink(item, f"resources.{options}[{i}]", t)
         t.paths[sink.prefix] = sink.prefix
         _accelerators(cand, sink)
-        _placement(cand, sink, kind, num_nodes, t, default_cpus=kind == "batch")
+        cpu_only = cand.get("accelerators", (None, ""))[0] is None
+        _placement(cand, sink, kind, num_nodes, t, default_cpus=kind != "service" and cpu_only)
 
 
 def _priority(data: dict[str, Any], candidates: list[dict[str, Sourced]], t: _Translation) -> None:
@@ -450,6 +465,37 @@ def _envs(envs: Any, t: _Translation) -> None:
         else:
             kept[key] = value
     t.put("envs", kept, "envs")
+
+
+def _files(data: dict[str, Any], t: _Translation) -> None:
+    """``workdir`` and ``file_mounts`` as the native fields. A git workdir becomes its URL
+    and a storage object its bucket URI, so the submission refuses them by name (no
+    provider syncs them yet) while ``plan`` still works."""
+    workdir = data.get("workdir")
+    if isinstance(workdir, dict):
+        workdir = workdir.get("url", workdir)
+    if workdir is not None:
+        t.put("workdir", workdir, "workdir")
+    mounts = data.get("file_mounts")
+    if mounts is None:
+        return
+    if not isinstance(mounts, dict):
+        raise SpecProblem("file_mounts", f"expected a mapping DEST: SOURCE, got {describe(mounts)}")
+    t.put("file_mounts", {dest: _storage_uri(src) for dest, src in mounts.items()}, "file_mounts")
+
+
+_STORE_SCHEMES = {"gcs": "gs", "azure": "az"}
+
+
+def _storage_uri(src: Any) -> Any:
+    """A SkyPilot storage object (``{name, source, store, mode}``) as the URI it mounts."""
+    if not isinstance(src, dict):
+        return src
+    source = src.get("source")
+    if isinstance(source, str) and "://" in source:
+        return source
+    store = str(src.get("store") or "storage").lower()
+    return f"{_STORE_SCHEMES.get(store, store)}://{src.get('name') or source}"
 
 
 def _recovery(data: dict[str, Any], resources: dict[str, Any], kind: str, t: _Translation) -> None:

@@ -63,7 +63,9 @@ class WorkloadRecord:
     make an update conditional on nobody having changed the row since it was read.
     ``attempt`` is the current attempt number (0 before the first), ``restarts`` how
     many restarts have been used of ``max_restarts``. ``reason`` is the reason given
-    with the latest transition (or set by ``set_fields``).
+    with the latest transition (or set by ``set_fields``). ``submission`` is the
+    submission context (``Store.submit``): it may hold the submitter's environment values,
+    so show only its names to users.
     """
 
     id: int
@@ -85,6 +87,7 @@ class WorkloadRecord:
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+    submission: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,6 +78,7 @@ _WORKLOAD_COLUMNS = (
     W.created_at,
     W.updated_at,
     W.finished_at,
+    W.submission,
 )
 _SELECT_WORKLOAD = sa.select(*_WORKLOAD_COLUMNS).join(TenantModel, TenantModel.id == W.tenant_id)
 
@@ -204,10 +205,14 @@ class Store:
         priority: int = 0,
         max_restarts: int = 0,
         now: datetime | None = None,
+        submission: Mapping[str, Any] | None = None,
     ) -> int:
         """Store a new workload in PENDING (desired ``run``) with its ``submitted`` event;
         return its id. Committed and durable when this returns. InvalidRequest for an
-        unknown kind, spec format or tenant, or a negative ``max_restarts``."""
+        unknown kind, spec format or tenant, or a negative ``max_restarts``.
+
+        ``submission`` (JSON-able) is stored with it as given and never changed: the
+        context the spec text cannot carry (see ``WorkloadRecord.submission``)."""
         try:
             kind_v, format_v = WorkloadKind(kind), SpecFormat(spec_format)
         except ValueError as exc:
@@ -232,6 +237,7 @@ class Store:
                     version=1,
                     created_at=t,
                     updated_at=t,
+                    submission=dict(submission) if submission is not None else None,
                 )
             )
             workload_id = _new_id(result)

@@ -108,6 +108,8 @@ class WorkloadModel(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
+    #: submission context (submitter's env, resolved file paths, planned placement)
+    submission: Mapped[JSONDict | None]
 
 
 class AttemptModel(Base):

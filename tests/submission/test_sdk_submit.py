@@ -1,0 +1,62 @@
+"""``Client.submit(env=...)`` and the stored submission context (no daemon started)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from intercloud.sdk import Client
+from intercloud.specs import SpecError
+from intercloud.submission import InvalidEnv
+
+
+@pytest.fixture()
+def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Client:
+    home = tmp_path / "home"
+    monkeypatch.setenv("INTERCLOUD_HOME", str(home))
+    monkeypatch.setenv("INTERCLOUD_LOCAL_SITES", "local/local,cpus=8")
+    monkeypatch.delenv("INTERCLOUD_DB_URL", raising=False)
+    return Client(home, autostart=False)
+
+
+def test_submit_stores_env_files_and_plan(client: Client, tmp_path: Path) -> None:
+    proj = tmp_path / "proj"
+    (proj / "code").mkdir(parents=True)
+    spec = proj / "job.yaml"
+    spec.write_text(
+        "kind: training\nname: j\nnum_nodes: 2\nresources: {cpus: 1+}\nrun: 'true'\n"
+        "workdir: code\nfile_mounts: {data: job.yaml}\n"
+    )
+    with client:
+        job = client.submit(spec, env={"TOKEN": "t0k3n"}).job_id
+        context = client.store.get(job).submission
+        assert context is not None
+        assert context["env"] == {"TOKEN": "t0k3n"}
+        assert context["files"] == {
+            "workdir": str(proj / "code"),
+            "file_mounts": [["data", str(spec)]],
+        }
+        assert context["spec_dir"] == str(proj)
+        assert context["plan"]["nodes"] == 2 and context["nodes"] == 2
+        status = client.status(job)
+        assert status["env_names"] == ["TOKEN"] and "t0k3n" not in repr(status)
+        assert status["planned"] is True and status["placement"]["planned"] is True
+
+
+@pytest.mark.parametrize(
+    ("env", "error"),
+    [({"1A": "x"}, InvalidEnv), ({"A": "x\0y"}, InvalidEnv), ({"A": "ok"}, SpecError)],
+)
+def test_bad_submissions_store_nothing(
+    client: Client, tmp_path: Path, env: dict[str, str], error: type[Exception]
+) -> None:
+    spec = tmp_path / "job.yaml"
+    spec.write_text(
+        "kind: batch\nname: b\nresources: {cpus: 1+}\nrun: 'true'\n"
+        "file_mounts: {/data: s3://bucket/x}\n"
+    )
+    with client:
+        with pytest.raises(error):
+            client.submit(spec, env=env)
+        assert client.jobs() == []
