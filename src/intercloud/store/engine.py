@@ -25,7 +25,7 @@ from intercloud.store.errors import StoreError, StoreLocked
 from intercloud.store.repository import Store
 
 #: The newest revision in ``migrations/versions`` (a test keeps the two equal).
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 DEFAULT_HOME = Path("~/.intercloud")
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Any constant: serialises concurrent schema upgrades on one PostgreSQL database.
