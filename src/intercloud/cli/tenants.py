@@ -135,7 +135,8 @@ def create(
         limits["guarantees"] = _gpu_counts("--guarantee", guarantee) or {}
         limits["quotas"] = _gpu_counts("--quota", quota) or {}
         _check_quota_covers_guarantee(limits["guarantees"], limits["quotas"], "--quota")
-        t = _client().create_tenant(name, **limits)
+        with _client() as client:
+            t = client.create_tenant(name, **limits)
     if as_json:
         _out(json.dumps(t, indent=2))
         return
@@ -186,32 +187,44 @@ def set_(
                 "nothing to change: give --weight, --budget-usd-month, --no-budget, "
                 "--guarantee, --no-guarantees, --quota, --no-quotas or --borrow/--no-borrow"
             )
-        client = _client()
-        current = client.tenant(name)
-        guarantees = {} if no_guarantees else dict(current["guarantees"])
-        quotas = {} if no_quotas else dict(current["quotas"])
-        if no_guarantees or g_new is not None:
-            guarantees.update(g_new or {})
-            changes["guarantees"] = guarantees
-        if no_quotas or q_new is not None:
-            quotas.update(q_new or {})
-            changes["quotas"] = quotas
-        _check_quota_covers_guarantee(
-            {g: n for g, n in guarantees.items() if n},
-            quotas,
-            "--quota" if q_new else "--guarantee",
-        )
-        t = client.set_tenant(name, **changes)
+        with _client() as client:
+            t = _set(client, name, changes, g_new, q_new, no_guarantees, no_quotas)
     if as_json:
         _out(json.dumps(t, indent=2))
         return
     _out(f"tenant {t['name']} updated: {_limits_line(t)}")
 
 
+def _set(
+    client: Any,
+    name: str,
+    changes: dict[str, Any],
+    g_new: dict[str, int] | None,
+    q_new: dict[str, int] | None,
+    no_guarantees: bool,
+    no_quotas: bool,
+) -> dict[str, Any]:
+    """Merge the per-type options into the stored maps, check them, store the change."""
+    current = client.tenant(name)
+    guarantees = {} if no_guarantees else dict(current["guarantees"])
+    quotas = {} if no_quotas else dict(current["quotas"])
+    if no_guarantees or g_new is not None:
+        guarantees.update(g_new or {})
+        changes["guarantees"] = guarantees
+    if no_quotas or q_new is not None:
+        quotas.update(q_new or {})
+        changes["quotas"] = quotas
+    _check_quota_covers_guarantee(
+        {g: n for g, n in guarantees.items() if n}, quotas, "--quota" if q_new else "--guarantee"
+    )
+    result: dict[str, Any] = client.set_tenant(name, **changes)
+    return result
+
+
 def list_(as_json: JsonOpt = False) -> None:
     """Every tenant with its limits, running GPUs and this month's estimated spend."""
-    with bad_input_exits():
-        rows = _client().tenants()
+    with bad_input_exits(), _client() as client:
+        rows = client.tenants()
     if as_json:
         _out(json.dumps(rows, indent=2))
         return
@@ -236,8 +249,8 @@ def list_(as_json: JsonOpt = False) -> None:
 
 def show(name: NameArg, as_json: JsonOpt = False) -> None:
     """One tenant: limits, running GPUs per type, this month's spend, change history."""
-    with bad_input_exits():
-        t = _client().tenant(name)
+    with bad_input_exits(), _client() as client:
+        t = client.tenant(name)
     if as_json:
         _out(json.dumps(t, indent=2))
         return
