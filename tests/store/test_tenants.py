@@ -182,3 +182,38 @@ def _usage_story(s2: Store, clock: FakeClock) -> None:
     # next month: nothing spent yet
     clock.now = datetime(2026, 5, 2, tzinfo=UTC)
     assert s2.tenant_usage()["research"].spent_usd == 0.0
+
+
+def test_a_0001_database_upgrades_keeping_its_tenants_and_downgrades(empty_db_url: str) -> None:
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+
+    from intercloud.store.engine import MIGRATIONS_DIR
+
+    def migrate(conn: sa.Connection, to: str, up: bool = True) -> None:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        cfg.attributes["connection"] = conn
+        (command.upgrade if up else command.downgrade)(cfg, to)
+
+    engine = sa.create_engine(empty_db_url)
+    try:
+        with engine.begin() as conn:
+            migrate(conn, "0001")
+            conn.execute(
+                sa.text("INSERT INTO tenants (name, created_at) VALUES ('team-a', :t)"),
+                {"t": datetime(2026, 1, 1, tzinfo=UTC)},
+            )
+        with open_store(empty_db_url) as store:  # upgrades to head
+            t = store.get_tenant("team-a")
+            assert (t.weight, t.guarantees, t.quotas, t.can_borrow) == (1.0, {}, {}, True)
+            assert t.monthly_budget_usd is None and t.version == 1
+            assert t.updated_at == t.created_at == datetime(2026, 1, 1, tzinfo=UTC)
+            assert store.update_tenant("team-a", weight=2) is not None
+        with engine.begin() as conn:
+            migrate(conn, "0001", up=False)
+            names = conn.execute(sa.text("SELECT name FROM tenants ORDER BY id")).scalars()
+            assert list(names) == ["default", "team-a"]
+    finally:
+        engine.dispose()
