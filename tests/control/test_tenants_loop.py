@@ -1,11 +1,11 @@
 """Tenants in the live loop (local provider emulating GPUs, both store backends): a
-tenant's guarantee without borrowing, or its per-type quota, holds its third... its
-second 4-GPU gang with the quota reason while another tenant's gang runs beside it; a
-tiny monthly budget holds with the budget reason; the reasons show in queue and status."""
+tenant's guarantee without borrowing, or its per-type quota, holds its second 4-GPU gang
+with the quota reason while another tenant's gang runs beside it; a tenant within its
+guarantee reclaims borrowed GPUs (the borrower is requeued, not failed); a tiny monthly
+budget holds with the budget reason; the reasons show in queue and status."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -114,3 +114,28 @@ def test_a_tiny_monthly_budget_holds_with_the_budget_reason(
     store.update_tenant("tiny", monthly_budget_usd=5.0)
     run_until(rec, all_terminal(store, held))
     assert store.get(held).state is S.SUCCEEDED
+
+
+LONG_FIRST = 'if [ "$INTERCLOUD_ATTEMPT" = 1 ]; then sleep 30; fi'
+
+
+def test_a_tenant_within_its_guarantee_reclaims_borrowed_gpus(store: Store, root: Path) -> None:
+    store.create_tenant("research", guarantees={"H100": 4})
+    store.create_tenant("vision")  # no guarantee: all it runs is borrowed
+    rec = _loop(store, root, _gpu_site("a"), _gpu_site("b"))
+    v1 = _submit(store, "v1", "vision", run=LONG_FIRST)
+    v2 = _submit(store, "v2", "vision", run=LONG_FIRST)
+    run_until(rec, lambda: all(store.get(j).state is S.RUNNING for j in (v1, v2)))
+    mine = _submit(store, "r1", "research", run="true")
+    run_until(rec, lambda: store.get(mine).state is not S.PENDING)
+    # one borrowed gang was requeued as a new attempt (not failed), the other runs on
+    [victim] = [j for j in (v1, v2) if store.get(j).state is S.PENDING]
+    [kept] = [j for j in (v1, v2) if j != victim]
+    w = store.get(victim)
+    assert (w.attempt, w.restarts) == (2, 0), w.reason
+    assert (w.reason or "").startswith(f"preempted for job {mine} ")
+    assert store.get(kept).state is S.RUNNING
+    run_until(rec, all_terminal(store, mine, victim))
+    assert store.get(mine).state is S.SUCCEEDED and store.get(victim).state is S.SUCCEEDED
+    assert [a.state for a in store.attempts(victim)] == ["preempted", "succeeded"]
+    _cancel_all(store, rec, kept)
