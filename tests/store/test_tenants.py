@@ -217,3 +217,50 @@ def test_a_0001_database_upgrades_keeping_its_tenants_and_downgrades(empty_db_ur
             assert list(names) == ["default", "team-a"]
     finally:
         engine.dispose()
+
+
+def test_racing_creates_and_updates_one_winner_each(store: Store) -> None:
+    import threading
+
+    n = 8
+    barrier = threading.Barrier(n)
+    created: list[int] = []
+    refused: list[int] = []
+    lock = threading.Lock()
+
+    def create(i: int) -> None:
+        barrier.wait()
+        try:
+            store.create_tenant("research", weight=i + 1)
+        except TenantExists:
+            with lock:
+                refused.append(i)
+            return
+        with lock:
+            created.append(i)
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(created) == 1 and len(refused) == n - 1
+    assert store.get_tenant("research").weight == created[0] + 1
+    assert len(store.tenant_events("research")) == 1
+    # updates guarded by the same version: exactly one applies
+    won: list[object] = []
+
+    def update(i: int) -> None:
+        barrier.wait()
+        rec = store.update_tenant("research", expected_version=1, quotas={"H100": i})
+        if rec is not None:
+            with lock:
+                won.append(rec)
+
+    threads = [threading.Thread(target=update, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(won) == 1 and store.get_tenant("research").version == 2
+    assert len(store.tenant_events("research")) == 2
