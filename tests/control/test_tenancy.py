@@ -76,6 +76,22 @@ def test_guarantee_without_borrowing_holds_the_second_gang_and_lets_others_run()
     )
 
 
+def test_a_full_fleet_keeps_the_capacity_reason_or_reclaims_for_a_guarantee() -> None:
+    tenants = [TenantLimits("default"), TenantLimits("research", guarantees={"H100": 4})]
+    running = [on("a", 1, "vision"), on("b", 2, "vision", since=NOW - 30)]
+    full = free(a=False, b=False)
+    # may borrow, nothing idle: freed capacity would start it, so capacity is the reason
+    [d] = FleetDecider().decide([gpu(3, "default")], [A, B], full, running=running,
+                                now_s=NOW, tenants=tenants)  # fmt: skip
+    assert isinstance(d, Hold) and d.reason.startswith("waiting for capacity: 1 × H100:4"), d
+    # within its guarantee: a borrowed gang is reclaimed for it, and it takes its place
+    out = FleetDecider().decide([gpu(3, "research")], [A, B], full, running=running,
+                                now_s=NOW, tenants=tenants)  # fmt: skip
+    assert [type(x).__name__ for x in out] == ["Preempt", "Place"]
+    victim = {1: "a", 2: "b"}[out[0].job_id]  # type: ignore[union-attr]
+    assert out[0].for_job == 3 and out[1].placement.region == victim  # type: ignore[union-attr]
+
+
 def test_a_quota_holds_before_the_cycle_given_what_runs() -> None:
     tenants = [TenantLimits("research", quotas={"H100": 4})]
     out = FleetDecider().decide(

@@ -551,18 +551,26 @@ def _tenant_limit(
     scheduler: Scheduler, req: GangRequest, kept: list[_Cand], now_s: float
 ) -> str | None:
     """Why the tenant ledger refuses ``req`` whatever capacity frees (None: it does not,
-    or there is no ledger): the reason a held gang shows, whatever the core said first
-    (waiting for capacity), since capacity alone would not start it; one reason per
-    state of the ledger, so a held gang's reason does not flip between cycles. Each
-    accelerator is asked at the cheapest price of its candidates; the gang is refused
-    only if every one is. Reads the ledger as the cycle left it (``admit`` changes
-    nothing but its clock)."""
+    or there is no ledger): the reason a held gang shows rather than the core's (it
+    says "waiting for capacity" first when the fleet is full), since capacity alone
+    would not start it. Such refusals: a quota the tenant's own work fills without the
+    right to borrow (``refuses_whatever_stops``), or the budget where the quota admits.
+    A quota refusal that freed capacity could lift (nothing idle to borrow) leaves the
+    core's reason. Each accelerator is asked at the cheapest price of its candidates;
+    the gang is refused only if every one is. Reads the ledger as the cycle left it
+    (``admit`` changes nothing but its clock)."""
     ledger = scheduler.ledger
     if ledger is None or not kept:
         return None
     accs: tuple[str | None, ...] = req.accelerators or (None,)
     whys = []
     for acc in accs:
+        if (
+            acc is not None
+            and ledger.quota_refuses(req.tenant, acc, req.gpus)
+            and not ledger.refuses_whatever_stops(req.tenant, acc, req.gpus, 0)
+        ):
+            return None
         prices = [
             c.placement.hourly_usd for c in kept if acc is None or c.placement.accelerator == acc
         ]
