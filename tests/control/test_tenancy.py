@@ -103,6 +103,26 @@ def test_a_quota_holds_before_the_cycle_given_what_runs() -> None:
     assert isinstance(d[3], Place) and d[3].placement.region == "b"
 
 
+def test_a_gang_of_several_gpu_types_is_offered_only_those_its_quota_allows() -> None:
+    c = Offering("local", "c", "", "local-A100x4", "A100", 4, vcpus=2, memory_gib=8,
+                 on_demand_price=3.0)  # fmt: skip
+    text = "kind: training\nname: any\ntenant: research\n"
+    text += "resources: {accelerators: [H100:4, A100:4]}\nrun: 'true'\n"
+    job = PendingJob(5, 0, load_spec_text(text, source="job 5").workload, "research", NOW)
+    frees = {**free(a=False), ("local", "c", "", "local-A100x4"): FreeCapacity(2, 4, 8)}
+    running = [on("a", 1, "research")]
+    [d] = FleetDecider().decide([job], [A, B, c], frees, running=running, now_s=NOW)
+    assert isinstance(d, Place) and d.placement.accelerator == "H100"  # the cheapest
+    tenants = [TenantLimits("research", quotas={"H100": 4})]
+    [d] = FleetDecider().decide([job], [A, B, c], frees, running=running, now_s=NOW,
+                                tenants=tenants)  # fmt: skip
+    assert isinstance(d, Place) and d.placement.accelerator == "A100"
+    tenants = [TenantLimits("research", quotas={"H100": 4, "A100": 0})]
+    [d] = FleetDecider().decide([job], [A, B, c], frees, running=running, now_s=NOW,
+                                tenants=tenants)  # fmt: skip
+    assert d == Hold(5, "over quota: research runs 4 of its 4 H100 quota (needs 4)")
+
+
 def test_a_place_over_quota_in_the_same_cycle_gives_its_capacity_to_others() -> None:
     # both research gangs fit the fleet; the scheduler places them first (FIFO), the
     # quota takes the second out, and the cycle runs again: vision gets the capacity now
@@ -126,9 +146,8 @@ def test_quota_caps_drop_the_preemptions_made_for_a_capped_gang() -> None:
     kept, held = caps.apply(decisions, {9: req}, ["H100"])
     assert kept == [decisions[2]]
     assert held == {9: "over quota: research runs 4 of its 4 H100 quota (needs 4)"}
-    assert caps.refuses(req) == held[9]
-    other = GangRequest(11, "vision", nodes=1, gpus_per_node=4, accelerators=("H100",))
-    assert caps.refuses(other) is None
+    assert caps.why("research", "H100", 4) == held[9]
+    assert caps.why("research", "A100", 4) is None and caps.why("vision", "H100", 4) is None
 
 
 def test_a_budget_counts_this_months_earlier_spend_and_running_work() -> None:

@@ -54,7 +54,8 @@ borrowing, monthly budgets, with the running jobs replayed from their start and 
 month's finished spend added), so a gang over its tenant's guarantee that may not borrow,
 or over its budget, holds with the ledger's reason (``over quota: …``, ``over budget:
 …``). Per-type ``quotas`` are applied around the cycle (``control.tenancy.QuotaCaps``):
-a gang whose every accelerator is over quota holds before the cycle, and a PLACE that
+a gang is offered only the GPU types its tenant's quota still allows (it holds before
+the cycle when there is none), and a PLACE that
 would cross one becomes a hold (``over quota: research runs 4 of its 4 H100 quota``),
 the cycle then running again without it (at most once per such hold).
 The ledger's capacity per GPU type is the fleet's (pools of unknown capacity as sized).
@@ -431,11 +432,15 @@ class FleetDecider(PlannerCache):
                 why = "; ".join(too_big) or "no offering of an enabled provider"
                 out.append(Reject(job.job_id, f"no enabled provider can run it ({why})"))
                 continue
+            if caps:
+                # only the offerings whose GPU type its tenant's quota still allows
+                why_not = [caps.why(job.tenant, c.placement.accelerator, c.demand.gpus)
+                           for c in feasible]  # fmt: skip
+                if all(why_not):
+                    out.append(Hold(job.job_id, str(why_not[0])))
+                    continue
+                feasible = [c for c, no in zip(feasible, why_not, strict=True) if no is None]
             req, kept, label = _gang(job, feasible, fleet, now_s)
-            capped = caps.refuses(req) if caps else None
-            if capped is not None:
-                out.append(Hold(job.job_id, capped))
-                continue
             cands[job.job_id] = kept
             labels[job.job_id] = label
             queue.append(req)

@@ -94,11 +94,12 @@ def build_ledger(
 
 class QuotaCaps:
     """Per-tenant ceilings on running GPUs per type (``TenantLimits.quotas``) around one
-    scheduler cycle. ``running`` counts what runs now; ``refuses`` holds a gang before
-    the cycle when every accelerator it could use is over its tenant's quota (so nothing
-    is preempted for it); ``apply`` goes through the cycle's decisions in order and
-    takes out each PLACE that would cross a quota, with the preemptions made for it
-    (the fleet decider then runs the cycle again without those gangs)."""
+    scheduler cycle. ``running`` counts what runs now; ``why`` says whether a gang may
+    use a GPU type (the fleet decider offers it only the types it may, and holds it
+    before the cycle when there is none, so nothing is preempted for it); ``apply`` goes
+    through the cycle's decisions in order and takes out each PLACE that would cross a
+    quota, with the preemptions made for it (the fleet decider then runs the cycle again
+    without those gangs)."""
 
     def __init__(self, tenants: Sequence[TenantLimits]) -> None:
         self.quotas = {t.name: dict(t.quotas) for t in tenants if t.quotas}
@@ -121,13 +122,6 @@ class QuotaCaps:
         if runs + gpus <= q:
             return None
         return over_gpu_quota(tenant, gpu_type, runs, q, gpus)
-
-    def refuses(self, req: GangRequest) -> str | None:
-        """The reason when every accelerator of ``req`` is over quota (None otherwise)."""
-        if not req.gpus or not req.accelerators or req.tenant not in self.quotas:
-            return None
-        whys = [self.why(req.tenant, a, req.gpus) for a in req.accelerators]
-        return whys[0] if all(whys) else None
 
     def apply(
         self, decisions: Sequence[Decision], requests: Mapping[int, GangRequest],
