@@ -199,3 +199,26 @@ def test_load_tenant_limits_reads_limits_and_the_months_ended_spend(
     assert (t.weight, dict(t.guarantees), dict(t.quotas), t.can_borrow) == (
         2.0, {"H100": 4}, {"H100": 8}, False)  # fmt: skip
     assert t.monthly_budget_usd == 100.0 and t.spent_usd == pytest.approx(6.0)
+
+
+def test_fair_share_reads_the_stored_weights() -> None:
+    # one H100 site left; research and vision each ran one gang for an hour; vision's
+    # pending gang is older. Equal weights: FIFO breaks the tie. Research weighted 4:
+    # its weighted share is a quarter of vision's, so it goes first.
+    d_off = Offering("local", "d", "", "local-H100x4", "H100", 4, vcpus=2, memory_gib=8,
+                     on_demand_price=2.0)  # fmt: skip
+    frees = {**free(a=False, b=False), ("local", "d", "", "local-H100x4"): FreeCapacity(2, 4, 8)}
+    running = [on("a", 1, "research", since=NOW - 3600), on("b", 2, "vision", since=NOW - 3600)]
+    pending = [gpu(10, "vision"), gpu(11, "research")]
+
+    def first(weights: dict[str, float]) -> int:
+        tenants = [TenantLimits(name, weight=w) for name, w in weights.items()]
+        out = FleetDecider(queue_policy="fair_share").decide(
+            pending, [A, B, d_off], frees, running=running, now_s=NOW, tenants=tenants
+        )
+        [placed] = [d.job_id for d in out if isinstance(d, Place)]
+        return placed
+
+    assert first({"research": 1, "vision": 1}) == 10
+    assert first({"research": 4, "vision": 1}) == 11
+    assert first({"research": 1, "vision": 4}) == 10
