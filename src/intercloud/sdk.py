@@ -384,3 +384,29 @@ class Client:
         from intercloud.control.daemon import daemon_status
 
         return daemon_status(self.home)
+
+    # -- tenants (``intercloud.sdk_tenants`` has the rules) ------------------------------
+    def create_tenant(self, name: str, **limits: Any) -> dict[str, Any]:
+        """Create tenant ``name`` with ``weight``, ``guarantees``, ``quotas``,
+        ``can_borrow``, ``monthly_budget_usd``; TenantExists if it exists."""
+        from intercloud.sdk_tenants import create_tenant
+
+        return create_tenant(self.store, name, **limits)
+
+    def tenants(self) -> list[dict[str, Any]]:
+        """Every tenant with its limits, running GPUs and this month's estimated spend."""
+        from intercloud.sdk_tenants import list_tenants
+
+        return list_tenants(self.store)
+
+    def tenant(self, name: str) -> dict[str, Any]:
+        """One tenant (as ``tenants``) with the history of its changes; UnknownTenant."""
+        from intercloud.sdk_tenants import show_tenant
+
+        return show_tenant(self.store, name)
+
+    def set_tenant(self, name: str, **changes: Any) -> dict[str, Any]:
+        """Change a tenant's limits (``default`` included); maps replace the stored ones."""
+        from intercloud.sdk_tenants import set_tenant
+
+        return set_tenant(self.store, name, **changes)

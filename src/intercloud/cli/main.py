@@ -150,6 +150,9 @@ def _register_job_commands() -> None:
     for fn in (jobs.run, jobs.status, jobs.logs, jobs.cancel, jobs.queue):
         app.command()(fn)
     app.add_typer(jobs.daemon_app, name="daemon")
+    from intercloud.cli.tenants import tenants_app
+
+    app.add_typer(tenants_app, name="tenants")
 
 
 _register_job_commands()

@@ -30,7 +30,7 @@ selects ``PlannerDecider``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from intercloud.catalog import Catalog
@@ -66,6 +66,26 @@ class RunningJob:
     since_s: float
     duration_s: float | None = None
     preemptible: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TenantLimits:
+    """A tenant's limits as a fleet-aware decider reads them (plain data; the reconciler
+    builds them from the store: ``control.tenancy.load_tenant_limits``).
+
+    ``weight``, ``guarantees`` (GPUs per type), ``can_borrow`` and ``monthly_budget_usd``
+    are the scheduler ledger's ``TenantSpec``; ``quotas`` caps the tenant's running GPUs
+    per type, borrowed ones included; ``spent_usd`` is this month's spend of its work
+    that is *not* among the running jobs (ended attempts): the running jobs' own spend
+    is counted from their start by the ledger."""
+
+    name: str
+    weight: float = 1.0
+    guarantees: Mapping[str, int] = field(default_factory=dict)
+    quotas: Mapping[str, int] = field(default_factory=dict)
+    can_borrow: bool = True
+    monthly_budget_usd: float | None = None
+    spent_usd: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +168,7 @@ class FleetAwareDecider(Decider, Protocol):
         *,
         running: Sequence[RunningJob] = (),
         now_s: float = 0.0,
+        tenants: Sequence[TenantLimits] | None = None,
     ) -> list[Decision]: ...
 
 

@@ -45,8 +45,20 @@ Selection (``make_decider``): ``INTERCLOUD_DECIDER`` = ``fleet`` (default) or
 ``planner``; the queue order policy is ``INTERCLOUD_QUEUE_POLICY``, else the store
 setting ``scheduler.queue_policy``, else ``priority`` (names: ``scheduler/queue_order``:
 ``priority``, ``fair_share``, ``fifo``); preemption is ``INTERCLOUD_PREEMPTION``
-(``1``/``0``), else the store setting ``scheduler.preemption``, else on. Tenants have no
-quotas or budgets in the store yet: the scheduler runs without a tenant ledger.
+(``1``/``0``), else the store setting ``scheduler.preemption``, else on.
+
+Tenants (``tenants``, passed in by the reconciler from the store each cycle; None: no
+tenant limits, as before tenants had any): the scheduler runs with a tenant ledger built
+for the cycle (``control.tenancy.build_ledger``: weights for fair share, guarantees,
+borrowing, monthly budgets, with the running jobs replayed from their start and the
+month's finished spend added), so a gang over its tenant's guarantee that may not borrow,
+or over its budget, holds with the ledger's reason (``over quota: …``, ``over budget:
+…``). Per-type ``quotas`` are applied around the cycle (``control.tenancy.QuotaCaps``):
+a gang is offered only the GPU types its tenant's quota still allows (it holds before
+the cycle when there is none), and a PLACE that
+would cross one becomes a hold (``over quota: research runs 4 of its 4 H100 quota``),
+the cycle then running again without it (at most once per such hold).
+The ledger's capacity per GPU type is the fleet's (pools of unknown capacity as sized).
 """
 
 from __future__ import annotations
@@ -55,7 +67,7 @@ import math
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -71,10 +83,12 @@ from intercloud.control.decide import (
     Preempt,
     Reject,
     RunningJob,
+    TenantLimits,
     demand_of,
     offering_key,
     plan_or_reject,
 )
+from intercloud.control.tenancy import QuotaCaps, build_ledger
 from intercloud.model import (
     BatchJob,
     Offering,
@@ -208,6 +222,8 @@ class Fleet:
     pools: list[PoolOf]
     by_key: dict[OfferingKey, int]
     held: dict[int, int]  # job id -> pool, for the running jobs that were allocated
+    # job id -> the gang it holds (what the tenant ledger replays)
+    held_requests: dict[int, GangRequest] = field(default_factory=dict)
 
     def spec_of(self, p: int) -> PoolSpec:
         return self.state.pools[p]
@@ -323,6 +339,7 @@ def build_fleet(
     ]
     state = FleetState(specs, initial_nodes=present, now_s=now_s)
     held: dict[int, int] = {}
+    held_requests: dict[int, GangRequest] = {}
     for job, p, n in holds:
         req = _held_request(job, pools[p], n)
         nodes = pick_nodes(state, p, req)
@@ -331,7 +348,8 @@ def build_fleet(
         end = job.since_s + job.duration_s if job.duration_s is not None else None
         state.allocate(req, p, nodes, job.since_s, end_s=end)
         held[job.job_id] = p
-    return Fleet(state, pools, by_key, held)
+        held_requests[job.job_id] = req
+    return Fleet(state, pools, by_key, held, held_requests)
 
 
 # -- the decider ---------------------------------------------------------------------------
@@ -360,6 +378,7 @@ class FleetDecider(PlannerCache):
     ) -> None:
         self.queue_policy = queue_policy
         self.preemption = preemption
+        self.backfill = backfill
         self.scheduler = Scheduler(
             queue_order=queue_policy,
             preemption=preemption,
@@ -376,12 +395,17 @@ class FleetDecider(PlannerCache):
         *,
         running: Sequence[RunningJob] = (),
         now_s: float = 0.0,
+        tenants: Sequence[TenantLimits] | None = None,
     ) -> list[Decision]:
         out: list[Decision] = []
         planner = self._planner_for(offerings) if offerings else None
         enabled = sorted({o.provider for o in offerings})
         spare = sum(max(1, _ranks_hint(j)) for j in pending)
         fleet = build_fleet(offerings, free, running, now_s, spare_nodes=max(1, spare))
+        scheduler = self.scheduler
+        caps = QuotaCaps(tenants or ())
+        if tenants is not None:
+            scheduler = self._with_tenants(fleet, running, tenants, caps, now_s)
         queue: list[GangRequest] = []
         cands: dict[int, list[_Cand]] = {}
         labels: dict[int, tuple[str, str]] = {}
@@ -408,6 +432,14 @@ class FleetDecider(PlannerCache):
                 why = "; ".join(too_big) or "no offering of an enabled provider"
                 out.append(Reject(job.job_id, f"no enabled provider can run it ({why})"))
                 continue
+            if caps:
+                # only the offerings whose GPU type its tenant's quota still allows
+                why_not = [caps.why(job.tenant, c.placement.accelerator, c.demand.gpus)
+                           for c in feasible]  # fmt: skip
+                if all(why_not):
+                    out.append(Hold(job.job_id, str(why_not[0])))
+                    continue
+                feasible = [c for c, no in zip(feasible, why_not, strict=True) if no is None]
             req, kept, label = _gang(job, feasible, fleet, now_s)
             cands[job.job_id] = kept
             labels[job.job_id] = label
@@ -416,12 +448,32 @@ class FleetDecider(PlannerCache):
             return out
         left = dict(free) if free is not None else None
         by_id = {r.job_id: r for r in running}
-        for dec in self.scheduler.schedule(fleet.state, queue, now_s):
+        requests = {r.job_id: r for r in queue}
+        decisions = scheduler.schedule(fleet.state, queue, now_s)
+        while caps:
+            # PLACEs over a tenant's quota become holds; the cycle runs again without
+            # them on a fresh snapshot, so what they would have taken goes to others now
+            accs = [p.accelerator for p in fleet.state.pools]
+            decisions, over = caps.apply(decisions, {r.job_id: r for r in queue}, accs)
+            if not over:
+                break
+            out.extend(Hold(j, why) for j, why in over.items())
+            queue = [r for r in queue if r.job_id not in over]
+            assert tenants is not None  # (caps come from tenants)
+            fleet = build_fleet(offerings, free, running, now_s, spare_nodes=max(1, spare))
+            caps = QuotaCaps(tenants)
+            scheduler = self._with_tenants(fleet, running, tenants, caps, now_s)
+            decisions = scheduler.schedule(fleet.state, queue, now_s) if queue else []
+        for dec in decisions:
             job_id = dec.job_id
             if dec.kind == DecisionKind.PLACE:
                 out.append(self._place(job_id, dec.pool, cands[job_id], fleet, left))
             elif dec.kind == DecisionKind.HOLD:
                 why = self._words(dec.reason, fleet, labels.get(job_id))
+                limit = _tenant_limit(scheduler, requests[job_id], cands[job_id], now_s)
+                if limit is not None:
+                    out.append(Hold(job_id, limit))
+                    continue
                 detail = _shortfall(cands[job_id], fleet, left)
                 out.append(Hold(job_id, f"{why}; {detail}" if detail else why))
             elif dec.kind == DecisionKind.REJECT:
@@ -431,6 +483,38 @@ class FleetDecider(PlannerCache):
                 out.append(Preempt(job_id, dec.for_job, self._words(dec.reason, fleet, None)))
                 _give_back(left, by_id[job_id].placement)
         return out
+
+    def _with_tenants(
+        self,
+        fleet: Fleet,
+        running: Sequence[RunningJob],
+        tenants: Sequence[TenantLimits],
+        caps: QuotaCaps,
+        now_s: float,
+    ) -> Scheduler:
+        """A scheduler for this cycle with the tenants' ledger (module docstring); the
+        running jobs' GPUs counted in ``caps``."""
+        capacity: dict[str, int] = {}
+        for spec in fleet.state.pools:
+            if spec.accelerator and spec.gpus_per_node:
+                gpus = spec.max_nodes * spec.gpus_per_node
+                capacity[spec.accelerator] = capacity.get(spec.accelerator, 0) + gpus
+        replay = []
+        for job in running:
+            req = fleet.held_requests.get(job.job_id)
+            if req is None:
+                continue
+            gpu_type = fleet.state.pools[fleet.held[job.job_id]].accelerator
+            usd = float(job.placement.get("hourly_usd") or 0.0)
+            replay.append((job, gpu_type, req.gpus, usd))
+            caps.running(job.tenant, gpu_type, req.gpus)
+        return Scheduler(
+            queue_order=self.queue_policy,
+            ledger=build_ledger(tenants, capacity, replay, now_s),
+            preemption=self.preemption,
+            provisioning=False,
+            backfill=self.backfill,
+        )
 
     def _place(
         self,
@@ -466,6 +550,40 @@ class FleetDecider(PlannerCache):
         if label is not None and label[0] != label[1]:
             reason = reason.replace(label[0], label[1])
         return _T_RE.sub(lambda m: "t=" + _utc(float(m.group(1))), reason)
+
+
+def _tenant_limit(
+    scheduler: Scheduler, req: GangRequest, kept: list[_Cand], now_s: float
+) -> str | None:
+    """Why the tenant ledger refuses ``req`` whatever capacity frees (None: it does not,
+    or there is no ledger): the reason a held gang shows rather than the core's (it
+    says "waiting for capacity" first when the fleet is full), since capacity alone
+    would not start it. Such refusals: a quota the tenant's own work fills without the
+    right to borrow (``refuses_whatever_stops``), or the budget where the quota admits.
+    A quota refusal that freed capacity could lift (nothing idle to borrow) leaves the
+    core's reason. Each accelerator is asked at the cheapest price of its candidates;
+    the gang is refused only if every one is. Reads the ledger as the cycle left it
+    (``admit`` changes nothing but its clock)."""
+    ledger = scheduler.ledger
+    if ledger is None or not kept:
+        return None
+    accs: tuple[str | None, ...] = req.accelerators or (None,)
+    whys = []
+    for acc in accs:
+        if (
+            acc is not None
+            and ledger.quota_refuses(req.tenant, acc, req.gpus)
+            and not ledger.refuses_whatever_stops(req.tenant, acc, req.gpus, 0)
+        ):
+            return None
+        prices = [
+            c.placement.hourly_usd for c in kept if acc is None or c.placement.accelerator == acc
+        ]
+        why = ledger.admit(req, acc, min(prices, default=0.0), now_s)
+        if why is None:
+            return None
+        whys.append(why)
+    return whys[0]
 
 
 def _utc(t: float) -> str:

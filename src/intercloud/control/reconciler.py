@@ -174,7 +174,8 @@ class Reconciler:
     own clock. ``crashpoint(name)`` is called at every phase boundary (see
     ``crashpoints``). ``decider`` chooses placements (default: ``make_decider``: the
     fleet scheduler unless ``$INTERCLOUD_DECIDER`` says ``planner``); a fleet-aware
-    decider also gets the jobs holding capacity and ``wall_clock()`` (unix seconds).
+    decider also gets the jobs holding capacity, ``wall_clock()`` (unix seconds) and the
+    store's tenants with their limits (``control.tenancy.load_tenant_limits``).
 
     Single-writer: run at most one Reconciler per store at a time (the daemon's lock
     ensures it). Not thread-safe.
@@ -369,12 +370,15 @@ class Reconciler:
             return changed
         if getattr(self.decider, "fleet_aware", False):
             fleet_decider: FleetAwareDecider = self.decider  # type: ignore[assignment]
+            from intercloud.control.tenancy import load_tenant_limits
+
             decisions = fleet_decider.decide(
                 queue,
                 self.offerings(),
                 self.free_capacity(),
                 running=self._holding(),
                 now_s=self.wall_clock(),
+                tenants=load_tenant_limits(self.store),
             )
         else:
             decisions = self.decider.decide(queue, self.offerings(), self.free_capacity())

@@ -19,6 +19,8 @@ from intercloud.store.errors import (
     InvalidRequest,
     NodeAlreadyStarted,
     StoreError,
+    TenantExists,
+    UnknownTenant,
     UnknownWorkload,
 )
 from intercloud.store.records import (
@@ -29,13 +31,21 @@ from intercloud.store.records import (
     NodeState,
     SpecFormat,
     TenantRecord,
+    TenantUsage,
     WorkloadKind,
     WorkloadRecord,
 )
-from intercloud.store.repository import UPDATABLE_FIELDS, Store, utc_now
+from intercloud.store.repository import (
+    TENANT_FIELDS,
+    UPDATABLE_FIELDS,
+    Store,
+    check_tenant_fields,
+    utc_now,
+)
 
 __all__ = [
     "HEAD_REVISION",
+    "TENANT_FIELDS",
     "UPDATABLE_FIELDS",
     "AttemptRecord",
     "Desired",
@@ -47,10 +57,14 @@ __all__ = [
     "SpecFormat",
     "Store",
     "StoreError",
+    "TenantExists",
     "TenantRecord",
+    "TenantUsage",
+    "UnknownTenant",
     "UnknownWorkload",
     "WorkloadKind",
     "WorkloadRecord",
+    "check_tenant_fields",
     "database_url",
     "intercloud_home",
     "normalize_url",

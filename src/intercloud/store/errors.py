@@ -28,3 +28,11 @@ class InvalidRequest(ValueError):
 class NodeAlreadyStarted(RuntimeError):
     """A node (workload, attempt, rank) was already recorded as starting: starting it
     again could run the same node twice at once."""
+
+
+class UnknownTenant(InvalidRequest):
+    """No tenant of that name (the message says how to create one)."""
+
+
+class TenantExists(InvalidRequest):
+    """A tenant of that name exists already."""

@@ -7,7 +7,7 @@ mutate them: they are snapshots, and changing them changes nothing stored).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -50,9 +50,48 @@ LIVE_NODE_STATES: frozenset[NodeState] = frozenset({NodeState.STARTING, NodeStat
 
 @dataclass(frozen=True, slots=True)
 class TenantRecord:
+    """A tenant and its limits, as the scheduler's tenant ledger reads them.
+
+    ``weight``: fair-share weight (> 0). ``guarantees``: GPUs per canonical GPU type the
+    tenant is guaranteed (its own work there is never refused for quota, and borrowed work
+    of others is reclaimed for it). ``can_borrow``: whether it may run beyond its
+    guarantees on idle GPUs (that work is reclaimable). ``quotas``: at most this many of
+    its GPUs of a type run at once, borrowed ones included. ``monthly_budget_usd``: USD
+    per UTC calendar month (None: unlimited). Empty maps mean no limit. ``version`` grows
+    with every change; ``updated_at`` is the latest change (``created_at`` at first).
+    """
+
     id: int
     name: str
     created_at: datetime
+    weight: float = 1.0
+    guarantees: dict[str, int] = field(default_factory=dict)
+    quotas: dict[str, int] = field(default_factory=dict)
+    can_borrow: bool = True
+    monthly_budget_usd: float | None = None
+    version: int = 1
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TenantUsage:
+    """What a tenant uses now and has spent this month, as far as the store can tell.
+
+    ``running_gpus``: GPUs per type held by its jobs that hold capacity (placed,
+    provisioning, running, recovering, cancelling). ``spent_closed_usd``: the estimated
+    cost this UTC month of its attempts that have ended (or whose job has finished);
+    ``spent_open_usd``: the same for attempts still going, up to ``now``. Estimates: each
+    attempt costs its job's placement ``hourly_usd`` for the part of
+    ``[started_at, ended_at or now)`` inside the month (see ``Store.tenant_usage``).
+    """
+
+    running_gpus: dict[str, int] = field(default_factory=dict)
+    spent_closed_usd: float = 0.0
+    spent_open_usd: float = 0.0
+
+    @property
+    def spent_usd(self) -> float:
+        return self.spent_closed_usd + self.spent_open_usd
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ Contract, for every method:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +25,13 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from intercloud.control.states import TERMINAL, JobState, check_transition
 from intercloud.store.db import Database
-from intercloud.store.errors import InvalidRequest, NodeAlreadyStarted, UnknownWorkload
+from intercloud.store.errors import (
+    InvalidRequest,
+    NodeAlreadyStarted,
+    TenantExists,
+    UnknownTenant,
+    UnknownWorkload,
+)
 from intercloud.store.records import (
     LIVE_NODE_STATES,
     AttemptRecord,
@@ -34,6 +41,7 @@ from intercloud.store.records import (
     NodeState,
     SpecFormat,
     TenantRecord,
+    TenantUsage,
     WorkloadKind,
     WorkloadRecord,
 )
@@ -55,6 +63,23 @@ E = EventModel
 UPDATABLE_FIELDS: frozenset[str] = frozenset(
     {"placement", "exit_code", "attempt", "restarts", "priority", "max_restarts"}
 )
+#: Tenant columns that ``create_tenant`` and ``update_tenant`` set (the tenant's limits).
+TENANT_FIELDS: frozenset[str] = frozenset(
+    {"weight", "guarantees", "quotas", "can_borrow", "monthly_budget_usd"}
+)
+#: Largest GPU count a guarantee or quota may name (far above any fleet; keeps JSON sane).
+MAX_TENANT_GPUS = 10**9
+#: States in which a job holds (or is about to hold) provider capacity.
+_HOLDING_VALUES = [
+    s.value
+    for s in (
+        JobState.PLACING,
+        JobState.PROVISIONING,
+        JobState.RUNNING,
+        JobState.RECOVERING,
+        JobState.CANCELLING,
+    )
+]
 _TERMINAL_VALUES = [s.value for s in TERMINAL]
 _ENDED_NODE_STATES = frozenset({NodeState.EXITED, NodeState.LOST, NodeState.KILLED})
 
@@ -86,6 +111,81 @@ _SELECT_WORKLOAD = sa.select(*_WORKLOAD_COLUMNS).join(TenantModel, TenantModel.i
 def utc_now() -> datetime:
     """The default clock: the current time, timezone-aware UTC."""
     return datetime.now(UTC)
+
+
+def _tenant(row: RowMapping) -> TenantRecord:
+    d = dict(row)
+    d["guarantees"] = {str(k): int(v) for k, v in (d.get("guarantees") or {}).items()}
+    d["quotas"] = {str(k): int(v) for k, v in (d.get("quotas") or {}).items()}
+    d["can_borrow"] = bool(d["can_borrow"])
+    d["updated_at"] = d.get("updated_at") or d["created_at"]
+    return TenantRecord(**d)
+
+
+def _gpu_map(field: str, value: Any) -> dict[str, int]:
+    if not isinstance(value, Mapping):
+        raise InvalidRequest(f"{field} must map GPU types to GPU counts")
+    out: dict[str, int] = {}
+    for k, n in value.items():
+        if not isinstance(k, str) or not k:
+            raise InvalidRequest(f"{field}: GPU type names must be non-empty strings")
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_TENANT_GPUS:
+            raise InvalidRequest(
+                f"{field}.{k} must be a whole number of GPUs from 0 to {MAX_TENANT_GPUS}, not {n!r}"
+            )
+        out[k] = n
+    return out
+
+
+def check_tenant_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """``fields`` (a subset of ``TENANT_FIELDS``) checked and normalised; InvalidRequest
+    naming the field for a bad value, TypeError for an unknown field."""
+    unknown = set(fields) - TENANT_FIELDS
+    if unknown:
+        raise TypeError(f"cannot set tenant field(s) {', '.join(sorted(unknown))}")
+    out: dict[str, Any] = {}
+    for k, v in fields.items():
+        if k == "weight":
+            if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v < math.inf:
+                raise InvalidRequest(f"weight must be a finite number > 0, not {v!r}")
+            out[k] = float(v)
+        elif k in ("guarantees", "quotas"):
+            out[k] = _gpu_map(k, v)
+        elif k == "can_borrow":
+            if not isinstance(v, bool):
+                raise InvalidRequest(f"can_borrow must be true or false, not {v!r}")
+            out[k] = v
+        else:  # monthly_budget_usd
+            if v is not None and (
+                isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v < math.inf
+            ):
+                raise InvalidRequest(f"monthly_budget_usd must be a finite number >= 0, not {v!r}")
+            out[k] = None if v is None else float(v)
+    return out
+
+
+def _check_quota_covers_guarantee(guarantees: Mapping[str, int], quotas: Mapping[str, int]) -> None:
+    for g, q in quotas.items():
+        if q < guarantees.get(g, 0):
+            raise InvalidRequest(
+                f"quotas.{g} ({q}) is below guarantees.{g} ({guarantees[g]}): a quota caps "
+                "all running GPUs of the type, the guaranteed ones included"
+            )
+
+
+def _month_start(t: datetime) -> datetime:
+    return datetime(t.year, t.month, 1, tzinfo=UTC)
+
+
+def _placement_gpus(placement: Mapping[str, Any]) -> tuple[str | None, int]:
+    acc = placement.get("accelerator")
+    if not acc:
+        return None, 0
+    gpus = placement.get("gpus")
+    if gpus is None:
+        nodes = placement.get("ranks", placement.get("nodes", 1)) or 1
+        gpus = int(nodes) * int(placement.get("accelerator_count", 0) or 0)
+    return str(acc), int(gpus)
 
 
 def _workload(row: RowMapping) -> WorkloadRecord:
@@ -120,6 +220,10 @@ def _new_id(result: sa.CursorResult[Any]) -> int:
 
 def _node_key(workload_id: int, attempt: int, rank: int) -> list[sa.ColumnElement[bool]]:
     return [N.workload_id == workload_id, N.attempt == attempt, N.rank == rank]
+
+
+def _unknown_tenant(name: str) -> str:
+    return f"unknown tenant {name!r} (create it with: intercloud tenants create {name})"
 
 
 def _check_fields(fields: Mapping[str, Any]) -> None:
@@ -174,22 +278,169 @@ class Store:
         """All tenants by id (``default`` exists from the first migration)."""
         with self._db.read() as conn:
             rows = conn.execute(sa.select(TenantModel).order_by(TenantModel.id)).mappings()
-            return [TenantRecord(**r) for r in rows]
+            return [_tenant(r) for r in rows]
+
+    def get_tenant(self, name: str) -> TenantRecord:
+        """The tenant called ``name``; UnknownTenant (one line, says how to create it)."""
+        with self._db.read() as conn:
+            return self._get_tenant(conn, name)
+
+    def _get_tenant(self, conn: Connection, name: str) -> TenantRecord:
+        stmt = sa.select(TenantModel).where(TenantModel.name == name)
+        row = conn.execute(stmt).mappings().one_or_none()
+        if row is None:
+            raise UnknownTenant(_unknown_tenant(name))
+        return _tenant(row)
 
     def ensure_tenant(self, name: str, now: datetime | None = None) -> TenantRecord:
         """The tenant called ``name``, created if missing (idempotent, race-safe)."""
-        values = {"name": name, "created_at": self._now(now)}
+        t = self._now(now)
+        values = {"name": name, "created_at": t, "updated_at": t}
         with self._db.write() as conn:
             conn.execute(self._insert_ignore(TenantModel, ["name"]).values(values))
-            row = conn.execute(sa.select(TenantModel).where(TenantModel.name == name))
-            return TenantRecord(**row.mappings().one())
+            return self._get_tenant(conn, name)
+
+    def create_tenant(
+        self,
+        name: str,
+        *,
+        weight: float = 1.0,
+        guarantees: Mapping[str, int] | None = None,
+        quotas: Mapping[str, int] | None = None,
+        can_borrow: bool = True,
+        monthly_budget_usd: float | None = None,
+        now: datetime | None = None,
+    ) -> TenantRecord:
+        """Create tenant ``name`` with its limits (``TenantRecord`` says what they mean) and
+        a ``tenant_created`` event (no workload; ``data`` holds the name and the limits).
+        TenantExists when the name is taken (nothing changed), InvalidRequest naming the
+        field for a bad value. Name rules are the caller's (the SDK checks them)."""
+        limits = check_tenant_fields(
+            {
+                "weight": weight,
+                "guarantees": {} if guarantees is None else guarantees,
+                "quotas": {} if quotas is None else quotas,
+                "can_borrow": can_borrow,
+                "monthly_budget_usd": monthly_budget_usd,
+            }
+        )
+        _check_quota_covers_guarantee(limits["guarantees"], limits["quotas"])
+        t = self._now(now)
+        values = {"name": name, "created_at": t, "updated_at": t, "version": 1, **limits}
+        with self._db.write() as conn:
+            stmt = self._insert_ignore(TenantModel, ["name"]).values(values)
+            inserted = conn.execute(stmt.returning(TenantModel.id)).scalar()
+            if inserted is None:
+                raise TenantExists(f"tenant {name!r} already exists (change it with `set`)")
+            self._event(conn, None, "tenant_created", t, data={"tenant": name, **limits})
+            return self._get_tenant(conn, name)
+
+    def update_tenant(
+        self,
+        name: str,
+        expected_version: int | None = None,
+        now: datetime | None = None,
+        **changes: Any,
+    ) -> TenantRecord | None:
+        """Change the tenant's limits (any of ``TENANT_FIELDS``), guarded by its version:
+        at ``expected_version`` when given, else at the version read in this transaction.
+        Returns the new record; the unchanged one when nothing differs (no event); None
+        when the guard failed (nothing changed). Writes a ``tenant_updated`` event whose
+        ``data`` has the name and ``changes`` as ``{field: [old, new]}``. UnknownTenant,
+        InvalidRequest naming the field, TypeError for an unknown field."""
+        values = check_tenant_fields(changes)
+        t = self._now(now)
+        with self._db.write() as conn:
+            current = self._get_tenant(conn, name)
+            if expected_version is not None and current.version != expected_version:
+                return None
+            merged = {k: getattr(current, k) for k in TENANT_FIELDS} | values
+            _check_quota_covers_guarantee(merged["guarantees"], merged["quotas"])
+            diff = {
+                k: [getattr(current, k), v] for k, v in values.items() if getattr(current, k) != v
+            }
+            if not diff:
+                return current
+            stmt = (
+                sa.update(TenantModel)
+                .where(TenantModel.id == current.id, TenantModel.version == current.version)
+                .values(
+                    **{k: values[k] for k in diff},
+                    version=TenantModel.version + 1,
+                    updated_at=t,
+                )
+            )
+            if conn.execute(stmt).rowcount != 1:
+                return None
+            self._event(conn, None, "tenant_updated", t, data={"tenant": name, "changes": diff})
+            return self._get_tenant(conn, name)
+
+    def tenant_events(self, name: str) -> list[EventRecord]:
+        """The ``tenant_created``/``tenant_updated`` events of tenant ``name``, oldest first."""
+        stmt = (
+            sa.select(E)
+            .where(E.workload_id.is_(None), E.kind.in_(["tenant_created", "tenant_updated"]))
+            .order_by(E.id)
+        )
+        with self._db.read() as conn:
+            rows = [_event(r) for r in conn.execute(stmt).mappings()]
+        return [e for e in rows if (e.data or {}).get("tenant") == name]
+
+    def tenant_usage(self, now: datetime | None = None) -> dict[str, TenantUsage]:
+        """Per tenant name (every tenant, idle ones included): running GPUs per type and
+        this UTC month's estimated spend (``TenantUsage``).
+
+        The store keeps no bill, so spend is estimated from what it has: every attempt
+        that overlaps the month costs its job's *current* placement ``hourly_usd`` (the
+        whole gang) for ``[started_at, end)`` cut to the month, where ``end`` is the
+        attempt's ``ended_at``, else its job's ``finished_at`` when the job is finished,
+        else ``now``. Attempts start when the job is placed (before its nodes run), so
+        provisioning time counts: an estimate on the high side, as a budget wants.
+        """
+        t = self._now(now)
+        start = _month_start(t)
+        out = {r.name: TenantUsage() for r in self.tenants()}
+        running: dict[str, dict[str, int]] = {name: {} for name in out}
+        closed: dict[str, float] = dict.fromkeys(out, 0.0)
+        open_: dict[str, float] = dict.fromkeys(out, 0.0)
+        holding = (
+            sa.select(TenantModel.name, W.placement)
+            .join(TenantModel, TenantModel.id == W.tenant_id)
+            .where(W.state.in_(_HOLDING_VALUES), W.placement.is_not(None))
+        )
+        spans = (
+            sa.select(TenantModel.name, W.placement, W.finished_at, A.started_at, A.ended_at)
+            .join(W, W.id == A.workload_id)
+            .join(TenantModel, TenantModel.id == W.tenant_id)
+            .where(A.started_at < t, sa.or_(A.ended_at.is_(None), A.ended_at > start))
+        )
+        with self._db.read() as conn:
+            for name, placement in conn.execute(holding):
+                acc, gpus = _placement_gpus(placement or {})
+                if acc is not None and gpus > 0:
+                    mine = running.setdefault(name, {})
+                    mine[acc] = mine.get(acc, 0) + gpus
+            for name, placement, finished, began, ended in conn.execute(spans):
+                end = ended or finished
+                is_open = end is None
+                end = min(end or t, t)
+                hours = (end - max(began, start)).total_seconds() / 3600.0
+                rate = float((placement or {}).get("hourly_usd") or 0.0)
+                if hours <= 0 or not rate > 0:
+                    continue
+                bucket = open_ if is_open else closed
+                bucket[name] = bucket.get(name, 0.0) + rate * hours
+        return {
+            name: TenantUsage(running.get(name, {}), closed.get(name, 0.0), open_.get(name, 0.0))
+            for name in out
+        }
 
     def _tenant_id(self, conn: Connection, name: str) -> int:
         tid = self._tenant_ids.get(name)
         if tid is None:
             tid = conn.execute(sa.select(TenantModel.id).where(TenantModel.name == name)).scalar()
             if tid is None:
-                raise InvalidRequest(f"unknown tenant {name!r}")
+                raise UnknownTenant(_unknown_tenant(name))
             self._tenant_ids[name] = tid  # tenants are never deleted or renamed
         return tid
 

@@ -71,11 +71,24 @@ class Base(DeclarativeBase):
 
 
 class TenantModel(Base):
+    """A tenant and its limits (what the scheduler's ``TenantLedger`` reads, one to one:
+    ``weight``, ``guarantees`` = guaranteed GPUs, ``can_borrow``, ``monthly_budget_usd``;
+    plus ``quotas``, a ceiling on running GPUs per type that the fleet decider applies).
+    ``guarantees``/``quotas`` map canonical GPU type to GPUs; an empty map (and a NULL
+    budget) means no limit. ``version`` grows with every change (guarded updates)."""
+
     __tablename__ = "tenants"
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(sa.String(64), unique=True)
     created_at: Mapped[datetime]
+    weight: Mapped[float] = mapped_column(sa.Float, server_default=sa.text("1"))
+    guarantees: Mapped[JSONDict] = mapped_column(sa.JSON, server_default=sa.text("'{}'"))
+    quotas: Mapped[JSONDict] = mapped_column(sa.JSON, server_default=sa.text("'{}'"))
+    can_borrow: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.true())
+    monthly_budget_usd: Mapped[float | None] = mapped_column(sa.Float)
+    version: Mapped[int] = mapped_column(sa.Integer, server_default=sa.text("1"))
+    updated_at: Mapped[datetime | None]
 
 
 class WorkloadModel(Base):

@@ -520,6 +520,22 @@ class TenantLedger:
             heapq.heappush(st.c_heap, (job.end_s, job_id))
         return b
 
+    def add_spend(self, tenant: str, usd: float, now_s: float) -> None:
+        """Count ``usd`` more as spent this month by ``tenant``: work the ledger never saw
+        run (a control loop rebuilding the ledger adds the month's finished work this
+        way; running work goes through ``on_start``). Bumps the tenant's change counter
+        (``budget_key``). ValueError for a negative or non-finite amount, KeyError for a
+        refused tenant."""
+        if not 0.0 <= usd < math.inf:
+            raise ValueError(f"spend must be a finite number >= 0, got {usd}")
+        now = self._advance(now_s)
+        st = self._tenant(tenant)
+        if st is None:
+            raise KeyError(reasons.unknown_tenant(tenant))
+        self._accrue(st, now)
+        st.spent += usd
+        st.version += 1
+
     def on_stop(self, job_id: int, now_s: float) -> bool:
         """Record that ``job_id`` stopped (finished, failed or preempted); False (and no
         change but the clock) if it is not running. Guarantee it frees is handed to the

@@ -6,7 +6,7 @@ the daemon needs when it starts the job later: ``{"env": {NAME: VALUE}, "spec_di
 ...]}, "plan": {placement at submission}}``. Null for workloads stored without one.
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-12-06
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
