@@ -91,7 +91,13 @@ from intercloud.providers.base import (
     ProvisionRequest,
 )
 from intercloud.providers.local_config import LocalConfig, LocalSite
-from intercloud.providers.local_shim import proc_start_time, write_atomic
+from intercloud.providers.local_shim import (
+    NODE_MARKER_ENV,
+    node_processes,
+    private_mkdir,
+    proc_start_time,
+    write_atomic,
+)
 
 __all__ = [
     "LocalConfig",
@@ -174,8 +180,8 @@ class LocalProvider(Provider):
             caps.add(Capability.GPUS)
         self.capabilities = frozenset(caps)
         self._alloc_dir = self.root / "allocations"
-        self._alloc_dir.mkdir(parents=True, exist_ok=True)
-        (self.root / "jobs").mkdir(parents=True, exist_ok=True)
+        private_mkdir(str(self._alloc_dir))
+        private_mkdir(str(self.root / "jobs"))
         self._mutex = threading.RLock()
         self._tracked: dict[tuple[str, int, int], _Tracked] = {}
 
@@ -331,7 +337,7 @@ class LocalProvider(Provider):
     @contextlib.contextmanager
     def _ledger_locked(self) -> Iterator[None]:
         with self._mutex:
-            fd = os.open(self._alloc_dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = os.open(self._alloc_dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 yield
@@ -373,8 +379,8 @@ class LocalProvider(Provider):
                 f"allocation {allocation.allocation_id} has no node of rank {command.rank}"
             )
         node_dir = self.node_dir(command.job_id, command.attempt, command.rank)
-        node_dir.mkdir(parents=True, exist_ok=True)
-        lock_fd = os.open(node_dir / "node.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        private_mkdir(str(node_dir))
+        lock_fd = os.open(node_dir / "node.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             try:
                 fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -411,7 +417,7 @@ class LocalProvider(Provider):
         ckpt = Path(command.checkpoint_dir or self.checkpoint_dir(job))
         work = self.job_dir(command.job_id) / "work" / f"node-{command.rank}"
         for d in (log_dir, ckpt, work):
-            d.mkdir(parents=True, exist_ok=True)
+            private_mkdir(str(d))
         spec = {
             "job_id": command.job_id,
             "attempt": command.attempt,
@@ -654,37 +660,41 @@ class LocalProvider(Provider):
     def _kill_remnants(self, handle: NodeHandle) -> None:
         """SIGKILL every process that belongs to this run of the node.
 
-        A process belongs to it if it is in the shim's session while the shim (verified
-        by start time) is alive, or if it carries the node's ``INTERCLOUD_JOB_ID``,
-        ``INTERCLOUD_ATTEMPT`` and ``INTERCLOUD_NODE_RANK`` in its environment. Processes
-        that left the session *and* scrubbed those variables cannot be found.
+        A process belongs to it if it carries the run's ``INTERCLOUD_NODE_MARKER`` (its
+        node directory, set by the shim) in its environment, descends from such a
+        process, or (while the shim, verified by start time, is alive) descends from the
+        shim or is in its session. Orphans of a dead shim keep the marker, so a crashed
+        node is cleaned up too; only a process that scrubbed the marker *and* left the
+        shim's care cannot be found.
         """
         shim_ok = handle.start_time != 0 and process_start_time(handle.pid) == handle.start_time
-        marker = {
-            "INTERCLOUD_JOB_ID": handle.job_id,
-            "INTERCLOUD_ATTEMPT": str(handle.attempt),
-            "INTERCLOUD_NODE_RANK": str(handle.rank),
-        }
-        me = os.getpid()
-        uid = os.getuid()
-        for proc in psutil.process_iter(["pid", "uids"]):
-            pid = proc.info["pid"]
-            if pid == me or pid == handle.pid:
-                continue
-            uids = proc.info.get("uids")
-            if uids is None or uids.real != uid:
-                continue
-            try:
-                ours = shim_ok and os.getsid(pid) == handle.pid
-                if not ours:
-                    env = proc.environ()
-                    ours = all(env.get(k) == v for k, v in marker.items())
-                if ours:
+        marker = str(self._dir_of(handle))
+        for _ in range(20):  # again, in case something forked while we were looking
+            left = node_processes(marker, handle.pid if shim_ok else None)
+            if not os.path.isdir("/proc"):
+                left = self._marked_elsewhere(marker)
+            for pid in left:
+                with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
-            except (OSError, psutil.Error):
-                continue
+            if not left:
+                break
+            time.sleep(0.01)
         if shim_ok:
             _signal_verified(handle, signal.SIGKILL)
+
+    @staticmethod
+    def _marked_elsewhere(marker: str) -> list[int]:
+        """Without /proc: this user's processes carrying the node's marker (psutil)."""
+        found = []
+        uid = os.getuid()
+        for proc in psutil.process_iter(["pid", "uids"]):
+            uids = proc.info.get("uids")
+            if proc.info["pid"] == os.getpid() or uids is None or uids.real != uid:
+                continue
+            with contextlib.suppress(psutil.Error):
+                if proc.environ().get(NODE_MARKER_ENV) == marker:
+                    found.append(proc.info["pid"])
+        return found
 
 
 # -- helpers -------------------------------------------------------------------------------
