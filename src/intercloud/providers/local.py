@@ -65,10 +65,10 @@ import threading
 import time
 import zlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import psutil
 
@@ -695,6 +695,80 @@ class LocalProvider(Provider):
                 if proc.environ().get(NODE_MARKER_ENV) == marker:
                     found.append(proc.info["pid"])
         return found
+
+    def abandon(self, grace_s: float = 1.0) -> int:
+        """Kill every node run under this root that still runs (or left processes behind)
+        and release every allocation: for the files of a store whose database is gone.
+        Returns how many node runs were killed. Logs and checkpoints stay."""
+        killed = 0
+        for pid_file in sorted((self.root / "jobs").glob("*/attempt-*/node-*/pid")):
+            node_dir = pid_file.parent
+            try:
+                job = unquote(node_dir.parent.parent.name)
+                attempt = int(node_dir.parent.name.removeprefix("attempt-"))
+                rank = int(node_dir.name.removeprefix("node-"))
+            except ValueError:
+                continue
+            handle = self.node_handle(job, attempt, rank)
+            if handle is None or self._dir_of(handle) != node_dir:
+                continue
+            if _read_exit(node_dir) is not None and not _lock_held(node_dir / "node.lock"):
+                continue  # ended long ago (its shim swept up after it)
+            with contextlib.suppress(ProviderError):
+                self.kill(handle, grace_s=grace_s)
+                killed += 1
+        for allocation in self.allocations():
+            self.release(allocation.allocation_id)
+        return killed
+
+
+STORE_LABEL = "store.json"
+
+
+def store_config(config: LocalConfig, store_id: str, database: str) -> LocalConfig:
+    """``config`` with its root moved to ``config.root/<store_id>`` (created 0700 and
+    labelled with ``store.json``: the store id and its database's name).
+
+    Every store (database) gets its own logs, node directories and allocation ledger, so
+    a job id reused by a new database never meets an old job's files.
+    """
+    root = config.root / _safe(store_id)
+    private_mkdir(str(root))
+    label = root / STORE_LABEL
+    if not label.exists():
+        write_atomic(str(label), json.dumps({"store_id": store_id, "database": database}))
+    return replace(config, root=root)
+
+
+def abandon_other_stores(config: LocalConfig, store_id: str, database: str) -> list[Path]:
+    """Reconcile what the roots of other stores under ``config.root`` left behind, when
+    their database is provably gone: it is the one at ``database`` (which now has
+    identity ``store_id``: it was deleted and created again) or a SQLite file that no
+    longer exists. Their processes are killed and their allocations released (logs are
+    kept); a root of a database that may still exist is left alone. Returns the roots
+    reconciled (each is done once: its label is marked ``abandoned``)."""
+    done: list[Path] = []
+    if not config.root.is_dir():
+        return done
+    for label_path in sorted(config.root.glob(f"*/{STORE_LABEL}")):
+        try:
+            label = json.loads(label_path.read_text())
+            other, other_db = str(label["store_id"]), str(label["database"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if other == store_id or label.get("abandoned"):
+            continue
+        gone = other_db == database
+        prefix = "database "  # Store.name: "database /path" (SQLite) or "database url"
+        if not gone and other_db.startswith(prefix) and "://" not in other_db:
+            gone = not Path(other_db[len(prefix) :]).exists()
+        if not gone:
+            continue
+        root = label_path.parent
+        LocalProvider(replace(config, root=root)).abandon()
+        write_atomic(str(label_path), json.dumps({**label, "abandoned": time.time()}))
+        done.append(root)
+    return done
 
 
 # -- helpers -------------------------------------------------------------------------------
