@@ -252,7 +252,8 @@ def _idle_exit_setting() -> float:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    raw = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    text = " ".join(raw.split()) or type(exc).__name__
     return text if len(text) <= 400 else text[:397] + "..."
 
 
@@ -573,6 +574,7 @@ def main(argv: list[str] | None = None) -> int:
         level=level if level in logging.getLevelNamesMapping() else "INFO",
         format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # a line per migration step
     return run_daemon(home, os.environ.get("INTERCLOUD_DB_URL") or None)
 
 
