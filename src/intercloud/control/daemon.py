@@ -54,12 +54,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from intercloud.providers.local_shim import proc_start_time, write_atomic
-from intercloud.store.private import (
-    create_private_file,
-    make_private,
-    open_private_append,
-    private_home,
-)
+from intercloud.store.private import open_private_append, private_home
 
 if TYPE_CHECKING:
     from intercloud.providers.base import Provider
@@ -328,6 +323,29 @@ def _start(
     return store, reconciler, idle_exit_s
 
 
+class _ErrorLog:
+    """Logs a failing step's traceback once; the same failure again is one line at most
+    every ``quiet_s`` seconds (a step that fails forever must not flood the log)."""
+
+    def __init__(self, quiet_s: float = 60.0) -> None:
+        self.quiet_s = quiet_s
+        self.last = ""
+        self.last_at = 0.0
+        self.repeated = 0
+
+    def report(self, exc: Exception) -> None:
+        text = _one_line(exc)
+        now = time.monotonic()
+        if text != self.last:
+            log.exception("reconcile step failed")
+            self.last, self.last_at, self.repeated = text, now, 0
+            return
+        self.repeated += 1
+        if now - self.last_at >= self.quiet_s:
+            log.error("reconcile step failed again (%d times): %s", self.repeated, text)
+            self.last_at, self.repeated = now, 0
+
+
 def _default_url(home: Path) -> str:
     from intercloud.store import database_url
 
@@ -362,6 +380,7 @@ def _loop(
 
     sleep = SLEEP_MIN_S
     idle_since = time.monotonic()
+    repeats = _ErrorLog()
     while not stop.requested:
         if not database_is_ours():
             log.warning("the database file was deleted or replaced: exiting")
@@ -371,8 +390,8 @@ def _loop(
         except StoreError as exc:
             log.warning("store unavailable: %s", exc)
             changed, sleep = False, SLEEP_MAX_S * 5
-        except Exception:
-            log.exception("reconcile step failed")
+        except Exception as exc:
+            repeats.report(exc)
             changed, sleep = False, SLEEP_MAX_S * 5
         now = time.monotonic()
         if reconciler.active_jobs or changed:
@@ -385,10 +404,7 @@ def _loop(
 
 
 def _write_private(path: Path, text: str) -> None:
-    create_private_file(path)
-    make_private(path)
-    write_atomic(str(path), text)
-    make_private(path)
+    write_atomic(str(path), text)  # 0600 from its creation
 
 
 # -- managing it from the CLI ------------------------------------------------------------

@@ -5,7 +5,12 @@ emulated GPUs, optionally several sites posing as other providers and regions). 
 of a gang is a process group supervised by ``local_shim.py``, which lives in its own
 session so nodes survive the death of the control loop.
 
-Files under ``config.root``::
+Files under ``config.root`` (folders 0700, files 0600, whatever the umask: node
+environments and output are private). The daemon and the SDK use
+``$INTERCLOUD_HOME/local/<store-id>`` as the root (``store_config``): each database gets
+its own files, and ``abandon_other_stores`` reconciles those of a database that is gone::
+
+    store.json                            the store id and database this root belongs to
 
     allocations/<allocation_id>.json      the reservation ledger (+ .lock, a flock)
     jobs/<job_id>/attempt-<n>/node-<r>/   control files of one node of one attempt:
@@ -30,7 +35,10 @@ Invariants the control loop can rely on:
 - a process is identified by pid *and* start time (/proc stat field 22, clock ticks
   since boot); a process whose start time differs is never signalled;
 - a node that vanished without an exit code is reported LOST only after whatever is left
-  of it has been killed, so a new attempt never overlaps the old one.
+  of it has been killed, so a new attempt never overlaps the old one;
+- nothing escapes a node: its shim is a child subreaper that kills every descendant when
+  the node ends, and every process of the node carries ``INTERCLOUD_NODE_MARKER`` (its
+  node directory), by which ``kill``/``adopt``/``poll`` find the orphans of a dead shim.
 
 Environment of every node (one process per node, torchrun ``env://`` compatible):
 ``INTERCLOUD_JOB_ID``, ``INTERCLOUD_ATTEMPT``, ``INTERCLOUD_NODE_RANK``,

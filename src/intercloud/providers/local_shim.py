@@ -73,9 +73,12 @@ def proc_start_time(pid: int) -> int | None:
 
 
 def write_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see either nothing or all of it."""
+    """Write ``text`` to ``path`` so that readers see either nothing or all of it. The
+    file is private (0600) from its creation, whatever the umask."""
     tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    os.fchmod(fd, 0o600)  # a leftover tmp file of a dead writer with this pid
+    with open(fd, "w") as f:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
@@ -287,7 +290,7 @@ def main(argv: list[str]) -> int:
     if len(argv) == 3:
         lock_fd = int(argv[2])
     else:
-        lock_fd = os.open(os.path.join(node_dir, "node.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        lock_fd = os.open(os.path.join(node_dir, "node.lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:  # re-locking our own open file description succeeds; anyone else's fails
         fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -300,7 +303,7 @@ def main(argv: list[str]) -> int:
         signal.signal(sig, shim.on_term)
     signal.signal(signal.SIGALRM, shim.on_alarm)
     # From here on SIGTERM is handled (the provider waits for this file before signalling).
-    os.close(os.open(os.path.join(node_dir, "ready"), os.O_WRONLY | os.O_CREAT, 0o644))
+    os.close(os.open(os.path.join(node_dir, "ready"), os.O_WRONLY | os.O_CREAT, 0o600))
     try:
         return shim.main()
     except BaseException:  # record *an* exit so the node is never mistaken for LOST
