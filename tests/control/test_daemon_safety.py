@@ -27,6 +27,7 @@ from intercloud.control.daemon import (
 from intercloud.providers.local_shim import proc_start_time
 from intercloud.sdk import Client
 from intercloud.store import Store, open_store
+from intercloud.store.testing import reset_database
 from node_processes import processes_under
 
 
@@ -287,3 +288,28 @@ def test_deleting_the_database_under_a_running_daemon(home: Path, tmp_path: Path
         assert daemon_status(home)["store_id"] == store.store_id()
     assert _gone(old_procs)  # the deleted database's processes were killed
     assert list((home / "local" / old_id / "allocations").glob("*.json")) == []
+
+
+def test_a_database_emptied_under_a_running_daemon(home: Path, tmp_path: Path, db_url: str) -> None:
+    """Same URL, new identity (emptied, or dropped and created again): the daemon of the
+    old identity gives way before the new job is stored, and the new one kills what the
+    old database left running."""
+    with Client(home, db_url) as client:
+        store = client.store
+        old_job = store.submit("training", "old", spec("echo old-output; sleep 300"))
+        client.ensure_daemon()
+        _wait(store, old_job, "RUNNING")
+        old_id = store.store_id()
+        old_procs = processes_under(home / "local" / old_id)
+        assert old_procs
+    reset_database(db_url)
+    spec_file = tmp_path / "new.yaml"
+    spec_file.write_text(spec("echo new-output"))
+    with Client(home, db_url) as client:
+        sub = client.submit(spec_file)
+        assert sub.job_id == old_job
+        _wait(client.store, sub.job_id, "SUCCEEDED")
+        text = "".join(client.logs(sub.job_id))
+        assert "new-output" in text and "old-output" not in text
+        assert daemon_status(home)["store_id"] == client.store.store_id() != old_id
+    assert _gone(old_procs)

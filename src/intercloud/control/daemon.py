@@ -284,7 +284,8 @@ def run_daemon(
         record = f"{pid} {proc_start_time(pid) or 0}\n{store.store_id()}\n{store.name}\n"
         _write_private(home / PID_FILE, record)  # ready
         log.info("daemon %s started on %s", pid, store.name)
-        _loop(reconciler, stop, idle_exit_s, _database_file_watch(db_url or _default_url(home)))
+        still_ours = _database_watch(store, db_url or _default_url(home))
+        _loop(reconciler, stop, idle_exit_s, still_ours)
         store.close()
         return 0
     finally:
@@ -352,23 +353,35 @@ def _default_url(home: Path) -> str:
     return database_url(home)
 
 
-def _database_file_watch(url: str) -> Callable[[], bool]:
-    """A check that the SQLite file the daemon opened is still the one at its path (True
-    for other databases): a daemon whose database was deleted or replaced serves nobody,
-    it must give way to one for the new file."""
+def _database_watch(store: Any, url: str, every_s: float = 1.0) -> Callable[[], bool]:
+    """A check that the daemon's database is still the one it started on: a SQLite file
+    still at its path (same inode; a stat per call) and, every ``every_s`` seconds, the
+    same store id in it. A daemon whose database was deleted, replaced or emptied serves
+    nobody: it gives way to one for the new database (which reconciles the old files)."""
+    from intercloud.store import StoreError
     from intercloud.store.engine import sqlite_file
+    from intercloud.store.repository import STORE_ID_SETTING
 
     path = sqlite_file(url)
-    if path is None:
-        return lambda: True
-    first = os.stat(path)
+    first = os.stat(path) if path is not None else None
+    store_id = store.store_id()
+    checked = [time.monotonic()]
 
     def same() -> bool:
-        try:
-            now = os.stat(path)
-        except FileNotFoundError:
-            return False
-        return (now.st_dev, now.st_ino) == (first.st_dev, first.st_ino)
+        if path is not None and first is not None:
+            try:
+                now = os.stat(path)
+            except FileNotFoundError:
+                return False
+            if (now.st_dev, now.st_ino) != (first.st_dev, first.st_ino):
+                return False
+        if time.monotonic() - checked[0] >= every_s:
+            checked[0] = time.monotonic()
+            try:
+                return bool(store.get_setting(STORE_ID_SETTING) == store_id)
+            except StoreError:
+                return True  # unreachable is not replaced: the loop retries
+        return True
 
     return same
 
@@ -383,7 +396,7 @@ def _loop(
     repeats = _ErrorLog()
     while not stop.requested:
         if not database_is_ours():
-            log.warning("the database file was deleted or replaced: exiting")
+            log.warning("the database was deleted, replaced or emptied: exiting")
             break
         try:
             changed = reconciler.step()
