@@ -1,5 +1,6 @@
 """Finding the processes a local-provider root started (shared by provider and control
-tests): shims by their argv, node processes by their checkpoint-dir environment."""
+tests): shims by their argv, node processes by their checkpoint-dir or node-marker
+environment (an escaped ``setsid`` child keeps both)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ def processes_under(root: Path) -> list[psutil.Process]:
             continue
         try:
             mine = any(str(root) in part for part in proc.info["cmdline"] or ())
-            mine = mine or str(root) in proc.environ().get("INTERCLOUD_CHECKPOINT_DIR", "")
+            env = proc.environ()
+            mine = mine or str(root) in env.get("INTERCLOUD_CHECKPOINT_DIR", "")
+            mine = mine or env.get("INTERCLOUD_NODE_MARKER", "").startswith(str(root))
             if mine and proc.status() != psutil.STATUS_ZOMBIE:
                 found.append(proc)
         except psutil.Error:

@@ -110,10 +110,16 @@ class Client:
         self.close()
 
     def _local_provider(self) -> Any:
-        from intercloud.providers.local import LocalProvider
+        """The local provider as the daemon of this store sees it (files keyed to the
+        store's id, so a recreated database never shows an old job's logs)."""
+        import os
+
+        from intercloud.providers.local import LocalProvider, store_config
         from intercloud.providers.local_config import LocalConfig
 
-        return LocalProvider(LocalConfig.from_env())
+        config = LocalConfig.from_env({**os.environ, "INTERCLOUD_HOME": str(self.home)})
+        store = self.store
+        return LocalProvider(store_config(config, store.store_id(), store.name))
 
     # -- submit ----------------------------------------------------------------------------
     def submit(
@@ -165,6 +171,8 @@ class Client:
         if plan.choice is None:
             raise NotRunnable(self._not_runnable(workload, plan, Planner(catalog)))
         restart = getattr(workload, "restart", None)
+        if self.autostart:  # a daemon serving another database would leave it pending
+            self.check_daemon()
         job_id = self.store.submit(
             workload.kind,
             workload.name,
@@ -182,7 +190,12 @@ class Client:
             },
         )
         if self.autostart:
-            self.ensure_daemon()
+            from intercloud.control.daemon import DaemonError
+
+            try:
+                self.ensure_daemon()
+            except DaemonError as exc:  # stored all the same: say so, with its id
+                raise DaemonError(f"job {job_id} is stored, but {exc}") from None
         return Submission(job_id, workload.name, plan, loaded.ignored_fields, loaded.notes)
 
     @staticmethod
@@ -373,7 +386,14 @@ class Client:
     def ensure_daemon(self) -> int:
         from intercloud.control.daemon import ensure_daemon
 
-        return ensure_daemon(self.home, self.db_url)
+        return ensure_daemon(self.home, self.db_url, store_id=self.store.store_id())
+
+    def check_daemon(self) -> int | None:
+        """The running daemon's pid (None if none runs); ``DaemonError`` if it serves
+        another database than this client's."""
+        from intercloud.control.daemon import check_daemon_database
+
+        return check_daemon_database(self.home, self.db_url, store_id=self.store.store_id())
 
     def stop_daemon(self, timeout: float = 10.0) -> bool:
         from intercloud.control.daemon import stop_daemon

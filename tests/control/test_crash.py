@@ -5,7 +5,8 @@ failing, restarting and being cancelled. After each death a new daemon is starte
 Asserted at the end: every job is in the right terminal state and none is lost; every
 phase's crashpoint fired at least once; no two runs of one node ever overlapped (each
 node holds an exclusive flock on a per-(job, rank) file while it runs and logs its start
-and end); no process of the test is left.
+and end); no process of the test is left, not even the double-forked, ``setsid`` process
+every node starts.
 """
 
 from __future__ import annotations
@@ -55,6 +56,14 @@ NODE = textwrap.dedent(
         os._exit(70)
     put("start")
     started = True
+    if os.fork() == 0:  # a double-forked daemon in its own session: must not outlive us
+        os.setsid()
+        if os.fork() == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.closerange(3, 4096)
+            time.sleep(600)
+        os._exit(0)
+    os.wait()
     time.sleep(float(env["CT_SLEEP"]))
     fail_until = int(env.get("CT_FAIL_UNTIL", "0"))
     stop(int(env["CT_CODE"]) if int(attempt) < fail_until else 0)
@@ -222,7 +231,8 @@ def test_sigkill_the_daemon_at_random_moments(db_url: str, store: Store, tmp_pat
 
     runs = sum(_check_node_log(p) for p in ct_dir.glob("*.log"))
     assert runs >= sum(j.nodes for j in jobs if not j.cancelled)
-    assert [p.name for p in (home / "local" / "allocations").glob("*.json")] == []
+    assert [p.name for p in (home / "local").glob("*/allocations/*.json")] == []
+    assert len(list((home / "local").glob("*/allocations"))) == 1  # keyed to the store
 
     deadline = time.monotonic() + 5
     while (left := _marked(token)) and time.monotonic() < deadline:

@@ -525,3 +525,99 @@ def test_no_node_runs_twice_when_the_loop_is_killed_at_random(root: Path, tmp_pa
     for i in range(jobs):
         for rank in range(nodes):
             assert len((out / f"j{i}-{rank}").read_text().split()) == 1  # ran exactly once
+
+
+# -- nothing escapes a node ----------------------------------------------------------------
+ESCAPE = textwrap.dedent(
+    """
+    import os, subprocess, sys, time
+    out, scrub = sys.argv[1], sys.argv[2] == "scrub"
+    quiet = dict(stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pids = [subprocess.Popen(["sleep", "300"], start_new_session=True, **quiet).pid]
+    if scrub:  # left the session, closed every fd and dropped the environment
+        pids.append(subprocess.Popen(["sleep", "301"], env={}, start_new_session=True,
+                                     close_fds=True, **quiet).pid)
+    r, w = os.pipe()
+    if os.fork() == 0:  # double fork into a new session, every fd but the pipe closed
+        os.setsid()
+        if os.fork() == 0:
+            os.write(w, str(os.getpid()).encode())
+            os.closerange(3, w)
+            os.closerange(w + 1, 4096)
+            time.sleep(302)
+        os._exit(0)
+    os.close(w)
+    pids.append(int(os.read(r, 32)))
+    with open(out + ".tmp", "w") as f:
+        f.write(" ".join(map(str, pids)))
+    os.replace(out + ".tmp", out)
+    """
+)
+
+
+def _escapers(tmp_path: Path, scrub: bool, then: str = "") -> tuple[str, Path]:
+    script, out = tmp_path / "escape.py", tmp_path / "escaped.pids"
+    script.write_text(ESCAPE)
+    mode = "scrub" if scrub else "keep"
+    return f"{sys.executable} {script} {out} {mode} {then}".strip(), out
+
+
+def _escaped(out: Path, count: int) -> list[psutil.Process]:
+    deadline = time.monotonic() + 10
+    while not out.exists():
+        assert time.monotonic() < deadline, "the job did not record its escaped processes"
+        time.sleep(0.02)
+    procs = [psutil.Process(int(pid)) for pid in out.read_text().split()]
+    assert len(procs) == count
+    for proc in procs:
+        assert os.getsid(proc.pid) != os.getsid(os.getpid())
+    return procs
+
+
+def test_nothing_escapes_a_node_that_ends(root: Path, tmp_path: Path) -> None:
+    """setsid children, double forks and a child that dropped its environment and every
+    descriptor are all gone once the node has exited by itself."""
+    p = make(root)
+    alloc = provision(p, "ends", 1)
+    run, out = _escapers(tmp_path, scrub=True)
+    start_gang(p, alloc, "ends", f"{run} && sleep 0.5")
+    procs = _escaped(out, 3)
+    (event,) = wait_events(p, 1)
+    assert event.kind == NodeEventKind.EXITED and event.exit_code == 0
+    assert not _still_alive(procs, timeout=0.5)
+
+
+def test_nothing_escapes_a_cancelled_node(root: Path, tmp_path: Path) -> None:
+    p = make(root)
+    alloc = provision(p, "cancel", 1)
+    run, out = _escapers(tmp_path, scrub=True)
+    (h,) = start_gang(p, alloc, "cancel", f"{run} && sleep 300")
+    procs = _escaped(out, 3)
+    p.kill(h)
+    assert not _still_alive(procs, timeout=0.5)
+    assert wait_events(p, 1)[0].exit_code == 143
+
+
+def test_orphans_of_a_dead_supervisor_are_found_by_their_marker(root: Path, tmp_path: Path) -> None:
+    """The shim SIGKILLed (as in a crash): its escaped processes carry the node's marker,
+    so adopting the node in a new provider (the recovery path) kills them, and so does
+    poll in the provider that started it."""
+    for adopt in (True, False):
+        p = make(root)
+        job = f"dead{adopt}"
+        alloc = provision(p, job, 1)
+        run, out = _escapers(tmp_path, scrub=False)
+        out.unlink(missing_ok=True)
+        (h,) = start_gang(p, alloc, job, f"{run} && sleep 300")
+        procs = _escaped(out, 2)
+        os.kill(h.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 3
+        while process_start_time(h.pid) is not None:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        if adopt:
+            assert not make(root).adopt(h)
+        else:
+            assert wait_events(p, 1)[0].kind == NodeEventKind.LOST
+        assert not _still_alive(procs, timeout=0.5)
+        p.kill(h)

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import typer
 
 EXIT_BAD_INPUT = 2
+EXIT_DAEMON = 1  # the daemon could not start (its reason is printed)
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
@@ -29,6 +30,8 @@ def bad_input_exits() -> Iterator[None]:
     except KeyError as exc:  # UnknownWorkload
         raise fail(str(exc.args[0]) if exc.args else "unknown key") from None
     except RuntimeError as exc:  # StoreError: unusable database (corrupt, locked, down)
+        if type(exc).__name__ == "DaemonError":  # it could not start, or serves another db
+            raise fail(str(exc), EXIT_DAEMON) from None
         if type(exc).__name__ != "StoreError":
             raise
         raise fail(str(exc)) from None

@@ -89,10 +89,11 @@ def run(
         _out(f"follow with: intercloud logs {sub.job_id} --follow")
         return
     try:
-        for line in client.logs(sub.job_id, follow=True):
-            sys.stdout.write(line)
-            sys.stdout.flush()
-        final = client.wait(sub.job_id)
+        with bad_input_exits():  # e.g. the daemon could not start: its reason, exit 1
+            for line in client.logs(sub.job_id, follow=True):
+                sys.stdout.write(line)
+                sys.stdout.flush()
+            final = client.wait(sub.job_id)
     except KeyboardInterrupt:
         _out(f"\ndetached; job {sub.job_id} keeps running (intercloud cancel {sub.job_id})")
         raise typer.Exit(130) from None
@@ -214,7 +215,7 @@ def daemon_stop() -> None:
 
 @daemon_app.command("status")
 def daemon_status_cmd(as_json: JsonOpt = False) -> None:
-    """Whether the control loop runs, its pid and home."""
+    """Whether the control loop runs, its pid, home and the database it serves."""
     with bad_input_exits():
         st = _client().daemon_status()
     _out(

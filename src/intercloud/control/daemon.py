@@ -1,25 +1,39 @@
 """The embedded control-loop daemon: one per ``$INTERCLOUD_HOME``, started on demand.
 
-Files under the home::
+Files under the home (the home is 0700, every file 0600)::
 
     daemon.lock    flock held by the running daemon for its whole life (the truth)
-    daemon.pid     "<pid> <start_time>" of the daemon holding the lock (informative)
+    daemon.pid     written once the daemon is ready (store open, providers built, jobs
+                   recovered): "<pid> <start_time>", then its store id and the name of
+                   the database it serves, one per line
+    daemon.error   why the last daemon could not start (one line; removed at each start)
     daemon.spawn   flock serialising ``ensure_daemon`` callers while one spawns
     daemon.log     the daemon's stdout and stderr (appended)
 
 ``run_daemon`` takes the lock or returns at once (another daemon runs), opens the store,
-builds the enabled providers, calls ``Reconciler.recover()`` and then ``step()`` in a
-loop, sleeping 20-200 ms (longer the longer nothing changes). It exits by itself once
-no job has been non-terminal for ``idle_exit_s`` seconds, and on SIGTERM/SIGINT after
-the step in progress. It may also be SIGKILLed at any instant: the next one recovers.
-Placement decisions come from the fleet scheduler (``control.fleet_decider``; settings:
-``INTERCLOUD_DECIDER``, ``INTERCLOUD_QUEUE_POLICY``, ``INTERCLOUD_PREEMPTION`` or the
-store settings ``scheduler.queue_policy`` / ``scheduler.preemption``).
+builds the enabled providers (the local provider's files keyed to the store's id, see
+``providers.local.store_config``), calls ``Reconciler.recover()``, writes its pid file
+and then calls ``step()`` in a loop, sleeping 20-200 ms (longer the longer nothing
+changes). A start that fails (a bad setting, an unusable database) writes one line to
+its log and to ``daemon.error`` and exits 1: no traceback, however often it is retried.
+It exits by itself once no job has been non-terminal for ``idle_exit_s`` seconds, and
+on SIGTERM/SIGINT after the step in progress. It may also be SIGKILLed at any instant:
+the next one recovers. Placement decisions come from the fleet scheduler
+(``control.fleet_decider``; settings: ``INTERCLOUD_DECIDER``, ``INTERCLOUD_QUEUE_POLICY``,
+``INTERCLOUD_PREEMPTION`` or the store settings ``scheduler.queue_policy`` /
+``scheduler.preemption``).
+
+The pid file is trusted only when the process it names holds the lock's role for real:
+its start time is the recorded one and its command line is this module's with this
+home (``--home``, or ``INTERCLOUD_HOME`` in its environment). A forged or stale pid file
+therefore never gets another process signalled.
 
 ``ensure_daemon`` costs one ``flock`` probe and one small file read when the daemon
-already runs (well under 5 ms); otherwise it spawns ``python -m intercloud.control.daemon``
-detached (own session) and waits until it holds the lock. Two callers at once start one
-daemon between them.
+already runs (well under 5 ms); otherwise it spawns ``python -m intercloud.control.daemon
+--home HOME`` detached (own session) and waits for its pid file, or for it to exit (then
+``DaemonError`` says why, from ``daemon.error``). Two callers at once start one daemon
+between them. A running daemon that serves another database than the caller's is an
+error naming both (one daemon per home).
 """
 
 from __future__ import annotations
@@ -33,20 +47,24 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from intercloud.providers.local_shim import proc_start_time, write_atomic
+from intercloud.store.private import open_private_append, private_home
 
 if TYPE_CHECKING:
     from intercloud.providers.base import Provider
 
 LOCK_FILE = "daemon.lock"
 PID_FILE = "daemon.pid"
+ERROR_FILE = "daemon.error"
 SPAWN_LOCK_FILE = "daemon.spawn"
 LOG_FILE = "daemon.log"
+MODULE = "intercloud.control.daemon"
 DEFAULT_IDLE_EXIT_S = 30.0
 SLEEP_MIN_S = 0.02
 SLEEP_MAX_S = 0.2
@@ -60,7 +78,7 @@ class DaemonError(RuntimeError):
 
 # -- locks and the pid file -------------------------------------------------------------
 def _open_lock(path: Path) -> int:
-    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
 
 def _try_lock(fd: int) -> bool:
@@ -85,35 +103,128 @@ def _lock_held(path: Path) -> bool:
         os.close(fd)
 
 
-def _read_pid(home: Path) -> tuple[int, int] | None:
+@dataclass(frozen=True, slots=True)
+class DaemonRecord:
+    """What ``daemon.pid`` says: who the daemon is and which database it serves."""
+
+    pid: int
+    start_time: int
+    store_id: str = ""
+    database: str = ""
+
+
+def _read_pid(home: Path) -> DaemonRecord | None:
     try:
-        pid, start = (home / PID_FILE).read_text().split()
-        return int(pid), int(start)
-    except (OSError, ValueError):
+        lines = (home / PID_FILE).read_text().splitlines()
+        pid, start = lines[0].split()
+        extra = [*lines[1:3], "", ""]
+        return DaemonRecord(int(pid), int(start), extra[0].strip(), extra[1].strip())
+    except (OSError, ValueError, IndexError):
         return None
 
 
-def _running_pid(home: Path) -> int | None:
-    """The pid of the daemon holding the lock (its pid file verified by start time)."""
+def _is_daemon_of(pid: int, start_time: int, home: Path) -> bool:
+    """True if ``pid`` is alive with ``start_time`` and runs this module for ``home``."""
+    if start_time == 0 or proc_start_time(pid) != start_time:
+        return False
+    argv, environ = _cmdline_and_env(pid)
+    if MODULE not in argv:
+        return False
+    if "--home" in argv:
+        i = argv.index("--home")
+        named = argv[i + 1] if i + 1 < len(argv) else ""
+    else:
+        named = environ.get("INTERCLOUD_HOME", "")
+    return bool(named) and Path(named).expanduser().absolute() == home.absolute()
+
+
+def _cmdline_and_env(pid: int) -> tuple[list[str], dict[str, str]]:
+    """The command line and initial environment of ``pid`` (empty if unreadable)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            pairs = [e.decode(errors="replace").partition("=") for e in f.read().split(b"\0")]
+        return argv, {k: v for k, _, v in pairs if k}
+    except OSError:
+        pass
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        return proc.cmdline(), proc.environ()
+    except psutil.Error:
+        return [], {}
+
+
+def _running(home: Path) -> DaemonRecord | None:
+    """The record of the ready daemon holding the lock, verified (``_is_daemon_of``)."""
     if not _lock_held(home / LOCK_FILE):
         return None
     recorded = _read_pid(home)
-    if recorded is None or proc_start_time(recorded[0]) != recorded[1]:
-        return None  # the lock holder has not written its pid file yet
-    return recorded[0]
+    if recorded is None or not _is_daemon_of(recorded.pid, recorded.start_time, home):
+        return None  # not ready yet, or a pid file that names someone else
+    return recorded
+
+
+def _running_pid(home: Path) -> int | None:
+    """The pid of the daemon holding the lock (its pid file verified)."""
+    recorded = _running(home)
+    return recorded.pid if recorded else None
+
+
+def _signal(pid: int, start_time: int, home: Path, sig: int) -> bool:
+    """Send ``sig`` to ``pid`` only if it is the daemon of ``home`` (through a pidfd where
+    available, so the check cannot go stale); True if sent."""
+    pidfd = -1
+    if hasattr(os, "pidfd_open"):
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            return False
+    try:
+        if not _is_daemon_of(pid, start_time, home):
+            return False
+        if pidfd >= 0:
+            signal.pidfd_send_signal(pidfd, sig)
+        else:
+            os.kill(pid, sig)
+        return True
+    except OSError:
+        return False
+    finally:
+        if pidfd >= 0:
+            os.close(pidfd)
 
 
 # -- the daemon itself ------------------------------------------------------------------
-def build_providers(environ: Mapping[str, str] | None = None) -> dict[str, Provider]:
+def build_providers(
+    environ: Mapping[str, str] | None = None,
+    *,
+    store_id: str | None = None,
+    database: str = "",
+) -> dict[str, Provider]:
     """The enabled providers, by name. For now: the local provider from the environment
-    (one adapter per provider name its sites pose as). ``INTERCLOUD_PROVIDERS`` is
-    reserved for choosing others."""
-    from intercloud.providers.local import LocalProvider
+    (one adapter per provider name its sites pose as), its files keyed to ``store_id``
+    when given (``providers.local.store_config``). ``INTERCLOUD_PROVIDERS`` is reserved
+    for choosing others."""
+    from intercloud.providers.local import LocalProvider, store_config
     from intercloud.providers.local_config import LocalConfig
 
     config = LocalConfig.from_env(dict(environ) if environ is not None else None)
+    if store_id is not None:
+        config = store_config(config, store_id, database)
     names = sorted({s.provider for s in config.sites})
     return {name: LocalProvider(config.for_provider(name)) for name in names}
+
+
+def _reconcile_other_stores(environ: dict[str, str], store_id: str, database: str) -> None:
+    """Kill and release what the local files of a deleted database left behind."""
+    from intercloud.providers.local import abandon_other_stores
+    from intercloud.providers.local_config import LocalConfig
+
+    for root in abandon_other_stores(LocalConfig.from_env(environ), store_id, database):
+        log.warning("the database of %s is gone: its processes killed, capacity released", root)
 
 
 class _Stop:
@@ -124,68 +235,189 @@ class _Stop:
         self.requested = True
 
 
+def _idle_exit_setting() -> float:
+    raw = os.environ.get("INTERCLOUD_DAEMON_IDLE_EXIT") or str(DEFAULT_IDLE_EXIT_S)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0 or value == float("inf"):
+        raise ValueError(f"INTERCLOUD_DAEMON_IDLE_EXIT: expected seconds >= 0, got {raw!r}")
+    return value
+
+
+def _one_line(exc: BaseException) -> str:
+    raw = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    text = " ".join(raw.split()) or type(exc).__name__
+    return text if len(text) <= 400 else text[:397] + "..."
+
+
 def run_daemon(
     home: Path,
     db_url: str | None = None,
     idle_exit_s: float | None = None,
     providers: Mapping[str, Provider] | None = None,
 ) -> int:
-    """Run the control loop until idle or told to stop; return an exit status (0; 3 if
-    another daemon already holds the lock of ``home``). See the module docstring."""
-    from intercloud.control.crashpoints import crashpoint_from_env
-    from intercloud.control.reconciler import Reconciler
-    from intercloud.store import StoreError, database_url, open_store
-
+    """Run the control loop until idle or told to stop; return an exit status (0; 1 if
+    it could not start, the reason in ``daemon.error``; 3 if another daemon already holds
+    the lock of ``home``). See the module docstring."""
     home = Path(home).expanduser()
-    home.mkdir(parents=True, exist_ok=True)
-    if idle_exit_s is None:
-        idle_exit_s = float(os.environ.get("INTERCLOUD_DAEMON_IDLE_EXIT") or DEFAULT_IDLE_EXIT_S)
+    private_home(home)
     lock_fd = _open_lock(home / LOCK_FILE)
     if not _try_lock(lock_fd):
         os.close(lock_fd)
         log.info("another daemon holds %s", home / LOCK_FILE)
         return 3
     pid = os.getpid()
-    write_atomic(str(home / PID_FILE), f"{pid} {proc_start_time(pid) or 0}\n")
     stop = _Stop()
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
-        store = open_store(db_url or database_url(home))
-        reconciler = Reconciler(
-            store,
-            providers if providers is not None else build_providers(),
-            crashpoint=crashpoint_from_env(),
-        )
+        (home / ERROR_FILE).unlink(missing_ok=True)
+        try:
+            store, reconciler, idle_exit_s = _start(home, db_url, idle_exit_s, providers)
+        except Exception as exc:  # one line per failed start, never a traceback
+            reason = _one_line(exc)
+            log.error("cannot start: %s", reason)
+            _write_private(home / ERROR_FILE, reason + "\n")
+            return 1
+        record = f"{pid} {proc_start_time(pid) or 0}\n{store.store_id()}\n{store.name}\n"
+        _write_private(home / PID_FILE, record)  # ready
         log.info("daemon %s started on %s", pid, store.name)
-        reconciler.recover()
-        sleep = SLEEP_MIN_S
-        idle_since = time.monotonic()
-        while not stop.requested:
-            try:
-                changed = reconciler.step()
-            except StoreError as exc:
-                log.warning("store unavailable: %s", exc)
-                changed, sleep = False, SLEEP_MAX_S * 5
-            except Exception:
-                log.exception("reconcile step failed")
-                changed, sleep = False, SLEEP_MAX_S * 5
-            now = time.monotonic()
-            if reconciler.active_jobs or changed:
-                idle_since = now
-            elif now - idle_since >= idle_exit_s:
-                log.info("idle for %.0f s: exiting", idle_exit_s)
-                break
-            sleep = SLEEP_MIN_S if changed else min(SLEEP_MAX_S, sleep * 1.5)
-            time.sleep(sleep)
+        still_ours = _database_watch(store, db_url or _default_url(home))
+        _loop(reconciler, stop, idle_exit_s, still_ours)
         store.close()
         return 0
     finally:
         recorded = _read_pid(home)
-        if recorded is not None and recorded[0] == pid:
+        if recorded is not None and recorded.pid == pid:
             with contextlib.suppress(OSError):
                 (home / PID_FILE).unlink()
         os.close(lock_fd)  # releases the lock last
+
+
+def _start(
+    home: Path,
+    db_url: str | None,
+    idle_exit_s: float | None,
+    providers: Mapping[str, Provider] | None,
+) -> tuple[Any, Any, float]:
+    """Everything that may fail at start: settings, the store, providers, recovery."""
+    from intercloud.control.crashpoints import crashpoint_from_env
+    from intercloud.control.reconciler import Reconciler
+    from intercloud.store import database_url, open_store
+
+    if idle_exit_s is None:
+        idle_exit_s = _idle_exit_setting()
+    store = open_store(db_url or database_url(home))
+    try:
+        store_id = store.store_id()
+        if providers is None:
+            env = {**os.environ, "INTERCLOUD_HOME": str(home)}
+            providers = build_providers(env, store_id=store_id, database=store.name)
+            _reconcile_other_stores(env, store_id, store.name)
+        reconciler = Reconciler(store, providers, crashpoint=crashpoint_from_env())
+        reconciler.recover()
+    except BaseException:
+        store.close()
+        raise
+    return store, reconciler, idle_exit_s
+
+
+class _ErrorLog:
+    """Logs a failing step's traceback once; the same failure again is one line at most
+    every ``quiet_s`` seconds (a step that fails forever must not flood the log)."""
+
+    def __init__(self, quiet_s: float = 60.0) -> None:
+        self.quiet_s = quiet_s
+        self.last = ""
+        self.last_at = 0.0
+        self.repeated = 0
+
+    def report(self, exc: Exception) -> None:
+        text = _one_line(exc)
+        now = time.monotonic()
+        if text != self.last:
+            log.exception("reconcile step failed")
+            self.last, self.last_at, self.repeated = text, now, 0
+            return
+        self.repeated += 1
+        if now - self.last_at >= self.quiet_s:
+            log.error("reconcile step failed again (%d times): %s", self.repeated, text)
+            self.last_at, self.repeated = now, 0
+
+
+def _default_url(home: Path) -> str:
+    from intercloud.store import database_url
+
+    return database_url(home)
+
+
+def _database_watch(store: Any, url: str, every_s: float = 1.0) -> Callable[[], bool]:
+    """A check that the daemon's database is still the one it started on: a SQLite file
+    still at its path (same inode; a stat per call) and, every ``every_s`` seconds, the
+    same store id in it. A daemon whose database was deleted, replaced or emptied serves
+    nobody: it gives way to one for the new database (which reconciles the old files)."""
+    from intercloud.store import StoreError
+    from intercloud.store.engine import sqlite_file
+    from intercloud.store.repository import STORE_ID_SETTING
+
+    path = sqlite_file(url)
+    first = os.stat(path) if path is not None else None
+    store_id = store.store_id()
+    checked = [time.monotonic()]
+
+    def same() -> bool:
+        if path is not None and first is not None:
+            try:
+                now = os.stat(path)
+            except FileNotFoundError:
+                return False
+            if (now.st_dev, now.st_ino) != (first.st_dev, first.st_ino):
+                return False
+        if time.monotonic() - checked[0] >= every_s:
+            checked[0] = time.monotonic()
+            try:
+                return bool(store.get_setting(STORE_ID_SETTING) == store_id)
+            except StoreError:
+                return True  # unreachable is not replaced: the loop retries
+        return True
+
+    return same
+
+
+def _loop(
+    reconciler: Any, stop: _Stop, idle_exit_s: float, database_is_ours: Callable[[], bool]
+) -> None:
+    from intercloud.store import StoreError
+
+    sleep = SLEEP_MIN_S
+    idle_since = time.monotonic()
+    repeats = _ErrorLog()
+    while not stop.requested:
+        if not database_is_ours():
+            log.warning("the database was deleted, replaced or emptied: exiting")
+            break
+        try:
+            changed = reconciler.step()
+        except StoreError as exc:
+            log.warning("store unavailable: %s", exc)
+            changed, sleep = False, SLEEP_MAX_S * 5
+        except Exception as exc:
+            repeats.report(exc)
+            changed, sleep = False, SLEEP_MAX_S * 5
+        now = time.monotonic()
+        if reconciler.active_jobs or changed:
+            idle_since = now
+        elif now - idle_since >= idle_exit_s:
+            log.info("idle for %.0f s: exiting", idle_exit_s)
+            break
+        sleep = SLEEP_MIN_S if changed else min(SLEEP_MAX_S, sleep * 1.5)
+        time.sleep(sleep)
+
+
+def _write_private(path: Path, text: str) -> None:
+    write_atomic(str(path), text)  # 0600 from its creation
 
 
 # -- managing it from the CLI ------------------------------------------------------------
@@ -199,93 +431,180 @@ def _spawn_lock(home: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def ensure_daemon(home: Path, db_url: str | None = None, start_timeout_s: float = 15.0) -> int:
+def _wanted_database(home: Path, db_url: str | None) -> str:
+    from intercloud.store import database_url
+    from intercloud.store.engine import database_name
+
+    return database_name(db_url or database_url(home))
+
+
+def check_daemon_database(
+    home: Path, db_url: str | None = None, *, store_id: str | None = None
+) -> int | None:
+    """The pid of the running daemon of ``home`` if it serves the caller's database
+    (``db_url``, else ``INTERCLOUD_DB_URL``, else the home's SQLite file), None if none is
+    ready. ``DaemonError`` naming both databases if it serves another one. A daemon that
+    serves a database of the same name but another ``store_id`` (the caller's was deleted
+    and created again under it) is stopped, and None returned: its database is gone."""
+    home = Path(home).expanduser()
+    running = _running(home)
+    if running is None:
+        return None
+    wanted = _wanted_database(home, db_url)
+    if running.database and running.database != wanted:
+        raise DaemonError(
+            f"the daemon of {home} (pid {running.pid}) serves {running.database}, not "
+            f"{wanted}: stop it (intercloud daemon stop) or give this database its own "
+            "INTERCLOUD_HOME"
+        )
+    if store_id is not None and running.store_id and running.store_id != store_id:
+        log.info("the daemon of %s serves a replaced database: stopping it", home)
+        stop_daemon(home)
+        return None
+    return running.pid
+
+
+def ensure_daemon(
+    home: Path,
+    db_url: str | None = None,
+    start_timeout_s: float = 30.0,
+    *,
+    store_id: str | None = None,
+) -> int:
     """The pid of the daemon of ``home``, started (detached) if none runs.
 
     ``db_url`` (else ``INTERCLOUD_DB_URL``, else the home's SQLite file) is passed to a
-    newly started daemon. Race-free: concurrent callers serialise on ``daemon.spawn``
-    and all get the one daemon's pid. DaemonError if it does not take its lock within
-    ``start_timeout_s`` (its log is named).
+    newly started daemon; a running one serving another database is a ``DaemonError``,
+    one serving a replaced database (``store_id`` differs) is restarted
+    (``check_daemon_database``). Race-free: concurrent callers serialise on
+    ``daemon.spawn`` and all get the one daemon's pid. ``DaemonError`` with the reason
+    (one line) if the daemon exits before it is ready, or is not ready within
+    ``start_timeout_s``.
     """
     home = Path(home).expanduser()
-    pid = _running_pid(home)
+    pid = check_daemon_database(home, db_url, store_id=store_id)
     if pid is not None:
         return pid
-    home.mkdir(parents=True, exist_ok=True)
+    private_home(home)
     with _spawn_lock(home):
-        pid = _running_pid(home)
+        pid = check_daemon_database(home, db_url, store_id=store_id)
         if pid is not None:
             return pid
-        env = dict(os.environ)
-        env["INTERCLOUD_HOME"] = str(home)
-        if db_url:
-            env["INTERCLOUD_DB_URL"] = db_url
-        with open(home / LOG_FILE, "ab") as out:
-            child = subprocess.Popen(
-                [sys.executable, "-m", "intercloud.control.daemon"],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=out,
-                start_new_session=True,
-                close_fds=True,
-            )
+        child = None
+        if not _lock_held(home / LOCK_FILE):  # else one is starting: wait for it
+            child = _spawn(home, db_url)
         deadline = time.monotonic() + start_timeout_s
         while time.monotonic() < deadline:
-            pid = _running_pid(home)
+            pid = check_daemon_database(home, db_url, store_id=store_id)
             if pid is not None:
                 return pid
-            if child.poll() is not None and not _lock_held(home / LOCK_FILE):
-                break
+            exited = child is None or child.poll() is not None
+            if exited and not _lock_held(home / LOCK_FILE):
+                if child is not None and child.returncode == 3:
+                    child = _spawn(home, db_url)  # lost a race to one that is gone now
+                else:
+                    raise DaemonError(f"the daemon could not start: {_start_error(home)}")
             time.sleep(0.01)
-        raise DaemonError(f"the daemon did not start; see {home / LOG_FILE}")
+        raise DaemonError(
+            f"the daemon did not start within {start_timeout_s:g} s; see {home / LOG_FILE}"
+        )
+
+
+def _spawn(home: Path, db_url: str | None) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env["INTERCLOUD_HOME"] = str(home)
+    if db_url:
+        env["INTERCLOUD_DB_URL"] = db_url
+    out = open_private_append(home / LOG_FILE)
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", MODULE, "--home", str(home.absolute())],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+            close_fds=True,
+        )
+    finally:
+        os.close(out)
+
+
+def _start_error(home: Path) -> str:
+    """Why the last daemon of ``home`` did not start: ``daemon.error``, else the last line
+    of its log."""
+    with contextlib.suppress(OSError):
+        text = (home / ERROR_FILE).read_text().strip()
+        if text:
+            return text.splitlines()[0]
+    with contextlib.suppress(OSError):
+        with open(home / LOG_FILE, "rb") as f:
+            f.seek(max(0, os.fstat(f.fileno()).st_size - 4096))
+            lines = [x for x in f.read().decode(errors="replace").splitlines() if x.strip()]
+        if lines:
+            return f"{lines[-1].strip()} (see {home / LOG_FILE})"
+    return f"it exited without a reason; see {home / LOG_FILE}"
 
 
 def stop_daemon(home: Path, timeout_s: float = 10.0) -> bool:
     """Ask the daemon of ``home`` to stop (SIGTERM: it finishes its step), SIGKILL it
-    after ``timeout_s``; True if one was running. Returns once its lock is free."""
+    after ``timeout_s``; True if one was running. Returns once its lock is free. Only a
+    process verified to be this home's daemon is ever signalled; a daemon still starting
+    is waited for (up to ``timeout_s``) first."""
     home = Path(home).expanduser()
-    pid = _running_pid(home)
-    if pid is None:
+    running = _running(home)
+    deadline = time.monotonic() + timeout_s
+    while running is None and _lock_held(home / LOCK_FILE) and time.monotonic() < deadline:
+        time.sleep(0.02)  # starting (or exiting): wait for it to be ready or gone
+        running = _running(home)
+    if running is None:
         return False
-    recorded = _read_pid(home)
-    start = recorded[1] if recorded else 0
-    with contextlib.suppress(ProcessLookupError):
-        if proc_start_time(pid) == start:
-            os.kill(pid, signal.SIGTERM)
+    _signal(running.pid, running.start_time, home, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
     while _lock_held(home / LOCK_FILE):
         if time.monotonic() >= deadline:
-            with contextlib.suppress(ProcessLookupError):
-                if proc_start_time(pid) == start:
-                    os.kill(pid, signal.SIGKILL)
+            _signal(running.pid, running.start_time, home, signal.SIGKILL)
             deadline = time.monotonic() + timeout_s
+        if not _is_daemon_of(running.pid, running.start_time, home):
+            break  # it is gone; whoever holds the lock now is not the one we stopped
         time.sleep(0.01)
     return True
 
 
 def daemon_status(home: Path) -> dict[str, Any]:
-    """``{"running": bool, "pid": int | None, "home": str, "log": str}``."""
+    """``{"running", "pid", "home", "database", "store_id", "log"}`` (``database``: the
+    one the running daemon serves, None when none runs)."""
     home = Path(home).expanduser()
-    pid = _running_pid(home)
+    running = _running(home)
     return {
-        "running": pid is not None or _lock_held(home / LOCK_FILE),
-        "pid": pid,
+        "running": running is not None or _lock_held(home / LOCK_FILE),
+        "pid": running.pid if running else None,
         "home": str(home),
+        "database": running.database.removeprefix("database ") if running else None,
+        "store_id": running.store_id if running else None,
         "log": str(home / LOG_FILE),
     }
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m intercloud.control.daemon``: run in the foreground for
-    ``$INTERCLOUD_HOME`` and ``$INTERCLOUD_DB_URL``."""
+    """``python -m intercloud.control.daemon [--home HOME]``: run in the foreground for
+    ``HOME`` (default ``$INTERCLOUD_HOME``) and ``$INTERCLOUD_DB_URL``."""
     from intercloud.store import intercloud_home
 
+    args = list(sys.argv if argv is None else argv)[1:]
+    home = intercloud_home()
+    if len(args) == 2 and args[0] == "--home":
+        home = Path(args[1]).expanduser()
+    elif args:
+        sys.stderr.write("usage: python -m intercloud.control.daemon [--home HOME]\n")
+        return 2
+    level = os.environ.get("INTERCLOUD_LOG_LEVEL", "INFO").upper()
     logging.basicConfig(
-        level=os.environ.get("INTERCLOUD_LOG_LEVEL", "INFO"),
+        level=level if level in logging.getLevelNamesMapping() else "INFO",
         format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
     )
-    return run_daemon(intercloud_home(), os.environ.get("INTERCLOUD_DB_URL") or None)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # a line per migration step
+    return run_daemon(home, os.environ.get("INTERCLOUD_DB_URL") or None)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,12 @@ emulated GPUs, optionally several sites posing as other providers and regions). 
 of a gang is a process group supervised by ``local_shim.py``, which lives in its own
 session so nodes survive the death of the control loop.
 
-Files under ``config.root``::
+Files under ``config.root`` (folders 0700, files 0600, whatever the umask: node
+environments and output are private). The daemon and the SDK use
+``$INTERCLOUD_HOME/local/<store-id>`` as the root (``store_config``): each database gets
+its own files, and ``abandon_other_stores`` reconciles those of a database that is gone::
+
+    store.json                            the store id and database this root belongs to
 
     allocations/<allocation_id>.json      the reservation ledger (+ .lock, a flock)
     jobs/<job_id>/attempt-<n>/node-<r>/   control files of one node of one attempt:
@@ -30,7 +35,10 @@ Invariants the control loop can rely on:
 - a process is identified by pid *and* start time (/proc stat field 22, clock ticks
   since boot); a process whose start time differs is never signalled;
 - a node that vanished without an exit code is reported LOST only after whatever is left
-  of it has been killed, so a new attempt never overlaps the old one.
+  of it has been killed, so a new attempt never overlaps the old one;
+- nothing escapes a node: its shim is a child subreaper that kills every descendant when
+  the node ends, and every process of the node carries ``INTERCLOUD_NODE_MARKER`` (its
+  node directory), by which ``kill``/``adopt``/``poll`` find the orphans of a dead shim.
 
 Environment of every node (one process per node, torchrun ``env://`` compatible):
 ``INTERCLOUD_JOB_ID``, ``INTERCLOUD_ATTEMPT``, ``INTERCLOUD_NODE_RANK``,
@@ -74,10 +82,10 @@ import threading
 import time
 import zlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import psutil
 
@@ -100,7 +108,13 @@ from intercloud.providers.base import (
     ProvisionRequest,
 )
 from intercloud.providers.local_config import LocalConfig, LocalSite
-from intercloud.providers.local_shim import proc_start_time, write_atomic
+from intercloud.providers.local_shim import (
+    NODE_MARKER_ENV,
+    node_processes,
+    private_mkdir,
+    proc_start_time,
+    write_atomic,
+)
 from intercloud.providers.node_env import base_env
 
 __all__ = [
@@ -184,8 +198,8 @@ class LocalProvider(Provider):
             caps.add(Capability.GPUS)
         self.capabilities = frozenset(caps)
         self._alloc_dir = self.root / "allocations"
-        self._alloc_dir.mkdir(parents=True, exist_ok=True)
-        (self.root / "jobs").mkdir(parents=True, exist_ok=True)
+        private_mkdir(str(self._alloc_dir))
+        private_mkdir(str(self.root / "jobs"))
         self._mutex = threading.RLock()
         self._tracked: dict[tuple[str, int, int], _Tracked] = {}
 
@@ -341,7 +355,7 @@ class LocalProvider(Provider):
     @contextlib.contextmanager
     def _ledger_locked(self) -> Iterator[None]:
         with self._mutex:
-            fd = os.open(self._alloc_dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = os.open(self._alloc_dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 yield
@@ -383,8 +397,8 @@ class LocalProvider(Provider):
                 f"allocation {allocation.allocation_id} has no node of rank {command.rank}"
             )
         node_dir = self.node_dir(command.job_id, command.attempt, command.rank)
-        node_dir.mkdir(parents=True, exist_ok=True)
-        lock_fd = os.open(node_dir / "node.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        private_mkdir(str(node_dir))
+        lock_fd = os.open(node_dir / "node.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             try:
                 fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -421,7 +435,7 @@ class LocalProvider(Provider):
         ckpt = Path(command.checkpoint_dir or self.checkpoint_dir(job))
         work = self.job_dir(command.job_id) / "work" / f"node-{command.rank}"
         for d in (log_dir, ckpt, work):
-            d.mkdir(parents=True, exist_ok=True)
+            private_mkdir(str(d))
         env = self._node_env(allocation, slot, command, ckpt)
         spec = {
             "job_id": command.job_id,
@@ -664,37 +678,115 @@ class LocalProvider(Provider):
     def _kill_remnants(self, handle: NodeHandle) -> None:
         """SIGKILL every process that belongs to this run of the node.
 
-        A process belongs to it if it is in the shim's session while the shim (verified
-        by start time) is alive, or if it carries the node's ``INTERCLOUD_JOB_ID``,
-        ``INTERCLOUD_ATTEMPT`` and ``INTERCLOUD_NODE_RANK`` in its environment. Processes
-        that left the session *and* scrubbed those variables cannot be found.
+        A process belongs to it if it carries the run's ``INTERCLOUD_NODE_MARKER`` (its
+        node directory, set by the shim) in its environment, descends from such a
+        process, or (while the shim, verified by start time, is alive) descends from the
+        shim or is in its session. Orphans of a dead shim keep the marker, so a crashed
+        node is cleaned up too; only a process that scrubbed the marker *and* left the
+        shim's care cannot be found.
         """
         shim_ok = handle.start_time != 0 and process_start_time(handle.pid) == handle.start_time
-        marker = {
-            "INTERCLOUD_JOB_ID": handle.job_id,
-            "INTERCLOUD_ATTEMPT": str(handle.attempt),
-            "INTERCLOUD_NODE_RANK": str(handle.rank),
-        }
-        me = os.getpid()
-        uid = os.getuid()
-        for proc in psutil.process_iter(["pid", "uids"]):
-            pid = proc.info["pid"]
-            if pid == me or pid == handle.pid:
-                continue
-            uids = proc.info.get("uids")
-            if uids is None or uids.real != uid:
-                continue
-            try:
-                ours = shim_ok and os.getsid(pid) == handle.pid
-                if not ours:
-                    env = proc.environ()
-                    ours = all(env.get(k) == v for k, v in marker.items())
-                if ours:
+        marker = str(self._dir_of(handle))
+        for _ in range(20):  # again, in case something forked while we were looking
+            left = node_processes(marker, handle.pid if shim_ok else None)
+            if not os.path.isdir("/proc"):
+                left = self._marked_elsewhere(marker)
+            for pid in left:
+                with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
-            except (OSError, psutil.Error):
-                continue
+            if not left:
+                break
+            time.sleep(0.01)
         if shim_ok:
             _signal_verified(handle, signal.SIGKILL)
+
+    @staticmethod
+    def _marked_elsewhere(marker: str) -> list[int]:
+        """Without /proc: this user's processes carrying the node's marker (psutil)."""
+        found = []
+        uid = os.getuid()
+        for proc in psutil.process_iter(["pid", "uids"]):
+            uids = proc.info.get("uids")
+            if proc.info["pid"] == os.getpid() or uids is None or uids.real != uid:
+                continue
+            with contextlib.suppress(psutil.Error):
+                if proc.environ().get(NODE_MARKER_ENV) == marker:
+                    found.append(proc.info["pid"])
+        return found
+
+    def abandon(self, grace_s: float = 1.0) -> int:
+        """Kill every node run under this root that still runs (or left processes behind)
+        and release every allocation: for the files of a store whose database is gone.
+        Returns how many node runs were killed. Logs and checkpoints stay."""
+        killed = 0
+        for pid_file in sorted((self.root / "jobs").glob("*/attempt-*/node-*/pid")):
+            node_dir = pid_file.parent
+            try:
+                job = unquote(node_dir.parent.parent.name)
+                attempt = int(node_dir.parent.name.removeprefix("attempt-"))
+                rank = int(node_dir.name.removeprefix("node-"))
+            except ValueError:
+                continue
+            handle = self.node_handle(job, attempt, rank)
+            if handle is None or self._dir_of(handle) != node_dir:
+                continue
+            if _read_exit(node_dir) is not None and not _lock_held(node_dir / "node.lock"):
+                continue  # ended long ago (its shim swept up after it)
+            with contextlib.suppress(ProviderError):
+                self.kill(handle, grace_s=grace_s)
+                killed += 1
+        for allocation in self.allocations():
+            self.release(allocation.allocation_id)
+        return killed
+
+
+STORE_LABEL = "store.json"
+
+
+def store_config(config: LocalConfig, store_id: str, database: str) -> LocalConfig:
+    """``config`` with its root moved to ``config.root/<store_id>`` (created 0700 and
+    labelled with ``store.json``: the store id and its database's name).
+
+    Every store (database) gets its own logs, node directories and allocation ledger, so
+    a job id reused by a new database never meets an old job's files.
+    """
+    root = config.root / _safe(store_id)
+    private_mkdir(str(root))
+    label = root / STORE_LABEL
+    if not label.exists():
+        write_atomic(str(label), json.dumps({"store_id": store_id, "database": database}))
+    return replace(config, root=root)
+
+
+def abandon_other_stores(config: LocalConfig, store_id: str, database: str) -> list[Path]:
+    """Reconcile what the roots of other stores under ``config.root`` left behind, when
+    their database is provably gone: it is the one at ``database`` (which now has
+    identity ``store_id``: it was deleted and created again) or a SQLite file that no
+    longer exists. Their processes are killed and their allocations released (logs are
+    kept); a root of a database that may still exist is left alone. Returns the roots
+    reconciled (each is done once: its label is marked ``abandoned``)."""
+    done: list[Path] = []
+    if not config.root.is_dir():
+        return done
+    for label_path in sorted(config.root.glob(f"*/{STORE_LABEL}")):
+        try:
+            label = json.loads(label_path.read_text())
+            other, other_db = str(label["store_id"]), str(label["database"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if other == store_id or label.get("abandoned"):
+            continue
+        gone = other_db == database
+        prefix = "database "  # Store.name: "database /path" (SQLite) or "database url"
+        if not gone and other_db.startswith(prefix) and "://" not in other_db:
+            gone = not Path(other_db[len(prefix) :]).exists()
+        if not gone:
+            continue
+        root = label_path.parent
+        LocalProvider(replace(config, root=root)).abandon()
+        write_atomic(str(label_path), json.dumps({**label, "abandoned": time.time()}))
+        done.append(root)
+    return done
 
 
 # -- helpers -------------------------------------------------------------------------------

@@ -25,9 +25,14 @@ Contract:
 - SIGTERM/SIGINT/SIGHUP are forwarded as SIGTERM to the running step's process group;
   after ``grace_s`` seconds the group gets SIGKILL. A terminated node does not start its
   next step.
-- When the last step ends, whatever the steps left behind in the shim's session (Linux;
-  elsewhere only the last step's process group) is killed: a node is over when its
-  command is over. Background processes of ``setup`` live on into ``run``.
+- Nothing escapes a node. On Linux the shim is a child subreaper
+  (``PR_SET_CHILD_SUBREAPER``), so orphans of the node (double forks, ``setsid``
+  daemons) are reparented to it rather than to init; every step runs with
+  ``INTERCLOUD_NODE_MARKER=NODE_DIR`` (unique to this run of this node) in its
+  environment. When the last step ends, everything that descends from the shim, lives in
+  its session or carries its marker is SIGKILLed, repeatedly until none is left, and
+  reaped (elsewhere only the last step's process group is killed): a node is over when
+  its command is over. Background processes of ``setup`` live on into ``run``.
 - Its last act is writing ``NODE_DIR/exit_code`` atomically (tmp + rename): the step's
   exit status, or 128 + signal number when the step died of a signal (shell convention),
   or 254 if the shim itself failed (its traceback is in ``NODE_DIR/shim.err``).
@@ -52,6 +57,9 @@ from typing import Any
 
 EXIT_LOCKED = 75  # another run of this node holds the lock: nothing was started
 EXIT_SHIM_ERROR = 254  # the shim itself failed (traceback in NODE_DIR/shim.err)
+#: Environment variable naming the node directory of the run a process belongs to.
+NODE_MARKER_ENV = "INTERCLOUD_NODE_MARKER"
+_PR_SET_CHILD_SUBREAPER = 36
 
 
 def proc_start_time(pid: int) -> int | None:
@@ -71,9 +79,12 @@ def proc_start_time(pid: int) -> int | None:
 
 
 def write_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see either nothing or all of it."""
+    """Write ``text`` to ``path`` so that readers see either nothing or all of it. The
+    file is private (0600) from its creation, whatever the umask."""
     tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    os.fchmod(fd, 0o600)  # a leftover tmp file of a dead writer with this pid
+    with open(fd, "w") as f:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
@@ -144,6 +155,87 @@ def _copy_link(source: str, dest: str) -> None:
     os.replace(tmp, dest)
 
 
+def private_mkdir(path: str, mode: int = 0o700) -> None:
+    """Create ``path`` and its missing parents with exactly ``mode`` (whatever the umask).
+    Directories that already exist are left as they are."""
+    missing = []
+    head = os.path.abspath(path)
+    while not os.path.isdir(head):
+        missing.append(head)
+        parent = os.path.dirname(head)
+        if parent == head:
+            break
+        head = parent
+    for d in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(d, mode)
+            os.chmod(d, mode)
+
+
+def become_subreaper() -> bool:
+    """Make this process the child subreaper of its descendants (Linux); True if it is."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _stat_fields(pid: str) -> list[bytes] | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return data[data.rindex(b")") + 2 :].split()
+
+
+def _has_marker(pid: str, marker: bytes) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return marker in f.read().split(b"\0")
+    except OSError:
+        return False
+
+
+def node_processes(marker: str, root_pid: int | None = None) -> list[int]:
+    """Live processes of one run of a node (Linux, from /proc): those carrying
+    ``INTERCLOUD_NODE_MARKER=marker`` and, when ``root_pid`` (its live shim) is given,
+    every descendant of it and every member of its session. Never ``root_pid`` itself or
+    the caller. Empty without /proc."""
+    if not os.path.isdir("/proc"):
+        return []
+    me = os.getpid()
+    tag = f"{NODE_MARKER_ENV}={marker}".encode()
+    parent: dict[int, int] = {}
+    found: set[int] = set()
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) in (me, root_pid):
+            continue
+        fields = _stat_fields(name)
+        if fields is None or fields[0] in (b"Z", b"X"):
+            continue
+        pid = int(name)
+        parent[pid] = int(fields[1])
+        if (root_pid is not None and int(fields[3]) == root_pid) or _has_marker(name, tag):
+            found.add(pid)
+    roots = set(found) | ({root_pid} if root_pid is not None else set())
+    for pid in parent:  # descendants of the shim, or of a marked process
+        seen: set[int] = set()
+        p = parent[pid]
+        while p > 1 and p not in seen:
+            if p in roots:
+                found.add(pid)
+                break
+            seen.add(p)
+            p = parent.get(p, 0)
+    return sorted(found)
+
+
 class _Shim:
     def __init__(self, node_dir: str, lock_fd: int, spec: dict[str, Any]) -> None:
         self.node_dir = node_dir
@@ -170,6 +262,10 @@ class _Shim:
                 os.killpg(self.child.pid, sig)
 
     # -- steps -------------------------------------------------------------------------
+    def env(self) -> dict[str, str]:
+        env = self.spec.get("env")
+        return dict(os.environ) if env is None else dict(env)
+
     def marker(self, text: str) -> None:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         head = f"attempt {self.spec.get('attempt', 0)} rank {self.spec.get('rank', 0)}"
@@ -183,7 +279,7 @@ class _Shim:
             self.child = subprocess.Popen(
                 ["bash", "-c", script],
                 cwd=self.spec.get("cwd") or None,
-                env=self.spec.get("env"),
+                env={**self.env(), NODE_MARKER_ENV: self.node_dir},
                 stdin=subprocess.DEVNULL,
                 stdout=self.log_fd,
                 stderr=self.log_fd,
@@ -226,32 +322,38 @@ class _Shim:
         return 0
 
     def sweep(self) -> None:
-        """Kill whatever the steps left behind anywhere in the shim's session.
+        """Kill and reap whatever the steps left behind (see ``node_processes``).
 
-        Every process in the session is ours: the session id cannot be reused while the
-        shim (its leader) lives. Without /proc only the last step's group is killed.
+        Repeated until a pass finds nothing, since a process may fork while we look.
+        The session id and our pid cannot be reused while we (the leader) live, and
+        orphans come to us as subreaper, so nothing outside the node is ever hit. Without
+        /proc only the last step's process group is killed.
         """
-        me = os.getpid()
         if not os.path.isdir("/proc"):
             if self.child is not None:
                 with contextlib.suppress(OSError):
                     os.killpg(self.child.pid, signal.SIGKILL)
             return
-        for _ in range(3):  # again, in case something forked while we were looking
-            found = False
-            for name in os.listdir("/proc"):
-                if not name.isdigit() or int(name) == me:
-                    continue
-                try:
-                    with open(f"/proc/{name}/stat", "rb") as f:
-                        data = f.read()
-                    fields = data[data.rindex(b")") + 2 :].split()
-                    if int(fields[3]) == me and fields[0] not in (b"Z", b"X"):
-                        os.kill(int(name), signal.SIGKILL)
-                        found = True
-                except (OSError, ValueError):
-                    continue
-            if not found:
+        me = os.getpid()
+        for _ in range(200):
+            left = node_processes(self.node_dir, me)
+            for pid in left:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            self.reap()
+            if not left:
+                return
+            time.sleep(0.01)
+
+    @staticmethod
+    def reap() -> None:
+        """Collect exited children (orphans reparented to us as subreaper)."""
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
                 return
 
     def main(self) -> int:
@@ -261,8 +363,8 @@ class _Shim:
         if start is not None and not os.path.exists(pid_path):  # the provider wrote it first
             write_atomic(pid_path, f"{pid} {start}\n")
         log_path = self.spec["log_path"]
-        os.makedirs(os.path.dirname(log_path), exist_ok=True)
-        self.log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        private_mkdir(os.path.dirname(log_path))
+        self.log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         code = self.sync(self.spec.get("sync") or [])
         setup = self.spec.get("setup")
         if setup and code == 0:
@@ -285,7 +387,7 @@ def main(argv: list[str]) -> int:
     if len(argv) == 3:
         lock_fd = int(argv[2])
     else:
-        lock_fd = os.open(os.path.join(node_dir, "node.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        lock_fd = os.open(os.path.join(node_dir, "node.lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:  # re-locking our own open file description succeeds; anyone else's fails
         fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -293,15 +395,18 @@ def main(argv: list[str]) -> int:
     with open(os.path.join(node_dir, "spec.json")) as f:
         spec = json.load(f)
     shim = _Shim(node_dir, lock_fd, spec)
+    become_subreaper()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, shim.on_term)
     signal.signal(signal.SIGALRM, shim.on_alarm)
     # From here on SIGTERM is handled (the provider waits for this file before signalling).
-    os.close(os.open(os.path.join(node_dir, "ready"), os.O_WRONLY | os.O_CREAT, 0o644))
+    os.close(os.open(os.path.join(node_dir, "ready"), os.O_WRONLY | os.O_CREAT, 0o600))
     try:
         return shim.main()
     except BaseException:  # record *an* exit so the node is never mistaken for LOST
         shim._signal_child(signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            shim.sweep()
         write_atomic(os.path.join(node_dir, "exit_code"), f"{EXIT_SHIM_ERROR}\n")
         raise
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,6 +27,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import StaticPool
 
 from intercloud.store.errors import StoreError, StoreLocked
+from intercloud.store.private import make_private
 
 _WRITE = "intercloud_write"
 
@@ -87,6 +89,9 @@ class Database:
                 cur.execute(f"PRAGMA busy_timeout = {busy_ms}")
                 if not memory:
                     cur.execute("PRAGMA journal_mode = WAL")
+                    # files made by an older intercloud or another tool: private now
+                    db_file = Path(str(url.database))
+                    make_private(db_file, *(Path(f"{db_file}{x}") for x in ("-wal", "-shm")))
                 # FULL: WAL is fsynced at every commit, so an acknowledged commit survives
                 # power loss too (NORMAL only survives a process crash).
                 cur.execute("PRAGMA synchronous = FULL")

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection, make_url
 
 from intercloud.store.db import Database, describe_url, one_line
 from intercloud.store.errors import StoreError, StoreLocked
+from intercloud.store.private import create_private_file, private_mkdir
 from intercloud.store.repository import Store
 
 #: The newest revision in ``migrations/versions`` (a test keeps the two equal).
@@ -99,7 +100,7 @@ def open_store(
 def _prepare_sqlite_path(path: Path) -> None:
     parent = path.parent
     try:
-        parent.mkdir(parents=True, exist_ok=True)
+        private_mkdir(parent)
     except OSError as exc:
         raise StoreError(f"cannot create directory {parent}: {exc.strerror or exc}") from None
     if path.exists() and not path.is_file():
@@ -107,6 +108,10 @@ def _prepare_sqlite_path(path: Path) -> None:
     if not os.access(parent, os.W_OK | os.X_OK):
         # SQLite needs to create -wal/-shm files beside the database.
         raise StoreError(f"database {path}: directory {parent} is not writable")
+    try:  # 0600 from birth: SQLite gives its -wal and -shm files the database's mode
+        create_private_file(path)
+    except OSError as exc:
+        raise StoreError(f"cannot create database {path}: {exc.strerror or exc}") from None
 
 
 def stored_revision(conn: Connection) -> str | None:
@@ -190,14 +195,34 @@ def _run_alembic_upgrade(conn: Connection) -> None:
     command.upgrade(cfg, "head")
 
 
+def database_name(url: str) -> str:
+    """The password-free name of the database ``url`` designates, as ``Store.name`` spells
+    it for the same database (SQLite paths made absolute): two URLs of one database give
+    the same name. Raises StoreError for an unusable URL."""
+    parsed = make_url(normalize_url(url))
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        parsed = parsed.set(database=str(Path(str(parsed.database)).expanduser().absolute()))
+    return describe_url(parsed)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite ``url`` (absolute), None for other databases or in memory."""
+    parsed = make_url(normalize_url(url))
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(str(parsed.database)).expanduser().absolute()
+
+
 __all__ = [
     "DEFAULT_HOME",
     "HEAD_REVISION",
     "alembic_head",
+    "database_name",
     "database_url",
     "ensure_schema",
     "intercloud_home",
     "normalize_url",
     "open_store",
+    "sqlite_file",
     "stored_revision",
 ]

@@ -16,6 +16,7 @@ Contract, for every method:
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -80,6 +81,8 @@ _HOLDING_VALUES = [
         JobState.CANCELLING,
     )
 ]
+#: The settings key of ``Store.store_id``.
+STORE_ID_SETTING = "store.id"
 _TERMINAL_VALUES = [s.value for s in TERMINAL]
 _ENDED_NODE_STATES = frozenset({NodeState.EXITED, NodeState.LOST, NodeState.KILLED})
 
@@ -243,6 +246,7 @@ class Store:
         self._db = db
         self._clock = clock or utc_now
         self._tenant_ids: dict[str, int] = {}
+        self._store_id: str | None = None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -892,6 +896,21 @@ class Store:
         )
         with self._db.write() as conn:
             conn.execute(upsert)
+
+    def store_id(self) -> str:
+        """This database's random, permanent identity (created by the first caller,
+        race-free; the same for every handle on this database). Files kept outside the
+        database (the local provider's logs and allocations) are keyed to it, so a
+        deleted and recreated database never inherits another's."""
+        if self._store_id is None:
+            fresh = {"key": STORE_ID_SETTING, "value": uuid.uuid4().hex[:16]}
+            with self._db.write() as conn:
+                conn.execute(self._insert_ignore(SettingModel, ["key"]).values(fresh))
+                value = conn.execute(
+                    sa.select(SettingModel.value).where(SettingModel.key == STORE_ID_SETTING)
+                ).scalar_one()
+            self._store_id = str(value)
+        return self._store_id
 
     # -- helpers ---------------------------------------------------------------------
 
