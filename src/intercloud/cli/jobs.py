@@ -14,17 +14,29 @@ from typing import Annotated, Any
 import typer
 
 from intercloud.cli.errors import bad_input_exits
+from intercloud.cli.help import PlainCommand, PlainGroup
 
 EXIT_BY_STATE = {"SUCCEEDED": 0, "FAILED": 1, "CANCELLED": 3}
 
-JobArg = Annotated[int, typer.Argument(help="Job id (see `intercloud status`).", min=1)]
+#: Largest id or rank the store holds (SQL INTEGER is 32-bit signed on PostgreSQL).
+MAX_ID = 2**31 - 1
+JobArg = Annotated[
+    int,
+    typer.Argument(metavar="JOB", help="Job id (see `intercloud status`).", min=1, max=MAX_ID),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-daemon_app = typer.Typer(help="Manage the embedded control loop (started on demand).")
+daemon_app = typer.Typer(
+    cls=PlainGroup, help="Manage the embedded control loop (started on demand)."
+)
 
 
 def _client() -> Any:
+    """The embedded client, after every ``INTERCLOUD_*`` setting has been validated (a bad
+    one is one line and exit 2 here, before any daemon could start with it)."""
     from intercloud.sdk import Client
+    from intercloud.settings import check_all
 
+    check_all()
     return Client()
 
 
@@ -44,7 +56,9 @@ def _where(p: dict[str, Any] | None) -> str:
 
 
 def run(
-    spec: Annotated[Path, typer.Argument(help="Workload spec (intercloud or SkyPilot YAML).")],
+    spec: Annotated[
+        Path, typer.Argument(metavar="SPEC", help="Workload spec (intercloud or SkyPilot YAML).")
+    ],
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Submit and return.")] = False,
 ) -> None:
     """Submit SPEC, print its placement, stream its logs and exit with its outcome."""
@@ -80,7 +94,10 @@ def _final_line(s: dict[str, Any]) -> str:
 
 
 def status(
-    job: Annotated[int | None, typer.Argument(help="Job id; omit to list all jobs.")] = None,
+    job: Annotated[
+        int | None,
+        typer.Argument(metavar="JOB", min=1, max=MAX_ID, help="Job id; omit to list all jobs."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """A job's state, placement and full story (events), or a table of all jobs."""
@@ -130,7 +147,10 @@ def _jobs_table(rows: list[dict[str, Any]], title: str) -> None:
 
 def logs(
     job: JobArg,
-    node: Annotated[int | None, typer.Option("--node", "-n", min=0, help="Only this rank.")] = None,
+    node: Annotated[
+        int | None,
+        typer.Option("--node", "-n", min=0, max=MAX_ID, metavar="RANK", help="Only this rank."),
+    ] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep streaming.")] = False,
 ) -> None:
     """Print a job's logs (every node, or one with --node)."""
@@ -161,7 +181,7 @@ def queue(as_json: JsonOpt = False) -> None:
     _jobs_table(rows, "queued or running")
 
 
-@daemon_app.command("start")
+@daemon_app.command("start", cls=PlainCommand)
 def daemon_start() -> None:
     """Start the control loop in the background (no-op if it runs)."""
     with bad_input_exits():
@@ -169,7 +189,7 @@ def daemon_start() -> None:
     _out(f"daemon running (pid {pid})")
 
 
-@daemon_app.command("stop")
+@daemon_app.command("stop", cls=PlainCommand)
 def daemon_stop() -> None:
     """Stop the control loop (jobs keep running; it adopts them when it starts again)."""
     with bad_input_exits():
@@ -177,7 +197,7 @@ def daemon_stop() -> None:
     _out("daemon stopped" if stopped else "daemon was not running")
 
 
-@daemon_app.command("status")
+@daemon_app.command("status", cls=PlainCommand)
 def daemon_status_cmd(as_json: JsonOpt = False) -> None:
     """Whether the control loop runs, its pid and home."""
     with bad_input_exits():

@@ -14,23 +14,41 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from intercloud.cli.errors import bad_input_exits, fail
+from intercloud.cli.help import PlainCommand, PlainGroup
 
 if TYPE_CHECKING:
     from rich.console import Console
 
 app = typer.Typer(
     name="intercloud",
+    cls=PlainGroup,
     help="Intercloud broker and fleet scheduler for AI compute.",
-    no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
 
 CatalogOpt = Annotated[
     Path | None,
-    typer.Option("--catalog", help="SkyPilot v8 catalog directory (<dir>/<cloud>/vms.csv)."),
+    typer.Option(
+        "--catalog", metavar="DIR", help="SkyPilot v8 catalog directory (DIR/<cloud>/vms.csv)."
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+SpecArg = Annotated[
+    Path,
+    typer.Argument(metavar="SPEC", help="Workload spec (intercloud or SkyPilot YAML)."),
+]
+#: Rows ``catalog`` prints as a table unless ``--limit`` says otherwise.
+DEFAULT_CATALOG_LIMIT = 200
+MAX_TOP = 1000
+
+
+@app.callback(invoke_without_command=True)
+def _root(ctx: typer.Context) -> None:
+    """Intercloud broker and fleet scheduler for AI compute."""
+    if ctx.invoked_subcommand is None:  # plain `intercloud`: help, exit 0
+        sys.stdout.write(ctx.get_help() + "\n")
+        raise typer.Exit(0)
 
 
 def _console() -> Console:
@@ -39,18 +57,28 @@ def _console() -> Console:
     return Console(width=max(160, Console().width))
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def plan(
-    spec: Annotated[Path, typer.Argument(help="Workload spec (intercloud or SkyPilot YAML).")],
+    spec: SpecArg,
     catalog: CatalogOpt = None,
     providers: Annotated[
-        str | None, typer.Option("--providers", help="Enabled providers, e.g. aws,gcp.")
+        str | None,
+        typer.Option("--providers", metavar="LIST", help="Enabled providers, e.g. aws,gcp."),
     ] = None,
     throughput: Annotated[
         str | None,
-        typer.Option("--throughput", help="Relative-throughput overrides, e.g. H200=3.1,B200=5."),
+        typer.Option(
+            "--throughput",
+            metavar="LIST",
+            help="Relative-throughput overrides, e.g. H200=3.1,B200=5.",
+        ),
     ] = None,
-    top: Annotated[int, typer.Option("--top", min=0, help="Alternatives to show.")] = 10,
+    top: Annotated[
+        int,
+        typer.Option(
+            "--top", min=0, max=MAX_TOP, metavar="N", help="Alternatives to show (0-1000)."
+        ),
+    ] = 10,
     as_json: JsonOpt = False,
 ) -> None:
     """Choose where SPEC should run: the best placement, ranked alternatives, exclusions."""
@@ -60,6 +88,7 @@ def plan(
     from intercloud.specs import load_spec_file
 
     with bad_input_exits():
+        check_settings()
         cat = load_catalog(catalog)
         enabled = parse_providers(providers, cat.providers)
         overrides = parse_throughput(throughput)
@@ -83,22 +112,42 @@ def plan(
         raise fail(f"no feasible placement for '{result.workload}' ({reasons})", code=1)
 
 
-@app.command("catalog")
+@app.command("catalog", cls=PlainCommand)
 def catalog_cmd(
     accelerator: Annotated[
-        str | None, typer.Option("--accelerator", help="Only this accelerator, e.g. H100.")
+        str | None,
+        typer.Option("--accelerator", metavar="NAME", help="Only this accelerator, e.g. H100."),
     ] = None,
-    provider: Annotated[str | None, typer.Option("--provider", help="Only this provider.")] = None,
+    provider: Annotated[
+        str | None, typer.Option("--provider", metavar="NAME", help="Only this provider.")
+    ] = None,
     catalog: CatalogOpt = None,
+    limit: Annotated[
+        int,
+        typer.Option(
+            "--limit",
+            min=0,
+            max=2**31 - 1,
+            metavar="N",
+            help=f"Rows to print (default {DEFAULT_CATALOG_LIMIT}; 0: all). --json prints all.",
+        ),
+    ] = DEFAULT_CATALOG_LIMIT,
+    offset: Annotated[
+        int,
+        typer.Option(
+            "--offset", min=0, max=2**31 - 1, metavar="N", help="Rows to skip first (paging)."
+        ),
+    ] = 0,
     as_json: JsonOpt = False,
 ) -> None:
-    """List offerings (instance types, topology, prices)."""
+    """List offerings (instance types, topology, prices); a table shows --limit rows."""
     from dataclasses import asdict
 
     from intercloud.catalog.loader import load_catalog
     from intercloud.model import canonical_accelerator, canonical_provider
 
     with bad_input_exits():
+        check_settings()
         cat = load_catalog(catalog)
         prov = canonical_provider(provider) if provider else None
         if prov is not None and prov not in cat.providers:
@@ -117,10 +166,17 @@ def catalog_cmd(
         return
     from intercloud.cli.render import offerings_table
 
-    _console().print(offerings_table(rows))
+    shown = rows[offset : offset + limit] if limit else rows[offset:]
+    _console().print(offerings_table(shown, total=len(rows), offset=offset))
+    left = len(rows) - offset - len(shown)
+    if left > 0:
+        sys.stdout.write(
+            f"{left} more offering(s) not shown: --offset {offset + len(shown)} for the next "
+            f"page, --limit 0 for all, or --json\n"
+        )
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def schema() -> None:
     """Print the JSON Schema of workload specs."""
     from intercloud.specs import json_schema
@@ -128,9 +184,9 @@ def schema() -> None:
     sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def validate(
-    spec: Annotated[Path, typer.Argument(help="Workload spec to check.")],
+    spec: Annotated[Path, typer.Argument(metavar="SPEC", help="Workload spec to check.")],
     catalog: CatalogOpt = None,
 ) -> None:
     """Check a spec against the schema and the catalog; exit 2 with one line if it is bad."""
@@ -138,6 +194,7 @@ def validate(
     from intercloud.specs import load_spec_file
 
     with bad_input_exits():
+        check_settings()
         loaded = load_spec_file(spec, load_catalog(catalog))
     w = loaded.workload
     ignored = f" (ignored: {', '.join(loaded.ignored_fields)})" if loaded.ignored_fields else ""
@@ -148,17 +205,63 @@ def _register_job_commands() -> None:
     from intercloud.cli import jobs
 
     for fn in (jobs.run, jobs.status, jobs.logs, jobs.cancel, jobs.queue):
-        app.command()(fn)
+        app.command(cls=PlainCommand)(fn)
     app.add_typer(jobs.daemon_app, name="daemon")
 
 
 _register_job_commands()
 
 
-def entrypoint() -> None:
-    """Console-script entry: no traceback ever reaches the user for bad input."""
+def check_settings() -> None:
+    """Validate every ``INTERCLOUD_*`` setting (SettingError: one line, exit 2)."""
+    from intercloud.settings import check_all
+
+    check_all()
+
+
+# The click exception base of whichever click typer uses (its own copy in typer >= 0.17).
+_ClickException: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI on ``argv`` (default ``sys.argv[1:]``) and return its exit code.
+
+    Usage errors (unknown option, a value out of range) are one line on stderr and exit
+    2, like every other bad input; an unexpected error is one line and exit 70 unless
+    ``INTERCLOUD_DEBUG=1`` asks for the traceback.
+    """
+    import os
+
+    command = typer.main.get_command(app)
     try:
-        app()
+        rv = command.main(args=argv, prog_name="intercloud", standalone_mode=False)
+    except _ClickException as exc:
+        ctx = getattr(exc, "ctx", None)
+        where = f"{ctx.command_path}: " if ctx is not None else ""
+        sys.stderr.write("error: " + " ".join((where + exc.format_message()).split()) + "\n")
+        return int(getattr(exc, "exit_code", 2))
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except typer.Abort:
+        sys.stderr.write("aborted\n")
+        return 1
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
-        sys.exit(130)
+        return 130
+    except Exception as exc:
+        if os.environ.get("INTERCLOUD_DEBUG", "").strip() in ("1", "true", "yes"):
+            raise
+        text = " ".join(str(exc).split())[:200]
+        sys.stderr.write(
+            f"error: internal error ({type(exc).__name__}: {text}); "
+            "INTERCLOUD_DEBUG=1 shows the traceback, please report it\n"
+        )
+        return 70
+    return rv if isinstance(rv, int) else 0
+
+
+def entrypoint() -> None:
+    """Console-script entry: no traceback ever reaches the user for bad input."""
+    sys.exit(main())

@@ -139,7 +139,9 @@ def run_daemon(
     home = Path(home).expanduser()
     home.mkdir(parents=True, exist_ok=True)
     if idle_exit_s is None:
-        idle_exit_s = float(os.environ.get("INTERCLOUD_DAEMON_IDLE_EXIT") or DEFAULT_IDLE_EXIT_S)
+        from intercloud import settings
+
+        idle_exit_s = settings.idle_exit_s()
     lock_fd = _open_lock(home / LOCK_FILE)
     if not _try_lock(lock_fd):
         os.close(lock_fd)
@@ -279,13 +281,19 @@ def daemon_status(home: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """``python -m intercloud.control.daemon``: run in the foreground for
     ``$INTERCLOUD_HOME`` and ``$INTERCLOUD_DB_URL``."""
-    from intercloud.store import intercloud_home
+    from intercloud import settings
 
+    try:
+        settings.check_all()
+    except settings.SettingError as exc:
+        # One line, not a traceback; the CLI validates first, so this is a direct start.
+        sys.stderr.write(f"intercloud daemon: {exc}\n")
+        return 2
     logging.basicConfig(
-        level=os.environ.get("INTERCLOUD_LOG_LEVEL", "INFO"),
+        level=settings.log_level(),
         format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
     )
-    return run_daemon(intercloud_home(), os.environ.get("INTERCLOUD_DB_URL") or None)
+    return run_daemon(settings.home(), settings.db_url())
 
 
 if __name__ == "__main__":
