@@ -107,16 +107,12 @@ class Client:
         from intercloud.catalog import Catalog
         from intercloud.catalog.loader import load_catalog
         from intercloud.scheduler.planner import Planner
-        from intercloud.specs import load_spec_file, load_spec_text
+        from intercloud.specs import load_spec_text, read_spec_text
 
         catalog = load_catalog()
-        if text is None:
-            path = Path(spec)
-            loaded = load_spec_file(path, catalog)
-            spec_text = path.read_text()
-        else:
-            loaded = load_spec_text(text, catalog, source=str(spec))
-            spec_text = text
+        # Read once (bounded, regular files only): what is validated is what is stored.
+        spec_text = read_spec_text(Path(spec)) if text is None else text
+        loaded = load_spec_text(spec_text, catalog, source=str(spec))
         workload = loaded.workload
         enabled = Catalog.from_offerings(self._local_provider().offerings())
         plan = Planner(enabled).plan(workload)

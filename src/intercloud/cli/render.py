@@ -73,8 +73,16 @@ def print_plan(console: Console, result: PlanResult, ignored: Iterable[str] = ()
         console.print(f"[dim]ignored SkyPilot fields:[/] {', '.join(ignored)}")
 
 
-def offerings_table(rows: Sequence[Offering]) -> Table:
-    table = Table(title=f"{len(rows)} offerings", title_justify="left")
+def offerings_table(rows: Sequence[Offering], total: int | None = None, offset: int = 0) -> Table:
+    """``rows`` as a table; ``total`` (when more exist) and ``offset`` go in its title."""
+    title = f"{len(rows)} offerings"
+    if total is not None and total != len(rows):
+        title = (
+            f"offerings {offset + 1}-{offset + len(rows)} of {total}"
+            if rows
+            else (f"no offerings from {offset + 1} (of {total})")
+        )
+    table = Table(title=title, title_justify="left")
     for col in ("provider", "region", "zone", "instance type", "GPUs", "NVLink domain"):
         table.add_column(col)
     for col in ("vCPU", "mem GiB", "on-demand USD/h", "spot USD/h"):
