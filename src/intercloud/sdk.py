@@ -20,8 +20,8 @@ subclass (``SpecError``, ``NotRunnable``, ``InvalidRequest``) or ``KeyError``
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +40,13 @@ if TYPE_CHECKING:  # the planner pulls in numpy: imported only where it is used
 
 
 class NotRunnable(ValueError):
-    """No enabled provider can run the workload (one line, names who could)."""
+    """No enabled provider can ever run the workload (one line, names who could). The CLI
+    exits 1 for it ("nothing feasible"), as ``plan`` does, rather than 2 (bad input)."""
+
+
+#: ``top`` for planning on the enabled (local) offerings: every placement, so one that
+#: fits the finite sites is found even when cheaper ones never fit.
+_ALL_PLACEMENTS = 1000
 
 
 @dataclass(frozen=True)
@@ -106,18 +112,33 @@ class Client:
         """Validate, check runnability, store durably, make sure the daemon runs."""
         from intercloud.catalog import Catalog
         from intercloud.catalog.loader import load_catalog
+        from intercloud.control.never_fits import split_fitting
+        from intercloud.scheduler.hints import exactness_hint
         from intercloud.scheduler.planner import Planner
-        from intercloud.specs import load_spec_text, read_spec_text
+        from intercloud.specs import SpecError, load_spec_text, read_spec_text
 
         catalog = load_catalog()
         # Read once (bounded, regular files only): what is validated is what is stored.
         spec_text = read_spec_text(Path(spec)) if text is None else text
         loaded = load_spec_text(spec_text, catalog, source=str(spec))
         workload = loaded.workload
-        enabled = Catalog.from_offerings(self._local_provider().offerings())
-        plan = Planner(enabled).plan(workload)
-        if plan.choice is None:
-            raise NotRunnable(self._not_runnable(workload, plan, Planner(catalog)))
+        if not (workload.run or "").strip():
+            # plan and validate accept a spec without commands; running one needs them.
+            raise SpecError("run", "required to submit a job: the commands it runs", str(spec))
+        offerings = self._local_provider().offerings()
+        plan = Planner(Catalog.from_offerings(offerings)).plan(workload, top=_ALL_PLACEMENTS)
+        # The planner sees unbounded offerings; the local sites are finite.
+        fits, too_big = split_fitting(
+            workload, [c for c in (plan.choice, *plan.alternatives) if c is not None], offerings
+        )
+        if not fits:
+            enabled = Planner(Catalog.from_offerings(offerings))
+            others = frozenset(catalog.providers) - {o.provider for o in offerings}
+            raise NotRunnable(
+                self._not_runnable(workload, plan, Planner(catalog), too_big, others)
+                + exactness_hint(workload, enabled)
+            )
+        plan = replace(plan, choice=fits[0], alternatives=tuple(fits[1:]))
         restart = getattr(workload, "restart", None)
         job_id = self.store.submit(
             workload.kind,
@@ -133,9 +154,19 @@ class Client:
         return Submission(job_id, workload.name, plan, loaded.ignored_fields, loaded.notes)
 
     @staticmethod
-    def _not_runnable(workload: Workload, plan: PlanResult, everywhere: Any) -> str:
-        why = "; ".join(f"{e.provider}: {e.reason}" for e in plan.excluded) or "no offering"
-        elsewhere = everywhere.plan(workload).choice
+    def _not_runnable(
+        workload: Workload,
+        plan: PlanResult,
+        everywhere: Any,
+        too_big: Sequence[str] = (),
+        others: frozenset[str] | None = None,
+    ) -> str:
+        """Why nothing enabled can run ``workload``, and the cheapest of the ``others``
+        (providers not enabled here) that could."""
+        reasons = [f"{e.provider}: {e.reason}" for e in plan.excluded]
+        reasons += [f"{r}: the gang can never run there" for r in too_big]
+        why = "; ".join(reasons) or "no offering"
+        elsewhere = everywhere.plan(workload, others).choice if others != frozenset() else None
         if elsewhere is None:
             return f"no provider can run '{workload.name}' ({why})"
         p = elsewhere

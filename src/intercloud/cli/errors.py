@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import typer
 
 EXIT_BAD_INPUT = 2
+EXIT_NOTHING_FEASIBLE = 1
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
@@ -25,7 +26,9 @@ def bad_input_exits() -> Iterator[None]:
     except typer.Exit:
         raise
     except (ValueError, OSError) as exc:  # SpecError, CatalogError, NotRunnable, ...
-        raise fail(str(exc) or type(exc).__name__) from None
+        # Nothing feasible is exit 1 (as `plan` without a placement); bad input is 2.
+        code = EXIT_NOTHING_FEASIBLE if type(exc).__name__ == "NotRunnable" else EXIT_BAD_INPUT
+        raise fail(str(exc) or type(exc).__name__, code) from None
     except KeyError as exc:  # UnknownWorkload
         raise fail(str(exc.args[0]) if exc.args else "unknown key") from None
     except RuntimeError as exc:  # StoreError: unusable database (corrupt, locked, down)

@@ -19,6 +19,10 @@ from intercloud.cli.help import PlainCommand, PlainGroup
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from intercloud.catalog import Catalog
+    from intercloud.model import Workload
+    from intercloud.scheduler.planner import Planner, PlanResult
+
 app = typer.Typer(
     name="intercloud",
     cls=PlainGroup,
@@ -93,7 +97,10 @@ def plan(
         enabled = parse_providers(providers, cat.providers)
         overrides = parse_throughput(throughput)
         loaded = load_spec_file(spec, cat)
-        result = Planner(cat, throughput=overrides).plan(loaded.workload, enabled, top=top)
+        planner = Planner(cat, throughput=overrides)
+        result = _without_never_fitting(
+            planner, cat, loaded.workload, enabled, top, planner.plan(loaded.workload, enabled, top)
+        )
     if as_json:
         out = result.to_dict()
         out["source_format"] = loaded.source_format
@@ -108,8 +115,44 @@ def plan(
             console.print(f"[dim]note:[/] {note}")
         print_plan(console, result, loaded.ignored_fields)
     if result.choice is None:
+        from intercloud.scheduler.hints import exactness_hint
+
         reasons = "; ".join(f"{e.provider}: {e.reason}" for e in result.excluded)
-        raise fail(f"no feasible placement for '{result.workload}' ({reasons})", code=1)
+        hint = exactness_hint(loaded.workload, planner, enabled)
+        raise fail(f"no feasible placement for '{result.workload}' ({reasons}){hint}", code=1)
+
+
+def _without_never_fitting(
+    planner: Planner,
+    cat: Catalog,
+    workload: Workload,
+    enabled: frozenset[str] | None,
+    top: int,
+    result: PlanResult,
+) -> PlanResult:
+    """``result`` with the local provider excluded when the gang can never fit this
+    machine (the planner sees offerings as unbounded; the local one is not)."""
+    from dataclasses import replace
+
+    from intercloud.control.never_fits import split_fitting
+    from intercloud.model import Exclusion
+
+    local = [o for o in cat.offerings if o.provider == "local"]
+    placed = [c for c in (result.choice, *result.alternatives, *result.best_by_provider) if c]
+    _, reasons = split_fitting(workload, [c for c in placed if c.provider == "local"], local)
+    if not reasons:
+        return result
+    others = (enabled if enabled is not None else frozenset(cat.providers)) - {"local"}
+    again = planner.plan(workload, others, top) if others else replace(result, choice=None)
+    why = Exclusion("local", "; ".join(reasons) + ": the gang can never run on this machine")
+    excluded = tuple(e for e in again.excluded if e.provider != "local")
+    return replace(
+        again,
+        choice=again.choice if others else None,
+        alternatives=again.alternatives if others else (),
+        best_by_provider=again.best_by_provider if others else (),
+        excluded=(*excluded, why),
+    )
 
 
 @app.command("catalog", cls=PlainCommand)
@@ -240,7 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     except _ClickException as exc:
         ctx = getattr(exc, "ctx", None)
         where = f"{ctx.command_path}: " if ctx is not None else ""
-        sys.stderr.write("error: " + " ".join((where + exc.format_message()).split()) + "\n")
+        fmt = getattr(exc, "format_message", None)
+        message = fmt() if callable(fmt) else str(exc)
+        sys.stderr.write("error: " + " ".join(f"{where}{message}".split()) + "\n")
         return int(getattr(exc, "exit_code", 2))
     except typer.Exit as exc:
         return int(exc.exit_code)

@@ -17,7 +17,16 @@ import yaml
 
 from intercloud.model import Workload
 from intercloud.specs import native, skypilot_task
-from intercloud.specs.errors import FILE, ROOT, YAML, SpecError, SpecProblem, describe, suggest
+from intercloud.specs.errors import (
+    FILE,
+    ROOT,
+    YAML,
+    SpecError,
+    SpecProblem,
+    describe,
+    join_path,
+    suggest,
+)
 from intercloud.specs.validate_catalog import Vocabulary, check_resources
 
 if TYPE_CHECKING:
@@ -77,7 +86,7 @@ if _FAST:
 
     _CUniqueKeyLoader.add_constructor(
         yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-        _construct_mapping,  # type: ignore[arg-type]
+        _construct_mapping,
     )
 
 
@@ -86,9 +95,8 @@ def _check_shape(text: str) -> None:
     ``MAX_YAML_NODES`` events, from the event stream (non-recursive, nothing built), so
     neither the recursive composer nor the constructor ever sees it."""
     loader_cls: Any = yaml.CSafeLoader if _FAST else yaml.SafeLoader
-    depth = count = 0
-    for event in yaml.parse(text, Loader=loader_cls):
-        count += 1
+    depth = 0
+    for count, event in enumerate(yaml.parse(text, Loader=loader_cls), start=1):
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_YAML_DEPTH:
@@ -227,11 +235,28 @@ def load_spec_file(path: Path, catalog: Catalog | None = None) -> LoadedSpec:
     return load_spec_text(read_spec_text(Path(path)), catalog, source=str(path))
 
 
+def _refuse_nul(data: Any, path: tuple[str | int, ...] = ()) -> None:
+    """A NUL character (YAML ``"\\0"``) in any key or value: no command line,
+    environment or PostgreSQL text column can carry one, so it is refused here."""
+    if isinstance(data, str):
+        if "\0" in data:
+            raise SpecProblem(join_path(path), "contains a NUL character (\\0); remove it")
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            if isinstance(key, str) and "\0" in key:
+                raise SpecProblem(join_path(path), "a key contains a NUL character (\\0)")
+            _refuse_nul(value, (*path, key if isinstance(key, str) else str(key)))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            _refuse_nul(value, (*path, i))
+
+
 def _load(data: Any, catalog: Catalog | None, source: str) -> LoadedSpec:
     if data is None:
         raise SpecProblem(ROOT, "empty spec")
     if not isinstance(data, dict):
         raise SpecProblem(ROOT, f"expected a mapping at the top level, got {describe(data)}")
+    _refuse_nul(data)
     vocab = Vocabulary(catalog)
     if "kind" not in data:
         if skypilot_task.looks_like_task(data):

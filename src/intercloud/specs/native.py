@@ -37,11 +37,23 @@ from intercloud.specs.fields import (
     Quantity,
     QuantityField,
 )
+from intercloud.specs.limits import (
+    INT32_MAX,
+    INT32_MIN,
+    MAX_AMOUNT,
+    MAX_BATCH_TASKS,
+    MAX_NODES,
+    MAX_REPLICAS,
+)
 from intercloud.specs.validate_catalog import ResourcePaths, Vocabulary
 
 NonEmpty = Annotated[str, Field(min_length=1)]
-Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Positive = Annotated[float, Field(gt=0, le=MAX_AMOUNT, allow_inf_nan=False)]
 PositiveInt = Annotated[int, Field(ge=1)]
+NodeCount = Annotated[int, Field(ge=1, le=MAX_NODES)]
+Restarts = Annotated[int, Field(ge=0, le=INT32_MAX)]
+Priority = Annotated[int, Field(ge=INT32_MIN, le=INT32_MAX)]
+ReplicaCount = Annotated[int, Field(ge=1, le=MAX_REPLICAS)]
 
 
 class _Spec(BaseModel):
@@ -107,7 +119,7 @@ class _PlacementSpec(_Spec):
 class GangResources(_PlacementSpec):
     """Resources of a training gang or of one service replica (per node)."""
 
-    num_nodes: PositiveInt | None = Field(
+    num_nodes: NodeCount | None = Field(
         None,
         description=(
             "Nodes in the gang (training) or per replica (service), default 1. May "
@@ -150,7 +162,7 @@ class DataSpec(_Spec):
 class RestartSpec(_Spec):
     """Restarts after a failure (preemptions are handled by the scheduler, not counted)."""
 
-    max_restarts: Annotated[int, Field(ge=0)] = Field(0, description="Restarts after failures.")
+    max_restarts: Restarts = Field(0, description="Restarts after failures.")
     on_exit_codes: list[Annotated[int, Field(ge=1, le=255)]] = Field(
         default_factory=list, description="Restart only on these exit codes; empty: any non-zero."
     )
@@ -159,14 +171,16 @@ class RestartSpec(_Spec):
 class ReplicasSpec(_Spec):
     """Replica count range for autoscaling."""
 
-    min: PositiveInt = Field(1, description="Fewest replicas (at least 1).")
-    max: PositiveInt | None = Field(None, description="Most replicas; default min.")
+    min: ReplicaCount = Field(1, description="Fewest replicas (at least 1).")
+    max: ReplicaCount | None = Field(None, description="Most replicas; default min.")
 
 
 class _Common(_Spec):
     name: Name = Field(description="Workload name: letters, digits, '.', '_', '-'.")
     tenant: Name = Field("default", description="Tenant that owns and pays for the workload.")
-    priority: int = Field(0, description="Higher runs first and may preempt lower (default 0).")
+    priority: Priority = Field(
+        0, description="Higher runs first and may preempt lower (default 0)."
+    )
     setup: str | None = Field(None, description="Shell commands run once per node before run.")
     run: str | None = Field(None, description="Shell commands of the workload.")
     envs: dict[str, EnvValue] = Field(
@@ -193,7 +207,7 @@ class TrainingSpec(_Common):
     """A gang-scheduled training job: ``num_nodes`` nodes that start and stop together."""
 
     kind: Literal["training"] = Field(description="training")
-    num_nodes: PositiveInt | None = Field(
+    num_nodes: NodeCount | None = Field(
         None, description="Nodes in the gang, default 1 (or resources.num_nodes; not both)."
     )
     resources: GangResources = Field(description="Per-node resources and placement rules.")
@@ -212,7 +226,7 @@ class ServiceSpec(_Common):
     """An inference service: replicas of ``num_nodes`` nodes each, autoscaled in a range."""
 
     kind: Literal["service"] = Field(description="service")
-    num_nodes: PositiveInt | None = Field(
+    num_nodes: NodeCount | None = Field(
         None, description="Nodes per replica, default 1 (or resources.num_nodes; not both)."
     )
     resources: GangResources = Field(description="Per-node resources of one replica.")
@@ -233,7 +247,9 @@ class BatchSpec(_Common):
     """``count`` independent CPU tasks, packed onto instances."""
 
     kind: Literal["batch"] = Field(description="batch")
-    count: PositiveInt = Field(1, description="Number of independent tasks.")
+    count: Annotated[int, Field(ge=1, le=MAX_BATCH_TASKS)] = Field(
+        1, description="Number of independent tasks."
+    )
     resources: BatchResources = Field(
         description="Per-task resources (cpus required unless instance_type is given)."
     )
