@@ -95,7 +95,7 @@ def plan(
         check_settings()
         cat = load_catalog(catalog)
         enabled = parse_providers(providers, cat.providers)
-        overrides = parse_throughput(throughput)
+        overrides = parse_throughput(throughput, cat.accelerators)
         loaded = load_spec_file(spec, cat)
         planner = Planner(cat, throughput=overrides)
         result = _without_never_fitting(
