@@ -34,7 +34,7 @@ app = typer.Typer(
 CatalogOpt = Annotated[
     Path | None,
     typer.Option(
-        "--catalog", metavar="DIR", help="SkyPilot v8 catalog directory (DIR/<cloud>/vms.csv)."
+        "--catalog", metavar="DIR", help="SkyPilot v8 catalog directory (DIR/CLOUD/vms.csv)."
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
