@@ -86,6 +86,8 @@ def test_good_values_are_parsed(tmp_path: Path) -> None:
         ("INTERCLOUD_DB_URL", "sqlite:////no-such-folder/state.db", "does not exist"),
         ("INTERCLOUD_DB_URL", "mysql://u@h/db", "unsupported"),
         ("INTERCLOUD_DB_URL", "not a url", "invalid"),
+        ("INTERCLOUD_HOME", "/dev/null", "is not a folder"),
+        ("INTERCLOUD_HOME", "/dev/null/home", "is inside /dev/null"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str, words: str) -> None:

@@ -84,6 +84,17 @@ def home(env: Mapping[str, str] | None = None) -> Path:
     return Path(_raw(HOME, env) or "~/.intercloud").expanduser()
 
 
+def check_home(env: Mapping[str, str] | None = None) -> Path:
+    """``home`` when it is, or can become, a folder: refused when it or its nearest
+    existing parent is not a folder (a file, ``/dev/null``)."""
+    path = home(env).absolute()
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        what = "is not a folder" if existing == path else f"is inside {existing}, not a folder"
+        raise SettingError(HOME, str(_env(env).get(HOME, "")), what)
+    return path
+
+
 def db_url(env: Mapping[str, str] | None = None) -> str | None:
     """``$INTERCLOUD_DB_URL`` normalised (driver filled in), or None when unset.
 
@@ -275,6 +286,7 @@ def log_level(env: Mapping[str, str] | None = None) -> str:
 
 def check_all(env: Mapping[str, str] | None = None) -> None:
     """Validate every setting; the first bad one raises ``SettingError``."""
+    check_home(env)
     db_url(env)
     idle_exit_s(env)
     decider(env)
@@ -290,6 +302,7 @@ __all__ = [
     "SettingError",
     "check_all",
     "check_db_url",
+    "check_home",
     "db_url",
     "decider",
     "home",

@@ -382,6 +382,7 @@ def argument_cases() -> Iterator[Case]:
 # --- settings -----------------------------------------------------------------------------
 
 SETTINGS: dict[str, tuple[str, ...]] = {
+    "INTERCLOUD_HOME": ("/dev/null", "{dir}/sites.yaml/home"),
     "INTERCLOUD_DAEMON_IDLE_EXIT": ("abc", "-1", "nan", "inf", "1e309", "10d"),
     "INTERCLOUD_DECIDER": ("nope", "fleet,planner"),
     "INTERCLOUD_QUEUE_POLICY": ("nope", "PRIORITY!"),

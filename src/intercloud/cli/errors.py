@@ -25,7 +25,10 @@ def bad_input_exits() -> Iterator[None]:
         yield
     except typer.Exit:
         raise
-    except (ValueError, OSError) as exc:  # SpecError, CatalogError, NotRunnable, ...
+    except OSError as exc:  # a file or folder that cannot be used: name it, no errno
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise fail(f"{where}{exc.strerror or exc}") from None
+    except ValueError as exc:  # SpecError, CatalogError, SettingError, NotRunnable, ...
         # Nothing feasible is exit 1 (as `plan` without a placement); bad input is 2.
         code = EXIT_NOTHING_FEASIBLE if type(exc).__name__ == "NotRunnable" else EXIT_BAD_INPUT
         raise fail(str(exc) or type(exc).__name__, code) from None
