@@ -191,3 +191,19 @@ def test_throughput_accepts_catalog_names() -> None:
     assert parse_throughput("h200=3.1, B200=5") == {"H200": 3.1, "B200": 5.0}
     assert parse_throughput("Exotic-9=2", known={"Exotic-9"}) == {"Exotic-9": 2.0}
     assert parse_throughput(None) is None
+
+
+def test_names_that_look_like_markup_print_as_written(tmp_path: Path) -> None:
+    """Catalog and spec text is data, never rich markup (``[/x]`` once crashed rich)."""
+    (tmp_path / "cat" / "aws").mkdir(parents=True)
+    (tmp_path / "cat" / "aws" / "vms.csv").write_text(
+        "InstanceType,AcceleratorName,AcceleratorCount,vCPUs,MemoryGiB,Price,SpotPrice,Region\n"
+        "t[/bad],,,2,8,0.1,0.05,r[/x]\n"
+    )
+    code, out = _run("catalog", "--catalog", str(tmp_path / "cat"))
+    assert code == 0 and "t[/bad]" in out and "r[/x]" in out
+    spec = _spec(tmp_path, "kind: training\nname: x\nresources: {cpus: 1+}\n")
+    code, out = _run("plan", spec, "--catalog", str(tmp_path / "cat"), "--providers", "aws")
+    assert code == 0 and "best is" not in out and "t[/bad]" in out
+    code, out = _run("plan", spec, "--catalog", str(tmp_path / "cat"))
+    assert code == 0 and "lost aws: best is t[/bad] x1 in r[/x]" in out

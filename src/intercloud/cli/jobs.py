@@ -128,19 +128,17 @@ def _jobs_table(rows: list[dict[str, Any]], title: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from intercloud.cli.render import plain
+
     table = Table(title=f"{len(rows)} {title}", title_justify="left")
     for col in ("id", "name", "tenant", "state", "where", "attempt", "reason"):
         table.add_column(col)
     for r in rows:
         where = f"{r['provider']}/{r['region']}" if r["provider"] else "-"
         table.add_row(
-            str(r["id"]),
-            r["name"],
-            r["tenant"],
-            r["state"],
-            where,
-            str(r["attempt"]),
-            r["reason"] or "",
+            *plain(
+                r["id"], r["name"], r["tenant"], r["state"], where, r["attempt"], r["reason"] or ""
+            )
         )
     Console(width=160).print(table)
 

@@ -108,11 +108,13 @@ def plan(
         out["notes"] = list(loaded.notes) + list(out.get("notes", []))
         sys.stdout.write(json.dumps(out, indent=2) + "\n")
     else:
+        from rich.markup import escape
+
         from intercloud.cli.render import print_plan
 
         console = _console()
         for note in loaded.notes:
-            console.print(f"[dim]note:[/] {note}")
+            console.print(f"[dim]note:[/] {escape(note)}")
         print_plan(console, result, loaded.ignored_fields)
     if result.choice is None:
         from intercloud.scheduler.hints import exactness_hint
