@@ -257,6 +257,16 @@ YAML_TEXTS: dict[str, tuple[str, str]] = {
         "kind: training\nname: t\nenvs:\n" + "".join(f"  K{i}: v\n" for i in range(60_000)),
         "values",
     ),
+    "int-5000-digits": ("kind: training\nname: t\npriority: " + "9" * 5000 + "\n", "digits"),
+    "timestamp-25h": ("kind: training\nname: t\ndeadline: 2026-01-01T25:00:00Z\n", "hour"),
+    "deadline-past-9999": (
+        "kind: training\nname: t\nresources: {cpus: 1+}\ndeadline: 9999-12-31 23:59:59 -12:00\n",
+        "deadline",
+    ),
+    "deadline-before-1": (
+        "kind: training\nname: t\nresources: {cpus: 1+}\ndeadline: 0001-01-01T00:00:00+23:59\n",
+        "deadline",
+    ),
     "over-1MiB": ("kind: training\nname: t\nrun: '" + "x" * (1 << 20) + "'\n", "KiB"),
 }
 

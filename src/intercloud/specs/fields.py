@@ -284,7 +284,11 @@ def parse_deadline(value: Any) -> str:
         raise FieldValueError(f"expected an ISO 8601 timestamp, got {describe(value)}")
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=dt.UTC)
-    return stamp.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        utc = stamp.astimezone(dt.UTC)
+    except (OverflowError, ValueError):  # the offset moves it past year 1 or 9999
+        raise FieldValueError(f"out of range, got {describe(value)}") from None
+    return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 Deadline = Annotated[

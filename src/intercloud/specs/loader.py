@@ -25,6 +25,7 @@ from intercloud.specs.errors import (
     SpecProblem,
     describe,
     join_path,
+    one_line,
     suggest,
 )
 from intercloud.specs.validate_catalog import Vocabulary, check_resources
@@ -149,7 +150,14 @@ def parse_yaml(text: str) -> Any:
                 raise SpecProblem(
                     YAML, f"aliases expand to more than {MAX_YAML_NODES} values; refused"
                 )
-            return loader.construct_document(node)
+            try:
+                return loader.construct_document(node)
+            except (ValueError, OverflowError) as exc:
+                # int() past Python's 4300-digit limit, a timestamp like 25:00, ...
+                why = one_line(str(exc))
+                if "integer string conversion" in why:
+                    why = "an integer with thousands of digits"
+                raise SpecProblem(YAML, f"unreadable value: {why}") from None
         finally:
             loader.dispose()
     except yaml.MarkedYAMLError as exc:
@@ -169,6 +177,8 @@ def load_spec_text(
         return _load(parse_yaml(text), catalog, source)
     except SpecProblem as p:
         raise SpecError(p.field, p.problem, source) from None
+    except (OverflowError, RecursionError) as exc:  # a last line of defence: no traceback
+        raise SpecError(ROOT, f"a value is out of range ({one_line(str(exc))})", source) from None
 
 
 def read_spec_text(path: Path) -> str:
