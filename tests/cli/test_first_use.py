@@ -207,3 +207,30 @@ def test_names_that_look_like_markup_print_as_written(tmp_path: Path) -> None:
     assert code == 0 and "best is" not in out and "t[/bad]" in out
     code, out = _run("plan", spec, "--catalog", str(tmp_path / "cat"))
     assert code == 0 and "lost aws: best is t[/bad] x1 in r[/x]" in out
+
+
+def test_commands_added_without_cls_get_plain_help_too() -> None:
+    """Another module's `app.command()` under the root group is rendered the same way."""
+    import typer
+
+    from intercloud.cli.help import PlainGroup
+
+    extra = typer.Typer(cls=PlainGroup, add_completion=False)
+    sub = typer.Typer()
+
+    @extra.command()
+    def first(n: int = typer.Argument(..., min=1, max=9, help="A count.")) -> None:
+        """First."""
+
+    @sub.command()
+    def inner(name: str = typer.Argument(..., help="A name.")) -> None:
+        """Inner."""
+
+    extra.add_typer(sub, name="group")
+    for args in (["first", "--help"], ["group", "inner", "--help"]):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code = typer.main.get_command(extra).main(args, "x", standalone_mode=False)
+        assert code in (0, None)
+        assert not PLACEHOLDER.search(out.getvalue()), out.getvalue()
+        assert "<bool>" not in out.getvalue()

@@ -69,7 +69,17 @@ class PlainCommand(TyperCommand):
 
 
 class PlainGroup(TyperGroup):
-    """A typer group whose help uses classic placeholders (see the module docstring)."""
+    """A typer group whose help, and that of every command and group under it, uses
+    classic placeholders (see the module docstring). Give it as ``cls=`` to the root
+    ``typer.Typer``: commands added later with a plain ``app.command()`` are covered."""
 
     def get_params(self, ctx: Any) -> list[Any]:
         return _plain(super().get_params(ctx))
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if type(command) is TyperCommand:
+            command.__class__ = PlainCommand
+        elif type(command) is TyperGroup:
+            command.__class__ = PlainGroup
+        return command

@@ -14,7 +14,6 @@ from typing import Annotated, Any
 import typer
 
 from intercloud.cli.errors import bad_input_exits
-from intercloud.cli.help import PlainCommand, PlainGroup
 
 EXIT_BY_STATE = {"SUCCEEDED": 0, "FAILED": 1, "CANCELLED": 3}
 
@@ -25,9 +24,7 @@ JobArg = Annotated[
     typer.Argument(metavar="JOB", help="Job id (see `intercloud status`).", min=1, max=MAX_ID),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-daemon_app = typer.Typer(
-    cls=PlainGroup, help="Manage the embedded control loop (started on demand)."
-)
+daemon_app = typer.Typer(help="Manage the embedded control loop (started on demand).")
 
 
 def _client() -> Any:
@@ -179,7 +176,7 @@ def queue(as_json: JsonOpt = False) -> None:
     _jobs_table(rows, "queued or running")
 
 
-@daemon_app.command("start", cls=PlainCommand)
+@daemon_app.command("start")
 def daemon_start() -> None:
     """Start the control loop in the background (no-op if it runs)."""
     with bad_input_exits():
@@ -187,7 +184,7 @@ def daemon_start() -> None:
     _out(f"daemon running (pid {pid})")
 
 
-@daemon_app.command("stop", cls=PlainCommand)
+@daemon_app.command("stop")
 def daemon_stop() -> None:
     """Stop the control loop (jobs keep running; it adopts them when it starts again)."""
     with bad_input_exits():
@@ -195,7 +192,7 @@ def daemon_stop() -> None:
     _out("daemon stopped" if stopped else "daemon was not running")
 
 
-@daemon_app.command("status", cls=PlainCommand)
+@daemon_app.command("status")
 def daemon_status_cmd(as_json: JsonOpt = False) -> None:
     """Whether the control loop runs, its pid and home."""
     with bad_input_exits():

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from intercloud.cli.errors import bad_input_exits, fail
-from intercloud.cli.help import PlainCommand, PlainGroup
+from intercloud.cli.help import PlainGroup
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -61,7 +61,7 @@ def _console() -> Console:
     return Console(width=max(160, Console().width))
 
 
-@app.command(cls=PlainCommand)
+@app.command()
 def plan(
     spec: SpecArg,
     catalog: CatalogOpt = None,
@@ -157,7 +157,7 @@ def _without_never_fitting(
     )
 
 
-@app.command("catalog", cls=PlainCommand)
+@app.command("catalog")
 def catalog_cmd(
     accelerator: Annotated[
         str | None,
@@ -221,7 +221,7 @@ def catalog_cmd(
         )
 
 
-@app.command(cls=PlainCommand)
+@app.command()
 def schema() -> None:
     """Print the JSON Schema of workload specs."""
     from intercloud.specs import json_schema
@@ -229,7 +229,7 @@ def schema() -> None:
     sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
 
 
-@app.command(cls=PlainCommand)
+@app.command()
 def validate(
     spec: Annotated[Path, typer.Argument(metavar="SPEC", help="Workload spec to check.")],
     catalog: CatalogOpt = None,
@@ -250,7 +250,7 @@ def _register_job_commands() -> None:
     from intercloud.cli import jobs
 
     for fn in (jobs.run, jobs.status, jobs.logs, jobs.cancel, jobs.queue):
-        app.command(cls=PlainCommand)(fn)
+        app.command()(fn)
     app.add_typer(jobs.daemon_app, name="daemon")
 
 
