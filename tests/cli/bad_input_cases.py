@@ -212,6 +212,28 @@ def nul_cases() -> Iterator[Case]:
         )
 
 
+LONG = "x" * (128 * 1024)  # one byte past what one argument or variable can hold
+LONG_FIELDS = [
+    ("training", "run"),
+    ("training", "setup"),
+    ("training", "envs.BIG"),
+    ("batch", "run"),
+    ("service", "setup"),
+    ("skypilot", "run"),
+    ("skypilot", "envs.BIG"),
+]
+
+
+def long_text_cases() -> Iterator[Case]:
+    for (base, path), cname in itertools.product(LONG_FIELDS, ("validate", "run")):
+        yield Case(
+            f"long-{base}-{path}-{cname}",
+            COMMANDS[cname],
+            spec=with_value(BASES[base], path, LONG),
+            needle="128 KiB",
+        )
+
+
 def no_run_cases() -> Iterator[Case]:
     for base, value in itertools.product(BASES, ("", "   \n  ", None)):
         spec = with_value(BASES[base], "run", value)
@@ -529,6 +551,7 @@ GROUPS: tuple[Callable[[], Iterator[Case]], ...] = (
     number_cases,
     accelerator_cases,
     nul_cases,
+    long_text_cases,
     no_run_cases,
     yaml_cases,
     file_cases,

@@ -13,7 +13,13 @@ import pytest
 import yaml
 
 from intercloud.specs import SpecError, load_spec_file, load_spec_text, read_spec_text
-from intercloud.specs.limits import INT32_MAX, INT32_MIN, MAX_BATCH_TASKS, MAX_NODES
+from intercloud.specs.limits import (
+    INT32_MAX,
+    INT32_MIN,
+    MAX_ARG_BYTES,
+    MAX_BATCH_TASKS,
+    MAX_NODES,
+)
 from intercloud.specs.loader import MAX_SPEC_BYTES, MAX_YAML_DEPTH, MAX_YAML_NODES
 
 BASE = "kind: training\nname: t\nresources: {cpus: 1+}\nrun: 'true'\n"
@@ -195,3 +201,19 @@ def test_nul_characters_are_refused_with_the_field(line: str, field: str) -> Non
 def test_nul_in_run_of_a_skypilot_task() -> None:
     err = _error('name: s\nresources: {cpus: 1+}\nrun: "echo \\0"\n')
     assert err.field == "run"
+
+
+@pytest.mark.parametrize("field", ["run", "setup"])
+def test_commands_fit_one_argument(field: str) -> None:
+    head = BASE.replace("run: 'true'\n", "")
+    at = "x" * MAX_ARG_BYTES
+    load_spec_text(head + f"{field}: {at}\n")
+    err = _error(head + f"{field}: {at}x\n")
+    assert err.field == field and "128 KiB" in err.problem
+
+
+def test_an_environment_string_fits_one_variable() -> None:
+    value = "x" * (MAX_ARG_BYTES - len("BIG="))
+    load_spec_text(BASE + f"envs: {{BIG: {value}}}\n")
+    err = _error(BASE + f"envs: {{BIG: {value}é}}\n")  # one more character, two bytes
+    assert err.field == "envs.BIG" and "128 KiB" in err.problem

@@ -25,3 +25,6 @@ MAX_QUANTITY = 1_000_000.0
 MAX_DURATION_HOURS = 24 * 365 * 10.0
 #: USD per hour, GB of data, requests per second: far beyond any real value.
 MAX_AMOUNT = 1e12
+#: Bytes of one argument or ``KEY=VALUE`` environment string a Linux process can take
+#: (MAX_ARG_STRLEN, 32 pages, less the NUL): ``run`` and ``setup`` go to ``bash -c``.
+MAX_ARG_BYTES = 128 * 1024 - 1

@@ -41,12 +41,14 @@ from intercloud.specs.limits import (
     INT32_MAX,
     INT32_MIN,
     MAX_AMOUNT,
+    MAX_ARG_BYTES,
     MAX_BATCH_TASKS,
     MAX_NODES,
     MAX_REPLICAS,
 )
 from intercloud.specs.validate_catalog import ResourcePaths, Vocabulary
 
+_TOO_LONG = "longer than 128 KiB, the most one argument or variable of a process can hold"
 NonEmpty = Annotated[str, Field(min_length=1)]
 Positive = Annotated[float, Field(gt=0, le=MAX_AMOUNT, allow_inf_nan=False)]
 PositiveInt = Annotated[int, Field(ge=1)]
@@ -197,10 +199,21 @@ class _Common(_Spec):
     @field_validator("envs")
     @classmethod
     def _env_names(cls, envs: dict[str, str]) -> dict[str, str]:
-        for key in envs:
+        for key, value in envs.items():
             if not ENV_NAME.match(key):
                 raise FieldValueError(f"invalid variable name {key!r}", f".{key}")
+            if len(f"{key}={value}".encode()) > MAX_ARG_BYTES:
+                raise FieldValueError(_TOO_LONG + "; pass a file path instead", f".{key}")
         return envs
+
+    @field_validator("setup", "run")
+    @classmethod
+    def _command_size(cls, text: str | None) -> str | None:
+        # The commands reach `bash -c` as one argument: past the kernel's bound the job
+        # would be accepted and then fail to start.
+        if text is not None and len(text.encode()) > MAX_ARG_BYTES:
+            raise FieldValueError(_TOO_LONG + "; put the commands in a script and run that")
+        return text
 
 
 class TrainingSpec(_Common):
