@@ -23,6 +23,7 @@ Settings (name: meaning, default):
 - ``INTERCLOUD_LOCAL_GPUS``: emulated GPUs of the local site, ``NAME:COUNT``.
 - ``INTERCLOUD_LOCAL_SITES``: several local sites (see ``providers.local_config``).
 - ``INTERCLOUD_LOG_LEVEL``: the daemon's log level, ``INFO``.
+- ``INTERCLOUD_DEBUG``: ``1`` shows the traceback of an internal CLI error, off.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ LOCAL_CPUS = "INTERCLOUD_LOCAL_CPUS"
 LOCAL_GPUS = "INTERCLOUD_LOCAL_GPUS"
 LOCAL_SITES = "INTERCLOUD_LOCAL_SITES"
 LOG_LEVEL = "INTERCLOUD_LOG_LEVEL"
+DEBUG = "INTERCLOUD_DEBUG"
 
 DEFAULT_IDLE_EXIT_S = 30.0
 DECIDERS = ("fleet", "planner")
@@ -284,6 +286,12 @@ def log_level(env: Mapping[str, str] | None = None) -> str:
     return raw.upper()
 
 
+def debug(env: Mapping[str, str] | None = None) -> bool:
+    """``INTERCLOUD_DEBUG``: show the traceback of an internal error (never refused:
+    it is read while reporting another error)."""
+    return (_raw(DEBUG, env) or "").lower() in _TRUE
+
+
 def check_all(env: Mapping[str, str] | None = None) -> None:
     """Validate every setting; the first bad one raises ``SettingError``."""
     check_home(env)
@@ -304,6 +312,7 @@ __all__ = [
     "check_db_url",
     "check_home",
     "db_url",
+    "debug",
     "decider",
     "home",
     "idle_exit_s",

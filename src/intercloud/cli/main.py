@@ -277,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     2, like every other bad input; an unexpected error is one line and exit 70 unless
     ``INTERCLOUD_DEBUG=1`` asks for the traceback.
     """
+    import contextlib
     import os
 
     command = typer.main.get_command(app)
@@ -297,8 +298,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
+    except BrokenPipeError:  # `intercloud catalog | head`: the reader left; say nothing
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except Exception as exc:
-        if os.environ.get("INTERCLOUD_DEBUG", "").strip() in ("1", "true", "yes"):
+        from intercloud.settings import debug
+
+        if debug():
             raise
         text = " ".join(str(exc).split())[:200]
         sys.stderr.write(
