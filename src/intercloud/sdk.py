@@ -20,8 +20,8 @@ subclass (``SpecError``, ``NotRunnable``, ``InvalidRequest``) or ``KeyError``
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +40,13 @@ if TYPE_CHECKING:  # the planner pulls in numpy: imported only where it is used
 
 
 class NotRunnable(ValueError):
-    """No enabled provider can run the workload (one line, names who could)."""
+    """No enabled provider can ever run the workload (one line, names who could). The CLI
+    exits 1 for it ("nothing feasible"), as ``plan`` does, rather than 2 (bad input)."""
+
+
+#: ``top`` for planning on the enabled (local) offerings: every placement, so one that
+#: fits the finite sites is found even when cheaper ones never fit.
+_ALL_PLACEMENTS = 1000
 
 
 @dataclass(frozen=True)
@@ -141,23 +147,23 @@ class Client:
         from intercloud.catalog import Catalog
         from intercloud.catalog.loader import load_catalog
         from intercloud.control.decide import demand_of
+        from intercloud.control.never_fits import split_fitting
         from intercloud.providers.base import Capability
+        from intercloud.scheduler.hints import exactness_hint
         from intercloud.scheduler.planner import Planner
-        from intercloud.specs import load_spec_file, load_spec_text
+        from intercloud.specs import SpecError, load_spec_text, read_spec_text
         from intercloud.submission import check_env, resolve_files
 
         submitted_env = check_env(env or {})
         catalog = load_catalog()
-        if text is None:
-            path = Path(spec)
-            loaded = load_spec_file(path, catalog)
-            spec_text = path.read_text()
-            spec_dir = path.expanduser().absolute().parent
-        else:
-            loaded = load_spec_text(text, catalog, source=str(spec))
-            spec_text = text
-            spec_dir = Path.cwd()
+        # Read once (bounded, regular files only): what is validated is what is stored.
+        spec_text = read_spec_text(Path(spec)) if text is None else text
+        loaded = load_spec_text(spec_text, catalog, source=str(spec))
+        spec_dir = Path(spec).expanduser().absolute().parent if text is None else Path.cwd()
         workload = loaded.workload
+        if not (workload.run or "").strip():
+            # plan and validate accept a spec without commands; running one needs them.
+            raise SpecError("run", "required to submit a job: the commands it runs", str(spec))
         provider = self._local_provider()
         files = resolve_files(
             workload,
@@ -166,10 +172,21 @@ class Client:
             source=str(spec),
             state_dir=self.home,
         )
-        enabled = Catalog.from_offerings(provider.offerings())
-        plan = Planner(enabled).plan(workload)
-        if plan.choice is None:
-            raise NotRunnable(self._not_runnable(workload, plan, Planner(catalog)))
+        offerings = provider.offerings()
+        plan = Planner(Catalog.from_offerings(offerings)).plan(workload, top=_ALL_PLACEMENTS)
+        # The planner sees unbounded offerings; the local sites are finite.
+        fits, too_big = split_fitting(
+            workload, [c for c in (plan.choice, *plan.alternatives) if c is not None], offerings
+        )
+        if not fits:
+            enabled = Planner(Catalog.from_offerings(offerings))
+            others = frozenset(catalog.providers) - {o.provider for o in offerings}
+            raise NotRunnable(
+                self._not_runnable(workload, plan, Planner(catalog), too_big, others)
+                + exactness_hint(workload, enabled)
+            )
+        choice = fits[0]
+        plan = replace(plan, choice=choice, alternatives=tuple(fits[1:]))
         restart = getattr(workload, "restart", None)
         if self.autostart:  # a daemon serving another database would leave it pending
             self.check_daemon()
@@ -185,8 +202,8 @@ class Client:
                 "env": submitted_env,
                 "spec_dir": str(spec_dir),
                 "files": files.to_json(),
-                "plan": plan.choice.to_dict(),
-                "nodes": demand_of(workload, plan.choice).ranks,
+                "plan": choice.to_dict(),
+                "nodes": demand_of(workload, choice).ranks,
             },
         )
         if self.autostart:
@@ -199,9 +216,19 @@ class Client:
         return Submission(job_id, workload.name, plan, loaded.ignored_fields, loaded.notes)
 
     @staticmethod
-    def _not_runnable(workload: Workload, plan: PlanResult, everywhere: Any) -> str:
-        why = "; ".join(f"{e.provider}: {e.reason}" for e in plan.excluded) or "no offering"
-        elsewhere = everywhere.plan(workload).choice
+    def _not_runnable(
+        workload: Workload,
+        plan: PlanResult,
+        everywhere: Any,
+        too_big: Sequence[str] = (),
+        others: frozenset[str] | None = None,
+    ) -> str:
+        """Why nothing enabled can run ``workload``, and the cheapest of the ``others``
+        (providers not enabled here) that could."""
+        reasons = [f"{e.provider}: {e.reason}" for e in plan.excluded]
+        reasons += [f"{r}: the gang can never run there" for r in too_big]
+        why = "; ".join(reasons) or "no offering"
+        elsewhere = everywhere.plan(workload, others).choice if others != frozenset() else None
         if elsewhere is None:
             return f"no provider can run '{workload.name}' ({why})"
         p = elsewhere

@@ -147,7 +147,7 @@ def test_bad_input_paths(home: Path, tmp_path: Path) -> None:
     gpu = tmp_path / "gpu.yaml"
     gpu.write_text("kind: training\nname: big\nresources: {accelerators: H100:8}\nrun: 'true'\n")
     proc = ic(home, "run", str(gpu))
-    one_line_error(proc, 2, "no enabled provider can run 'big'")
+    one_line_error(proc, 1, "no enabled provider can run 'big'")
     assert "USD/h" in proc.stderr
     one_line_error(ic(home, "run", str(tmp_path / "missing.yaml")), 2, "missing.yaml")
 

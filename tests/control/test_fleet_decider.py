@@ -188,8 +188,12 @@ def test_make_decider_by_name_env_and_store_setting() -> None:
     assert isinstance(d, FleetDecider) and d.queue_policy == "fifo" and d.preemption
     with pytest.raises(ValueError, match="unknown decider"):
         make_decider("magic", environ={})
-    with pytest.raises(KeyError):
+    with pytest.raises(ValueError, match="INTERCLOUD_QUEUE_POLICY='nope'"):
         make_decider(environ={"INTERCLOUD_QUEUE_POLICY": "nope"})
+    with pytest.raises(ValueError, match="INTERCLOUD_DECIDER='nope'"):
+        make_decider(environ={"INTERCLOUD_DECIDER": "nope"})
+    with pytest.raises(ValueError, match="INTERCLOUD_PREEMPTION='maybe'"):
+        make_decider(environ={"INTERCLOUD_PREEMPTION": "maybe"})
 
 
 def _alternatives_job(job_id: int, key: str, items: str) -> PendingJob:

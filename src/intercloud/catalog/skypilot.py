@@ -35,7 +35,12 @@ from intercloud.catalog.catalog import Catalog
 from intercloud.catalog.egress import internet_egress
 from intercloud.catalog.errors import CatalogError
 from intercloud.catalog.topology import domain_for, network_for
-from intercloud.model import Offering, canonical_accelerator, canonical_provider
+from intercloud.model import (
+    KNOWN_PROVIDERS,
+    Offering,
+    canonical_accelerator,
+    canonical_provider,
+)
 
 REQUIRED = (
     "InstanceType",
@@ -49,6 +54,33 @@ REQUIRED = (
 OPTIONAL = ("AvailabilityZone", "SpotPrice", "Arch")
 _NUMERIC = ("Price", "SpotPrice", "AcceleratorCount", "vCPUs", "MemoryGiB")
 DEFAULT_ARCH = "x86_64"
+_INF = math.inf
+#: Cloud folder names of SkyPilot's catalog (``catalogs/v8/<cloud>``); a folder with
+#: another name is refused rather than turned into a provider nobody can select.
+SKYPILOT_CLOUDS = frozenset(
+    {
+        "aws",
+        "azure",
+        "gcp",
+        "oci",
+        "lambda",
+        "ibm",
+        "scp",
+        "runpod",
+        "fluidstack",
+        "paperspace",
+        "cudo",
+        "do",
+        "vast",
+        "nebius",
+        "hyperbolic",
+        "vsphere",
+        "kubernetes",
+        "seeweb",
+        "shadeform",
+        "primeintellect",
+    }
+)
 
 
 def load_skypilot_dir(path: Path, clouds: Iterable[str] | None = None) -> Catalog:
@@ -63,7 +95,11 @@ def load_skypilot_dir(path: Path, clouds: Iterable[str] | None = None) -> Catalo
     else:
         names = list(clouds)
     files = [path / name / "vms.csv" for name in names]
-    for f in files:
+    for name, f in zip(names, files, strict=True):
+        provider = canonical_provider(name)
+        if provider not in SKYPILOT_CLOUDS and provider not in KNOWN_PROVIDERS:
+            known = ", ".join(sorted(SKYPILOT_CLOUDS | set(KNOWN_PROVIDERS)))
+            raise CatalogError(f"{path / name}: unknown provider {name!r} (known: {known})")
         if not f.is_file():
             raise CatalogError(f"{f}: file not found")
     offerings: list[Offering] = []
@@ -145,6 +181,16 @@ def _parse(fh: TextIO, file: Path, provider: str) -> Iterator[Offering]:
             mem = float(mem_s) if mem_s else 0.0
         except (ValueError, OverflowError):
             raise _number_error(file, reader.line_num, r, col) from None
+        # One chained comparison on the hot path; NaN fails it too (NaN prices and spot
+        # prices were skipped above, as SkyPilot does).
+        if not (
+            0.0 <= price < _INF
+            and 0.0 <= vcpus < _INF
+            and 0.0 <= mem < _INF
+            and count >= 0
+            and (spot is None or 0.0 <= spot < _INF)
+        ):
+            raise _range_error(file, reader.line_num, r, col)
         accelerator: str | None = None
         if count > 0:
             accelerator = names.get(acc)
@@ -188,6 +234,21 @@ def _number_error(file: Path, line: int, r: list[str], col: dict[str, int]) -> C
         if bad:
             return CatalogError(f"{file}:{line}: column {name!r}: cannot read {cell!r} as a number")
     return CatalogError(f"{file}:{line}: unreadable row")  # pragma: no cover - defensive
+
+
+def _range_error(file: Path, line: int, r: list[str], col: dict[str, int]) -> CatalogError:
+    """The error for the first numeric cell of ``r`` that is negative, infinite or NaN."""
+    for name in _NUMERIC:
+        i = col.get(name, -1)
+        cell = r[i] if i >= 0 else ""
+        value = float(cell) if cell else 0.0
+        if name in ("Price", "SpotPrice") and value != value:
+            continue  # an unpriced row or no spot price: skipped, not an error
+        if not 0.0 <= value < _INF:
+            return CatalogError(
+                f"{file}:{line}: column {name!r}: {cell!r} must be a finite number >= 0"
+            )
+    return CatalogError(f"{file}:{line}: a number out of range")  # pragma: no cover
 
 
 # --- Google Cloud: GPUs are rows of their own, priced on top of a host VM -------------

@@ -10,6 +10,7 @@ import typer
 
 EXIT_BAD_INPUT = 2
 EXIT_DAEMON = 1  # the daemon could not start (its reason is printed)
+EXIT_NOTHING_FEASIBLE = 1
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
@@ -25,8 +26,13 @@ def bad_input_exits() -> Iterator[None]:
         yield
     except typer.Exit:
         raise
-    except (ValueError, OSError) as exc:  # SpecError, CatalogError, NotRunnable, ...
-        raise fail(str(exc) or type(exc).__name__) from None
+    except OSError as exc:  # a file or folder that cannot be used: name it, no errno
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise fail(f"{where}{exc.strerror or exc}") from None
+    except ValueError as exc:  # SpecError, CatalogError, SettingError, NotRunnable, ...
+        # Nothing feasible is exit 1 (as `plan` without a placement); bad input is 2.
+        code = EXIT_NOTHING_FEASIBLE if type(exc).__name__ == "NotRunnable" else EXIT_BAD_INPUT
+        raise fail(str(exc) or type(exc).__name__, code) from None
     except KeyError as exc:  # UnknownWorkload
         raise fail(str(exc.args[0]) if exc.args else "unknown key") from None
     except RuntimeError as exc:  # StoreError: unusable database (corrupt, locked, down)

@@ -17,14 +17,23 @@ from intercloud.cli.errors import bad_input_exits
 
 EXIT_BY_STATE = {"SUCCEEDED": 0, "FAILED": 1, "CANCELLED": 3}
 
-JobArg = Annotated[int, typer.Argument(help="Job id (see `intercloud status`).", min=1)]
+#: Largest id or rank the store holds (SQL INTEGER is 32-bit signed on PostgreSQL).
+MAX_ID = 2**31 - 1
+JobArg = Annotated[
+    int,
+    typer.Argument(metavar="JOB", help="Job id (see `intercloud status`).", min=1, max=MAX_ID),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 daemon_app = typer.Typer(help="Manage the embedded control loop (started on demand).")
 
 
 def _client() -> Any:
+    """The embedded client, after every ``INTERCLOUD_*`` setting has been validated (a bad
+    one is one line and exit 2 here, before any daemon could start with it)."""
     from intercloud.sdk import Client
+    from intercloud.settings import check_all
 
+    check_all()
     return Client()
 
 
@@ -44,7 +53,9 @@ def _where(p: dict[str, Any] | None) -> str:
 
 
 def run(
-    spec: Annotated[Path, typer.Argument(help="Workload spec (intercloud or SkyPilot YAML).")],
+    spec: Annotated[
+        Path, typer.Argument(metavar="SPEC", help="Workload spec (intercloud or SkyPilot YAML).")
+    ],
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Submit and return.")] = False,
     env: Annotated[
         list[str] | None,
@@ -109,7 +120,10 @@ def _final_line(s: dict[str, Any]) -> str:
 
 
 def status(
-    job: Annotated[int | None, typer.Argument(help="Job id; omit to list all jobs.")] = None,
+    job: Annotated[
+        int | None,
+        typer.Argument(metavar="JOB", min=1, max=MAX_ID, help="Job id; omit to list all jobs."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """A job's state, placement and full story (events), or a table of all jobs.
@@ -147,26 +161,27 @@ def _jobs_table(rows: list[dict[str, Any]], title: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from intercloud.cli.render import plain
+
     table = Table(title=f"{len(rows)} {title}", title_justify="left")
     for col in ("id", "name", "tenant", "state", "where", "attempt", "reason"):
         table.add_column(col)
     for r in rows:
         where = f"{r['provider']}/{r['region']}" if r["provider"] else "-"
         table.add_row(
-            str(r["id"]),
-            r["name"],
-            r["tenant"],
-            r["state"],
-            where,
-            str(r["attempt"]),
-            r["reason"] or "",
+            *plain(
+                r["id"], r["name"], r["tenant"], r["state"], where, r["attempt"], r["reason"] or ""
+            )
         )
     Console(width=160).print(table)
 
 
 def logs(
     job: JobArg,
-    node: Annotated[int | None, typer.Option("--node", "-n", min=0, help="Only this rank.")] = None,
+    node: Annotated[
+        int | None,
+        typer.Option("--node", "-n", min=0, max=MAX_ID, metavar="RANK", help="Only this rank."),
+    ] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep streaming.")] = False,
 ) -> None:
     """Print a job's logs (every node, or one with --node)."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Collection
+
 from intercloud.model import KNOWN_PROVIDERS, canonical_accelerator, canonical_provider
 
 
@@ -21,21 +24,37 @@ def parse_providers(value: str | None, known: tuple[str, ...] = ()) -> frozenset
     return frozenset(names)
 
 
-def parse_throughput(value: str | None) -> dict[str, float] | None:
-    """``H200=3.1,B200=5`` -> relative-throughput overrides (A100-40GB = 1.0)."""
+#: Largest relative throughput accepted (an A100-40GB is 1; a B200 about 5).
+MAX_THROUGHPUT = 1000.0
+
+
+def parse_throughput(value: str | None, known: Collection[str] = ()) -> dict[str, float] | None:
+    """``H200=3.1,B200=5`` -> relative-throughput overrides (A100-40GB = 1.0).
+
+    Every item must be ``NAME=NUMBER`` with a known accelerator name (intercloud's or
+    one of ``known``, the catalog's) and a finite number in (0, 1000], each name once;
+    anything else raises ValueError naming the item.
+    """
     if value is None:
         return None
     out: dict[str, float] = {}
     for item in value.split(","):
-        if not item.strip():
-            continue
-        name, sep, number = item.partition("=")
-        canon = canonical_accelerator(name) or name.strip()
+        text = item.strip()
+        if not text:
+            raise ValueError(f"--throughput: empty item in {value!r}; use NAME=NUMBER,...")
+        name, sep, number = text.partition("=")
+        canon = canonical_accelerator(name) or (name.strip() if name.strip() in known else None)
+        if canon is None:
+            raise ValueError(f"--throughput: unknown accelerator {name.strip()!r} in {text!r}")
         try:
-            ratio = float(number) if sep else float("nan")
+            ratio = float(number) if sep else math.nan
         except ValueError:
-            ratio = float("nan")
-        if not (ratio > 0):
-            raise ValueError(f"--throughput: '{item.strip()}' must be NAME=POSITIVE_NUMBER")
+            ratio = math.nan
+        if not (0 < ratio <= MAX_THROUGHPUT):
+            raise ValueError(
+                f"--throughput: {text!r} must be NAME=NUMBER with 0 < NUMBER <= {MAX_THROUGHPUT:g}"
+            )
+        if canon in out:
+            raise ValueError(f"--throughput: {canon} given twice")
         out[canon] = ratio
     return out

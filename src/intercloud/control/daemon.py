@@ -65,7 +65,6 @@ ERROR_FILE = "daemon.error"
 SPAWN_LOCK_FILE = "daemon.spawn"
 LOG_FILE = "daemon.log"
 MODULE = "intercloud.control.daemon"
-DEFAULT_IDLE_EXIT_S = 30.0
 SLEEP_MIN_S = 0.02
 SLEEP_MAX_S = 0.2
 
@@ -235,17 +234,6 @@ class _Stop:
         self.requested = True
 
 
-def _idle_exit_setting() -> float:
-    raw = os.environ.get("INTERCLOUD_DAEMON_IDLE_EXIT") or str(DEFAULT_IDLE_EXIT_S)
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not value >= 0 or value == float("inf"):
-        raise ValueError(f"INTERCLOUD_DAEMON_IDLE_EXIT: expected seconds >= 0, got {raw!r}")
-    return value
-
-
 def _one_line(exc: BaseException) -> str:
     raw = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
     text = " ".join(raw.split()) or type(exc).__name__
@@ -303,12 +291,14 @@ def _start(
     providers: Mapping[str, Provider] | None,
 ) -> tuple[Any, Any, float]:
     """Everything that may fail at start: settings, the store, providers, recovery."""
+    from intercloud import settings
     from intercloud.control.crashpoints import crashpoint_from_env
     from intercloud.control.reconciler import Reconciler
     from intercloud.store import database_url, open_store
 
+    settings.check_all()
     if idle_exit_s is None:
-        idle_exit_s = _idle_exit_setting()
+        idle_exit_s = settings.idle_exit_s()
     store = open_store(db_url or database_url(home))
     try:
         store_id = store.store_id()
@@ -588,20 +578,28 @@ def daemon_status(home: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m intercloud.control.daemon [--home HOME]``: run in the foreground for
-    ``HOME`` (default ``$INTERCLOUD_HOME``) and ``$INTERCLOUD_DB_URL``."""
-    from intercloud.store import intercloud_home
+    ``HOME`` (default ``$INTERCLOUD_HOME``) and ``$INTERCLOUD_DB_URL``. A bad setting is
+    one line in ``daemon.error`` (``_start`` checks them all), never a traceback."""
+    from intercloud import settings
 
     args = list(sys.argv if argv is None else argv)[1:]
-    home = intercloud_home()
     if len(args) == 2 and args[0] == "--home":
         home = Path(args[1]).expanduser()
     elif args:
         sys.stderr.write("usage: python -m intercloud.control.daemon [--home HOME]\n")
         return 2
-    level = os.environ.get("INTERCLOUD_LOG_LEVEL", "INFO").upper()
+    else:
+        try:
+            home = settings.check_home()
+        except settings.SettingError as exc:
+            sys.stderr.write(f"intercloud daemon: {exc}\n")
+            return 2
+    try:
+        level = settings.log_level()
+    except settings.SettingError:
+        level = "INFO"  # reported by _start as the reason it cannot start
     logging.basicConfig(
-        level=level if level in logging.getLevelNamesMapping() else "INFO",
-        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
+        level=level, format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)  # a line per migration step
     return run_daemon(home, os.environ.get("INTERCLOUD_DB_URL") or None)

@@ -140,16 +140,20 @@ def make_decider(
 ) -> Decider:
     """The decider chosen by ``name`` (else ``$INTERCLOUD_DECIDER``, else ``fleet``), with
     its queue policy and preemption from the environment or the store's settings."""
+    from intercloud import settings
+
     env = os.environ if environ is None else environ
-    chosen = (name or env.get(DECIDER_ENV) or "fleet").strip().lower()
+    chosen = (name or settings.decider(env) or "fleet").strip().lower()
     if chosen == "planner":
         return PlannerDecider()
     if chosen != "fleet":
         raise ValueError(f"unknown decider {chosen!r} (known: {', '.join(DECIDERS)})")
-    policy = env.get(QUEUE_POLICY_ENV) or (
-        store.get_setting(QUEUE_POLICY_SETTING) if store is not None else None
-    )
-    preempt: Any = env.get(PREEMPTION_ENV)
+    policy = settings.queue_policy(env)
+    if policy is None and store is not None:
+        stored = store.get_setting(QUEUE_POLICY_SETTING)
+        if stored is not None:
+            policy = settings.check_queue_policy(str(stored), QUEUE_POLICY_SETTING)
+    preempt: Any = settings.preemption(env)
     if preempt is None and store is not None:
         preempt = store.get_setting(PREEMPTION_SETTING)
     return FleetDecider(

@@ -114,7 +114,9 @@ class LocalConfig:
             return cls(root=root, sites=parse_sites(spec))
         site_kwargs: dict[str, Any] = {}
         if env.get("INTERCLOUD_LOCAL_CPUS"):
-            site_kwargs["cpu_slots"] = float(env["INTERCLOUD_LOCAL_CPUS"])
+            from intercloud.settings import local_cpus
+
+            site_kwargs["cpu_slots"] = local_cpus(env)
         if env.get("INTERCLOUD_LOCAL_GPUS"):
             site_kwargs["gpu_type"], site_kwargs["gpu_slots"] = parse_gpus(
                 env["INTERCLOUD_LOCAL_GPUS"]

@@ -9,7 +9,7 @@ pydantic and PyYAML only (the catalog type is referenced for typing, not importe
 from typing import Any
 
 from intercloud.specs.errors import SpecError
-from intercloud.specs.loader import LoadedSpec, load_spec_file, load_spec_text
+from intercloud.specs.loader import LoadedSpec, load_spec_file, load_spec_text, read_spec_text
 
 
 def json_schema() -> dict[str, Any]:
@@ -19,4 +19,11 @@ def json_schema() -> dict[str, Any]:
     return build()
 
 
-__all__ = ["LoadedSpec", "SpecError", "json_schema", "load_spec_file", "load_spec_text"]
+__all__ = [
+    "LoadedSpec",
+    "SpecError",
+    "json_schema",
+    "load_spec_file",
+    "load_spec_text",
+    "read_spec_text",
+]

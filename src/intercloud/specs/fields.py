@@ -17,6 +17,11 @@ from pydantic import PlainValidator, WithJsonSchema
 
 from intercloud.model import AcceleratorChoice
 from intercloud.specs.errors import FieldValueError, describe
+from intercloud.specs.limits import (
+    MAX_ACCELERATORS_PER_NODE,
+    MAX_DURATION_HOURS,
+    MAX_QUANTITY,
+)
 
 # --- accelerators -------------------------------------------------------------------
 
@@ -51,6 +56,11 @@ def _count(value: Any, name: str, subpath: str) -> int:
     count: int = value
     if count <= 0:
         raise FieldValueError(f"count of {name} must be a positive integer, got {count}", subpath)
+    if count > MAX_ACCELERATORS_PER_NODE:
+        raise FieldValueError(
+            f"count of {name} must be at most {MAX_ACCELERATORS_PER_NODE} per node, got {count}",
+            subpath,
+        )
     return count
 
 
@@ -89,7 +99,7 @@ def parse_accelerator_item(value: Any, subpath: str = "") -> AcceleratorItem:
     raw = parts[1].strip()
     if not raw:
         raise FieldValueError(f"missing count after ':' in {describe(value)}", subpath)
-    if not re.fullmatch(r"[+-]?\d+", raw):
+    if not re.fullmatch(r"[+-]?\d{1,18}", raw):
         raise FieldValueError(f"count of {name} must be a positive integer, got {raw!r}", subpath)
     return AcceleratorItem(name, _count(int(raw), name, subpath), subpath)
 
@@ -214,10 +224,20 @@ def parse_quantity(value: Any) -> Quantity:
             raise FieldValueError(f"expected N or N+ (e.g. 32+), got {describe(value)}")
         number, at_least = float(m.group(1)), m.group(2) == "+"
     else:
-        number, at_least = float(value), False
+        number, at_least = _as_float(value), False
     if not math.isfinite(number) or number <= 0:
         raise FieldValueError(f"must be greater than 0, got {describe(value)}")
+    if number > MAX_QUANTITY:
+        raise FieldValueError(f"must be at most {MAX_QUANTITY:g}, got {describe(value)}")
     return Quantity(number, at_least)
+
+
+def _as_float(value: int | float) -> float:
+    """``float(value)``, inf for an integer too large for a float (no OverflowError)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
 
 
 QUANTITY_SCHEMA: dict[str, Any] = {
@@ -247,9 +267,11 @@ def parse_duration_hours(value: Any) -> float:
             )
         hours = sum(float(n) * _UNIT_HOURS[u] for n, u in _DURATION_PART.findall(text))
     else:
-        hours = float(value)
+        hours = _as_float(value)
     if not math.isfinite(hours) or hours <= 0:
         raise FieldValueError(f"must be longer than zero, got {describe(value)}")
+    if hours > MAX_DURATION_HOURS:
+        raise FieldValueError(f"must be at most 10 years, got {describe(value)}")
     return hours
 
 
@@ -288,7 +310,11 @@ def parse_deadline(value: Any) -> str:
         raise FieldValueError(f"expected an ISO 8601 timestamp, got {describe(value)}")
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=dt.UTC)
-    return stamp.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        utc = stamp.astimezone(dt.UTC)
+    except (OverflowError, ValueError):  # the offset moves it past year 1 or 9999
+        raise FieldValueError(f"out of range, got {describe(value)}") from None
+    return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 Deadline = Annotated[

@@ -41,11 +41,25 @@ from intercloud.specs.fields import (
     Quantity,
     QuantityField,
 )
+from intercloud.specs.limits import (
+    INT32_MAX,
+    INT32_MIN,
+    MAX_AMOUNT,
+    MAX_ARG_BYTES,
+    MAX_BATCH_TASKS,
+    MAX_NODES,
+    MAX_REPLICAS,
+)
 from intercloud.specs.validate_catalog import ResourcePaths, Vocabulary
 
+_TOO_LONG = "longer than 128 KiB, the most one argument or variable of a process can hold"
 NonEmpty = Annotated[str, Field(min_length=1)]
-Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Positive = Annotated[float, Field(gt=0, le=MAX_AMOUNT, allow_inf_nan=False)]
 PositiveInt = Annotated[int, Field(ge=1)]
+NodeCount = Annotated[int, Field(ge=1, le=MAX_NODES)]
+Restarts = Annotated[int, Field(ge=0, le=INT32_MAX)]
+Priority = Annotated[int, Field(ge=INT32_MIN, le=INT32_MAX)]
+ReplicaCount = Annotated[int, Field(ge=1, le=MAX_REPLICAS)]
 
 
 class _Spec(BaseModel):
@@ -142,7 +156,7 @@ class _Options(_Spec):
 class GangResources(_PlacementSpec, _Options):
     """Resources of a training gang or of one service replica (per node)."""
 
-    num_nodes: PositiveInt | None = Field(
+    num_nodes: NodeCount | None = Field(
         None,
         description=(
             "Nodes in the gang (training) or per replica (service), default 1. May "
@@ -185,7 +199,7 @@ class DataSpec(_Spec):
 class RestartSpec(_Spec):
     """Restarts after a failure (preemptions are handled by the scheduler, not counted)."""
 
-    max_restarts: Annotated[int, Field(ge=0)] = Field(0, description="Restarts after failures.")
+    max_restarts: Restarts = Field(0, description="Restarts after failures.")
     on_exit_codes: list[Annotated[int, Field(ge=1, le=255)]] = Field(
         default_factory=list, description="Restart only on these exit codes; empty: any non-zero."
     )
@@ -194,14 +208,16 @@ class RestartSpec(_Spec):
 class ReplicasSpec(_Spec):
     """Replica count range for autoscaling."""
 
-    min: PositiveInt = Field(1, description="Fewest replicas (at least 1).")
-    max: PositiveInt | None = Field(None, description="Most replicas; default min.")
+    min: ReplicaCount = Field(1, description="Fewest replicas (at least 1).")
+    max: ReplicaCount | None = Field(None, description="Most replicas; default min.")
 
 
 class _Common(_Spec):
     name: Name = Field(description="Workload name: letters, digits, '.', '_', '-'.")
     tenant: Name = Field("default", description="Tenant that owns and pays for the workload.")
-    priority: int = Field(0, description="Higher runs first and may preempt lower (default 0).")
+    priority: Priority = Field(
+        0, description="Higher runs first and may preempt lower (default 0)."
+    )
     setup: str | None = Field(None, description="Shell commands run once per node before run.")
     run: str | None = Field(None, description="Shell commands of the workload.")
     envs: dict[str, EnvValue] = Field(
@@ -235,9 +251,11 @@ class _Common(_Spec):
     @field_validator("envs")
     @classmethod
     def _env_names(cls, envs: dict[str, str]) -> dict[str, str]:
-        for key in envs:
+        for key, value in envs.items():
             if not ENV_NAME.match(key):
                 raise FieldValueError(f"invalid variable name {key!r}", f".{key}")
+            if len(f"{key}={value}".encode()) > MAX_ARG_BYTES:
+                raise FieldValueError(_TOO_LONG + "; pass a file path instead", f".{key}")
         return envs
 
     @field_validator("workdir")
@@ -266,12 +284,21 @@ class _Common(_Spec):
                 raise FieldValueError("the path holds a NUL byte", f".{dest}")
         return mounts
 
+    @field_validator("setup", "run")
+    @classmethod
+    def _command_size(cls, text: str | None) -> str | None:
+        # The commands reach `bash -c` as one argument: past the kernel's bound the job
+        # would be accepted and then fail to start.
+        if text is not None and len(text.encode()) > MAX_ARG_BYTES:
+            raise FieldValueError(_TOO_LONG + "; put the commands in a script and run that")
+        return text
+
 
 class TrainingSpec(_Common):
     """A gang-scheduled training job: ``num_nodes`` nodes that start and stop together."""
 
     kind: Literal["training"] = Field(description="training")
-    num_nodes: PositiveInt | None = Field(
+    num_nodes: NodeCount | None = Field(
         None, description="Nodes in the gang, default 1 (or resources.num_nodes; not both)."
     )
     resources: GangResources = Field(description="Per-node resources and placement rules.")
@@ -290,7 +317,7 @@ class ServiceSpec(_Common):
     """An inference service: replicas of ``num_nodes`` nodes each, autoscaled in a range."""
 
     kind: Literal["service"] = Field(description="service")
-    num_nodes: PositiveInt | None = Field(
+    num_nodes: NodeCount | None = Field(
         None, description="Nodes per replica, default 1 (or resources.num_nodes; not both)."
     )
     resources: GangResources = Field(description="Per-node resources of one replica.")
@@ -311,7 +338,9 @@ class BatchSpec(_Common):
     """``count`` independent CPU tasks, packed onto instances."""
 
     kind: Literal["batch"] = Field(description="batch")
-    count: PositiveInt = Field(1, description="Number of independent tasks.")
+    count: Annotated[int, Field(ge=1, le=MAX_BATCH_TASKS)] = Field(
+        1, description="Number of independent tasks."
+    )
     resources: BatchResources = Field(
         description="Per-task resources (cpus required unless instance_type is given)."
     )

@@ -42,9 +42,11 @@ def intercloud_home() -> Path:
 def database_url(home: Path | None = None) -> str:
     """The database to use: ``INTERCLOUD_DB_URL`` when set (it wins over ``home``),
     else ``sqlite:///<home>/state.db`` with ``home`` defaulting to ``intercloud_home()``."""
-    env = os.environ.get("INTERCLOUD_DB_URL")
+    from intercloud.settings import db_url
+
+    env = db_url()  # validated: durable, its folder exists (SettingError otherwise)
     if env:
-        return normalize_url(env)
+        return env
     home = (home or intercloud_home()).expanduser()
     return f"sqlite:///{home.absolute() / 'state.db'}"
 

@@ -108,6 +108,8 @@ _WORKLOAD_COLUMNS = (
     W.finished_at,
     W.submission,
 )
+#: Ids are SQL INTEGER: 32-bit signed on PostgreSQL.
+_MAX_ID = 2**31 - 1
 _SELECT_WORKLOAD = sa.select(*_WORKLOAD_COLUMNS).join(TenantModel, TenantModel.id == W.tenant_id)
 
 
@@ -507,6 +509,8 @@ class Store:
             return self._get(conn, workload_id, tenant)
 
     def _get(self, conn: Connection, workload_id: int, tenant: str | None = None) -> WorkloadRecord:
+        if not 0 < workload_id <= _MAX_ID:  # no such row, and no driver OverflowError
+            raise UnknownWorkload(f"no workload {workload_id}")
         stmt = _SELECT_WORKLOAD.where(W.id == workload_id)
         if tenant is not None:
             stmt = stmt.where(TenantModel.name == tenant)

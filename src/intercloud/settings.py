@@ -1,0 +1,326 @@
+"""Every ``INTERCLOUD_*`` setting, read and validated in one place.
+
+Each reader takes an optional environment mapping (default ``os.environ``), returns the
+typed value (or None / the default when the variable is unset or empty) and raises
+``SettingError`` (a ``ValueError``: the CLI prints it as one line and exits 2) naming
+the variable and what it accepts. ``check_all`` validates every setting at once; the CLI
+calls it before any command that reads settings does its work, and before it starts the
+daemon, so a bad value never reaches a background process.
+
+Settings (name: meaning, default):
+
+- ``INTERCLOUD_HOME``: state folder, ``~/.intercloud``.
+- ``INTERCLOUD_DB_URL``: ``sqlite:////abs/path/state.db`` or ``postgresql://...``; default
+  SQLite at ``$INTERCLOUD_HOME/state.db``. URLs that are not durable (``sqlite://``,
+  ``:memory:``) are refused, and so is a SQLite file whose folder does not exist (a
+  typo would otherwise silently create a second, empty store).
+- ``INTERCLOUD_DAEMON_IDLE_EXIT``: seconds the daemon stays up with nothing to do, 30.
+- ``INTERCLOUD_DECIDER``: ``fleet`` or ``planner``, ``fleet``.
+- ``INTERCLOUD_QUEUE_POLICY``: a queue-order name (``priority``, ``fair_share``,
+  ``fifo``), else the store setting, else ``priority``.
+- ``INTERCLOUD_PREEMPTION``: ``1/0``, ``true/false``, ``yes/no``, ``on/off``; on.
+- ``INTERCLOUD_LOCAL_CPUS``: CPU slots of the local site, this machine's CPU count.
+- ``INTERCLOUD_LOCAL_GPUS``: emulated GPUs of the local site, ``NAME:COUNT``.
+- ``INTERCLOUD_LOCAL_SITES``: several local sites (see ``providers.local_config``).
+- ``INTERCLOUD_LOG_LEVEL``: the daemon's log level, ``INFO``.
+- ``INTERCLOUD_DEBUG``: ``1`` shows the traceback of an internal CLI error, off.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from intercloud.providers.local_config import LocalSite
+
+HOME = "INTERCLOUD_HOME"
+DB_URL = "INTERCLOUD_DB_URL"
+DAEMON_IDLE_EXIT = "INTERCLOUD_DAEMON_IDLE_EXIT"
+DECIDER = "INTERCLOUD_DECIDER"
+QUEUE_POLICY = "INTERCLOUD_QUEUE_POLICY"
+PREEMPTION = "INTERCLOUD_PREEMPTION"
+LOCAL_CPUS = "INTERCLOUD_LOCAL_CPUS"
+LOCAL_GPUS = "INTERCLOUD_LOCAL_GPUS"
+LOCAL_SITES = "INTERCLOUD_LOCAL_SITES"
+LOG_LEVEL = "INTERCLOUD_LOG_LEVEL"
+DEBUG = "INTERCLOUD_DEBUG"
+
+DEFAULT_IDLE_EXIT_S = 30.0
+DECIDERS = ("fleet", "planner")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+#: Upper bounds that keep numbers meaningful (a week of idling; a million CPU slots).
+MAX_IDLE_EXIT_S = 7 * 24 * 3600.0
+MAX_LOCAL_CPUS = 1_000_000.0
+MAX_LOCAL_GPUS = 100_000
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+class SettingError(ValueError):
+    """A setting with a value intercloud cannot use; ``str()`` is one line naming it."""
+
+    def __init__(self, name: str, value: str, expected: str) -> None:
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        super().__init__(f"{name}={shown!r}: {expected}")
+        self.name = name
+
+
+def _env(env: Mapping[str, str] | None) -> Mapping[str, str]:
+    return os.environ if env is None else env
+
+
+def _raw(name: str, env: Mapping[str, str] | None) -> str | None:
+    """The variable's value, stripped; None when unset or blank."""
+    value = _env(env).get(name)
+    if value is None or not value.strip():
+        return None
+    return value.strip()
+
+
+def home(env: Mapping[str, str] | None = None) -> Path:
+    """``$INTERCLOUD_HOME`` or ``~/.intercloud``, expanded (not created)."""
+    return Path(_raw(HOME, env) or "~/.intercloud").expanduser()
+
+
+def check_home(env: Mapping[str, str] | None = None) -> Path:
+    """``home`` when it is, or can become, a folder: refused when it or its nearest
+    existing parent is not a folder (a file, ``/dev/null``)."""
+    path = home(env).absolute()
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        what = "is not a folder" if existing == path else f"is inside {existing}, not a folder"
+        raise SettingError(HOME, str(_env(env).get(HOME, "")), what)
+    return path
+
+
+def db_url(env: Mapping[str, str] | None = None) -> str | None:
+    """``$INTERCLOUD_DB_URL`` normalised (driver filled in), or None when unset.
+
+    Refused: a URL that does not parse, a backend other than SQLite/PostgreSQL, an
+    in-memory or file-less SQLite URL, a relative SQLite path, and a SQLite file whose
+    folder does not exist.
+    """
+    raw = _raw(DB_URL, env)
+    if raw is None:
+        return None
+    return check_db_url(raw, DB_URL)
+
+
+def check_db_url(raw: str, name: str = DB_URL) -> str:
+    """Validate a database URL as ``db_url`` does; returns it normalised."""
+    from sqlalchemy.engine import make_url
+
+    from intercloud.store.engine import normalize_url
+
+    try:
+        url = normalize_url(raw)
+    except RuntimeError as exc:  # StoreError: unparsable or unsupported
+        raise SettingError(name, raw, str(exc)) from None
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return url
+    database = parsed.database or ""
+    if (
+        database in ("", ":memory:")
+        or database.startswith("file::memory:")
+        or (parsed.query.get("mode") == "memory")
+    ):
+        raise SettingError(
+            name, raw, "an in-memory database loses every job; give a file, sqlite:////abs/state.db"
+        )
+    path = Path(database).expanduser()
+    if not path.is_absolute():
+        raise SettingError(name, raw, "give an absolute path, sqlite:////abs/path/state.db")
+    if not path.parent.is_dir():
+        raise SettingError(
+            name, raw, f"folder {path.parent} does not exist; create it first (mkdir -p)"
+        )
+    if path.exists() and not path.is_file():
+        raise SettingError(name, raw, f"{path} exists but is not a file")
+    return url
+
+
+def _number(name: str, raw: str, low: float, high: float, what: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and low <= value <= high):
+        raise SettingError(name, raw, f"expected {what}")
+    return value
+
+
+def idle_exit_s(env: Mapping[str, str] | None = None) -> float:
+    """Seconds the daemon waits idle before it exits (0 .. one week)."""
+    raw = _raw(DAEMON_IDLE_EXIT, env)
+    if raw is None:
+        return DEFAULT_IDLE_EXIT_S
+    return _number(
+        DAEMON_IDLE_EXIT, raw, 0.0, MAX_IDLE_EXIT_S, "a number of seconds between 0 and 604800"
+    )
+
+
+def decider(env: Mapping[str, str] | None = None) -> str | None:
+    """``fleet`` or ``planner`` (lower-cased), None when unset."""
+    raw = _raw(DECIDER, env)
+    if raw is None:
+        return None
+    value = raw.lower()
+    if value not in DECIDERS:
+        raise SettingError(DECIDER, raw, f"expected one of {', '.join(DECIDERS)}")
+    return value
+
+
+def check_queue_policy(raw: str, name: str = QUEUE_POLICY) -> str:
+    """A registered queue-order name (imports the policies: numpy)."""
+    from intercloud.scheduler.queue_order import POLICIES
+
+    value = raw.strip()
+    if value not in POLICIES:
+        raise SettingError(name, raw, f"expected one of {', '.join(sorted(POLICIES))}")
+    return value
+
+
+def queue_policy(env: Mapping[str, str] | None = None) -> str | None:
+    """The queue-order policy named by the variable, None when unset."""
+    raw = _raw(QUEUE_POLICY, env)
+    return None if raw is None else check_queue_policy(raw)
+
+
+def parse_bool(name: str, raw: str) -> bool:
+    """``1/true/yes/on`` or ``0/false/no/off`` (any case); anything else is refused."""
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise SettingError(name, raw, "expected 1/0, true/false, yes/no or on/off")
+
+
+def preemption(env: Mapping[str, str] | None = None) -> bool | None:
+    """Whether a gang may preempt lower-priority work; None when unset."""
+    raw = _raw(PREEMPTION, env)
+    return None if raw is None else parse_bool(PREEMPTION, raw)
+
+
+def local_cpus(env: Mapping[str, str] | None = None) -> float | None:
+    """CPU slots of the default local site (> 0), None when unset."""
+    raw = _raw(LOCAL_CPUS, env)
+    if raw is None:
+        return None
+    value = _number(LOCAL_CPUS, raw, 0.0, MAX_LOCAL_CPUS, "a number of CPU slots above 0")
+    if value <= 0:
+        raise SettingError(LOCAL_CPUS, raw, "expected a number of CPU slots above 0")
+    return value
+
+
+def parse_gpus(name: str, raw: str) -> tuple[str, int]:
+    """``NAME:COUNT`` with a known accelerator name and 1 <= COUNT <= 100000."""
+    from intercloud.model import canonical_accelerator
+
+    acc, sep, count = raw.strip().partition(":")
+    canonical = canonical_accelerator(acc) if acc.strip() else None
+    text = count.strip()
+    ok = sep and canonical is not None and text.isascii() and text.isdigit()
+    if not ok or not 1 <= int(text) <= MAX_LOCAL_GPUS:
+        raise SettingError(
+            name, raw, "expected NAME:COUNT with a known accelerator and 1 <= COUNT <= 100000"
+        )
+    assert canonical is not None
+    return canonical, int(text)
+
+
+def local_gpus(env: Mapping[str, str] | None = None) -> tuple[str, int] | None:
+    """Emulated GPUs of the default local site, None when unset."""
+    raw = _raw(LOCAL_GPUS, env)
+    return None if raw is None else parse_gpus(LOCAL_GPUS, raw)
+
+
+def local_sites(env: Mapping[str, str] | None = None) -> tuple[LocalSite, ...] | None:
+    """The sites ``INTERCLOUD_LOCAL_SITES`` declares, None when unset."""
+    raw = _raw(LOCAL_SITES, env)
+    if raw is None:
+        return None
+    from intercloud.providers.local_config import parse_sites
+
+    try:
+        sites = parse_sites(raw)
+    except (ValueError, TypeError, OSError) as exc:
+        raise SettingError(LOCAL_SITES, raw, " ".join(str(exc).split())) from None
+    except Exception as exc:  # yaml.YAMLError from a sites file
+        raise SettingError(
+            LOCAL_SITES, raw, f"unreadable sites file: {type(exc).__name__}"
+        ) from None
+    for site in sites:
+        numbers = {
+            "cpus": site.cpu_slots,
+            "memory": site.memory_gib,
+            "price": site.on_demand_price,
+            "spot": site.spot_price if site.spot_price is not None else 0.0,
+        }
+        for key, value in numbers.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise SettingError(LOCAL_SITES, raw, f"site {site.key}: {key} must be a number")
+            if not math.isfinite(value) or value < 0 or value > MAX_LOCAL_CPUS:
+                raise SettingError(
+                    LOCAL_SITES, raw, f"site {site.key}: {key} must be a finite number >= 0"
+                )
+        if site.gpu_slots > MAX_LOCAL_GPUS:
+            raise SettingError(LOCAL_SITES, raw, f"site {site.key}: too many GPUs")
+        if site.gpu_type is not None:
+            parse_gpus(LOCAL_SITES, f"{site.gpu_type}:{max(site.gpu_slots, 1)}")
+    return sites
+
+
+def log_level(env: Mapping[str, str] | None = None) -> str:
+    """The daemon's log level name, ``INFO`` by default."""
+    raw = _raw(LOG_LEVEL, env)
+    if raw is None:
+        return "INFO"
+    if raw.upper() not in LOG_LEVELS:
+        raise SettingError(LOG_LEVEL, raw, f"expected one of {', '.join(LOG_LEVELS)}")
+    return raw.upper()
+
+
+def debug(env: Mapping[str, str] | None = None) -> bool:
+    """``INTERCLOUD_DEBUG``: show the traceback of an internal error (never refused:
+    it is read while reporting another error)."""
+    return (_raw(DEBUG, env) or "").lower() in _TRUE
+
+
+def check_all(env: Mapping[str, str] | None = None) -> None:
+    """Validate every setting; the first bad one raises ``SettingError``."""
+    check_home(env)
+    db_url(env)
+    idle_exit_s(env)
+    decider(env)
+    queue_policy(env)
+    preemption(env)
+    local_cpus(env)
+    local_gpus(env)
+    local_sites(env)
+    log_level(env)
+
+
+__all__ = [
+    "SettingError",
+    "check_all",
+    "check_db_url",
+    "check_home",
+    "db_url",
+    "debug",
+    "decider",
+    "home",
+    "idle_exit_s",
+    "local_cpus",
+    "local_gpus",
+    "local_sites",
+    "log_level",
+    "parse_bool",
+    "preemption",
+    "queue_policy",
+]

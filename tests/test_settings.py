@@ -1,0 +1,136 @@
+"""``intercloud.settings``: every INTERCLOUD_* variable parsed, defaulted and refused in
+one place, with the variable named in a one-line error."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from intercloud import settings
+from intercloud.settings import SettingError
+
+
+def test_defaults_when_unset_or_blank() -> None:
+    for env in ({}, dict.fromkeys(("INTERCLOUD_DECIDER", "INTERCLOUD_LOCAL_CPUS"), "  ")):
+        assert settings.db_url(env) is None
+        assert settings.idle_exit_s(env) == 30.0
+        assert settings.decider(env) is None
+        assert settings.queue_policy(env) is None
+        assert settings.preemption(env) is None
+        assert settings.local_cpus(env) is None
+        assert settings.local_gpus(env) is None
+        assert settings.local_sites(env) is None
+        assert settings.log_level(env) == "INFO"
+        settings.check_all(env)
+    assert settings.home({}) == Path("~/.intercloud").expanduser()
+
+
+def test_good_values_are_parsed(tmp_path: Path) -> None:
+    env = {
+        "INTERCLOUD_HOME": str(tmp_path),
+        "INTERCLOUD_DB_URL": f"sqlite:///{tmp_path / 'state.db'}",
+        "INTERCLOUD_DAEMON_IDLE_EXIT": "2.5",
+        "INTERCLOUD_DECIDER": " Planner ",
+        "INTERCLOUD_QUEUE_POLICY": "fair_share",
+        "INTERCLOUD_PREEMPTION": "off",
+        "INTERCLOUD_LOCAL_CPUS": "12",
+        "INTERCLOUD_LOCAL_GPUS": "h100:8",
+        "INTERCLOUD_LOCAL_SITES": "aws/us-east-1,cpus=4,gpus=H100:2;gcp/us-central1,cpus=2",
+        "INTERCLOUD_LOG_LEVEL": "debug",
+    }
+    settings.check_all(env)
+    assert settings.home(env) == tmp_path
+    assert settings.db_url(env) == f"sqlite:///{tmp_path / 'state.db'}"
+    assert settings.idle_exit_s(env) == 2.5
+    assert settings.decider(env) == "planner"
+    assert settings.queue_policy(env) == "fair_share"
+    assert settings.preemption(env) is False
+    assert settings.local_cpus(env) == 12.0
+    assert settings.local_gpus(env) == ("H100", 8)
+    sites = settings.local_sites(env)
+    assert sites is not None and [s.key for s in sites] == ["aws/us-east-1/", "gcp/us-central1/"]
+    assert settings.log_level(env) == "DEBUG"
+    pg = settings.db_url({"INTERCLOUD_DB_URL": "postgres://u@db.example:5432/ic"})
+    assert pg == "postgresql+psycopg://u@db.example:5432/ic"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "words"),
+    [
+        ("INTERCLOUD_DAEMON_IDLE_EXIT", "abc", "seconds"),
+        ("INTERCLOUD_DAEMON_IDLE_EXIT", "-1", "seconds"),
+        ("INTERCLOUD_DAEMON_IDLE_EXIT", "nan", "seconds"),
+        ("INTERCLOUD_DAEMON_IDLE_EXIT", "1e309", "seconds"),
+        ("INTERCLOUD_DECIDER", "nope", "fleet, planner"),
+        ("INTERCLOUD_QUEUE_POLICY", "nope", "fair_share, fifo, priority"),
+        ("INTERCLOUD_PREEMPTION", "maybe", "true/false"),
+        ("INTERCLOUD_LOCAL_CPUS", "-1", "above 0"),
+        ("INTERCLOUD_LOCAL_CPUS", "0", "above 0"),
+        ("INTERCLOUD_LOCAL_CPUS", "inf", "above 0"),
+        ("INTERCLOUD_LOCAL_GPUS", "H100", "NAME:COUNT"),
+        ("INTERCLOUD_LOCAL_GPUS", "NOPE:8", "known accelerator"),
+        ("INTERCLOUD_LOCAL_GPUS", "H100:0", "COUNT"),
+        ("INTERCLOUD_LOCAL_GPUS", "H100:99999999999999999999", "COUNT"),
+        ("INTERCLOUD_LOCAL_SITES", "aws", "provider/region"),
+        ("INTERCLOUD_LOCAL_SITES", "aws/r,cpus=nan", "finite"),
+        ("INTERCLOUD_LOCAL_SITES", "aws/r,memory=-4", "finite"),
+        ("INTERCLOUD_LOCAL_SITES", "aws/r,gpus=NOPE:2", "known accelerator"),
+        ("INTERCLOUD_LOG_LEVEL", "loud", "INFO"),
+        ("INTERCLOUD_DB_URL", "sqlite://", "in-memory"),
+        ("INTERCLOUD_DB_URL", "sqlite:///:memory:", "in-memory"),
+        ("INTERCLOUD_DB_URL", "sqlite:///file::memory:?cache=shared", "in-memory"),
+        ("INTERCLOUD_DB_URL", "sqlite:///relative/state.db", "absolute"),
+        ("INTERCLOUD_DB_URL", "sqlite:////no-such-folder/state.db", "does not exist"),
+        ("INTERCLOUD_DB_URL", "mysql://u@h/db", "unsupported"),
+        ("INTERCLOUD_DB_URL", "not a url", "invalid"),
+        ("INTERCLOUD_HOME", "/dev/null", "is not a folder"),
+        ("INTERCLOUD_HOME", "/dev/null/home", "is inside /dev/null"),
+    ],
+)
+def test_bad_values_name_the_variable(name: str, value: str, words: str) -> None:
+    with pytest.raises(SettingError) as info:
+        settings.check_all({name: value})
+    message = str(info.value)
+    assert isinstance(info.value, ValueError)
+    assert message.startswith(f"{name}=")
+    assert words in message
+    assert "\n" not in message
+
+
+def test_sites_file_errors_are_one_line(tmp_path: Path) -> None:
+    bad_yaml = tmp_path / "sites.yaml"
+    bad_yaml.write_text("- {provider: aws, region: r\n")
+    wrong_type = tmp_path / "typed.yaml"
+    wrong_type.write_text("- {provider: aws, region: r, cpu_slots: [1]}\n")
+    for path in (bad_yaml, wrong_type, tmp_path / "missing.yaml"):
+        with pytest.raises(SettingError, match=r"^INTERCLOUD_LOCAL_SITES="):
+            settings.local_sites({"INTERCLOUD_LOCAL_SITES": str(path)})
+
+
+def test_database_folder_must_exist_but_the_file_need_not(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    assert settings.db_url({"INTERCLOUD_DB_URL": url}) == url
+    with pytest.raises(SettingError, match="not a file"):
+        settings.db_url({"INTERCLOUD_DB_URL": f"sqlite:///{tmp_path}"})
+
+
+def test_daemon_refuses_a_bad_setting_in_one_line(tmp_path: Path) -> None:
+    """Started directly with a bad setting, the daemon says so and exits 2 (no loop of
+    tracebacks in its log)."""
+    env = {"INTERCLOUD_HOME": str(tmp_path / "home"), "INTERCLOUD_DECIDER": "nope", "PATH": ""}
+    proc = subprocess.run(
+        [sys.executable, "-m", "intercloud.control.daemon"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "intercloud daemon: INTERCLOUD_DECIDER='nope': expected one of fleet, planner"
+    ]
+    assert not (tmp_path / "home" / "daemon.pid").exists()
