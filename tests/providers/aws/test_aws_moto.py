@@ -339,3 +339,17 @@ def test_spot_reclaim_on_a_gang_names_each_lost_rank(provider: AwsProvider, ec2:
     assert event.instance_id == rank1.instance_id
     assert [i.rank for i in provider.lookup("r-gang")] == [0, 2]
     assert rank1.state is InstanceState.RUNNING
+
+
+def test_a_call_moto_does_not_implement_is_a_typed_failure(settings: AwsSettings) -> None:
+    # moto answers create_placement_group with an HTML 500 page: the launch must end as
+    # a typed failure (the service failed), not as an exception in a worker thread.
+    prov = AwsProvider(settings.model_copy(update={"max_attempts": 1}))
+    try:
+        launched(prov, request("r-pg", count=2, placement_group="pg-moto"))
+        obs = prov.observe()
+        (failure,) = obs.failures
+        assert failure.kind is FailureKind.UNAVAILABLE and failure.retryable
+        assert obs.of_request("r-pg") == []
+    finally:
+        prov.close()
