@@ -353,3 +353,44 @@ def test_a_call_moto_does_not_implement_is_a_typed_failure(settings: AwsSettings
         assert obs.of_request("r-pg") == []
     finally:
         prov.close()
+
+
+def test_terminate_while_the_launch_is_in_flight_leaves_no_instance(
+    provider: AwsProvider,
+) -> None:
+    gate = threading.Event()
+
+    def hold(**_: Any) -> None:
+        gate.wait(20)
+
+    provider.client(REGION).meta.events.register("before-call.ec2.RunInstances", hold)
+    provider.launch(request("r-cancel", count=2))
+    try:
+        assert provider.terminate(request_id="r-cancel") == []  # nothing exists yet
+    finally:
+        gate.set()
+    assert provider.wait_launches(timeout=30)
+    assert provider.lookup("r-cancel") == []
+    obs = provider.observe()
+    assert {i.state for i in obs.of_request("r-cancel")} == {InstanceState.TERMINATED}
+    assert obs.events == ()
+
+
+def test_several_regions_are_observed_and_terminated_together(settings: AwsSettings) -> None:
+    prov = AwsProvider(settings.model_copy(update={"regions": [REGION, "us-west-2"]}))
+    try:
+        prov.launch(request("r-east"))
+        prov.launch(request("r-west", offering=("aws", "us-west-2", "", "m7i.xlarge")))
+        assert prov.wait_launches(timeout=30)
+        obs = prov.observe()
+        assert obs.failures == ()
+        assert {(i.request_id, i.region) for i in obs.instances} == {
+            ("r-east", REGION),
+            ("r-west", "us-west-2"),
+        }
+        (west,) = obs.of_request("r-west")
+        assert west.zone.startswith("us-west-2")
+        assert len(prov.sweep(())) == 2
+        assert prov.lookup() == []
+    finally:
+        prov.close()

@@ -394,3 +394,42 @@ def test_spot_reclaim_reason_from_ec2_is_a_reclaim_even_when_untagged(
         InstanceEventKind.RECLAIMED,
         "Server.SpotInstanceTermination",
     )
+
+
+def test_spot_interruption_warning_is_a_reclaim_notice_once(
+    provider: AwsProvider, stub: Stubber
+) -> None:
+    spot = instance("i-5", 0, "r-s", InstanceLifecycle="spot", SpotInstanceRequestId="sir-1")
+    calm = instance("i-6", 1, "r-s", InstanceLifecycle="spot", SpotInstanceRequestId="sir-2")
+    for _ in range(2):
+        stub.add_response(
+            "describe_instances",
+            {"Reservations": [{"Instances": [spot, calm]}]},
+            {"Filters": cluster_filter()},
+        )
+        stub.add_response("describe_instance_status", {"InstanceStatuses": []})
+        stub.add_response(
+            "describe_spot_instance_requests",
+            {
+                "SpotInstanceRequests": [
+                    {
+                        "SpotInstanceRequestId": "sir-1",
+                        "Status": {
+                            "Code": "marked-for-termination",
+                            "Message": "Spot instance marked for termination",
+                        },
+                    },
+                    {"SpotInstanceRequestId": "sir-2", "Status": {"Code": "fulfilled"}},
+                ]
+            },
+            {"SpotInstanceRequestIds": ["sir-1", "sir-2"]},
+        )
+    (notice,) = provider.observe().events
+    assert (notice.kind, notice.instance_id, notice.request_id, notice.code) == (
+        InstanceEventKind.RECLAIM_NOTICE,
+        "i-5",
+        "r-s",
+        "marked-for-termination",
+    )
+    assert provider.observe().events == ()
+    stub.assert_no_pending_responses()

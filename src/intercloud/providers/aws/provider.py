@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator
@@ -80,6 +81,10 @@ EC2_STATES: dict[str, InstanceState] = {
 }
 LIVE_EC2_STATES = ("pending", "running", "shutting-down", "stopping", "stopped")
 SPOT_RECLAIM_CODE = "Server.SpotInstanceTermination"
+# Spot request status codes that announce an interruption.
+SPOT_NOTICE_CODES = frozenset(
+    {"marked-for-termination", "marked-for-stop", "marked-for-hibernation"}
+)
 _IDS_PER_CALL = 100  # describe_instance_status / terminate_instances take at most this
 
 
@@ -91,6 +96,7 @@ class _Seen:
     asked_to_end: bool  # carries the terminating tag
     spot: bool
     reason_code: str
+    spot_request_id: str
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
@@ -240,7 +246,8 @@ class AwsProvider(AsyncProvider):
                     {self.keys.cluster: self.settings.cluster_id},
                 )
             reply = client.run_instances(**args)
-            self._tag_ranks(client, reply.get("Instances", []))
+            born = reply.get("Instances", [])
+            self._tag_ranks(client, born)
         except ReservationUnusable as exc:
             kind = EC2_CODES.get(exc.code, FailureKind.UNSUPPORTED)
             self._fail(request, kind, exc.code, str(exc))
@@ -252,7 +259,14 @@ class AwsProvider(AsyncProvider):
         with self._lock:
             cancelled = request.request_id in self._cancelled
         if cancelled:  # terminate(request_id) came while run_instances was in flight
-            self.terminate(request_id=request.request_id)
+            # By the ids EC2 just gave: a lookup by tag may not see them yet (EC2's
+            # describe calls are eventually consistent). If this fails, the next
+            # terminate or sweep finds them by tag.
+            ids = [i["InstanceId"] for i in born if "InstanceId" in i]
+            with self._lock:
+                self._asked_to_end.update(ids)
+            with contextlib.suppress(Exception):
+                self._terminate_chunk(request.region, ids)
 
     def _run_args(self, request: LaunchRequest) -> dict[str, Any]:
         s = self.settings
@@ -383,6 +397,7 @@ class AwsProvider(AsyncProvider):
             asked_to_end=keys.terminating in tags,
             spot=lifecycle == "spot" or pricing is PricingKind.SPOT,
             reason_code=inst.get("StateReason", {}).get("Code", ""),
+            spot_request_id=inst.get("SpotInstanceRequestId", ""),
         )
 
     def lookup(self, request_id: str | None = None) -> list[InstanceObservation]:
@@ -408,6 +423,7 @@ class AwsProvider(AsyncProvider):
             instances.extend(s.view for s in seen)
             events.extend(self._ended_events(seen))
             events.extend(self._call(partial(self._status_events, region, seen)))
+            events.extend(self._call(partial(self._spot_notices, region, seen)))
         with self._lock:
             failures, self._failures = self._failures, []
             pending = frozenset(self._inflight)
@@ -487,6 +503,37 @@ class AwsProvider(AsyncProvider):
                             f"instance status {checks[0]}, system status {checks[1]}",
                         )
                     )  # fmt: skip
+        return out
+
+    def _spot_notices(self, region: str, seen: list[_Seen]) -> list[InstanceEvent]:
+        """Spot instances EC2 has marked for interruption (its two-minute warning)."""
+        by_request = {
+            s.spot_request_id: s.view
+            for s in seen
+            if s.spot_request_id and s.view.state is InstanceState.RUNNING
+        }
+        now = self._clock()
+        out: list[InstanceEvent] = []
+        client = self.client(region)
+        for chunk in _chunks(sorted(by_request), _IDS_PER_CALL):
+            reply = client.describe_spot_instance_requests(SpotInstanceRequestIds=chunk)
+            for row in reply.get("SpotInstanceRequests", []):
+                code = row.get("Status", {}).get("Code", "")
+                view = by_request.get(row.get("SpotInstanceRequestId", ""))
+                if view is None or code not in SPOT_NOTICE_CODES:
+                    continue
+                if self._once(view.instance_id, "notice"):
+                    detail = row.get("Status", {}).get("Message", "") or code
+                    out.append(
+                        InstanceEvent(
+                            InstanceEventKind.RECLAIM_NOTICE,
+                            view.instance_id,
+                            view.request_id,
+                            now,
+                            code,
+                            detail,
+                        )
+                    )
         return out
 
     # --- terminate ------------------------------------------------------------------
