@@ -162,7 +162,7 @@ class InstanceObservation:
     attempt: int = 0
     launched_at: float | None = None  # unix seconds
     provider_state: str = ""  # the provider's own word for the state, for humans
-    labels: Mapping[str, str] = field(default_factory=dict)  # every tag on the instance
+    labels: Mapping[str, str] = field(default_factory=dict)  # the request's labels
 
     @property
     def offering(self) -> OfferingKey:
@@ -277,8 +277,11 @@ class AsyncProvider(ABC):
 
     @abstractmethod
     def lookup(self, request_id: str | None = None) -> list[InstanceObservation]:
-        """Instances of this provider's cluster that are not final, found by tag (all
-        of them, or those of one request), without relying on memory of this object."""
+        """Instances of this provider's cluster that still exist (everything but
+        ``TERMINATED``; ``FAILED`` ones too, so they can be cleaned up), found by tag
+        (all of them, or those of one request), without relying on this object's memory.
+        Cloud listings are eventually consistent: an instance launched a moment ago may
+        be missing for a few seconds."""
 
     def adopt(self) -> list[InstanceObservation]:
         """Re-attach after a restart: the live instances this cluster tagged before.
@@ -290,7 +293,8 @@ class AsyncProvider(ABC):
 
     def sweep(self, owned_request_ids: Collection[str]) -> list[str]:
         """Terminate the live instances whose request id is not in ``owned_request_ids``
-        (orphans of a crash or of a failed record). Returns the ids terminated."""
+        (orphans of a crash or of a failed record). Returns the ids terminated. The
+        caller owns every request it has launched, in flight ones included."""
         owned = set(owned_request_ids)
         orphans = [i.instance_id for i in self.lookup() if i.request_id not in owned]
         if not orphans:

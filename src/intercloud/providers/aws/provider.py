@@ -184,7 +184,6 @@ class AwsProvider(AsyncProvider):
         with self._lock:
             if request.request_id in self._inflight:
                 return
-            self._cancelled.discard(request.request_id)
             future = self._pool.submit(self._launch_now, request)
             self._inflight[request.request_id] = future
         future.add_done_callback(partial(self._done, request.request_id))
@@ -192,6 +191,7 @@ class AwsProvider(AsyncProvider):
     def _done(self, request_id: str, _future: Future[None]) -> None:
         with self._lock:
             self._inflight.pop(request_id, None)
+            self._cancelled.discard(request_id)
 
     def wait_launches(self, timeout: float | None = None) -> bool:
         """Wait for the launches in flight; True when none is left. For tests and
@@ -427,6 +427,11 @@ class AwsProvider(AsyncProvider):
         with self._lock:
             failures, self._failures = self._failures, []
             pending = frozenset(self._inflight)
+            # Forget instances EC2 no longer lists (it drops terminated ones after
+            # about an hour), so a long-running loop does not grow without bound.
+            listed = {i.instance_id for i in instances}
+            self._reported = {k for k in self._reported if k[0] in listed}
+            self._asked_to_end &= listed
         instances.sort(key=lambda i: (i.request_id, i.rank, i.instance_id))
         return Observation(tuple(instances), pending, tuple(events), tuple(failures))
 
@@ -549,7 +554,8 @@ class AwsProvider(AsyncProvider):
             return []
         if request_id is not None:
             with self._lock:
-                self._cancelled.add(request_id)
+                if request_id in self._inflight:
+                    self._cancelled.add(request_id)
         candidates = self.lookup(request_id if not wanted else None)
         chosen = [
             i
