@@ -317,15 +317,16 @@ def test_offerings_are_the_catalog_in_the_zones_ec2_offers(settings: AwsSettings
 
 def test_launch_refuses_requests_no_account_could_take(provider: AwsProvider) -> None:
     bad = [
-        (request("r", offering=("gcp", REGION, "", "a3")), "provider"),
-        (request("r", offering=("aws", "eu-west-1", "", "p5.48xlarge")), "region"),
+        (request("r", offering=("gcp", REGION, "", "a3")), "offering: provider"),
+        (request("r", offering=("aws", "eu-west-1", "", "p5.48xlarge")), "offering: region"),
         (request("x" * 65), "request_id"),
         (request("r", count=0), "count"),
         (request("r", pricing=PricingKind.RESERVED), "capacity_reservation_id"),
         (request("r", max_price_usd=1.0), "max_price_usd"),
+        (request("r", user_data=b"x" * (16 * 1024 + 1)), "user_data"),
     ]
     for req, word in bad:
-        with pytest.raises(ValueError, match=word):
+        with pytest.raises(ValueError, match=f"^{word}"):
             provider.launch(req)
     assert provider.observe().pending == frozenset()
 
@@ -394,3 +395,21 @@ def test_several_regions_are_observed_and_terminated_together(settings: AwsSetti
         assert prov.lookup() == []
     finally:
         prov.close()
+
+
+def test_offerings_are_cached_for_their_ttl(settings: AwsSettings) -> None:
+    now = [1000.0]
+    prov = AwsProvider(settings.model_copy(update={"offerings_ttl_s": 60}), clock=lambda: now[0])
+    calls: list[str] = []
+    prov.client(REGION).meta.events.register(
+        "before-call.ec2.DescribeInstanceTypeOfferings", lambda **_: calls.append("x")
+    )
+    try:
+        first = prov.offerings()
+        assert any(o.instance_type == "p5.48xlarge" and o.zone for o in first)
+        assert prov.offerings() == first
+        now[0] += 61
+        assert prov.offerings() == first
+    finally:
+        prov.close()
+    assert len(calls) == 2  # one per TTL window (one call per 200 instance types)

@@ -85,6 +85,7 @@ SPOT_RECLAIM_CODE = "Server.SpotInstanceTermination"
 SPOT_NOTICE_CODES = frozenset(
     {"marked-for-termination", "marked-for-stop", "marked-for-hibernation"}
 )
+MAX_USER_DATA = 16 * 1024  # EC2's limit, before base64
 _IDS_PER_CALL = 100  # describe_instance_status / terminate_instances take at most this
 
 
@@ -205,7 +206,11 @@ class AwsProvider(AsyncProvider):
         rid = request.request_id
         if request.provider != PROVIDER:
             raise ValueError(f"offering: provider {request.provider!r} is not 'aws'")
-        self.client(request.region)
+        if request.region not in self._clients:
+            raise ValueError(
+                f"offering: region {request.region!r} is not among the configured regions "
+                f"({', '.join(self.settings.regions)})"
+            )
         if not 1 <= len(rid) <= 64 or not rid.isascii() or not rid.isprintable():
             raise ValueError(f"request_id: {rid!r} must be 1-64 printable ASCII characters")
         if request.count < 1:
@@ -218,6 +223,10 @@ class AwsProvider(AsyncProvider):
             raise ValueError("capacity_reservation_id: spot cannot target a reservation")
         if request.max_price_usd is not None and request.pricing is not PricingKind.SPOT:
             raise ValueError("max_price_usd: only spot launches take a maximum price")
+        if len(request.user_data) > MAX_USER_DATA:
+            raise ValueError(
+                f"user_data: {len(request.user_data)} bytes, EC2 takes at most {MAX_USER_DATA}"
+            )
         if not (request.image or self.settings.image_id):
             raise ValueError("image: no image in the request and no image_id in the settings")
 
