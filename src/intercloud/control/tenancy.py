@@ -17,11 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from intercloud.control.decide import RunningJob, TenantLimits
 from intercloud.scheduler.requests import Decision, DecisionKind, GangRequest, TenantSpec
 from intercloud.scheduler.tenancy import DEFAULT_TENANT, TenantLedger
-from intercloud.store import Store
+
+if TYPE_CHECKING:  # the decider side of this module never touches the store
+    from intercloud.store import Store
 
 __all__ = ["QuotaCaps", "build_ledger", "load_tenant_limits", "over_gpu_quota"]
 
