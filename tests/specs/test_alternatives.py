@@ -18,6 +18,7 @@ from intercloud.model import (
     TrainingJob,
 )
 from intercloud.specs import load_spec_text
+from intercloud.specs.errors import SpecError
 
 
 def test_native_ordered_merges_each_item_over_the_base(catalog: Catalog) -> None:
@@ -88,6 +89,38 @@ def test_zone_by_name_or_id_narrows_regions(catalog: Catalog) -> None:
         res = load_spec_text(text, catalog).workload.resources
         assert {"us-east-1a", "use1-az1"} <= res.zones  # type: ignore[operator]
         assert res.regions == frozenset({"us-east-1"})
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        (
+            "resources:\n  accelerators: H100:8\n  infra: aws/us-west-2/us-east-1a\nrun: x\n",
+            "resources.infra",
+        ),
+        (
+            "resources:\n  accelerators: H100:8\n  cloud: aws\n  region: us-west-2\n"
+            "  zone: use1-az6\nrun: x\n",
+            "resources.zone",
+        ),
+        (
+            "resources:\n  accelerators: H100:8\n  ordered:\n    - infra: gcp\n"
+            "    - infra: aws/eu-west-1/us-east-1b\nrun: x\n",
+            "resources.ordered[1].infra",
+        ),
+        (
+            "kind: training\nname: j\nresources:\n  accelerators: H100:8\n"
+            "  regions: [us-west-2]\n  zones: [us-west-2a, us-east-1a]\n",
+            "resources.zones[1]",
+        ),
+    ],
+)
+def test_a_zone_outside_the_asked_regions_is_bad_input(text: str, field: str) -> None:
+    """SkyPilot refuses a zone of another region; it is never placed in the region alone."""
+    with pytest.raises(SpecError) as err:
+        load_spec_text(text)
+    assert err.value.field == field
+    assert "is in us-east-1" in err.value.problem
 
 
 def test_an_accounts_zone_mapping_replaces_the_assumed_one(
