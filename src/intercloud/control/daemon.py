@@ -579,7 +579,7 @@ def daemon_status(home: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """``python -m intercloud.control.daemon [--home HOME]``: run in the foreground for
     ``HOME`` (default ``$INTERCLOUD_HOME``) and ``$INTERCLOUD_DB_URL``. A bad setting is
-    one line in ``daemon.error`` (``_start`` checks them all), never a traceback."""
+    one line on stderr and in ``daemon.error``, exit 2, never a traceback."""
     from intercloud import settings
 
     args = list(sys.argv if argv is None else argv)[1:]
@@ -595,9 +595,14 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(f"intercloud daemon: {exc}\n")
             return 2
     try:
-        level = settings.log_level()
-    except settings.SettingError:
-        level = "INFO"  # reported by _start as the reason it cannot start
+        settings.check_all()
+    except settings.SettingError as exc:  # bad input: exit 2, as every command
+        sys.stderr.write(f"intercloud daemon: {exc}\n")
+        with contextlib.suppress(OSError):
+            private_home(home)
+            _write_private(home / ERROR_FILE, f"{_one_line(exc)}\n")  # for `daemon start`
+        return 2
+    level = settings.log_level()
     logging.basicConfig(
         level=level, format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"
     )
