@@ -190,6 +190,22 @@ run: x
     } <= set(loaded.ignored_fields)
 
 
+@pytest.mark.parametrize(
+    ("key", "field", "tip"),
+    [
+        ("anyof", "resources.anyof", "any_of"),
+        ("orderd", "resources.orderd", "ordered"),
+        ("any-of", "resources.any-of", "any_of"),
+    ],
+)
+def test_a_typo_of_any_of_or_ordered_gets_a_suggestion(key: str, field: str, tip: str) -> None:
+    text = f"resources:\n  {key}:\n    - accelerators: H100:8\nrun: x\n"
+    with pytest.raises(SpecError) as err:
+        load_spec_text(text)
+    assert err.value.field == field
+    assert f"did you mean '{tip}'?" in err.value.problem
+
+
 def test_skyserve_any_of_items_follow_the_on_demand_fallback() -> None:
     text = """
 service:

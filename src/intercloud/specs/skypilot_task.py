@@ -225,6 +225,8 @@ def _name(data: dict[str, Any], source: str, t: _Translation) -> None:
 
 
 def _check_keys(res: dict[str, Any], prefix: str, t: _Translation) -> None:
+    # The base resources may also hold any_of/ordered (items may not): suggest them there.
+    known = sorted(RES_USED | RES_IGNORED | ({"any_of", "ordered"} if "[" not in prefix else set()))
     for key in res:
         path = f"{prefix}.{key}"
         if not isinstance(key, str):
@@ -234,9 +236,7 @@ def _check_keys(res: dict[str, Any], prefix: str, t: _Translation) -> None:
         if key in RES_IGNORED or key.startswith("_"):
             t.ignored.append(path)
             continue
-        raise SpecProblem(
-            path, f"unknown SkyPilot resources field{suggest(key, sorted(RES_USED | RES_IGNORED))}"
-        )
+        raise SpecProblem(path, f"unknown SkyPilot resources field{suggest(key, known)}")
 
 
 def _candidates(
