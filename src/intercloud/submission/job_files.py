@@ -10,7 +10,8 @@ Rules (the same for native and SkyPilot specs):
 - a URI (``s3://``, ``gs://``, ``r2://``, a git ``https://`` URL, ...) is refused: no
   provider supports storage mounts or git sources yet;
 - a destination is absolute, ``~`` / ``~/...`` (the node's home), or relative (to the
-  node's working directory).
+  node's working directory, never climbing out of it); none lies in intercloud's state
+  folder.
 
 Sources are read when each node starts (not copied at submission).
 """
@@ -18,6 +19,7 @@ Sources are read when each node starts (not copied at submission).
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 import stat
 from dataclasses import dataclass
@@ -85,6 +87,7 @@ def resolve_files(
     for dest, src in workload.file_mounts:
         field = f"file_mounts.{dest}"
         _check_dest(dest, field, source)
+        _check_dest_not_state(dest, state_dir, field, source)
         resolved = _source(src, base_dir, field, source, folder_only=False)
         _check_not_state(resolved, state_dir, field, source)
         pairs.append((dest, resolved))
@@ -102,6 +105,25 @@ def _check_not_state(path: str, state_dir: Path | None, field: str, source: str)
             f"{path} holds intercloud's state folder {state_dir}; sync a narrower one",
             source,
         )
+
+
+def _check_dest_not_state(dest: str, state_dir: Path | None, field: str, source: str) -> None:
+    """A relative DEST stays in the node's working directory; an absolute one (or ``~/``)
+    stays out of intercloud's state folder (the store, every job's files)."""
+    if not dest.startswith(("/", "~")):
+        if posixpath.normpath(dest).split("/")[0] == "..":
+            raise SpecError(
+                field,
+                "a relative destination must stay inside the node's working directory",
+                source,
+            )
+        return
+    if state_dir is None:
+        return
+    state = os.path.realpath(state_dir)
+    real = os.path.realpath(os.path.expanduser(dest))
+    if real == state or real.startswith(state.rstrip(os.sep) + os.sep):
+        raise SpecError(field, f"{dest} is inside intercloud's state folder {state_dir}", source)
 
 
 def _check_dest(dest: str, field: str, source: str) -> None:
