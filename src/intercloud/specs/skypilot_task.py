@@ -22,7 +22,8 @@ and errors name the field in the user's SkyPilot file. Mapping:
 - ``num_nodes: N`` (N > 1) without accelerators -> a ``training`` gang of N CPU nodes
   (SkyPilot's N-node cluster: every node runs ``run`` with ``SKYPILOT_NODE_RANK`` etc.).
   Without ``cpus`` or ``instance_type``, CPU tasks get ``cpus: 8+``.
-- ``workdir`` and ``file_mounts`` -> the native fields; a git workdir (its URL) or a
+- ``workdir`` and ``file_mounts`` -> the native fields (relative sources: from the current
+  directory, as in SkyPilot); a git workdir (its URL) or a
   storage object (its bucket URI) is refused at submission: only local paths are synced.
 - Fields intercloud does not use (``secrets``, ``disk_size``, ...) are listed in
   ``ignored_fields`` by path; their values are never read or echoed.

@@ -2,8 +2,9 @@
 
 Rules (the same for native and SkyPilot specs):
 
-- a relative source is resolved against the folder of the spec file (a spec given as
-  text: the current directory); ``~`` is the submitter's home. The absolute paths are
+- a relative source is resolved against ``base_dir``: the folder of a native spec file,
+  the current directory for a SkyPilot task (as SkyPilot does) or a spec given as text;
+  ``~`` is the submitter's home. The absolute paths are
   stored with the job, so the daemon never depends on where the submitter stood;
 - a source must be a readable local folder (``workdir``) or a readable folder or regular
   file (``file_mounts``) when submitted; a device, FIFO or socket is refused;
