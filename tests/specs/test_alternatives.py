@@ -206,6 +206,22 @@ def test_a_typo_of_any_of_or_ordered_gets_a_suggestion(key: str, field: str, tip
     assert f"did you mean '{tip}'?" in err.value.problem
 
 
+def test_skyserve_fields_of_skypilot_0_14_are_ignored_not_refused() -> None:
+    """Every service and replica-policy field of SkyPilot 0.14.1's schema is known."""
+    text = (
+        "resources: {accelerators: A100:1, use_spot: true}\nrun: x\nservice:\n"
+        "  readiness_probe: /\n  replicas: 2\n  load_balancer: {x: 1}\n  workers: 2\n"
+    )
+    loaded = load_spec_text(text)
+    assert {"service.load_balancer", "service.workers"} <= set(loaded.ignored_fields)
+    text = (
+        "resources: {accelerators: A100:1, use_spot: true}\nrun: x\nservice:\n"
+        "  readiness_probe: /\n  replica_policy:\n    min_replicas: 1\n"
+        "    spot_placer: dynamic_fallback\n"
+    )
+    assert "service.replica_policy.spot_placer" in load_spec_text(text).ignored_fields
+
+
 def test_skyserve_any_of_items_follow_the_on_demand_fallback() -> None:
     text = """
 service:

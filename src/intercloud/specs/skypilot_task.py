@@ -97,12 +97,21 @@ RES_IGNORED = {
     "local_disk",
     "priority_class",
 }
-SERVICE_IGNORED = {"readiness_probe", "ports", "load_balancing_policy", "tls", "pool"}
+SERVICE_IGNORED = {
+    "readiness_probe",
+    "ports",
+    "load_balancing_policy",
+    "load_balancer",
+    "tls",
+    "pool",
+    "workers",
+}
 POLICY_IGNORED = {
     "upscale_delay_seconds",
     "downscale_delay_seconds",
     "dynamic_ondemand_fallback",
     "num_overprovision",
+    "spot_placer",
 }
 _NATIVE_ONLY = {
     "tenant",
