@@ -64,6 +64,8 @@ def test_uris_are_refused_naming_the_field(tmp_path: Path, uri: str) -> None:
         resolve_files(_mounts({"/data": uri}), tmp_path, can_sync=True, source="s.yaml")
     assert err.value.field == "file_mounts./data"
     assert "not a local path" in str(err.value)
+    if uri.startswith("storage://"):  # a SkyPilot storage object: say what it is
+        assert "SkyPilot storage object (storage://x) is a bucket" in str(err.value)
     with pytest.raises(SpecError) as err:
         resolve_files(_job(workdir=uri), tmp_path, can_sync=True, source="s.yaml")
     assert err.value.field == "workdir"

@@ -141,6 +141,13 @@ def _source(text: str, base_dir: Path, field: str, source: str, *, folder_only: 
         raise SpecError(field, "the path holds a NUL byte", source)
     if STORAGE_URI.match(text):
         scheme = text.split("://", 1)[0]
+        if scheme == "storage":  # a SkyPilot storage object naming no store (skypilot_task)
+            raise SpecError(
+                field,
+                f"a SkyPilot storage object ({text}) is a bucket, not a local path; no provider "
+                "supports storage yet: give the local folder itself as the source",
+                source,
+            )
         raise SpecError(
             field,
             f"{scheme}:// is not a local path; only local paths can be synced (no provider "
