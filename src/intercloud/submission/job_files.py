@@ -1,6 +1,6 @@
 """``workdir`` and ``file_mounts`` sources: checked and resolved at submission.
 
-Rules (the same for native and SkyPilot specs):
+Rules (the same for native and SkyPilot specs but for where relative sources start):
 
 - a relative source is resolved against ``base_dir``: the folder of a native spec file,
   the current directory for a SkyPilot task (as SkyPilot does) or a spec given as text;
