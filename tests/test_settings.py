@@ -88,6 +88,7 @@ def test_good_values_are_parsed(tmp_path: Path) -> None:
         ("INTERCLOUD_DB_URL", "not a url", "invalid"),
         ("INTERCLOUD_HOME", "/dev/null", "is not a folder"),
         ("INTERCLOUD_HOME", "/dev/null/home", "is inside /dev/null"),
+        ("INTERCLOUD_AWS_AZ_MAPPING", "/no-such-folder/az.csv", "cannot read"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str, words: str) -> None:
@@ -108,6 +109,25 @@ def test_sites_file_errors_are_one_line(tmp_path: Path) -> None:
     for path in (bad_yaml, wrong_type, tmp_path / "missing.yaml"):
         with pytest.raises(SettingError, match=r"^INTERCLOUD_LOCAL_SITES="):
             settings.local_sites({"INTERCLOUD_LOCAL_SITES": str(path)})
+
+
+def test_aws_zone_mapping_file_is_checked_row_by_row(tmp_path: Path) -> None:
+    """A mapping without the columns, or with a row that is not a zone name and id, is
+    refused naming the variable (it was a KeyError, or pairs of empty names)."""
+    header = "AvailabilityZoneName,AvailabilityZone\n"
+    good = tmp_path / "good.csv"
+    good.write_text(header + "US-EAST-1A, use1-az6\n")
+    assert settings.aws_az_mapping({"INTERCLOUD_AWS_AZ_MAPPING": str(good)}) == (
+        ("us-east-1a", "use1-az6"),
+    )
+    cases = {"a,b\nx,y\n": "expected CSV columns", header + ",\n": "line 2"}
+    cases[header + "us-east-1a,use1-az6\nuse1-az6,us-east-1a\n"] = "line 3"
+    for i, (text, words) in enumerate(cases.items()):
+        path = tmp_path / f"bad{i}.csv"
+        path.write_text(text)
+        with pytest.raises(SettingError, match=r"^INTERCLOUD_AWS_AZ_MAPPING=") as info:
+            settings.check_all({"INTERCLOUD_AWS_AZ_MAPPING": str(path)})
+        assert words in str(info.value)
 
 
 def test_database_folder_must_exist_but_the_file_need_not(tmp_path: Path) -> None:

@@ -159,7 +159,12 @@ class Client:
         # Read once (bounded, regular files only): what is validated is what is stored.
         spec_text = read_spec_text(Path(spec)) if text is None else text
         loaded = load_spec_text(spec_text, catalog, source=str(spec))
-        spec_dir = Path(spec).expanduser().absolute().parent if text is None else Path.cwd()
+        # Relative sources: a native spec's are relative to its file's folder; a SkyPilot
+        # task's to the current directory, as `sky launch` resolves them.
+        if text is None and loaded.source_format != "skypilot":
+            spec_dir = Path(spec).expanduser().absolute().parent
+        else:
+            spec_dir = Path.cwd()
         workload = loaded.workload
         if not (workload.run or "").strip():
             # plan and validate accept a spec without commands; running one needs them.

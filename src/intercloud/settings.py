@@ -24,12 +24,16 @@ Settings (name: meaning, default):
 - ``INTERCLOUD_LOCAL_SITES``: several local sites (see ``providers.local_config``).
 - ``INTERCLOUD_LOG_LEVEL``: the daemon's log level, ``INFO``.
 - ``INTERCLOUD_DEBUG``: ``1`` shows the traceback of an internal CLI error, off.
+- ``INTERCLOUD_AWS_AZ_MAPPING``: a CSV file of the account's AWS zone name/id pairs
+  (``catalog.zones``), none.
 """
 
 from __future__ import annotations
 
+import csv
 import math
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,6 +52,7 @@ LOCAL_GPUS = "INTERCLOUD_LOCAL_GPUS"
 LOCAL_SITES = "INTERCLOUD_LOCAL_SITES"
 LOG_LEVEL = "INTERCLOUD_LOG_LEVEL"
 DEBUG = "INTERCLOUD_DEBUG"
+AWS_AZ_MAPPING = "INTERCLOUD_AWS_AZ_MAPPING"
 
 DEFAULT_IDLE_EXIT_S = 30.0
 DECIDERS = ("fleet", "planner")
@@ -292,6 +297,48 @@ def debug(env: Mapping[str, str] | None = None) -> bool:
     return (_raw(DEBUG, env) or "").lower() in _TRUE
 
 
+_AZ_COLUMNS = ("AvailabilityZoneName", "AvailabilityZone")
+_AZ_NAME = re.compile(r"^[a-z0-9-]+[a-z]$")  # us-east-1a
+_AZ_ID = re.compile(r"^[a-z0-9-]+-az[0-9]+$")  # use1-az6
+MAX_AZ_MAPPING_BYTES = 1 << 20
+
+
+def aws_az_mapping(env: Mapping[str, str] | None = None) -> tuple[tuple[str, str], ...] | None:
+    """The (zone name, zone id) pairs of the file ``INTERCLOUD_AWS_AZ_MAPPING`` names, None
+    when unset."""
+    raw = _raw(AWS_AZ_MAPPING, env)
+    return None if raw is None else read_aws_az_mapping(raw)
+
+
+def read_aws_az_mapping(path: str) -> tuple[tuple[str, str], ...]:
+    """Lower-case (zone name, zone id) pairs of a CSV with the columns
+    ``AvailabilityZoneName,AvailabilityZone``; ``SettingError`` for a file that cannot be
+    read, lacks a column or holds a row that is not a zone name and id."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            text = f.read(MAX_AZ_MAPPING_BYTES + 1)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise SettingError(AWS_AZ_MAPPING, path, f"cannot read: {why}") from None
+    if len(text) > MAX_AZ_MAPPING_BYTES:
+        raise SettingError(AWS_AZ_MAPPING, path, "larger than 1 MiB")
+    rows = csv.DictReader(text.splitlines())
+    missing = [c for c in _AZ_COLUMNS if c not in (rows.fieldnames or [])]
+    if missing:
+        raise SettingError(AWS_AZ_MAPPING, path, f"expected CSV columns {','.join(_AZ_COLUMNS)}")
+    pairs = []
+    for line, row in enumerate(rows, start=2):
+        name, zone_id = ((row.get(c) or "").strip().lower() for c in _AZ_COLUMNS)
+        if not _AZ_NAME.match(name) or not _AZ_ID.match(zone_id):
+            raise SettingError(
+                AWS_AZ_MAPPING,
+                path,
+                f"line {line}: expected a zone name and id (us-east-1a,use1-az6)",
+            )
+        pairs.append((name, zone_id))
+    return tuple(pairs)
+
+
 def check_all(env: Mapping[str, str] | None = None) -> None:
     """Validate every setting; the first bad one raises ``SettingError``."""
     check_home(env)
@@ -304,10 +351,12 @@ def check_all(env: Mapping[str, str] | None = None) -> None:
     local_gpus(env)
     local_sites(env)
     log_level(env)
+    aws_az_mapping(env)
 
 
 __all__ = [
     "SettingError",
+    "aws_az_mapping",
     "check_all",
     "check_db_url",
     "check_home",
@@ -323,4 +372,5 @@ __all__ = [
     "parse_bool",
     "preemption",
     "queue_policy",
+    "read_aws_az_mapping",
 ]

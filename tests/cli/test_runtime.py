@@ -261,3 +261,20 @@ def test_queued_job_shows_its_planned_placement(home: Path, tmp_path: Path) -> N
     assert placement["pricing"] == "on_demand" and placement["hourly_usd"] == 0.0
     text = ic(home, tmp_path, "status", "1").stdout
     assert "(planned, not placed yet), 3 node(s)" in text
+
+
+def test_a_zone_by_name_or_id_lands_in_that_zone(home: Path, tmp_path: Path) -> None:
+    """A SkyPilot task's zone (a name or an AWS zone id) picks the site of that zone, and
+    the placement printed and stored names it."""
+    sites = "aws/us-east-1/us-east-1a,cpus=2;aws/us-east-1/us-east-1b,cpus=2"
+    want = {"us-east-1b": "us-east-1b", "use1-az1": "us-east-1a"}  # ids paired by position
+    for i, zone in enumerate(want):
+        spec = tmp_path / f"z{i}.yaml"
+        spec.write_text(f"resources:\n  cpus: 1+\n  infra: aws/us-east-1/{zone}\nrun: 'true'\n")
+        proc = ic(home, tmp_path, "run", str(spec), "--detach", INTERCLOUD_LOCAL_SITES=sites)
+        assert proc.returncode == 0, proc.stderr
+        assert f"placement: aws/us-east-1/{want[zone]} local-cpu x1" in proc.stdout
+    jobs = _jobs(home, tmp_path)
+    assert [(j["zone"], j["placement"]["zone"]) for j in jobs] == [  # type: ignore[index]
+        (z, z) for z in want.values()
+    ]

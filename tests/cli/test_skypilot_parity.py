@@ -4,7 +4,7 @@ region is tied at the same price.
 
 The corpus (skypilot_parity_corpus.yaml: plain tasks, `ordered` items differing only in
 infra, region or spot, `any_of` pairings, set syntax, instance types per item,
-`max_hourly_cost`, zones) and SkyPilot 0.14.1's own choices for it
+`max_hourly_cost`, zones, multi-node CPU clusters) and SkyPilot 0.14.1's own choices for it
 (skypilot_parity_recorded.json) are recorded by tools/skypilot_parity_record.py, which
 runs SkyPilot's optimizer offline on the same rows (../shared/peers/README.md).
 Where intercloud deliberately chooses otherwise, ``BETTER`` says what and why.
@@ -98,6 +98,7 @@ def test_same_choice_as_skypilot(
     want_pricing = "spot" if expected["spot"] else "on_demand"
     assert got == (expected["provider"], expected["instance_type"], want_pricing)
     assert choice["hourly_usd"] == pytest.approx(expected["hourly_usd"], abs=1e-3)
+    assert choice["nodes"] == expected.get("nodes", 1)  # a cluster never becomes one VM
     if choice["region"] != expected["region"]:
         # Only a tie: the same offer at the same price in SkyPilot's region.
         tied = [

@@ -18,6 +18,7 @@ from intercloud.model import (
     TrainingJob,
 )
 from intercloud.specs import load_spec_text
+from intercloud.specs.errors import SpecError
 
 
 def test_native_ordered_merges_each_item_over_the_base(catalog: Catalog) -> None:
@@ -90,6 +91,38 @@ def test_zone_by_name_or_id_narrows_regions(catalog: Catalog) -> None:
         assert res.regions == frozenset({"us-east-1"})
 
 
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        (
+            "resources:\n  accelerators: H100:8\n  infra: aws/us-west-2/us-east-1a\nrun: x\n",
+            "resources.infra",
+        ),
+        (
+            "resources:\n  accelerators: H100:8\n  cloud: aws\n  region: us-west-2\n"
+            "  zone: use1-az6\nrun: x\n",
+            "resources.zone",
+        ),
+        (
+            "resources:\n  accelerators: H100:8\n  ordered:\n    - infra: gcp\n"
+            "    - infra: aws/eu-west-1/us-east-1b\nrun: x\n",
+            "resources.ordered[1].infra",
+        ),
+        (
+            "kind: training\nname: j\nresources:\n  accelerators: H100:8\n"
+            "  regions: [us-west-2]\n  zones: [us-west-2a, us-east-1a]\n",
+            "resources.zones[1]",
+        ),
+    ],
+)
+def test_a_zone_outside_the_asked_regions_is_bad_input(text: str, field: str) -> None:
+    """SkyPilot refuses a zone of another region; it is never placed in the region alone."""
+    with pytest.raises(SpecError) as err:
+        load_spec_text(text)
+    assert err.value.field == field
+    assert "is in us-east-1" in err.value.problem
+
+
 def test_an_accounts_zone_mapping_replaces_the_assumed_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -155,6 +188,38 @@ run: x
         "resources.autostop",
         "resources.any_of[0].disk_size",
     } <= set(loaded.ignored_fields)
+
+
+@pytest.mark.parametrize(
+    ("key", "field", "tip"),
+    [
+        ("anyof", "resources.anyof", "any_of"),
+        ("orderd", "resources.orderd", "ordered"),
+        ("any-of", "resources.any-of", "any_of"),
+    ],
+)
+def test_a_typo_of_any_of_or_ordered_gets_a_suggestion(key: str, field: str, tip: str) -> None:
+    text = f"resources:\n  {key}:\n    - accelerators: H100:8\nrun: x\n"
+    with pytest.raises(SpecError) as err:
+        load_spec_text(text)
+    assert err.value.field == field
+    assert f"did you mean '{tip}'?" in err.value.problem
+
+
+def test_skyserve_fields_of_skypilot_0_14_are_ignored_not_refused() -> None:
+    """Every service and replica-policy field of SkyPilot 0.14.1's schema is known."""
+    text = (
+        "resources: {accelerators: A100:1, use_spot: true}\nrun: x\nservice:\n"
+        "  readiness_probe: /\n  replicas: 2\n  load_balancer: {x: 1}\n  workers: 2\n"
+    )
+    loaded = load_spec_text(text)
+    assert {"service.load_balancer", "service.workers"} <= set(loaded.ignored_fields)
+    text = (
+        "resources: {accelerators: A100:1, use_spot: true}\nrun: x\nservice:\n"
+        "  readiness_probe: /\n  replica_policy:\n    min_replicas: 1\n"
+        "    spot_placer: dynamic_fallback\n"
+    )
+    assert "service.replica_policy.spot_placer" in load_spec_text(text).ignored_fields
 
 
 def test_skyserve_any_of_items_follow_the_on_demand_fallback() -> None:

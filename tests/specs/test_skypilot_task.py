@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from intercloud.catalog import Catalog
@@ -276,3 +278,18 @@ def test_alias_accelerators_dedupe_across_alternatives() -> None:
     text += "    - {infra: azure, accelerators: h100:8}\nrun: x\n"
     r = load_spec_text(text).workload.resources
     assert [a.accelerators for a in r.alternatives] == [(AcceleratorRequest("H100", 8),)] * 2
+
+
+def test_readme_lists_every_field_the_importer_ignores() -> None:
+    """The README's SkyPilot section names each field listed as ignored (it is the user's
+    only list of what intercloud does not honour)."""
+    from pathlib import Path
+
+    from intercloud.specs import skypilot_task as sky
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme[readme.index("### SkyPilot tasks") : readme.index("## The fleet scheduler")]
+    words = set(re.findall(r"[a-z_]+", section))
+    fields = sky.TASK_IGNORED | sky.RES_IGNORED | sky.SERVICE_IGNORED | sky.POLICY_IGNORED
+    fields |= sky.TASK_USED
+    assert sorted(f for f in fields if f not in words) == []

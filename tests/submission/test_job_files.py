@@ -64,6 +64,8 @@ def test_uris_are_refused_naming_the_field(tmp_path: Path, uri: str) -> None:
         resolve_files(_mounts({"/data": uri}), tmp_path, can_sync=True, source="s.yaml")
     assert err.value.field == "file_mounts./data"
     assert "not a local path" in str(err.value)
+    if uri.startswith("storage://"):  # a SkyPilot storage object: say what it is
+        assert "SkyPilot storage object (storage://x) is a bucket" in str(err.value)
     with pytest.raises(SpecError) as err:
         resolve_files(_job(workdir=uri), tmp_path, can_sync=True, source="s.yaml")
     assert err.value.field == "workdir"
@@ -119,3 +121,19 @@ def test_a_folder_holding_intercloud_state_is_refused(tmp_path: Path) -> None:
     sibling = tmp_path / "proj" / ".intercloud-other"  # a prefix, not a parent
     sibling.mkdir()
     assert resolve_files(_job(workdir=str(sibling)), tmp_path, can_sync=True, state_dir=home)
+
+
+def test_a_destination_never_lands_in_intercloud_state(tmp_path: Path) -> None:
+    """A relative DEST that climbs out of the node's working directory (which lies in the
+    state folder on the local provider), or an absolute one inside the state folder, could
+    overwrite the store or another job's files: refused naming the field."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (tmp_path / "f").write_text("x")
+    bad = ("../x", "a/../../x", "../../../../../state.db", str(home / "state.db"), str(home))
+    for dest in bad:
+        with pytest.raises(SpecError) as err:
+            resolve_files(_mounts({dest: "f"}), tmp_path, can_sync=True, state_dir=home)
+        assert err.value.field == f"file_mounts.{dest}"
+    for dest in ("a/../b", "./x", ".", str(tmp_path / "home-other" / "x"), "/tmp/x", "~/x"):
+        resolve_files(_mounts({dest: "f"}), tmp_path, can_sync=True, state_dir=home)

@@ -44,6 +44,30 @@ def test_submit_stores_env_files_and_plan(client: Client, tmp_path: Path) -> Non
         assert status["planned"] is True and status["placement"]["planned"] is True
 
 
+def test_skypilot_relative_sources_are_the_callers_as_in_skypilot(
+    client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sky launch tasks/train.yaml` with `workdir: .` syncs the folder it is run from, not
+    tasks/; a native spec's relative sources stay relative to its own folder."""
+    repo = tmp_path / "repo"
+    (repo / "tasks").mkdir(parents=True)
+    (repo / "data.csv").write_text("x")
+    sky = repo / "tasks" / "train.yaml"
+    sky.write_text("resources: {cpus: 1+}\nworkdir: .\nfile_mounts: {/d: data.csv}\nrun: 'true'\n")
+    native = repo / "tasks" / "native.yaml"
+    native.write_text("kind: batch\nname: n\nresources: {cpus: 1+}\nworkdir: .\nrun: 'true'\n")
+    monkeypatch.chdir(repo)
+    with client:
+        context = client.store.get(client.submit(sky).job_id).submission
+        assert context is not None
+        assert context["files"] == {
+            "workdir": str(repo),
+            "file_mounts": [["/d", str(repo / "data.csv")]],
+        }
+        context = client.store.get(client.submit(native).job_id).submission
+        assert context is not None and context["files"]["workdir"] == str(repo / "tasks")
+
+
 @pytest.mark.parametrize(
     ("env", "error"),
     [({"1A": "x"}, InvalidEnv), ({"A": "x\0y"}, InvalidEnv), ({"A": "ok"}, SpecError)],

@@ -46,9 +46,9 @@ def _where(p: dict[str, Any] | None) -> str:
     if not p:
         return "-"
     gpus = f" {p['accelerator']}:{p['accelerator_count']}" if p.get("accelerator") else ""
+    where = "/".join(str(p.get(k)) for k in ("provider", "region", "zone") if p.get(k))
     return (
-        f"{p.get('provider')}/{p.get('region')} {p.get('instance_type')} "
-        f"x{p.get('nodes')}{gpus} {p.get('pricing', '')}".rstrip()
+        f"{where} {p.get('instance_type')} x{p.get('nodes')}{gpus} {p.get('pricing', '')}".rstrip()
     )
 
 

@@ -639,6 +639,8 @@ def _one_resources(
         )
         if regions is None and zone_regions:
             regions = sorted(zone_regions)  # rows without zones match in these regions only
+        elif regions is not None:
+            _zones_in_regions(spec.zones, regions, vocab, where("zones"), allowed)
     cpus: Quantity | None = spec.cpus
     kwargs: dict[str, Any] = {} if choice is None else {"accelerator_choice": choice}
     return ResourceRequest(
@@ -659,6 +661,27 @@ def _one_resources(
         max_hourly_usd=spec.max_hourly_usd,
         **kwargs,
     )
+
+
+def _zones_in_regions(
+    zones: list[str],
+    regions: list[str],
+    vocab: Vocabulary,
+    path: str,
+    allowed: list[str] | None,
+) -> None:
+    """Each zone must lie in one of ``regions`` (as SkyPilot requires): a zone of another
+    region would otherwise be dropped silently and the job placed in the region alone."""
+    wanted = {r.lower() for r in regions}
+    providers = None if allowed is None else frozenset(allowed)
+    for i, zone in enumerate(zones):
+        _, lies_in = vocab.zones([zone], f"{path}[{i}]", providers)
+        if lies_in and not {r.lower() for r in lies_in} & wanted:
+            raise SpecProblem(
+                f"{path}[{i}]",
+                f"zone '{zone}' is in {', '.join(sorted(lies_in))}, "
+                f"not in the region asked for ({', '.join(regions)})",
+            )
 
 
 _SHARE_DEFAULT = {SpotPolicy.NEVER: 0.0, SpotPolicy.ALLOWED: 0.5, SpotPolicy.ONLY: 1.0}

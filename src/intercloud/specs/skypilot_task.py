@@ -22,7 +22,8 @@ and errors name the field in the user's SkyPilot file. Mapping:
 - ``num_nodes: N`` (N > 1) without accelerators -> a ``training`` gang of N CPU nodes
   (SkyPilot's N-node cluster: every node runs ``run`` with ``SKYPILOT_NODE_RANK`` etc.).
   Without ``cpus`` or ``instance_type``, CPU tasks get ``cpus: 8+``.
-- ``workdir`` and ``file_mounts`` -> the native fields; a git workdir (its URL) or a
+- ``workdir`` and ``file_mounts`` -> the native fields (relative sources: from the current
+  directory, as in SkyPilot); a git workdir (its URL) or a
   storage object (its bucket URI) is refused at submission: only local paths are synced.
 - Fields intercloud does not use (``secrets``, ``disk_size``, ...) are listed in
   ``ignored_fields`` by path; their values are never read or echoed.
@@ -96,12 +97,21 @@ RES_IGNORED = {
     "local_disk",
     "priority_class",
 }
-SERVICE_IGNORED = {"readiness_probe", "ports", "load_balancing_policy", "tls", "pool"}
+SERVICE_IGNORED = {
+    "readiness_probe",
+    "ports",
+    "load_balancing_policy",
+    "load_balancer",
+    "tls",
+    "pool",
+    "workers",
+}
 POLICY_IGNORED = {
     "upscale_delay_seconds",
     "downscale_delay_seconds",
     "dynamic_ondemand_fallback",
     "num_overprovision",
+    "spot_placer",
 }
 _NATIVE_ONLY = {
     "tenant",
@@ -225,6 +235,8 @@ def _name(data: dict[str, Any], source: str, t: _Translation) -> None:
 
 
 def _check_keys(res: dict[str, Any], prefix: str, t: _Translation) -> None:
+    # The base resources may also hold any_of/ordered (items may not): suggest them there.
+    known = sorted(RES_USED | RES_IGNORED | ({"any_of", "ordered"} if "[" not in prefix else set()))
     for key in res:
         path = f"{prefix}.{key}"
         if not isinstance(key, str):
@@ -234,9 +246,7 @@ def _check_keys(res: dict[str, Any], prefix: str, t: _Translation) -> None:
         if key in RES_IGNORED or key.startswith("_"):
             t.ignored.append(path)
             continue
-        raise SpecProblem(
-            path, f"unknown SkyPilot resources field{suggest(key, sorted(RES_USED | RES_IGNORED))}"
-        )
+        raise SpecProblem(path, f"unknown SkyPilot resources field{suggest(key, known)}")
 
 
 def _candidates(

@@ -1,16 +1,18 @@
 """``workdir`` and ``file_mounts`` sources: checked and resolved at submission.
 
-Rules (the same for native and SkyPilot specs):
+Rules (the same for native and SkyPilot specs but for where relative sources start):
 
-- a relative source is resolved against the folder of the spec file (a spec given as
-  text: the current directory); ``~`` is the submitter's home. The absolute paths are
+- a relative source is resolved against ``base_dir``: the folder of a native spec file,
+  the current directory for a SkyPilot task (as SkyPilot does) or a spec given as text;
+  ``~`` is the submitter's home. The absolute paths are
   stored with the job, so the daemon never depends on where the submitter stood;
 - a source must be a readable local folder (``workdir``) or a readable folder or regular
   file (``file_mounts``) when submitted; a device, FIFO or socket is refused;
 - a URI (``s3://``, ``gs://``, ``r2://``, a git ``https://`` URL, ...) is refused: no
   provider supports storage mounts or git sources yet;
 - a destination is absolute, ``~`` / ``~/...`` (the node's home), or relative (to the
-  node's working directory).
+  node's working directory, never climbing out of it); none lies in intercloud's state
+  folder.
 
 Sources are read when each node starts (not copied at submission).
 """
@@ -18,6 +20,7 @@ Sources are read when each node starts (not copied at submission).
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 import stat
 from dataclasses import dataclass
@@ -85,6 +88,7 @@ def resolve_files(
     for dest, src in workload.file_mounts:
         field = f"file_mounts.{dest}"
         _check_dest(dest, field, source)
+        _check_dest_not_state(dest, state_dir, field, source)
         resolved = _source(src, base_dir, field, source, folder_only=False)
         _check_not_state(resolved, state_dir, field, source)
         pairs.append((dest, resolved))
@@ -104,6 +108,25 @@ def _check_not_state(path: str, state_dir: Path | None, field: str, source: str)
         )
 
 
+def _check_dest_not_state(dest: str, state_dir: Path | None, field: str, source: str) -> None:
+    """A relative DEST stays in the node's working directory; an absolute one (or ``~/``)
+    stays out of intercloud's state folder (the store, every job's files)."""
+    if not dest.startswith(("/", "~")):
+        if posixpath.normpath(dest).split("/")[0] == "..":
+            raise SpecError(
+                field,
+                "a relative destination must stay inside the node's working directory",
+                source,
+            )
+        return
+    if state_dir is None:
+        return
+    state = os.path.realpath(state_dir)
+    real = os.path.realpath(os.path.expanduser(dest))
+    if real == state or real.startswith(state.rstrip(os.sep) + os.sep):
+        raise SpecError(field, f"{dest} is inside intercloud's state folder {state_dir}", source)
+
+
 def _check_dest(dest: str, field: str, source: str) -> None:
     if not dest.strip() or "\0" in dest:
         raise SpecError(field, "expected a destination path", source)
@@ -118,6 +141,13 @@ def _source(text: str, base_dir: Path, field: str, source: str, *, folder_only: 
         raise SpecError(field, "the path holds a NUL byte", source)
     if STORAGE_URI.match(text):
         scheme = text.split("://", 1)[0]
+        if scheme == "storage":  # a SkyPilot storage object naming no store (skypilot_task)
+            raise SpecError(
+                field,
+                f"a SkyPilot storage object ({text}) is a bucket, not a local path; no provider "
+                "supports storage yet: give the local folder itself as the source",
+                source,
+            )
         raise SpecError(
             field,
             f"{scheme}:// is not a local path; only local paths can be synced (no provider "
