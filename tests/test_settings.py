@@ -134,3 +134,38 @@ def test_daemon_refuses_a_bad_setting_in_one_line(tmp_path: Path) -> None:
         "intercloud daemon: INTERCLOUD_DECIDER='nope': expected one of fleet, planner"
     ]
     assert not (tmp_path / "home" / "daemon.pid").exists()
+
+
+def test_aws_az_mapping_is_read_like_a_spec_file(tmp_path: Path) -> None:
+    """INTERCLOUD_AWS_AZ_MAPPING names a CSV: a FIFO or device is refused without
+    blocking, a missing column or an empty cell is one line naming the variable."""
+    import os
+
+    good = tmp_path / "az.csv"
+    good.write_text("AvailabilityZoneName,AvailabilityZone\nus-east-1a, USE1-AZ6\n")
+    assert settings.aws_az_mapping({"INTERCLOUD_AWS_AZ_MAPPING": str(good)}) == (
+        ("us-east-1a", "use1-az6"),
+    )
+    assert settings.aws_az_mapping({}) is None
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    no_column = tmp_path / "no-column.csv"
+    no_column.write_text("garbage\n1\n")
+    empty_cell = tmp_path / "empty-cell.csv"
+    empty_cell.write_text("AvailabilityZoneName,AvailabilityZone\nus-east-1a,\n")
+    huge = tmp_path / "huge.csv"
+    huge.write_text("AvailabilityZoneName,AvailabilityZone\n" + "x" * (1 << 20))
+    for path, needle in (
+        (tmp_path / "missing.csv", "No such file"),
+        (fifo, "a FIFO, not a file"),
+        (Path("/dev/zero"), "a character device, not a file"),
+        (tmp_path, "a directory, not a file"),
+        (huge, "larger than"),
+        (no_column, "columns AvailabilityZoneName,AvailabilityZone"),
+        (empty_cell, "line 2: expected a zone name and a zone id"),
+    ):
+        env = {"INTERCLOUD_AWS_AZ_MAPPING": str(path)}
+        with pytest.raises(SettingError, match=needle) as info:
+            settings.check_all(env)
+        assert str(info.value).startswith("INTERCLOUD_AWS_AZ_MAPPING=")
+        assert "\n" not in str(info.value)

@@ -24,6 +24,8 @@ Settings (name: meaning, default):
 - ``INTERCLOUD_LOCAL_SITES``: several local sites (see ``providers.local_config``).
 - ``INTERCLOUD_LOG_LEVEL``: the daemon's log level, ``INFO``.
 - ``INTERCLOUD_DEBUG``: ``1`` shows the traceback of an internal CLI error, off.
+- ``INTERCLOUD_AWS_AZ_MAPPING``: a CSV file pairing AWS zone names with zone ids
+  (``AvailabilityZoneName,AvailabilityZone``), read as spec files are; none.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ LOCAL_GPUS = "INTERCLOUD_LOCAL_GPUS"
 LOCAL_SITES = "INTERCLOUD_LOCAL_SITES"
 LOG_LEVEL = "INTERCLOUD_LOG_LEVEL"
 DEBUG = "INTERCLOUD_DEBUG"
+AWS_AZ_MAPPING = "INTERCLOUD_AWS_AZ_MAPPING"
 
 DEFAULT_IDLE_EXIT_S = 30.0
 DECIDERS = ("fleet", "planner")
@@ -292,6 +295,52 @@ def debug(env: Mapping[str, str] | None = None) -> bool:
     return (_raw(DEBUG, env) or "").lower() in _TRUE
 
 
+def read_az_mapping(raw: str) -> tuple[tuple[str, str], ...]:
+    """(zone name, zone id) pairs, lower case, of the CSV file ``raw`` (columns
+    ``AvailabilityZoneName`` and ``AvailabilityZone``, as ``aws ec2
+    describe-availability-zones`` reports them). The file is read as spec files are: a
+    regular file of at most 1 MiB, never blocking on a FIFO or device. SettingError
+    naming ``INTERCLOUD_AWS_AZ_MAPPING`` for anything else."""
+    import csv
+    import io
+
+    from intercloud.specs import SpecError, read_spec_text
+
+    try:
+        text = read_spec_text(Path(raw).expanduser())
+    except SpecError as exc:
+        raise SettingError(AWS_AZ_MAPPING, raw, exc.problem) from None
+    pairs: list[tuple[str, str]] = []
+    try:
+        reader = csv.DictReader(io.StringIO(text))
+        columns = set(reader.fieldnames or ())
+        if not {"AvailabilityZoneName", "AvailabilityZone"} <= columns:
+            raise SettingError(
+                AWS_AZ_MAPPING,
+                raw,
+                "expected a CSV with columns AvailabilityZoneName,AvailabilityZone",
+            )
+        for row in reader:
+            name = (row.get("AvailabilityZoneName") or "").strip().lower()
+            zone_id = (row.get("AvailabilityZone") or "").strip().lower()
+            if len(name) < 2 or not name[-1].isalpha() or not zone_id:
+                raise SettingError(
+                    AWS_AZ_MAPPING,
+                    raw,
+                    f"line {reader.line_num}: expected a zone name and a zone id",
+                )
+            pairs.append((name, zone_id))
+    except csv.Error as exc:
+        raise SettingError(AWS_AZ_MAPPING, raw, f"not a CSV file ({exc})") from None
+    return tuple(pairs)
+
+
+def aws_az_mapping(env: Mapping[str, str] | None = None) -> tuple[tuple[str, str], ...] | None:
+    """The pairs of ``INTERCLOUD_AWS_AZ_MAPPING`` (``read_az_mapping``), None when unset."""
+    raw = _raw(AWS_AZ_MAPPING, env)
+    return None if raw is None else read_az_mapping(raw)
+
+
 def check_all(env: Mapping[str, str] | None = None) -> None:
     """Validate every setting; the first bad one raises ``SettingError``."""
     check_home(env)
@@ -304,10 +353,12 @@ def check_all(env: Mapping[str, str] | None = None) -> None:
     local_gpus(env)
     local_sites(env)
     log_level(env)
+    aws_az_mapping(env)
 
 
 __all__ = [
     "SettingError",
+    "aws_az_mapping",
     "check_all",
     "check_db_url",
     "check_home",
@@ -323,4 +374,5 @@ __all__ = [
     "parse_bool",
     "preemption",
     "queue_policy",
+    "read_az_mapping",
 ]

@@ -21,7 +21,6 @@ zone of its region.
 
 from __future__ import annotations
 
-import csv
 import os
 from functools import cache
 
@@ -58,12 +57,10 @@ def _aws_pairs(mapping_file: str | None) -> dict[str, tuple[str, str, str]]:
             name = region + letter
             out[name] = out[zone_id] = (region, name, zone_id)
     if mapping_file:
-        with open(mapping_file, newline="", encoding="utf-8") as f:
-            for row in csv.DictReader(f):
-                name = row["AvailabilityZoneName"].strip().lower()
-                zone_id = row["AvailabilityZone"].strip().lower()
-                region = name[:-1]
-                out[name] = out[zone_id] = (region, name, zone_id)
+        from intercloud.settings import read_az_mapping  # SettingError: one line, exit 2
+
+        for name, zone_id in read_az_mapping(mapping_file):
+            out[name] = out[zone_id] = (name[:-1], name, zone_id)
     return out
 
 
