@@ -103,7 +103,7 @@ def test_a_failed_start_writes_one_line_and_its_reason(tmp_path: Path) -> None:
             check=False,
             timeout=60,
         )
-        assert proc.returncode == 1
+        assert proc.returncode == 2  # a bad setting is bad input
         assert "Traceback" not in proc.stderr
         assert len(proc.stderr.splitlines()) == 1 and "nope" in proc.stderr
         assert "nope" in (home / "daemon.error").read_text()

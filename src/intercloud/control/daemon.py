@@ -579,7 +579,7 @@ def daemon_status(home: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """``python -m intercloud.control.daemon [--home HOME]``: run in the foreground for
     ``HOME`` (default ``$INTERCLOUD_HOME``) and ``$INTERCLOUD_DB_URL``. A bad setting is
-    one line in ``daemon.error`` (``_start`` checks them all), never a traceback."""
+    one line on stderr and in ``daemon.error`` and exit 2, never a traceback."""
     from intercloud import settings
 
     args = list(sys.argv if argv is None else argv)[1:]
@@ -595,11 +595,16 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(f"intercloud daemon: {exc}\n")
             return 2
     try:
-        level = settings.log_level()
-    except settings.SettingError:
-        level = "INFO"  # reported by _start as the reason it cannot start
+        settings.check_all()
+    except settings.SettingError as exc:  # bad input: one line, exit 2, and the reason
+        sys.stderr.write(f"intercloud daemon: {exc}\n")
+        with contextlib.suppress(OSError):  # for `run`, which started this daemon
+            private_home(home)
+            _write_private(home / ERROR_FILE, f"{exc}\n")
+        return 2
     logging.basicConfig(
-        level=level, format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"
+        level=settings.log_level(),
+        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)  # a line per migration step
     return run_daemon(home, os.environ.get("INTERCLOUD_DB_URL") or None)
