@@ -435,6 +435,7 @@ SETTINGS: dict[str, tuple[str, ...]] = {
         "{dir}/sites.yaml",
     ),
     "INTERCLOUD_LOG_LEVEL": ("loud",),
+    "INTERCLOUD_AWS_AZ_MAPPING": ("/dev/zero", "{dir}/missing.csv", "{dir}/sites.yaml"),
     "INTERCLOUD_DB_URL": (
         "sqlite://",
         "sqlite:///:memory:",
@@ -490,6 +491,11 @@ BAD_ROWS = {
     "memory-nan": ("t.x,,,2,NaN,0.1,0.05,r1", "MemoryGiB"),
     "count-neg": ("t.gpu,H100,-8,2,8,0.1,0.05,r1", "AcceleratorCount"),
     "count-inf": ("t.gpu,H100,inf,2,8,0.1,0.05,r1", "AcceleratorCount"),
+    # finite but beyond any instance: a plan's cost would overflow to inf
+    "price-huge": ("t.x,,,2,8,1.7e308,0.05,r1", "Price"),
+    "vcpus-huge": ("t.x,,,1e300,8,0.1,0.05,r1", "vCPUs"),
+    "count-huge": ("t.gpu,H100,1e300,2,8,0.1,0.05,r1", "AcceleratorCount"),
+    "field-huge": (f"t.x,,,2,8,0.1,0.05,{'r' * 200_000}", "not a CSV catalog"),
     "price-text": ("t.x,,,2,8,cheap,0.05,r1", "Price"),
     "short-row": ("t.x,,,2", "expected 8 fields"),
 }
