@@ -98,6 +98,9 @@ BAD: list[tuple[list[str], str]] = [
     (["create", "x", "--weight", "inf"], "--weight"),
     (["create", "x", "--weight", "nan"], "--weight"),
     (["create", "x", "--weight", ""], "--weight"),
+    (["create", "x", "--weight", "1e300"], "--weight"),  # shares divided by it: 0 or inf
+    (["create", "x", "--weight", "1e-300"], "--weight"),
+    (["create", "x", "--budget-usd-month", "1e300"], "--budget-usd-month"),
     (["create", "x", "--budget-usd-month", "-1"], "--budget-usd-month"),
     (["create", "x", "--budget-usd-month", "1e309"], "--budget-usd-month"),
     (["create", "x", "--budget-usd-month", "nan"], "--budget-usd-month"),
@@ -109,6 +112,7 @@ BAD: list[tuple[list[str], str]] = [
     (["create", "x", "--guarantee", "H100=1.5"], "--guarantee"),
     (["create", "x", "--guarantee", "H100=abc"], "--guarantee"),
     (["create", "x", "--guarantee", "H100=99999999999"], "--guarantee"),
+    (["create", "x", "--guarantee", "H100=9999999999"], "--guarantee"),  # store's bound
     (["create", "x", "--guarantee", "H1000=4"], "--guarantee"),
     (["create", "x", "--guarantee", "H100=4,h100=2"], "--guarantee"),
     (["create", "x", "--guarantee", ""], "--guarantee"),

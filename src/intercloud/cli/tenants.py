@@ -59,17 +59,36 @@ def _client() -> Any:
     return Client(autostart=False)
 
 
-def _number(option: str, value: str | None, *, positive: bool) -> float | None:
+def _number(option: str, value: str | None, low: float, high: float) -> float | None:
+    """``value`` as a number from ``low`` to ``high`` (the store's bounds), else one line
+    naming ``option``."""
     if value is None:
         return None
     try:
         x = float(value)
     except ValueError:
         x = math.nan
-    ok = x > 0 if positive else x >= 0
-    if not (ok and math.isfinite(x)):
-        raise fail(f"{option}: {value!r} must be a finite number {'> 0' if positive else '>= 0'}")
+    if not low <= x <= high:  # NaN fails too
+        raise fail(f"{option}: {value!r} must be a number from {low:g} to {high:g}")
     return x
+
+
+def _max_gpus() -> int:
+    from intercloud.store.repository import MAX_TENANT_GPUS
+
+    return MAX_TENANT_GPUS
+
+
+def _weight(value: str | None) -> float | None:
+    from intercloud.store.repository import MAX_TENANT_WEIGHT, MIN_TENANT_WEIGHT
+
+    return _number("--weight", value, MIN_TENANT_WEIGHT, MAX_TENANT_WEIGHT)
+
+
+def _budget(value: str | None) -> float | None:
+    from intercloud.store.repository import MAX_TENANT_BUDGET_USD
+
+    return _number("--budget-usd-month", value, 0.0, MAX_TENANT_BUDGET_USD)
 
 
 def _gpu_counts(option: str, items: list[str] | None) -> dict[str, int] | None:
@@ -90,8 +109,11 @@ def _gpu_counts(option: str, items: list[str] | None) -> dict[str, int] | None:
         if canon in out:
             raise fail(f"{option}: {canon} given twice")
         number = number.strip()
-        if not number.isdigit() or len(number) > 10:
-            raise fail(f"{option}: {item!r}: the count must be a whole number of GPUs >= 0")
+        if not number.isdigit() or len(number) > 10 or int(number) > _max_gpus():
+            raise fail(
+                f"{option}: {item!r}: the count must be a whole number of GPUs "
+                f"from 0 to {_max_gpus()}"
+            )
         out[canon] = int(number)
     return out
 
@@ -128,10 +150,10 @@ def create(
     with bad_input_exits():
         check_tenant_name(name, "NAME")
         limits: dict[str, Any] = {"can_borrow": borrow}
-        w = _number("--weight", weight, positive=True)
+        w = _weight(weight)
         if w is not None:
             limits["weight"] = w
-        limits["monthly_budget_usd"] = _number("--budget-usd-month", budget, positive=False)
+        limits["monthly_budget_usd"] = _budget(budget)
         limits["guarantees"] = _gpu_counts("--guarantee", guarantee) or {}
         limits["quotas"] = _gpu_counts("--quota", quota) or {}
         _check_quota_covers_guarantee(limits["guarantees"], limits["quotas"], "--quota")
@@ -171,13 +193,13 @@ def set_(
         if budget is not None and no_budget:
             raise fail("--budget-usd-month and --no-budget: give one of them")
         changes: dict[str, Any] = {}
-        w = _number("--weight", weight, positive=True)
+        w = _weight(weight)
         if w is not None:
             changes["weight"] = w
         if no_budget:
             changes["monthly_budget_usd"] = None
         elif budget is not None:
-            changes["monthly_budget_usd"] = _number("--budget-usd-month", budget, positive=False)
+            changes["monthly_budget_usd"] = _budget(budget)
         if borrow is not None:
             changes["can_borrow"] = borrow
         g_new = _gpu_counts("--guarantee", guarantee)
