@@ -45,7 +45,7 @@ def test_db_url_env_wins_and_gets_psycopg(monkeypatch: pytest.MonkeyPatch) -> No
 def test_bad_urls_are_one_line_errors() -> None:
     with pytest.raises(StoreError) as e:
         normalize_url("mysql://u@h/db")
-    assert "unsupported database" in _one_line(e.value)
+    assert "unsupported database mysql://u@h/db:" in _one_line(e.value)
     with pytest.raises(StoreError) as e:
         normalize_url("not a url")
     _one_line(e.value)

@@ -63,9 +63,7 @@ def normalize_url(url: str) -> str:
     if backend in ("postgres", "postgresql"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     elif backend != "sqlite":
-        raise StoreError(
-            f"unsupported database {describe_url(parsed)}: use sqlite:/// or postgresql://"
-        )
+        raise StoreError(f"unsupported {describe_url(parsed)}: use sqlite:/// or postgresql://")
     return parsed.render_as_string(hide_password=False)
 
 
