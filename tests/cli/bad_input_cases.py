@@ -409,6 +409,54 @@ def argument_cases() -> Iterator[Case]:
     yield Case("arg-missing-spec", ("run",), needle="SPEC")
     yield Case("arg-extra-arg", ("validate", "{spec}", "extra"), spec=TRAINING, needle="extra")
     yield Case("arg-daemon-unknown", ("daemon", "restart"), needle="restart")
+    run = ("run", "-d", "{spec}")
+    env_options = {
+        "bad-name": (("--env", "1A=x"), "--env"),
+        "dash-name": (("--env", "A-B=x"), "--env"),
+        "no-name": (("--env", "=x"), "--env"),
+        "unset": (("--env", "INTERCLOUD_CORPUS_UNSET"), "not set"),
+        "nul": (("--env", "A=x\0y"), "NUL"),
+        "too-long": (("--env", "A=" + LONG), "128 KiB"),
+        "file-missing": (("--env-file", "{dir}/missing.env"), "missing.env"),
+        "file-dir": (("--env-file", "{dir}"), "--env-file"),
+        "file-dev-zero": (("--env-file", "/dev/zero"), "--env-file"),
+        "file-fifo": (("--env-file", "{dir}/fifo.yaml"), "--env-file"),
+        "file-bad-line": (("--env-file", "{dir}/bad.env"), "bad.env line 2"),
+        "file-quote": (("--env-file", "{dir}/quote.env"), "quote.env line 1"),
+        "file-long": (("--env-file", "{dir}/long.env"), "128 KiB"),
+        "file-huge": (("--env-file", "{dir}/huge.env"), "larger than"),
+    }
+    env_files = {
+        "bad.env": "A=1\nnot an assignment\n",
+        "quote.env": "A='unterminated\n",
+        "long.env": f"A={LONG}\n",
+        "huge.env": "A=1\n" * 300_000,
+    }
+    for name, (option, needle) in env_options.items():
+        yield Case(
+            f"arg-run-env-{name}", (*run, *option), spec=TRAINING, files=env_files,
+            needle=needle, prepare=_fifo if name == "file-fifo" else None,
+            subprocess=name in ("file-fifo", "file-dev-zero"),
+        )  # fmt: skip
+    tenants = {
+        "name-space": (("create", "bad name"), "NAME"),
+        "name-long": (("create", "t" * 65), "NAME"),
+        "weight-zero": (("create", "x", "--weight", "0"), "--weight"),
+        "weight-huge": (("create", "x", "--weight", "1e300"), "--weight"),
+        "weight-nan": (("create", "x", "--weight", "nan"), "--weight"),
+        "budget-neg": (("create", "x", "--budget-usd-month", "-1"), "--budget-usd-month"),
+        "budget-huge": (("create", "x", "--budget-usd-month", "1e300"), "--budget-usd-month"),
+        "guarantee-unknown": (("create", "x", "--guarantee", "NOPE=1"), "--guarantee"),
+        "guarantee-huge": (("create", "x", "--guarantee", f"H100={BIG}"), "--guarantee"),
+        "guarantee-bound": (("create", "x", "--guarantee", "H100=9999999999"), "--guarantee"),
+        "quota-below": (("create", "x", "--guarantee", "H100=8", "--quota", "H100=4"), "--quota"),
+        "exists": (("create", "default"), "already exists"),
+        "set-unknown": (("set", "nobody", "--weight", "2"), "nobody"),
+        "set-nothing": (("set", "default"), "nothing to change"),
+        "show-unknown": (("show", "nobody"), "nobody"),
+    }
+    for name, (args, needle) in tenants.items():
+        yield Case(f"arg-tenants-{name}", ("tenants", *args), needle=needle)
 
 
 # --- settings -----------------------------------------------------------------------------
