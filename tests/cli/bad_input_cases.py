@@ -243,6 +243,20 @@ def no_run_cases() -> Iterator[Case]:
         yield Case(f"no-run-{base}-{value!r}", COMMANDS["run"], spec=spec, needle="run")
 
 
+def source_cases() -> Iterator[Case]:
+    """workdir/file_mounts sources a node could never finish copying (kernel files)."""
+    sources = {
+        "workdir-proc": ("workdir", "/proc"),
+        "workdir-sys": ("workdir", "/sys/kernel"),
+        "workdir-dev": ("workdir", "/dev"),
+        "mount-cpuinfo": ("file_mounts", {"/k": "/proc/cpuinfo"}),
+        "mount-status": ("file_mounts", {"/s": "/proc/self/status"}),
+    }
+    for (name, (key, value)), base in itertools.product(sources.items(), ("training", "skypilot")):
+        spec = with_value(BASES[base], key, value)
+        yield Case(f"source-{name}-{base}", COMMANDS["run"], spec=spec, needle="pseudo-filesystem")
+
+
 def _deep(levels: int, flow: bool, mapping: bool) -> str:
     if flow:
         inner = ("{a: " * levels + "1" + "}" * levels) if mapping else "[" * levels + "]" * levels
@@ -607,6 +621,7 @@ GROUPS: tuple[Callable[[], Iterator[Case]], ...] = (
     nul_cases,
     long_text_cases,
     no_run_cases,
+    source_cases,
     yaml_cases,
     file_cases,
     argument_cases,
