@@ -187,8 +187,11 @@ def set_(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Change tenant NAME's limits (`default` too). --guarantee/--quota set those types and
-    keep the others; a guarantee of 0 removes it; --no-* clear a whole setting."""
+    """Change tenant NAME's limits (`default` too).
+
+    --guarantee/--quota set those types and keep the others; a guarantee of 0 removes it.
+
+    --no-guarantees, --no-quotas and --no-budget clear a whole setting."""
     with bad_input_exits():
         if budget is not None and no_budget:
             raise fail("--budget-usd-month and --no-budget: give one of them")
