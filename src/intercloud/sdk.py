@@ -180,7 +180,9 @@ class Client:
         )
         if not fits:
             enabled = Planner(Catalog.from_offerings(offerings))
-            others = frozenset(catalog.providers) - {o.provider for o in offerings}
+            # The catalog's `local` row is this machine: never a provider "elsewhere",
+            # even when INTERCLOUD_LOCAL_SITES replaces it with named sites.
+            others = frozenset(catalog.providers) - {o.provider for o in offerings} - {"local"}
             raise NotRunnable(
                 self._not_runnable(workload, plan, Planner(catalog), too_big, others)
                 + exactness_hint(workload, enabled)

@@ -60,3 +60,24 @@ def test_bad_submissions_store_nothing(
         with pytest.raises(error):
             client.submit(spec, env=env)
         assert client.jobs() == []
+
+
+def test_a_gang_no_site_can_hold_never_names_this_machine_as_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With named local sites, the catalog's `local` row (this machine) is not a provider
+    that "could" run the gang: the cheapest elsewhere is a cloud, with its price."""
+    from intercloud.sdk import NotRunnable
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("INTERCLOUD_LOCAL_SITES", "aws/us-east-1,cpus=8;gcp/us-central1,cpus=8")
+    spec = tmp_path / "job.yaml"
+    spec.write_text("kind: training\nname: g\nnum_nodes: 6\nresources: {cpus: 2+}\nrun: 'true'\n")
+    with Client(home, autostart=False) as client:
+        with pytest.raises(NotRunnable) as err:
+            client.submit(spec)
+        assert client.jobs() == []
+    message = str(err.value)
+    assert "aws/us-east-1 local-cpu: the gang needs 12 CPUs, it has 8 in all" in message
+    cheapest = message.split("the cheapest that could is ", 1)[1]
+    assert not cheapest.startswith("local ") and cheapest.split()[0] in ("azure", "oci")
