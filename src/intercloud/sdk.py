@@ -187,6 +187,11 @@ class Client:
                 self._not_runnable(workload, plan, Planner(catalog), too_big, others)
                 + exactness_hint(workload, enabled)
             )
+        if workload.kind == "service":  # the loop would only reject it, after storing it
+            raise NotRunnable(
+                f"'{workload.name}' is a service: the control loop runs training and batch "
+                "jobs only (`intercloud plan` places services)"
+            )
         choice = fits[0]
         plan = replace(plan, choice=choice, alternatives=tuple(fits[1:]))
         restart = getattr(workload, "restart", None)

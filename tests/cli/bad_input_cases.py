@@ -608,6 +608,7 @@ def infeasible_cases() -> Iterator[Case]:
                    needle="can run")  # fmt: skip
     exact = with_value(TRAINING, "resources.cpus", 1)  # the site has 2: exactly 1 never fits
     yield Case("never-exact-cpus", COMMANDS["run"], spec=exact, env=local, code=1, needle="'1+'")
+    yield Case("never-service", COMMANDS["run"], spec=SERVICE, code=1, needle="is a service")
     yield Case(
         "plan-nodes-over-max", COMMANDS["plan"], spec=with_value(TRAINING, "num_nodes", 16385),
         needle="num_nodes",
