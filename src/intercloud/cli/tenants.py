@@ -26,24 +26,31 @@ NameArg = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 WeightOpt = Annotated[
-    str | None, typer.Option("--weight", help="Fair-share weight, a number > 0 (default 1).")
+    str | None,
+    typer.Option("--weight", metavar="NUMBER", help="Fair-share weight, 1e-6 to 1e6 (default 1)."),
 ]
 BudgetOpt = Annotated[
     str | None,
-    typer.Option("--budget-usd-month", help="Monthly budget in USD (UTC calendar months)."),
+    typer.Option(
+        "--budget-usd-month",
+        metavar="USD",
+        help="Monthly budget in USD, up to 1e12 (UTC calendar months).",
+    ),
 ]
 GuaranteeOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--guarantee",
-        help="Guaranteed GPUs of a type, TYPE=N (repeat or comma-separate: H100=8,A100=4).",
+        metavar="TYPE=N",
+        help="Guaranteed GPUs of a type (repeat or comma-separate: H100=8,A100=4).",
     ),
 ]
 QuotaOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--quota",
-        help="At most N GPUs of a type running at once, borrowed ones included, TYPE=N.",
+        metavar="TYPE=N",
+        help="At most N GPUs of a type running at once, borrowed ones included.",
     ),
 ]
 
