@@ -169,3 +169,32 @@ def test_aws_az_mapping_is_read_like_a_spec_file(tmp_path: Path) -> None:
             settings.check_all(env)
         assert str(info.value).startswith("INTERCLOUD_AWS_AZ_MAPPING=")
         assert "\n" not in str(info.value)
+
+
+def test_a_sites_file_is_read_like_a_spec_file(tmp_path: Path) -> None:
+    """INTERCLOUD_LOCAL_SITES naming a YAML file: a FIFO is refused without blocking (it
+    hung), a file over 1 MiB, YAML nested past 64 levels (a RecursionError) or aliases
+    expanding past 100,000 values are one line naming the variable and the file."""
+    import os
+
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("[" * 3000 + "]" * 3000 + "\n")
+    huge = tmp_path / "huge.yaml"
+    huge.write_text("- {provider: aws, region: r}\n" + "#" * (1 << 20) + "\n")
+    laughs = tmp_path / "laughs.yaml"
+    rows = ["- &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    rows += [f"- &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 7)]
+    laughs.write_text("\n".join(rows) + "\n")
+    for path, needle in (
+        (fifo, "a FIFO, not a file"),
+        (deep, "nest"),
+        (huge, "larger than 1024 KiB"),
+        (laughs, "aliases expand to more than 100000 values"),
+    ):
+        with pytest.raises(SettingError) as info:
+            settings.local_sites({"INTERCLOUD_LOCAL_SITES": str(path)})
+        text = str(info.value)
+        assert text.startswith("INTERCLOUD_LOCAL_SITES=") and needle in text and "\n" not in text
+        assert "Error" not in text  # no exception class name
