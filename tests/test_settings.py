@@ -84,6 +84,9 @@ def test_good_values_are_parsed(tmp_path: Path) -> None:
         ("INTERCLOUD_DB_URL", "sqlite:///file::memory:?cache=shared", "in-memory"),
         ("INTERCLOUD_DB_URL", "sqlite:///relative/state.db", "absolute"),
         ("INTERCLOUD_DB_URL", "sqlite:////no-such-folder/state.db", "does not exist"),
+        # ignored with a two-line SAWarning on every command; uri=true: opened read-only
+        ("INTERCLOUD_DB_URL", "sqlite:////tmp/state.db?mode=ro", "options (mode)"),
+        ("INTERCLOUD_DB_URL", "sqlite:////tmp/state.db?mode=ro&uri=true", "options (mode, uri)"),
         ("INTERCLOUD_DB_URL", "mysql://u@h/db", "unsupported"),
         ("INTERCLOUD_DB_URL", "not a url", "invalid"),
         ("INTERCLOUD_HOME", "/dev/null", "is not a folder"),

@@ -104,8 +104,8 @@ def db_url(env: Mapping[str, str] | None = None) -> str | None:
     """``$INTERCLOUD_DB_URL`` normalised (driver filled in), or None when unset.
 
     Refused: a URL that does not parse, a backend other than SQLite/PostgreSQL, an
-    in-memory or file-less SQLite URL, a relative SQLite path, and a SQLite file whose
-    folder does not exist.
+    in-memory or file-less SQLite URL, a SQLite URL with options (``?mode=ro``), a relative
+    SQLite path, and a SQLite file whose folder does not exist.
     """
     raw = _raw(DB_URL, env)
     if raw is None:
@@ -134,6 +134,10 @@ def check_db_url(raw: str, name: str = DB_URL) -> str:
     ):
         raise SettingError(
             name, raw, "an in-memory database loses every job; give a file, sqlite:////abs/state.db"
+        )
+    if parsed.query:  # SQLAlchemy warns and ignores them; uri=true could open it read-only
+        raise SettingError(
+            name, raw, f"options ({', '.join(sorted(parsed.query))}) are not supported for SQLite"
         )
     path = Path(database).expanduser()
     if not path.is_absolute():

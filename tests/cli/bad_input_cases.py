@@ -506,6 +506,7 @@ SETTINGS: dict[str, tuple[str, ...]] = {
         "sqlite:///{dir}",
         "mysql://u@h/db",
         "not a url",
+        "sqlite:///{dir}/state.db?mode=ro",
     ),
 }
 SETTING_COMMANDS = {
