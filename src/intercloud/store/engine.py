@@ -34,9 +34,11 @@ _PG_MIGRATION_LOCK = 0x1C10D5
 
 
 def intercloud_home() -> Path:
-    """``$INTERCLOUD_HOME`` or ``~/.intercloud``, expanded (not created)."""
-    raw = os.environ.get("INTERCLOUD_HOME") or str(DEFAULT_HOME)
-    return Path(raw).expanduser()
+    """``$INTERCLOUD_HOME`` or ``~/.intercloud``, expanded (not created); read as every
+    setting is (``settings.home``: a blank value is the default, as for the CLI)."""
+    from intercloud.settings import home
+
+    return home()
 
 
 def database_url(home: Path | None = None) -> str:
