@@ -390,6 +390,7 @@ def argument_cases() -> Iterator[Case]:
         "nan": "H100=nan",
         "neg": "H100=-1",
         "zero": "H100=0",
+        "tiny": "H100=1e-300",
         "huge": "H100=1e6",
         "no-number": "H100",
         "no-name": "=2",
