@@ -84,6 +84,9 @@ def test_good_values_are_parsed(tmp_path: Path) -> None:
         ("INTERCLOUD_DB_URL", "sqlite:///file::memory:?cache=shared", "in-memory"),
         ("INTERCLOUD_DB_URL", "sqlite:///relative/state.db", "absolute"),
         ("INTERCLOUD_DB_URL", "sqlite:////no-such-folder/state.db", "does not exist"),
+        # ignored with a two-line SAWarning on every command; uri=true: opened read-only
+        ("INTERCLOUD_DB_URL", "sqlite:////tmp/state.db?mode=ro", "options (mode)"),
+        ("INTERCLOUD_DB_URL", "sqlite:////tmp/state.db?mode=ro&uri=true", "options (mode, uri)"),
         ("INTERCLOUD_DB_URL", "mysql://u@h/db", "unsupported"),
         ("INTERCLOUD_DB_URL", "not a url", "invalid"),
         ("INTERCLOUD_HOME", "/dev/null", "is not a folder"),
@@ -154,3 +157,67 @@ def test_daemon_refuses_a_bad_setting_in_one_line(tmp_path: Path) -> None:
         "intercloud daemon: INTERCLOUD_DECIDER='nope': expected one of fleet, planner"
     ]
     assert not (tmp_path / "home" / "daemon.pid").exists()
+
+
+def test_aws_az_mapping_is_read_like_a_spec_file(tmp_path: Path) -> None:
+    """INTERCLOUD_AWS_AZ_MAPPING names a CSV: a FIFO or device is refused without
+    blocking, a missing column or an empty cell is one line naming the variable."""
+    import os
+
+    good = tmp_path / "az.csv"
+    good.write_text("AvailabilityZoneName,AvailabilityZone\nus-east-1a, USE1-AZ6\n")
+    assert settings.aws_az_mapping({"INTERCLOUD_AWS_AZ_MAPPING": str(good)}) == (
+        ("us-east-1a", "use1-az6"),
+    )
+    assert settings.aws_az_mapping({}) is None
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    no_column = tmp_path / "no-column.csv"
+    no_column.write_text("garbage\n1\n")
+    empty_cell = tmp_path / "empty-cell.csv"
+    empty_cell.write_text("AvailabilityZoneName,AvailabilityZone\nus-east-1a,\n")
+    huge = tmp_path / "huge.csv"
+    huge.write_text("AvailabilityZoneName,AvailabilityZone\n" + "x" * (1 << 20))
+    for path, needle in (
+        (tmp_path / "missing.csv", "No such file"),
+        (fifo, "a FIFO, not a file"),
+        (Path("/dev/zero"), "a character device, not a file"),
+        (tmp_path, "a directory, not a file"),
+        (huge, "larger than"),
+        (no_column, "columns AvailabilityZoneName,AvailabilityZone"),
+        (empty_cell, "line 2: expected a zone name and a zone id"),
+    ):
+        env = {"INTERCLOUD_AWS_AZ_MAPPING": str(path)}
+        with pytest.raises(SettingError, match=needle) as info:
+            settings.check_all(env)
+        assert str(info.value).startswith("INTERCLOUD_AWS_AZ_MAPPING=")
+        assert "\n" not in str(info.value)
+
+
+def test_a_sites_file_is_read_like_a_spec_file(tmp_path: Path) -> None:
+    """INTERCLOUD_LOCAL_SITES naming a YAML file: a FIFO is refused without blocking (it
+    hung), a file over 1 MiB, YAML nested past 64 levels (a RecursionError) or aliases
+    expanding past 100,000 values are one line naming the variable and the file."""
+    import os
+
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("[" * 3000 + "]" * 3000 + "\n")
+    huge = tmp_path / "huge.yaml"
+    huge.write_text("- {provider: aws, region: r}\n" + "#" * (1 << 20) + "\n")
+    laughs = tmp_path / "laughs.yaml"
+    rows = ["- &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    rows += [f"- &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 7)]
+    laughs.write_text("\n".join(rows) + "\n")
+    for path, needle in (
+        (fifo, "a FIFO, not a file"),
+        (deep, "nest"),
+        (huge, "larger than 1024 KiB"),
+        (laughs, "aliases expand to more than 100000 values"),
+    ):
+        with pytest.raises(SettingError) as info:
+            settings.local_sites({"INTERCLOUD_LOCAL_SITES": str(path)})
+        text = str(info.value)
+        assert text.startswith("INTERCLOUD_LOCAL_SITES=") and needle in text and "\n" not in text
+        assert "Error" not in text  # no exception class name

@@ -20,7 +20,7 @@ subclass (``SpecError``, ``NotRunnable``, ``InvalidRequest``) or ``KeyError``
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -185,10 +185,17 @@ class Client:
         )
         if not fits:
             enabled = Planner(Catalog.from_offerings(offerings))
-            others = frozenset(catalog.providers) - {o.provider for o in offerings}
+            # The catalog's `local` row is this machine: never a provider "elsewhere",
+            # even when INTERCLOUD_LOCAL_SITES replaces it with named sites.
+            others = frozenset(catalog.providers) - {o.provider for o in offerings} - {"local"}
             raise NotRunnable(
                 self._not_runnable(workload, plan, Planner(catalog), too_big, others)
                 + exactness_hint(workload, enabled)
+            )
+        if workload.kind == "service":  # the loop would only reject it, after storing it
+            raise NotRunnable(
+                f"'{workload.name}' is a service: the control loop runs training and batch "
+                "jobs only (`intercloud plan` places services)"
             )
         choice = fits[0]
         plan = replace(plan, choice=choice, alternatives=tuple(fits[1:]))
@@ -361,9 +368,17 @@ class Client:
     def log_path(self, job_id: int, node: int) -> Path:
         return Path(self._local_provider().log_path(str(job_id), node))
 
-    def logs(self, job_id: int, node: int | None = None, follow: bool = False) -> Iterator[str]:
+    def logs(
+        self,
+        job_id: int,
+        node: int | None = None,
+        follow: bool = False,
+        on_hold: Callable[[str], None] | None = None,
+    ) -> Iterator[str]:
         """Log lines of one node (or every node, prefixed ``[node N]``); with ``follow``,
-        keep yielding new lines until the job is terminal and its logs are drained."""
+        keep yielding new lines until the job is terminal and its logs are drained.
+        ``on_hold`` is called with the reason each time a pending job is held for a new
+        one (a tenant's quota, capacity), so a follower knows why nothing comes."""
         w = self.store.get(job_id)
         ranks = [node] if node is not None else list(range(self._ranks(w)))
         if node is not None and node not in range(self._ranks(w)):
@@ -372,8 +387,14 @@ class Client:
             raise InvalidRequest(f"--node: job {job_id} has nodes 0..{self._ranks(w) - 1}")
         offsets = dict.fromkeys(ranks, 0)
         prefix = node is None and len(ranks) > 1
+        held = ""
         while True:
-            done = self.store.get(job_id).state.terminal
+            w = self.store.get(job_id)
+            done = w.state.terminal
+            if on_hold is not None and w.state is JobState.PENDING and w.reason:
+                if w.reason != held and w.reason != "submitted":
+                    on_hold(w.reason)
+                held = w.reason
             got = False
             for r in ranks:
                 path = self.log_path(job_id, r)

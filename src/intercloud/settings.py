@@ -24,8 +24,8 @@ Settings (name: meaning, default):
 - ``INTERCLOUD_LOCAL_SITES``: several local sites (see ``providers.local_config``).
 - ``INTERCLOUD_LOG_LEVEL``: the daemon's log level, ``INFO``.
 - ``INTERCLOUD_DEBUG``: ``1`` shows the traceback of an internal CLI error, off.
-- ``INTERCLOUD_AWS_AZ_MAPPING``: a CSV file of the account's AWS zone name/id pairs
-  (``catalog.zones``), none.
+- ``INTERCLOUD_AWS_AZ_MAPPING``: a CSV file pairing AWS zone names with zone ids
+  (``AvailabilityZoneName,AvailabilityZone``), read as spec files are; none.
 """
 
 from __future__ import annotations
@@ -106,8 +106,8 @@ def db_url(env: Mapping[str, str] | None = None) -> str | None:
     """``$INTERCLOUD_DB_URL`` normalised (driver filled in), or None when unset.
 
     Refused: a URL that does not parse, a backend other than SQLite/PostgreSQL, an
-    in-memory or file-less SQLite URL, a relative SQLite path, and a SQLite file whose
-    folder does not exist.
+    in-memory or file-less SQLite URL, a SQLite URL with options (``?mode=ro``), a relative
+    SQLite path, and a SQLite file whose folder does not exist.
     """
     raw = _raw(DB_URL, env)
     if raw is None:
@@ -136,6 +136,10 @@ def check_db_url(raw: str, name: str = DB_URL) -> str:
     ):
         raise SettingError(
             name, raw, "an in-memory database loses every job; give a file, sqlite:////abs/state.db"
+        )
+    if parsed.query:  # SQLAlchemy warns and ignores them; uri=true could open it read-only
+        raise SettingError(
+            name, raw, f"options ({', '.join(sorted(parsed.query))}) are not supported for SQLite"
         )
     path = Path(database).expanduser()
     if not path.is_absolute():
@@ -300,43 +304,47 @@ def debug(env: Mapping[str, str] | None = None) -> bool:
 _AZ_COLUMNS = ("AvailabilityZoneName", "AvailabilityZone")
 _AZ_NAME = re.compile(r"^[a-z0-9-]+[a-z]$")  # us-east-1a
 _AZ_ID = re.compile(r"^[a-z0-9-]+-az[0-9]+$")  # use1-az6
-MAX_AZ_MAPPING_BYTES = 1 << 20
+
+
+def read_az_mapping(raw: str) -> tuple[tuple[str, str], ...]:
+    """(zone name, zone id) pairs, lower case, of the CSV file ``raw`` (columns
+    ``AvailabilityZoneName`` and ``AvailabilityZone``, as ``aws ec2
+    describe-availability-zones`` reports them). The file is read as spec files are: a
+    regular file of at most 1 MiB, never blocking on a FIFO or device. SettingError
+    naming ``INTERCLOUD_AWS_AZ_MAPPING`` for anything else, a row that is not a zone name
+    and id included."""
+    import io
+
+    from intercloud.specs import SpecError, read_spec_text
+
+    try:
+        text = read_spec_text(Path(raw).expanduser())
+    except SpecError as exc:
+        raise SettingError(AWS_AZ_MAPPING, raw, f"cannot read: {exc.problem}") from None
+    pairs: list[tuple[str, str]] = []
+    try:
+        reader = csv.DictReader(io.StringIO(text))
+        if not set(_AZ_COLUMNS) <= set(reader.fieldnames or ()):
+            raise SettingError(AWS_AZ_MAPPING, raw, f"expected CSV columns {','.join(_AZ_COLUMNS)}")
+        for row in reader:
+            name, zone_id = ((row.get(c) or "").strip().lower() for c in _AZ_COLUMNS)
+            if not _AZ_NAME.match(name) or not _AZ_ID.match(zone_id):
+                raise SettingError(
+                    AWS_AZ_MAPPING,
+                    raw,
+                    f"line {reader.line_num}: expected a zone name and a zone id "
+                    "(us-east-1a,use1-az6)",
+                )
+            pairs.append((name, zone_id))
+    except csv.Error as exc:
+        raise SettingError(AWS_AZ_MAPPING, raw, f"not a CSV file ({exc})") from None
+    return tuple(pairs)
 
 
 def aws_az_mapping(env: Mapping[str, str] | None = None) -> tuple[tuple[str, str], ...] | None:
-    """The (zone name, zone id) pairs of the file ``INTERCLOUD_AWS_AZ_MAPPING`` names, None
-    when unset."""
+    """The pairs of ``INTERCLOUD_AWS_AZ_MAPPING`` (``read_az_mapping``), None when unset."""
     raw = _raw(AWS_AZ_MAPPING, env)
-    return None if raw is None else read_aws_az_mapping(raw)
-
-
-def read_aws_az_mapping(path: str) -> tuple[tuple[str, str], ...]:
-    """Lower-case (zone name, zone id) pairs of a CSV with the columns
-    ``AvailabilityZoneName,AvailabilityZone``; ``SettingError`` for a file that cannot be
-    read, lacks a column or holds a row that is not a zone name and id."""
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            text = f.read(MAX_AZ_MAPPING_BYTES + 1)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        raise SettingError(AWS_AZ_MAPPING, path, f"cannot read: {why}") from None
-    if len(text) > MAX_AZ_MAPPING_BYTES:
-        raise SettingError(AWS_AZ_MAPPING, path, "larger than 1 MiB")
-    rows = csv.DictReader(text.splitlines())
-    missing = [c for c in _AZ_COLUMNS if c not in (rows.fieldnames or [])]
-    if missing:
-        raise SettingError(AWS_AZ_MAPPING, path, f"expected CSV columns {','.join(_AZ_COLUMNS)}")
-    pairs = []
-    for line, row in enumerate(rows, start=2):
-        name, zone_id = ((row.get(c) or "").strip().lower() for c in _AZ_COLUMNS)
-        if not _AZ_NAME.match(name) or not _AZ_ID.match(zone_id):
-            raise SettingError(
-                AWS_AZ_MAPPING,
-                path,
-                f"line {line}: expected a zone name and id (us-east-1a,use1-az6)",
-            )
-        pairs.append((name, zone_id))
-    return tuple(pairs)
+    return None if raw is None else read_az_mapping(raw)
 
 
 def check_all(env: Mapping[str, str] | None = None) -> None:
@@ -372,5 +380,5 @@ __all__ = [
     "parse_bool",
     "preemption",
     "queue_policy",
-    "read_aws_az_mapping",
+    "read_az_mapping",
 ]

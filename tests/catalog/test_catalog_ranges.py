@@ -1,5 +1,6 @@
-"""SkyPilot-format catalogs with figures no plan can use (negative, infinite, NaN) or a
-folder of an unknown provider are refused with file, line and column named."""
+"""SkyPilot-format catalogs with figures no plan can use (negative, infinite, NaN, or so
+large that a plan's cost overflows) or a folder of an unknown provider are refused with
+file, line and column named."""
 
 from __future__ import annotations
 
@@ -33,14 +34,35 @@ def _write(root: Path, text: str, cloud: str = "aws") -> Path:
         ("t.x,,,2,-inf,0.1,0.05,r1", "MemoryGiB", "-inf"),
         ("t.x,,,2,NaN,0.1,0.05,r1", "MemoryGiB", "NaN"),
         ("t.g,H100,-8,2,8,0.1,0.05,r1", "AcceleratorCount", "-8"),
+        # finite, but a plan multiplies them by nodes and hours: inf USD, "Infinity" JSON
+        ("t.x,,,2,8,1.7e308,0.05,r1", "Price", "1.7e308"),
+        ("t.x,,,2,8,0.1,1e13,r1", "SpotPrice", "1e13"),
+        ("t.x,,,1e300,8,0.1,0.05,r1", "vCPUs", "1e300"),
+        ("t.x,,,2,1000001,0.1,0.05,r1", "MemoryGiB", "1000001"),
+        ("t.g,H100,1e300,2,8,0.1,0.05,r1", "AcceleratorCount", "1e300"),
+        ("t.g,H100,1025,2,8,0.1,0.05,r1", "AcceleratorCount", "1025"),
     ],
 )
 def test_figures_out_of_range(tmp_path: Path, row: str, column: str, cell: str) -> None:
     with pytest.raises(CatalogError) as info:
         load_skypilot_dir(_write(tmp_path, f"{HEADER}\n{GOOD}\n{row}\n"))
-    assert str(info.value).endswith(
-        f"aws/vms.csv:3: column {column!r}: {cell!r} must be a finite number >= 0"
+    assert f"aws/vms.csv:3: column {column!r}: {cell!r} must be a number from 0 to " in str(
+        info.value
     )
+
+
+def test_largest_figures_are_read(tmp_path: Path) -> None:
+    row = "t.g,H100,1024,1000000,1000000,1e12,1e12,r1"
+    (o,) = load_skypilot_dir(_write(tmp_path, f"{HEADER}\n{row}\n")).offerings
+    assert (o.accelerator_count, o.vcpus, o.on_demand_price) == (1024, 1e6, 1e12)
+
+
+def test_a_field_over_the_csv_limit_is_one_line(tmp_path: Path) -> None:
+    """A field over csv's size limit (50 MB of NUL bytes, say): CatalogError naming the file."""
+    text = f"{HEADER}\nt.x,,,2,8,0.1,0.05,{'r' * 200_000}\n"
+    with pytest.raises(CatalogError, match=r"aws/vms\.csv: not a CSV catalog \(") as info:
+        load_skypilot_dir(_write(tmp_path, text))
+    assert "\n" not in str(info.value)
 
 
 def test_unpriced_rows_are_still_skipped(tmp_path: Path) -> None:

@@ -243,6 +243,20 @@ def no_run_cases() -> Iterator[Case]:
         yield Case(f"no-run-{base}-{value!r}", COMMANDS["run"], spec=spec, needle="run")
 
 
+def source_cases() -> Iterator[Case]:
+    """workdir/file_mounts sources a node could never finish copying (kernel files)."""
+    sources = {
+        "workdir-proc": ("workdir", "/proc"),
+        "workdir-sys": ("workdir", "/sys/kernel"),
+        "workdir-dev": ("workdir", "/dev"),
+        "mount-cpuinfo": ("file_mounts", {"/k": "/proc/cpuinfo"}),
+        "mount-status": ("file_mounts", {"/s": "/proc/self/status"}),
+    }
+    for (name, (key, value)), base in itertools.product(sources.items(), ("training", "skypilot")):
+        spec = with_value(BASES[base], key, value)
+        yield Case(f"source-{name}-{base}", COMMANDS["run"], spec=spec, needle="pseudo-filesystem")
+
+
 def _deep(levels: int, flow: bool, mapping: bool) -> str:
     if flow:
         inner = ("{a: " * levels + "1" + "}" * levels) if mapping else "[" * levels + "]" * levels
@@ -376,6 +390,7 @@ def argument_cases() -> Iterator[Case]:
         "nan": "H100=nan",
         "neg": "H100=-1",
         "zero": "H100=0",
+        "tiny": "H100=1e-300",
         "huge": "H100=1e6",
         "no-number": "H100",
         "no-name": "=2",
@@ -409,6 +424,54 @@ def argument_cases() -> Iterator[Case]:
     yield Case("arg-missing-spec", ("run",), needle="SPEC")
     yield Case("arg-extra-arg", ("validate", "{spec}", "extra"), spec=TRAINING, needle="extra")
     yield Case("arg-daemon-unknown", ("daemon", "restart"), needle="restart")
+    run = ("run", "-d", "{spec}")
+    env_options = {
+        "bad-name": (("--env", "1A=x"), "--env"),
+        "dash-name": (("--env", "A-B=x"), "--env"),
+        "no-name": (("--env", "=x"), "--env"),
+        "unset": (("--env", "INTERCLOUD_CORPUS_UNSET"), "not set"),
+        "nul": (("--env", "A=x\0y"), "NUL"),
+        "too-long": (("--env", "A=" + LONG), "128 KiB"),
+        "file-missing": (("--env-file", "{dir}/missing.env"), "missing.env"),
+        "file-dir": (("--env-file", "{dir}"), "--env-file"),
+        "file-dev-zero": (("--env-file", "/dev/zero"), "--env-file"),
+        "file-fifo": (("--env-file", "{dir}/fifo.yaml"), "--env-file"),
+        "file-bad-line": (("--env-file", "{dir}/bad.env"), "bad.env line 2"),
+        "file-quote": (("--env-file", "{dir}/quote.env"), "quote.env line 1"),
+        "file-long": (("--env-file", "{dir}/long.env"), "128 KiB"),
+        "file-huge": (("--env-file", "{dir}/huge.env"), "larger than"),
+    }
+    env_files = {
+        "bad.env": "A=1\nnot an assignment\n",
+        "quote.env": "A='unterminated\n",
+        "long.env": f"A={LONG}\n",
+        "huge.env": "A=1\n" * 300_000,
+    }
+    for name, (option, needle) in env_options.items():
+        yield Case(
+            f"arg-run-env-{name}", (*run, *option), spec=TRAINING, files=env_files,
+            needle=needle, prepare=_fifo if name == "file-fifo" else None,
+            subprocess=name in ("file-fifo", "file-dev-zero"),
+        )  # fmt: skip
+    tenants = {
+        "name-space": (("create", "bad name"), "NAME"),
+        "name-long": (("create", "t" * 65), "NAME"),
+        "weight-zero": (("create", "x", "--weight", "0"), "--weight"),
+        "weight-huge": (("create", "x", "--weight", "1e300"), "--weight"),
+        "weight-nan": (("create", "x", "--weight", "nan"), "--weight"),
+        "budget-neg": (("create", "x", "--budget-usd-month", "-1"), "--budget-usd-month"),
+        "budget-huge": (("create", "x", "--budget-usd-month", "1e300"), "--budget-usd-month"),
+        "guarantee-unknown": (("create", "x", "--guarantee", "NOPE=1"), "--guarantee"),
+        "guarantee-huge": (("create", "x", "--guarantee", f"H100={BIG}"), "--guarantee"),
+        "guarantee-bound": (("create", "x", "--guarantee", "H100=9999999999"), "--guarantee"),
+        "quota-below": (("create", "x", "--guarantee", "H100=8", "--quota", "H100=4"), "--quota"),
+        "exists": (("create", "default"), "already exists"),
+        "set-unknown": (("set", "nobody", "--weight", "2"), "nobody"),
+        "set-nothing": (("set", "default"), "nothing to change"),
+        "show-unknown": (("show", "nobody"), "nobody"),
+    }
+    for name, (args, needle) in tenants.items():
+        yield Case(f"arg-tenants-{name}", ("tenants", *args), needle=needle)
 
 
 # --- settings -----------------------------------------------------------------------------
@@ -435,6 +498,7 @@ SETTINGS: dict[str, tuple[str, ...]] = {
         "{dir}/sites.yaml",
     ),
     "INTERCLOUD_LOG_LEVEL": ("loud",),
+    "INTERCLOUD_AWS_AZ_MAPPING": ("/dev/zero", "{dir}/missing.csv", "{dir}/sites.yaml"),
     "INTERCLOUD_DB_URL": (
         "sqlite://",
         "sqlite:///:memory:",
@@ -443,6 +507,7 @@ SETTINGS: dict[str, tuple[str, ...]] = {
         "sqlite:///{dir}",
         "mysql://u@h/db",
         "not a url",
+        "sqlite:///{dir}/state.db?mode=ro",
     ),
 }
 SETTING_COMMANDS = {
@@ -490,6 +555,11 @@ BAD_ROWS = {
     "memory-nan": ("t.x,,,2,NaN,0.1,0.05,r1", "MemoryGiB"),
     "count-neg": ("t.gpu,H100,-8,2,8,0.1,0.05,r1", "AcceleratorCount"),
     "count-inf": ("t.gpu,H100,inf,2,8,0.1,0.05,r1", "AcceleratorCount"),
+    # finite but beyond any instance: a plan's cost would overflow to inf
+    "price-huge": ("t.x,,,2,8,1.7e308,0.05,r1", "Price"),
+    "vcpus-huge": ("t.x,,,1e300,8,0.1,0.05,r1", "vCPUs"),
+    "count-huge": ("t.gpu,H100,1e300,2,8,0.1,0.05,r1", "AcceleratorCount"),
+    "field-huge": (f"t.x,,,2,8,0.1,0.05,{'r' * 200_000}", "not a CSV catalog"),
     "price-text": ("t.x,,,2,8,cheap,0.05,r1", "Price"),
     "short-row": ("t.x,,,2", "expected 8 fields"),
 }
@@ -540,6 +610,7 @@ def infeasible_cases() -> Iterator[Case]:
                    needle="can run")  # fmt: skip
     exact = with_value(TRAINING, "resources.cpus", 1)  # the site has 2: exactly 1 never fits
     yield Case("never-exact-cpus", COMMANDS["run"], spec=exact, env=local, code=1, needle="'1+'")
+    yield Case("never-service", COMMANDS["run"], spec=SERVICE, code=1, needle="is a service")
     yield Case(
         "plan-nodes-over-max", COMMANDS["plan"], spec=with_value(TRAINING, "num_nodes", 16385),
         needle="num_nodes",
@@ -553,6 +624,7 @@ GROUPS: tuple[Callable[[], Iterator[Case]], ...] = (
     nul_cases,
     long_text_cases,
     no_run_cases,
+    source_cases,
     yaml_cases,
     file_cases,
     argument_cases,

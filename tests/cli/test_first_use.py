@@ -171,10 +171,14 @@ def test_plan_explains_exact_cpus(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("value", "words"),
     [
-        ("H100=inf", "0 < NUMBER <= 1000"),
-        ("H100=1e309", "0 < NUMBER <= 1000"),
-        ("H100=nan", "0 < NUMBER <= 1000"),
-        ("H100=0", "0 < NUMBER <= 1000"),
+        ("H100=inf", "0.001 <= NUMBER <= 1000"),
+        ("H100=1e309", "0.001 <= NUMBER <= 1000"),
+        ("H100=nan", "0.001 <= NUMBER <= 1000"),
+        ("H100=0", "0.001 <= NUMBER <= 1000"),
+        # a reference GPU a million times slower: 0 hours and $0 on every other GPU
+        ("H100=1e-300", "0.001 <= NUMBER <= 1000"),
+        ("H100=0.0009", "0.001 <= NUMBER <= 1000"),
+        ("inf", "'inf' must be NAME=NUMBER"),
         ("NOPE=2", "unknown accelerator 'NOPE'"),
         ("H100=2,,B200=3", "empty item"),
         ("H100=2,", "empty item"),
@@ -189,6 +193,7 @@ def test_throughput_refusals(value: str, words: str) -> None:
 
 def test_throughput_accepts_catalog_names() -> None:
     assert parse_throughput("h200=3.1, B200=5") == {"H200": 3.1, "B200": 5.0}
+    assert parse_throughput("H100=0.001,B200=1000") == {"H100": 0.001, "B200": 1000.0}
     assert parse_throughput("Exotic-9=2", known={"Exotic-9"}) == {"Exotic-9": 2.0}
     assert parse_throughput(None) is None
 

@@ -98,6 +98,9 @@ BAD: list[tuple[list[str], str]] = [
     (["create", "x", "--weight", "inf"], "--weight"),
     (["create", "x", "--weight", "nan"], "--weight"),
     (["create", "x", "--weight", ""], "--weight"),
+    (["create", "x", "--weight", "1e300"], "--weight"),  # shares divided by it: 0 or inf
+    (["create", "x", "--weight", "1e-300"], "--weight"),
+    (["create", "x", "--budget-usd-month", "1e300"], "--budget-usd-month"),
     (["create", "x", "--budget-usd-month", "-1"], "--budget-usd-month"),
     (["create", "x", "--budget-usd-month", "1e309"], "--budget-usd-month"),
     (["create", "x", "--budget-usd-month", "nan"], "--budget-usd-month"),
@@ -109,6 +112,7 @@ BAD: list[tuple[list[str], str]] = [
     (["create", "x", "--guarantee", "H100=1.5"], "--guarantee"),
     (["create", "x", "--guarantee", "H100=abc"], "--guarantee"),
     (["create", "x", "--guarantee", "H100=99999999999"], "--guarantee"),
+    (["create", "x", "--guarantee", "H100=9999999999"], "--guarantee"),  # store's bound
     (["create", "x", "--guarantee", "H1000=4"], "--guarantee"),
     (["create", "x", "--guarantee", "H100=4,h100=2"], "--guarantee"),
     (["create", "x", "--guarantee", ""], "--guarantee"),
@@ -172,3 +176,40 @@ def test_real_process_and_a_spec_naming_an_unknown_tenant(db_url: str, tmp_path:
     assert p.returncode == 0 and p.stdout.startswith("tenant research created"), p.stderr
     p = run("tenants", "create", "research")
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "already exists" in p.stderr
+
+
+def test_a_foreground_run_held_by_its_tenant_says_why(tmp_path: Path) -> None:
+    """`intercloud run` of a job its tenant's quota holds prints why it waits (it looked
+    hung), then runs it once the quota is raised."""
+    import queue
+    import threading
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INTERCLOUD_")}
+    env.update(INTERCLOUD_HOME=str(tmp_path / "home"), INTERCLOUD_LOCAL_GPUS="H100:8",
+               INTERCLOUD_DAEMON_IDLE_EXIT="2")  # fmt: skip
+    cmd = [sys.executable, "-m", "intercloud"]
+    subprocess.run([*cmd, "tenants", "create", "research", "--quota", "H100=4"], env=env,
+                   check=True, capture_output=True, timeout=60)  # fmt: skip
+    spec = tmp_path / "job.yaml"
+    spec.write_text(
+        "kind: training\nname: g\ntenant: research\nresources: {accelerators: H100:8}\n"
+        "run: echo ran\n"
+    )
+    run = subprocess.Popen([*cmd, "run", str(spec)], env=env, stdout=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    assert run.stdout is not None
+    reader = threading.Thread(target=lambda: [lines.put(x) for x in run.stdout or ()])
+    reader.start()
+    try:
+        said = [lines.get(timeout=30) for _ in range(3)]
+        assert said[2] == "job 1 is pending: over quota: research runs 0 of its 4 H100 " \
+            "quota (needs 8)\n", said  # fmt: skip
+        subprocess.run([*cmd, "tenants", "set", "research", "--quota", "H100=8"], env=env,
+                       check=True, capture_output=True, timeout=60)  # fmt: skip
+        assert run.wait(timeout=60) == 0
+        reader.join(timeout=10)
+        out = "".join(lines.get_nowait() for _ in range(lines.qsize()))
+        assert "ran\n" in out and out.endswith("job 1 SUCCEEDED\n"), out
+    finally:
+        run.kill()
+        subprocess.run([*cmd, "daemon", "stop"], env=env, capture_output=True, timeout=60)

@@ -90,6 +90,18 @@ def test_state_files_are_private_whatever_the_umask(home: Path) -> None:
             assert {str(f): oct(_mode(f)) for f in private_files} == {
                 str(f): "0o600" for f in private_files
             }
+            # every file and folder intercloud keeps for the job (the job's own working
+            # directory and checkpoints hold what it wrote, with its own modes)
+            job_dir = keyed / "jobs" / str(job)
+            kept = [
+                p
+                for p in job_dir.rglob("*")
+                if not {"work", "checkpoints"} & set(p.relative_to(job_dir).parts)
+            ]
+            assert any(p.name == "shim.err" for p in kept)
+            assert {str(p): oct(_mode(p)) for p in kept} == {
+                str(p): "0o700" if p.is_dir() else "0o600" for p in kept
+            }
             assert "secret" in "".join(client.logs(job))
     finally:
         os.umask(old)

@@ -34,6 +34,9 @@ def test_database_url_defaults_to_home(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert database_url(tmp_path / "x") == f"sqlite:///{tmp_path / 'x' / 'state.db'}"
     monkeypatch.delenv("INTERCLOUD_HOME")
     assert database_url() == f"sqlite:///{Path.home() / '.intercloud' / 'state.db'}"
+    # blank is unset, as settings (and so the CLI) read it: not a folder named "  " here
+    monkeypatch.setenv("INTERCLOUD_HOME", "  ")
+    assert database_url() == f"sqlite:///{Path.home() / '.intercloud' / 'state.db'}"
 
 
 def test_db_url_env_wins_and_gets_psycopg(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -45,7 +48,7 @@ def test_db_url_env_wins_and_gets_psycopg(monkeypatch: pytest.MonkeyPatch) -> No
 def test_bad_urls_are_one_line_errors() -> None:
     with pytest.raises(StoreError) as e:
         normalize_url("mysql://u@h/db")
-    assert "unsupported database" in _one_line(e.value)
+    assert "unsupported database mysql://u@h/db:" in _one_line(e.value)
     with pytest.raises(StoreError) as e:
         normalize_url("not a url")
     _one_line(e.value)

@@ -124,3 +124,20 @@ def test_check_env_for_the_sdk() -> None:
         check_env({"A": "x\0"})
     with pytest.raises(InvalidEnv, match=r"env\.A: expected a string"):
         check_env({"A": 3})  # type: ignore[dict-item]
+
+
+def test_a_variable_no_process_could_hold_is_refused(tmp_path: Path) -> None:
+    """KEY=VALUE over 128 KiB makes execve fail (E2BIG): the job could never start, so
+    the submission is refused, whichever way the variable comes (as a spec's envs)."""
+    limit = 128 * 1024 - 1  # bytes of KEY=VALUE, the NUL excluded
+    fits, too_long = "v" * (limit - 2), "v" * (limit - 1)
+    assert check_env({"K": fits}) == {"K": fits}
+    assert parse_env_options([f"K={fits}"], [], {}) == {"K": fits}
+    with pytest.raises(InvalidEnv, match=r"^env\.K: KEY=VALUE is longer than 128 KiB"):
+        check_env({"K": too_long})
+    with pytest.raises(InvalidEnv, match=r"^--env K: KEY=VALUE is longer than 128 KiB"):
+        parse_env_options([f"K={too_long}"], [], {})
+    with pytest.raises(InvalidEnv, match=r"^--env K: KEY=VALUE is longer than 128 KiB"):
+        parse_env_options(["K"], [], {"K": too_long})
+    with pytest.raises(InvalidEnv, match=r"vars\.env line 2: KEY=VALUE is longer than 128 KiB"):
+        parse_env_file(_file(tmp_path, f"A=1\nK={too_long}\n"))

@@ -137,3 +137,29 @@ def test_a_destination_never_lands_in_intercloud_state(tmp_path: Path) -> None:
         assert err.value.field == f"file_mounts.{dest}"
     for dest in ("a/../b", "./x", ".", str(tmp_path / "home-other" / "x"), "/tmp/x", "~/x"):
         resolve_files(_mounts({dest: "f"}), tmp_path, can_sync=True, state_dir=home)
+
+
+def test_sources_inside_the_state_folder_or_on_kernel_filesystems_are_refused(
+    tmp_path: Path,
+) -> None:
+    """A source inside $INTERCLOUD_HOME (the store, other jobs' logs, the node's own
+    destination: a copy that feeds itself) or on /proc, /sys, /dev (``/proc/kcore``
+    never ends: the node synced forever) is refused at submission, naming the field."""
+    home = tmp_path / "home"
+    (home / "local").mkdir(parents=True)
+    (home / "state.db").write_text("")
+    cases = [
+        (_job(workdir=str(home / "local")), "workdir", "inside intercloud's state folder"),
+        (_mounts({"/db": str(home / "state.db")}), "file_mounts./db", "inside intercloud's"),
+        (_job(workdir="/proc"), "workdir", "on /proc, a kernel pseudo-filesystem"),
+        (_job(workdir="/sys/kernel"), "workdir", "on /sys"),
+        (_mounts({"/x": "/proc/self/status"}), "file_mounts./x", "on /proc"),
+    ]
+    for job, field, needle in cases:
+        with pytest.raises(SpecError, match=needle) as err:
+            resolve_files(job, tmp_path, can_sync=True, state_dir=home)
+        assert err.value.field == field
+    # a link into a pseudo-filesystem is followed
+    (tmp_path / "p").symlink_to("/proc")
+    with pytest.raises(SpecError, match="on /proc"):
+        resolve_files(_job(workdir="p"), tmp_path, can_sync=True, state_dir=home)

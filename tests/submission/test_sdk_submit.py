@@ -84,3 +84,44 @@ def test_bad_submissions_store_nothing(
         with pytest.raises(error):
             client.submit(spec, env=env)
         assert client.jobs() == []
+
+
+def test_a_gang_no_site_can_hold_never_names_this_machine_as_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With named local sites, the catalog's `local` row (this machine) is not a provider
+    that "could" run the gang: the cheapest elsewhere is a cloud, with its price."""
+    from intercloud.sdk import NotRunnable
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("INTERCLOUD_LOCAL_SITES", "aws/us-east-1,cpus=8;gcp/us-central1,cpus=8")
+    spec = tmp_path / "job.yaml"
+    spec.write_text("kind: training\nname: g\nnum_nodes: 6\nresources: {cpus: 2+}\nrun: 'true'\n")
+    with Client(home, autostart=False) as client:
+        with pytest.raises(NotRunnable) as err:
+            client.submit(spec)
+        assert client.jobs() == []
+    message = str(err.value)
+    assert "aws/us-east-1 local-cpu: the gang needs 12 CPUs, it has 8 in all" in message
+    cheapest = message.split("the cheapest that could is ", 1)[1]
+    assert not cheapest.startswith("local ") and cheapest.split()[0] in ("azure", "oci")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "kind: service\nname: s\nreplicas: {min: 1, max: 1}\nresources: {cpus: 1+}\nrun: 'true'\n",
+        "name: s\nresources: {cpus: 1+}\nrun: 'true'\nservice: {readiness_probe: /}\n",
+    ],
+)
+def test_a_service_is_refused_at_submission(client: Client, tmp_path: Path, text: str) -> None:
+    """The control loop runs training and batch jobs only: a service was stored, then
+    failed at once ("services are not run by the job control loop")."""
+    from intercloud.sdk import NotRunnable
+
+    spec = tmp_path / "svc.yaml"
+    spec.write_text(text)
+    with client:
+        with pytest.raises(NotRunnable, match="'s' is a service: the control loop runs"):
+            client.submit(spec)
+        assert client.jobs() == []

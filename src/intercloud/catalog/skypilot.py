@@ -54,7 +54,19 @@ REQUIRED = (
 OPTIONAL = ("AvailabilityZone", "SpotPrice", "Arch")
 _NUMERIC = ("Price", "SpotPrice", "AcceleratorCount", "vCPUs", "MemoryGiB")
 DEFAULT_ARCH = "x86_64"
-_INF = math.inf
+#: Upper bounds of a row's figures (beyond them a row is a typo or hostile, and plans
+#: would overflow to infinity): USD per instance-hour, vCPUs or GiB per instance, GPUs
+#: per instance. The same bounds as a spec's (``specs.limits``).
+_MAX_PRICE = 1e12
+_MAX_QUANTITY = 1e6
+_MAX_COUNT = 1024
+_MAX = {
+    "Price": _MAX_PRICE,
+    "SpotPrice": _MAX_PRICE,
+    "AcceleratorCount": _MAX_COUNT,
+    "vCPUs": _MAX_QUANTITY,
+    "MemoryGiB": _MAX_QUANTITY,
+}
 #: Cloud folder names of SkyPilot's catalog (``catalogs/v8/<cloud>``); a folder with
 #: another name is refused rather than turned into a provider nobody can select.
 SKYPILOT_CLOUDS = frozenset(
@@ -132,6 +144,8 @@ def read_rows(file: Path, provider: str) -> Iterator[Offering]:
         raise CatalogError(f"{file}: cannot read: {e.strerror or e}") from e
     except UnicodeDecodeError as e:
         raise CatalogError(f"{file}: not UTF-8 text ({e.reason})") from e
+    except csv.Error as e:  # a field over csv's size limit, a NUL byte: not a catalog
+        raise CatalogError(f"{file}: not a CSV catalog ({e})") from None
 
 
 def _parse(fh: TextIO, file: Path, provider: str) -> Iterator[Offering]:
@@ -184,11 +198,11 @@ def _parse(fh: TextIO, file: Path, provider: str) -> Iterator[Offering]:
         # One chained comparison on the hot path; NaN fails it too (NaN prices and spot
         # prices were skipped above, as SkyPilot does).
         if not (
-            0.0 <= price < _INF
-            and 0.0 <= vcpus < _INF
-            and 0.0 <= mem < _INF
-            and count >= 0
-            and (spot is None or 0.0 <= spot < _INF)
+            0.0 <= price <= _MAX_PRICE
+            and 0.0 <= vcpus <= _MAX_QUANTITY
+            and 0.0 <= mem <= _MAX_QUANTITY
+            and 0 <= count <= _MAX_COUNT
+            and (spot is None or 0.0 <= spot <= _MAX_PRICE)
         ):
             raise _range_error(file, reader.line_num, r, col)
         accelerator: str | None = None
@@ -237,16 +251,17 @@ def _number_error(file: Path, line: int, r: list[str], col: dict[str, int]) -> C
 
 
 def _range_error(file: Path, line: int, r: list[str], col: dict[str, int]) -> CatalogError:
-    """The error for the first numeric cell of ``r`` that is negative, infinite or NaN."""
+    """The error for the first numeric cell of ``r`` that is negative, too large or NaN."""
     for name in _NUMERIC:
         i = col.get(name, -1)
         cell = r[i] if i >= 0 else ""
         value = float(cell) if cell else 0.0
         if name in ("Price", "SpotPrice") and value != value:
             continue  # an unpriced row or no spot price: skipped, not an error
-        if not 0.0 <= value < _INF:
+        high = _MAX[name]
+        if not 0.0 <= value <= high:
             return CatalogError(
-                f"{file}:{line}: column {name!r}: {cell!r} must be a finite number >= 0"
+                f"{file}:{line}: column {name!r}: {cell!r} must be a number from 0 to {high:g}"
             )
     return CatalogError(f"{file}:{line}: a number out of range")  # pragma: no cover
 

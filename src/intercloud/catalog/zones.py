@@ -57,9 +57,9 @@ def _aws_pairs(mapping_file: str | None) -> dict[str, tuple[str, str, str]]:
             name = region + letter
             out[name] = out[zone_id] = (region, name, zone_id)
     if mapping_file:
-        from intercloud.settings import read_aws_az_mapping
+        from intercloud.settings import read_az_mapping  # SettingError: one line, exit 2
 
-        for name, zone_id in read_aws_az_mapping(mapping_file):  # SettingError if unusable
+        for name, zone_id in read_az_mapping(mapping_file):
             out[name] = out[zone_id] = (name[:-1], name, zone_id)
     return out
 

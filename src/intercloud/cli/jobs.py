@@ -101,7 +101,11 @@ def run(
         return
     try:
         with bad_input_exits():  # e.g. the daemon could not start: its reason, exit 1
-            for line in client.logs(sub.job_id, follow=True):
+
+            def held(reason: str) -> None:  # so a job that waits never looks hung
+                _out(f"job {sub.job_id} is pending: {reason}")
+
+            for line in client.logs(sub.job_id, follow=True, on_hold=held):
                 sys.stdout.write(line)
                 sys.stdout.flush()
             final = client.wait(sub.job_id)

@@ -24,7 +24,9 @@ def parse_providers(value: str | None, known: tuple[str, ...] = ()) -> frozenset
     return frozenset(names)
 
 
-#: Largest relative throughput accepted (an A100-40GB is 1; a B200 about 5).
+#: Relative throughputs accepted (an A100-40GB is 1; a B200 about 5). Below the least, a
+#: job would take 0 hours and cost $0 on every other GPU (durations scale by the ratio).
+MIN_THROUGHPUT = 0.001
 MAX_THROUGHPUT = 1000.0
 
 
@@ -32,7 +34,7 @@ def parse_throughput(value: str | None, known: Collection[str] = ()) -> dict[str
     """``H200=3.1,B200=5`` -> relative-throughput overrides (A100-40GB = 1.0).
 
     Every item must be ``NAME=NUMBER`` with a known accelerator name (intercloud's or
-    one of ``known``, the catalog's) and a finite number in (0, 1000], each name once;
+    one of ``known``, the catalog's) and a number from 0.001 to 1000, each name once;
     anything else raises ValueError naming the item.
     """
     if value is None:
@@ -43,17 +45,18 @@ def parse_throughput(value: str | None, known: Collection[str] = ()) -> dict[str
         if not text:
             raise ValueError(f"--throughput: empty item in {value!r}; use NAME=NUMBER,...")
         name, sep, number = text.partition("=")
+        bounds = f"must be NAME=NUMBER with {MIN_THROUGHPUT:g} <= NUMBER <= {MAX_THROUGHPUT:g}"
+        if not sep:
+            raise ValueError(f"--throughput: {text!r} {bounds}")
         canon = canonical_accelerator(name) or (name.strip() if name.strip() in known else None)
         if canon is None:
             raise ValueError(f"--throughput: unknown accelerator {name.strip()!r} in {text!r}")
         try:
-            ratio = float(number) if sep else math.nan
+            ratio = float(number)
         except ValueError:
             ratio = math.nan
-        if not (0 < ratio <= MAX_THROUGHPUT):
-            raise ValueError(
-                f"--throughput: {text!r} must be NAME=NUMBER with 0 < NUMBER <= {MAX_THROUGHPUT:g}"
-            )
+        if not (MIN_THROUGHPUT <= ratio <= MAX_THROUGHPUT):  # NaN fails too
+            raise ValueError(f"--throughput: {text!r} {bounds}")
         if canon in out:
             raise ValueError(f"--throughput: {canon} given twice")
         out[canon] = ratio

@@ -26,24 +26,31 @@ NameArg = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 WeightOpt = Annotated[
-    str | None, typer.Option("--weight", help="Fair-share weight, a number > 0 (default 1).")
+    str | None,
+    typer.Option("--weight", metavar="NUMBER", help="Fair-share weight, 1e-6 to 1e6 (default 1)."),
 ]
 BudgetOpt = Annotated[
     str | None,
-    typer.Option("--budget-usd-month", help="Monthly budget in USD (UTC calendar months)."),
+    typer.Option(
+        "--budget-usd-month",
+        metavar="USD",
+        help="Monthly budget in USD, up to 1e12 (UTC calendar months).",
+    ),
 ]
 GuaranteeOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--guarantee",
-        help="Guaranteed GPUs of a type, TYPE=N (repeat or comma-separate: H100=8,A100=4).",
+        metavar="TYPE=N",
+        help="Guaranteed GPUs of a type (repeat or comma-separate: H100=8,A100=4).",
     ),
 ]
 QuotaOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--quota",
-        help="At most N GPUs of a type running at once, borrowed ones included, TYPE=N.",
+        metavar="TYPE=N",
+        help="At most N GPUs of a type running at once, borrowed ones included.",
     ),
 ]
 
@@ -59,17 +66,36 @@ def _client() -> Any:
     return Client(autostart=False)
 
 
-def _number(option: str, value: str | None, *, positive: bool) -> float | None:
+def _number(option: str, value: str | None, low: float, high: float) -> float | None:
+    """``value`` as a number from ``low`` to ``high`` (the store's bounds), else one line
+    naming ``option``."""
     if value is None:
         return None
     try:
         x = float(value)
     except ValueError:
         x = math.nan
-    ok = x > 0 if positive else x >= 0
-    if not (ok and math.isfinite(x)):
-        raise fail(f"{option}: {value!r} must be a finite number {'> 0' if positive else '>= 0'}")
+    if not low <= x <= high:  # NaN fails too
+        raise fail(f"{option}: {value!r} must be a number from {low:g} to {high:g}")
     return x
+
+
+def _max_gpus() -> int:
+    from intercloud.store.repository import MAX_TENANT_GPUS
+
+    return MAX_TENANT_GPUS
+
+
+def _weight(value: str | None) -> float | None:
+    from intercloud.store.repository import MAX_TENANT_WEIGHT, MIN_TENANT_WEIGHT
+
+    return _number("--weight", value, MIN_TENANT_WEIGHT, MAX_TENANT_WEIGHT)
+
+
+def _budget(value: str | None) -> float | None:
+    from intercloud.store.repository import MAX_TENANT_BUDGET_USD
+
+    return _number("--budget-usd-month", value, 0.0, MAX_TENANT_BUDGET_USD)
 
 
 def _gpu_counts(option: str, items: list[str] | None) -> dict[str, int] | None:
@@ -90,8 +116,11 @@ def _gpu_counts(option: str, items: list[str] | None) -> dict[str, int] | None:
         if canon in out:
             raise fail(f"{option}: {canon} given twice")
         number = number.strip()
-        if not number.isdigit() or len(number) > 10:
-            raise fail(f"{option}: {item!r}: the count must be a whole number of GPUs >= 0")
+        if not number.isdigit() or len(number) > 10 or int(number) > _max_gpus():
+            raise fail(
+                f"{option}: {item!r}: the count must be a whole number of GPUs "
+                f"from 0 to {_max_gpus()}"
+            )
         out[canon] = int(number)
     return out
 
@@ -128,10 +157,10 @@ def create(
     with bad_input_exits():
         check_tenant_name(name, "NAME")
         limits: dict[str, Any] = {"can_borrow": borrow}
-        w = _number("--weight", weight, positive=True)
+        w = _weight(weight)
         if w is not None:
             limits["weight"] = w
-        limits["monthly_budget_usd"] = _number("--budget-usd-month", budget, positive=False)
+        limits["monthly_budget_usd"] = _budget(budget)
         limits["guarantees"] = _gpu_counts("--guarantee", guarantee) or {}
         limits["quotas"] = _gpu_counts("--quota", quota) or {}
         _check_quota_covers_guarantee(limits["guarantees"], limits["quotas"], "--quota")
@@ -165,19 +194,22 @@ def set_(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Change tenant NAME's limits (`default` too). --guarantee/--quota set those types and
-    keep the others; a guarantee of 0 removes it; --no-* clear a whole setting."""
+    """Change tenant NAME's limits (`default` too).
+
+    --guarantee/--quota set those types and keep the others; a guarantee of 0 removes it.
+
+    --no-guarantees, --no-quotas and --no-budget clear a whole setting."""
     with bad_input_exits():
         if budget is not None and no_budget:
             raise fail("--budget-usd-month and --no-budget: give one of them")
         changes: dict[str, Any] = {}
-        w = _number("--weight", weight, positive=True)
+        w = _weight(weight)
         if w is not None:
             changes["weight"] = w
         if no_budget:
             changes["monthly_budget_usd"] = None
         elif budget is not None:
-            changes["monthly_budget_usd"] = _number("--budget-usd-month", budget, positive=False)
+            changes["monthly_budget_usd"] = _budget(budget)
         if borrow is not None:
             changes["can_borrow"] = borrow
         g_new = _gpu_counts("--guarantee", guarantee)

@@ -579,7 +579,7 @@ def daemon_status(home: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """``python -m intercloud.control.daemon [--home HOME]``: run in the foreground for
     ``HOME`` (default ``$INTERCLOUD_HOME``) and ``$INTERCLOUD_DB_URL``. A bad setting is
-    one line on stderr and in ``daemon.error``, exit 2, never a traceback."""
+    one line on stderr and in ``daemon.error`` and exit 2, never a traceback."""
     from intercloud import settings
 
     args = list(sys.argv if argv is None else argv)[1:]
@@ -596,11 +596,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     try:
         settings.check_all()
-    except settings.SettingError as exc:  # bad input: exit 2, as every command
+    except settings.SettingError as exc:  # bad input: one line, exit 2, and the reason
         sys.stderr.write(f"intercloud daemon: {exc}\n")
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):  # for `run`, which started this daemon
             private_home(home)
-            _write_private(home / ERROR_FILE, f"{_one_line(exc)}\n")  # for `daemon start`
+            _write_private(home / ERROR_FILE, f"{exc}\n")
         return 2
     logging.basicConfig(
         level=settings.log_level(),

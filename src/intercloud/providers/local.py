@@ -452,7 +452,10 @@ class LocalProvider(Provider):
         spec_path = node_dir / "spec.json"
         write_atomic(str(spec_path), json.dumps(spec))
         os.chmod(spec_path, 0o600)
-        with open(node_dir / "shim.err", "ab") as err:
+        err = os.open(  # 0600 whatever the umask, as every state file
+            node_dir / "shim.err", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600
+        )
+        try:
             popen = subprocess.Popen(
                 [sys.executable, "-I", "-S", str(SHIM), str(node_dir), str(lock_fd)],
                 cwd=node_dir,
@@ -463,6 +466,8 @@ class LocalProvider(Provider):
                 pass_fds=(lock_fd,),
                 start_new_session=True,
             )
+        finally:
+            os.close(err)
         start = process_start_time(popen.pid)
         if start is not None:
             write_atomic(str(node_dir / "pid"), f"{popen.pid} {start}\n")

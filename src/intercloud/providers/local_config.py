@@ -185,9 +185,15 @@ def parse_sites(spec: str) -> tuple[LocalSite, ...]:
 
 
 def _sites_from_yaml(path: Path) -> tuple[LocalSite, ...]:
-    import yaml
+    # Read and parsed as spec files are: a regular file of at most 1 MiB (never blocking
+    # on a FIFO), YAML of bounded depth and size.
+    from intercloud.specs.errors import SpecProblem
+    from intercloud.specs.loader import parse_yaml, read_spec_text
 
-    data = yaml.safe_load(path.read_text())
+    try:
+        data = parse_yaml(read_spec_text(path))
+    except SpecProblem as exc:
+        raise ValueError(f"{path}: {exc.field}: {exc.problem}") from None
     if not isinstance(data, list) or not data:
         raise ValueError(f"{path}: expected a non-empty list of sites")
     allowed = set(LocalSite.__dataclass_fields__)

@@ -34,9 +34,11 @@ _PG_MIGRATION_LOCK = 0x1C10D5
 
 
 def intercloud_home() -> Path:
-    """``$INTERCLOUD_HOME`` or ``~/.intercloud``, expanded (not created)."""
-    raw = os.environ.get("INTERCLOUD_HOME") or str(DEFAULT_HOME)
-    return Path(raw).expanduser()
+    """``$INTERCLOUD_HOME`` or ``~/.intercloud``, expanded (not created); read as every
+    setting is (``settings.home``: a blank value is the default, as for the CLI)."""
+    from intercloud.settings import home
+
+    return home()
 
 
 def database_url(home: Path | None = None) -> str:
@@ -63,9 +65,7 @@ def normalize_url(url: str) -> str:
     if backend in ("postgres", "postgresql"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     elif backend != "sqlite":
-        raise StoreError(
-            f"unsupported database {describe_url(parsed)}: use sqlite:/// or postgresql://"
-        )
+        raise StoreError(f"unsupported {describe_url(parsed)}: use sqlite:/// or postgresql://")
     return parsed.render_as_string(hide_password=False)
 
 

@@ -15,7 +15,6 @@ Contract, for every method:
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
@@ -70,6 +69,11 @@ TENANT_FIELDS: frozenset[str] = frozenset(
 )
 #: Largest GPU count a guarantee or quota may name (far above any fleet; keeps JSON sane).
 MAX_TENANT_GPUS = 10**9
+#: Fair-share weights from 1e-6 to 1e6 (one tenant a million times another's share;
+#: beyond, shares divided by the weight overflow) and budgets up to 1e12 USD a month.
+MIN_TENANT_WEIGHT = 1e-6
+MAX_TENANT_WEIGHT = 1e6
+MAX_TENANT_BUDGET_USD = 1e12
 #: States in which a job holds (or is about to hold) provider capacity.
 _HOLDING_VALUES = [
     s.value
@@ -151,8 +155,15 @@ def check_tenant_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in fields.items():
         if k == "weight":
-            if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v < math.inf:
-                raise InvalidRequest(f"weight must be a finite number > 0, not {v!r}")
+            if (
+                isinstance(v, bool)
+                or not isinstance(v, int | float)
+                or not MIN_TENANT_WEIGHT <= v <= MAX_TENANT_WEIGHT
+            ):
+                raise InvalidRequest(
+                    f"weight must be a number from {MIN_TENANT_WEIGHT:g} to "
+                    f"{MAX_TENANT_WEIGHT:g}, not {v!r}"
+                )
             out[k] = float(v)
         elif k in ("guarantees", "quotas"):
             out[k] = _gpu_map(k, v)
@@ -162,9 +173,14 @@ def check_tenant_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
             out[k] = v
         else:  # monthly_budget_usd
             if v is not None and (
-                isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v < math.inf
+                isinstance(v, bool)
+                or not isinstance(v, int | float)
+                or not 0 <= v <= MAX_TENANT_BUDGET_USD
             ):
-                raise InvalidRequest(f"monthly_budget_usd must be a finite number >= 0, not {v!r}")
+                raise InvalidRequest(
+                    f"monthly_budget_usd must be a number from 0 to {MAX_TENANT_BUDGET_USD:g}, "
+                    f"not {v!r}"
+                )
             out[k] = None if v is None else float(v)
     return out
 

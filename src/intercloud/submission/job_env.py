@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from intercloud.providers.node_env import BASE_ENV_NAMES, base_env
+from intercloud.specs.limits import MAX_ARG_BYTES
 
 #: The most an env file may hold (read from regular files only).
 MAX_ENV_FILE_BYTES = 1 << 20
@@ -30,6 +31,8 @@ MAX_ENV_FILE_BYTES = 1 << 20
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ASSIGN = re.compile(r"^(?:export\s+)?([^=\s]+)\s*=\s*(.*)$")
 _DOUBLE_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "$": "$"}
+#: What is wrong with a value no process could be started with (as a spec's ``envs``).
+_TOO_LONG = "KEY=VALUE is longer than 128 KiB, the most one variable of a process can hold"
 
 
 __all__ = [
@@ -49,7 +52,7 @@ class InvalidEnv(ValueError):
 def check_env(env: Mapping[str, str], where: str = "env") -> dict[str, str]:
     """``env`` as a plain dict after checking names and values; ``InvalidEnv`` naming
     ``where.NAME`` for a name that is not ``[A-Za-z_][A-Za-z0-9_]*``, or a value that is
-    not a string or holds a NUL byte."""
+    not a string, holds a NUL byte or makes ``KEY=VALUE`` longer than 128 KiB."""
     out: dict[str, str] = {}
     for name, value in env.items():
         if not isinstance(name, str) or not _NAME.match(name):
@@ -58,8 +61,15 @@ def check_env(env: Mapping[str, str], where: str = "env") -> dict[str, str]:
             raise InvalidEnv(f"{where}.{name}: expected a string value")
         if "\0" in value:
             raise InvalidEnv(f"{where}.{name}: the value holds a NUL byte")
+        if _too_long(name, value):
+            raise InvalidEnv(f"{where}.{name}: {_TOO_LONG}")
         out[name] = value
     return out
+
+
+def _too_long(name: str, value: str) -> bool:
+    """A job given ``name=value`` could never start (execve fails with E2BIG)."""
+    return len(name) + 1 + len(value.encode()) > MAX_ARG_BYTES
 
 
 def parse_env_options(
@@ -81,6 +91,8 @@ def parse_env_options(
             value = environ[name]
         if "\0" in value:
             raise InvalidEnv(f"--env {name}: the value holds a NUL byte")
+        if _too_long(name, value):
+            raise InvalidEnv(f"--env {name}: {_TOO_LONG}")
         out[name] = value
     return out
 
@@ -109,6 +121,8 @@ def parse_env_file(path: Path) -> dict[str, str]:
             raise InvalidEnv(f"{where}: unterminated quote or text after the closing quote")
         if "\0" in value:
             raise InvalidEnv(f"{where}: the value holds a NUL byte")
+        if _too_long(name, value):
+            raise InvalidEnv(f"{where}: {_TOO_LONG}")
         out[name] = value
     return out
 

@@ -95,17 +95,34 @@ def resolve_files(
     return ResolvedFiles(resolved_workdir, tuple(pairs))
 
 
+#: Kernel pseudo-filesystems: their "files" never end (``/proc/kcore``) or change while
+#: read; a node copying them would sync forever.
+_PSEUDO_ROOTS = ("/proc", "/sys", "/dev")
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
 def _check_not_state(path: str, state_dir: Path | None, field: str, source: str) -> None:
+    """Refuse a source that holds intercloud's state folder or lies inside it (the store,
+    other jobs' files and the node's own destination would be copied into the node), and
+    one on a kernel pseudo-filesystem."""
+    real = os.path.realpath(path)
+    root = next((r for r in _PSEUDO_ROOTS if _inside(real, r)), None)
+    if root is not None:
+        raise SpecError(field, f"{path} is on {root}, a kernel pseudo-filesystem", source)
     if state_dir is None:
         return
     state = os.path.realpath(state_dir)
-    real = os.path.realpath(path)
-    if state == real or state.startswith(real.rstrip(os.sep) + os.sep):
+    if _inside(state, real):
         raise SpecError(
             field,
             f"{path} holds intercloud's state folder {state_dir}; sync a narrower one",
             source,
         )
+    if _inside(real, state):
+        raise SpecError(field, f"{path} is inside intercloud's state folder {state_dir}", source)
 
 
 def _check_dest_not_state(dest: str, state_dir: Path | None, field: str, source: str) -> None:
