@@ -300,6 +300,41 @@ def test_adopting_a_node_whose_supervisor_died_kills_its_remains(root: Path) -> 
     assert not _still_alive(procs)
 
 
+def test_a_relative_root_names_only_its_own_nodes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two providers on the same relative root from different folders (two users, two
+    test runs): each runs its nodes, and cleaning up one node never touches the other's
+    node of the same job, attempt and rank (the marker is an absolute path)."""
+    providers, handles = [], []
+    try:
+        for name in ("a", "b"):
+            (tmp_path / name).mkdir()
+            monkeypatch.chdir(tmp_path / name)
+            p = make(Path("local"))
+            (h,) = start_gang(p, provision(p, "same", 1), "same", 'echo "up $PWD"; sleep 300')
+            providers.append(p)
+            handles.append(h)
+        sleepers = [_wait_for_sleepers([h], 1) for h in handles]
+        for p, h, name in zip(providers, handles, ("a", "b"), strict=True):
+            assert p.root == tmp_path / name / "local"
+            marker = psutil.Process(h.pid).children()[0].environ()["INTERCLOUD_NODE_MARKER"]
+            assert marker == str(
+                tmp_path / name / "local" / "jobs" / "same" / "attempt-0" / "node-0"
+            )
+        os.kill(handles[0].pid, signal.SIGKILL)  # a's node is lost: poll kills its remains
+        (event,) = wait_events(providers[0], 1)
+        assert event.kind == NodeEventKind.LOST
+        assert not _still_alive(sleepers[0])
+        assert len(_still_alive(sleepers[1], timeout=0)) == len(sleepers[1])  # b untouched
+        log = providers[1].log_path("same", 0).read_text()
+        assert f"up {tmp_path / 'b' / 'local'}" in log
+    finally:
+        for p, h in zip(providers, handles, strict=False):
+            p.kill(h)
+    assert not providers[1].node_alive("same", 0, 0)
+
+
 # -- restarts of the control loop ----------------------------------------------------------
 def test_node_survives_the_provider_and_is_adopted(root: Path) -> None:
     p = make(root)

@@ -188,8 +188,11 @@ class LocalProvider(Provider):
     """
 
     def __init__(self, config: LocalConfig) -> None:
-        self.config = config
-        self.root = Path(config.root)
+        # Absolute, whatever the cwd: the shim runs in its node directory, and a node's
+        # marker (its node directory) must name this root only, never a same-named
+        # relative path of another process's cwd.
+        self.root = Path(config.root).absolute()
+        self.config = replace(config, root=self.root)
         self.sites: dict[str, LocalSite] = {s.key: s for s in config.sites}
         names = {s.provider for s in config.sites}
         self.name = names.pop() if len(names) == 1 else "local"
