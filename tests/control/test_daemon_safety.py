@@ -28,7 +28,7 @@ from intercloud.providers.local_shim import proc_start_time
 from intercloud.sdk import Client
 from intercloud.store import Store, open_store
 from intercloud.store.testing import reset_database
-from node_processes import processes_under
+from node_processes import leftovers_killed, processes_under
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         monkeypatch.delenv(name, raising=False)
     yield h
     stop_daemon(h, timeout_s=5)
-    assert processes_under(h / "local") == []
+    assert leftovers_killed(h / "local") == []
 
 
 def _wait(store: Store, job: int, state: str, timeout: float = 30) -> None:

@@ -22,7 +22,7 @@ from control_helpers import (
 from intercloud.control.reconciler import Reconciler
 from intercloud.control.states import JobState
 from intercloud.store import NodeState, Store
-from node_processes import processes_under
+from node_processes import leftovers_killed, processes_under
 
 S = JobState
 Make = Callable[..., Reconciler]
@@ -82,7 +82,7 @@ def test_crash_at_every_phase_boundary_converges(
         runs = runs_per_node(root, job)
         assert runs == {(1, 0): 1, (1, 1): 1, (2, 0): 1, (2, 1): 1}, (name, nth, runs)
         assert all(not n.state.live for n in store.nodes(job))
-    assert processes_under(root) == []
+    assert leftovers_killed(root) == []
 
 
 def test_new_loop_adopts_running_nodes(store: Store, make_reconciler: Make, root: Path) -> None:
