@@ -688,9 +688,12 @@ class LocalProvider(Provider):
         node is cleaned up too; only a process that scrubbed the marker *and* left the
         shim's care cannot be found.
         """
-        shim_ok = handle.start_time != 0 and process_start_time(handle.pid) == handle.start_time
         marker = str(self._dir_of(handle))
+        shim_ok = False
         for _ in range(20):  # again, in case something forked while we were looking
+            # Re-verified every pass: once the shim is gone its pid (and session id) may
+            # name someone else's process, so only the marker is trusted from then on.
+            shim_ok = handle.start_time != 0 and process_start_time(handle.pid) == handle.start_time
             left = node_processes(marker, handle.pid if shim_ok else None)
             if not os.path.isdir("/proc"):
                 left = self._marked_elsewhere(marker)
