@@ -92,7 +92,7 @@ def start_gang(
     return [p.start_node(alloc, command(job, r, n, run, setup, attempt, env)) for r in range(n)]
 
 
-def wait_events(p: LocalProvider, count: int, timeout: float = 10.0) -> list[NodeEvent]:
+def wait_events(p: LocalProvider, count: int, timeout: float = 30.0) -> list[NodeEvent]:
     events: list[NodeEvent] = []
     deadline = time.monotonic() + timeout
     while len(events) < count:
@@ -209,7 +209,7 @@ def _descendants(handles: list[NodeHandle]) -> list[psutil.Process]:
 
 
 def _wait_for_sleepers(handles: list[NodeHandle], per_node: int) -> list[psutil.Process]:
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30  # a poll: shims start slowly on a loaded machine
     while True:
         procs = _descendants(handles)
         if sum(p.name() == "sleep" for p in procs) >= per_node * len(handles):
@@ -527,7 +527,7 @@ LOOP = textwrap.dedent(
             handles.append(exc.handle)
     if finish == "1":
         seen = {}
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 90  # a poll: generous for a loaded 2-core machine
         while len(seen) < len(handles) and time.monotonic() < deadline:
             for e in p.poll():
                 seen[(e.job_id, e.rank)] = (e.kind.value, e.exit_code)
@@ -553,7 +553,7 @@ def test_no_node_runs_twice_when_the_loop_is_killed_at_random(root: Path, tmp_pa
         [sys.executable, "-c", LOOP, str(root), str(out), str(jobs), str(nodes), "1"],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=150,
         check=True,
     )
     assert done.stdout.split("\n")[0] == f"[('exited', 0)] {jobs * nodes}", done.stdout
@@ -598,7 +598,7 @@ def _escapers(tmp_path: Path, scrub: bool, then: str = "") -> tuple[str, Path]:
 
 
 def _escaped(out: Path, count: int) -> list[psutil.Process]:
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while not out.exists():
         assert time.monotonic() < deadline, "the job did not record its escaped processes"
         time.sleep(0.02)
