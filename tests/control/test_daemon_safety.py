@@ -36,7 +36,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     h = tmp_path / "home"
     monkeypatch.setenv("INTERCLOUD_HOME", str(h))
     monkeypatch.setenv("INTERCLOUD_LOCAL_CPUS", "8")
-    monkeypatch.setenv("INTERCLOUD_DAEMON_IDLE_EXIT", "2")
+    monkeypatch.setenv("INTERCLOUD_DAEMON_IDLE_EXIT", "60")  # up for the whole test
     for name in ("INTERCLOUD_CRASHPOINTS", "INTERCLOUD_DB_URL"):
         monkeypatch.delenv(name, raising=False)
     yield h
