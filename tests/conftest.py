@@ -14,7 +14,6 @@ user's own clone has no ``../shared``).
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from intercloud.store.testing import (
     reset_database,
     temporary_postgres_database,
 )
-from node_processes import processes_under
+from node_processes import leftovers_killed
 
 REPO = Path(__file__).resolve().parents[1]
 _CANDIDATES = [
@@ -102,11 +101,5 @@ def root(tmp_path: Path) -> Iterator[Path]:
     """A local provider root; the test fails if any node process outlives it."""
     r = tmp_path / "local"
     yield r
-    deadline = time.monotonic() + 3.0
-    left = processes_under(r)
-    while left and time.monotonic() < deadline:
-        time.sleep(0.05)
-        left = processes_under(r)
-    for proc in left:
-        proc.kill()
-    assert not left, f"processes left behind: {[p.info for p in left]}"
+    left = leftovers_killed(r)
+    assert not left, f"processes left behind: {left}"

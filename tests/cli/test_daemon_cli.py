@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from node_processes import leftovers_killed
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -27,6 +29,7 @@ def home(tmp_path: Path) -> Iterator[Path]:
         check=False,
         timeout=30,
     )
+    assert leftovers_killed(h / "local") == [], "node processes outlived the test"
 
 
 def _env(home: Path, **extra: str) -> dict[str, str]:
@@ -113,7 +116,8 @@ def test_daemon_status_names_the_database_and_another_one_is_refused(
     home: Path, tmp_path: Path
 ) -> None:
     spec = _spec(tmp_path, "sleep 2")
-    assert ic(home, "run", str(spec), "--detach").returncode == 0
+    # it must still run at the refused `run` below: not idle-exit on a loaded machine
+    assert ic(home, "run", str(spec), "--detach", INTERCLOUD_DAEMON_IDLE_EXIT="60").returncode == 0
     status = json.loads(ic(home, "daemon", "status", "--json").stdout)
     assert status["running"] and status["database"] == str(home / "state.db")
     assert "state.db" in ic(home, "daemon", "status").stdout

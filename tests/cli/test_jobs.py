@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from node_processes import leftovers_killed
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -27,6 +29,7 @@ def home(tmp_path: Path) -> Iterator[Path]:
         check=False,
         timeout=30,
     )
+    assert leftovers_killed(h / "local") == [], "node processes outlived the test"
 
 
 def _env(home: Path) -> dict[str, str]:
@@ -39,10 +42,12 @@ def _env(home: Path) -> dict[str, str]:
     return env
 
 
-def ic(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def ic(
+    home: Path, *args: str, timeout: float = 120, **extra: str
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "intercloud", *args],
-        env=_env(home),
+        env={**_env(home), **extra},
         capture_output=True,
         text=True,
         check=False,
@@ -167,7 +172,8 @@ def test_corrupt_database_is_one_line_and_untouched(home: Path) -> None:
 
 def test_daemon_commands(home: Path) -> None:
     assert "running: False" in ic(home, "daemon", "status").stdout
-    assert ic(home, "daemon", "start").returncode == 0
+    # idle for 3 s it would exit: on a loaded machine, maybe before `status` asks
+    assert ic(home, "daemon", "start", INTERCLOUD_DAEMON_IDLE_EXIT="60").returncode == 0
     assert "running: True" in ic(home, "daemon", "status").stdout
     assert "stopped" in ic(home, "daemon", "stop").stdout
     assert "running: False" in ic(home, "daemon", "status").stdout

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from node_processes import leftovers_killed
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -40,6 +42,7 @@ def home(tmp_path: Path) -> Iterator[Path]:
     yield h
     subprocess.run([sys.executable, "-m", "intercloud", "daemon", "stop"], env=_env(h),
                    capture_output=True, check=False, timeout=30)  # fmt: skip
+    assert leftovers_killed(h / "local") == [], "node processes outlived the test"
 
 
 def _spec(tmp_path: Path, name: str, run: str, nodes: int) -> Path:

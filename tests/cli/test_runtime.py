@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from node_processes import leftovers_killed
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -27,6 +29,7 @@ def home(tmp_path: Path) -> Iterator[Path]:
         check=False,
         timeout=30,
     )
+    assert leftovers_killed(h / "local") == [], "node processes outlived the test"
 
 
 def _env(home: Path, tmp_path: Path, **extra: str) -> dict[str, str]:

@@ -28,7 +28,7 @@ from intercloud.providers.local_shim import proc_start_time
 from intercloud.sdk import Client
 from intercloud.store import Store, open_store
 from intercloud.store.testing import reset_database
-from node_processes import processes_under
+from node_processes import leftovers_killed, processes_under
 
 
 @pytest.fixture
@@ -36,12 +36,12 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     h = tmp_path / "home"
     monkeypatch.setenv("INTERCLOUD_HOME", str(h))
     monkeypatch.setenv("INTERCLOUD_LOCAL_CPUS", "8")
-    monkeypatch.setenv("INTERCLOUD_DAEMON_IDLE_EXIT", "2")
+    monkeypatch.setenv("INTERCLOUD_DAEMON_IDLE_EXIT", "60")  # up for the whole test
     for name in ("INTERCLOUD_CRASHPOINTS", "INTERCLOUD_DB_URL"):
         monkeypatch.delenv(name, raising=False)
     yield h
     stop_daemon(h, timeout_s=5)
-    assert processes_under(h / "local") == []
+    assert leftovers_killed(h / "local") == []
 
 
 def _wait(store: Store, job: int, state: str, timeout: float = 30) -> None:

@@ -22,7 +22,7 @@ from intercloud.control.decide import PlannerDecider
 from intercloud.control.reconciler import Reconciler
 from intercloud.control.states import TRANSITIONS, JobState
 from intercloud.store import NodeState, Store
-from node_processes import processes_under
+from node_processes import leftovers_killed, processes_under
 
 S = JobState
 Make = Callable[..., Reconciler]
@@ -95,7 +95,7 @@ def test_a_failing_rank_fails_the_job_and_stops_the_gang(
     assert [a.state for a in store.attempts(job)] == ["failed"]
     assert [dst for _, dst, _ in transitions(store, job)][-2:] == ["RECOVERING", "FAILED"]
     assert_story_legal(store, job)
-    assert processes_under(root) == []
+    assert leftovers_killed(root) == []
 
 
 def test_restart_policy(store: Store, make_reconciler: Make) -> None:
@@ -149,7 +149,7 @@ def _cancel_and_finish(store: Store, make: Make, job: int, root: Path) -> None:
     w = store.get(job)
     assert w.state is S.CANCELLED, w.reason
     assert all(not n.state.live for n in store.nodes(job))
-    assert processes_under(root) == []
+    assert leftovers_killed(root) == []
     assert_story_legal(store, job)
     provider = next(iter(rec.providers.values()))
     assert provider.usage()[0].allocations == 0  # type: ignore[attr-defined]
@@ -201,7 +201,7 @@ def test_cancel_running_kills_every_process(
     store.request_cancel(job)
     run_until(rec, all_terminal(store, job))
     assert store.get(job).state is S.CANCELLED
-    assert processes_under(root) == []
+    assert leftovers_killed(root) == []
     assert {n.state for n in store.nodes(job)} == {NodeState.KILLED}
     assert [a.state for a in store.attempts(job)] == ["cancelled"]
 

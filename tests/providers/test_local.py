@@ -92,7 +92,7 @@ def start_gang(
     return [p.start_node(alloc, command(job, r, n, run, setup, attempt, env)) for r in range(n)]
 
 
-def wait_events(p: LocalProvider, count: int, timeout: float = 10.0) -> list[NodeEvent]:
+def wait_events(p: LocalProvider, count: int, timeout: float = 30.0) -> list[NodeEvent]:
     events: list[NodeEvent] = []
     deadline = time.monotonic() + timeout
     while len(events) < count:
@@ -209,7 +209,7 @@ def _descendants(handles: list[NodeHandle]) -> list[psutil.Process]:
 
 
 def _wait_for_sleepers(handles: list[NodeHandle], per_node: int) -> list[psutil.Process]:
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30  # a poll: shims start slowly on a loaded machine
     while True:
         procs = _descendants(handles)
         if sum(p.name() == "sleep" for p in procs) >= per_node * len(handles):
@@ -298,6 +298,41 @@ def test_adopting_a_node_whose_supervisor_died_kills_its_remains(root: Path) -> 
         time.sleep(0.01)
     assert not make(root).adopt(h)
     assert not _still_alive(procs)
+
+
+def test_a_relative_root_names_only_its_own_nodes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two providers on the same relative root from different folders (two users, two
+    test runs): each runs its nodes, and cleaning up one node never touches the other's
+    node of the same job, attempt and rank (the marker is an absolute path)."""
+    providers, handles = [], []
+    try:
+        for name in ("a", "b"):
+            (tmp_path / name).mkdir()
+            monkeypatch.chdir(tmp_path / name)
+            p = make(Path("local"))
+            (h,) = start_gang(p, provision(p, "same", 1), "same", 'echo "up $PWD"; sleep 300')
+            providers.append(p)
+            handles.append(h)
+        sleepers = [_wait_for_sleepers([h], 1) for h in handles]
+        for p, h, name in zip(providers, handles, ("a", "b"), strict=True):
+            assert p.root == tmp_path / name / "local"
+            marker = psutil.Process(h.pid).children()[0].environ()["INTERCLOUD_NODE_MARKER"]
+            assert marker == str(
+                tmp_path / name / "local" / "jobs" / "same" / "attempt-0" / "node-0"
+            )
+        os.kill(handles[0].pid, signal.SIGKILL)  # a's node is lost: poll kills its remains
+        (event,) = wait_events(providers[0], 1)
+        assert event.kind == NodeEventKind.LOST
+        assert not _still_alive(sleepers[0])
+        assert len(_still_alive(sleepers[1], timeout=0)) == len(sleepers[1])  # b untouched
+        log = providers[1].log_path("same", 0).read_text()
+        assert f"up {tmp_path / 'b' / 'local'}" in log
+    finally:
+        for p, h in zip(providers, handles, strict=False):
+            p.kill(h)
+    assert not providers[1].node_alive("same", 0, 0)
 
 
 # -- restarts of the control loop ----------------------------------------------------------
@@ -492,7 +527,7 @@ LOOP = textwrap.dedent(
             handles.append(exc.handle)
     if finish == "1":
         seen = {}
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 90  # a poll: generous for a loaded 2-core machine
         while len(seen) < len(handles) and time.monotonic() < deadline:
             for e in p.poll():
                 seen[(e.job_id, e.rank)] = (e.kind.value, e.exit_code)
@@ -518,7 +553,7 @@ def test_no_node_runs_twice_when_the_loop_is_killed_at_random(root: Path, tmp_pa
         [sys.executable, "-c", LOOP, str(root), str(out), str(jobs), str(nodes), "1"],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=150,
         check=True,
     )
     assert done.stdout.split("\n")[0] == f"[('exited', 0)] {jobs * nodes}", done.stdout
@@ -563,7 +598,7 @@ def _escapers(tmp_path: Path, scrub: bool, then: str = "") -> tuple[str, Path]:
 
 
 def _escaped(out: Path, count: int) -> list[psutil.Process]:
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while not out.exists():
         assert time.monotonic() < deadline, "the job did not record its escaped processes"
         time.sleep(0.02)

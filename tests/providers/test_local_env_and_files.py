@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from test_local import command, make, provision, read_env, wait_events
 
+import intercloud
 from intercloud.providers.base import Capability
 from intercloud.providers.local_shim import copy_into_place
 from intercloud.providers.node_env import BASE_ENV_NAMES
@@ -130,3 +134,47 @@ def test_copy_into_place_stops_when_asked(tmp_path: Path) -> None:
     with pytest.raises(InterruptedError):
         copy_into_place(str(src), str(tmp_path / "dst"), [], stop=lambda: True)
     assert list((tmp_path / "dst").iterdir()) == []
+
+
+BLOCKING_SHIM = """
+import os, sys
+sys.path.insert(0, sys.argv[1])
+import intercloud.providers.local_shim as shim
+r, _w = os.pipe()  # never written: a read that blocks for ever, like /proc/kmsg
+def blocking_copy(source, dest):
+    open(sys.argv[3], "w").close()
+    os.read(r, 1)
+shim._copy_file = blocking_copy
+sys.exit(shim.main(["local_shim.py", sys.argv[2]]))
+"""
+
+
+def test_a_copy_that_blocks_for_ever_still_ends_at_sigterm(tmp_path: Path) -> None:
+    """A sync source that never yields its bytes (a pseudo-file) must not make the shim
+    deaf to SIGTERM: it ends with 143 at once, not after the grace period, not never."""
+    node_dir, source, blocked = tmp_path / "node", tmp_path / "src", tmp_path / "blocked"
+    node_dir.mkdir()
+    source.mkdir()
+    (source / "f").write_text("x")
+    spec = {
+        "log_path": str(tmp_path / "node.log"),
+        "sync": [[str(source), str(tmp_path / "dest")]],
+        "run": "true",
+        "grace_s": 60,  # longer than the test waits: the alarm is not what ends it
+    }
+    (node_dir / "spec.json").write_text(json.dumps(spec))
+    src_root = str(Path(intercloud.__file__).parents[1])
+    proc = subprocess.Popen(
+        [sys.executable, "-c", BLOCKING_SHIM, src_root, str(node_dir), str(blocked)]
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (blocked.exists() and (node_dir / "ready").exists()):
+            assert proc.poll() is None and time.monotonic() < deadline, "the copy never began"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+    assert (node_dir / "exit_code").read_text().split()[0] == "143"

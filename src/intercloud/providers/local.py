@@ -188,8 +188,11 @@ class LocalProvider(Provider):
     """
 
     def __init__(self, config: LocalConfig) -> None:
-        self.config = config
-        self.root = Path(config.root)
+        # Absolute, whatever the cwd: the shim runs in its node directory, and a node's
+        # marker (its node directory) must name this root only, never a same-named
+        # relative path of another process's cwd.
+        self.root = Path(config.root).absolute()
+        self.config = replace(config, root=self.root)
         self.sites: dict[str, LocalSite] = {s.key: s for s in config.sites}
         names = {s.provider for s in config.sites}
         self.name = names.pop() if len(names) == 1 else "local"
@@ -690,9 +693,12 @@ class LocalProvider(Provider):
         node is cleaned up too; only a process that scrubbed the marker *and* left the
         shim's care cannot be found.
         """
-        shim_ok = handle.start_time != 0 and process_start_time(handle.pid) == handle.start_time
         marker = str(self._dir_of(handle))
+        shim_ok = False
         for _ in range(20):  # again, in case something forked while we were looking
+            # Re-verified every pass: once the shim is gone its pid (and session id) may
+            # name someone else's process, so only the marker is trusted from then on.
+            shim_ok = handle.start_time != 0 and process_start_time(handle.pid) == handle.start_time
             left = node_processes(marker, handle.pid if shim_ok else None)
             if not os.path.isdir("/proc"):
                 left = self._marked_elsewhere(marker)

@@ -244,6 +244,7 @@ class _Shim:
         self.grace_s = float(spec.get("grace_s", 10.0))
         self.child: subprocess.Popen[bytes] | None = None
         self.terminated = False
+        self.syncing = False
         self.log_fd = -1
 
     # -- signals -----------------------------------------------------------------------
@@ -252,6 +253,9 @@ class _Shim:
             self.terminated = True
             signal.alarm(max(1, int(self.grace_s + 0.999)))
         self._signal_child(signal.SIGTERM)
+        if self.syncing:  # a copy may block for ever (a pseudo-file): abandon it, once
+            self.syncing = False
+            raise InterruptedError(errno.EINTR, "terminated")
 
     def on_alarm(self, signum: int, frame: FrameType | None) -> None:
         self._signal_child(signal.SIGKILL)
@@ -305,6 +309,7 @@ class _Shim:
                 return 128 + signal.SIGTERM
             skipped: list[str] = []
             try:
+                self.syncing = True
                 copy_into_place(source, dest, skipped, lambda: self.terminated)
             except InterruptedError:
                 return 128 + signal.SIGTERM
@@ -314,6 +319,8 @@ class _Shim:
                     self.log_fd, f"intercloud: cannot copy {source} to {dest}: {why}\n".encode()
                 )
                 return 1
+            finally:
+                self.syncing = False
             for path in skipped:
                 os.write(
                     self.log_fd,
