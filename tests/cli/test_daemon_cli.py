@@ -4,7 +4,6 @@ and a daemon that serves another database is named instead of silently used."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -12,47 +11,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from node_processes import leftovers_killed
-
-REPO = Path(__file__).resolve().parents[2]
+from cli_helpers import cli_env as _env
+from cli_helpers import ic, stop_daemon
 
 
 @pytest.fixture()
 def home(tmp_path: Path) -> Iterator[Path]:
-    h = tmp_path / "home"
+    h = tmp_path / "home"  # does not exist yet: the CLI must create it
     yield h
-    subprocess.run(
-        [sys.executable, "-m", "intercloud", "daemon", "stop"],
-        env=_env(h),
-        capture_output=True,
-        check=False,
-        timeout=30,
-    )
-    assert leftovers_killed(h / "local") == [], "node processes outlived the test"
-
-
-def _env(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INTERCLOUD_")}
-    env.update(
-        INTERCLOUD_HOME=str(home),
-        INTERCLOUD_DAEMON_IDLE_EXIT="3",
-        INTERCLOUD_LOCAL_SITES="local/local,cpus=8",
-    )
-    env.update(extra)
-    return env
-
-
-def ic(home: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "intercloud", *args],
-        env=_env(home, **extra),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-        cwd=REPO,
-    )
+    stop_daemon(h)
 
 
 def _spec(tmp_path: Path, run: str = "echo hi") -> Path:

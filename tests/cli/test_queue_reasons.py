@@ -4,45 +4,32 @@ written to the store by the daemon (real processes, embedded default, a 2-slot s
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_helpers import cli_env, stop_daemon
+from cli_helpers import ic as _ic
 
-from node_processes import leftovers_killed
-
-REPO = Path(__file__).resolve().parents[2]
+SITES = "local/local,cpus=2"
 
 
 def _env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INTERCLOUD_")}
-    env.update(
-        INTERCLOUD_HOME=str(home),
-        INTERCLOUD_DAEMON_IDLE_EXIT="3",
-        INTERCLOUD_LOCAL_SITES="local/local,cpus=2",
-    )
-    return env
+    return cli_env(home, INTERCLOUD_LOCAL_SITES=SITES)
 
 
 def ic(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "intercloud", *args],
-        env=_env(home), capture_output=True, text=True, check=False, timeout=120, cwd=REPO,
-    )  # fmt: skip
+    return _ic(home, *args, INTERCLOUD_LOCAL_SITES=SITES)
 
 
 @pytest.fixture()
 def home(tmp_path: Path) -> Iterator[Path]:
-    h = tmp_path / "home"
+    h = tmp_path / "home"  # does not exist yet: the CLI must create it
     yield h
-    subprocess.run([sys.executable, "-m", "intercloud", "daemon", "stop"], env=_env(h),
-                   capture_output=True, check=False, timeout=30)  # fmt: skip
-    assert leftovers_killed(h / "local") == [], "node processes outlived the test"
+    stop_daemon(h)
 
 
 def _spec(tmp_path: Path, name: str, run: str, nodes: int) -> Path:

@@ -5,57 +5,32 @@ environment (never the daemon's), and every job's placement in `status --json`."
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from node_processes import leftovers_killed
-
-REPO = Path(__file__).resolve().parents[2]
+from cli_helpers import REPO, cli_env, stop_daemon
+from cli_helpers import ic as _ic
 
 
 @pytest.fixture()
 def home(tmp_path: Path) -> Iterator[Path]:
-    h = tmp_path / "home"
+    h = tmp_path / "home"  # does not exist yet: the CLI must create it
     yield h
-    subprocess.run(
-        [sys.executable, "-m", "intercloud", "daemon", "stop"],
-        env=_env(h, tmp_path),
-        capture_output=True,
-        check=False,
-        timeout=30,
-    )
-    assert leftovers_killed(h / "local") == [], "node processes outlived the test"
+    stop_daemon(h)
 
 
 def _env(home: Path, tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INTERCLOUD_")}
-    env.update(
-        INTERCLOUD_HOME=str(home),
-        INTERCLOUD_DAEMON_IDLE_EXIT="3",
-        INTERCLOUD_LOCAL_SITES="local/local,cpus=8",
-        HOME=str(tmp_path / "user-home"),  # `~/` destinations land here, not in the real home
-    )
-    env.update(extra)
-    return env
+    # `~/` destinations land in the test's own folder, not in the real home
+    return cli_env(home, HOME=str(tmp_path / "user-home"), **extra)
 
 
 def ic(
     home: Path, tmp_path: Path, *args: str, cwd: Path = REPO, **extra: str
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "intercloud", *args],
-        env=_env(home, tmp_path, **extra),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-        cwd=cwd,
-    )
+    return _ic(home, *args, cwd=cwd, HOME=str(tmp_path / "user-home"), **extra)
 
 
 def _jobs(home: Path, tmp_path: Path) -> list[dict[str, object]]:
