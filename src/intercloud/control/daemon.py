@@ -53,7 +53,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from intercloud.providers.local_shim import proc_start_time, write_atomic
+from intercloud.providers.local_shim import proc_start_time, signal_if, write_atomic
 from intercloud.store.private import open_private_append, private_home
 
 if TYPE_CHECKING:
@@ -173,27 +173,8 @@ def _running_pid(home: Path) -> int | None:
 
 
 def _signal(pid: int, start_time: int, home: Path, sig: int) -> bool:
-    """Send ``sig`` to ``pid`` only if it is the daemon of ``home`` (through a pidfd where
-    available, so the check cannot go stale); True if sent."""
-    pidfd = -1
-    if hasattr(os, "pidfd_open"):
-        try:
-            pidfd = os.pidfd_open(pid)
-        except OSError:
-            return False
-    try:
-        if not _is_daemon_of(pid, start_time, home):
-            return False
-        if pidfd >= 0:
-            signal.pidfd_send_signal(pidfd, sig)
-        else:
-            os.kill(pid, sig)
-        return True
-    except OSError:
-        return False
-    finally:
-        if pidfd >= 0:
-            os.close(pidfd)
+    """Send ``sig`` to ``pid`` only if it is the daemon of ``home``; True if sent."""
+    return signal_if(pid, lambda: _is_daemon_of(pid, start_time, home), sig)
 
 
 # -- the daemon itself ------------------------------------------------------------------

@@ -113,6 +113,7 @@ from intercloud.providers.local_shim import (
     node_processes,
     private_mkdir,
     proc_start_time,
+    signal_if,
     write_atomic,
 )
 from intercloud.providers.node_env import base_env
@@ -821,25 +822,7 @@ def _signal_verified(handle: NodeHandle, sig: int) -> bool:
     """Send ``sig`` to the handle's process if pid and start time match; True if sent."""
     if handle.pid <= 0 or handle.start_time == 0:
         return False
-    pidfd = -1
-    if hasattr(os, "pidfd_open"):
-        try:
-            pidfd = os.pidfd_open(handle.pid)
-        except OSError:
-            return False  # no such process
-    try:
-        if process_start_time(handle.pid) != handle.start_time:
-            return False
-        if pidfd >= 0:
-            signal.pidfd_send_signal(pidfd, sig)
-        else:
-            os.kill(handle.pid, sig)
-        return True
-    except OSError:
-        return False
-    finally:
-        if pidfd >= 0:
-            os.close(pidfd)
+    return signal_if(handle.pid, lambda: process_start_time(handle.pid) == handle.start_time, sig)
 
 
 def _lock_held(path: Path) -> bool:

@@ -155,6 +155,31 @@ def _copy_link(source: str, dest: str) -> None:
     os.replace(tmp, dest)
 
 
+def signal_if(pid: int, verify: Callable[[], bool], sig: int) -> bool:
+    """Send ``sig`` to ``pid`` only if ``verify()`` says it is the process meant (pid and
+    start time, command line, ...); through a pidfd where available, so the check cannot
+    go stale between verifying and signalling. True if sent."""
+    pidfd = -1
+    if hasattr(os, "pidfd_open"):
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            return False  # no such process
+    try:
+        if not verify():
+            return False
+        if pidfd >= 0:
+            signal.pidfd_send_signal(pidfd, sig)
+        else:
+            os.kill(pid, sig)
+        return True
+    except OSError:
+        return False
+    finally:
+        if pidfd >= 0:
+            os.close(pidfd)
+
+
 def private_mkdir(path: str, mode: int = 0o700) -> None:
     """Create ``path`` and its missing parents with exactly ``mode`` (whatever the umask).
     Directories that already exist are left as they are."""
