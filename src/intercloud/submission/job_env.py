@@ -59,17 +59,18 @@ def check_env(env: Mapping[str, str], where: str = "env") -> dict[str, str]:
             raise InvalidEnv(f"{where}: invalid variable name {name!r}")
         if not isinstance(value, str):
             raise InvalidEnv(f"{where}.{name}: expected a string value")
-        if "\0" in value:
-            raise InvalidEnv(f"{where}.{name}: the value holds a NUL byte")
-        if _too_long(name, value):
-            raise InvalidEnv(f"{where}.{name}: {_TOO_LONG}")
+        _check_value(name, value, f"{where}.{name}")
         out[name] = value
     return out
 
 
-def _too_long(name: str, value: str) -> bool:
-    """A job given ``name=value`` could never start (execve fails with E2BIG)."""
-    return len(name) + 1 + len(value.encode()) > MAX_ARG_BYTES
+def _check_value(name: str, value: str, where: str) -> None:
+    """``InvalidEnv`` naming ``where`` for a value with a NUL byte, or one that makes
+    ``name=value`` too long for a job to start with (execve fails with E2BIG)."""
+    if "\0" in value:
+        raise InvalidEnv(f"{where}: the value holds a NUL byte")
+    if len(name) + 1 + len(value.encode()) > MAX_ARG_BYTES:
+        raise InvalidEnv(f"{where}: {_TOO_LONG}")
 
 
 def parse_env_options(
@@ -89,10 +90,7 @@ def parse_env_options(
             if name not in environ:
                 raise InvalidEnv(f"--env {name}: not set in your environment")
             value = environ[name]
-        if "\0" in value:
-            raise InvalidEnv(f"--env {name}: the value holds a NUL byte")
-        if _too_long(name, value):
-            raise InvalidEnv(f"--env {name}: {_TOO_LONG}")
+        _check_value(name, value, f"--env {name}")
         out[name] = value
     return out
 
@@ -119,10 +117,7 @@ def parse_env_file(path: Path) -> dict[str, str]:
         value = _value(rest)
         if value is None:
             raise InvalidEnv(f"{where}: unterminated quote or text after the closing quote")
-        if "\0" in value:
-            raise InvalidEnv(f"{where}: the value holds a NUL byte")
-        if _too_long(name, value):
-            raise InvalidEnv(f"{where}: {_TOO_LONG}")
+        _check_value(name, value, where)
         out[name] = value
     return out
 
