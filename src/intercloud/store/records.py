@@ -180,3 +180,97 @@ class EventRecord:
     to_state: str | None
     reason: str | None
     data: dict[str, Any] | None
+    instance_id: int | None = None
+
+
+class AssignmentState(StrEnum):
+    """How the node agent of an instance stands with its assignment."""
+
+    ASSIGNED = "assigned"  # written by the control loop, not yet picked up
+    STARTED = "started"  # the agent runs it
+    EXITED = "exited"  # finished; ``exit_code`` says how
+    KILLED = "killed"  # stopped on request (or never started and given up)
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceRecord:
+    """One instance as stored (``tables.InstanceModel`` says what each field means).
+
+    ``state`` is a ``providers.contract.InstanceState`` value; ``pricing`` a
+    ``model.PricingKind`` value. ``workload_id``/``attempt``/``rank`` are None while the
+    instance is idle in its pool.
+    """
+
+    id: int
+    request_id: str
+    slot: int
+    provider: str
+    region: str
+    zone: str
+    instance_type: str
+    pricing: str
+    contract: str | None
+    usd_per_hour: float
+    state: str
+    provider_instance_id: str | None
+    address: str | None
+    workload_id: int | None
+    attempt: int | None
+    rank: int | None
+    assignment: dict[str, Any] | None
+    assignment_state: AssignmentState | None
+    exit_code: int | None
+    secret_hash: str | None
+    failure_kind: str | None
+    reason: str | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    running_at: datetime | None
+    idle_since: datetime | None
+    heartbeat_at: datetime | None
+    ended_at: datetime | None
+    extra: dict[str, Any] | None
+
+    @property
+    def offering(self) -> tuple[str, str, str, str]:
+        """``(provider, region, zone, instance_type)``: ``providers.base.OfferingKey``."""
+        return (self.provider, self.region, self.zone, self.instance_type)
+
+    @property
+    def idle(self) -> bool:
+        return self.workload_id is None
+
+
+@dataclass(frozen=True, slots=True)
+class OfferingBlock:
+    """A cool-down on one offering (``tables.OfferingBlockModel``)."""
+
+    provider: str
+    region: str
+    zone: str
+    instance_type: str
+    pricing: str
+    kind: str
+    reason: str | None
+    failures: int
+    until: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderHealth:
+    """How one provider's calls have gone (``tables.ProviderHealthModel``)."""
+
+    name: str
+    last_ok_at: datetime | None
+    last_error_at: datetime | None
+    first_error_at: datetime | None
+    error: str | None
+    error_kind: str | None
+    down_since: datetime | None
+    updated_at: datetime
+
+    @property
+    def down(self) -> bool:
+        return self.down_since is not None

@@ -166,7 +166,11 @@ class NodeModel(Base):
 
 class EventModel(Base):
     __tablename__ = "events"
-    __table_args__ = (sa.Index(None, "workload_id", "id"), {"sqlite_autoincrement": True})
+    __table_args__ = (
+        sa.Index(None, "workload_id", "id"),
+        sa.Index(None, "instance_id", "id"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
     workload_id: Mapped[int | None] = mapped_column(sa.ForeignKey("workloads.id"))
@@ -176,6 +180,111 @@ class EventModel(Base):
     to_state: Mapped[str | None] = mapped_column(sa.String(24))
     reason: Mapped[str | None] = mapped_column(sa.Text)
     data: Mapped[JSONDict | None]
+    #: the instance the event is about (instance transitions; NULL for job events)
+    instance_id: Mapped[int | None] = mapped_column(sa.Integer)
+
+
+class InstanceModel(Base):
+    """One unit of capacity: a cloud VM (or a simulated one) that intercloud asked for.
+
+    Lifecycle (``providers.contract.InstanceState``): requested -> allocated (the provider
+    named it: ``provider_instance_id``) -> running (usable: its node agent answers, or
+    the provider says it runs for providers without an agent) -> draining (no new work;
+    released when its assignment ends) -> terminating (terminate called) -> terminated;
+    or failed (the launch was refused; ``failure_kind`` says why). ``request_id`` +
+    ``slot`` is the launch's idempotency key (one launch request brings up ``count``
+    instances, slots 0..count-1). ``workload_id``/``attempt``/``rank`` name the job node
+    the instance serves now (NULL: idle, in its pool). ``assignment`` is the command its
+    node agent runs (``assignment_state``: assigned, started, exited, killed;
+    ``exit_code`` when exited). ``secret_hash`` authenticates its node agent.
+    Every change bumps ``version`` and writes an ``events`` row with ``instance_id``.
+    """
+
+    __tablename__ = "instances"
+    __table_args__ = (
+        sa.UniqueConstraint("request_id", "slot"),
+        sa.CheckConstraint(
+            "state IN ('requested', 'allocated', 'running', 'draining', 'terminating', "
+            "'terminated', 'failed')",
+            name="state",
+        ),
+        sa.Index(None, "state"),
+        sa.Index(None, "workload_id"),
+        sa.Index(None, "provider", "provider_instance_id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(sa.String(128))
+    slot: Mapped[int] = mapped_column(sa.Integer)
+    provider: Mapped[str] = mapped_column(sa.String(64))
+    region: Mapped[str] = mapped_column(sa.String(64))
+    zone: Mapped[str] = mapped_column(sa.String(64))
+    instance_type: Mapped[str] = mapped_column(sa.String(128))
+    pricing: Mapped[str] = mapped_column(sa.String(16))
+    contract: Mapped[str | None] = mapped_column(sa.String(128))
+    usd_per_hour: Mapped[float] = mapped_column(sa.Float)
+    state: Mapped[str] = mapped_column(sa.String(16))
+    provider_instance_id: Mapped[str | None] = mapped_column(sa.String(128))
+    address: Mapped[str | None] = mapped_column(sa.String(255))
+    workload_id: Mapped[int | None] = mapped_column(sa.ForeignKey("workloads.id"))
+    attempt: Mapped[int | None] = mapped_column(sa.Integer)
+    rank: Mapped[int | None] = mapped_column(sa.Integer)
+    assignment: Mapped[JSONDict | None]
+    assignment_state: Mapped[str | None] = mapped_column(sa.String(16))
+    exit_code: Mapped[int | None] = mapped_column(sa.Integer)
+    secret_hash: Mapped[str | None] = mapped_column(sa.String(128))
+    failure_kind: Mapped[str | None] = mapped_column(sa.String(16))
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    version: Mapped[int] = mapped_column(sa.Integer)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    running_at: Mapped[datetime | None]
+    idle_since: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    extra: Mapped[JSONDict | None]
+
+
+class OfferingBlockModel(Base):
+    """A cool-down on one offering after the provider refused capacity or quota there:
+    nothing new is launched on (provider, region, zone, instance_type, pricing) before
+    ``until``. ``failures`` counts refusals in a row (the cool-down grows with it)."""
+
+    __tablename__ = "offering_blocks"
+    __table_args__ = (
+        sa.UniqueConstraint("provider", "region", "zone", "instance_type", "pricing"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(sa.String(64))
+    region: Mapped[str] = mapped_column(sa.String(64))
+    zone: Mapped[str] = mapped_column(sa.String(64))
+    instance_type: Mapped[str] = mapped_column(sa.String(128))
+    pricing: Mapped[str] = mapped_column(sa.String(16))
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    failures: Mapped[int] = mapped_column(sa.Integer)
+    until: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ProviderHealthModel(Base):
+    """How one provider's calls have gone: ``last_ok_at``/``last_error_at`` and the
+    error; ``down_since`` is set when every call has failed for the configured time (the
+    provider is down: nothing new goes there, its jobs move) and cleared when a call
+    succeeds again."""
+
+    __tablename__ = "provider_health"
+
+    name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    last_ok_at: Mapped[datetime | None]
+    last_error_at: Mapped[datetime | None]
+    first_error_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    error_kind: Mapped[str | None] = mapped_column(sa.String(16))
+    down_since: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
 
 
 class SettingModel(Base):
