@@ -1,0 +1,94 @@
+"""``JobContext``: the store, providers and in-memory caches every job handler shares.
+
+Nothing here is needed for correctness after a crash: the caches (parsed specs, tracked
+nodes, placement back-offs) are rebuilt from the store and the providers by
+``Reconciler.recover()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+from intercloud.control.crashpoints import Crashpoint
+from intercloud.control.decide import Decider
+from intercloud.model import Offering, Workload
+from intercloud.providers.base import FreeCapacity, OfferingKey, Provider
+from intercloud.store import NodeRecord, Store, WorkloadRecord
+
+NodeKey = tuple[int, int, int]  # (job, attempt, rank)
+
+
+class JobContext:
+    """What the job handlers work with (see ``Reconciler`` for the arguments).
+
+    ``tracked``: the nodes some provider polls for us (their end comes back through
+    ``poll``); ``retry_at``/``retries``: the placement back-off of jobs whose
+    provisioning was refused (monotonic seconds, per job). Single-writer, not
+    thread-safe, like the ``Reconciler`` that owns it.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        providers: Mapping[str, Provider],
+        *,
+        clock: Callable[[], float],
+        crashpoint: Crashpoint,
+        decider: Decider,
+        retry_backoff_s: tuple[float, float],
+        wall_clock: Callable[[], float],
+    ) -> None:
+        self.store = store
+        self.providers = dict(providers)
+        self.clock = clock
+        self.crashpoint = crashpoint
+        self.decider = decider
+        self.retry_backoff_s = retry_backoff_s
+        self.wall_clock = wall_clock
+        self.tracked: set[NodeKey] = set()
+        self.workloads: dict[int, Workload | str] = {}
+        self.retry_at: dict[int, float] = {}
+        self.retries: dict[int, int] = {}
+
+    def reset(self) -> None:
+        """Forget every cache (a recovering loop rebuilds them)."""
+        self.tracked.clear()
+        self.workloads.clear()
+        self.retry_at.clear()
+        self.retries.clear()
+
+    def forget_inactive(self, active: set[int]) -> None:
+        """Drop the per-job caches of jobs that are no longer active."""
+        for cache in (self.workloads, self.retry_at, self.retries):
+            for job_id in [j for j in cache if j not in active]:
+                del cache[job_id]
+
+    def workload(self, w: WorkloadRecord) -> Workload | str:
+        """The job's parsed spec (cached), or why it does not parse."""
+        cached = self.workloads.get(w.id)
+        if cached is None:
+            from intercloud.specs import SpecError, load_spec_text
+
+            try:
+                cached = load_spec_text(w.spec_text, source=f"job {w.id}").workload
+            except SpecError as exc:
+                cached = f"invalid spec: {exc}"
+            self.workloads[w.id] = cached
+        return cached
+
+    def offerings(self) -> list[Offering]:
+        """Every offering of every enabled provider."""
+        return [o for p in self.providers.values() for o in p.offerings()]
+
+    def free_capacity(self) -> dict[OfferingKey, FreeCapacity] | None:
+        """Free capacity per offering, for the providers that can tell."""
+        free: dict[OfferingKey, FreeCapacity] = {}
+        for p in self.providers.values():
+            free.update(p.free_capacity() or {})
+        return free or None
+
+
+#: A per-state handler: one step of job ``w`` (the record this step read) given its live
+#: nodes (any attempt); True if anything changed. Provider failures raise
+#: ``ProviderError`` (the step logs it and retries later); store failures propagate.
+JobHandler = Callable[[JobContext, WorkloadRecord, Sequence[NodeRecord]], bool]

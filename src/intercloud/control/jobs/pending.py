@@ -1,0 +1,167 @@
+"""PENDING: placement. The jobs waiting (past their back-off) go to the decider at once,
+in one batch; each decision is applied guarded by the version read:
+
+    PENDING --Place-->   PLACING (placement, attempt >= 1 stored), then provisioned at once
+    PENDING --Reject-->  PLACING -> FAILED (the planner's reason)
+    PENDING --Hold-->    stays, ``reason`` updated (no transition)
+    RUNNING --Preempt--> RECOVERING (reason "preempted for job N ...") -> the recovering
+                         step, which requeues it as a new attempt without counting a restart
+
+A fleet-aware decider also gets the jobs holding capacity, the wall clock and the
+store's tenants with their limits (``control.tenancy.load_tenant_limits``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from intercloud.control.decide import (
+    FleetAwareDecider,
+    Hold,
+    PendingJob,
+    Place,
+    Preempt,
+    Reject,
+    RunningJob,
+)
+from intercloud.control.jobs.allocation import where
+from intercloud.control.jobs.context import JobContext
+from intercloud.control.jobs.placing import provision
+from intercloud.control.jobs.recovering import recover
+from intercloud.control.states import JobState
+from intercloud.providers.base import ProviderError
+from intercloud.store import Desired, WorkloadRecord
+
+log = logging.getLogger("intercloud.control")
+
+S = JobState
+#: states in which a job holds (or is about to hold) provider capacity
+HOLDING: tuple[JobState, ...] = (S.PLACING, S.PROVISIONING, S.RUNNING, S.RECOVERING, S.CANCELLING)
+
+
+def place(ctx: JobContext, pending: Sequence[WorkloadRecord]) -> bool:
+    """Decide for every PENDING job past its back-off and apply the decisions; True if
+    anything changed. A job whose spec no longer parses is rejected."""
+    now = ctx.clock()
+    by_id = {w.id: w for w in pending if ctx.retry_at.get(w.id, 0.0) <= now}
+    queue: list[PendingJob] = []
+    changed = False
+    for w in by_id.values():
+        wl = ctx.workload(w)
+        if isinstance(wl, str):
+            changed |= reject(ctx, w, wl)
+        else:
+            queue.append(PendingJob(w.id, w.priority, wl, w.tenant, w.created_at.timestamp()))
+    if not queue:
+        return changed
+    if getattr(ctx.decider, "fleet_aware", False):
+        fleet_decider: FleetAwareDecider = ctx.decider  # type: ignore[assignment]
+        from intercloud.control.tenancy import load_tenant_limits
+
+        decisions = fleet_decider.decide(
+            queue,
+            ctx.offerings(),
+            ctx.free_capacity(),
+            running=holding(ctx),
+            now_s=ctx.wall_clock(),
+            tenants=load_tenant_limits(ctx.store),
+        )
+    else:
+        decisions = ctx.decider.decide(queue, ctx.offerings(), ctx.free_capacity())
+    for d in decisions:
+        if isinstance(d, Preempt):
+            changed |= preempt(ctx, d)
+            continue
+        w = by_id[d.job_id]
+        if isinstance(d, Reject):
+            changed |= reject(ctx, w, d.reason)
+        elif isinstance(d, Hold):
+            if w.reason != d.reason:
+                changed |= ctx.store.set_fields(w.id, w.version, reason=d.reason) is not None
+        elif isinstance(d, Place):
+            changed |= _apply_place(ctx, w, d)
+    return changed
+
+
+def _apply_place(ctx: JobContext, w: WorkloadRecord, d: Place) -> bool:
+    """PENDING -> PLACING with the placement stored, then provision at once."""
+    p = d.placement
+    placement = {
+        **p.to_dict(),
+        "ranks": d.demand.ranks,
+        "cpus_per_node": d.demand.cpus_per_node,
+        "memory_gib_per_node": d.demand.memory_gib_per_node,
+    }
+    reason = (
+        f"placed on {where(placement)}: {d.demand.ranks} node(s), "
+        f"{p.pricing.value}, {p.hourly_usd:.2f} USD/h"
+    )
+    rec = ctx.store.transition(
+        w.id,
+        S.PENDING,
+        S.PLACING,
+        reason,
+        expected_version=w.version,
+        placement=placement,
+        attempt=max(w.attempt, 1),
+    )
+    if rec is None:
+        return False
+    ctx.crashpoint("placing")
+    try:
+        provision(ctx, rec)
+    except ProviderError as exc:
+        log.warning("job %s (PLACING): %s", w.id, exc)
+    return True
+
+
+def holding(ctx: JobContext) -> list[RunningJob]:
+    """The jobs holding capacity, as the store says now (read again: jobs may have
+    finished earlier in this step). Only RUNNING jobs not being cancelled may be
+    preempted."""
+    out = []
+    for w in ctx.store.list_workloads(states=HOLDING):
+        if not w.placement or w.attempt < 1:
+            continue
+        wl = ctx.workload(w)
+        hours = wl.duration_hours if not isinstance(wl, str) else None
+        out.append(
+            RunningJob(
+                job_id=w.id,
+                priority=w.priority,
+                tenant=w.tenant,
+                placement=w.placement,
+                since_s=w.updated_at.timestamp(),
+                duration_s=hours * 3600.0 if hours else None,
+                preemptible=w.state is S.RUNNING and w.desired is not Desired.CANCEL,
+            )
+        )
+    return out
+
+
+def preempt(ctx: JobContext, d: Preempt) -> bool:
+    """Stop a running job for ``d.for_job`` and requeue it (``recovering.recover``)."""
+    w = ctx.store.get(d.job_id)
+    if w.state is not S.RUNNING or w.desired is Desired.CANCEL:
+        return False
+    rec = ctx.store.transition(w.id, S.RUNNING, S.RECOVERING, d.reason, expected_version=w.version)
+    if rec is None:
+        return False
+    ctx.crashpoint("recovering")
+    try:
+        recover(ctx, rec)
+    except ProviderError as exc:
+        log.warning("job %s (RECOVERING): %s", w.id, exc)
+    return True
+
+
+def reject(ctx: JobContext, w: WorkloadRecord, reason: str) -> bool:
+    """PENDING -> PLACING -> FAILED with ``reason`` (it can never run here)."""
+    rec = ctx.store.transition(w.id, S.PENDING, S.PLACING, "placing", expected_version=w.version)
+    if rec is None:
+        return False
+    ctx.crashpoint("placing")
+    ctx.store.transition(w.id, S.PLACING, S.FAILED, reason, expected_version=rec.version)
+    ctx.crashpoint("placing")
+    return True

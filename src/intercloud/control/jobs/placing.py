@@ -1,0 +1,58 @@
+"""PLACING: reserve the placement's nodes (``provision``, idempotent by request id
+``{job}-a{attempt}``) -> PROVISIONING, then start them at once (``provisioning.start``).
+A refusal (``CapacityError``, an offering no longer sold, a provider not enabled) ->
+PENDING with the reason, placed again after a growing back-off."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from intercloud.control.jobs.allocation import allocation_dict, request
+from intercloud.control.jobs.context import JobContext
+from intercloud.control.jobs.provisioning import start
+from intercloud.control.states import JobState
+from intercloud.providers.base import CapacityError, ProviderError
+from intercloud.store import NodeRecord, WorkloadRecord
+
+S = JobState
+
+
+def provision(ctx: JobContext, w: WorkloadRecord) -> bool:
+    """PLACING: reserve the nodes (idempotent by request id) -> PROVISIONING."""
+    try:
+        provider, req = request(ctx, w)
+        allocation = provider.provision(req)
+    except (CapacityError, ProviderError) as exc:
+        return back_to_pending(ctx, w, f"waiting for capacity: {exc}")
+    ctx.crashpoint("provisioning")
+    ctx.store.begin_attempt(w.id, w.attempt, allocation=allocation_dict(allocation))
+    ctx.crashpoint("provisioning")
+    rec = ctx.store.transition(
+        w.id,
+        S.PLACING,
+        S.PROVISIONING,
+        f"allocated {allocation.allocation_id} on {allocation.provider}",
+        expected_version=w.version,
+    )
+    if rec is None:
+        return True
+    ctx.crashpoint("provisioning")
+    start(ctx, rec, provider, allocation)
+    return True
+
+
+def back_to_pending(ctx: JobContext, w: WorkloadRecord, reason: str) -> bool:
+    """PLACING -> PENDING with ``reason``; the job is not placed again before its
+    back-off (``retry_backoff_s``: first, doubled per refusal, capped) has passed."""
+    n = ctx.retries.get(w.id, 0)
+    ctx.retries[w.id] = n + 1
+    first, cap = ctx.retry_backoff_s
+    ctx.retry_at[w.id] = ctx.clock() + min(cap, first * 2**n)
+    rec = ctx.store.transition(w.id, S.PLACING, S.PENDING, reason, expected_version=w.version)
+    ctx.crashpoint("placing")
+    return rec is not None
+
+
+def handle(ctx: JobContext, w: WorkloadRecord, live: Sequence[NodeRecord]) -> bool:
+    """The PLACING handler (``JobHandler``)."""
+    return provision(ctx, w)
