@@ -58,6 +58,7 @@ from intercloud.store.private import open_private_append, private_home
 
 if TYPE_CHECKING:
     from intercloud.providers.base import Provider
+    from intercloud.providers.contract import AsyncProvider
 
 LOCK_FILE = "daemon.lock"
 PID_FILE = "daemon.pid"
@@ -183,19 +184,26 @@ def build_providers(
     *,
     store_id: str | None = None,
     database: str = "",
+    wrap_async: Callable[[str, AsyncProvider], Provider] | None = None,
 ) -> dict[str, Provider]:
-    """The enabled providers, by name. For now: the local provider from the environment
-    (one adapter per provider name its sites pose as), its files keyed to ``store_id``
-    when given (``providers.local.store_config``). ``INTERCLOUD_PROVIDERS`` is reserved
-    for choosing others."""
-    from intercloud.providers.local import LocalProvider, store_config
-    from intercloud.providers.local_config import LocalConfig
+    """The enabled providers of the configuration (``intercloud.config``: config.yaml,
+    else ``local`` only), by name, as the job reconciler drives them; the local
+    provider's files keyed to ``store_id`` when given (``providers.local.store_config``).
 
-    config = LocalConfig.from_env(dict(environ) if environ is not None else None)
-    if store_id is not None:
-        config = store_config(config, store_id, database)
-    names = sorted({s.provider for s in config.sites})
-    return {name: LocalProvider(config.for_provider(name)) for name in names}
+    A bad configuration raises ``ConfigError`` (the daemon does not start, the line in
+    ``daemon.error``). A provider that cannot be built is logged and left out, the others
+    kept. Asynchronous providers go through ``wrap_async`` (the instance bridge); without
+    it they are left out (logged).
+    """
+    from intercloud import settings
+    from intercloud.config import load_config
+    from intercloud.providers import registry
+
+    env = dict(os.environ if environ is None else environ)
+    home = settings.home(env)
+    config = load_config(env, home)
+    ctx = registry.ProviderContext(home=home, environ=env, store_id=store_id, database=database)
+    return registry.build_providers(config, ctx, wrap_async=wrap_async)
 
 
 def _reconcile_other_stores(environ: dict[str, str], store_id: str, database: str) -> None:

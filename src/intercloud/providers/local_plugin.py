@@ -19,6 +19,7 @@ variable). Site fields are those of ``LocalSite`` (the sites-file format).
 from __future__ import annotations
 
 from dataclasses import replace
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from intercloud.providers.local_config import LocalConfig, LocalSite

@@ -244,9 +244,7 @@ def check_providers(config: IntercloudConfig, ctx: ProviderContext) -> list[Prov
         try:
             out.append(entry.plugin.check(entry.settings, ctx))
         except Exception as exc:  # a plugin's bug must not hide the other providers
-            out.append(
-                ProviderCheck(name, enabled=True, reason=f"check failed: {_one_line(exc)}")
-            )
+            out.append(ProviderCheck(name, enabled=True, reason=f"check failed: {_one_line(exc)}"))
     return out
 
 
