@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from cli_helpers import cli_env, ic
+
 from intercloud.providers.aws.plugin import NO_SDK, PLUGIN
 from intercloud.providers.aws.settings import AwsSettings
 from intercloud.providers.registry import ProviderContext
