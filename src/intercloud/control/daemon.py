@@ -11,10 +11,11 @@ Files under the home (the home is 0700, every file 0600)::
     daemon.log     the daemon's stdout and stderr (appended)
 
 ``run_daemon`` takes the lock or returns at once (another daemon runs), opens the store,
-builds the enabled providers (the local provider's files keyed to the store's id, see
-``providers.local.store_config``), calls ``Reconciler.recover()``, writes its pid file
+builds the enabled providers of ``config.yaml`` (``build_providers``; the local
+provider's files keyed to the store's id, see ``providers.local.store_config``; a
+provider that cannot be built is logged and left out, the others kept), calls ``Reconciler.recover()``, writes its pid file
 and then calls ``step()`` in a loop, sleeping 20-200 ms (longer the longer nothing
-changes). A start that fails (a bad setting, an unusable database) writes one line to
+changes). A start that fails (a bad setting or config.yaml, an unusable database) writes one line to
 its log and to ``daemon.error`` and exits 1: no traceback, however often it is retried.
 It exits by itself once no job has been non-terminal for ``idle_exit_s`` seconds, and
 on SIGTERM/SIGINT after the step in progress. It may also be SIGKILLed at any instant:
@@ -568,7 +569,8 @@ def daemon_status(home: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """``python -m intercloud.control.daemon [--home HOME]``: run in the foreground for
     ``HOME`` (default ``$INTERCLOUD_HOME``) and ``$INTERCLOUD_DB_URL``. A bad setting is
-    one line on stderr and in ``daemon.error`` and exit 2, never a traceback."""
+    one line on stderr and in ``daemon.error`` and exit 2, never a traceback; so is a bad
+    ``config.yaml``."""
     from intercloud import settings
 
     args = list(sys.argv if argv is None else argv)[1:]
@@ -583,9 +585,12 @@ def main(argv: list[str] | None = None) -> int:
         except settings.SettingError as exc:
             sys.stderr.write(f"intercloud daemon: {exc}\n")
             return 2
+    from intercloud.config import ConfigError, load_config
+
     try:
         settings.check_all()
-    except settings.SettingError as exc:  # bad input: one line, exit 2, and the reason
+        load_config(os.environ, home)  # config.yaml: refused here, never half-applied
+    except (settings.SettingError, ConfigError) as exc:  # bad input: one line, exit 2
         sys.stderr.write(f"intercloud daemon: {exc}\n")
         with contextlib.suppress(OSError):  # for `run`, which started this daemon
             private_home(home)
