@@ -13,10 +13,11 @@ Files under the home (the home is 0700, every file 0600)::
 ``run_daemon`` takes the lock or returns at once (another daemon runs), opens the store,
 builds the enabled providers of ``config.yaml`` (``build_providers``; the local
 provider's files keyed to the store's id, see ``providers.local.store_config``; a
-provider that cannot be built is logged and left out, the others kept), calls ``Reconciler.recover()``, writes its pid file
-and then calls ``step()`` in a loop, sleeping 20-200 ms (longer the longer nothing
-changes). A start that fails (a bad setting or config.yaml, an unusable database) writes one line to
-its log and to ``daemon.error`` and exits 1: no traceback, however often it is retried.
+provider that cannot be built is logged and left out, the others kept), calls
+``Reconciler.recover()``, writes its pid file and then calls ``step()`` in a loop,
+sleeping 20-200 ms (longer the longer nothing changes). A start that fails (a bad
+setting or config.yaml, an unusable database) writes one line to its log and to
+``daemon.error`` and exits 1: no traceback, however often it is retried.
 It exits by itself once no job has been non-terminal for ``idle_exit_s`` seconds, and
 on SIGTERM/SIGINT after the step in progress. It may also be SIGKILLed at any instant:
 the next one recovers. Placement decisions come from the fleet scheduler
