@@ -165,3 +165,14 @@ def test_bad_config_is_one_line_naming_the_field(tmp_path: Path, text: str, need
 def test_named_config_must_exist(tmp_path: Path) -> None:
     line = _error(tmp_path, "", **{CONFIG_ENV: str(tmp_path / "missing.yaml")})
     assert "missing.yaml: (file): cannot read" in line
+
+
+def test_readme_example_is_valid(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Configuration", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    config = _load(tmp_path, example)
+    assert config.enabled == ["aws", "local"] and config.caps == {"aws": 0.6}
+    assert config.pools.rule("aws", "us-east-1", "p4d.24xlarge").max_instances == 2
+    line = _error(tmp_path, example.replace("regions:", "regons:"))
+    assert line.endswith("providers.aws.regons: unknown field; did you mean 'regions'?")

@@ -24,6 +24,8 @@ Settings (name: meaning, default):
 - ``INTERCLOUD_LOCAL_SITES``: several local sites (see ``providers.local_config``).
 - ``INTERCLOUD_LOG_LEVEL``: the daemon's log level, ``INFO``.
 - ``INTERCLOUD_DEBUG``: ``1`` shows the traceback of an internal CLI error, off.
+- ``INTERCLOUD_CONFIG``: the configuration file, ``$INTERCLOUD_HOME/config.yaml``; read
+  and validated by ``intercloud.config.load_config``.
 - ``INTERCLOUD_AWS_AZ_MAPPING``: a CSV file pairing AWS zone names with zone ids
   (``AvailabilityZoneName,AvailabilityZone``), read as spec files are; none.
 """

@@ -31,7 +31,8 @@ def _offerings(check: ProviderCheck) -> str:
     parts = []
     for region, found in sorted(check.offerings.items()):
         more = ", ..." if found.count > len(found.examples) else ""
-        parts.append(f"{region}: {found.count} ({', '.join(found.examples)}{more})")
+        noun = "offering" if found.count == 1 else "offerings"
+        parts.append(f"{region}: {found.count} {noun} ({', '.join(found.examples)}{more})")
     return "\n".join(parts) or "-"
 
 

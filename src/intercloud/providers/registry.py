@@ -112,11 +112,11 @@ class ProviderCheck:
 
 
 def offerings_by_region(names: Mapping[str, list[str]]) -> dict[str, RegionOfferings]:
-    """Region -> offering names (in any order, duplicates allowed) as counts and a few
-    sorted examples."""
+    """Region -> offering names (one per offering, the most telling first; a name may
+    repeat, e.g. once per zone) as counts and the first few distinct names."""
     out: dict[str, RegionOfferings] = {}
     for region, items in sorted(names.items()):
-        unique = sorted(set(items))
+        unique = list(dict.fromkeys(items))
         out[region] = RegionOfferings(len(items), tuple(unique[:EXAMPLES_PER_REGION]))
     return out
 

@@ -120,6 +120,8 @@ class AwsPlugin(ProviderPlugin[AwsSettings]):
         except ProviderCallFailed as exc:
             return refused(exc.kind, _line(exc))
         names: dict[str, list[str]] = {r: [] for r in provider.settings.regions}
+        # GPU offerings first, the largest first: what a lab looks for.
+        offerings.sort(key=lambda o: (-o.accelerator_count, o.instance_type))
         for offering in offerings:
             names.setdefault(offering.region, []).append(offering.instance_type)
         return ProviderCheck(
