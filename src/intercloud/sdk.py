@@ -41,7 +41,9 @@ log = logging.getLogger(__name__)
 if TYPE_CHECKING:  # the planner pulls in numpy: imported only where it is used
     from intercloud.config import IntercloudConfig
     from intercloud.model import Offering
-    from intercloud.providers.registry import AnyProvider, ProviderContext
+    from intercloud.providers.base import Provider
+    from intercloud.providers.contract import AsyncProvider
+    from intercloud.providers.registry import ProviderContext
     from intercloud.scheduler.planner import PlanResult
 
 
@@ -78,7 +80,7 @@ _WHERE_KEYS = (
 )
 
 
-def _offerings_of(providers: Mapping[str, AnyProvider]) -> list[Offering]:
+def _offerings_of(providers: Mapping[str, Provider]) -> list[Offering]:
     """What the enabled providers sell; one whose ``offerings()`` fails (an unreachable
     cloud) is logged and sells nothing for this submission."""
     out: list[Offering] = []
@@ -88,14 +90,6 @@ def _offerings_of(providers: Mapping[str, AnyProvider]) -> list[Offering]:
         except Exception as exc:
             log.warning("provider %s: no offerings (%s)", name, " ".join(str(exc).split()))
     return out
-
-
-def _close_async(providers: Mapping[str, AnyProvider]) -> None:
-    from intercloud.providers.contract import AsyncProvider
-
-    for provider in providers.values():
-        if isinstance(provider, AsyncProvider):
-            provider.close()
 
 
 def _money(x: float) -> str:
@@ -157,13 +151,15 @@ class Client:
         store = self.store
         return ProviderContext(self.home, dict(os.environ), store.store_id(), store.name)
 
-    def providers(self) -> dict[str, AnyProvider]:
-        """The enabled providers of the configuration, built as the daemon of this store
-        builds them (``providers.registry.enabled_providers``); one that cannot be built
-        is logged and left out. The caller closes the asynchronous ones."""
-        from intercloud.providers.registry import enabled_providers
+    def providers(
+        self, wrap_async: Callable[[str, AsyncProvider], Provider] | None = None
+    ) -> dict[str, Provider]:
+        """The enabled providers of the configuration as the daemon of this store builds
+        them (``providers.registry.build_providers``, the same seam: asynchronous ones
+        only through ``wrap_async``); one that cannot be built is logged and left out."""
+        from intercloud.providers.registry import build_providers
 
-        return enabled_providers(self._config(), self._context())
+        return build_providers(self._config(), self._context(), wrap_async=wrap_async)
 
     def _local_provider(self) -> Any:
         """The local provider as the daemon of this store sees it (files keyed to the
@@ -219,17 +215,14 @@ class Client:
             # plan and validate accept a spec without commands; running one needs them.
             raise SpecError("run", "required to submit a job: the commands it runs", str(spec))
         providers = self.providers()
-        try:
-            files = resolve_files(
-                workload,
-                spec_dir,
-                can_sync=any(Capability.FILE_SYNC in p.capabilities for p in providers.values()),
-                source=str(spec),
-                state_dir=self.home,
-            )
-            offerings = _offerings_of(providers)
-        finally:
-            _close_async(providers)
+        files = resolve_files(
+            workload,
+            spec_dir,
+            can_sync=any(Capability.FILE_SYNC in p.capabilities for p in providers.values()),
+            source=str(spec),
+            state_dir=self.home,
+        )
+        offerings = _offerings_of(providers)
         plan = Planner(Catalog.from_offerings(offerings)).plan(workload, top=_ALL_PLACEMENTS)
         # The planner sees unbounded offerings; the local sites are finite.
         fits, too_big = split_fitting(
