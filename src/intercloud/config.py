@@ -48,8 +48,7 @@ from intercloud.providers.registry import (
 )
 from intercloud.specs.errors import ROOT, SpecError, SpecProblem, problem_from_validation, suggest
 
-CONFIG_ENV = "INTERCLOUD_CONFIG"
-CONFIG_FILE = "config.yaml"
+CONFIG_ENV = "INTERCLOUD_CONFIG"  # read by settings.config_path
 DEFAULT_PROVIDER = "local"
 _OFFERING_KEY = re.compile(r"^[a-z][a-z0-9-]*/[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$")
 _LISTEN = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>\d{1,5})$")
@@ -222,17 +221,6 @@ class IntercloudConfig:
         return sorted(n for n, e in self.providers.items() if e.enabled)
 
 
-def config_path(environ: Mapping[str, str] | None = None, home: Path | None = None) -> Path:
-    """``$INTERCLOUD_CONFIG``, else ``<home>/config.yaml`` (home: ``$INTERCLOUD_HOME``)."""
-    from intercloud import settings
-
-    env = os.environ if environ is None else environ
-    named = (env.get(CONFIG_ENV) or "").strip()
-    if named:
-        return Path(named).expanduser()
-    return (home if home is not None else settings.home(env)) / CONFIG_FILE
-
-
 def load_config(
     environ: Mapping[str, str] | None = None, home: Path | None = None
 ) -> IntercloudConfig:
@@ -245,10 +233,9 @@ def load_config(
 
     env = dict(os.environ if environ is None else environ)
     home = home if home is not None else settings.home(env)
-    path = config_path(env, home)
-    named = bool((env.get(CONFIG_ENV) or "").strip())
+    path = settings.config_path(env, home)
     ctx = ProviderContext(home=home, environ=env)
-    if not named and not path.exists():
+    if not settings.config_given(env, home):
         return _defaults(ctx)
     source = str(path)
     from intercloud.specs.loader import parse_yaml, read_spec_text
@@ -292,8 +279,8 @@ def load_config(
 
 
 def _defaults(ctx: ProviderContext, source: Path | None = None) -> IntercloudConfig:
-    entry = _entry(DEFAULT_PROVIDER, {}, str(source or CONFIG_FILE))
-    _poses({DEFAULT_PROVIDER: entry}, ctx, str(source or CONFIG_FILE))
+    entry = _entry(DEFAULT_PROVIDER, {}, str(source or "config.yaml"))
+    _poses({DEFAULT_PROVIDER: entry}, ctx, str(source or "config.yaml"))
     return IntercloudConfig(providers={DEFAULT_PROVIDER: entry}, source=source)
 
 
@@ -360,7 +347,6 @@ def _known_provider(name: str, known: set[str], where: str, source: str) -> None
 
 __all__ = [
     "CONFIG_ENV",
-    "CONFIG_FILE",
     "AgentConfig",
     "ConfigError",
     "ConfigFile",
@@ -371,6 +357,5 @@ __all__ = [
     "PoolRule",
     "PoolsConfig",
     "ProviderEntry",
-    "config_path",
     "load_config",
 ]

@@ -64,7 +64,7 @@ def test_local_only_without_config(tmp_path: Path) -> None:
         "name", "enabled", "usable", "reachable", "credentials", "offerings", "reason"
     }  # fmt: skip
     assert local["name"] == "local" and local["enabled"] and local["reason"] is None
-    assert local["offerings"] == {"local": {"count": 1, "examples": ["local-cpu"]}}
+    assert local["offerings"] == {"local": {"count": 1, "distinct": 1, "examples": ["local-cpu"]}}
 
 
 def test_disabled_provider_is_shown_and_does_not_fail(tmp_path: Path) -> None:

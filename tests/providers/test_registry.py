@@ -215,3 +215,10 @@ def test_local_sites_pose_as_providers(tmp_path: Path) -> None:
     assert isinstance(gcp, LocalProvider)
     [offering] = gcp.offerings()
     assert (offering.accelerator, offering.accelerator_count) == ("A100", 8)
+
+
+def test_offerings_by_region_counts_and_keeps_the_first_names() -> None:
+    found = registry.offerings_by_region({"r2": [], "r1": ["p5", "p5", "p4d", "g6", "c7", "p4d"]})
+    assert list(found) == ["r1", "r2"]
+    assert found["r1"] == registry.RegionOfferings(6, 4, ("p5", "p4d", "g6"))
+    assert found["r2"].to_dict() == {"count": 0, "distinct": 0, "examples": []}

@@ -9,6 +9,7 @@ line per unusable provider on stderr), 2 for a bad configuration or setting.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import TYPE_CHECKING, Annotated
 
@@ -30,9 +31,10 @@ def _mark(value: bool | None) -> str:
 def _offerings(check: ProviderCheck) -> str:
     parts = []
     for region, found in sorted(check.offerings.items()):
-        more = ", ..." if found.count > len(found.examples) else ""
         noun = "offering" if found.count == 1 else "offerings"
-        parts.append(f"{region}: {found.count} {noun} ({', '.join(found.examples)}{more})")
+        more = ", ..." if found.distinct > len(found.examples) else ""
+        names = f" ({', '.join(found.examples)}{more})" if found.examples else ""
+        parts.append(f"{region}: {found.count} {noun}{names}")
     return "\n".join(parts) or "-"
 
 
@@ -71,8 +73,6 @@ def check(
     with bad_input_exits():
         settings.check_all()
         config = load_config()
-    import os
-
     ctx = ProviderContext(home=settings.home(), environ=dict(os.environ))
     checks = check_providers(config, ctx)
     if as_json:

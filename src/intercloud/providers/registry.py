@@ -70,13 +70,15 @@ class ProviderContext:
 
 @dataclass(frozen=True, slots=True)
 class RegionOfferings:
-    """What a provider sells in one region: how many offerings, and a few names."""
+    """What a provider sells in one region: how many offerings (one per zone and type),
+    how many distinct names among them, and the first few names."""
 
     count: int
+    distinct: int
     examples: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"count": self.count, "examples": list(self.examples)}
+        return {"count": self.count, "distinct": self.distinct, "examples": list(self.examples)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +119,7 @@ def offerings_by_region(names: Mapping[str, list[str]]) -> dict[str, RegionOffer
     out: dict[str, RegionOfferings] = {}
     for region, items in sorted(names.items()):
         unique = list(dict.fromkeys(items))
-        out[region] = RegionOfferings(len(items), tuple(unique[:EXAMPLES_PER_REGION]))
+        out[region] = RegionOfferings(len(items), len(unique), tuple(unique[:EXAMPLES_PER_REGION]))
     return out
 
 
