@@ -295,7 +295,7 @@ def _entry(name: str, section: dict[str, Any], source: str) -> ProviderEntry:
     except UnknownProvider as exc:
         raise ConfigError(where, str(exc), source) from None
     except PluginLoadError as exc:
-        return ProviderEntry(name, enabled, error=str(exc))
+        return ProviderEntry(name, enabled, error=exc.reason)
     try:
         settings = plugin.parse(body)
     except ValidationError as exc:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -133,6 +136,32 @@ def test_outside_provider_is_one_module(outside: Path) -> None:
     acme = built["acme"]
     assert isinstance(acme, LocalProvider) and acme.name == "acme"
     assert [o.region for o in acme.offerings()] == ["moon-1"]
+
+
+def test_outside_provider_in_a_fresh_process(outside: Path) -> None:
+    # `intercloud check` in a new process finds it through the installed entry points.
+    (outside / "config.yaml").write_text("providers: {local: {}, acme: {slots: 3}, broken: {}}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INTERCLOUD_")}
+    site = str(outside / "site")
+    env.update(INTERCLOUD_HOME=str(outside), PYTHONPATH=os.pathsep.join([site, *sys.path]))
+    out = subprocess.run(
+        [sys.executable, "-m", "intercloud", "check", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert out.returncode == 1  # broken is enabled and cannot be loaded
+    by_name = {p["name"]: p for p in json.loads(out.stdout)["providers"]}
+    assert by_name["acme"]["usable"] and by_name["local"]["usable"]
+    assert by_name["acme"]["offerings"] == {
+        "moon-1": {"count": 1, "distinct": 1, "examples": ["local-cpu"]}
+    }
+    assert out.stderr.splitlines() == [
+        "error: broken: plugin cannot be loaded: ModuleNotFoundError: "
+        "No module named 'not_a_module_anywhere'"
+    ]
 
 
 def test_outside_provider_settings_are_validated(outside: Path) -> None:

@@ -175,7 +175,8 @@ class PluginLoadError(RuntimeError):
     def __init__(self, name: str, problem: str) -> None:
         self.name = name
         self.problem = one_line(problem)
-        super().__init__(f"provider {name!r}: plugin cannot be loaded: {self.problem}")
+        self.reason = f"plugin cannot be loaded: {self.problem}"
+        super().__init__(f"provider {name!r}: {self.reason}")
 
 
 @cache
