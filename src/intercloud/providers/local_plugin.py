@@ -30,7 +30,14 @@ from intercloud.providers.registry import (
     ProviderPlugin,
     offerings_by_region,
 )
-from intercloud.settings import HOME, MAX_LOCAL_CPUS, MAX_LOCAL_GPUS
+from intercloud.settings import (
+    HOME,
+    LOCAL_CPUS,
+    LOCAL_GPUS,
+    LOCAL_SITES,
+    MAX_LOCAL_CPUS,
+    MAX_LOCAL_GPUS,
+)
 
 _NAME = r"^[a-z][a-z0-9-]{0,39}$"
 
@@ -108,18 +115,19 @@ class LocalSettings(BaseModel):
 
 
 def local_config(settings: LocalSettings, ctx: ProviderContext) -> LocalConfig:
-    """The ``LocalConfig`` of ``settings`` under ``ctx.home`` (no store folder yet)."""
-    env = {**ctx.environ, HOME: str(ctx.home)}
+    """The ``LocalConfig`` of ``settings`` under ``ctx.home`` (no store folder yet); what
+    the section leaves out comes from ``ctx.environ`` (``LocalConfig.from_env``)."""
+    root = ctx.home / "local"
     if settings.sites is not None:
-        config = LocalConfig(root=ctx.home / "local", sites=tuple(s.site() for s in settings.sites))
-    elif settings.cpus is not None or settings.gpus is not None:
-        if settings.cpus is not None:
-            env["INTERCLOUD_LOCAL_CPUS"] = str(settings.cpus)
-        if settings.gpus is not None:
-            env["INTERCLOUD_LOCAL_GPUS"] = settings.gpus
-        env.pop("INTERCLOUD_LOCAL_SITES", None)
-        config = LocalConfig.from_env(env)
+        config = LocalConfig(root=root, sites=tuple(s.site() for s in settings.sites))
     else:
+        env = {**ctx.environ, HOME: str(ctx.home)}
+        if settings.cpus is not None or settings.gpus is not None:
+            env.pop(LOCAL_SITES, None)  # the section describes the one default site
+            if settings.cpus is not None:
+                env[LOCAL_CPUS] = str(settings.cpus)
+            if settings.gpus is not None:
+                env[LOCAL_GPUS] = settings.gpus
         config = LocalConfig.from_env(env)
     return replace(config, kill_grace_s=settings.kill_grace_s)
 
