@@ -19,6 +19,7 @@ subclass (``SpecError``, ``NotRunnable``, ``InvalidRequest``) or ``KeyError``
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -35,7 +36,14 @@ from intercloud.store import (
     open_store,
 )
 
+log = logging.getLogger(__name__)
+
 if TYPE_CHECKING:  # the planner pulls in numpy: imported only where it is used
+    from intercloud.config import IntercloudConfig
+    from intercloud.model import Offering
+    from intercloud.providers.base import Provider
+    from intercloud.providers.contract import AsyncProvider
+    from intercloud.providers.registry import ProviderContext
     from intercloud.scheduler.planner import PlanResult
 
 
@@ -70,6 +78,18 @@ _WHERE_KEYS = (
     "pricing",
     "hourly_usd",
 )
+
+
+def _offerings_of(providers: Mapping[str, Provider]) -> list[Offering]:
+    """What the enabled providers sell; one whose ``offerings()`` fails (an unreachable
+    cloud) is logged and sells nothing for this submission."""
+    out: list[Offering] = []
+    for name, provider in providers.items():
+        try:
+            out.extend(provider.offerings())
+        except Exception as exc:
+            log.warning("provider %s: no offerings (%s)", name, " ".join(str(exc).split()))
+    return out
 
 
 def _money(x: float) -> str:
@@ -115,17 +135,42 @@ class Client:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
-    def _local_provider(self) -> Any:
-        """The local provider as the daemon of this store sees it (files keyed to the
-        store's id, so a recreated database never shows an old job's logs)."""
+    def _config(self) -> IntercloudConfig:
+        """The configuration of this home (``ConfigError``, one line, when bad)."""
         import os
 
-        from intercloud.providers.local import LocalProvider, store_config
-        from intercloud.providers.local_config import LocalConfig
+        from intercloud.config import load_config
 
-        config = LocalConfig.from_env({**os.environ, "INTERCLOUD_HOME": str(self.home)})
+        return load_config(os.environ, self.home)
+
+    def _context(self) -> ProviderContext:
+        import os
+
+        from intercloud.providers.registry import ProviderContext
+
         store = self.store
-        return LocalProvider(store_config(config, store.store_id(), store.name))
+        return ProviderContext(self.home, dict(os.environ), store.store_id(), store.name)
+
+    def providers(
+        self, wrap_async: Callable[[str, AsyncProvider], Provider] | None = None
+    ) -> dict[str, Provider]:
+        """The enabled providers of the configuration as the daemon of this store builds
+        them (``providers.registry.build_providers``, the same seam: asynchronous ones
+        only through ``wrap_async``); one that cannot be built is logged and left out."""
+        from intercloud.providers.registry import build_providers
+
+        return build_providers(self._config(), self._context(), wrap_async=wrap_async)
+
+    def _local_provider(self) -> Any:
+        """The local provider as the daemon of this store sees it (files keyed to the
+        store's id, so a recreated database never shows an old job's logs), configured
+        by ``providers.local`` when the configuration has it."""
+        from intercloud.providers.local_plugin import PLUGIN, LocalSettings
+
+        entry = self._config().providers.get(PLUGIN.name)
+        found = entry.settings if entry is not None else None
+        settings = found if isinstance(found, LocalSettings) else LocalSettings()
+        return PLUGIN.create(settings, self._context())
 
     # -- submit ----------------------------------------------------------------------------
     def submit(
@@ -169,15 +214,15 @@ class Client:
         if not (workload.run or "").strip():
             # plan and validate accept a spec without commands; running one needs them.
             raise SpecError("run", "required to submit a job: the commands it runs", str(spec))
-        provider = self._local_provider()
+        providers = self.providers()
         files = resolve_files(
             workload,
             spec_dir,
-            can_sync=Capability.FILE_SYNC in provider.capabilities,
+            can_sync=any(Capability.FILE_SYNC in p.capabilities for p in providers.values()),
             source=str(spec),
             state_dir=self.home,
         )
-        offerings = provider.offerings()
+        offerings = _offerings_of(providers)
         plan = Planner(Catalog.from_offerings(offerings)).plan(workload, top=_ALL_PLACEMENTS)
         # The planner sees unbounded offerings; the local sites are finite.
         fits, too_big = split_fitting(

@@ -24,6 +24,8 @@ Settings (name: meaning, default):
 - ``INTERCLOUD_LOCAL_SITES``: several local sites (see ``providers.local_config``).
 - ``INTERCLOUD_LOG_LEVEL``: the daemon's log level, ``INFO``.
 - ``INTERCLOUD_DEBUG``: ``1`` shows the traceback of an internal CLI error, off.
+- ``INTERCLOUD_CONFIG``: the configuration file, ``$INTERCLOUD_HOME/config.yaml``; read
+  and validated by ``intercloud.config.load_config``.
 - ``INTERCLOUD_AWS_AZ_MAPPING``: a CSV file pairing AWS zone names with zone ids
   (``AvailabilityZoneName,AvailabilityZone``), read as spec files are; none.
 """
@@ -53,6 +55,8 @@ LOCAL_SITES = "INTERCLOUD_LOCAL_SITES"
 LOG_LEVEL = "INTERCLOUD_LOG_LEVEL"
 DEBUG = "INTERCLOUD_DEBUG"
 AWS_AZ_MAPPING = "INTERCLOUD_AWS_AZ_MAPPING"
+CONFIG = "INTERCLOUD_CONFIG"
+CONFIG_FILE = "config.yaml"
 
 DEFAULT_IDLE_EXIT_S = 30.0
 DECIDERS = ("fleet", "planner")
@@ -89,6 +93,21 @@ def _raw(name: str, env: Mapping[str, str] | None) -> str | None:
 def home(env: Mapping[str, str] | None = None) -> Path:
     """``$INTERCLOUD_HOME`` or ``~/.intercloud``, expanded (not created)."""
     return Path(_raw(HOME, env) or "~/.intercloud").expanduser()
+
+
+def config_path(env: Mapping[str, str] | None = None, home_dir: Path | None = None) -> Path:
+    """``$INTERCLOUD_CONFIG``, else ``config.yaml`` in ``home_dir`` (default ``home``).
+    Not read here: ``intercloud.config.load_config`` validates it."""
+    named = _raw(CONFIG, env)
+    if named is not None:
+        return Path(named).expanduser()
+    return (home_dir if home_dir is not None else home(env)) / CONFIG_FILE
+
+
+def config_given(env: Mapping[str, str] | None = None, home_dir: Path | None = None) -> bool:
+    """Whether there is a configuration to read: ``INTERCLOUD_CONFIG`` is set (a missing
+    file is then an error) or the home's ``config.yaml`` exists."""
+    return _raw(CONFIG, env) is not None or config_path(env, home_dir).exists()
 
 
 def check_home(env: Mapping[str, str] | None = None) -> Path:
@@ -368,6 +387,8 @@ __all__ = [
     "check_all",
     "check_db_url",
     "check_home",
+    "config_given",
+    "config_path",
     "db_url",
     "debug",
     "decider",

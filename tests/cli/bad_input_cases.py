@@ -538,6 +538,66 @@ def setting_cases() -> Iterator[Case]:
             )
 
 
+# --- config.yaml ------------------------------------------------------------------------------
+
+BAD_CONFIGS: dict[str, tuple[str | bytes, str]] = {
+    "unknown-provider": ("providers: {lcoal: {}}\n", "did you mean 'local'?"),
+    "unknown-field": ("provider: {local: {}}\n", "did you mean 'providers'?"),
+    "aws-region": ("providers: {aws: {regions: [mars-1]}}\n", "providers.aws.regions"),
+    "aws-field": ("providers: {aws: {regon: x}}\n", "providers.aws.regon"),
+    "local-gpus": ("providers: {local: {gpus: 'H100:-1'}}\n", "providers.local.gpus"),
+    "posing": (
+        "providers:\n  local: {sites: [{provider: aws, region: r}]}\n  aws: {}\n",
+        "served by both",
+    ),
+    "enabled-text": ("providers: {local: {enabled: sometimes}}\n", "providers.local.enabled"),
+    "cap-range": ("caps: {local: 1.5}\n", "caps.local"),
+    "cap-nan": ("caps: {local: .nan}\n", "caps.local"),
+    "cooldown": ("failover: {cooldown_s: {first: 9, max: 1}}\n", "failover.cooldown_s"),
+    "pools-key": ("pools: {offerings: {x: {}}}\n", "pools.offerings"),
+    "agent-listen": ("agent: {listen: ':99999'}\n", "agent.listen"),
+    "yaml": ("providers: [\n", "(yaml)"),
+    "root-list": ("- local\n", "(root)"),
+    "binary": (b"\xff\xfe", "(file)"),
+}
+CONFIG_COMMANDS = {
+    "run": ("run", "-d", "{spec}"),
+    "check": ("check",),
+    "status": ("status",),
+    "daemon-start": ("daemon", "start"),
+}
+
+
+def config_cases() -> Iterator[Case]:
+    for (name, (text, needle)), (cname, args) in itertools.product(
+        BAD_CONFIGS.items(), CONFIG_COMMANDS.items()
+    ):
+        yield Case(
+            f"config-{name}-{cname}",
+            args,
+            spec=TRAINING,
+            files={"config.yaml": text},
+            env={"INTERCLOUD_CONFIG": "{dir}/config.yaml"},
+            needle=needle,
+            # a process for one command per config: the daemon must not start with it
+            subprocess=cname == "run" and name == "unknown-provider",
+        )
+    yield Case(
+        "config-missing-file",
+        ("run", "-d", "{spec}"),
+        spec=TRAINING,
+        env={"INTERCLOUD_CONFIG": "{dir}/nowhere.yaml"},
+        needle="nowhere.yaml: (file): cannot read",
+    )
+    yield Case(
+        "config-fifo",
+        ("check",),
+        prepare=_fifo,
+        env={"INTERCLOUD_CONFIG": "{dir}/fifo.yaml"},
+        needle="FIFO",
+    )
+
+
 # --- catalogs -------------------------------------------------------------------------------
 
 CSV_HEADER = "InstanceType,AcceleratorName,AcceleratorCount,vCPUs,MemoryGiB,Price,SpotPrice,Region"
@@ -629,6 +689,7 @@ GROUPS: tuple[Callable[[], Iterator[Case]], ...] = (
     file_cases,
     argument_cases,
     setting_cases,
+    config_cases,
     catalog_cases,
     infeasible_cases,
 )

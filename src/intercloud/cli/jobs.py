@@ -28,12 +28,17 @@ daemon_app = typer.Typer(help="Manage the embedded control loop (started on dema
 
 
 def _client() -> Any:
-    """The embedded client, after every ``INTERCLOUD_*`` setting has been validated (a bad
-    one is one line and exit 2 here, before any daemon could start with it)."""
+    """The embedded client, after every ``INTERCLOUD_*`` setting and ``config.yaml`` have
+    been validated (a bad one is one line and exit 2 here, before any daemon could start
+    with it)."""
     from intercloud.sdk import Client
-    from intercloud.settings import check_all
+    from intercloud.settings import check_all, config_given
 
     check_all()
+    if config_given():  # without one, nothing to validate (and no pydantic to import)
+        from intercloud.config import load_config
+
+        load_config()
     return Client()
 
 

@@ -255,6 +255,9 @@ def _register_job_commands() -> None:
     from intercloud.cli.tenants import tenants_app
 
     app.add_typer(tenants_app, name="tenants")
+    from intercloud.cli.check import check
+
+    app.command()(check)
 
 
 _register_job_commands()

@@ -11,11 +11,13 @@ Files under the home (the home is 0700, every file 0600)::
     daemon.log     the daemon's stdout and stderr (appended)
 
 ``run_daemon`` takes the lock or returns at once (another daemon runs), opens the store,
-builds the enabled providers (the local provider's files keyed to the store's id, see
-``providers.local.store_config``), calls ``Reconciler.recover()``, writes its pid file
-and then calls ``step()`` in a loop, sleeping 20-200 ms (longer the longer nothing
-changes). A start that fails (a bad setting, an unusable database) writes one line to
-its log and to ``daemon.error`` and exits 1: no traceback, however often it is retried.
+builds the enabled providers of ``config.yaml`` (``build_providers``; the local
+provider's files keyed to the store's id, see ``providers.local.store_config``; a
+provider that cannot be built is logged and left out, the others kept), calls
+``Reconciler.recover()``, writes its pid file and then calls ``step()`` in a loop,
+sleeping 20-200 ms (longer the longer nothing changes). A start that fails (a bad
+setting or config.yaml, an unusable database) writes one line to its log and to
+``daemon.error`` and exits 1: no traceback, however often it is retried.
 It exits by itself once no job has been non-terminal for ``idle_exit_s`` seconds, and
 on SIGTERM/SIGINT after the step in progress. It may also be SIGKILLed at any instant:
 the next one recovers. Placement decisions come from the fleet scheduler
@@ -58,6 +60,7 @@ from intercloud.store.private import open_private_append, private_home
 
 if TYPE_CHECKING:
     from intercloud.providers.base import Provider
+    from intercloud.providers.contract import AsyncProvider
 
 LOCK_FILE = "daemon.lock"
 PID_FILE = "daemon.pid"
@@ -183,19 +186,26 @@ def build_providers(
     *,
     store_id: str | None = None,
     database: str = "",
+    wrap_async: Callable[[str, AsyncProvider], Provider] | None = None,
 ) -> dict[str, Provider]:
-    """The enabled providers, by name. For now: the local provider from the environment
-    (one adapter per provider name its sites pose as), its files keyed to ``store_id``
-    when given (``providers.local.store_config``). ``INTERCLOUD_PROVIDERS`` is reserved
-    for choosing others."""
-    from intercloud.providers.local import LocalProvider, store_config
-    from intercloud.providers.local_config import LocalConfig
+    """The enabled providers of the configuration (``intercloud.config``: config.yaml,
+    else ``local`` only), by name, as the job reconciler drives them; the local
+    provider's files keyed to ``store_id`` when given (``providers.local.store_config``).
 
-    config = LocalConfig.from_env(dict(environ) if environ is not None else None)
-    if store_id is not None:
-        config = store_config(config, store_id, database)
-    names = sorted({s.provider for s in config.sites})
-    return {name: LocalProvider(config.for_provider(name)) for name in names}
+    A bad configuration raises ``ConfigError`` (the daemon does not start, the line in
+    ``daemon.error``). A provider that cannot be built is logged and left out, the others
+    kept. Asynchronous providers go through ``wrap_async`` (the instance bridge); without
+    it they are left out (logged).
+    """
+    from intercloud import settings
+    from intercloud.config import load_config
+    from intercloud.providers import registry
+
+    env = dict(os.environ if environ is None else environ)
+    home = settings.home(env)
+    config = load_config(env, home)
+    ctx = registry.ProviderContext(home=home, environ=env, store_id=store_id, database=database)
+    return registry.build_providers(config, ctx, wrap_async=wrap_async)
 
 
 def _reconcile_other_stores(environ: dict[str, str], store_id: str, database: str) -> None:
@@ -560,7 +570,8 @@ def daemon_status(home: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """``python -m intercloud.control.daemon [--home HOME]``: run in the foreground for
     ``HOME`` (default ``$INTERCLOUD_HOME``) and ``$INTERCLOUD_DB_URL``. A bad setting is
-    one line on stderr and in ``daemon.error`` and exit 2, never a traceback."""
+    one line on stderr and in ``daemon.error`` and exit 2, never a traceback; so is a bad
+    ``config.yaml``."""
     from intercloud import settings
 
     args = list(sys.argv if argv is None else argv)[1:]
@@ -575,9 +586,12 @@ def main(argv: list[str] | None = None) -> int:
         except settings.SettingError as exc:
             sys.stderr.write(f"intercloud daemon: {exc}\n")
             return 2
+    from intercloud.config import ConfigError, load_config
+
     try:
         settings.check_all()
-    except settings.SettingError as exc:  # bad input: one line, exit 2, and the reason
+        load_config(os.environ, home)  # config.yaml: refused here, never half-applied
+    except (settings.SettingError, ConfigError) as exc:  # bad input: one line, exit 2
         sys.stderr.write(f"intercloud daemon: {exc}\n")
         with contextlib.suppress(OSError):  # for `run`, which started this daemon
             private_home(home)
