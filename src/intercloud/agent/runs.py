@@ -209,6 +209,9 @@ class Run:
                 os.close(err)
         finally:
             os.close(lock_fd)  # the shim holds the lock through its inherited descriptor
+        start = proc_start_time(self._popen.pid)
+        if start is not None and not (self.dir / "pid").exists():  # else the shim wrote it
+            write_atomic(str(self.dir / "pid"), f"{self._popen.pid} {start}\n")
         return self._popen.pid
 
     def kill(self) -> bool:

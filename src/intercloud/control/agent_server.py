@@ -90,27 +90,32 @@ def _refuse(reason: AgentRefusal) -> NoReturn:
     )
 
 
+def _authenticated(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> InstanceRecord:
+    """The instance whose token the request carries; 401 otherwise."""
+    scheme, _, credentials = (authorization or "").partition(" ")
+    ident, _, token = credentials.partition(".")
+    if scheme.lower() != "bearer" or not ident.isdigit() or not token:
+        _refuse(AgentRefusal.BAD_TOKEN)
+    store: Store = request.app.state.store
+    try:
+        return store.agent_authenticate(int(ident), token)
+    except AgentRefused as exc:
+        _refuse(exc.reason)
+
+
+Node = Annotated[InstanceRecord, Depends(_authenticated)]
+
+
 def create_agent_app(
     store: Store, log_root: Path | str, heartbeat_s: float = DEFAULT_HEARTBEAT_S
 ) -> FastAPI:
     """The agent endpoints over ``store``, writing logs under ``log_root``."""
     app = FastAPI(title="intercloud agent channel", docs_url=None, redoc_url=None)
+    app.state.store = store
     log_locks: dict[Path, threading.Lock] = {}
     locks_guard = threading.Lock()
-
-    def authenticated(
-        authorization: Annotated[str | None, Header()] = None,
-    ) -> InstanceRecord:
-        scheme, _, credentials = (authorization or "").partition(" ")
-        ident, _, token = credentials.partition(".")
-        if scheme.lower() != "bearer" or not ident.isdigit() or not token:
-            _refuse(AgentRefusal.BAD_TOKEN)
-        try:
-            return store.agent_authenticate(int(ident), token)
-        except AgentRefused as exc:
-            _refuse(exc.reason)
-
-    Node = Annotated[InstanceRecord, Depends(authenticated)]
 
     @app.post(REGISTER_PATH)
     def register(body: _RegisterBody, request: Request) -> dict[str, Any]:
