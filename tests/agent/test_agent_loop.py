@@ -10,8 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from agent_helpers import (
     agent_env,
+    clear_assignment,
     insert_instance,
     job,
     secret,
@@ -19,11 +21,12 @@ from agent_helpers import (
     stop,
     wait_for,
 )
-from node_processes import leftovers_killed
-
+from intercloud.agent.protocol import ReportState
 from intercloud.control.agent_server import AgentServer, agent_log_path
+from intercloud.providers.local_shim import EXIT_SHIM_ERROR
 from intercloud.store import Store, open_store
 from intercloud.store.records import AssignmentState
+from node_processes import leftovers_killed
 
 
 @pytest.fixture
@@ -141,9 +144,7 @@ def test_a_restarted_agent_never_runs_an_assignment_twice(
         assert stop(agent) == 0
 
 
-def test_agent_waits_for_an_unreachable_server(
-    store: Store, home: Path, tmp_path: Path
-) -> None:
+def test_agent_waits_for_an_unreachable_server(store: Store, home: Path, tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
@@ -169,3 +170,40 @@ def test_agent_stops_when_refused_for_good(
     agent = start_agent(agent_env(home, server.url, "r1", secret()), tmp_path / "agent.log")
     assert agent.wait(timeout=20) == 0  # the boot script does not restart it
     assert "bad_secret" in (tmp_path / "agent.log").read_text()
+
+
+def test_an_assignment_started_elsewhere_is_never_run(
+    store: Store, server: AgentServer, home: Path, tmp_path: Path
+) -> None:
+    """A node whose disk has no trace of a started assignment (a lost agent home)
+    reports it ended with the supervisor-failure code instead of running it again."""
+    boot = secret()
+    iid = insert_instance(store, "r1", secret=boot, state="running")
+    marker = tmp_path / "ran"
+    a = job(f"touch {marker}")
+    store.agent_assign(iid, a)
+    store.agent_report(iid, a.key, ReportState.STARTED, pid=99)
+    agent = start_agent(agent_env(home, server.url, "r1", boot), tmp_path / "agent.log")
+    try:
+        wait_for(lambda: state_of(store, iid) is AssignmentState.EXITED, what="exit")
+        rec = store.get_instance(iid)
+        assert rec is not None and rec.exit_code == EXIT_SHIM_ERROR
+        assert not marker.exists()
+    finally:
+        assert stop(agent) == 0
+
+
+def test_a_run_the_control_plane_gave_up_is_stopped(
+    store: Store, server: AgentServer, home: Path, tmp_path: Path
+) -> None:
+    boot = secret()
+    iid = insert_instance(store, "r1", secret=boot, state="running")
+    agent = start_agent(agent_env(home, server.url, "r1", boot), tmp_path / "agent.log")
+    try:
+        store.agent_assign(iid, job("sleep 300", grace_s=1.0))
+        wait_for(lambda: state_of(store, iid) is AssignmentState.STARTED, what="start")
+        clear_assignment(store, iid)  # unbound by the control plane
+        assert leftovers_killed(home, timeout_s=20) == []
+        assert "no longer assigned" in (tmp_path / "agent.log").read_text()
+    finally:
+        assert stop(agent) == 0

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "agent"))
-from agent_helpers import insert_instance, job, secret, set_instance_state  # noqa: E402
-
-from intercloud.agent.protocol import (  # noqa: E402
+from agent_helpers import insert_instance, job, secret, set_instance_state
+from intercloud.agent.protocol import (
     ASSIGNMENT_PATH,
     HEARTBEAT_PATH,
     LOGS_PATH,
@@ -20,8 +17,8 @@ from intercloud.agent.protocol import (  # noqa: E402
     REPORT_PATH,
     bearer,
 )
-from intercloud.control.agent_server import AgentServer, agent_log_path, create_agent_app  # noqa: E402
-from intercloud.store import Store, open_store  # noqa: E402
+from intercloud.control.agent_server import AgentServer, agent_log_path, create_agent_app
+from intercloud.store import Store, open_store
 
 
 @pytest.fixture
@@ -95,7 +92,9 @@ def test_a_token_speaks_for_its_own_instance_only(client: TestClient, store: Sto
     assert client.get(ASSIGNMENT_PATH, headers=a_auth).json() == {"assignment": None, "state": None}
     resp = client.post(REPORT_PATH, json={"key": "8/1/0", "state": "started"}, headers=a_auth)
     assert resp.status_code == 409 and resp.json()["detail"]["reason"] == "other_assignment"
-    resp = client.post(LOGS_PATH, params={"key": "8/1/0", "offset": 0}, content=b"x", headers=a_auth)
+    resp = client.post(
+        LOGS_PATH, params={"key": "8/1/0", "offset": 0}, content=b"x", headers=a_auth
+    )
     assert resp.status_code == 409
     rec = store.get_instance(b_id)
     assert rec is not None and rec.assignment_state is not None
@@ -128,9 +127,7 @@ def test_log_chunks_append_in_order_once(client: TestClient, store: Store, tmp_p
     assert path.stat().st_mode & 0o777 == 0o600
 
 
-def test_long_poll_answers_when_the_assignment_changes(
-    client: TestClient, store: Store
-) -> None:
+def test_long_poll_answers_when_the_assignment_changes(client: TestClient, store: Store) -> None:
     iid, auth = enrol(client, store)
     resp = client.get(ASSIGNMENT_PATH, params={"wait": 0.3}, headers=auth)
     assert resp.json() == {"assignment": None, "state": None}

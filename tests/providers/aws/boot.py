@@ -13,6 +13,7 @@ to end against whatever control URL the script names.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import signal
 import subprocess
@@ -56,10 +57,8 @@ class BootedVM:
         """Shut the VM down: SIGTERM to the boot script's session (the agent stops, the
         script ends); SIGKILL after ``timeout_s``. Its exit status."""
         if self.process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
         try:
             return self.process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:

@@ -4,7 +4,6 @@ sandbox from the user-data EC2 gives back, and run a two-node job through the ag
 from __future__ import annotations
 
 import signal
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,16 +11,14 @@ from typing import Any
 import pytest
 from boot import boot, read_user_data
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "agent"))
-from agent_helpers import insert_instance, job, wait_for  # noqa: E402
-
-from intercloud.agent.bootstrap import new_bootstrap_secret, render_user_data  # noqa: E402
-from intercloud.control.agent_server import AgentServer, agent_log_path  # noqa: E402
-from intercloud.providers.aws import AwsProvider  # noqa: E402
-from intercloud.providers.contract import LaunchRequest  # noqa: E402
-from intercloud.store import Store, open_store  # noqa: E402
-from intercloud.store.records import AssignmentState  # noqa: E402
-from node_processes import leftovers_killed  # noqa: E402
+from agent_helpers import insert_instance, job, wait_for
+from intercloud.agent.bootstrap import new_bootstrap_secret, render_user_data
+from intercloud.control.agent_server import AgentServer, agent_log_path
+from intercloud.providers.aws import AwsProvider
+from intercloud.providers.contract import LaunchRequest
+from intercloud.store import Store, open_store
+from intercloud.store.records import AssignmentState
+from node_processes import leftovers_killed
 
 P5 = ("aws", "us-east-1", "us-east-1a", "p5.48xlarge")
 

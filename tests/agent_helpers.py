@@ -3,6 +3,7 @@ tests insert the few rows they need directly), and agent processes on loopback."
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -66,6 +67,16 @@ def set_instance_state(store: Store, instance_id: int, state: str) -> None:
         )
 
 
+def clear_assignment(store: Store, instance_id: int) -> None:
+    """What unbinding does to the row: no assignment any more."""
+    with store._db.write() as conn:
+        conn.execute(
+            sa.update(InstanceModel)
+            .where(InstanceModel.id == instance_id)
+            .values(assignment=None, assignment_state=None, workload_id=None)
+        )
+
+
 def job(run: str, *, job_id: str = "7", attempt: int = 1, rank: int = 0, **kw: Any) -> Assignment:
     return Assignment(job_id=job_id, attempt=attempt, rank=rank, run=run, **kw)
 
@@ -74,9 +85,7 @@ def secret() -> str:
     return new_bootstrap_secret()
 
 
-def wait_for(
-    check: Callable[[], Any], timeout_s: float = 30.0, what: str = "condition"
-) -> Any:
+def wait_for(check: Callable[[], Any], timeout_s: float = 30.0, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout_s
     while True:
         value = check()
@@ -118,10 +127,8 @@ def start_agent(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
 def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int:
     """Signal the process group and wait; its exit status."""
     if proc.poll() is None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
     try:
         return proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
