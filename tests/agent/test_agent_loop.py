@@ -207,3 +207,20 @@ def test_a_run_the_control_plane_gave_up_is_stopped(
         assert "no longer assigned" in (tmp_path / "agent.log").read_text()
     finally:
         assert stop(agent) == 0
+
+
+def test_a_kill_before_the_start_never_runs_it(
+    store: Store, server: AgentServer, home: Path, tmp_path: Path
+) -> None:
+    boot = secret()
+    iid = insert_instance(store, "r1", secret=boot, state="running")
+    marker = tmp_path / "ran"
+    a = job(f"touch {marker}")
+    store.agent_assign(iid, a)
+    store.agent_request_kill(iid, a.key)
+    agent = start_agent(agent_env(home, server.url, "r1", boot), tmp_path / "agent.log")
+    try:
+        wait_for(lambda: state_of(store, iid) is AssignmentState.KILLED, what="killed")
+        assert not marker.exists()
+    finally:
+        assert stop(agent) == 0

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -13,10 +18,12 @@ from intercloud.agent.protocol import (
     ASSIGNMENT_PATH,
     HEARTBEAT_PATH,
     LOGS_PATH,
+    MAX_LOG_CHUNK,
     REGISTER_PATH,
     REPORT_PATH,
     bearer,
 )
+from intercloud.control import agent_server
 from intercloud.control.agent_server import AgentServer, agent_log_path, create_agent_app
 from intercloud.store import Store, open_store
 
@@ -141,9 +148,6 @@ def test_long_poll_answers_when_the_assignment_changes(client: TestClient, store
 
 
 def test_server_runs_on_a_free_port_and_stops(store: Store, tmp_path: Path) -> None:
-    import urllib.error
-    import urllib.request
-
     server = AgentServer(store, "127.0.0.1", 0, tmp_path / "logs")
     with server:
         assert server.port > 0 and server.url == f"http://127.0.0.1:{server.port}"
@@ -153,3 +157,47 @@ def test_server_runs_on_a_free_port_and_stops(store: Store, tmp_path: Path) -> N
         assert info.value.code == 401
     with pytest.raises(OSError):
         urllib.request.urlopen(server.url + HEARTBEAT_PATH, timeout=2)
+
+
+def test_notify_answers_a_long_poll_at_once(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(agent_server, "_POLL_S", 60.0)  # only a wake-up can answer early
+    with AgentServer(store, "127.0.0.1", 0, tmp_path / "logs") as server:
+        boot, token = secret(), secret()
+        iid = insert_instance(store, "r1", secret=boot, state="running")
+        body = {"request_id": "r1", "slot": 0, "bootstrap_secret": boot, "token": token}
+        assert httpx.post(server.url + REGISTER_PATH, json=body).status_code == 200
+        got: list[dict[str, object]] = []
+
+        def poll() -> None:
+            resp = httpx.get(
+                server.url + ASSIGNMENT_PATH,
+                params={"wait": 20},
+                headers={"Authorization": bearer(iid, token)},
+                timeout=30,
+            )
+            got.append(resp.json())
+
+        thread = threading.Thread(target=poll)
+        started = time.monotonic()
+        thread.start()
+        time.sleep(0.5)
+        store.agent_assign(iid, job("echo hi"))
+        server.notify(iid)
+        thread.join(30)
+        assert time.monotonic() - started < 10
+        assert got and got[0]["state"] == "assigned"
+
+
+def test_a_log_chunk_too_big_is_refused(client: TestClient, store: Store) -> None:
+    iid, auth = enrol(client, store)
+    a = job("echo hi")
+    store.agent_assign(iid, a)
+    resp = client.post(
+        LOGS_PATH,
+        params={"key": a.key, "offset": 0},
+        content=b"x" * (MAX_LOG_CHUNK + 1),
+        headers=auth,
+    )
+    assert resp.status_code == 413

@@ -37,7 +37,14 @@ from intercloud.providers.local_shim import EXIT_SHIM_ERROR, private_mkdir, writ
 
 #: Refusals after which this node has nothing more to do.
 _FATAL = frozenset(
-    {"bad_secret", "bad_token", "instance_ended", "unknown_instance", "already_enrolled"}
+    {
+        "bad_secret",
+        "bad_token",
+        "instance_ended",
+        "unknown_instance",
+        "already_enrolled",
+        "wrong_instance",
+    }
 )
 
 
@@ -141,7 +148,8 @@ class Agent:
             self.pump(run)
         live = [r for r in self.runs.values() if not r.finished]
         current = live[-1].assignment if live else None
-        wait = 0.5 if live else min(self.s.poll_wait_s, self.heartbeat_s)
+        # while something runs, come back every second to stream its output
+        wait = 1.0 if live else min(self.s.poll_wait_s, self.heartbeat_s)
         assignment, state = self._retry(
             lambda: self.client.assignment(
                 wait, current.key if current else "", current.kill if current else False

@@ -17,6 +17,7 @@ files 0600); a chunk carries its byte offset, so a retried chunk is written once
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import threading
@@ -52,8 +53,9 @@ from intercloud.store.records import InstanceRecord
 
 #: How often agents heartbeat (seconds), unless the server is told otherwise.
 DEFAULT_HEARTBEAT_S = 5.0
-#: How often a long poll re-reads the store.
-_POLL_S = 0.2
+#: How often a long poll re-reads the store when nobody calls ``notify`` (changes made by
+#: another process: a CLI, a second daemon); ``notify`` wakes it at once.
+_POLL_S = 1.0
 _SECRET = Field(min_length=MIN_SECRET_CHARS, max_length=MAX_SECRET_CHARS, pattern=r"^[\w\-]+$")
 
 
@@ -114,6 +116,8 @@ def create_agent_app(
     """The agent endpoints over ``store``, writing logs under ``log_root``."""
     app = FastAPI(title="intercloud agent channel", docs_url=None, redoc_url=None)
     app.state.store = store
+    wakeups = _Wakeups()
+    app.state.wakeups = wakeups
     log_locks: dict[Path, threading.Lock] = {}
     locks_guard = threading.Lock()
 
@@ -153,10 +157,13 @@ def create_agent_app(
         ``kill``), else when it changes or ``wait`` is over."""
         deadline = time.monotonic() + wait
         while True:
+            woken = wakeups.watch(node.id)
             work = await run_in_threadpool(store.agent_assignment, node.id)
             known = work is not None and (work.assignment.key, work.assignment.kill) == (key, kill)
-            if ((work is None and not key) or known) and time.monotonic() < deadline:
-                await asyncio.sleep(_POLL_S)
+            left = deadline - time.monotonic()
+            if ((work is None and not key) or known) and left > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), min(left, _POLL_S))
                 continue
             if work is None:
                 return {"assignment": None, "state": None}
@@ -177,21 +184,50 @@ def create_agent_app(
         key: Annotated[str, Query(min_length=1, max_length=512)],
         offset: Annotated[int, Query(ge=0)],
     ) -> dict[str, Any]:
-        data = await request.body()
-        if len(data) > MAX_LOG_CHUNK:
-            raise HTTPException(413, detail=f"body: at most {MAX_LOG_CHUNK} bytes per chunk")
+        data = bytearray()
+        async for part in request.stream():
+            data += part
+            if len(data) > MAX_LOG_CHUNK:  # stop reading: a token is no licence to fill memory
+                raise HTTPException(413, detail=f"body: at most {MAX_LOG_CHUNK} bytes per chunk")
         if node.assignment is None or node.assignment.get("key") != key:
             _refuse(AgentRefusal.OTHER_ASSIGNMENT)
         a = Assignment.from_json(node.assignment)
         path = agent_log_path(log_root, a.job_id, a.attempt, a.rank)
         with locks_guard:
             lock = log_locks.setdefault(path, threading.Lock())
-        end = await run_in_threadpool(_append_at, path, lock, offset, data)
+        end = await run_in_threadpool(_append_at, path, lock, offset, bytes(data))
         if end < offset:
             raise HTTPException(409, detail={"reason": "log_gap", "offset": end})
         return {"offset": end}
 
     return app
+
+
+class _Wakeups:
+    """Long polls waiting per instance, woken from any thread (``AgentServer.notify``)."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._events: dict[int, asyncio.Event] = {}
+
+    def watch(self, instance_id: int) -> asyncio.Event:
+        """A fresh event set by the next ``wake(instance_id)`` (call in the server loop)."""
+        self._loop = asyncio.get_running_loop()
+        event = asyncio.Event()
+        self._events[instance_id] = event
+        return event
+
+    def wake(self, instance_id: int) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop has closed
+            loop.call_soon_threadsafe(self._set, instance_id)
+
+    def _set(self, instance_id: int) -> None:
+        event = self._events.pop(instance_id, None)
+        if event is not None:
+            event.set()
 
 
 def _append_at(path: Path, lock: threading.Lock, offset: int, data: bytes) -> int:
@@ -274,6 +310,11 @@ class AgentServer:
         if not server.started:
             self.stop()
             raise RuntimeError(f"the agent server did not start on {self.host}:{self._port}")
+
+    def notify(self, instance_id: int) -> None:
+        """The instance's assignment changed (assigned, kill requested): answer its
+        agent's long poll now rather than at the next re-read. Any thread."""
+        self.app.state.wakeups.wake(instance_id)
 
     def _alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
