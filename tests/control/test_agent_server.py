@@ -24,7 +24,12 @@ from intercloud.agent.protocol import (
     bearer,
 )
 from intercloud.control import agent_server
-from intercloud.control.agent_server import AgentServer, agent_log_path, create_agent_app
+from intercloud.control.agent_server import (
+    AgentServer,
+    agent_log_files,
+    agent_log_path,
+    create_agent_app,
+)
 from intercloud.store import Store, open_store
 
 
@@ -201,3 +206,17 @@ def test_a_log_chunk_too_big_is_refused(client: TestClient, store: Store) -> Non
         headers=auth,
     )
     assert resp.status_code == 413
+
+
+def test_log_files_of_a_node_come_attempt_by_attempt(tmp_path: Path) -> None:
+    for attempt in (10, 2, 1):
+        path = agent_log_path(tmp_path, "j/1", attempt, 0)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"attempt {attempt}\n")
+    agent_log_path(tmp_path, "j/1", 3, 1).parent.mkdir(parents=True)
+    assert [p.read_text() for p in agent_log_files(tmp_path, "j/1", 0)] == [
+        "attempt 1\n",
+        "attempt 2\n",
+        "attempt 10\n",
+    ]
+    assert agent_log_files(tmp_path, "j/1", 1) == [] and agent_log_files(tmp_path, "x", 0) == []

@@ -65,6 +65,18 @@ def agent_log_path(log_root: Path | str, job_id: str, attempt: int, rank: int) -
     return Path(log_root) / quote(job_id, safe="") / f"attempt-{attempt}" / f"node-{rank}.log"
 
 
+def agent_log_files(log_root: Path | str, job_id: str, rank: int) -> list[Path]:
+    """Every attempt's log of node ``rank`` of ``job_id``, oldest attempt first (what
+    ``intercloud logs`` shows for an agent-run node: the attempts one after another)."""
+    job_dir = Path(log_root) / quote(job_id, safe="")
+    found = []
+    for d in job_dir.glob("attempt-*"):
+        number = d.name.removeprefix("attempt-")
+        if number.isdigit() and (d / f"node-{rank}.log").is_file():
+            found.append((int(number), d / f"node-{rank}.log"))
+    return [path for _, path in sorted(found)]
+
+
 class _RegisterBody(BaseModel):
     request_id: str = Field(min_length=1, max_length=128)
     slot: int = Field(ge=0, le=10_000)
