@@ -76,10 +76,14 @@ class Agent:
     def _token(self) -> str:
         """This node's token: drawn once, kept in ``HOME/token`` (0600) before use."""
         path = self.s.home / "token"
-        with contextlib.suppress(OSError):
-            text = json.loads(path.read_text())
-            if text.get("request_id") == self.s.request_id and text.get("slot") == self.s.slot:
-                return str(text["token"])
+        with contextlib.suppress(OSError, ValueError):
+            kept = json.loads(path.read_text())
+            mine = isinstance(kept, dict) and isinstance(kept.get("token"), str)
+            if mine and (kept.get("request_id"), kept.get("slot")) == (
+                self.s.request_id,
+                self.s.slot,
+            ):
+                return str(kept["token"])
         token = new_bootstrap_secret()
         data = {"request_id": self.s.request_id, "slot": self.s.slot, "token": token}
         write_atomic(str(path), json.dumps(data))
@@ -121,7 +125,7 @@ class Agent:
     def _sleep(self, seconds: float) -> None:
         end = time.monotonic() + seconds
         while not self.stopping and time.monotonic() < end:
-            time.sleep(min(0.1, end - time.monotonic()))
+            time.sleep(max(0.0, min(0.1, end - time.monotonic())))
 
     # -- the loop -----------------------------------------------------------------------
     def run_forever(self) -> int:
