@@ -224,3 +224,25 @@ def test_a_kill_before_the_start_never_runs_it(
         assert not marker.exists()
     finally:
         assert stop(agent) == 0
+
+
+def test_an_idle_instance_takes_the_next_job(
+    store: Store, server: AgentServer, home: Path, tmp_path: Path
+) -> None:
+    """Instances outlive jobs: after one assignment ends, the same agent runs the next."""
+    boot = secret()
+    iid = insert_instance(store, "r1", secret=boot, state="running")
+    agent = start_agent(agent_env(home, server.url, "r1", boot), tmp_path / "agent.log")
+    try:
+        store.agent_assign(iid, job("echo first job", job_id="1"))
+        wait_for(lambda: state_of(store, iid) is AssignmentState.EXITED, what="first exit")
+        second = job("echo second job; exit 5", job_id="2")
+        assert store.agent_assign(iid, second) is not None
+        server.notify(iid)
+        wait_for(lambda: state_of(store, iid) is AssignmentState.EXITED, what="second exit")
+        rec = store.get_instance(iid)
+        assert rec is not None and rec.assignment == second.to_json() and rec.exit_code == 5
+        assert "second job" in agent_log_path(tmp_path / "logs", "2", 1, 0).read_text()
+        assert "second" not in agent_log_path(tmp_path / "logs", "1", 1, 0).read_text()
+    finally:
+        assert stop(agent) == 0
