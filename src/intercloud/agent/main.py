@@ -140,6 +140,9 @@ class Agent:
             return 0
         except Unreachable:
             pass  # stopping while the server was away
+        except (Refused, ValueError) as exc:  # a server this agent does not understand
+            _log(f"unexpected answer from the control plane: {exc}; exiting to restart")
+            return 1
         return 0 if self.stopping else 1
 
     def step(self) -> None:
