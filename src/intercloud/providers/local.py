@@ -116,7 +116,7 @@ from intercloud.providers.local_shim import (
     signal_if,
     write_atomic,
 )
-from intercloud.providers.node_env import base_env
+from intercloud.providers.node_env import base_env, node_variables
 
 __all__ = [
     "LocalConfig",
@@ -504,25 +504,19 @@ class LocalProvider(Provider):
         env.update(command.env)
         port = allocation.extra.get("master_port") or self._pick_port(allocation.allocation_id, {})
         env.update(
-            {
-                "INTERCLOUD_JOB_ID": command.job_id,
-                "INTERCLOUD_ATTEMPT": str(command.attempt),
-                "INTERCLOUD_NODE_RANK": str(command.rank),
-                "INTERCLOUD_NUM_NODES": str(command.num_nodes),
-                "INTERCLOUD_GPUS_PER_NODE": str(len(slot.accelerator_ids)),
-                "INTERCLOUD_NODE_IPS": "\n".join(n.host for n in allocation.nodes),
-                "INTERCLOUD_CHECKPOINT_DIR": str(ckpt),
-                "INTERCLOUD_PROVIDER": allocation.provider,
-                "INTERCLOUD_REGION": allocation.region,
-                "MASTER_ADDR": HOST,
-                "MASTER_PORT": str(port),
-                "WORLD_SIZE": str(command.num_nodes),
-                "RANK": str(command.rank),
-                "NODE_RANK": str(command.rank),
-                "LOCAL_RANK": "0",
-                "LOCAL_WORLD_SIZE": "1",
-                "CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in slot.accelerator_ids),
-            }
+            node_variables(
+                job_id=command.job_id,
+                attempt=command.attempt,
+                rank=command.rank,
+                num_nodes=command.num_nodes,
+                hosts=[n.host for n in allocation.nodes],
+                accelerator_ids=slot.accelerator_ids,
+                checkpoint_dir=str(ckpt),
+                provider=allocation.provider,
+                region=allocation.region,
+                master_addr=HOST,
+                master_port=int(port),
+            )
         )
         return env
 
