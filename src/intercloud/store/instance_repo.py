@@ -101,9 +101,10 @@ class InstanceStoreMixin:
         provider: str | None = None,
         workload_id: int | None = None,
         request_id: str | None = None,
+        bound: bool | None = None,
     ) -> list[InstanceRecord]:
         """Instances (by id), filtered by any of: states, provider, the workload they
-        serve, their launch request."""
+        serve, their launch request, whether they serve a job node (``bound``)."""
         stmt = sa.select(IM)
         if states is not None:
             stmt = stmt.where(IM.state.in_([InstanceState(s).value for s in states]))
@@ -113,6 +114,8 @@ class InstanceStoreMixin:
             stmt = stmt.where(IM.workload_id == workload_id)
         if request_id is not None:
             stmt = stmt.where(IM.request_id == request_id)
+        if bound is not None:
+            stmt = stmt.where(IM.workload_id.is_not(None) if bound else IM.workload_id.is_(None))
         with self._db.read() as conn:
             return [_instance(r) for r in conn.execute(stmt.order_by(IM.id)).mappings()]
 
