@@ -7,9 +7,14 @@ request id as client token -> observe -> running -> drain -> terminate.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -160,3 +165,55 @@ def test_sweep_terminates_tagged_instances_no_row_owns(
     (owned,) = store.instances()
     assert raw[orphan]["State"]["Name"] in ("shutting-down", "terminated")
     assert raw[owned.provider_instance_id or ""]["State"]["Name"] == "running"
+
+
+_KILLED_LOOP = """
+import sys
+from intercloud.control.crashpoints import crashpoint_from_env
+from intercloud.control.instances.step import InstanceReconciler
+from intercloud.providers.aws import AwsProvider, AwsSettings
+from intercloud.store import open_store
+
+settings = AwsSettings.model_validate_json(sys.argv[2])
+store = open_store(sys.argv[1])
+step = InstanceReconciler(store, {"aws": AwsProvider(settings)}, crashpoint=crashpoint_from_env())
+step.recover()
+step.step()
+raise SystemExit("the crashpoint did not fire")
+"""
+
+
+def test_sigkill_after_launch_then_restart_leaves_one_set(
+    store: Store, db_url: str, settings: AwsSettings, ec2: Any, tmp_path: Path
+) -> None:
+    """A real ``kill -9`` of the loop right after ``launch`` returned (the launch
+    thread may or may not have reached EC2): the restarted loop ends with one set."""
+    store.request_instances("e2e-kill9", 2, P5, PricingKind.ON_DEMAND, 98.0)
+    fired = tmp_path / "fired.log"
+    env = {
+        **os.environ,
+        "INTERCLOUD_CRASHPOINTS": "instance_launched:1",
+        "INTERCLOUD_CRASH_LOG": str(fired),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILLED_LOOP, db_url, settings.model_dump_json()],
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
+    assert fired.read_text() == "instance_launched\n"
+    assert {r.state for r in store.instances()} == {"requested"}
+
+    provider = AwsProvider(settings)
+    try:
+        step = InstanceReconciler(store, {"aws": provider})
+        step.recover()
+        step.step()
+        provider.wait_launches(timeout=30)
+        until(step, lambda: {r.state for r in store.instances()} == {"allocated"})
+        raw = ec2_instances(ec2, settings.cluster_id)
+        assert len(raw) == 2
+        assert {i["InstanceId"] for i in raw} == {r.provider_instance_id for r in store.instances()}
+    finally:
+        provider.close()

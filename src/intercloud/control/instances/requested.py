@@ -64,7 +64,11 @@ class LaunchOptions:
 def handle(ctx: InstanceContext) -> bool:
     """Launch every request with REQUESTED rows not yet launched by this process."""
     by_request: dict[str, list[InstanceRecord]] = defaultdict(list)
-    for row in ctx.rows(S.REQUESTED):
+    rows = ctx.rows(S.REQUESTED)
+    waiting = {r.request_id for r in rows}
+    for request_id in [k for k in ctx.launched if k not in waiting]:
+        del ctx.launched[request_id]  # answered: keep the memory bounded
+    for row in rows:
         if row.request_id not in ctx.launched:
             by_request[row.request_id].append(row)
     changed = False

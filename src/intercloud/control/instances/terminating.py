@@ -23,7 +23,11 @@ def handle(ctx: InstanceContext) -> bool:
     """Ask for the end of every TERMINATING row that is due; False (no row changes)."""
     now = ctx.clock()
     due: dict[str, list[InstanceRecord]] = defaultdict(list)
-    for row in ctx.rows(S.TERMINATING):
+    rows = ctx.rows(S.TERMINATING)
+    ending = {r.id for r in rows}
+    for iid in [k for k in ctx.terminate_asked if k not in ending]:
+        del ctx.terminate_asked[iid]  # gone: keep the memory bounded
+    for row in rows:
         asked = ctx.terminate_asked.get(row.id)
         if asked is None or (now - asked).total_seconds() >= ctx.timeouts.terminate_retry_s:
             due[row.provider].append(row)
