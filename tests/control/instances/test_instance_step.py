@@ -271,3 +271,16 @@ def test_provider_outage_is_reported_and_survived(
     cloud.down = False
     steps(step, 3)
     assert states(store) == ["running"] and calls[-1] == ("fake", None)
+
+
+def test_slow_launch_stays_requested_and_is_not_relaunched(
+    store: Store, make_step: MakeStep, cloud: FakeCloud
+) -> None:
+    cloud.boot_observes = 4
+    request(store, count=1)
+    step, provider = make_step()
+    steps(step, 4)
+    assert states(store) == ["requested"]
+    steps(step, 2)
+    assert states(store) == ["running"]
+    assert len(provider.launch_calls) == 1 and cloud.run_calls == 1
