@@ -163,6 +163,7 @@ class InstanceObservation:
     launched_at: float | None = None  # unix seconds
     provider_state: str = ""  # the provider's own word for the state, for humans
     labels: Mapping[str, str] = field(default_factory=dict)  # the request's labels
+    address: str = ""  # where the control plane reaches it (private IP); "" until known
 
     @property
     def offering(self) -> OfferingKey:
@@ -252,6 +253,9 @@ class AsyncProvider(ABC):
 
     name: str = ""
     capabilities: frozenset[Capability] = frozenset()
+    #: Whether its instances run intercloud's node agent (user-data starts it): such an
+    #: instance is usable once its agent registers, not when the provider says it runs.
+    needs_agent: bool = True
 
     def supports(self, capability: Capability) -> bool:
         return capability in self.capabilities

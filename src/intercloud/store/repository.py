@@ -18,6 +18,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,6 +34,7 @@ from intercloud.store.errors import (
     UnknownTenant,
     UnknownWorkload,
 )
+from intercloud.store.instance_repo import InstanceStoreMixin
 from intercloud.store.records import (
     LIVE_NODE_STATES,
     AttemptRecord,
@@ -254,7 +256,7 @@ def _check_fields(fields: Mapping[str, Any]) -> None:
         raise TypeError(f"cannot set workload field(s) {', '.join(sorted(unknown))}")
 
 
-class Store(AgentRepository):
+class Store(InstanceStoreMixin, AgentRepository):
     """Durable workloads, attempts, nodes, events, tenants and settings.
 
     Safe to share between threads (each method takes its own pooled connection); after
@@ -882,14 +884,16 @@ class Store(AgentRepository):
         kind: str,
         time: datetime,
         *,
-        from_state: JobState | None = None,
-        to_state: JobState | None = None,
+        from_state: StrEnum | None = None,
+        to_state: StrEnum | None = None,
         reason: str | None = None,
         data: Mapping[str, Any] | None = None,
+        instance_id: int | None = None,
     ) -> int:
         result = conn.execute(
             sa.insert(E).values(
                 workload_id=workload_id,
+                instance_id=instance_id,
                 time=time,
                 kind=kind,
                 from_state=from_state.value if from_state else None,

@@ -400,6 +400,7 @@ class AwsProvider(AsyncProvider):
             launched_at=launch.timestamp() if launch is not None else None,
             provider_state=ec2_state,
             labels={**labels_of(keys, tags)},
+            address=inst.get("PrivateIpAddress", ""),
         )
         return _Seen(
             view=view,

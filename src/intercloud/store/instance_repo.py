@@ -1,0 +1,503 @@
+"""Store methods for instances (issue 10): a mixin that ``Store`` inherits.
+
+Same contract as every ``Store`` method (see ``repository``): one short transaction per
+call; state changes are compare-and-set on ``(id, state[, version])`` and return None
+when the guard no longer holds (nothing changed: re-read and decide again); every change
+bumps ``version`` and writes an ``events`` row of kind ``instance`` naming the instance
+(``instance_id``) and, when the instance serves one, its workload. Legal moves are
+``control.instances.transitions.TRANSITIONS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, RowMapping
+
+from intercloud.control.instances.transitions import LIVE, check_instance_transition
+from intercloud.model import PricingKind
+from intercloud.providers.contract import InstanceState
+from intercloud.store.errors import InvalidRequest
+from intercloud.store.records import AssignmentState, EventRecord, InstanceRecord
+from intercloud.store.tables import EventModel, InstanceModel
+
+if TYPE_CHECKING:
+    from enum import StrEnum
+
+    from intercloud.store.db import Database
+
+IM = InstanceModel
+E = EventModel
+
+#: Instance columns that ``transition_instance`` and ``set_instance_fields`` may set.
+INSTANCE_FIELDS: frozenset[str] = frozenset(
+    {
+        "provider_instance_id",
+        "address",
+        "zone",
+        "failure_kind",
+        "extra",
+        "heartbeat_at",
+        "secret_hash",
+        "usd_per_hour",
+    }
+)
+#: Longest request id (the column is 128 wide; providers take at most 64).
+MAX_REQUEST_ID = 64
+#: Most instances one request may bring up.
+MAX_REQUEST_COUNT = 10_000
+_LIVE_VALUES = [s.value for s in LIVE]
+
+
+def _instance(row: RowMapping) -> InstanceRecord:
+    d = dict(row)
+    if d["assignment_state"] is not None:
+        d["assignment_state"] = AssignmentState(d["assignment_state"])
+    return InstanceRecord(**d)
+
+
+def _check_instance_fields(fields: Mapping[str, Any]) -> None:
+    unknown = set(fields) - INSTANCE_FIELDS
+    if unknown:
+        raise TypeError(f"cannot set instance field(s) {', '.join(sorted(unknown))}")
+
+
+class _BindConflict(Exception):
+    """One instance of a bind was not idle and running any more (rolls the bind back)."""
+
+
+class InstanceStoreMixin:
+    """Instances: requested, observed, bound to job nodes, assigned, ended."""
+
+    if TYPE_CHECKING:
+        _db: Database
+
+        def _now(self, now: datetime | None) -> datetime: ...
+
+        def _event(
+            self,
+            conn: Connection,
+            workload_id: int | None,
+            kind: str,
+            time: datetime,
+            *,
+            from_state: StrEnum | None = None,
+            to_state: StrEnum | None = None,
+            reason: str | None = None,
+            data: Mapping[str, Any] | None = None,
+            instance_id: int | None = None,
+        ) -> int: ...
+
+        def _insert_ignore(self, model: type[Any], keys: list[str]) -> sa.Insert: ...
+
+    # -- reads -----------------------------------------------------------------------
+
+    def instances(
+        self,
+        states: Collection[InstanceState | str] | None = None,
+        provider: str | None = None,
+        workload_id: int | None = None,
+        request_id: str | None = None,
+        bound: bool | None = None,
+    ) -> list[InstanceRecord]:
+        """Instances (by id), filtered by any of: states, provider, the workload they
+        serve, their launch request, whether they serve a job node (``bound``)."""
+        stmt = sa.select(IM)
+        if states is not None:
+            stmt = stmt.where(IM.state.in_([InstanceState(s).value for s in states]))
+        if provider is not None:
+            stmt = stmt.where(IM.provider == provider)
+        if workload_id is not None:
+            stmt = stmt.where(IM.workload_id == workload_id)
+        if request_id is not None:
+            stmt = stmt.where(IM.request_id == request_id)
+        if bound is not None:
+            stmt = stmt.where(IM.workload_id.is_not(None) if bound else IM.workload_id.is_(None))
+        with self._db.read() as conn:
+            return [_instance(r) for r in conn.execute(stmt.order_by(IM.id)).mappings()]
+
+    def get_instance(self, instance_id: int) -> InstanceRecord | None:
+        """The instance, or None when there is no such row."""
+        with self._db.read() as conn:
+            return self._get_instance(conn, instance_id)
+
+    def _get_instance(self, conn: Connection, instance_id: int) -> InstanceRecord | None:
+        row = conn.execute(sa.select(IM).where(IM.id == instance_id)).mappings().one_or_none()
+        return None if row is None else _instance(row)
+
+    def owned_request_ids(self, provider: str) -> set[str]:
+        """Request ids of this provider's instances that are not final: what a sweep must
+        leave alone."""
+        stmt = sa.select(IM.request_id).where(IM.provider == provider, IM.state.in_(_LIVE_VALUES))
+        with self._db.read() as conn:
+            return {str(r) for r in conn.execute(stmt.distinct()).scalars()}
+
+    def instance_events(self, instance_id: int) -> list[EventRecord]:
+        """The instance's history, oldest first."""
+        stmt = sa.select(E).where(E.instance_id == instance_id).order_by(E.id)
+        with self._db.read() as conn:
+            return [EventRecord(**r) for r in conn.execute(stmt).mappings()]
+
+    # -- request ---------------------------------------------------------------------
+
+    def request_instances(
+        self,
+        request_id: str,
+        count: int,
+        offering: tuple[str, str, str, str],
+        pricing: PricingKind | str,
+        usd_per_hour: float,
+        contract: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> list[InstanceRecord]:
+        """Record ``count`` REQUESTED instances of one launch request (slots 0..count-1)
+        and return every row of the request, by slot.
+
+        Idempotent by ``(request_id, slot)``: asking again inserts nothing new. The
+        instance reconcile step launches them. InvalidRequest (naming the field) for a
+        bad id, count, offering, pricing or price.
+        """
+        if not request_id or len(request_id) > MAX_REQUEST_ID or not request_id.isprintable():
+            raise InvalidRequest(f"request_id: must be 1-{MAX_REQUEST_ID} printable characters")
+        if not 1 <= count <= MAX_REQUEST_COUNT:
+            raise InvalidRequest(f"count: must be 1-{MAX_REQUEST_COUNT}, got {count}")
+        provider, region, zone, instance_type = offering
+        if not provider or not region or not instance_type:
+            raise InvalidRequest("offering: provider, region and instance type are required")
+        try:
+            kind = PricingKind(pricing)
+        except ValueError:
+            raise InvalidRequest(f"pricing: unknown pricing kind {pricing!r}") from None
+        if not usd_per_hour >= 0:
+            raise InvalidRequest(f"usd_per_hour: must be >= 0, got {usd_per_hour}")
+        t = self._now(now)
+        with self._db.write() as conn:
+            for slot in range(count):
+                values = {
+                    "request_id": request_id,
+                    "slot": slot,
+                    "provider": provider,
+                    "region": region,
+                    "zone": zone,
+                    "instance_type": instance_type,
+                    "pricing": kind.value,
+                    "contract": contract,
+                    "usd_per_hour": float(usd_per_hour),
+                    "state": InstanceState.REQUESTED.value,
+                    "version": 1,
+                    "created_at": t,
+                    "updated_at": t,
+                    "extra": dict(extra) if extra is not None else None,
+                }
+                stmt = self._insert_ignore(IM, ["request_id", "slot"]).values(values)
+                result = conn.execute(stmt.returning(IM.id))
+                new_id = result.scalar_one_or_none()
+                if new_id is not None:
+                    self._event(
+                        conn,
+                        None,
+                        "instance",
+                        t,
+                        to_state=InstanceState.REQUESTED,
+                        reason=f"requested {kind.value} {instance_type} in {region}",
+                        data={"request_id": request_id, "slot": slot},
+                        instance_id=int(new_id),
+                    )
+            rows = conn.execute(
+                sa.select(IM).where(IM.request_id == request_id).order_by(IM.slot)
+            ).mappings()
+            return [_instance(r) for r in rows]
+
+    # -- state -----------------------------------------------------------------------
+
+    def transition_instance(
+        self,
+        instance_id: int,
+        expected_state: InstanceState | str,
+        new_state: InstanceState | str,
+        reason: str | None = None,
+        expected_version: int | None = None,
+        now: datetime | None = None,
+        **fields: Any,
+    ) -> InstanceRecord | None:
+        """Move the instance ``expected_state -> new_state`` if it is still there (and at
+        ``expected_version`` when given); return the new record or None (guard failed or
+        no such instance).
+
+        Also sets ``reason`` and any ``INSTANCE_FIELDS`` in ``fields``; ``running_at``
+        (and ``idle_since`` when idle) on entering RUNNING; ``ended_at`` on entering a
+        final state. IllegalInstanceTransition for a move the machine forbids (a bug:
+        nothing is written), TypeError for an unknown field.
+        """
+        src, dst = InstanceState(expected_state), InstanceState(new_state)
+        check_instance_transition(src, dst)
+        _check_instance_fields(fields)
+        t = self._now(now)
+        values: dict[str, Any] = {
+            **fields,
+            "state": dst.value,
+            "reason": reason,
+            "version": IM.version + 1,
+            "updated_at": t,
+        }
+        if dst is InstanceState.RUNNING:
+            values["running_at"] = t
+            values["idle_since"] = sa.case((IM.workload_id.is_(None), t), else_=IM.idle_since)
+        if dst.is_final:
+            values["ended_at"] = t
+        stmt = sa.update(IM).where(IM.id == instance_id, IM.state == src.value)
+        if expected_version is not None:
+            stmt = stmt.where(IM.version == expected_version)
+        with self._db.write() as conn:
+            if conn.execute(stmt.values(values)).rowcount != 1:
+                return None
+            rec = self._get_instance(conn, instance_id)
+            assert rec is not None
+            data = {k: v for k, v in fields.items() if k not in ("secret_hash",)}
+            self._event(
+                conn,
+                rec.workload_id,
+                "instance",
+                t,
+                from_state=src,
+                to_state=dst,
+                reason=reason,
+                data=_jsonable(data) or None,
+                instance_id=instance_id,
+            )
+            return rec
+
+    def set_instance_fields(
+        self,
+        instance_id: int,
+        expected_version: int,
+        reason: str | None = None,
+        now: datetime | None = None,
+        **fields: Any,
+    ) -> InstanceRecord | None:
+        """Change non-state columns (``INSTANCE_FIELDS``) if the instance is still at
+        ``expected_version``; the new record, or None (guard failed)."""
+        _check_instance_fields(fields)
+        t = self._now(now)
+        values: dict[str, Any] = {**fields, "version": IM.version + 1, "updated_at": t}
+        if reason is not None:
+            values["reason"] = reason
+        stmt = sa.update(IM).where(IM.id == instance_id, IM.version == expected_version)
+        with self._db.write() as conn:
+            if conn.execute(stmt.values(values)).rowcount != 1:
+                return None
+            rec = self._get_instance(conn, instance_id)
+            assert rec is not None
+            data = {k: v for k, v in fields.items() if k not in ("secret_hash",)}
+            self._event(
+                conn,
+                rec.workload_id,
+                "instance",
+                t,
+                reason=reason or "updated",
+                data=_jsonable(data) or None,
+                instance_id=instance_id,
+            )
+            return rec
+
+    # -- binding to job nodes --------------------------------------------------------
+
+    def bind_instances(
+        self,
+        workload_id: int,
+        attempt: int,
+        instance_ids: list[int],
+        now: datetime | None = None,
+    ) -> list[InstanceRecord] | None:
+        """Give the instances to one attempt of a job, ranks 0..n-1 in the order given.
+
+        All or nothing: only instances that are RUNNING and idle are taken; if any of
+        them is not (any more), nothing changes and None is returned.
+        """
+        if len(set(instance_ids)) != len(instance_ids) or not instance_ids:
+            raise InvalidRequest("instance_ids: must be distinct and not empty")
+        t = self._now(now)
+        try:
+            with self._db.write() as conn:
+                out: list[InstanceRecord] = []
+                for rank, iid in enumerate(instance_ids):
+                    stmt = (
+                        sa.update(IM)
+                        .where(
+                            IM.id == iid,
+                            IM.state == InstanceState.RUNNING.value,
+                            IM.workload_id.is_(None),
+                        )
+                        .values(
+                            workload_id=workload_id,
+                            attempt=attempt,
+                            rank=rank,
+                            assignment=None,
+                            assignment_state=None,
+                            exit_code=None,
+                            idle_since=None,
+                            version=IM.version + 1,
+                            updated_at=t,
+                        )
+                    )
+                    if conn.execute(stmt).rowcount != 1:
+                        raise _BindConflict
+                    self._event(
+                        conn,
+                        workload_id,
+                        "instance",
+                        t,
+                        reason=f"bound to job {workload_id} attempt {attempt} rank {rank}",
+                        data={"attempt": attempt, "rank": rank},
+                        instance_id=iid,
+                    )
+                    rec = self._get_instance(conn, iid)
+                    assert rec is not None
+                    out.append(rec)
+                return out
+        except _BindConflict:
+            return None
+
+    def unbind_instances(
+        self, workload_id: int, attempt: int, now: datetime | None = None
+    ) -> list[InstanceRecord]:
+        """Take the instances of one attempt back into their pools (idle, idle_since =
+        now, assignment cleared); final ones just forget the job. Idempotent; returns
+        the instances changed."""
+        t = self._now(now)
+        with self._db.write() as conn:
+            rows = list(
+                conn.execute(
+                    sa.select(IM.id, IM.state, IM.rank).where(
+                        IM.workload_id == workload_id, IM.attempt == attempt
+                    )
+                ).mappings()
+            )
+            out: list[InstanceRecord] = []
+            for row in rows:
+                live = InstanceState(row["state"]) in LIVE
+                conn.execute(
+                    sa.update(IM)
+                    .where(IM.id == row["id"])
+                    .values(
+                        workload_id=None,
+                        attempt=None,
+                        rank=None,
+                        assignment=None,
+                        assignment_state=None,
+                        idle_since=t if live else None,
+                        version=IM.version + 1,
+                        updated_at=t,
+                    )
+                )
+                self._event(
+                    conn,
+                    workload_id,
+                    "instance",
+                    t,
+                    reason=f"released by job {workload_id} attempt {attempt}",
+                    data={"attempt": attempt, "rank": row["rank"]},
+                    instance_id=int(row["id"]),
+                )
+                rec = self._get_instance(conn, int(row["id"]))
+                assert rec is not None
+                out.append(rec)
+            return out
+
+    def assign(
+        self,
+        instance_id: int,
+        workload_id: int,
+        attempt: int,
+        rank: int,
+        assignment: Mapping[str, Any],
+        now: datetime | None = None,
+    ) -> InstanceRecord | None:
+        """Write the command the instance's node agent is to run (assignment_state
+        ``assigned``), if the instance is bound to exactly this node, live, and has no
+        assignment yet; else None."""
+        t = self._now(now)
+        stmt = (
+            sa.update(IM)
+            .where(
+                IM.id == instance_id,
+                IM.workload_id == workload_id,
+                IM.attempt == attempt,
+                IM.rank == rank,
+                IM.assignment_state.is_(None),
+                IM.state.in_([InstanceState.RUNNING.value, InstanceState.DRAINING.value]),
+            )
+            .values(
+                assignment=dict(assignment),
+                assignment_state=AssignmentState.ASSIGNED.value,
+                exit_code=None,
+                version=IM.version + 1,
+                updated_at=t,
+            )
+        )
+        with self._db.write() as conn:
+            if conn.execute(stmt).rowcount != 1:
+                return None
+            self._event(
+                conn,
+                workload_id,
+                "instance",
+                t,
+                reason=f"assigned job {workload_id} attempt {attempt} rank {rank}",
+                data={"attempt": attempt, "rank": rank, "assignment_state": "assigned"},
+                instance_id=instance_id,
+            )
+            return self._get_instance(conn, instance_id)
+
+    def set_assignment_state(
+        self,
+        instance_id: int,
+        expected: AssignmentState,
+        new: AssignmentState,
+        exit_code: int | None = None,
+        reason: str | None = None,
+        now: datetime | None = None,
+    ) -> InstanceRecord | None:
+        """Move the assignment ``expected -> new`` (with ``exit_code`` for EXITED) if it
+        is still ``expected``; the new record or None (guard failed)."""
+        t = self._now(now)
+        stmt = (
+            sa.update(IM)
+            .where(IM.id == instance_id, IM.assignment_state == expected.value)
+            .values(
+                assignment_state=new.value,
+                exit_code=exit_code,
+                version=IM.version + 1,
+                updated_at=t,
+            )
+        )
+        with self._db.write() as conn:
+            if conn.execute(stmt).rowcount != 1:
+                return None
+            rec = self._get_instance(conn, instance_id)
+            assert rec is not None
+            data: dict[str, Any] = {"assignment_state": new.value, "rank": rec.rank}
+            if exit_code is not None:
+                data["exit_code"] = exit_code
+            self._event(
+                conn,
+                rec.workload_id,
+                "instance",
+                t,
+                reason=reason or f"assignment {expected.value} -> {new.value}",
+                data=data,
+                instance_id=instance_id,
+            )
+            return rec
+
+
+def _jsonable(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Event data from column values (datetimes as ISO text)."""
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in fields.items()}
+
+
+__all__ = ["INSTANCE_FIELDS", "InstanceStoreMixin"]
