@@ -14,7 +14,7 @@ bridge answers it from the instance rows in the store, which the instance reconc
   ``exited`` with the exit code.
 - ``poll`` turns exited assignments into EXITED events and the loss of an instance under a
   started node (reclaimed, lost, terminated) into PREEMPTED or LOST, each once per process.
-- ``kill`` asks the agent to stop (``killing``) and returns once it confirmed (``killed``)
+- ``kill`` asks the agent to stop (the assignment's ``kill`` flag) and returns once it confirmed (``killed``)
   or the node ended anyway; until then it raises ``ProviderError("... still stopping")``
   and the reconciler calls again on its next step. An agent that has not confirmed after
   ``kill_timeout_s`` gets its instance ended (TERMINATING, cause KILL_TIMEOUT).
@@ -28,7 +28,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime
 
-from intercloud.control.assignment import to_assignment
+from intercloud.control.agent_assignment import assignment_for
 from intercloud.control.instances.transitions import (
     PREEMPTING,
     EndCause,
@@ -57,7 +57,7 @@ from intercloud.store.records import AssignmentState, InstanceRecord
 S = InstanceState
 A = AssignmentState
 #: Assignment states in which the node's command may still run on the instance.
-_MAY_RUN = (A.ASSIGNED, A.STARTED, A.KILLING)
+_MAY_RUN = (A.ASSIGNED, A.STARTED)
 
 
 def parse_allocation_id(allocation_id: str) -> tuple[int, int]:
@@ -79,6 +79,8 @@ class InstancePoolProvider(Provider):
         *,
         clock: Callable[[], datetime] = utc_now,
         kill_timeout_s: float = 60.0,
+        grace_s: float = 10.0,
+        notify: Callable[[int], None] | None = None,
     ) -> None:
         self.name = provider.name
         self.capabilities = provider.capabilities | {Capability.ADOPT}
@@ -86,6 +88,9 @@ class InstancePoolProvider(Provider):
         self.store = store
         self.clock = clock
         self.kill_timeout_s = kill_timeout_s
+        self.grace_s = grace_s
+        #: wakes the instance's agent at once (``AgentServer.notify``); None: it polls
+        self.notify = notify
         self._reported: set[tuple[int, int, int, int]] = set()  # (instance, job, attempt, rank)
         self._kill_asked: dict[int, datetime] = {}
 
@@ -168,14 +173,18 @@ class InstancePoolProvider(Provider):
             raise NodeAlreadyStarted(f"instance {inst.id} has node {rank} already", handle)
         if inst.state not in (S.RUNNING, S.DRAINING):
             raise ProviderError(f"instance {inst.id} serving node {rank} is {inst.state}")
-        rec = self.store.assign(
-            inst.id, job, attempt, rank, to_assignment(command), now=self.clock()
-        )
+        try:
+            work = assignment_for(allocation, command, grace_s=self.grace_s)
+        except ValueError as exc:
+            raise ProviderError(str(exc)) from None
+        rec = self.store.assign(inst.id, job, attempt, rank, work.to_json(), now=self.clock())
         if rec is None:
             again = self._serving(job, attempt, rank)
             if again is not None and again.assignment_state is not None:
                 raise NodeAlreadyStarted(f"instance {inst.id} has node {rank} already", handle)
             raise ProviderError(f"instance {inst.id} changed while assigning node {rank}")
+        if self.notify is not None:
+            self.notify(inst.id)
         return handle
 
     def kill(self, handle: NodeHandle) -> None:
@@ -195,10 +204,11 @@ class InstancePoolProvider(Provider):
             ):
                 return
             inst = self.store.get_instance(inst.id) or inst
-        if inst.assignment_state is A.STARTED:
-            self.store.set_assignment_state(
-                inst.id, A.STARTED, A.KILLING, reason="kill requested", now=now
-            )
+        if inst.assignment_state is A.STARTED and inst.assignment is not None:
+            # The agent sees the kill flag on its next poll and confirms with ``killed``.
+            self.store.agent_request_kill(inst.id, str(inst.assignment.get("key")), now=now)
+            if self.notify is not None:
+                self.notify(inst.id)
             inst = self.store.get_instance(inst.id) or inst
         if inst.assignment_state is A.KILLED or inst.assignment_state is A.EXITED:
             self._kill_asked.pop(inst.id, None)

@@ -188,7 +188,6 @@ class AssignmentState(StrEnum):
 
     ASSIGNED = "assigned"  # written by the control loop, not yet picked up
     STARTED = "started"  # the agent runs it
-    KILLING = "killing"  # the control loop asks the agent to stop it (it confirms: KILLED)
     EXITED = "exited"  # finished; ``exit_code`` says how
     KILLED = "killed"  # stopped on request (or never started and given up)
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from collections.abc import Callable
 
 import pytest
 from fake_cloud import OFFER, OTHER, FakeProvider, fake_offering
 
-from intercloud.control.assignment import from_assignment, to_assignment
+from intercloud.agent.protocol import Assignment
 from intercloud.control.instance_pool import InstancePoolProvider, parse_allocation_id
 from intercloud.control.instances.step import InstanceReconciler
 from intercloud.control.instances.transitions import EndCause, end_cause
@@ -128,7 +130,9 @@ def test_start_node_writes_the_assignment_once(
     rec = inst(store, iid)
     assert rec.assignment_state is A.ASSIGNED and rec.rank == 0
     assert rec.assignment is not None
-    assert from_assignment(rec.assignment) == command(j, 0)
+    work = Assignment.from_json(rec.assignment)
+    assert (work.job_id, work.attempt, work.rank, work.run) == (str(j), 1, 0, command(j, 0).run)
+    assert work.env["RANK"] == "0" and work.env["WORLD_SIZE"] == "2"
     with pytest.raises(NodeAlreadyStarted) as info:
         bridge.start_node(alloc, command(j, 0))
     assert info.value.handle == handle
@@ -139,10 +143,8 @@ def test_start_node_writes_the_assignment_once(
     with pytest.raises(ProviderError, match="workdir"):
         bridge.start_node(
             alloc,
-            NodeCommand(
-                **{**to_assignment(command(j, 1)), "workdir": "/w", "env": {}, "file_mounts": ()}
-            ),
-        )  # type: ignore[arg-type]
+            dataclasses.replace(command(j, 1), workdir="/w"),
+        )
 
 
 def test_poll_reports_exits_and_losses_once(
@@ -188,10 +190,12 @@ def test_kill_asks_the_agent_and_waits_for_it(
     assert store.set_assignment_state(i1, A.ASSIGNED, A.STARTED)
     with pytest.raises(ProviderError, match="still stopping"):
         bridge.kill(h1)
-    assert inst(store, i1).assignment_state is A.KILLING
+    stopping = inst(store, i1)
+    assert stopping.assignment_state is A.STARTED and stopping.assignment is not None
+    assert stopping.assignment["kill"] is True  # what the agent polls for
     with pytest.raises(ProviderError, match="still stopping"):
         bridge.kill(h1)
-    assert store.set_assignment_state(i1, A.KILLING, A.KILLED)  # the agent confirms
+    assert store.set_assignment_state(i1, A.STARTED, A.KILLED)  # the agent confirms
     bridge.kill(h1)
     bridge.kill(h1)  # idempotent
     assert bridge.poll() == []  # killed nodes are the reconciler's own record

@@ -31,12 +31,13 @@ def agents(store: Store, exit_code: int | None) -> None:
     for r in store.instances(bound=True):
         if r.state not in ("running", "draining"):
             continue  # its VM is gone, and its agent with it
-        if r.assignment_state is A.STARTED and exit_code is not None:
+        killed = (r.assignment or {}).get("kill")
+        if r.assignment_state is A.STARTED and exit_code is not None and not killed:
             store.set_assignment_state(r.id, A.STARTED, A.EXITED, exit_code=exit_code)
         elif r.assignment_state is A.ASSIGNED:
             store.set_assignment_state(r.id, A.ASSIGNED, A.STARTED)
-        elif r.assignment_state is A.KILLING:
-            store.set_assignment_state(r.id, A.KILLING, A.KILLED)
+        elif r.assignment_state is A.STARTED and (r.assignment or {}).get("kill"):
+            store.set_assignment_state(r.id, A.STARTED, A.KILLED)
 
 
 def test_gang_runs_on_pool_instances_and_returns_them(
