@@ -32,6 +32,7 @@ from intercloud.store.errors import (
     UnknownTenant,
     UnknownWorkload,
 )
+from intercloud.store.health_repo import HealthRepo
 from intercloud.store.records import (
     LIVE_NODE_STATES,
     AttemptRecord,
@@ -253,7 +254,7 @@ def _check_fields(fields: Mapping[str, Any]) -> None:
         raise TypeError(f"cannot set workload field(s) {', '.join(sorted(unknown))}")
 
 
-class Store:
+class Store(HealthRepo):
     """Durable workloads, attempts, nodes, events, tenants and settings.
 
     Safe to share between threads (each method takes its own pooled connection); after
