@@ -99,6 +99,7 @@ from intercloud.model import (
     Offering,
     Placement,
     PricingKind,
+    SpotPolicy,
     Topology,
 )
 from intercloud.providers.base import FreeCapacity, OfferingKey
@@ -275,6 +276,9 @@ class FleetDecider(PlannerCache):
                 for p in fleet.pools_of.get(offering_key(c), ()):
                     if any(x.pool == p for x in feasible):
                         continue
+                    pool = fleet.pools[p]
+                    if pool.backed and not _spot_allows(w.resources.spot, pool.pricing):
+                        continue
                     d = demand_of(w, c)
                     big = fleet.pools[p].too_big(d)
                     if big is not None:
@@ -306,7 +310,7 @@ class FleetDecider(PlannerCache):
             queue.append(req)
         if queue:
             self._cycle(inputs, fleet, scheduler, caps, queue, cands, labels, out, capacity)
-        if fleet.node_instance or fleet.unbacked_reserved:
+        if inputs.instance_backed or inputs.instances:
             self._capacity(inputs, fleet, scheduler, capacity)
         return FleetDecisions(out, capacity)
 
@@ -573,7 +577,8 @@ def _gang(
         priority=job.priority,
         submit_s=job.submitted_s or now_s,
         topology=topology,
-        spot=w.resources.spot,
+        # the pools (``providers``) are those the spec's spot policy allows already
+        spot=SpotPolicy.ALLOWED,
         providers=frozenset(fleet.pools[c.pool].tag for c in kept),
         provider_preference=tuple(fleet.pools[c.pool].tag for c in kept),
         duration_s=duration,
@@ -594,6 +599,12 @@ def _provision_for(pool: PoolOf, count: int, job_id: int) -> Provision:
         offering_key(pool.offering), pool.pricing, count, CapacityReason.GANG_WAITING, text,
         pool.contract, pool.usd_per_node_hour, job_id,
     )  # fmt: skip
+
+
+def _spot_allows(policy: SpotPolicy, pricing: PricingKind) -> bool:
+    if pricing is PricingKind.SPOT:
+        return policy is not SpotPolicy.NEVER
+    return policy is not SpotPolicy.ONLY
 
 
 def _release(insts: Sequence[InstanceRecord], code: CapacityReason, text: str) -> Release:
