@@ -211,3 +211,19 @@ def test_a_gang_larger_than_the_max_is_rejected() -> None:
     policy = FleetPolicy(max_instances={AWS_KEY: 2, GCP_KEY: 2})
     d = only(decide([gpu_job(1, nodes=3)], policy=policy))
     assert isinstance(d, Reject)
+
+
+def test_a_refused_launch_fails_over_to_the_next_offering() -> None:
+    # cycle 1: the cheapest offering (GCP) is asked for the gang's node
+    out = decide([gpu_job(1)])
+    assert [p.offering for p in out.capacity if isinstance(p, Provision)] == [GCP_KEY]
+    # GCP refused capacity: its row failed and the offering is cooling down; cycle 2
+    # asks AWS, once, and the gang waits for it
+    failed = instance(GCP, S.FAILED, extra={"for_job": 1})
+    out = decide([gpu_job(1)], instances=[failed], policy=FleetPolicy(blocks=[block(GCP_KEY)]))
+    assert [p.offering for p in out.capacity if isinstance(p, Provision)] == [AWS_KEY]
+    coming = instance(AWS, S.REQUESTED, extra={"for_job": 1})
+    out = decide([gpu_job(1)], instances=[failed, coming],
+                 policy=FleetPolicy(blocks=[block(GCP_KEY)]))  # fmt: skip
+    assert out.capacity == []  # no retry storm
+    assert only(out) == Hold(1, "waiting for 1 new node of aws/us-east-1/us-east-1a p5.48xlarge")

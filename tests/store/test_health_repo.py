@@ -68,3 +68,15 @@ def test_a_provider_goes_down_after_failing_for_down_after_s_and_up_on_success(
     assert not h.down and h.first_error_at is None and h.last_ok_at == at(500)
     kinds = [e.kind for e in store.events(None) if e.kind.startswith("provider_")]
     assert kinds == ["provider_down", "provider_up"]
+
+
+def test_the_snapshot_policy_reads_blocks_and_down_providers(store: Store) -> None:
+    from intercloud.control.snapshot import FleetPolicy, with_store_state
+
+    store.block_offering(KEY, "on_demand", FailureKind.CAPACITY, None, at(0), first_s=60)
+    store.record_provider_call("gcp", False, "x", FailureKind.UNAVAILABLE, at(0), down_after_s=0)
+    store.record_provider_call("aws", True, now=at(0))
+    policy = with_store_state(FleetPolicy(idle_release_s=5), store, at(30))
+    assert [b.zone for b in policy.blocks] == ["us-east-1a"]
+    assert policy.down == {"gcp": at(0)} and policy.idle_release_s == 5
+    assert with_store_state(FleetPolicy(), store, at(90)).blocks == ()

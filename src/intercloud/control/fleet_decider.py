@@ -1,45 +1,45 @@
 """The fleet scheduler as the control loop's decider (``FleetDecider``).
 
-Each call rebuilds a ``FleetState`` from what it is given — the enabled providers'
-offerings, their free capacity, and the jobs the store says hold capacity — and asks
-the scheduler core (``scheduler/core.py``) for decisions on the pending jobs. Nothing
-is kept across calls but caches of pure functions (planners per offering list), so a
-control loop killed at any instant and restarted decides from the store and the
-providers alone.
+Each call rebuilds the fleet snapshot (``control.snapshot.build_snapshot``) from what
+it is given — the enabled providers' offerings, their free capacity, the jobs the store
+says hold capacity, the store's instance rows, contracts, cool-downs and down providers
+(``SnapshotInputs``) — and asks the scheduler core (``scheduler/core.py``) for
+decisions on the pending jobs, with the snapshot's pool costs (contracts' reserved
+pools at zero marginal cost), diversification caps and tenant ledger. Nothing is kept
+across calls but caches of pure functions (planners per offering list), so a control
+loop killed at any instant and restarted decides from the store and the providers
+alone.
 
-Pool mapping (one pool per offering, pricing on-demand; the pool's ``provider`` is a
-tag ``<provider>#<i>`` unique to offering ``i``, so that a gang can be restricted to the
-exact offerings the planner found feasible for its spec — instance type, zones, memory,
-deny lists, spot and price caps are all the planner's business — and reasons are written
-back with the offering's real name):
-
-- **sliced** — a CPU-only offering whose provider knows its free capacity (a local
-  site): one node per CPU slot (``unit`` = 1 CPU, or the site's CPUs if fewer), nodes
-  taken whole. A rank of ``c`` CPUs takes ``ceil(c / unit)`` nodes, so a gang of ``n``
-  ranks is a gang of ``n * ceil(c / unit)`` nodes, all or nothing — exactly the local
-  provider's accounting (``cpus_per_node * nodes`` CPU slots of the site), up to
-  rounding fractional CPUs up.
-- **one instance** — a GPU offering whose provider knows its free capacity (a local
-  site with emulated GPUs: the site is one instance of ``G`` GPUs and ``C`` CPUs, and
-  the planner only places ranks of exactly ``G`` GPUs on it): one node of ``G`` GPUs.
-  A gang of several such ranks can never run there and is rejected with that reason
-  (the planner alone would hold it forever).
-- **instances** — an offering of unknown capacity (a cloud: ``provision`` is the judge):
-  as many nodes as the running jobs hold plus all pending gangs could need, so such a
-  pool never holds a job (as with ``PlannerDecider`` when capacity is unknown).
+Pools: ``control.snapshot`` says how offerings map to pools (sliced and one-instance
+local sites, sized-to-fit clouds of job-level providers, elastic pools of instances,
+reserved pools of contracts). A gang is offered the pools of every offering the
+planner found feasible for its spec, of the pricing kinds its ``spot`` policy allows
+(``never``: no spot pool; ``only``: only spot pools), minus those of down providers; a
+gang only down providers could run holds with ``provider X is down since ...``.
 
 Held capacity: every job in PLACING, PROVISIONING, RUNNING, RECOVERING or CANCELLING
-(``RunningJob``) is allocated on its stored placement's pool. The free nodes of a known
-pool are the smaller of what the store leaves and what the provider reports free, so
-capacity held outside the store (another root user, a leaked allocation) is never
-offered. Memory is not a column of the fleet state: a placement whose memory the
-provider's free capacity cannot take is held (the check ``PlannerDecider`` makes).
+(``RunningJob``) is allocated on its stored placement's pool, or on the instance rows
+bound to it. The free nodes of a known pool are the smaller of what the store leaves
+and what the provider reports free, so capacity held outside the store (another root
+user, a leaked allocation) is never offered. Memory is not a column of the fleet state:
+a placement whose memory the provider's free capacity cannot take is held (the check
+``PlannerDecider`` makes).
 
-Decisions: ``PLACE`` -> ``Place`` (the planner's placement on that offering),
-``HOLD`` -> ``Hold`` (the scheduler's reason, plus the offering's shortfall when known),
-``REJECT`` -> ``Reject``, ``PREEMPT`` -> ``Preempt`` (only with ``preemption=True``; the
-reconciler stops the victim and requeues it as a new attempt). ``PROVISION`` is off:
-providers of unknown capacity are sized to fit, as above.
+Decisions (``decide_fleet`` -> ``FleetDecisions``; ``decide`` returns the job ones):
+``PLACE`` -> ``Place`` (the planner's placement on that offering, at the pool's pricing
+and price; on a pool of instances with ``instances``, the ids to bind, rank 0 first),
+``HOLD`` -> ``Hold`` (the scheduler's reason, plus the offering's shortfall when known,
+or ``waiting for 2 new nodes of aws/... p5.48xlarge`` for a gang whose nodes are being
+launched), ``REJECT`` -> ``Reject``, ``PREEMPT`` -> ``Preempt`` (only with
+``preemption=True``; the reconciler stops the victim and requeues it as a new attempt).
+Provisioning is on where some pool is made of instances: ``PROVISION`` -> ``Provision``
+(new REQUESTED instance rows for that pool, ``for_job`` the held gang; the core holds
+the gang for them on later cycles rather than launching again), the instances a running
+contract still lacks -> ``Provision`` (reserved), ``RELEASE`` of elastic nodes idle for
+``FleetPolicy.idle_release_s`` -> ``Release`` (with the versions seen, the guard), and
+idle reserved instances of an ended contract -> ``Release``. A PLACE on rows with no
+running instance yet (a provisioning delay of zero) is a hold. Pools of unknown
+capacity of job-level providers are sized to fit and never provisioned.
 
 Selection (``make_decider``): ``INTERCLOUD_DECIDER`` = ``fleet`` (default) or
 ``planner``; the queue order policy is ``INTERCLOUD_QUEUE_POLICY``, else the store

@@ -50,10 +50,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from intercloud.control.decide import Demand, RunningJob, TenantLimits, offering_key
 from intercloud.control.tenancy import build_ledger
@@ -67,7 +67,7 @@ from intercloud.scheduler.fleet.state import FREE, FleetState
 from intercloud.scheduler.placement.pick import pick_nodes
 from intercloud.scheduler.requests import GangRequest
 from intercloud.scheduler.tenancy import TenantLedger
-from intercloud.store.records import InstanceRecord, OfferingBlock
+from intercloud.store.records import InstanceRecord, OfferingBlock, ProviderHealth
 
 __all__ = [
     "DEFAULT_MAX_INSTANCES",
@@ -79,6 +79,7 @@ __all__ = [
     "TaggedCaps",
     "build_snapshot",
     "provider_of_tag",
+    "with_store_state",
 ]
 
 _EPS = 1e-9
@@ -263,6 +264,20 @@ class Fleet:
                 return None
             out.append(inst.id)
         return tuple(out)
+
+
+class _HealthReader(Protocol):
+    def active_blocks(self, now: datetime | None = None) -> list[OfferingBlock]: ...
+
+    def provider_health(self) -> list[ProviderHealth]: ...
+
+
+def with_store_state(policy: FleetPolicy, store: _HealthReader, now: datetime) -> FleetPolicy:
+    """``policy`` with the cool-downs in force at ``now`` and the down providers, as the
+    store records them (``store.health_repo``): what the control loop passes each
+    cycle."""
+    down = {h.name: h.down_since for h in store.provider_health() if h.down_since is not None}
+    return replace(policy, blocks=tuple(store.active_blocks(now)), down=down)
 
 
 def provider_of_tag(tag: str) -> str:
