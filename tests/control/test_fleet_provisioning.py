@@ -227,3 +227,27 @@ def test_a_refused_launch_fails_over_to_the_next_offering() -> None:
                  policy=FleetPolicy(blocks=[block(GCP_KEY)]))  # fmt: skip
     assert out.capacity == []  # no retry storm
     assert only(out) == Hold(1, "waiting for 1 new node of aws/us-east-1/us-east-1a p5.48xlarge")
+
+
+def test_a_pool_growing_for_a_gang_keeps_its_idle_nodes() -> None:
+    idle = instance(AWS, idle_for_s=7200)
+    policy = FleetPolicy(idle_release_s=600, blocks=[block(GCP_KEY)])
+    out = decide([gpu_job(1, nodes=2)], instances=[idle], policy=policy)
+    assert out.capacity == [
+        Provision(
+            AWS_KEY,
+            PricingKind.ON_DEMAND,
+            1,
+            CapacityReason.GANG_WAITING,
+            "new nodes for job 1",
+            None,
+            98.0,
+            1,
+        )
+    ]
+    coming = instance(AWS, S.REQUESTED, extra={"for_job": 1})
+    out = decide([gpu_job(1, nodes=2)], instances=[idle, coming], policy=policy)
+    assert out.capacity == []
+    # with nothing waiting, the idle one goes
+    out = decide([], instances=[idle], policy=policy)
+    assert [type(d) for d in out.capacity] == [Release]

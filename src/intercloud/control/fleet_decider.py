@@ -421,7 +421,12 @@ class FleetDecider(PlannerCache):
             )  # fmt: skip
         idle_s = inputs.policy.idle_release_s
         text = CAPACITY_TEXT[CapacityReason.IDLE].format(seconds=idle_s)
+        # a pool growing for a held gang keeps its idle nodes: the gang counts on them
+        growing = {p for p, _rows, _t in fleet.state.provisioning.values()}
+        growing |= {p for p, _rows, _t in fleet.waiting.values()}
         for dec in scheduler.release_idle(fleet.state, inputs.now_s, idle_s):
+            if dec.pool in growing:
+                continue
             idle = [
                 inst
                 for n in dec.node_ids

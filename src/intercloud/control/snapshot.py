@@ -490,10 +490,13 @@ def build_snapshot(inp: SnapshotInputs) -> Fleet:
         if not cands:
             continue  # its offering is no longer sold, or the provider no longer backed
         # a contract with several blocks of one offering: fill them in order
-        p = next(
-            (q for q in cands if len(ready[q]) + len(coming[q]) + len(leaving[q]) < pools[q].total),
-            cands[-1],
-        )
+        p = cands[0]
+        if len(cands) > 1:
+            p = next(
+                (q for q in cands
+                 if len(ready[q]) + len(coming[q]) + len(leaving[q]) < pools[q].total),
+                cands[-1],
+            )  # fmt: skip
         st = InstanceState(inst.state)
         if st is InstanceState.RUNNING:
             ready[p].append(inst)
