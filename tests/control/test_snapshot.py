@@ -190,3 +190,19 @@ def test_tenants_get_a_ledger_with_the_running_jobs_replayed() -> None:
     assert fleet.ledger is not None
     assert [(j.job_id, g, n) for j, g, n, _ in fleet.replay] == [(7, "H100", 8)]
     assert snap().ledger is None
+
+
+def test_with_provisioning_on_a_local_site_never_grows_past_what_is_free() -> None:
+    from intercloud.model import Offering
+    from intercloud.providers.base import FreeCapacity
+
+    cpu = Offering("local", "local", "", "local-cpu", None, 0, vcpus=4, memory_gib=32,
+                   on_demand_price=0.0)  # fmt: skip
+    free = {("local", "local", "", "local-cpu"): FreeCapacity(1, 0, 32)}
+    fleet = build_snapshot(SnapshotInputs([cpu, AWS], NOW, free, instance_backed=BACKED))
+    fleet.state.check_invariants()
+    assert fleet.state.absent_nodes(0) == 0 and usable(fleet, 0) == 1
+    assert fleet.state.absent_nodes(pool_of(fleet, "aws")) == 8
+    # without instance-backed providers the site's pool is as it always was
+    fleet = build_snapshot(SnapshotInputs([cpu], NOW, free))
+    assert fleet.state.absent_nodes(0) == 3 and usable(fleet, 0) == 1

@@ -37,6 +37,9 @@ feasible; ``TaggedCaps`` counts caps per real provider):
   failed rows, and the decider launches the missing instances while the window is open
   (``unbacked_reserved``).
 
+With instance-backed pools (the core provisions), the rows a known or sized pool lacks
+are failed rows: capacity taken outside the fleet, never rows to grow into.
+
 A provider that is down (``FleetPolicy.down``) takes nothing new: every node of its
 pools that runs nothing is marked failed; its running jobs stay allocated (failover
 requeues them: ``control.failover.requeue_on_down``).
@@ -595,6 +598,16 @@ def build_snapshot(inp: SnapshotInputs) -> Fleet:
                 for_job.setdefault(j, []).append(n)
         for j, js_rows in for_job.items():
             waiting[j] = (p, tuple(js_rows), now_s + specs[p].provision_delay_s)
+
+    if any(pool.backed for pool in pools):
+        # provisioning is on: the rows a local site or a sized pool lacks are capacity
+        # taken outside the fleet, never rows to grow into
+        for p, pool in enumerate(pools):
+            if pool.kind in (PoolKind.SLICED, PoolKind.ONE_INSTANCE, PoolKind.SIZED):
+                absent = state.absent_rows(p)
+                if absent:
+                    state.provision_rows(p, absent, now_s)
+                    failed_rows.extend(absent)
 
     # -- running jobs
     held: dict[int, int] = {}
