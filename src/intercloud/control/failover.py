@@ -31,9 +31,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from intercloud.control.decide import RunningJob
 from intercloud.providers.contract import FailureKind
+
+if TYPE_CHECKING:  # the store imports this module: keep the planner out of its imports
+    from intercloud.control.decide import RunningJob
 
 __all__ = [
     "BLOCKING_KINDS",

@@ -59,6 +59,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from intercloud.control.decide import Demand, RunningJob, TenantLimits, offering_key
+from intercloud.control.failover import cooling_reason, provider_down_reason
 from intercloud.control.tenancy import build_ledger
 from intercloud.model import Contract, Offering, PricingKind
 from intercloud.providers.base import FreeCapacity, OfferingKey
@@ -394,8 +395,6 @@ def _spec(pool: PoolOf, delay_s: float) -> PoolSpec:
 
 
 def _block_reason(b: OfferingBlock) -> str:
-    from intercloud.control.failover import cooling_reason
-
     loc = "/".join(x for x in (b.provider, b.region, b.zone) if x)
     return cooling_reason(f"{loc} {b.instance_type}", b.until)
 
@@ -411,8 +410,6 @@ def build_snapshot(inp: SnapshotInputs) -> Fleet:
         for b in policy.blocks
         if b.until.timestamp() > now_s
     }
-    from intercloud.control.failover import provider_down_reason
-
     def frozen(key: OfferingKey, pricing: PricingKind) -> str | None:
         since = policy.down.get(key[0])
         if since is not None:
