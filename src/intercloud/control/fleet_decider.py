@@ -208,6 +208,7 @@ class _Cand:
     demand: Demand
 
 
+_TAG_RE = re.compile(r"[A-Za-z0-9_.-]+#(\d+)")
 _T_RE = re.compile(r"\bt=(\d{9,}(?:\.\d+)?)")
 
 
@@ -494,11 +495,27 @@ class FleetDecider(PlannerCache):
 
     @staticmethod
     def _words(reason: str, fleet: Fleet, label: tuple[str, str] | None) -> str:
-        """The scheduler's reason with pools, tags and times in the user's words."""
-        for p in sorted(range(len(fleet.pools)), key=lambda i: -len(fleet.pools[i].tag)):
-            pool = fleet.pools[p]
-            reason = reason.replace(fleet.spec_of(p).key, pool.label)
-            reason = reason.replace(pool.tag, pool.offering.provider)
+        """The scheduler's reason with pools, tags and times in the user's words: a
+        pool's key (``aws#3/us-east-1/...``) becomes its label, a bare tag its provider.
+        Only the tags the reason names are looked at (a tag's number is its pool)."""
+        if "#" in reason:
+            parts: list[str] = []
+            pos = 0
+            for m in _TAG_RE.finditer(reason):
+                p = int(m.group(1))
+                if m.start() < pos or p >= len(fleet.pools) or fleet.pools[p].tag != m.group(0):
+                    continue
+                pool = fleet.pools[p]
+                parts.append(reason[pos : m.start()])
+                key = fleet.spec_of(p).key
+                if reason.startswith(key, m.start()):
+                    parts.append(pool.label)
+                    pos = m.start() + len(key)
+                else:
+                    parts.append(pool.offering.provider)
+                    pos = m.end()
+            parts.append(reason[pos:])
+            reason = "".join(parts)
         if label is not None and label[0] != label[1]:
             reason = reason.replace(label[0], label[1])
         return _T_RE.sub(lambda m: "t=" + _utc(float(m.group(1))), reason)

@@ -410,6 +410,7 @@ def build_snapshot(inp: SnapshotInputs) -> Fleet:
         for b in policy.blocks
         if b.until.timestamp() > now_s
     }
+
     def frozen(key: OfferingKey, pricing: PricingKind) -> str | None:
         since = policy.down.get(key[0])
         if since is not None:
