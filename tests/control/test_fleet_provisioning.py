@@ -251,3 +251,10 @@ def test_a_pool_growing_for_a_gang_keeps_its_idle_nodes() -> None:
     # with nothing waiting, the idle one goes
     out = decide([], instances=[idle], policy=policy)
     assert [type(d) for d in out.capacity] == [Release]
+
+
+def test_a_down_job_level_provider_holds_its_pinned_gangs_too() -> None:
+    # a provider without instance rows (sized to fit) that is down
+    inputs = SnapshotInputs([GCP], NOW, policy=FleetPolicy(down={"gcp": NOW_DT}))
+    (d,) = FleetDecider().decide_fleet([gpu_job(1)], inputs).jobs
+    assert d == Hold(1, "provider gcp is down since 2026-01-01 12:00:00 UTC")

@@ -92,6 +92,7 @@ from intercloud.control.decide import (
     offering_key,
     plan_or_reject,
 )
+from intercloud.control.failover import provider_down_reason
 from intercloud.control.snapshot import Fleet, PoolOf, SnapshotInputs, build_snapshot
 from intercloud.control.tenancy import QuotaCaps
 from intercloud.model import (
@@ -291,7 +292,9 @@ class FleetDecider(PlannerCache):
                         continue
                     feasible.append(_Cand(p, c, d))
             if not feasible and down:
-                out.append(Hold(job.job_id, str(down[0].frozen)))
+                gone = down[0]
+                since = datetime.fromtimestamp(gone.down_since or now_s, UTC)
+                out.append(Hold(job.job_id, provider_down_reason(gone.offering.provider, since)))
                 continue
             if not feasible:
                 why = "; ".join(too_big) or "no offering of an enabled provider"
