@@ -32,6 +32,7 @@ from intercloud.control.decide import (
     RunningJob,
     TenantLimits,
 )
+from intercloud.control.failover import FailoverReason
 from intercloud.control.fleet_decider import FleetDecider, FleetDecisions
 from intercloud.control.snapshot import FleetPolicy, SnapshotInputs
 from intercloud.model import Contract, Offering, PricingKind, ReservedBlock
@@ -205,6 +206,13 @@ def test_a_down_provider_takes_nothing_new_and_pinned_gangs_say_why() -> None:
     assert isinstance(p, Provision) and p.offering == AWS_KEY  # not the idle GCP node
     d = only(decide([gpu_job(1)], offerings=[GCP], policy=policy))
     assert d == Hold(1, "provider gcp is down since 2026-01-01 11:50:00 UTC")
+    # its running jobs are moved, from their checkpoint, as preemptions
+    rows = [instance(GCP, job=7, rank=0), instance(AWS, job=8, rank=0)]
+    running = [running_on(7, GCP, 1), running_on(8, AWS, 1)]
+    out = decide([], instances=rows, running=running, policy=policy)
+    assert [(r.job_id, r.provider, r.code) for r in out.requeue] == [
+        (7, "gcp", FailoverReason.PROVIDER_DOWN)
+    ]
 
 
 def test_a_gang_larger_than_the_max_is_rejected() -> None:

@@ -92,7 +92,7 @@ from intercloud.control.decide import (
     offering_key,
     plan_or_reject,
 )
-from intercloud.control.failover import provider_down_reason
+from intercloud.control.failover import Requeue, provider_down_reason, requeue_on_down
 from intercloud.control.snapshot import Fleet, PoolOf, SnapshotInputs, build_snapshot
 from intercloud.control.tenancy import QuotaCaps
 from intercloud.model import (
@@ -195,11 +195,14 @@ def build_fleet(
 # -- the decider ---------------------------------------------------------------------------
 @dataclass(slots=True)
 class FleetDecisions:
-    """One cycle's decisions: ``jobs`` (one per pending job, and the ``Preempt``s) and
-    ``capacity`` (``Provision`` and ``Release``, for ``control.capacity``)."""
+    """One cycle's decisions: ``jobs`` (one per pending job, and the ``Preempt``s),
+    ``capacity`` (``Provision`` and ``Release``, for ``control.capacity``) and
+    ``requeue`` (running jobs of down providers to move: ``control.failover``; the
+    reconciler takes them the way it takes a ``Preempt``)."""
 
     jobs: list[Decision] = field(default_factory=list)
     capacity: list[CapacityDecision] = field(default_factory=list)
+    requeue: list[Requeue] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,7 +319,8 @@ class FleetDecider(PlannerCache):
             self._cycle(inputs, fleet, scheduler, caps, queue, cands, labels, out, capacity)
         if inputs.instance_backed or inputs.instances:
             self._capacity(inputs, fleet, scheduler, capacity)
-        return FleetDecisions(out, capacity)
+        requeue = requeue_on_down(inputs.running, inputs.policy.down)
+        return FleetDecisions(out, capacity, requeue)
 
     def _cycle(
         self,
