@@ -206,3 +206,19 @@ def test_with_provisioning_on_a_local_site_never_grows_past_what_is_free() -> No
     # without instance-backed providers the site's pool is as it always was
     fleet = build_snapshot(SnapshotInputs([cpu], NOW, free))
     assert fleet.state.absent_nodes(0) == 3 and usable(fleet, 0) == 1
+
+
+def test_instances_a_placement_names_are_held_before_the_bridge_binds_them() -> None:
+    rows = [instance(), instance(), instance()]
+    job = running_on(7, AWS, 2)
+    job = RunningJob(7, 0, "default", {**job.placement, "instances": [rows[2].id, rows[0].id]},
+                     job.since_s)  # fmt: skip
+    fleet = snap(instances=rows, running=[job])
+    alloc = fleet.state.allocations[7]
+    assert [fleet.node_instance[n].id for n in alloc.nodes] == [rows[2].id, rows[0].id]
+    assert usable(fleet, pool_of(fleet, "aws")) == 1
+    # ids that are gone or bound to another job are not taken
+    other = instance(job=9, rank=0)
+    job = RunningJob(7, 0, "default", {**job.placement, "instances": [other.id, 12345]}, 0.0)
+    fleet = snap(instances=[other], running=[job])
+    assert 7 not in fleet.state.allocations

@@ -46,7 +46,9 @@ requeues them: ``control.failover.requeue_on_down``).
 
 Held capacity: jobs on known, sized and non-instance reserved pools are allocated by
 their stored placement, as before; jobs on instance pools on the instance rows bound to
-them (``InstanceRecord.workload_id``).
+them (``InstanceRecord.workload_id``), or, before the bridge has bound them, on the
+idle running instances their placement names (``placement["instances"]``: the
+``Place.instances`` the reconciler stored), so nothing else is placed there meanwhile.
 """
 
 from __future__ import annotations
@@ -625,6 +627,20 @@ def build_snapshot(inp: SnapshotInputs) -> Fleet:
             j = inst.workload_id
             if j is not None and j in bound and inst.state == InstanceState.RUNNING.value:
                 rows_of.setdefault(j, []).append((inst.rank or 0, n, int(state.pool[n])))
+        # a job placed on instances not bound yet (the bridge binds them when it
+        # provisions): the ids its placement names, while they are idle and running
+        row_of = {inst.id: n for n, inst in node_instance.items()}
+        for job_id, job in bound.items():
+            if job_id in rows_of:
+                continue
+            named = job.placement.get("instances") or ()
+            found = []
+            for rank, iid in enumerate(named if isinstance(named, list | tuple) else ()):
+                row = row_of.get(iid) if isinstance(iid, int) else None
+                if row is not None and node_instance[row].idle and state.usable(row):
+                    found.append((rank, row, int(state.pool[row])))
+            if found and all(f[2] == found[0][2] for f in found):
+                rows_of[job_id] = found
         for job_id, found in sorted(rows_of.items()):
             found.sort()
             p = found[0][2]
