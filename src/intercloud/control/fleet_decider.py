@@ -285,13 +285,13 @@ class FleetDecider(PlannerCache):
                     if pool.backed and not _spot_allows(w.resources.spot, pool.pricing):
                         continue
                     d = demand_of(w, c)
-                    big = fleet.pools[p].too_big(d)
+                    big = pool.too_big(d)
                     if big is not None:
                         if big not in too_big:
                             too_big.append(big)
                         continue
-                    if fleet.pools[p].down_since is not None:
-                        down.append(fleet.pools[p])  # takes nothing new
+                    if pool.down_since is not None:
+                        down.append(pool)  # takes nothing new
                         continue
                     feasible.append(_Cand(p, c, d))
             if not feasible and down:
