@@ -41,6 +41,13 @@ def test_a_refusal_blocks_the_offering_for_a_growing_cooldown(store: Store) -> N
     assert events[0].data["instance_type"] == "p5.48xlarge" and events[1].reason == "limit"
 
 
+def test_the_growth_factor_is_a_setting(store: Store) -> None:
+    store.block_offering(KEY, "spot", FailureKind.CAPACITY, None, at(0), first_s=10, factor=3)
+    b = store.block_offering(KEY, "spot", FailureKind.CAPACITY, None, at(11), first_s=10,
+                             factor=3)  # fmt: skip
+    assert (b.failures, b.until) == (2, at(11 + 30))
+
+
 def test_a_quiet_spell_resets_the_cooldown(store: Store) -> None:
     store.block_offering(KEY, "on_demand", FailureKind.CAPACITY, None, at(0), first_s=60,
                          max_s=120)  # fmt: skip

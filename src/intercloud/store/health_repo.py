@@ -106,13 +106,15 @@ class HealthRepo:
         *,
         first_s: float = 60.0,
         max_s: float = 3600.0,
+        factor: float = 2.0,
     ) -> OfferingBlock:
         """Put offering ``key`` at ``pricing`` in a cool-down after a refusal of ``kind``
         at ``now`` (``failover.next_cooldown``: the block grows with refusals in a
-        row); returns the block. The caller decides whether ``kind`` blocks at all
+        row, ``first_s`` times ``factor`` per refusal, at most ``max_s``); returns the
+        block. The caller decides whether ``kind`` blocks at all
         (``failover.blocks_offering``)."""
         t = self._now(now)
-        policy = CooldownPolicy(first_s=first_s, max_s=max_s)
+        policy = CooldownPolicy(first_s=first_s, max_s=max_s, factor=factor)
         provider, region, zone, instance_type = key
         where = [
             OB.provider == provider,
