@@ -31,10 +31,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol
 
 from intercloud.catalog import Catalog
-from intercloud.model import BatchJob, Offering, Placement, Service, TrainingJob, Workload
+from intercloud.model import (
+    BatchJob,
+    Offering,
+    Placement,
+    PricingKind,
+    Service,
+    TrainingJob,
+    Workload,
+)
 from intercloud.providers.base import FreeCapacity, OfferingKey
 from intercloud.scheduler.planner import Planner
 
@@ -112,9 +121,13 @@ class Demand:
 
 @dataclass(frozen=True, slots=True)
 class Place:
+    """Run ``job_id`` on ``placement``. ``instances``: on a pool of instances, the
+    instance ids to bind, rank 0 first (empty for providers without instance rows)."""
+
     job_id: int
     placement: Placement
     demand: Demand
+    instances: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +153,54 @@ class Preempt:
 
 
 Decision = Place | Hold | Reject | Preempt
+
+
+class CapacityReason(StrEnum):
+    """Why the fleet grows or shrinks (human text: ``CAPACITY_TEXT``)."""
+
+    GANG_WAITING = "gang_waiting"  # new nodes for a held gang (``for_job``)
+    RESERVED_WARM = "reserved_warm"  # a contract's reserved nodes, paid for: keep them up
+    IDLE = "idle"  # an elastic node idle for the configured time
+    CONTRACT_ENDED = "contract_ended"  # a reserved node whose contract window closed
+
+
+CAPACITY_TEXT: Mapping[CapacityReason, str] = {
+    CapacityReason.GANG_WAITING: "new nodes for job {job}",
+    CapacityReason.RESERVED_WARM: "reserved nodes of contract {contract}",
+    CapacityReason.IDLE: "idle for {seconds:g} s",
+    CapacityReason.CONTRACT_ENDED: "contract {contract} has ended",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Provision:
+    """Launch ``count`` instances of ``offering`` at ``pricing`` (``contract``: the
+    reserved capacity they use), each at ``usd_per_hour``; ``for_job``: the held gang
+    they are for (None: none); ``reason`` says why, ``reason_text`` in words."""
+
+    offering: OfferingKey
+    pricing: PricingKind
+    count: int
+    reason: CapacityReason
+    reason_text: str
+    contract: str | None = None
+    usd_per_hour: float = 0.0
+    for_job: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """Drain and terminate instances ``instance_ids`` (idle ones), for ``reason``;
+    ``versions``: each one's version as the decider saw it (the guard: an instance bound
+    to a job since then stays; empty: unguarded)."""
+
+    instance_ids: tuple[int, ...]
+    reason: CapacityReason
+    reason_text: str
+    versions: tuple[int, ...] = ()
+
+
+CapacityDecision = Provision | Release
 
 
 class Decider(Protocol):

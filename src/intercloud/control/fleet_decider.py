@@ -1,45 +1,45 @@
 """The fleet scheduler as the control loop's decider (``FleetDecider``).
 
-Each call rebuilds a ``FleetState`` from what it is given — the enabled providers'
-offerings, their free capacity, and the jobs the store says hold capacity — and asks
-the scheduler core (``scheduler/core.py``) for decisions on the pending jobs. Nothing
-is kept across calls but caches of pure functions (planners per offering list), so a
-control loop killed at any instant and restarted decides from the store and the
-providers alone.
+Each call rebuilds the fleet snapshot (``control.snapshot.build_snapshot``) from what
+it is given — the enabled providers' offerings, their free capacity, the jobs the store
+says hold capacity, the store's instance rows, contracts, cool-downs and down providers
+(``SnapshotInputs``) — and asks the scheduler core (``scheduler/core.py``) for
+decisions on the pending jobs, with the snapshot's pool costs (contracts' reserved
+pools at zero marginal cost), diversification caps and tenant ledger. Nothing is kept
+across calls but caches of pure functions (planners per offering list), so a control
+loop killed at any instant and restarted decides from the store and the providers
+alone.
 
-Pool mapping (one pool per offering, pricing on-demand; the pool's ``provider`` is a
-tag ``<provider>#<i>`` unique to offering ``i``, so that a gang can be restricted to the
-exact offerings the planner found feasible for its spec — instance type, zones, memory,
-deny lists, spot and price caps are all the planner's business — and reasons are written
-back with the offering's real name):
-
-- **sliced** — a CPU-only offering whose provider knows its free capacity (a local
-  site): one node per CPU slot (``unit`` = 1 CPU, or the site's CPUs if fewer), nodes
-  taken whole. A rank of ``c`` CPUs takes ``ceil(c / unit)`` nodes, so a gang of ``n``
-  ranks is a gang of ``n * ceil(c / unit)`` nodes, all or nothing — exactly the local
-  provider's accounting (``cpus_per_node * nodes`` CPU slots of the site), up to
-  rounding fractional CPUs up.
-- **one instance** — a GPU offering whose provider knows its free capacity (a local
-  site with emulated GPUs: the site is one instance of ``G`` GPUs and ``C`` CPUs, and
-  the planner only places ranks of exactly ``G`` GPUs on it): one node of ``G`` GPUs.
-  A gang of several such ranks can never run there and is rejected with that reason
-  (the planner alone would hold it forever).
-- **instances** — an offering of unknown capacity (a cloud: ``provision`` is the judge):
-  as many nodes as the running jobs hold plus all pending gangs could need, so such a
-  pool never holds a job (as with ``PlannerDecider`` when capacity is unknown).
+Pools: ``control.snapshot`` says how offerings map to pools (sliced and one-instance
+local sites, sized-to-fit clouds of job-level providers, elastic pools of instances,
+reserved pools of contracts). A gang is offered the pools of every offering the
+planner found feasible for its spec, of the pricing kinds its ``spot`` policy allows
+(``never``: no spot pool; ``only``: only spot pools), minus those of down providers; a
+gang only down providers could run holds with ``provider X is down since ...``.
 
 Held capacity: every job in PLACING, PROVISIONING, RUNNING, RECOVERING or CANCELLING
-(``RunningJob``) is allocated on its stored placement's pool. The free nodes of a known
-pool are the smaller of what the store leaves and what the provider reports free, so
-capacity held outside the store (another root user, a leaked allocation) is never
-offered. Memory is not a column of the fleet state: a placement whose memory the
-provider's free capacity cannot take is held (the check ``PlannerDecider`` makes).
+(``RunningJob``) is allocated on its stored placement's pool, or on the instance rows
+bound to it. The free nodes of a known pool are the smaller of what the store leaves
+and what the provider reports free, so capacity held outside the store (another root
+user, a leaked allocation) is never offered. Memory is not a column of the fleet state:
+a placement whose memory the provider's free capacity cannot take is held (the check
+``PlannerDecider`` makes).
 
-Decisions: ``PLACE`` -> ``Place`` (the planner's placement on that offering),
-``HOLD`` -> ``Hold`` (the scheduler's reason, plus the offering's shortfall when known),
-``REJECT`` -> ``Reject``, ``PREEMPT`` -> ``Preempt`` (only with ``preemption=True``; the
-reconciler stops the victim and requeues it as a new attempt). ``PROVISION`` is off:
-providers of unknown capacity are sized to fit, as above.
+Decisions (``decide_fleet`` -> ``FleetDecisions``; ``decide`` returns the job ones):
+``PLACE`` -> ``Place`` (the planner's placement on that offering, at the pool's pricing
+and price; on a pool of instances with ``instances``, the ids to bind, rank 0 first),
+``HOLD`` -> ``Hold`` (the scheduler's reason, plus the offering's shortfall when known,
+or ``waiting for 2 new nodes of aws/... p5.48xlarge`` for a gang whose nodes are being
+launched), ``REJECT`` -> ``Reject``, ``PREEMPT`` -> ``Preempt`` (only with
+``preemption=True``; the reconciler stops the victim and requeues it as a new attempt).
+Provisioning is on where some pool is made of instances: ``PROVISION`` -> ``Provision``
+(new REQUESTED instance rows for that pool, ``for_job`` the held gang; the core holds
+the gang for them on later cycles rather than launching again), the instances a running
+contract still lacks -> ``Provision`` (reserved), ``RELEASE`` of elastic nodes idle for
+``FleetPolicy.idle_release_s`` -> ``Release`` (with the versions seen, the guard), and
+idle reserved instances of an ended contract -> ``Release``. A PLACE on rows with no
+running instance yet (a provisioning delay of zero) is a hold. Pools of unknown
+capacity of job-level providers are sized to fit and never provisioned.
 
 Selection (``make_decider``): ``INTERCLOUD_DECIDER`` = ``fleet`` (default) or
 ``planner``; the queue order policy is ``INTERCLOUD_QUEUE_POLICY``, else the store
@@ -63,15 +63,17 @@ The ledger's capacity per GPU type is the fleet's (pools of unknown capacity as 
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from intercloud.control.decide import (
+    CAPACITY_TEXT,
+    CapacityDecision,
+    CapacityReason,
     Decider,
     Decision,
     Demand,
@@ -81,28 +83,32 @@ from intercloud.control.decide import (
     PlannerCache,
     PlannerDecider,
     Preempt,
+    Provision,
     Reject,
+    Release,
     RunningJob,
     TenantLimits,
     demand_of,
     offering_key,
     plan_or_reject,
 )
-from intercloud.control.tenancy import QuotaCaps, build_ledger
+from intercloud.control.failover import Requeue, provider_down_reason, requeue_on_down
+from intercloud.control.snapshot import Fleet, PoolOf, SnapshotInputs, build_snapshot
+from intercloud.control.tenancy import QuotaCaps
 from intercloud.model import (
     BatchJob,
     Offering,
     Placement,
     PricingKind,
+    SpotPolicy,
     Topology,
 )
 from intercloud.providers.base import FreeCapacity, OfferingKey
+from intercloud.providers.contract import InstanceState
 from intercloud.scheduler import reasons
 from intercloud.scheduler.core import Scheduler
-from intercloud.scheduler.fleet.pools import PoolSpec
-from intercloud.scheduler.fleet.state import FleetState
-from intercloud.scheduler.placement.pick import pick_nodes
 from intercloud.scheduler.requests import DecisionKind, GangRequest
+from intercloud.store.records import InstanceRecord
 
 __all__ = [
     "DECIDERS",
@@ -113,6 +119,7 @@ __all__ = [
     "QUEUE_POLICY_SETTING",
     "Fleet",
     "FleetDecider",
+    "FleetDecisions",
     "PoolOf",
     "build_fleet",
     "make_decider",
@@ -170,91 +177,7 @@ def _truthy(value: Any, *, default: bool) -> bool:
     return str(value).strip().lower() not in ("0", "false", "no", "off")
 
 
-# -- the pool mapping --------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class PoolOf:
-    """How offering ``offering`` maps to a pool: ``unit_cpus`` is the CPU slots of one
-    node of a sliced pool (None: a node is an instance); ``known`` whether its provider
-    tells its free capacity; ``total`` its nodes."""
-
-    offering: Offering
-    tag: str
-    unit_cpus: float | None
-    known: bool
-    total: int
-
-    @property
-    def where(self) -> str:
-        o = self.offering
-        loc = "/".join(x for x in (o.provider, o.region, o.zone) if x)
-        return f"{loc} {o.instance_type}"
-
-    def nodes_per_rank(self, cpus_per_rank: float) -> int:
-        if self.unit_cpus is None:
-            return 1
-        return max(1, math.ceil(cpus_per_rank / self.unit_cpus - _EPS))
-
-    def too_big(self, d: Demand) -> str | None:
-        """Why a gang of demand ``d`` can never run here (None: it can)."""
-        if not self.known:
-            return None
-        o = self.offering
-        if self.unit_cpus is not None:
-            nodes = d.ranks * self.nodes_per_rank(d.cpus_per_node)
-            if nodes > self.total:
-                return f"{self.where}: the gang needs {d.cpus:g} CPUs, it has {o.vcpus:g} in all"
-        else:
-            if d.ranks > 1:
-                return (
-                    f"{self.where}: one instance of {o.accelerator}:{o.accelerator_count} "
-                    f"cannot run a gang of {d.ranks} nodes"
-                )
-            if d.cpus > o.vcpus + _EPS:
-                return f"{self.where}: the gang needs {d.cpus:g} CPUs, it has {o.vcpus:g} in all"
-        if d.memory_gib > o.memory_gib + _EPS:
-            return (
-                f"{self.where}: the gang needs {d.memory_gib:g} GiB, it has {o.memory_gib:g} in all"
-            )
-        return None
-
-
-@dataclass(slots=True)
-class Fleet:
-    """A fleet snapshot: the state, and the offering behind each pool."""
-
-    state: FleetState
-    pools: list[PoolOf]
-    by_key: dict[OfferingKey, int]
-    held: dict[int, int]  # job id -> pool, for the running jobs that were allocated
-    # job id -> the gang it holds (what the tenant ledger replays)
-    held_requests: dict[int, GangRequest] = field(default_factory=dict)
-
-    def spec_of(self, p: int) -> PoolSpec:
-        return self.state.pools[p]
-
-
-def _held_nodes(pool: PoolOf, placement: Mapping[str, Any]) -> int:
-    ranks = int(placement.get("ranks", placement.get("nodes", 1)) or 1)
-    return ranks * pool.nodes_per_rank(float(placement.get("cpus_per_node", 1.0) or 1.0))
-
-
-def _held_request(job: RunningJob, pool: PoolOf, nodes: int) -> GangRequest:
-    o = pool.offering
-    gpus = int(job.placement.get("accelerator_count", 0) or 0) if o.is_gpu else 0
-    return GangRequest(
-        job_id=job.job_id,
-        tenant=job.tenant,
-        nodes=nodes,
-        gpus_per_node=min(gpus, o.accelerator_count),
-        accelerators=(o.accelerator,) if o.is_gpu and o.accelerator else (),
-        priority=job.priority,
-        submit_s=job.since_s,
-        providers=frozenset({pool.tag}),
-        duration_s=job.duration_s,
-        preemptible=job.preemptible,
-    )
-
-
+# -- the snapshot -------------------------------------------------------------------------
 def build_fleet(
     offerings: Sequence[Offering],
     free: Mapping[OfferingKey, FreeCapacity] | None,
@@ -262,101 +185,26 @@ def build_fleet(
     now_s: float,
     spare_nodes: int = 1,
 ) -> Fleet:
-    """The fleet snapshot (module docstring): pools of ``offerings``, the capacity of
-    ``running`` allocated, nodes the provider reports taken by others left out.
-    ``spare_nodes``: free nodes given to each pool of unknown capacity."""
-    pools: list[PoolOf] = []
-    by_key: dict[OfferingKey, int] = {}
-    for o in offerings:
-        key = offering_key(o)
-        if key in by_key:
-            continue
-        i = len(pools)
-        known = free is not None and key in free
-        unit: float | None = None
-        if known and not o.is_gpu:
-            unit = min(1.0, o.vcpus) if o.vcpus > 0 else 1.0
-            total = max(1, math.floor(o.vcpus / unit + _EPS))
-        elif known:
-            total = 1
-        else:
-            total = 0  # sized below
-        pools.append(PoolOf(o, f"{o.provider}#{i}", unit, known, total))
-        by_key[key] = i
-    # what the store says each pool holds
-    holds: list[tuple[RunningJob, int, int]] = []
-    held_nodes = [0] * len(pools)
-    for job in sorted(running, key=lambda j: j.job_id):
-        pl = job.placement
-        key = (str(pl.get("provider")), str(pl.get("region")), str(pl.get("zone") or ""),
-               str(pl.get("instance_type")))  # fmt: skip
-        p = by_key.get(key)
-        if p is None:
-            continue  # its offering is gone: nothing to schedule around
-        n = _held_nodes(pools[p], pl)
-        holds.append((job, p, n))
-        held_nodes[p] += n
-    present: dict[int, int] = {}
-    for p, pool in enumerate(pools):
-        if not pool.known:
-            pools[p] = PoolOf(
-                pool.offering, pool.tag, None, False, held_nodes[p] + max(1, spare_nodes)
-            )
-            present[p] = pools[p].total
-            continue
-        assert free is not None
-        fc = free[offering_key(pool.offering)]
-        o = pool.offering
-        if pool.unit_cpus is not None:
-            reported = math.floor(max(0.0, fc.cpus) / pool.unit_cpus + _EPS)
-        else:
-            whole = fc.gpus >= o.accelerator_count and fc.cpus + _EPS >= o.vcpus
-            reported = 1 if whole else 0
-        free_nodes = max(0, min(pool.total - held_nodes[p], reported))
-        present[p] = min(pool.total, held_nodes[p] + free_nodes)
-    specs = [
-        PoolSpec(
-            provider=pool.tag,
-            region=pool.offering.region,
-            zone=pool.offering.zone,
-            instance_type=pool.offering.instance_type,
-            pricing=PricingKind.ON_DEMAND,
-            accelerator=pool.offering.accelerator if pool.offering.is_gpu else None,
-            gpus_per_node=pool.offering.accelerator_count if pool.offering.is_gpu else 0,
-            vcpus_per_node=pool.unit_cpus if pool.unit_cpus is not None else pool.offering.vcpus,
-            memory_gib_per_node=(
-                pool.offering.memory_gib * pool.unit_cpus / pool.offering.vcpus
-                if pool.unit_cpus is not None and pool.offering.vcpus > 0
-                else pool.offering.memory_gib
-            ),
-            nodes_per_domain=max(1, pool.offering.instances_per_domain)
-            if pool.unit_cpus is None
-            else 1,
-            max_nodes=max(1, pool.total),
-            usd_per_node_hour=(
-                pool.offering.on_demand_price * pool.unit_cpus / pool.offering.vcpus
-                if pool.unit_cpus is not None and pool.offering.vcpus > 0
-                else pool.offering.on_demand_price
-            ),
-        )
-        for pool in pools
-    ]
-    state = FleetState(specs, initial_nodes=present, now_s=now_s)
-    held: dict[int, int] = {}
-    held_requests: dict[int, GangRequest] = {}
-    for job, p, n in holds:
-        req = _held_request(job, pools[p], n)
-        nodes = pick_nodes(state, p, req)
-        if nodes is None:
-            continue  # more held than the pool has (it shrank): nothing left to offer
-        end = job.since_s + job.duration_s if job.duration_s is not None else None
-        state.allocate(req, p, nodes, job.since_s, end_s=end)
-        held[job.job_id] = p
-        held_requests[job.job_id] = req
-    return Fleet(state, pools, by_key, held, held_requests)
+    """The fleet snapshot without instance-backed providers, contracts or tenants
+    (``control.snapshot.build_snapshot`` with those left out): pools of ``offerings``,
+    the capacity of ``running`` allocated, nodes the provider reports taken by others
+    left out. ``spare_nodes``: free nodes given to each pool of unknown capacity."""
+    return build_snapshot(SnapshotInputs(offerings, now_s, free, running, spare_nodes=spare_nodes))
 
 
 # -- the decider ---------------------------------------------------------------------------
+@dataclass(slots=True)
+class FleetDecisions:
+    """One cycle's decisions: ``jobs`` (one per pending job, and the ``Preempt``s),
+    ``capacity`` (``Provision`` and ``Release``, for ``control.capacity``) and
+    ``requeue`` (running jobs of down providers to move: ``control.failover``; the
+    reconciler takes them the way it takes a ``Preempt``)."""
+
+    jobs: list[Decision] = field(default_factory=list)
+    capacity: list[CapacityDecision] = field(default_factory=list)
+    requeue: list[Requeue] = field(default_factory=list)
+
+
 @dataclass(frozen=True, slots=True)
 class _Cand:
     pool: int
@@ -364,6 +212,7 @@ class _Cand:
     demand: Demand
 
 
+_TAG_RE = re.compile(r"[A-Za-z0-9_.-]+#(\d+)")
 _T_RE = re.compile(r"\bt=(\d{9,}(?:\.\d+)?)")
 
 
@@ -383,12 +232,6 @@ class FleetDecider(PlannerCache):
         self.queue_policy = queue_policy
         self.preemption = preemption
         self.backfill = backfill
-        self.scheduler = Scheduler(
-            queue_order=queue_policy,
-            preemption=preemption,
-            provisioning=False,
-            backfill=backfill,
-        )
         super().__init__()
 
     def decide(
@@ -401,15 +244,27 @@ class FleetDecider(PlannerCache):
         now_s: float = 0.0,
         tenants: Sequence[TenantLimits] | None = None,
     ) -> list[Decision]:
+        """The job decisions over a fleet without instance-backed providers (the
+        ``FleetAwareDecider`` seam; ``decide_fleet`` is the whole of it)."""
+        inputs = SnapshotInputs(offerings, now_s, free, running, tenants=tenants)
+        return self.decide_fleet(pending, inputs).jobs
+
+    def decide_fleet(self, pending: Sequence[PendingJob], inputs: SnapshotInputs) -> FleetDecisions:
+        """Decisions for ``pending`` on the fleet of ``inputs`` (``control.snapshot``):
+        one job decision per pending job, and the capacity decisions (``Provision``
+        before the holds they serve, ``Release`` of idle instances last). Pure."""
         out: list[Decision] = []
+        capacity: list[CapacityDecision] = []
+        offerings = inputs.offerings
+        now_s = inputs.now_s
+        tenants = inputs.tenants
         planner = self._planner_for(offerings) if offerings else None
         enabled = sorted({o.provider for o in offerings})
-        spare = sum(max(1, _ranks_hint(j)) for j in pending)
-        fleet = build_fleet(offerings, free, running, now_s, spare_nodes=max(1, spare))
-        scheduler = self.scheduler
+        spare = max(1, sum(max(1, _ranks_hint(j)) for j in pending))
+        inputs = replace(inputs, spare_nodes=spare)
+        fleet = build_snapshot(inputs)
         caps = QuotaCaps(tenants or ())
-        if tenants is not None:
-            scheduler = self._with_tenants(fleet, running, tenants, caps, now_s)
+        scheduler = self._scheduler(fleet, caps)
         queue: list[GangRequest] = []
         cands: dict[int, list[_Cand]] = {}
         labels: dict[int, tuple[str, str]] = {}
@@ -421,17 +276,29 @@ class FleetDecider(PlannerCache):
             w, placements = planned
             feasible: list[_Cand] = []
             too_big: list[str] = []
+            down: list[PoolOf] = []
             for c in placements:
-                p = fleet.by_key.get(offering_key(c))
-                if p is None or any(x.pool == p for x in feasible):
-                    continue
-                d = demand_of(w, c)
-                big = fleet.pools[p].too_big(d)
-                if big is not None:
-                    if big not in too_big:
-                        too_big.append(big)
-                    continue
-                feasible.append(_Cand(p, c, d))
+                for p in fleet.pools_of.get(offering_key(c), ()):
+                    if any(x.pool == p for x in feasible):
+                        continue
+                    pool = fleet.pools[p]
+                    if pool.backed and not _spot_allows(w.resources.spot, pool.pricing):
+                        continue
+                    d = demand_of(w, c)
+                    big = pool.too_big(d)
+                    if big is not None:
+                        if big not in too_big:
+                            too_big.append(big)
+                        continue
+                    if pool.down_since is not None:
+                        down.append(pool)  # takes nothing new
+                        continue
+                    feasible.append(_Cand(p, c, d))
+            if not feasible and down:
+                gone = down[0]
+                since = datetime.fromtimestamp(gone.down_since or now_s, UTC)
+                out.append(Hold(job.job_id, provider_down_reason(gone.offering.provider, since)))
+                continue
             if not feasible:
                 why = "; ".join(too_big) or "no offering of an enabled provider"
                 out.append(Reject(job.job_id, f"no enabled provider can run it ({why})"))
@@ -448,11 +315,31 @@ class FleetDecider(PlannerCache):
             cands[job.job_id] = kept
             labels[job.job_id] = label
             queue.append(req)
-        if not queue:
-            return out
-        left = dict(free) if free is not None else None
-        by_id = {r.job_id: r for r in running}
+        if queue:
+            self._cycle(inputs, fleet, scheduler, caps, queue, cands, labels, out, capacity)
+        if inputs.instance_backed or inputs.instances:
+            self._capacity(inputs, fleet, scheduler, capacity)
+        requeue = requeue_on_down(inputs.running, inputs.policy.down)
+        return FleetDecisions(out, capacity, requeue)
+
+    def _cycle(
+        self,
+        inputs: SnapshotInputs,
+        fleet: Fleet,
+        scheduler: Scheduler,
+        caps: QuotaCaps,
+        queue: list[GangRequest],
+        cands: dict[int, list[_Cand]],
+        labels: dict[int, tuple[str, str]],
+        out: list[Decision],
+        capacity: list[CapacityDecision],
+    ) -> None:
+        """The scheduler's cycle over ``queue``; its decisions in the decider's types."""
+        now_s = inputs.now_s
+        left = dict(inputs.free) if inputs.free is not None else None
+        by_id = {r.job_id: r for r in inputs.running}
         requests = {r.job_id: r for r in queue}
+        self._waiting(fleet, requests)
         decisions = scheduler.schedule(fleet.state, queue, now_s)
         while caps:
             # PLACEs over a tenant's quota become holds; the cycle runs again without
@@ -463,22 +350,48 @@ class FleetDecider(PlannerCache):
                 break
             out.extend(Hold(j, why) for j, why in over.items())
             queue = [r for r in queue if r.job_id not in over]
-            assert tenants is not None  # (caps come from tenants)
-            fleet = build_fleet(offerings, free, running, now_s, spare_nodes=max(1, spare))
-            caps = QuotaCaps(tenants)
-            scheduler = self._with_tenants(fleet, running, tenants, caps, now_s)
+            assert inputs.tenants is not None  # (caps come from tenants)
+            fleet = build_snapshot(inputs)
+            caps = QuotaCaps(inputs.tenants)
+            scheduler = self._scheduler(fleet, caps)
+            self._waiting(fleet, {r.job_id: r for r in queue})
             decisions = scheduler.schedule(fleet.state, queue, now_s) if queue else []
+        new_nodes: dict[int, tuple[int, int]] = {}  # job -> (pool, nodes) launched for it
         for dec in decisions:
             job_id = dec.job_id
-            if dec.kind == DecisionKind.PLACE:
-                out.append(self._place(job_id, dec.pool, cands[job_id], fleet, left))
+            if dec.kind == DecisionKind.PROVISION:
+                pool = fleet.pools[dec.pool]
+                if not pool.backed:
+                    continue  # a pool of unknown capacity is sized to fit: nothing to launch
+                capacity.append(_provision_for(pool, dec.count, job_id))
+                new_nodes[job_id] = (dec.pool, dec.count)
+            elif dec.kind == DecisionKind.PLACE:
+                pool = fleet.pools[dec.pool]
+                if not pool.backed:
+                    out.append(self._place(job_id, dec.pool, cands[job_id], fleet, left))
+                    continue
+                ids = fleet.instance_ids(dec.node_ids)
+                c = next(x for x in cands[job_id] if x.pool == dec.pool)
+                if ids is None:
+                    # rows launched this cycle (no provisioning delay): not usable yet
+                    short = sum(1 for n in dec.node_ids if n not in fleet.node_instance)
+                    out.append(Hold(job_id, _waiting_for(short or len(dec.node_ids), pool)))
+                    continue
+                out.append(Place(job_id, _priced(c.placement, pool), c.demand, ids))
             elif dec.kind == DecisionKind.HOLD:
+                got = new_nodes.get(job_id)
+                wait = fleet.waiting.get(job_id)
+                if got is None and wait is not None:
+                    got = (wait[0], len(wait[1]))
+                if got is not None:
+                    out.append(Hold(job_id, _waiting_for(got[1], fleet.pools[got[0]])))
+                    continue
                 why = self._words(dec.reason, fleet, labels.get(job_id))
                 limit = _tenant_limit(scheduler, requests[job_id], cands[job_id], now_s)
                 if limit is not None:
                     out.append(Hold(job_id, limit))
                     continue
-                detail = _shortfall(cands[job_id], fleet, left)
+                detail = _shortfall(cands[job_id], fleet, left) or _frozen(cands[job_id], fleet)
                 out.append(Hold(job_id, f"{why}; {detail}" if detail else why))
             elif dec.kind == DecisionKind.REJECT:
                 why = self._words(dec.reason, fleet, labels.get(job_id))
@@ -486,37 +399,80 @@ class FleetDecider(PlannerCache):
             elif dec.kind == DecisionKind.PREEMPT and self.preemption and job_id in by_id:
                 out.append(Preempt(job_id, dec.for_job, self._words(dec.reason, fleet, None)))
                 _give_back(left, by_id[job_id].placement)
-        return out
 
-    def _with_tenants(
+    @staticmethod
+    def _waiting(fleet: Fleet, requests: Mapping[int, GangRequest]) -> None:
+        """Instances launched for a queued gang and not ready yet: the core holds it
+        for them rather than launching again (``state.provisioning``)."""
+        for job_id, entry in fleet.waiting.items():
+            if job_id in requests:
+                fleet.state.provisioning[job_id] = entry
+
+    def _capacity(
         self,
+        inputs: SnapshotInputs,
         fleet: Fleet,
-        running: Sequence[RunningJob],
-        tenants: Sequence[TenantLimits],
-        caps: QuotaCaps,
-        now_s: float,
-    ) -> Scheduler:
-        """A scheduler for this cycle with the tenants' ledger (module docstring); the
-        running jobs' GPUs counted in ``caps``."""
-        capacity: dict[str, int] = {}
-        for spec in fleet.state.pools:
-            if spec.accelerator and spec.gpus_per_node:
-                gpus = spec.max_nodes * spec.gpus_per_node
-                capacity[spec.accelerator] = capacity.get(spec.accelerator, 0) + gpus
-        replay = []
-        for job in running:
-            req = fleet.held_requests.get(job.job_id)
-            if req is None:
+        scheduler: Scheduler,
+        capacity: list[CapacityDecision],
+    ) -> None:
+        """Reserved instances a contract still lacks; idle instances to release."""
+        for p, missing in sorted(fleet.unbacked_reserved.items()):
+            pool = fleet.pools[p]
+            contract = next(c for c in fleet.contracts if c.name == pool.contract)
+            capacity.append(
+                Provision(
+                    offering_key(pool.offering), PricingKind.RESERVED, missing,
+                    CapacityReason.RESERVED_WARM,
+                    CAPACITY_TEXT[CapacityReason.RESERVED_WARM].format(contract=contract.name),
+                    contract.name, contract.usd_per_node_hour,
+                )
+            )  # fmt: skip
+        idle_s = inputs.policy.idle_release_s
+        text = CAPACITY_TEXT[CapacityReason.IDLE].format(seconds=idle_s)
+        # a pool growing for a held gang keeps its idle nodes: the gang counts on them
+        growing = {p for p, _rows, _t in fleet.state.provisioning.values()}
+        growing |= {p for p, _rows, _t in fleet.waiting.values()}
+        for dec in scheduler.release_idle(fleet.state, inputs.now_s, idle_s):
+            if dec.pool in growing:
                 continue
-            gpu_type = fleet.state.pools[fleet.held[job.job_id]].accelerator
-            usd = float(job.placement.get("hourly_usd") or 0.0)
-            replay.append((job, gpu_type, req.gpus, usd))
-            caps.running(job.tenant, gpu_type, req.gpus)
+            idle = [
+                inst
+                for n in dec.node_ids
+                if (inst := fleet.node_instance.get(n)) is not None
+                and inst.idle
+                and inst.state == InstanceState.RUNNING.value
+            ]
+            if idle:
+                capacity.append(_release(idle, CapacityReason.IDLE, text))
+        # reserved instances outlive their contract's window only until they are idle
+        open_ = {c.name for c in fleet.contracts}
+        ended: dict[str, list[InstanceRecord]] = {}
+        for inst in sorted(inputs.instances, key=lambda i: i.id):
+            if (
+                inst.pricing == PricingKind.RESERVED.value
+                and inst.contract is not None
+                and inst.contract not in open_
+                and inst.idle
+                and inst.state == InstanceState.RUNNING.value
+            ):
+                ended.setdefault(inst.contract, []).append(inst)
+        for name, insts in sorted(ended.items()):
+            why = CAPACITY_TEXT[CapacityReason.CONTRACT_ENDED].format(contract=name)
+            capacity.append(_release(insts, CapacityReason.CONTRACT_ENDED, why))
+
+    def _scheduler(self, fleet: Fleet, caps: QuotaCaps) -> Scheduler:
+        """A scheduler for this cycle: the snapshot's tenant ledger (the running jobs'
+        GPUs counted in ``caps``), costs and caps; provisioning on where some pool is
+        made of instances."""
+        for job, gpu_type, gpus, _usd in fleet.replay:
+            caps.running(job.tenant, gpu_type, gpus)
         return Scheduler(
             queue_order=self.queue_policy,
-            ledger=build_ledger(tenants, capacity, replay, now_s),
+            ledger=fleet.ledger,
+            costs=fleet.costs,
+            caps=fleet.caps,
             preemption=self.preemption,
-            provisioning=False,
+            provisioning=any(p.backed for p in fleet.pools),
             backfill=self.backfill,
         )
 
@@ -546,11 +502,27 @@ class FleetDecider(PlannerCache):
 
     @staticmethod
     def _words(reason: str, fleet: Fleet, label: tuple[str, str] | None) -> str:
-        """The scheduler's reason with pools, tags and times in the user's words."""
-        for p in sorted(range(len(fleet.pools)), key=lambda i: -len(fleet.pools[i].tag)):
-            pool = fleet.pools[p]
-            reason = reason.replace(fleet.spec_of(p).key, pool.where)
-            reason = reason.replace(pool.tag, pool.offering.provider)
+        """The scheduler's reason with pools, tags and times in the user's words: a
+        pool's key (``aws#3/us-east-1/...``) becomes its label, a bare tag its provider.
+        Only the tags the reason names are looked at (a tag's number is its pool)."""
+        if "#" in reason:
+            parts: list[str] = []
+            pos = 0
+            for m in _TAG_RE.finditer(reason):
+                p = int(m.group(1))
+                if m.start() < pos or p >= len(fleet.pools) or fleet.pools[p].tag != m.group(0):
+                    continue
+                pool = fleet.pools[p]
+                parts.append(reason[pos : m.start()])
+                key = fleet.spec_of(p).key
+                if reason.startswith(key, m.start()):
+                    parts.append(pool.label)
+                    pos = m.start() + len(key)
+                else:
+                    parts.append(pool.offering.provider)
+                    pos = m.end()
+            parts.append(reason[pos:])
+            reason = "".join(parts)
         if label is not None and label[0] != label[1]:
             reason = reason.replace(label[0], label[1])
         return _T_RE.sub(lambda m: "t=" + _utc(float(m.group(1))), reason)
@@ -634,6 +606,8 @@ def _gang(
         priority=job.priority,
         submit_s=job.submitted_s or now_s,
         topology=topology,
+        # the pools (``providers``) are those the spec's spot policy allows already
+        spot=SpotPolicy.ALLOWED,
         providers=frozenset(fleet.pools[c.pool].tag for c in kept),
         provider_preference=tuple(fleet.pools[c.pool].tag for c in kept),
         duration_s=duration,
@@ -646,6 +620,50 @@ def _gang(
     else:
         theirs = ours
     return req, kept, (ours, theirs)
+
+
+def _provision_for(pool: PoolOf, count: int, job_id: int) -> Provision:
+    text = CAPACITY_TEXT[CapacityReason.GANG_WAITING].format(job=job_id)
+    return Provision(
+        offering_key(pool.offering), pool.pricing, count, CapacityReason.GANG_WAITING, text,
+        pool.contract, pool.usd_per_node_hour, job_id,
+    )  # fmt: skip
+
+
+def _spot_allows(policy: SpotPolicy, pricing: PricingKind) -> bool:
+    if pricing is PricingKind.SPOT:
+        return policy is not SpotPolicy.NEVER
+    return policy is not SpotPolicy.ONLY
+
+
+def _release(insts: Sequence[InstanceRecord], code: CapacityReason, text: str) -> Release:
+    return Release(tuple(i.id for i in insts), code, text, tuple(i.version for i in insts))
+
+
+def _waiting_for(nodes: int, pool: PoolOf) -> str:
+    """``waiting for 2 new nodes of aws/us-east-1/us-east-1a p5.48xlarge (spot)``."""
+    return f"waiting for {nodes} new node{'s' if nodes != 1 else ''} of {pool.label}"
+
+
+def _priced(placement: Placement, pool: PoolOf) -> Placement:
+    """The planner's placement at the pool's pricing and price (spot, reserved)."""
+    if placement.pricing is pool.pricing:
+        return placement
+    hourly = pool.usd_per_node_hour * placement.nodes
+    return replace(
+        placement,
+        pricing=pool.pricing,
+        hourly_usd=hourly,
+        total_usd=hourly * placement.duration_hours + placement.egress_usd,
+    )
+
+
+def _frozen(kept: list[_Cand], fleet: Fleet) -> str:
+    """Why the gang's pools cannot grow ("" when some can): a cool-down, a cap of 0."""
+    whys = [fleet.pools[c.pool].frozen for c in kept]
+    if not whys or any(w is None for w in whys):
+        return ""
+    return str(whys[0])
 
 
 def _give_back(left: dict[OfferingKey, FreeCapacity] | None, p: Mapping[str, Any]) -> None:

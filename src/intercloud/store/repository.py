@@ -34,6 +34,7 @@ from intercloud.store.errors import (
     UnknownTenant,
     UnknownWorkload,
 )
+from intercloud.store.health_repo import HealthRepo
 from intercloud.store.instance_repo import InstanceStoreMixin
 from intercloud.store.records import (
     LIVE_NODE_STATES,
@@ -256,7 +257,7 @@ def _check_fields(fields: Mapping[str, Any]) -> None:
         raise TypeError(f"cannot set workload field(s) {', '.join(sorted(unknown))}")
 
 
-class Store(InstanceStoreMixin, AgentRepository):
+class Store(InstanceStoreMixin, AgentRepository, HealthRepo):
     """Durable workloads, attempts, nodes, events, tenants and settings.
 
     Safe to share between threads (each method takes its own pooled connection); after

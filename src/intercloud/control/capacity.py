@@ -1,0 +1,94 @@
+"""Making the fleet decider's capacity decisions real in the store.
+
+``apply_capacity_decisions(store, decisions, now)``: a ``Provision`` becomes one launch
+request of ``count`` REQUESTED instance rows (``store.request_instances``; the instance
+reconcile step launches them, outside any store transaction); a ``Release`` moves each
+of its idle RUNNING instances to DRAINING (``store.transition_instance``, guarded by the
+version the decider saw: an instance bound to a job since then is left alone). Nothing
+here calls a provider.
+
+Request ids: ``<utc time>-<job or "pool">-<random>``, so a launch retried after a
+crash of the loop (the decider decides again from the store, which has no rows for a
+request that was never recorded) never reuses an id a provider may have seen.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from intercloud.control.decide import CapacityDecision, Provision, Release
+from intercloud.model import PricingKind
+from intercloud.providers.base import OfferingKey
+from intercloud.providers.contract import InstanceState
+
+__all__ = ["InstanceWriter", "apply_capacity_decisions", "new_request_id"]
+
+
+class InstanceWriter(Protocol):
+    """The two store methods this module needs (``store/instance_repo.py``)."""
+
+    def request_instances(
+        self,
+        request_id: str,
+        count: int,
+        offering: OfferingKey,
+        pricing: PricingKind,
+        usd_per_hour: float,
+        contract: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Any: ...
+
+    def transition_instance(
+        self,
+        instance_id: int,
+        expected_state: InstanceState,
+        new_state: InstanceState,
+        reason: str,
+        expected_version: int | None = None,
+        **fields: Any,
+    ) -> Any: ...
+
+
+def new_request_id(now: datetime, for_job: int | None) -> str:
+    """A fresh launch request id (at most 64 printable ASCII characters)."""
+    who = f"j{for_job}" if for_job is not None else "pool"
+    return f"{now.astimezone(UTC):%Y%m%d%H%M%S}-{who}-{uuid.uuid4().hex[:12]}"
+
+
+def apply_capacity_decisions(
+    store: InstanceWriter, decisions: Sequence[CapacityDecision], now: datetime
+) -> bool:
+    """Apply ``decisions`` in order; whether the store changed."""
+    changed = False
+    for d in decisions:
+        if isinstance(d, Provision):
+            if d.count <= 0:
+                continue
+            extra: dict[str, Any] = {"reason": d.reason.value}
+            if d.for_job is not None:
+                extra["for_job"] = d.for_job
+            store.request_instances(
+                new_request_id(now, d.for_job),
+                d.count,
+                d.offering,
+                d.pricing,
+                d.usd_per_hour,
+                contract=d.contract,
+                extra=extra,
+            )
+            changed = True
+        elif isinstance(d, Release):
+            versions = d.versions or (None,) * len(d.instance_ids)
+            for iid, version in zip(d.instance_ids, versions, strict=True):
+                got = store.transition_instance(
+                    iid,
+                    InstanceState.RUNNING,
+                    InstanceState.DRAINING,
+                    d.reason_text,
+                    expected_version=version,
+                )
+                changed |= got is not None
+    return changed
