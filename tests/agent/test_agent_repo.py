@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from agent_helpers import insert_instance, job, secret, set_instance_state
 
+from agent_helpers import insert_instance, job, secret, set_instance_state
 from intercloud.agent.protocol import RegisterRequest, ReportState
 from intercloud.store import Store, open_store
 from intercloud.store.agent_repo import AgentRefusal, AgentRefused

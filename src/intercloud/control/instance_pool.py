@@ -14,10 +14,11 @@ bridge answers it from the instance rows in the store, which the instance reconc
   ``exited`` with the exit code.
 - ``poll`` turns exited assignments into EXITED events and the loss of an instance under a
   started node (reclaimed, lost, terminated) into PREEMPTED or LOST, each once per process.
-- ``kill`` asks the agent to stop (the assignment's ``kill`` flag) and returns once it confirmed (``killed``)
-  or the node ended anyway; until then it raises ``ProviderError("... still stopping")``
-  and the reconciler calls again on its next step. An agent that has not confirmed after
-  ``kill_timeout_s`` gets its instance ended (TERMINATING, cause KILL_TIMEOUT).
+- ``kill`` asks the agent to stop (the assignment's ``kill`` flag) and returns once it
+  confirmed (``killed``) or the node ended anyway; until then it raises
+  ``ProviderError("... still stopping")`` and the reconciler calls again on its next
+  step. An agent that has not confirmed after ``kill_timeout_s`` gets its instance
+  ended (TERMINATING, cause KILL_TIMEOUT).
 - ``release`` gives the instances back to their pool (idle). An instance whose node may
   still run is drained instead of reused (the instance step terminates it).
 """
