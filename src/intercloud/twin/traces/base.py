@@ -31,6 +31,9 @@ class TraceJob:
     by GPU-sharing jobs (1.0 for whole GPUs). ``gpu_type`` is the trace's GPU constraint
     verbatim (None: any). ``name`` is the model or job type; ``status`` the final state
     where the trace records one; ``total_steps`` the iterations/steps where it does.
+    ``priority`` is the scheduler's integer priority (higher first; 0 where the trace has
+    none); ``spot_allowed`` whether the job may run on spot capacity (False where the
+    trace does not say).
     """
 
     submit_time: float
@@ -46,6 +49,8 @@ class TraceJob:
     status: str = ""
     total_steps: int | None = None
     priority_weight: float = 1.0
+    priority: int = 0
+    spot_allowed: bool = False
 
     @property
     def gpu_seconds(self) -> float | None:
