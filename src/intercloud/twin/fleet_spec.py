@@ -33,7 +33,14 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from intercloud.catalog.bundled import load_bundled
 from intercloud.catalog.catalog import Catalog
@@ -41,7 +48,14 @@ from intercloud.model import Contract, Offering, PricingKind, ReservedBlock, can
 from intercloud.scheduler.cost.caps import DiversificationCaps
 from intercloud.scheduler.fleet.pools import PoolSpec
 from intercloud.scheduler.requests import TenantSpec
-from intercloud.specs.errors import ROOT, SpecError, SpecProblem, join_path, problem_from_validation
+from intercloud.specs.errors import (
+    ROOT,
+    FieldValueError,
+    SpecError,
+    SpecProblem,
+    join_path,
+    problem_from_validation,
+)
 from intercloud.specs.loader import parse_yaml, read_spec_text
 from intercloud.twin.fleets import fleet_summary
 
@@ -52,7 +66,6 @@ Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9]
 Count = Annotated[int, Field(ge=1, le=10_000_000)]
 Usd = Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)]
 Seconds = Annotated[float, Field(ge=0, le=30 * 86_400, allow_inf_nan=False)]
-Share = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 Pricing = Literal["reserved", "committed", "on_demand", "spot"]
 
 DEFAULT_DELAY_S: dict[PricingKind, float] = {
@@ -186,12 +199,26 @@ class CapsConfig(_Spec):
     """Diversification caps (scheduler/cost/caps.py): no provider above a share of the
     fleet's running GPUs, once the fleet runs more than ``min_fleet_gpus``."""
 
-    max_share: Share | dict[Name, Share] = Field(
-        description="One share for every provider, or a share per provider (others uncapped)."
+    max_share: float | dict[Name, float] = Field(
+        description=(
+            "One share in (0, 1] for every provider, or a share per provider (others uncapped)."
+        )
     )
     min_fleet_gpus: Annotated[int, Field(ge=0, le=100_000_000)] = Field(
         0, description="Fleet size up to which caps do not bind."
     )
+
+    @field_validator("max_share")
+    @classmethod
+    def _shares(cls, v: float | dict[str, float]) -> float | dict[str, float]:
+        # Checked here, not by constrained types: a union of constrained types reports
+        # errors under a member tag (max_share.constrained-float), not the field.
+        for key, share in v.items() if isinstance(v, dict) else [("", v)]:
+            if not 0.0 < share <= 1.0:
+                raise FieldValueError(
+                    f"a share must be in (0, 1], got {share:g}", f".{key}" if key else ""
+                )
+        return v
 
 
 class FleetSpec(_Spec):
