@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from intercloud.twin.traces import TraceError, TraceJob, formats, get_reader, read_trace
-from intercloud.twin.traces.columns import TraceColumns
+from intercloud.twin.traces.columns import TraceColumns, read_columns
 from intercloud.twin.traces.philly import PhillyReader
 
 FIX = Path(__file__).resolve().parent / "fixtures"
@@ -145,3 +146,30 @@ def test_readers_stream(tmp_path: Path) -> None:
     assert sum(1 for _ in read_trace(path, "generic_csv", limit=1000)) == 1000
     with pytest.raises(TraceError, match=r"t\.csv:1002: column 'gpus'"):
         list(it)
+
+
+@pytest.mark.parametrize(
+    ("fixture", "fmt"),
+    [
+        ("generic_small.csv", "generic_csv"),
+        ("generic_minimal.csv", "generic_csv"),
+        ("philly_small.csv", "philly"),
+        ("tiresias_small.csv", "tiresias"),  # no fast path: from_jobs over read
+    ],
+)
+def test_columns_fast_path_equals_jobs(fixture: str, fmt: str) -> None:
+    fast = read_columns(FIX / fixture, fmt)
+    slow = TraceColumns.from_jobs(read_trace(FIX / fixture, fmt))
+    assert len(fast) == len(slow) > 0
+    for name in ("submit_s", "duration_s", "gpus", "tenant", "gpu_type", "priority"):
+        assert np.array_equal(getattr(fast, name), getattr(slow, name)), name
+    assert np.array_equal(fast.spot_allowed, slow.spot_allowed)
+    assert (fast.tenant_names, fast.gpu_type_names) == (slow.tenant_names, slow.gpu_type_names)
+    assert len(read_columns(FIX / fixture, fmt, limit=1)) == 1
+
+
+def test_columns_fast_path_reports_bad_rows_alike(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text(f"{H}\n0,1,1\n0,1,-1\n")
+    with pytest.raises(TraceError, match=r"^t\.csv:3: column 'gpus': must be >= 0"):
+        read_columns(path, "generic_csv")

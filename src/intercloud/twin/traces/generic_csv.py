@@ -39,6 +39,7 @@ from intercloud.twin.traces.base import (
     open_trace,
     register,
 )
+from intercloud.twin.traces.columns import TraceColumns, columns_from_rows
 
 REQUIRED = ("submit_time", "duration", "gpus")
 OPTIONAL = ("gpu_type", "tenant", "priority", "spot_allowed", "job_id")
@@ -47,6 +48,8 @@ _TRUE = frozenset(("true", "1", "yes", "y", "t"))
 _FALSE = frozenset(("false", "0", "no", "n", "f", ""))
 _INF = float("inf")
 _PRIORITY_MIN = -(2**31)
+# A ``columns.Row`` plus the job id ("" when the file has none) and the line number.
+_Row = tuple[float, float, int, str, str | None, int, bool, str, int]
 
 
 def parse_bool(c: Cell, column: str) -> bool:
@@ -67,6 +70,24 @@ class GenericCsvReader:
     )
 
     def read(self, path: str | Path, limit: int | None = None) -> Iterator[TraceJob]:
+        stem = Path(path).stem
+        for t, d, g, te, ty, p, s, job_id, line in self._rows(path, limit):
+            yield TraceJob(
+                submit_time=t,
+                tenant=te,
+                gpus=g,
+                gpu_type=ty,
+                duration=d,
+                job_id=job_id or f"{stem}:{line}",
+                priority=p,
+                spot_allowed=s,
+            )
+
+    def read_columns(self, path: str | Path, limit: int | None = None) -> TraceColumns:
+        """The same jobs as ``read``, straight into columns (about 3x faster)."""
+        return columns_from_rows(r[:7] for r in self._rows(path, limit))  # ids unused
+
+    def _rows(self, path: str | Path, limit: int | None) -> Iterator[_Row]:
         check_limit(limit)
         p = open_trace(path)
         with p.open(newline="") as f:
@@ -84,7 +105,6 @@ class GenericCsvReader:
             width = len(header)
             i_sub, i_dur, i_gpu = (cols[c] for c in REQUIRED)
             i_type, i_tenant, i_prio, i_spot, i_id = (cols.get(c, -1) for c in OPTIONAL)
-            stem = p.stem
             n = 0
             for line, fields in enumerate(rows, start=2):
                 if limit is not None and n >= limit:
@@ -123,15 +143,16 @@ class GenericCsvReader:
                         spot = parse_bool(Cell(p, line, cols, fields), "spot_allowed")
                 gpu_type = fields[i_type].strip() if i_type >= 0 else ""
                 job_id = fields[i_id].strip() if i_id >= 0 else ""
-                yield TraceJob(
-                    submit_time=submit,
-                    tenant=fields[i_tenant].strip() if i_tenant >= 0 else "",
-                    gpus=gpus,
-                    gpu_type=gpu_type or None,
-                    duration=duration,
-                    job_id=job_id or f"{stem}:{line}",
-                    priority=prio,
-                    spot_allowed=spot,
+                yield (
+                    submit,
+                    duration,
+                    gpus,
+                    fields[i_tenant].strip() if i_tenant >= 0 else "",
+                    gpu_type or None,
+                    prio,
+                    spot,
+                    job_id,
+                    line,
                 )
                 n += 1
 

@@ -32,6 +32,7 @@ from intercloud.twin.traces.base import (
     open_trace,
     register,
 )
+from intercloud.twin.traces.columns import TraceColumns, columns_from_rows
 
 REQUIRED = ("timestamp", "duration", "num_gpus", "gpu_time", "cluster")
 _INF = float("inf")
@@ -61,6 +62,27 @@ class PhillyReader:
         self.origin = origin
 
     def read(self, path: str | Path, limit: int | None = None) -> Iterator[TraceJob]:
+        stem = Path(path).stem
+        for t, d, g, te, job_id, line in self._rows(path, limit):
+            yield TraceJob(
+                submit_time=t,
+                tenant=te,
+                gpus=g,
+                gpu_type=None,
+                duration=d,
+                job_id=job_id or f"{stem}:{line}",
+            )
+
+    def read_columns(self, path: str | Path, limit: int | None = None) -> TraceColumns:
+        """The same jobs as ``read``, straight into columns."""
+        return columns_from_rows(
+            (t, d, g, te, None, 0, False) for t, d, g, te, _, _ in self._rows(path, limit)
+        )
+
+    def _rows(
+        self, path: str | Path, limit: int | None
+    ) -> Iterator[tuple[float, float, int, str, str, int]]:
+        """(submit_s, duration_s, gpus, tenant, job_id or "", line) per job."""
         check_limit(limit)
         p = open_trace(path)
         with p.open(newline="") as f:
@@ -73,7 +95,6 @@ class PhillyReader:
             i_dur, i_gpus, i_gt, i_cluster = (cols[c] for c in REQUIRED[1:])
             i_id = cols.get("job_id", cols.get("jobid", -1))
             origin = self.origin
-            stem = p.stem
             n = 0
             for line, fields in enumerate(rows, start=2):
                 if limit is not None and n >= limit:
@@ -108,14 +129,7 @@ class PhillyReader:
                 if not cluster:
                     raise c.fail("cluster", "must not be empty (it names the tenant)")
                 job_id = fields[i_id].strip() if i_id >= 0 else ""
-                yield TraceJob(
-                    submit_time=submit,
-                    tenant=cluster,
-                    gpus=gpus,
-                    gpu_type=None,
-                    duration=duration,
-                    job_id=job_id or f"{stem}:{line}",
-                )
+                yield submit, duration, gpus, cluster, job_id, line
                 n += 1
 
 
