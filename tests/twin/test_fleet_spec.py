@@ -196,3 +196,12 @@ def test_bad_fleet_files_name_the_field(text: str, field: str, problem: str) -> 
 def test_unreadable_file_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(FleetSpecError, match=r"absent\.yaml: \(file\): cannot read"):
         load_fleet(tmp_path / "absent.yaml")
+
+
+def test_readme_example_loads() -> None:
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("### Fleet description", 1)[1]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    fleet = parse_fleet(block, source="README.md")
+    assert fleet.gpus == 256 + 64 + 72
+    assert fleet.tenants[0].monthly_budget_usd == 900000
