@@ -173,3 +173,23 @@ def test_columns_fast_path_reports_bad_rows_alike(tmp_path: Path) -> None:
     path.write_text(f"{H}\n0,1,1\n0,1,-1\n")
     with pytest.raises(TraceError, match=r"^t\.csv:3: column 'gpus': must be >= 0"):
         read_columns(path, "generic_csv")
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    ["2017-10-03 24:00:00", "2017-10-03 09:60:00", "2017-02-30 09:00:00", "2017-10-03 0９:00:00",
+     "2017/10/03 09:00:00", "2017-10-03 09:00:0x"],
+)  # fmt: skip
+def test_philly_bad_timestamps(tmp_path: Path, stamp: str) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text(f"{P}\n2017-10-03 08:00:00,1,1,1,vc\n{stamp},1,1,1,vc\n")
+    with pytest.raises(TraceError, match=r"^t\.csv:3: column 'timestamp': must be"):
+        read_columns(path, "philly")
+
+
+def test_philly_seconds_across_days_and_years(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text(f"{P}\n2016-12-31 23:59:59,1,1,1,a\n2017-01-01 00:00:00,1,1,1,a\n"
+                    "2017-03-01 00:00:01,1,1,1,a\n")  # fmt: skip
+    jobs = list(read_trace(path, "philly"))
+    assert [j.submit_time for j in jobs] == [0.0, 1.0, 1.0 + (31 + 28) * 86400 + 1]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from intercloud.twin.traces.base import (
@@ -49,6 +49,34 @@ def parse_timestamp(c: Cell, column: str = "timestamp") -> datetime:
         return datetime.fromisoformat(raw)
     except ValueError:
         raise c.fail(column, f"must be a valid date and time {_FORMAT}") from None
+
+
+def _abs_seconds(when: datetime) -> int:
+    """Whole seconds since 0001-01-01 00:00:00 (naive: the log's own clock)."""
+    return (when.toordinal() - 1) * 86_400 + when.hour * 3600 + when.minute * 60 + when.second
+
+
+def _seconds(raw: str, days: dict[str, int]) -> int | None:
+    """``_abs_seconds`` of ``YYYY-MM-DD HH:MM:SS``, or None when ``raw`` is not exactly
+    that (the caller then names the problem). Dates are cached: a trace has few days and
+    many jobs a day."""
+    if len(raw) != 19 or raw[10] != " " or raw[13] != ":" or raw[16] != ":":
+        return None
+    day = days.get(raw[:10])
+    if day is None:
+        if raw[4] != "-" or raw[7] != "-":
+            return None
+        try:
+            day = days[raw[:10]] = (date.fromisoformat(raw[:10]).toordinal() - 1) * 86_400
+        except ValueError:
+            return None
+    digits = raw[11:13] + raw[14:16] + raw[17:19]
+    if not (digits.isascii() and digits.isdigit()):
+        return None
+    h, m, s = int(digits[:2]), int(digits[2:4]), int(digits[4:])
+    if h > 23 or m > 59 or s > 59:
+        return None
+    return day + h * 3600 + m * 60 + s
 
 
 class PhillyReader:
@@ -94,7 +122,9 @@ class PhillyReader:
             width = len(header)
             i_dur, i_gpus, i_gt, i_cluster = (cols[c] for c in REQUIRED[1:])
             i_id = cols.get("job_id", cols.get("jobid", -1))
-            origin = self.origin
+            i_time = cols["timestamp"]
+            start = None if self.origin is None else _abs_seconds(self.origin)
+            days: dict[str, int] = {}
             n = 0
             for line, fields in enumerate(rows, start=2):
                 if limit is not None and n >= limit:
@@ -103,12 +133,16 @@ class PhillyReader:
                     continue
                 if len(fields) != width:
                     raise TraceError(f"{p.name}:{line}: expected {width} fields, got {len(fields)}")
-                c = Cell(p, line, cols, fields)
-                when = parse_timestamp(c)
-                if origin is None:
-                    origin = when
-                submit = (when - origin).total_seconds()
+                raw = fields[i_time]
+                stamp = _seconds(raw, days)
+                if stamp is None:  # not the exact shape: name the problem
+                    stamp = _abs_seconds(parse_timestamp(Cell(p, line, cols, fields)))
+                if start is None:
+                    start = stamp
+                submit = float(stamp - start)
                 if submit < 0:
+                    c = Cell(p, line, cols, fields)
+                    origin = datetime.min + timedelta(seconds=start)
                     raise c.fail(
                         "timestamp",
                         f"is before the trace's origin {origin:%Y-%m-%d %H:%M:%S} (sort the "
@@ -122,12 +156,15 @@ class PhillyReader:
                 except ValueError:
                     fast = False
                 if not fast:
+                    c = Cell(p, line, cols, fields)
                     duration = c.number("duration")
                     gpus = c.integer("num_gpus")
                     c.number("gpu_time")
                 cluster = fields[i_cluster].strip()
                 if not cluster:
-                    raise c.fail("cluster", "must not be empty (it names the tenant)")
+                    raise Cell(p, line, cols, fields).fail(
+                        "cluster", "must not be empty (it names the tenant)"
+                    )
                 job_id = fields[i_id].strip() if i_id >= 0 else ""
                 yield submit, duration, gpus, cluster, job_id, line
                 n += 1
