@@ -39,14 +39,18 @@ SEED = REPO / "examples" / "fleets" / "seed-500k.yaml"
 T = TypeVar("T")
 
 
-def best_of(n: int, fn: Callable[[], T]) -> tuple[float, T]:
-    best, out = float("inf"), None
+def best_of(n: int, fn: Callable[[], T]) -> tuple[float, float, T]:
+    """(best wall s, CPU s of that run, result): on a shared machine the CPU time says
+    what the code costs, the wall time what a user waits."""
+    best, cpu, out = float("inf"), 0.0, None
     for _ in range(n):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         out = fn()
-        best = min(best, time.perf_counter() - start)
+        wall = time.perf_counter() - start
+        if wall < best:
+            best, cpu = wall, time.process_time() - start_cpu
     assert out is not None
-    return best, out
+    return best, cpu, out
 
 
 def write_traces(folder: Path, rows: int) -> tuple[Path, Path]:
@@ -86,28 +90,28 @@ def main() -> None:
         f"Machine: {m['arch']}, {m['cpu']}, {m['cores']} cores, Python {m['python']}, "
         f"git {m['git']}, load average at start {m['load']}.",
         "",
-        f"| step | rows | best of {args.repeat}, s | rows/s |",
-        "|---|---|---|---|",
+        f"| step | rows | wall s (best of {args.repeat}) | CPU s | rows per CPU s |",
+        "|---|---|---|---|---|",
     ]
 
-    def row(step: str, n: int, secs: float) -> None:
-        lines.append(f"| {step} | {n:,} | {secs:.2f} | {n / secs:,.0f} |")
+    def row(step: str, n: int, secs: float, cpu: float) -> None:
+        lines.append(f"| {step} | {n:,} | {secs:.2f} | {cpu:.2f} | {n / cpu:,.0f} |")
         print(lines[-1], flush=True)
 
     with tempfile.TemporaryDirectory() as tmp:
         generic, philly = write_traces(Path(tmp), args.rows)
         for fmt, path in (("generic_csv", generic), ("philly", philly)):
-            secs, count = best_of(
+            secs, cpu, count = best_of(
                 args.repeat, lambda p=path, f=fmt: sum(1 for _ in read_trace(p, f))
             )
-            row(f"`read_trace` {fmt}", count, secs)
-            secs, cols = best_of(args.repeat, lambda p=path, f=fmt: read_columns(p, f))
-            row(f"`read_columns` {fmt}", len(cols), secs)
+            row(f"`read_trace` {fmt}", count, secs, cpu)
+            secs, cpu, cols = best_of(args.repeat, lambda p=path, f=fmt: read_columns(p, f))
+            row(f"`read_columns` {fmt}", len(cols), secs, cpu)
         fit = TraceFit.from_columns(read_columns(generic, "generic_csv"))
-    fleet_s, fleet = best_of(args.repeat, lambda: load_fleet(SEED))
+    fleet_s, _, fleet = best_of(args.repeat, lambda: load_fleet(SEED))
     target = SyntheticTarget(jobs=args.jobs, fleet_gpus=fleet.gpus, offered_load=0.9, days=365)
-    secs, out = best_of(args.repeat, lambda: generate(fit, target, seed=7))
-    row("`generate` (a year, seed fleet, 90%)", args.jobs, secs)
+    secs, cpu, out = best_of(args.repeat, lambda: generate(fit, target, seed=7))
+    row("`generate` (a year, seed fleet, 90%)", args.jobs, secs, cpu)
     r = out.report
     lines += [
         "",
