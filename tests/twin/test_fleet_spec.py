@@ -130,7 +130,7 @@ def fleet_text(pool: str, extra: str = "") -> str:
         (fleet_text("{instance_type: p5.48xlarge, pricing: on_demand, nodes: 4, contract: c1}"),
          f"{POOL0}.contract", "only reserved or committed pools belong to a contract"),
         (fleet_text("{instance_type: p5.48xlarge, pricing: on_demand, nodes: 4}"),
-         "contracts[0].name", "no reserved pool names contract 'c1'"),
+         "contracts[0].name", "no pool names contract 'c1'"),
         (fleet_text("{instance_type: p5.48xlarge, pricing: on_demand, nodes: 4, domains: 1}"),
          POOL0, "give exactly one of nodes or domains"),
         (fleet_text("{instance_type: p5.48xlarge, pricing: on_demand}"),
@@ -196,6 +196,19 @@ def test_bad_fleet_files_name_the_field(text: str, field: str, problem: str) -> 
 def test_unreadable_file_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(FleetSpecError, match=r"absent\.yaml: \(file\): cannot read"):
         load_fleet(tmp_path / "absent.yaml")
+
+
+def test_committed_pool_names_a_contract_without_being_its_block() -> None:
+    text = fleet_text(
+        "{instance_type: p5.48xlarge, pricing: reserved, nodes: 4, contract: c1}\n"
+        "              - {instance_type: p5.48xlarge, pricing: committed, nodes: 8, "
+        "contract: c1, usd_per_node_hour: 40}"
+    )
+    fleet = parse_fleet(text)
+    committed = [p for p in fleet.pools if p.pricing is PricingKind.COMMITTED]
+    assert [(p.contract, p.usd_per_node_hour, p.max_nodes) for p in committed] == [("c1", 40, 8)]
+    (contract,) = fleet.contracts
+    assert [b.nodes for b in contract.blocks] == [4]
 
 
 def test_readme_example_loads() -> None:

@@ -124,7 +124,11 @@ class PoolConfig(_Spec):
         None, description="Size in whole NVLink domains (e.g. UltraServers) instead of nodes."
     )
     contract: Name | None = Field(
-        None, description="The contract that owns this pool; required for reserved pools."
+        None,
+        description=(
+            "The contract that owns this pool: required for reserved pools (they are its "
+            "blocks); a committed pool may name the commitment it bills against."
+        ),
     )
     usd_per_node_hour: Usd | None = Field(
         None,
@@ -346,17 +350,21 @@ def build_fleet(spec: FleetSpec, catalog: Catalog) -> Fleet:
                     if was_borrowed:
                         borrowed.append(pool.key)
                     if pool.contract is not None:
-                        blocks.setdefault(pool.contract, []).append(
-                            ReservedBlock(
-                                region.name, zone.name, pool.instance_type, pool.max_nodes
+                        # Only reserved pools are the contract's blocks (nodes paid for
+                        # whether used or not); a committed pool just names it.
+                        mine = blocks.setdefault(pool.contract, [])
+                        if pool.pricing is PricingKind.RESERVED:
+                            mine.append(
+                                ReservedBlock(
+                                    region.name, zone.name, pool.instance_type, pool.max_nodes
+                                )
                             )
-                        )
     built_contracts = []
     for i, cc in enumerate(spec.contracts):
         if cc.name not in blocks:
             raise SpecProblem(
                 join_path(("contracts", i, "name")),
-                f"no reserved pool names contract {cc.name!r}",
+                f"no pool names contract {cc.name!r}",
             )
         built_contracts.append(
             Contract(
