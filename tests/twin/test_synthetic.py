@@ -155,3 +155,52 @@ def test_bad_inputs_name_the_field() -> None:
         SyntheticTarget(jobs=1, fleet_gpus=8, size_share=2.0)
     with pytest.raises(ValueError, match="no GPU job with a positive duration"):
         TraceFit.from_jobs([TraceJob(0.0, "", 0, None, 10.0), TraceJob(1.0, "", 4, None, None)])
+
+
+def office_hours_trace(days: int = 21, per_day: int = 400) -> TraceColumns:
+    """Jobs arrive only in the first 8 hours of each day, more on the first 5 days of
+    each week."""
+    rng = np.random.default_rng(5)
+    times = []
+    for day in range(days):
+        k = per_day if day % 7 < 5 else per_day // 8
+        times.append(day * DAY_S + np.sort(rng.uniform(0, 8 * 3600, k)))
+    submit = np.concatenate(times)
+    n = len(submit)
+    return TraceColumns(
+        submit_s=submit,
+        duration_s=rng.lognormal(7.0, 1.5, n),
+        gpus=np.ones(n, dtype=np.int64) * 8,
+        tenant=np.zeros(n, dtype=np.int32),
+        gpu_type=np.full(n, -1, dtype=np.int32),
+        priority=np.zeros(n, dtype=np.int64),
+        spot_allowed=np.zeros(n, dtype=np.bool_),
+        tenant_names=("t",),
+        gpu_type_names=(),
+    )
+
+
+def test_arrival_cycle_is_kept() -> None:
+    fit = TraceFit.from_columns(office_hours_trace())
+    assert fit.cycle_s == 7 * DAY_S and len(fit.cycle_profile) == 168
+    target = SyntheticTarget(jobs=100_000, fleet_gpus=50_000, offered_load=0.8, days=56)
+    out = generate(fit, target, seed=2)
+    t = out.columns.submit_s
+    hour_of_day = (t % DAY_S) / 3600
+    assert np.mean(hour_of_day < 8) > 0.99  # only in office hours, like the trace
+    weekday = (t // DAY_S) % 7 < 5
+    assert 0.9 < np.mean(weekday) < 0.99  # 5 busy days of 400 vs 2 quiet days of 50
+    assert out.report.arrival_cycle_s == 7 * DAY_S
+    assert out.report.arrival_peak_over_mean > 2
+    assert out.report.offered_load == pytest.approx(0.8, rel=0.02)
+    assert np.all(np.diff(t) >= 0) and t.max() < target.horizon_s
+    # Off: arrivals spread over the whole day.
+    flat = generate(fit, SyntheticTarget(**{**target.__dict__, "arrival_cycle": False}), 2)
+    flat_hours = (flat.columns.submit_s % DAY_S) / 3600
+    assert 0.25 < np.mean(flat_hours < 8) < 0.42
+    assert flat.report.arrival_cycle_s == 0.0
+
+
+def test_short_trace_has_no_cycle() -> None:
+    fit = TraceFit.from_jobs(read_trace(FIX / "philly_small.csv", "philly"))
+    assert fit.cycle_s == 0.0  # 1.25 h of GPU jobs: too short to tell a cycle

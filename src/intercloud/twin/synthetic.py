@@ -28,8 +28,11 @@ empirical distribution of its inter-arrival gaps.
    of two nearest ``F ** size_share`` on sizes instead. Multiplying by constants keeps
    the shape of both distributions, so the heavy tail is kept; only the caps trim it.
 3. *Arrivals*: inter-arrival gaps drawn from the trace's, summed, and stretched so the
-   ``n`` arrivals span ``[0, days)``; burstiness (the gaps' spread) is kept, the trace's
-   daily and weekly cycle is not.
+   ``n`` arrivals span ``[0, days)``, which keeps burstiness (the gaps' spread). A trace
+   of two weeks or more has a weekly cycle (hourly rates), of two days or more a daily
+   one (15-minute rates): its gaps are measured with the cycle taken out, and the
+   generated arrivals are warped back onto it (``arrival_cycle``), phase counted from
+   the trace's start.
 
 **Offered load** is the jobs' total GPU-seconds over ``fleet_gpus x days x 86400`` (work
 that arrives late runs past the horizon but still counts). ``SyntheticReport`` says the
@@ -61,7 +64,38 @@ GENERIC_HEADER = (
     "priority",
     "spot_allowed",
 )
+WEEK_S = 7 * DAY_S
 DEFAULT_MAX_DURATION_S = 60 * DAY_S
+
+
+def _cycle(submit: F64) -> tuple[float, F64]:
+    """The trace's arrival cycle: (period, relative rate per bin, mean 1). Weekly (hourly
+    bins) for a trace of two weeks or more, daily (15-minute bins) for two days or more,
+    else none (0.0). Counted over whole periods only, so a part period does not bias
+    it. The phase is the trace's own start, which is all a relative time can tell."""
+    span = float(submit[-1] - submit[0]) if len(submit) else 0.0
+    if span >= 14 * DAY_S:
+        period, bins = WEEK_S, 168
+    elif span >= 2 * DAY_S:
+        period, bins = DAY_S, 96
+    else:
+        return 0.0, np.ones(1)
+    t = submit - submit[0]
+    whole = t[t < (span // period) * period]
+    idx = np.minimum((whole // (period / bins)).astype(np.int64) % bins, bins - 1)
+    counts = np.bincount(idx, minlength=bins).astype(np.float64)
+    return period, counts / counts.mean()
+
+
+def _cumulative(profile: F64, period: float, until: float) -> tuple[F64, F64]:
+    """Bin edges covering ``[0, until]`` and the cumulative intensity at each (the
+    profile repeated every ``period``)."""
+    width = period / len(profile)
+    m = max(1, math.ceil(until / width))
+    rates = np.tile(profile, m // len(profile) + 1)[:m]
+    edges = np.arange(m + 1, dtype=np.float64) * width
+    lam = np.concatenate((np.zeros(1), np.cumsum(rates * width))).astype(np.float64)
+    return edges, lam
 
 
 @dataclass(frozen=True)
@@ -79,6 +113,8 @@ class TraceFit:
     spot_allowed: BOOL
     tenant_names: tuple[str, ...]
     gpu_type_names: tuple[str, ...]
+    cycle_s: float = 0.0
+    cycle_profile: F64 = field(default_factory=lambda: np.ones(1))
 
     @classmethod
     def from_columns(cls, cols: TraceColumns) -> TraceFit:
@@ -90,7 +126,15 @@ class TraceFit:
                 f"the trace has no GPU job with a positive duration to fit ({len(cols)} jobs read)"
             )
         submit = np.sort(cols.submit_s[keep])
-        gaps = np.diff(submit)
+        period, profile = _cycle(submit)
+        if period:
+            # Gaps in the trace's operational time (its cycle taken out), so that the
+            # cycle is not counted twice when generate puts it back.
+            t = submit - submit[0]
+            edges, lam = _cumulative(profile, period, float(t[-1]))
+            gaps = np.diff(np.interp(t, edges, lam))
+        else:
+            gaps = np.diff(submit)
         if len(gaps) == 0 or not (gaps > 0).any():
             gaps = np.ones(1)  # one job, or all at once: evenly spaced arrivals
         return cls(
@@ -103,6 +147,8 @@ class TraceFit:
             spot_allowed=cols.spot_allowed[keep],
             tenant_names=cols.tenant_names,
             gpu_type_names=cols.gpu_type_names,
+            cycle_s=period,
+            cycle_profile=profile,
         )
 
     @classmethod
@@ -124,7 +170,8 @@ class SyntheticTarget:
     of the fleet;
     ``max_duration_s`` None: 60 days or the horizon, whichever is shorter; ``tenants``
     empty: the trace's own tenants, in the trace's proportions, else these names drawn
-    uniformly."""
+    uniformly; ``arrival_cycle``: put the trace's daily or weekly cycle back into the
+    arrivals (when it has one)."""
 
     jobs: int
     fleet_gpus: int
@@ -136,6 +183,7 @@ class SyntheticTarget:
     max_duration_s: float | None = None
     gpu_granularity: int = 8
     duration_jitter: float = 0.1
+    arrival_cycle: bool = True
     tenants: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -209,7 +257,9 @@ class TailFigures:
 class SyntheticReport:
     """What a generation produced. ``offered_load`` is the achieved load (module
     docstring); ``size_factor`` and ``duration_factor`` the multipliers applied;
-    ``jobs_size_capped``/``jobs_duration_capped`` how many jobs the caps trimmed."""
+    ``jobs_size_capped``/``jobs_duration_capped`` how many jobs the caps trimmed;
+    ``arrival_cycle_s`` the arrival cycle put back (0: none) and
+    ``arrival_peak_over_mean`` its busiest bin's rate over the mean."""
 
     jobs: int
     fleet_gpus: int
@@ -226,6 +276,8 @@ class SyntheticReport:
     mean_gpus: float
     mean_duration_s: float
     source_jobs: int
+    arrival_cycle_s: float
+    arrival_peak_over_mean: float
     source_tail: TailFigures
     tail: TailFigures
 
@@ -345,6 +397,15 @@ def generate(fit: TraceFit, target: SyntheticTarget, seed: int = 0) -> Synthetic
     c = np.cumsum(gaps)
     c -= c[0]
     submit = c / c[-1] * horizon * (n - 1) / n if c[-1] > 0 else np.arange(n) * (horizon / n)
+    cycle = target.arrival_cycle and fit.cycle_s > 0
+    if cycle:
+        # Warp operational time onto the trace's cycle: equal shares of the arrivals
+        # fall where the cumulative intensity grows by equal amounts.
+        edges, lam = _cumulative(fit.cycle_profile, fit.cycle_s, horizon)
+        total = float(np.interp(horizon, edges, lam))
+        submit = np.minimum(
+            np.interp(submit * (total / horizon), lam, edges), np.nextafter(horizon, 0)
+        )
 
     if target.tenants:
         tenant = rng.integers(0, len(target.tenants), n).astype(np.int32)
@@ -379,6 +440,8 @@ def generate(fit: TraceFit, target: SyntheticTarget, seed: int = 0) -> Synthetic
         mean_gpus=float(gf.mean()),
         mean_duration_s=float(duration.mean()),
         source_jobs=len(fit),
+        arrival_cycle_s=fit.cycle_s if cycle else 0.0,
+        arrival_peak_over_mean=float(fit.cycle_profile.max()) if cycle else 1.0,
         source_tail=TailFigures.of(fit.gpus, fit.duration_s),
         tail=TailFigures.of(gpus, duration),
     )
