@@ -198,6 +198,16 @@ def test_unreadable_file_is_one_line(tmp_path: Path) -> None:
         load_fleet(tmp_path / "absent.yaml")
 
 
+def test_type_sold_only_in_another_zone_is_borrowed() -> None:
+    # The catalog sells u-p6e-gb200x72 in us-east-1's Dallas Local Zone only.
+    text = fleet_text("{instance_type: u-p6e-gb200x72, pricing: on_demand, domains: 2}")
+    text = text.replace("contracts:\n  - {name: c1", "contracts: []\nunused:\n  - {name: c1")
+    text = text.split("unused:")[0]
+    fleet = parse_fleet(text)
+    assert fleet.borrowed == ("aws/us-east-1/us-east-1a/u-p6e-gb200x72/on_demand",)
+    assert fleet.pools[0].max_nodes == 36 and fleet.pools[0].domain_gpus == 72
+
+
 def test_committed_pool_names_a_contract_without_being_its_block() -> None:
     text = fleet_text(
         "{instance_type: p5.48xlarge, pricing: reserved, nodes: 4, contract: c1}\n"

@@ -9,9 +9,9 @@
 The file nests ``providers -> regions -> zones -> pools``; each pool names an instance
 type, a pricing kind and a size (``nodes``, or ``domains``: whole NVLink domains). The
 shape (GPUs, accelerator, vCPUs, memory, nodes per NVLink domain) and the list price come
-from the bundled catalog: the row of the pool's region, else (an assumption the loaded
-``Fleet`` lists in ``borrowed``) the same instance type in another region of the
-provider. An instance type the catalog does not know needs a ``shape``.
+from the bundled catalog: the row of the pool's zone or region, else (an assumption the
+loaded ``Fleet`` lists in ``borrowed``) the same instance type in another zone or region
+of the provider. An instance type the catalog does not know needs a ``shape``.
 
 Prices: a reserved pool costs its contract's ``usd_per_node_hour``; a spot pool the
 catalog's spot price; on-demand and committed pools the on-demand price; any but a
@@ -243,7 +243,8 @@ class FleetSpec(_Spec):
 @dataclass(frozen=True)
 class Fleet:
     """A loaded fleet in the scheduler's types. ``borrowed``: keys of pools whose shape
-    and price came from the catalog row of another region (an assumption to state)."""
+    and price came from the catalog row of another zone or region (an assumption to
+    state)."""
 
     name: str
     description: str
@@ -303,13 +304,22 @@ def _catalog_index(catalog: Catalog) -> dict[tuple[str, str], list[Offering]]:
 
 
 def _offering(
-    index: dict[tuple[str, str], list[Offering]], provider: str, region: str, itype: str
+    index: dict[tuple[str, str], list[Offering]],
+    provider: str,
+    region: str,
+    zone: str,
+    itype: str,
 ) -> tuple[Offering | None, bool]:
-    """The catalog row for ``itype`` in ``region`` (then in any region: borrowed=True)."""
+    """The catalog row for ``itype`` in ``zone`` or priced for all of ``region``
+    (borrowed=False); else a row of another zone of the region or of another region
+    (borrowed=True: the catalog does not say the type is sold there)."""
     rows = index.get((provider, itype), [])
     here = [o for o in rows if o.region == region]
+    exact = [o for o in here if o.zone in ("", zone)]
+    if exact:
+        return exact[0], False
     if here:
-        return here[0], False
+        return here[0], True
     if rows:
         return sorted(rows, key=lambda o: (o.region, o.zone))[0], True
     return None, False
@@ -419,7 +429,7 @@ def _pool(
         return SpecProblem(join_path((*at, field)), problem)
 
     pricing = PricingKind(pc.pricing)
-    offering, borrowed = _offering(index, provider, region, pc.instance_type)
+    offering, borrowed = _offering(index, provider, region, zone, pc.instance_type)
     if pc.shape is not None:
         s = pc.shape
         accel, gpn, vcpus, mem, npd = (
