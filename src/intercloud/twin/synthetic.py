@@ -102,7 +102,9 @@ def _cumulative(profile: F64, period: float, until: float) -> tuple[F64, F64]:
 class TraceFit:
     """The sample the generator draws from: one entry per GPU job of the source trace
     with a known, positive duration (other jobs are dropped: they say nothing about size
-    or run time), and the gaps between the trace's sorted submission times."""
+    or run time), and the gaps between the trace's sorted submission times, measured
+    with its arrival cycle (``cycle_s``, 0 for none; ``cycle_profile``, the relative
+    rate per bin) taken out."""
 
     gpus: I64
     duration_s: F64
