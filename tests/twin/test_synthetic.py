@@ -15,7 +15,7 @@ from intercloud.twin.synthetic import (
     generate,
 )
 from intercloud.twin.traces import TraceJob, read_trace
-from intercloud.twin.traces.columns import TraceColumns
+from intercloud.twin.traces.columns import TraceColumns, read_columns
 
 FIX = Path(__file__).resolve().parent / "fixtures"
 
@@ -204,3 +204,18 @@ def test_arrival_cycle_is_kept() -> None:
 def test_short_trace_has_no_cycle() -> None:
     fit = TraceFit.from_jobs(read_trace(FIX / "philly_small.csv", "philly"))
     assert fit.cycle_s == 0.0  # 1.25 h of GPU jobs: too short to tell a cycle
+
+
+def test_real_trace_scaled_to_the_seed_fleet(shared_data: Path) -> None:
+    """Alibaba's openb pods (1-8 GPUs, minutes to months) scaled to a year on 500k GPUs."""
+    path = shared_data / "traces/alibaba_openb_v2023/openb_pod_list_default.csv"
+    fit = TraceFit.from_columns(read_columns(path, "alibaba_openb"))
+    assert len(fit) > 5_000 and fit.cycle_s == 7 * DAY_S
+    out = generate(fit, SyntheticTarget(jobs=100_000, fleet_gpus=500_000, days=365), seed=1)
+    r = out.report
+    assert r.offered_load == pytest.approx(0.9, rel=0.02)
+    assert r.offered_load == pytest.approx(offered(out.columns, YEAR), rel=1e-9)
+    assert r.size_factor >= 16  # far larger jobs than the trace's 1-8 GPUs
+    assert r.tail.duration_p99_over_p50 == pytest.approx(
+        r.source_tail.duration_p99_over_p50, rel=0.25
+    )
