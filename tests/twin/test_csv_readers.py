@@ -101,6 +101,7 @@ P = "timestamp,duration,num_gpus,gpu_time,cluster"
          r"t\.csv:2: column 'spot_allowed': must be true or false \(got 'maybe'\)"),
         ("generic_csv", f"{H}\n0,1\n", r"t\.csv:2: expected 3 fields, got 2"),
         ("generic_csv", "", r"t\.csv: empty file"),
+        ("generic_csv", f"{H},gpus\n0,1,1,2\n", r"t\.csv:1: duplicate column\(s\) gpus"),
         ("philly", "timestamp,duration,num_gpus,cluster\n",
          r"t\.csv:1: missing column\(s\) gpu_time"),
         ("philly", f"{P}\n2017-10-03T09:00:00,1,1,1,vc\n",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import math
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,8 +158,12 @@ def open_trace(path: str | Path) -> Path:
 
 
 def check_header(path: Path, header: list[str], required: tuple[str, ...]) -> dict[str, int]:
-    """Column name → index; TraceError naming the missing columns."""
+    """Column name → index; TraceError naming missing or duplicate columns."""
     columns = {name.strip(): i for i, name in enumerate(header)}
+    if len(columns) < len(header):
+        counts = Counter(h.strip() for h in header)
+        twice = sorted(name for name, k in counts.items() if k > 1)
+        raise TraceError(f"{path.name}:1: duplicate column(s) {', '.join(twice)}")
     missing = [c for c in required if c not in columns]
     if missing:
         raise TraceError(
