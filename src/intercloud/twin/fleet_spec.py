@@ -147,6 +147,10 @@ class PoolConfig(_Spec):
     shape: ShapeSpec | None = Field(
         None, description="Node shape, for instance types the bundled catalog lacks."
     )
+    egress_usd_per_gb: Usd | None = Field(
+        None,
+        description="Internet egress USD per GB, overriding the catalog's (none there: 0).",
+    )
 
     @model_validator(mode="after")
     def _one_size(self) -> PoolConfig:
@@ -296,14 +300,14 @@ def _unique(names: Sequence[str], path: tuple[str | int, ...], what: str) -> Non
         seen.add(name)
 
 
-def _catalog_index(catalog: Catalog) -> dict[tuple[str, str], list[Offering]]:
+def catalog_index(catalog: Catalog) -> dict[tuple[str, str], list[Offering]]:
     index: dict[tuple[str, str], list[Offering]] = {}
     for o in catalog.offerings:
         index.setdefault((o.provider, o.instance_type), []).append(o)
     return index
 
 
-def _offering(
+def catalog_row(
     index: dict[tuple[str, str], list[Offering]],
     provider: str,
     region: str,
@@ -332,7 +336,7 @@ def build_fleet(spec: FleetSpec, catalog: Catalog) -> Fleet:
     _unique([c.name for c in spec.contracts], ("contracts",), "contract")
     _unique([t.name for t in spec.tenants], ("tenants",), "tenant")
     contracts = {c.name: (i, c) for i, c in enumerate(spec.contracts)}
-    index = _catalog_index(catalog)
+    index = catalog_index(catalog)
     pools: list[PoolSpec] = []
     borrowed: list[str] = []
     blocks: dict[str, list[ReservedBlock]] = {}
@@ -429,7 +433,7 @@ def _pool(
         return SpecProblem(join_path((*at, field)), problem)
 
     pricing = PricingKind(pc.pricing)
-    offering, borrowed = _offering(index, provider, region, zone, pc.instance_type)
+    offering, borrowed = catalog_row(index, provider, region, zone, pc.instance_type)
     if pc.shape is not None:
         s = pc.shape
         accel, gpn, vcpus, mem, npd = (
@@ -503,9 +507,15 @@ def _pool(
         usd_per_node_hour=price,
         provision_delay_s=delay,
         contract=contract,
-        egress_usd_per_gb=offering.egress_usd_per_gb if offering is not None else 0.0,
+        egress_usd_per_gb=_egress(pc, offering),
     )
     return pool, borrowed and pc.shape is None
+
+
+def _egress(pc: PoolConfig, offering: Offering | None) -> float:
+    if pc.egress_usd_per_gb is not None:
+        return pc.egress_usd_per_gb
+    return offering.egress_usd_per_gb if offering is not None else 0.0
 
 
 def _caps(cfg: CapsConfig | None, providers: set[str]) -> DiversificationCaps | None:
