@@ -4,11 +4,12 @@
     for job in get_reader("tiresias").read("60_job.csv"):
         ...
 
-Formats: ``alibaba_openb`` (Alibaba openb pod lists), ``tiresias`` (Tiresias CSV),
+Formats: ``generic_csv`` (intercloud's documented CSV), ``philly`` (Microsoft Philly,
+processed CSV), ``alibaba_openb`` (Alibaba openb pod lists), ``tiresias`` (Tiresias CSV),
 ``philly_gavel`` (Gavel's Philly-derived ``.trace`` files).
 """
 
-from intercloud.twin.traces import alibaba_openb, philly_gavel, tiresias
+from intercloud.twin.traces import alibaba_openb, generic_csv, philly, philly_gavel, tiresias
 from intercloud.twin.traces.base import (
     TraceError,
     TraceJob,
@@ -25,7 +26,9 @@ __all__ = [
     "TraceReader",
     "alibaba_openb",
     "formats",
+    "generic_csv",
     "get_reader",
+    "philly",
     "philly_gavel",
     "read_trace",
     "register",

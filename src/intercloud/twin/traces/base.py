@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import math
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,9 @@ class TraceJob:
     by GPU-sharing jobs (1.0 for whole GPUs). ``gpu_type`` is the trace's GPU constraint
     verbatim (None: any). ``name`` is the model or job type; ``status`` the final state
     where the trace records one; ``total_steps`` the iterations/steps where it does.
+    ``priority`` is the scheduler's integer priority (higher first; 0 where the trace has
+    none); ``spot_allowed`` whether the job may run on spot capacity (False where the
+    trace does not say).
     """
 
     submit_time: float
@@ -46,6 +50,8 @@ class TraceJob:
     status: str = ""
     total_steps: int | None = None
     priority_weight: float = 1.0
+    priority: int = 0
+    spot_allowed: bool = False
 
     @property
     def gpu_seconds(self) -> float | None:
@@ -152,8 +158,12 @@ def open_trace(path: str | Path) -> Path:
 
 
 def check_header(path: Path, header: list[str], required: tuple[str, ...]) -> dict[str, int]:
-    """Column name → index; TraceError naming the missing columns."""
+    """Column name → index; TraceError naming missing or duplicate columns."""
     columns = {name.strip(): i for i, name in enumerate(header)}
+    if len(columns) < len(header):
+        counts = Counter(h.strip() for h in header)
+        twice = sorted(name for name, k in counts.items() if k > 1)
+        raise TraceError(f"{path.name}:1: duplicate column(s) {', '.join(twice)}")
     missing = [c for c in required if c not in columns]
     if missing:
         raise TraceError(
