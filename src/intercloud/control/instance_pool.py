@@ -117,6 +117,22 @@ class InstancePoolProvider(Provider):
                 )
             return self._allocation(request.request_id, bound)
         off = request.offering
+        if request.instance_ids:
+            # The scheduler chose these nodes: bind exactly them, or wait for the next cycle.
+            if len(request.instance_ids) != request.nodes:
+                raise ProviderError(
+                    f"{request.request_id}: {len(request.instance_ids)} instance(s) chosen, "
+                    f"{request.nodes} asked"
+                )
+            recs = self.store.bind_instances(
+                job, attempt, list(request.instance_ids), now=self.clock()
+            )
+            if recs is None:
+                raise CapacityError(
+                    f"instances {', '.join(map(str, request.instance_ids))} are no longer "
+                    "idle and running"
+                )
+            return self._allocation(request.request_id, recs)
         idle = [
             r
             for r in self.store.instances(states=[S.RUNNING], provider=self.name, bound=False)

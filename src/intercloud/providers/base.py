@@ -76,6 +76,9 @@ class ProvisionRequest:
     accelerators_per_node: int = 0
     cpus_per_node: float = 1.0
     memory_gib_per_node: float = 0.0
+    #: the instances the scheduler chose, rank 0 first (instance-backed providers; empty:
+    #: the provider picks)
+    instance_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,7 @@ def request(ctx: JobContext, w: WorkloadRecord) -> tuple[Provider, ProvisionRequ
         accelerators_per_node=int(p.get("accelerator_count", 0)),
         cpus_per_node=float(p.get("cpus_per_node", 1.0)),
         memory_gib_per_node=float(p.get("memory_gib_per_node", 0.0)),
+        instance_ids=tuple(int(i) for i in p.get("instances") or ()),
     )
 
 
