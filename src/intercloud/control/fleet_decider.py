@@ -102,6 +102,7 @@ from intercloud.scheduler.core import Scheduler
 from intercloud.scheduler.fleet.pools import PoolSpec
 from intercloud.scheduler.fleet.state import FleetState
 from intercloud.scheduler.placement.pick import pick_nodes
+from intercloud.scheduler.reasons import Reason, ReasonCode
 from intercloud.scheduler.requests import DecisionKind, GangRequest
 
 __all__ = [
@@ -441,7 +442,7 @@ class FleetDecider(PlannerCache):
                 why_not = [caps.why(job.tenant, c.placement.accelerator, c.demand.gpus)
                            for c in feasible]  # fmt: skip
                 if all(why_not):
-                    out.append(Hold(job.job_id, str(why_not[0])))
+                    out.append(Hold(job.job_id, str(why_not[0]), ReasonCode.OVER_QUOTA))
                     continue
                 feasible = [c for c, no in zip(feasible, why_not, strict=True) if no is None]
             req, kept, label = _gang(job, feasible, fleet, now_s)
@@ -461,7 +462,7 @@ class FleetDecider(PlannerCache):
             decisions, over = caps.apply(decisions, {r.job_id: r for r in queue}, accs)
             if not over:
                 break
-            out.extend(Hold(j, why) for j, why in over.items())
+            out.extend(Hold(j, why, ReasonCode.OVER_QUOTA) for j, why in over.items())
             queue = [r for r in queue if r.job_id not in over]
             assert tenants is not None  # (caps come from tenants)
             fleet = build_fleet(offerings, free, running, now_s, spare_nodes=max(1, spare))
@@ -476,15 +477,18 @@ class FleetDecider(PlannerCache):
                 why = self._words(dec.reason, fleet, labels.get(job_id))
                 limit = _tenant_limit(scheduler, requests[job_id], cands[job_id], now_s)
                 if limit is not None:
-                    out.append(Hold(job_id, limit))
+                    out.append(Hold(job_id, limit.text, limit.code))
                     continue
                 detail = _shortfall(cands[job_id], fleet, left)
-                out.append(Hold(job_id, f"{why}; {detail}" if detail else why))
+                code = dec.code or ReasonCode.WAITING_FOR_CAPACITY
+                out.append(Hold(job_id, f"{why}; {detail}" if detail else why, code))
             elif dec.kind == DecisionKind.REJECT:
                 why = self._words(dec.reason, fleet, labels.get(job_id))
-                out.append(Reject(job_id, f"no enabled provider can run it ({why})"))
+                code = dec.code or ReasonCode.NEVER_FITS
+                out.append(Reject(job_id, f"no enabled provider can run it ({why})", code))
             elif dec.kind == DecisionKind.PREEMPT and self.preemption and job_id in by_id:
-                out.append(Preempt(job_id, dec.for_job, self._words(dec.reason, fleet, None)))
+                why = self._words(dec.reason, fleet, None)
+                out.append(Preempt(job_id, dec.for_job, why, dec.code or ReasonCode.PREEMPTED))
                 _give_back(left, by_id[job_id].placement)
         return out
 
@@ -558,7 +562,7 @@ class FleetDecider(PlannerCache):
 
 def _tenant_limit(
     scheduler: Scheduler, req: GangRequest, kept: list[_Cand], now_s: float
-) -> str | None:
+) -> Reason | None:
     """Why the tenant ledger refuses ``req`` whatever capacity frees (None: it does not,
     or there is no ledger): the reason a held gang shows rather than the core's (it
     says "waiting for capacity" first when the fleet is full), since capacity alone
@@ -583,7 +587,7 @@ def _tenant_limit(
         prices = [
             c.placement.hourly_usd for c in kept if acc is None or c.placement.accelerator == acc
         ]
-        why = ledger.admit(req, acc, min(prices, default=0.0), now_s)
+        why = ledger.admit_reason(req, acc, min(prices, default=0.0), now_s)
         if why is None:
             return None
         whys.append(why)
