@@ -15,10 +15,13 @@ from intercloud.control.states import JobState
 from intercloud.control.tenancy import QuotaCaps, load_tenant_limits
 from intercloud.model import Offering
 from intercloud.providers.base import FreeCapacity
+from intercloud.scheduler.reasons import ReasonCode
 from intercloud.scheduler.requests import Decision, DecisionKind, GangRequest
 from intercloud.specs import load_spec_text
 from intercloud.store import open_store
 from intercloud.store.testing import FakeClock
+
+Q = ReasonCode.OVER_QUOTA
 
 NOW = 1_780_000_000.0
 A = Offering("local", "a", "", "local-H100x4", "H100", 4, vcpus=2, memory_gib=8,
@@ -72,7 +75,9 @@ def test_guarantee_without_borrowing_holds_the_second_gang_and_lets_others_run()
     out = by_job(FleetDecider().decide(pending, [A, B], free(), now_s=NOW, tenants=tenants))
     assert isinstance(out[1], Place) and isinstance(out[3], Place)
     assert out[2] == Hold(
-        2, "over quota: research uses 4 of 4 guaranteed H100 and may not borrow (needs 4)"
+        2,
+        "over quota: research uses 4 of 4 guaranteed H100 and may not borrow (needs 4)",
+        ReasonCode.OVER_QUOTA,
     )
 
 
@@ -99,7 +104,7 @@ def test_a_quota_holds_before_the_cycle_given_what_runs() -> None:
         running=[on("a", 1, "research")], now_s=NOW, tenants=tenants,
     )  # fmt: skip
     d = by_job(out)
-    assert d[2] == Hold(2, "over quota: research runs 4 of its 4 H100 quota (needs 4)")
+    assert d[2] == Hold(2, "over quota: research runs 4 of its 4 H100 quota (needs 4)", Q)
     assert isinstance(d[3], Place) and d[3].placement.region == "b"
 
 
@@ -120,7 +125,7 @@ def test_a_gang_of_several_gpu_types_is_offered_only_those_its_quota_allows() ->
     tenants = [TenantLimits("research", quotas={"H100": 4, "A100": 0})]
     [d] = FleetDecider().decide([job], [A, B, c], frees, running=running, now_s=NOW,
                                 tenants=tenants)  # fmt: skip
-    assert d == Hold(5, "over quota: research runs 4 of its 4 H100 quota (needs 4)")
+    assert d == Hold(5, "over quota: research runs 4 of its 4 H100 quota (needs 4)", Q)
 
 
 def test_a_place_over_quota_in_the_same_cycle_gives_its_capacity_to_others() -> None:
@@ -130,7 +135,7 @@ def test_a_place_over_quota_in_the_same_cycle_gives_its_capacity_to_others() -> 
     pending = [gpu(1, "research"), gpu(2, "research"), gpu(3, "vision")]
     out = by_job(FleetDecider().decide(pending, [A, B], free(), now_s=NOW, tenants=tenants))
     assert isinstance(out[1], Place) and isinstance(out[3], Place)
-    assert out[2] == Hold(2, "over quota: research runs 4 of its 4 H100 quota (needs 4)")
+    assert out[2] == Hold(2, "over quota: research runs 4 of its 4 H100 quota (needs 4)", Q)
     assert {out[1].placement.region, out[3].placement.region} == {"a", "b"}  # type: ignore[attr-defined]
 
 
@@ -164,6 +169,7 @@ def test_a_budget_counts_this_months_earlier_spend_and_running_work() -> None:
         1,
         "over budget: team spent 9.50 (+2.00 committed to running work) of 10.00 USD "
         "this month; this job needs ~2.00",
+        ReasonCode.OVER_BUDGET,
     )
     # the reason stays the budget's when capacity is short too
     out = by_job(FleetDecider().decide([gpu(1, "team")], [A, B], free(a=False, b=False),

@@ -46,6 +46,9 @@ from intercloud.model import (
 )
 from intercloud.providers.base import FreeCapacity, OfferingKey
 from intercloud.scheduler.planner import Planner
+from intercloud.scheduler.reasons import ReasonCode
+
+_NOT_RUNNABLE = ReasonCode.NOT_RUNNABLE
 
 
 def offering_key(o: Offering | Placement) -> OfferingKey:
@@ -132,24 +135,32 @@ class Place:
 
 @dataclass(frozen=True, slots=True)
 class Hold:
+    """Not now: ``reason`` in the user's words, ``code`` what the control loop reads."""
+
     job_id: int
     reason: str
+    code: ReasonCode = ReasonCode.WAITING_FOR_CAPACITY
 
 
 @dataclass(frozen=True, slots=True)
 class Reject:
+    """Never here: ``reason`` in the planner's words, ``code`` what the loop reads."""
+
     job_id: int
     reason: str
+    code: ReasonCode = ReasonCode.NEVER_FITS
 
 
 @dataclass(frozen=True, slots=True)
 class Preempt:
     """Stop running job ``job_id`` and requeue it (a new attempt), to make room for
-    ``for_job``; comes before the ``Place`` of ``for_job``."""
+    ``for_job``; comes before the ``Place`` of ``for_job``. ``code`` (one of
+    ``REQUEUE_CODES``) is stored with the job, so the requeue survives a crash."""
 
     job_id: int
     for_job: int
     reason: str
+    code: ReasonCode = ReasonCode.PREEMPTED
 
 
 Decision = Place | Hold | Reject | Preempt
@@ -278,11 +289,11 @@ def plan_or_reject(
     alternatives), or why it cannot run here at all."""
     w = job.workload
     if isinstance(w, Service):
-        return Reject(job.job_id, "services are not run by the job control loop")
+        return Reject(job.job_id, "services are not run by the job control loop", _NOT_RUNNABLE)
     if not isinstance(w, TrainingJob | BatchJob) or not w.run:
-        return Reject(job.job_id, "the spec has no run command")
+        return Reject(job.job_id, "the spec has no run command", _NOT_RUNNABLE)
     if planner is None:
-        return Reject(job.job_id, "no provider is enabled")
+        return Reject(job.job_id, "no provider is enabled", ReasonCode.NO_PROVIDER)
     result = planner.plan(w, providers=enabled)
     if result.choice is None:
         why = "; ".join(f"{e.provider}: {e.reason}" for e in result.excluded)

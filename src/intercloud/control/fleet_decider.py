@@ -107,6 +107,7 @@ from intercloud.providers.base import FreeCapacity, OfferingKey
 from intercloud.providers.contract import InstanceState
 from intercloud.scheduler import reasons
 from intercloud.scheduler.core import Scheduler
+from intercloud.scheduler.reasons import Reason, ReasonCode
 from intercloud.scheduler.requests import DecisionKind, GangRequest
 from intercloud.store.records import InstanceRecord
 
@@ -308,7 +309,7 @@ class FleetDecider(PlannerCache):
                 why_not = [caps.why(job.tenant, c.placement.accelerator, c.demand.gpus)
                            for c in feasible]  # fmt: skip
                 if all(why_not):
-                    out.append(Hold(job.job_id, str(why_not[0])))
+                    out.append(Hold(job.job_id, str(why_not[0]), ReasonCode.OVER_QUOTA))
                     continue
                 feasible = [c for c, no in zip(feasible, why_not, strict=True) if no is None]
             req, kept, label = _gang(job, feasible, fleet, now_s)
@@ -348,7 +349,7 @@ class FleetDecider(PlannerCache):
             decisions, over = caps.apply(decisions, {r.job_id: r for r in queue}, accs)
             if not over:
                 break
-            out.extend(Hold(j, why) for j, why in over.items())
+            out.extend(Hold(j, why, ReasonCode.OVER_QUOTA) for j, why in over.items())
             queue = [r for r in queue if r.job_id not in over]
             assert inputs.tenants is not None  # (caps come from tenants)
             fleet = build_snapshot(inputs)
@@ -389,15 +390,18 @@ class FleetDecider(PlannerCache):
                 why = self._words(dec.reason, fleet, labels.get(job_id))
                 limit = _tenant_limit(scheduler, requests[job_id], cands[job_id], now_s)
                 if limit is not None:
-                    out.append(Hold(job_id, limit))
+                    out.append(Hold(job_id, limit.text, limit.code))
                     continue
                 detail = _shortfall(cands[job_id], fleet, left) or _frozen(cands[job_id], fleet)
-                out.append(Hold(job_id, f"{why}; {detail}" if detail else why))
+                code = dec.code or ReasonCode.WAITING_FOR_CAPACITY
+                out.append(Hold(job_id, f"{why}; {detail}" if detail else why, code))
             elif dec.kind == DecisionKind.REJECT:
                 why = self._words(dec.reason, fleet, labels.get(job_id))
-                out.append(Reject(job_id, f"no enabled provider can run it ({why})"))
+                code = dec.code or ReasonCode.NEVER_FITS
+                out.append(Reject(job_id, f"no enabled provider can run it ({why})", code))
             elif dec.kind == DecisionKind.PREEMPT and self.preemption and job_id in by_id:
-                out.append(Preempt(job_id, dec.for_job, self._words(dec.reason, fleet, None)))
+                why = self._words(dec.reason, fleet, None)
+                out.append(Preempt(job_id, dec.for_job, why, dec.code or ReasonCode.PREEMPTED))
                 _give_back(left, by_id[job_id].placement)
 
     @staticmethod
@@ -530,7 +534,7 @@ class FleetDecider(PlannerCache):
 
 def _tenant_limit(
     scheduler: Scheduler, req: GangRequest, kept: list[_Cand], now_s: float
-) -> str | None:
+) -> Reason | None:
     """Why the tenant ledger refuses ``req`` whatever capacity frees (None: it does not,
     or there is no ledger): the reason a held gang shows rather than the core's (it
     says "waiting for capacity" first when the fleet is full), since capacity alone
@@ -555,7 +559,7 @@ def _tenant_limit(
         prices = [
             c.placement.hourly_usd for c in kept if acc is None or c.placement.accelerator == acc
         ]
-        why = ledger.admit(req, acc, min(prices, default=0.0), now_s)
+        why = ledger.admit_reason(req, acc, min(prices, default=0.0), now_s)
         if why is None:
             return None
         whys.append(why)

@@ -17,7 +17,7 @@ Active transitions (what the loop does)::
     PENDING     --decide: Place-->  PLACING (placement, attempt >= 1 stored)
     PENDING     --decide: Reject--> PLACING -> FAILED (the planner's reason)
     PENDING     --decide: Hold-->   stays, ``reason`` updated (no transition)
-    RUNNING     --decide: Preempt--> RECOVERING (reason "preempted for job N ...") -> the
+    RUNNING     --decide: Preempt--> RECOVERING (its reason code stored) -> the
                   RECOVERING path below, which requeues it as a new attempt whatever its
                   restart policy, without counting a restart
     PLACING     --provision(request_id=f"{job}-a{attempt}")--> PROVISIONING
@@ -66,13 +66,12 @@ from intercloud.control.jobs import cancelling, placing, provisioning, recoverin
 from intercloud.control.jobs.context import JobContext, JobHandler, NodeKey
 from intercloud.control.jobs.nodes import NodeLookup, observe, reattach
 from intercloud.control.jobs.pending import HOLDING, place
-from intercloud.control.jobs.recovering import PREEMPTED_PREFIX
 from intercloud.control.states import JobState
 from intercloud.model import Offering, Workload
 from intercloud.providers.base import FreeCapacity, OfferingKey, Provider, ProviderError
 from intercloud.store import Desired, NodeRecord, NodeState, Store, WorkloadRecord
 
-__all__ = ["HOLDING", "NON_TERMINAL", "PREEMPTED_PREFIX", "NodeLookup", "Reconciler"]
+__all__ = ["HOLDING", "NON_TERMINAL", "NodeLookup", "Reconciler"]
 
 log = logging.getLogger("intercloud.control")
 

@@ -8,7 +8,7 @@ from intercloud.model.accelerator import (
 )
 from intercloud.model.contract import Contract, ReservedBlock
 from intercloud.model.offering import Offering
-from intercloud.model.placement import Exclusion, Placement
+from intercloud.model.placement import Exclusion, JobPlacement, Placement
 from intercloud.model.pricing import PricingKind
 from intercloud.model.provider import KNOWN_PROVIDERS, canonical_provider
 from intercloud.model.workload import (
@@ -35,6 +35,7 @@ __all__ = [
     "Contract",
     "DataLocation",
     "Exclusion",
+    "JobPlacement",
     "Offering",
     "Placement",
     "PricingKind",

@@ -63,6 +63,7 @@ from intercloud.scheduler.placement.pick import (
 )
 from intercloud.scheduler.preemption import find_victims, jobs_on_nodes, requeued
 from intercloud.scheduler.queue_order import QueueOrder, get_policy
+from intercloud.scheduler.reasons import Reason, ReasonCode
 from intercloud.scheduler.requests import Decision, DecisionKind, GangRequest
 from intercloud.scheduler.tenancy import TenantLedger
 
@@ -70,6 +71,9 @@ __all__ = ["Scheduler", "requeue"]
 
 _PLACE = DecisionKind.PLACE
 _HOLD = DecisionKind.HOLD
+_WAIT = ReasonCode.WAITING_FOR_CAPACITY
+_NEVER = ReasonCode.NEVER_FITS
+_RESERVED = ReasonCode.RESERVED
 
 
 @dataclass(frozen=True, slots=True)
@@ -461,21 +465,21 @@ class Scheduler:
 
     def _admit(
         self, state: FleetState, r: GangRequest, p: int, cyc: _Cycle, freed: int = 0
-    ) -> str | None:
+    ) -> Reason | None:
         """Why the ledger or the caps refuse ``r`` on pool ``p`` (None: admitted);
         ``freed``: GPUs of pool ``p`` to count as released (preemption's victims)."""
         self._admits += 1
         spec = state.pools[p]
         if self.ledger is not None:
-            why = self.ledger.admit(
+            why = self.ledger.admit_reason(
                 r, spec.accelerator, self._usd_per_hour(state, r, p, cyc), cyc.now_s
             )
             if why is not None:
                 return why
         if self.caps is not None and state._capped[p] and r.gpus:
-            why = self._caps_reason(state, r, spec.provider, freed)
-            if why:
-                return why
+            capped = self._caps_reason(state, r, spec.provider, freed)
+            if capped:
+                return Reason(ReasonCode.OVER_PROVIDER_CAP, capped)
         return None
 
     def _caps_reason(self, state: FleetState, r: GangRequest, provider: str, freed: int = 0) -> str:
@@ -584,7 +588,7 @@ class Scheduler:
         ``_blocked`` memo is then set)."""
         cands = sh.cands
         if not cands.pools:
-            out.append(Decision(DecisionKind.REJECT, r.job_id, reason=cands.reason))
+            out.append(Decision(DecisionKind.REJECT, r.job_id, reason=cands.reason, code=_NEVER))
             return False
         blocked: str | None = None
         memo = self._blocked.get(key)
@@ -597,20 +601,20 @@ class Scheduler:
                     # the blocked memo is this gang's finer "unschedulable queue": a
                     # replay (``_inputs``) would only cost more to check
                     self._fast = True
-                    out.append(Decision(_HOLD, r.job_id, reason=blocked))
+                    out.append(Decision(_HOLD, r.job_id, reason=blocked, code=_WAIT))
                     return True
             else:
                 del self._blocked[key]
         pools = self._ordered(state, key, r, cands, cyc)
         res = cyc.reservation
-        why: str | None = None
+        why: Reason | None = None
         any_fit = False
         behind = False
         if blocked is None:
             # Refusals by (accelerator, price, capped provider): the ledger and the caps
             # answer alike for pools alike, and a repeat call changes nothing, so a known
             # refusal is reused; once ``why`` is set, a pool it refuses needs no pick.
-            refused: dict[tuple[str | None, float, str | None], str] = {}
+            refused: dict[tuple[str | None, float, str | None], Reason] = {}
             # Once ``why`` is set, a pool whose accelerator the ledger's quota refuses
             # (``quota_refuses``: the same answer whatever the pool's price) or whose
             # provider the caps refuse (the same for every capped pool of the provider)
@@ -701,7 +705,7 @@ class Scheduler:
             if grown == "":
                 return False
             if grown is not None:
-                out.append(Decision(_HOLD, r.job_id, reason=grown))
+                out.append(Decision(_HOLD, r.job_id, reason=grown, code=ReasonCode.PROVISIONING))
                 return not any_fit
         if why is None and self.backfill and not cyc.reserved_tried:
             cyc.reserved_tried = True
@@ -710,11 +714,16 @@ class Scheduler:
                 cyc.reservation = res
                 label = reasons.gang_label(r.accelerators, r.gpus_per_node, r.nodes)
                 reason = reasons.reserved_at(label, state.pools[res.pool].key, res.start_s)
-                out.append(Decision(_HOLD, r.job_id, pool=res.pool, reason=reason))
+                out.append(Decision(_HOLD, r.job_id, pool=res.pool, reason=reason, code=_RESERVED))
                 return not any_fit
         if why is None and behind and res is not None:
-            why = reasons.behind_reservation(res.job_id)
-        out.append(Decision(_HOLD, r.job_id, reason=why or capacity or self._capacity_reason(r)))
+            why = Reason(ReasonCode.BEHIND_RESERVATION, reasons.behind_reservation(res.job_id))
+        if why is not None:
+            out.append(Decision(_HOLD, r.job_id, reason=why.text, code=why.code))
+        else:
+            out.append(
+                Decision(_HOLD, r.job_id, reason=capacity or self._capacity_reason(r), code=_WAIT)
+            )
         return not any_fit
 
     def _quota_refuses_all(self, r: GangRequest, quota_no: dict[str | None, bool]) -> bool:
@@ -843,7 +852,15 @@ class Scheduler:
         for a in gone:
             reason = reasons.preempted_for(r.job_id, r.priority)
             out.append(
-                Decision(DecisionKind.PREEMPT, a.job_id, a.pool, a.nodes, r.job_id, reason=reason)
+                Decision(
+                    DecisionKind.PREEMPT,
+                    a.job_id,
+                    a.pool,
+                    a.nodes,
+                    r.job_id,
+                    reason=reason,
+                    code=ReasonCode.PREEMPTED,
+                )
             )
         self._bind(state, r, p, nodes, cyc, out)
         return True
@@ -936,14 +953,14 @@ class Scheduler:
             self.ledger.on_stop(job_id, now_s)
 
     def _evict(
-        self, state: FleetState, jobs: Iterable[int], now_s: float, reason: str
+        self, state: FleetState, jobs: Iterable[int], now_s: float, reason: str, code: ReasonCode
     ) -> list[Decision]:
         out = []
         for j in jobs:
             a = state.release(j, now_s, evicted=True)
             if self.ledger is not None:
                 self.ledger.on_stop(j, now_s)
-            out.append(Decision(DecisionKind.PREEMPT, j, a.pool, a.nodes, reason=reason))
+            out.append(Decision(DecisionKind.PREEMPT, j, a.pool, a.nodes, reason=reason, code=code))
         return out
 
     def spot_reclaimed(
@@ -951,14 +968,22 @@ class Scheduler:
     ) -> list[Decision]:
         """The provider took ``nodes`` back: their gangs are evicted (``PREEMPT``, to
         requeue) and the nodes leave the fleet."""
-        out = self._evict(state, jobs_on_nodes(state, nodes), now_s, reasons.SPOT_RECLAIMED)
+        out = self._evict(
+            state,
+            jobs_on_nodes(state, nodes),
+            now_s,
+            reasons.SPOT_RECLAIMED,
+            ReasonCode.SPOT_RECLAIMED,
+        )
         state.remove_nodes(nodes)
         return out
 
     def node_failed(self, state: FleetState, node: int, now_s: float) -> list[Decision]:
         """``node`` failed: every gang with a member on it is evicted; the node stays
         unhealthy until ``state.set_healthy([node], True)``."""
-        out = self._evict(state, jobs_on_nodes(state, [node]), now_s, reasons.NODE_FAILED)
+        out = self._evict(
+            state, jobs_on_nodes(state, [node]), now_s, reasons.NODE_FAILED, ReasonCode.NODE_FAILED
+        )
         state.set_healthy([node], False)
         return out
 
@@ -971,7 +996,9 @@ class Scheduler:
         for p, spec in enumerate(state.pools):
             if spec.provider == provider and spec.region == region:
                 rows.extend(state.pool_rows(p))
-        out = self._evict(state, jobs_on_nodes(state, rows), now_s, reasons.REGION_LOST)
+        out = self._evict(
+            state, jobs_on_nodes(state, rows), now_s, reasons.REGION_LOST, ReasonCode.REGION_LOST
+        )
         state.set_healthy(rows, False)
         return out
 

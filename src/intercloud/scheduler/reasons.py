@@ -9,12 +9,96 @@ the spec a user wrote (``resources.deny_providers``, ``H100:8``), never in colum
 The order is "who, what, where, how paid": provider-level filters first, then the shape
 of one node (accelerators, vCPUs, memory, instance type, NVLink domain), then location,
 then pricing (spot capacity, the hourly cap).
+
+Decisions that cross from the scheduler (or a decider) to the control loop carry a
+``ReasonCode`` beside their words: code that acts on a reason compares codes, never
+strings; ``REASON_TEXT`` holds the short human text of each code, in one place.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from enum import IntEnum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
+
+
+class ReasonCode(StrEnum):
+    """Why a job waits, was refused, or was stopped (stored in ``workloads.reason_code``:
+    values never change once released)."""
+
+    WAITING_FOR_CAPACITY = "waiting_for_capacity"
+    PROVISIONING = "provisioning"
+    RESERVED = "reserved"
+    BEHIND_RESERVATION = "behind_reservation"
+    OVER_QUOTA = "over_quota"
+    OVER_BUDGET = "over_budget"
+    OVER_PROVIDER_CAP = "over_provider_cap"
+    UNKNOWN_TENANT = "unknown_tenant"
+    NEVER_FITS = "never_fits"
+    NOT_RUNNABLE = "not_runnable"
+    NO_PROVIDER = "no_provider"
+    PROVIDER_DOWN = "provider_down"
+    OFFERING_COOLING_DOWN = "offering_cooling_down"
+    CAPACITY_REFUSED = "capacity_refused"
+    PREEMPTED = "preempted"
+    RECLAIMED = "reclaimed"
+    SPOT_RECLAIMED = "spot_reclaimed"
+    NODE_FAILED = "node_failed"
+    REGION_LOST = "region_lost"
+    RESTART = "restart"
+    CANCELLED = "cancelled"
+
+
+#: The short human text of each code (the detailed words are built by the functions of
+#: this module and stored as the job's ``reason``).
+REASON_TEXT: Mapping[ReasonCode, str] = {
+    ReasonCode.WAITING_FOR_CAPACITY: "waiting for capacity",
+    ReasonCode.PROVISIONING: "waiting for new capacity to come up",
+    ReasonCode.RESERVED: "capacity reserved for it (head of queue)",
+    ReasonCode.BEHIND_RESERVATION: "would delay a reservation",
+    ReasonCode.OVER_QUOTA: "over quota",
+    ReasonCode.OVER_BUDGET: "over budget",
+    ReasonCode.OVER_PROVIDER_CAP: "over a provider's diversification cap",
+    ReasonCode.UNKNOWN_TENANT: "unknown tenant",
+    ReasonCode.NEVER_FITS: "no enabled provider can run it",
+    ReasonCode.NOT_RUNNABLE: "not runnable by the job control loop",
+    ReasonCode.NO_PROVIDER: "no provider is enabled",
+    ReasonCode.PROVIDER_DOWN: "its provider is down",
+    ReasonCode.OFFERING_COOLING_DOWN: "its offering is cooling down after a refusal",
+    ReasonCode.CAPACITY_REFUSED: "the provider refused capacity",
+    ReasonCode.PREEMPTED: "preempted for a higher-priority job",
+    ReasonCode.RECLAIMED: "borrowed GPUs reclaimed",
+    ReasonCode.SPOT_RECLAIMED: "spot capacity reclaimed",
+    ReasonCode.NODE_FAILED: "a node of the gang failed",
+    ReasonCode.REGION_LOST: "the region was lost",
+    ReasonCode.RESTART: "restarting after a failure",
+    ReasonCode.CANCELLED: "cancelled",
+}
+
+#: Codes of a stop that requeues a job as a new attempt whatever its restart policy,
+#: without counting a restart (the job did nothing wrong).
+REQUEUE_CODES: frozenset[ReasonCode] = frozenset(
+    {
+        ReasonCode.PREEMPTED,
+        ReasonCode.RECLAIMED,
+        ReasonCode.SPOT_RECLAIMED,
+        ReasonCode.REGION_LOST,
+        ReasonCode.PROVIDER_DOWN,
+    }
+)
+
+
+def reason_text(code: ReasonCode) -> str:
+    """The short human text of ``code``."""
+    return REASON_TEXT[code]
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """A reason as it crosses a package boundary: its code and its words."""
+
+    code: ReasonCode
+    text: str
 
 
 class Stage(IntEnum):

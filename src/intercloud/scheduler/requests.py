@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from intercloud.model import SpotPolicy, Topology
+from intercloud.scheduler.reasons import ReasonCode
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +75,9 @@ class DecisionKind(StrEnum):
 class Decision:
     """One decision. PLACE: ``job_id`` on ``node_ids`` of ``pool``; PREEMPT: evict
     ``job_id`` (requeued, not lost) to make room for ``for_job``; HOLD/REJECT: ``reason``
-    in the planner's vocabulary; PROVISION/RELEASE: ``count`` nodes of ``pool``."""
+    in the planner's vocabulary; PROVISION/RELEASE: ``count`` nodes of ``pool``.
+    ``code`` is the reason's code (HOLD, REJECT and PREEMPT carry one; None otherwise):
+    what the control loop acts on."""
 
     kind: DecisionKind
     job_id: int = -1
@@ -83,3 +86,4 @@ class Decision:
     for_job: int = -1
     count: int = 0
     reason: str = ""
+    code: ReasonCode | None = None

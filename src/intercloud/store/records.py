@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from intercloud.control.states import JobState
+from intercloud.scheduler.reasons import ReasonCode
 
 
 class WorkloadKind(StrEnum):
@@ -102,7 +103,8 @@ class WorkloadRecord:
     make an update conditional on nobody having changed the row since it was read.
     ``attempt`` is the current attempt number (0 before the first), ``restarts`` how
     many restarts have been used of ``max_restarts``. ``reason`` is the reason given
-    with the latest transition (or set by ``set_fields``). ``submission`` is the
+    with the latest transition (or set by ``set_fields``), ``reason_code`` its code (None:
+    none was given, or a code this version does not know). ``submission`` is the
     submission context (``Store.submit``): it may hold the submitter's environment values,
     so show only its names to users.
     """
@@ -127,6 +129,7 @@ class WorkloadRecord:
     updated_at: datetime
     finished_at: datetime | None
     submission: dict[str, Any] | None = None
+    reason_code: ReasonCode | None = None
 
 
 @dataclass(frozen=True, slots=True)

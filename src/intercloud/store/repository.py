@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
 from intercloud.control.states import TERMINAL, JobState, check_transition
+from intercloud.scheduler.reasons import ReasonCode
 from intercloud.store.agent_repo import AgentRepository
 from intercloud.store.db import Database
 from intercloud.store.errors import (
@@ -115,6 +116,7 @@ _WORKLOAD_COLUMNS = (
     W.updated_at,
     W.finished_at,
     W.submission,
+    W.reason_code,
 )
 #: Ids are SQL INTEGER: 32-bit signed on PostgreSQL.
 _MAX_ID = 2**31 - 1
@@ -221,8 +223,32 @@ def _workload(row: RowMapping) -> WorkloadRecord:
             "spec_format": SpecFormat(row["spec_format"]),
             "state": JobState(row["state"]),
             "desired": Desired(row["desired"]),
+            "reason_code": _reason_code(row["reason_code"]),
         }
     )
+
+
+def _reason_code(value: str | None) -> ReasonCode | None:
+    """The stored code; None for none, or one a newer version wrote that this one does
+    not know (its words are still in ``reason``)."""
+    if value is None:
+        return None
+    try:
+        return ReasonCode(value)
+    except ValueError:
+        return None
+
+
+def _code_value(code: ReasonCode | None) -> str | None:
+    return None if code is None else ReasonCode(code).value
+
+
+def _event_data(fields: Mapping[str, Any], code: ReasonCode | None) -> dict[str, Any] | None:
+    """A transition event's ``data``: the fields it set, and its reason code."""
+    data = dict(fields)
+    if code is not None:
+        data["reason_code"] = ReasonCode(code).value
+    return data or None
 
 
 def _node(row: RowMapping) -> NodeRecord:
@@ -565,15 +591,17 @@ class Store(InstanceStoreMixin, AgentRepository, HealthRepo):
         reason: str | None = None,
         now: datetime | None = None,
         expected_version: int | None = None,
+        reason_code: ReasonCode | None = None,
         **fields: Any,
     ) -> WorkloadRecord | None:
         """Move the workload ``expected_state -> new_state`` if it is still in
         ``expected_state`` (and at ``expected_version`` when given); return the updated
         record, or None when the guard failed (nothing changed).
 
-        Also sets ``reason``, any of ``UPDATABLE_FIELDS`` passed in ``fields``, and
-        ``finished_at`` on entering a terminal state; bumps ``version``; writes a
-        ``transition`` event (``data`` = ``fields``). IllegalTransition for a move the
+        Also sets ``reason`` and ``reason_code`` (both replaced: None clears), any of
+        ``UPDATABLE_FIELDS`` passed in ``fields``, and ``finished_at`` on entering a
+        terminal state; bumps ``version``; writes a ``transition`` event (``data`` =
+        ``fields``, plus ``reason_code`` when given). IllegalTransition for a move the
         state machine forbids (a bug: nothing is written), UnknownWorkload for no such
         workload, TypeError for an unknown field.
         """
@@ -585,6 +613,7 @@ class Store(InstanceStoreMixin, AgentRepository, HealthRepo):
             **fields,
             "state": dst.value,
             "reason": reason,
+            "reason_code": _code_value(reason_code),
             "version": W.version + 1,
             "updated_at": t,
         }
@@ -605,7 +634,7 @@ class Store(InstanceStoreMixin, AgentRepository, HealthRepo):
                 from_state=src,
                 to_state=dst,
                 reason=reason,
-                data=dict(fields) or None,
+                data=_event_data(fields, reason_code),
             )
             return self._get(conn, workload_id)
 
@@ -615,23 +644,26 @@ class Store(InstanceStoreMixin, AgentRepository, HealthRepo):
         expected_version: int,
         now: datetime | None = None,
         reason: str | None = None,
+        reason_code: ReasonCode | None = None,
         **fields: Any,
     ) -> WorkloadRecord | None:
-        """Change non-state columns (``UPDATABLE_FIELDS``, and ``reason`` when given) if
-        the workload is still at ``expected_version``; return the new record or None
-        (guard failed). Writes an ``updated`` event. UnknownWorkload, TypeError as for
-        ``transition``."""
+        """Change non-state columns (``UPDATABLE_FIELDS``, and ``reason`` with its
+        ``reason_code`` when a reason is given) if the workload is still at
+        ``expected_version``; return the new record or None (guard failed). Writes an
+        ``updated`` event. UnknownWorkload, TypeError as for ``transition``."""
         _check_fields(fields)
         t = self._now(now)
         values: dict[str, Any] = {**fields, "version": W.version + 1, "updated_at": t}
         if reason is not None:
             values["reason"] = reason
+            values["reason_code"] = _code_value(reason_code)
         stmt = sa.update(W).where(W.id == workload_id, W.version == expected_version)
         with self._db.write() as conn:
             if conn.execute(stmt.values(values)).rowcount != 1:
                 self._get(conn, workload_id)
                 return None
-            self._event(conn, workload_id, "updated", t, reason=reason, data=dict(fields))
+            data = _event_data(fields, reason_code) or {}
+            self._event(conn, workload_id, "updated", t, reason=reason, data=data)
             return self._get(conn, workload_id)
 
     def request_cancel(

@@ -116,6 +116,8 @@ class WorkloadModel(Base):
     max_restarts: Mapped[int] = mapped_column(sa.Integer)
     placement: Mapped[JSONDict | None]
     reason: Mapped[str | None] = mapped_column(sa.Text)
+    #: the code of ``reason`` (``scheduler.reasons.ReasonCode``), when it has one
+    reason_code: Mapped[str | None] = mapped_column(sa.String(32))
     exit_code: Mapped[int | None] = mapped_column(sa.Integer)
     version: Mapped[int] = mapped_column(sa.Integer)
     created_at: Mapped[datetime]

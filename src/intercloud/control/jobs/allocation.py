@@ -3,11 +3,10 @@ provision request (idempotent by ``{job}-a{attempt}``) and its release."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from intercloud.control.jobs.context import JobContext
-from intercloud.model import PricingKind
+from intercloud.model import JobPlacement
 from intercloud.providers.base import Allocation, Provider, ProviderError, ProvisionRequest
 from intercloud.store import WorkloadRecord
 
@@ -17,45 +16,45 @@ def request_id(w: WorkloadRecord) -> str:
     return f"{w.id}-a{w.attempt}"
 
 
-def where(p: Mapping[str, Any]) -> str:
-    """``provider/region/zone instance_type`` of a stored placement, for reasons."""
-    loc = "/".join(str(p[k]) for k in ("provider", "region", "zone") if p.get(k))
-    return f"{loc} {p.get('instance_type', '')}".strip()
+def job_placement(w: WorkloadRecord) -> JobPlacement:
+    """The placement of a job that has one (PLACING and later); ValueError naming the
+    field when the stored one is missing or malformed (a bug: the loop wrote it)."""
+    return JobPlacement.from_stored(w.placement or {})
 
 
 def request(ctx: JobContext, w: WorkloadRecord) -> tuple[Provider, ProvisionRequest]:
     """The provider and provision request of the job's stored placement; ProviderError
     when the provider is not enabled or no longer offers the placement's offering."""
-    p = w.placement or {}
-    provider = ctx.providers.get(str(p.get("provider")))
+    jp = job_placement(w)
+    p = jp.placement
+    provider = ctx.providers.get(p.provider)
     if provider is None:
-        raise ProviderError(f"provider {p.get('provider')!r} is not enabled")
-    key = (p["provider"], p["region"], p["zone"], p["instance_type"])
+        raise ProviderError(f"provider {p.provider!r} is not enabled")
+    key = (p.provider, p.region, p.zone, p.instance_type)
     offering = next(
         (o for o in provider.offerings() if (o.provider, o.region, o.zone, o.instance_type) == key),
         None,
     )
     if offering is None:
-        raise ProviderError(f"{where(p)} is no longer offered")
+        raise ProviderError(f"{p.where} is no longer offered")
     return provider, ProvisionRequest(
         request_id=request_id(w),
         job_id=str(w.id),
         offering=offering,
-        nodes=int(p["ranks"]),
-        pricing=PricingKind(p.get("pricing", PricingKind.ON_DEMAND.value)),
-        accelerators_per_node=int(p.get("accelerator_count", 0)),
-        cpus_per_node=float(p.get("cpus_per_node", 1.0)),
-        memory_gib_per_node=float(p.get("memory_gib_per_node", 0.0)),
-        instance_ids=tuple(int(i) for i in p.get("instances") or ()),
+        nodes=jp.ranks,
+        pricing=p.pricing,
+        accelerators_per_node=p.accelerator_count,
+        cpus_per_node=jp.cpus_per_node,
+        memory_gib_per_node=jp.memory_gib_per_node,
+        instance_ids=jp.instances,
     )
 
 
 def release(ctx: JobContext, w: WorkloadRecord) -> None:
     """Release the current attempt's allocation (idempotent; nothing before attempt 1)."""
-    p = w.placement
-    if not p or w.attempt < 1:
+    if not w.placement or w.attempt < 1:
         return
-    provider = ctx.providers.get(str(p.get("provider")))
+    provider = ctx.providers.get(job_placement(w).placement.provider)
     if provider is not None:
         provider.release(request_id(w))
 

@@ -4,8 +4,10 @@ in one batch; each decision is applied guarded by the version read:
     PENDING --Place-->   PLACING (placement, attempt >= 1 stored), then provisioned at once
     PENDING --Reject-->  PLACING -> FAILED (the planner's reason)
     PENDING --Hold-->    stays, ``reason`` updated (no transition)
-    RUNNING --Preempt--> RECOVERING (reason "preempted for job N ...") -> the recovering
+    RUNNING --Preempt--> RECOVERING (its code stored: ``PREEMPTED``, ...) -> the recovering
                          step, which requeues it as a new attempt without counting a restart
+
+Every decision's ``ReasonCode`` is stored with its words (``workloads.reason_code``).
 
 A fleet-aware decider also gets the jobs holding capacity, the wall clock and the
 store's tenants with their limits (``control.tenancy.load_tenant_limits``).
@@ -25,12 +27,13 @@ from intercloud.control.decide import (
     Reject,
     RunningJob,
 )
-from intercloud.control.jobs.allocation import where
 from intercloud.control.jobs.context import JobContext
 from intercloud.control.jobs.placing import provision
 from intercloud.control.jobs.recovering import recover
 from intercloud.control.states import JobState
+from intercloud.model import JobPlacement
 from intercloud.providers.base import ProviderError
+from intercloud.scheduler.reasons import ReasonCode
 from intercloud.store import Desired, WorkloadRecord
 
 log = logging.getLogger("intercloud.control")
@@ -50,7 +53,7 @@ def place(ctx: JobContext, pending: Sequence[WorkloadRecord]) -> bool:
     for w in by_id.values():
         wl = ctx.workload(w)
         if isinstance(wl, str):
-            changed |= reject(ctx, w, wl)
+            changed |= reject(ctx, w, wl, ReasonCode.NOT_RUNNABLE)
         else:
             queue.append(PendingJob(w.id, w.priority, wl, w.tenant, w.created_at.timestamp()))
     if not queue:
@@ -75,10 +78,11 @@ def place(ctx: JobContext, pending: Sequence[WorkloadRecord]) -> bool:
             continue
         w = by_id[d.job_id]
         if isinstance(d, Reject):
-            changed |= reject(ctx, w, d.reason)
+            changed |= reject(ctx, w, d.reason, d.code)
         elif isinstance(d, Hold):
-            if w.reason != d.reason:
-                changed |= ctx.store.set_fields(w.id, w.version, reason=d.reason) is not None
+            if w.reason != d.reason or w.reason_code != d.code:
+                rec = ctx.store.set_fields(w.id, w.version, reason=d.reason, reason_code=d.code)
+                changed |= rec is not None
         elif isinstance(d, Place):
             changed |= _apply_place(ctx, w, d)
     return changed
@@ -87,14 +91,9 @@ def place(ctx: JobContext, pending: Sequence[WorkloadRecord]) -> bool:
 def _apply_place(ctx: JobContext, w: WorkloadRecord, d: Place) -> bool:
     """PENDING -> PLACING with the placement stored, then provision at once."""
     p = d.placement
-    placement = {
-        **p.to_dict(),
-        "ranks": d.demand.ranks,
-        "cpus_per_node": d.demand.cpus_per_node,
-        "memory_gib_per_node": d.demand.memory_gib_per_node,
-    }
+    jp = JobPlacement(p, d.demand.ranks, d.demand.cpus_per_node, d.demand.memory_gib_per_node)
     reason = (
-        f"placed on {where(placement)}: {d.demand.ranks} node(s), "
+        f"placed on {p.where}: {d.demand.ranks} node(s), "
         f"{p.pricing.value}, {p.hourly_usd:.2f} USD/h"
     )
     rec = ctx.store.transition(
@@ -103,7 +102,7 @@ def _apply_place(ctx: JobContext, w: WorkloadRecord, d: Place) -> bool:
         S.PLACING,
         reason,
         expected_version=w.version,
-        placement=placement,
+        placement=jp.to_stored(),
         attempt=max(w.attempt, 1),
     )
     if rec is None:
@@ -145,7 +144,9 @@ def preempt(ctx: JobContext, d: Preempt) -> bool:
     w = ctx.store.get(d.job_id)
     if w.state is not S.RUNNING or w.desired is Desired.CANCEL:
         return False
-    rec = ctx.store.transition(w.id, S.RUNNING, S.RECOVERING, d.reason, expected_version=w.version)
+    rec = ctx.store.transition(
+        w.id, S.RUNNING, S.RECOVERING, d.reason, expected_version=w.version, reason_code=d.code
+    )
     if rec is None:
         return False
     ctx.crashpoint("recovering")
@@ -156,12 +157,14 @@ def preempt(ctx: JobContext, d: Preempt) -> bool:
     return True
 
 
-def reject(ctx: JobContext, w: WorkloadRecord, reason: str) -> bool:
-    """PENDING -> PLACING -> FAILED with ``reason`` (it can never run here)."""
+def reject(ctx: JobContext, w: WorkloadRecord, reason: str, code: ReasonCode) -> bool:
+    """PENDING -> PLACING -> FAILED with ``reason`` and ``code`` (it can never run here)."""
     rec = ctx.store.transition(w.id, S.PENDING, S.PLACING, "placing", expected_version=w.version)
     if rec is None:
         return False
     ctx.crashpoint("placing")
-    ctx.store.transition(w.id, S.PLACING, S.FAILED, reason, expected_version=rec.version)
+    ctx.store.transition(
+        w.id, S.PLACING, S.FAILED, reason, expected_version=rec.version, reason_code=code
+    )
     ctx.crashpoint("placing")
     return True

@@ -12,6 +12,7 @@ from intercloud.control.jobs.context import JobContext
 from intercloud.control.jobs.provisioning import start
 from intercloud.control.states import JobState
 from intercloud.providers.base import CapacityError, ProviderError
+from intercloud.scheduler.reasons import ReasonCode
 from intercloud.store import NodeRecord, WorkloadRecord
 
 S = JobState
@@ -48,7 +49,14 @@ def back_to_pending(ctx: JobContext, w: WorkloadRecord, reason: str) -> bool:
     ctx.retries[w.id] = n + 1
     first, cap = ctx.retry_backoff_s
     ctx.retry_at[w.id] = ctx.clock() + min(cap, first * 2**n)
-    rec = ctx.store.transition(w.id, S.PLACING, S.PENDING, reason, expected_version=w.version)
+    rec = ctx.store.transition(
+        w.id,
+        S.PLACING,
+        S.PENDING,
+        reason,
+        expected_version=w.version,
+        reason_code=ReasonCode.CAPACITY_REFUSED,
+    )
     ctx.crashpoint("placing")
     return rec is not None
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from intercloud.control.jobs.allocation import request
+from intercloud.control.jobs.allocation import job_placement, request
 from intercloud.control.jobs.context import JobContext
 from intercloud.control.jobs.nodes import launch, outcome, resume_starting
 from intercloud.control.jobs.recovering import fail
@@ -26,7 +26,7 @@ def start(
 ) -> bool:
     """PROVISIONING: claim and start every rank not yet started -> RUNNING. Without
     ``allocation`` it is asked again of the provider (same request id: the existing one)."""
-    ranks = int((w.placement or {})["ranks"])
+    ranks = job_placement(w).ranks
     nodes = ctx.store.nodes(w.id, w.attempt)
     out = outcome(nodes, ranks)
     if out.failed_rank is not None:

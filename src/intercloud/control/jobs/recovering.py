@@ -4,8 +4,10 @@
     RECOVERING --kill every live node, release, end attempt--> PENDING (attempt + 1,
                  restarts + 1) if the restart policy allows, else FAILED
 
-A job RECOVERING because the scheduler preempted it is requeued as a new attempt
-whatever its restart policy, without counting a restart.
+A job RECOVERING because the scheduler stopped it (its stored ``reason_code`` is one of
+``REQUEUE_CODES``: preempted, reclaimed, ...) is requeued as a new attempt whatever its
+restart policy, without counting a restart; the code is stored with the transition, so
+this survives a crash.
 
 Restart policy: the store's ``max_restarts`` (the submitter copies it from the spec's
 ``restart.max_restarts``) bounds ``restarts``; a node that exited non-zero is restarted
@@ -22,17 +24,16 @@ from intercloud.control.jobs.context import JobContext
 from intercloud.control.jobs.nodes import Outcome, teardown
 from intercloud.control.states import JobState
 from intercloud.model import BatchJob, TrainingJob
+from intercloud.scheduler.reasons import REQUEUE_CODES, ReasonCode, reason_text
 from intercloud.store import NodeRecord, WorkloadRecord
 
 S = JobState
-#: how the scheduler's PREEMPT reasons begin (``scheduler.reasons.preempted_for``)
-PREEMPTED_PREFIX = "preempted for job"
 
 
 def preempted(w: WorkloadRecord) -> bool:
-    """Whether the job is RECOVERING because the scheduler preempted it (the reason of
-    that transition is stored with it, so this survives a crash)."""
-    return (w.reason or "").startswith(PREEMPTED_PREFIX)
+    """Whether the job is RECOVERING because the scheduler stopped it to requeue it (the
+    code of that transition is stored with the job, so this survives a crash)."""
+    return w.reason_code in REQUEUE_CODES
 
 
 def may_restart(ctx: JobContext, w: WorkloadRecord, exit_code: int | None) -> tuple[bool, str]:
@@ -78,21 +79,30 @@ def recover(ctx: JobContext, w: WorkloadRecord) -> bool:
     ctx.crashpoint("recovering")
     restart, _ = (True, "") if was_preempted else may_restart(ctx, w, w.exit_code)
     if restart:
+        if was_preempted:
+            code = w.reason_code or ReasonCode.PREEMPTED
+            reason = w.reason or reason_text(code)
+        else:
+            code, reason = ReasonCode.RESTART, f"restarting as attempt {w.attempt + 1}"
         rec = ctx.store.transition(
             w.id,
             S.RECOVERING,
             S.PENDING,
-            (w.reason or PREEMPTED_PREFIX)
-            if was_preempted
-            else f"restarting as attempt {w.attempt + 1}",
+            reason,
             expected_version=w.version,
+            reason_code=code,
             attempt=w.attempt + 1,
             restarts=w.restarts if was_preempted else w.restarts + 1,
             placement=None,
         )
     else:
         rec = ctx.store.transition(
-            w.id, S.RECOVERING, S.FAILED, w.reason, expected_version=w.version
+            w.id,
+            S.RECOVERING,
+            S.FAILED,
+            w.reason,
+            expected_version=w.version,
+            reason_code=w.reason_code,
         )
     if rec is not None:
         ctx.crashpoint("recovering")

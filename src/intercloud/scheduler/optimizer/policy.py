@@ -17,6 +17,7 @@ import numpy.typing as npt
 from intercloud.scheduler.cost.caps import DiversificationCaps
 from intercloud.scheduler.cost.pool_cost import Bool, PoolCosts
 from intercloud.scheduler.optimizer.milp import BatchAssignment, FleetUsage, solve_batch
+from intercloud.scheduler.reasons import ReasonCode
 from intercloud.scheduler.requests import Decision, DecisionKind, GangRequest
 
 NO_POOL = "no pool offers this request (accelerator, spot, provider, region or topology)"
@@ -76,7 +77,21 @@ class BatchOptimizer:
             if pool >= 0:
                 out.append(Decision(DecisionKind.PLACE, job_id=req.job_id, pool=pool))
             elif not self.costs.rank(req, now_s).size:
-                out.append(Decision(DecisionKind.REJECT, job_id=req.job_id, reason=NO_POOL))
+                out.append(
+                    Decision(
+                        DecisionKind.REJECT,
+                        job_id=req.job_id,
+                        reason=NO_POOL,
+                        code=ReasonCode.NEVER_FITS,
+                    )
+                )
             else:
-                out.append(Decision(DecisionKind.HOLD, job_id=req.job_id, reason=NO_ROOM))
+                out.append(
+                    Decision(
+                        DecisionKind.HOLD,
+                        job_id=req.job_id,
+                        reason=NO_ROOM,
+                        code=ReasonCode.WAITING_FOR_CAPACITY,
+                    )
+                )
         return out

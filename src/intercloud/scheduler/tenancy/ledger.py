@@ -79,6 +79,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from intercloud.scheduler import reasons
+from intercloud.scheduler.reasons import Reason, ReasonCode
 from intercloud.scheduler.requests import GangRequest, TenantSpec
 
 DEFAULT_TENANT = TenantSpec(name="*", weight=1.0, guaranteed_gpus={}, can_borrow=True)
@@ -387,23 +388,32 @@ class TenantLedger:
         gang's price), else why it is held (``over quota: …``, ``over budget: …``,
         ``unknown tenant: …``). Checks quota, then budget; changes nothing but the clock.
         ``gpu_type`` None (or a CPU-only request) skips the quota check."""
+        why = self.admit_reason(req, gpu_type, usd_per_hour, now_s)
+        return None if why is None else why.text
+
+    def admit_reason(
+        self, req: GangRequest, gpu_type: str | None, usd_per_hour: float, now_s: float
+    ) -> Reason | None:
+        """``admit`` with the refusal's code (``OVER_QUOTA``, ``OVER_BUDGET``,
+        ``UNKNOWN_TENANT``) beside its words."""
         now = self._advance(now_s)
         st = self._tenant(req.tenant)
         if st is None:
-            return reasons.unknown_tenant(req.tenant)
+            return Reason(ReasonCode.UNKNOWN_TENANT, reasons.unknown_tenant(req.tenant))
         n = req.nodes * req.gpus_per_node
         if n > 0 and gpu_type is not None:
             why = self._quota(st, gpu_type, n)
             if why is not None:
-                return why
+                return Reason(ReasonCode.OVER_QUOTA, why)
         if st.budget is not None:
             hours = (req.duration_s if req.duration_s is not None else UNKNOWN_DURATION_S) / 3600.0
             needs = usd_per_hour * hours
             self._accrue(st, now)
             committed = self._committed(st, now)
             if st.spent + committed + needs > st.budget:
-                return reasons.over_monthly_budget(
-                    req.tenant, st.spent, committed, st.budget, needs
+                return Reason(
+                    ReasonCode.OVER_BUDGET,
+                    reasons.over_monthly_budget(req.tenant, st.spent, committed, st.budget, needs),
                 )
         return None
 
