@@ -92,6 +92,24 @@ def _offerings_of(providers: Mapping[str, Provider]) -> list[Offering]:
     return out
 
 
+def _read_from(paths: Sequence[Path], offset: int) -> bytes:
+    """The bytes of ``paths`` read one after another, from ``offset`` of the whole."""
+    out = bytearray()
+    for path in paths:
+        try:
+            size = path.stat().st_size
+        except OSError:
+            continue
+        if offset >= size:
+            offset -= size
+            continue
+        with path.open("rb") as f:
+            f.seek(offset)
+            out += f.read()
+        offset = 0
+    return bytes(out)
+
+
 def _money(x: float) -> str:
     return f"{x:,.2f}" if x >= 1 else f"{x:.4f}"
 
@@ -214,7 +232,21 @@ class Client:
         if not (workload.run or "").strip():
             # plan and validate accept a spec without commands; running one needs them.
             raise SpecError("run", "required to submit a job: the commands it runs", str(spec))
-        providers = self.providers()
+        async_ones: list[AsyncProvider] = []
+
+        def offered(name: str, p: AsyncProvider) -> Provider:
+            # Submission plans on what it sells; the daemon drives its instances.
+            from intercloud.control.instance_pool import InstancePoolProvider
+
+            async_ones.append(p)
+            return InstancePoolProvider(self.store, p)
+
+        try:
+            providers = self.providers(wrap_async=offered)
+            offerings = _offerings_of(providers)
+        finally:
+            for p in async_ones:
+                p.close()
         files = resolve_files(
             workload,
             spec_dir,
@@ -222,7 +254,6 @@ class Client:
             source=str(spec),
             state_dir=self.home,
         )
-        offerings = _offerings_of(providers)
         plan = Planner(Catalog.from_offerings(offerings)).plan(workload, top=_ALL_PLACEMENTS)
         # The planner sees unbounded offerings; the local sites are finite.
         fits, too_big = split_fitting(
@@ -411,7 +442,17 @@ class Client:
 
     # -- logs ------------------------------------------------------------------------------
     def log_path(self, job_id: int, node: int) -> Path:
+        """The local provider's log of the node (one file across attempts)."""
         return Path(self._local_provider().log_path(str(job_id), node))
+
+    def log_files(self, job_id: int, node: int) -> list[Path]:
+        """Every file of the node's log, oldest first: the attempts an instance's node
+        agent ran (``control.agent_logs``), else the local provider's one file."""
+        from intercloud.control.agent_logs import agent_log_files
+        from intercloud.control.live import agent_log_root
+
+        agent = agent_log_files(agent_log_root(self.home, self.store.store_id()), str(job_id), node)
+        return agent or [self.log_path(job_id, node)]
 
     def logs(
         self,
@@ -442,12 +483,7 @@ class Client:
                 held = w.reason
             got = False
             for r in ranks:
-                path = self.log_path(job_id, r)
-                if not path.exists():
-                    continue
-                with path.open("rb") as f:
-                    f.seek(offsets[r])
-                    chunk = f.read()
+                chunk = _read_from(self.log_files(job_id, r), offsets[r])
                 # only whole lines while following, so interleaved nodes stay readable
                 cut = chunk.rfind(b"\n") + 1 if follow and not done else len(chunk)
                 if cut:

@@ -22,7 +22,8 @@ from agent_helpers import (
     wait_for,
 )
 from intercloud.agent.protocol import ReportState
-from intercloud.control.agent_server import AgentServer, agent_log_path
+from intercloud.control.agent_logs import agent_log_path
+from intercloud.control.agent_server import AgentServer
 from intercloud.providers.local_shim import EXIT_SHIM_ERROR
 from intercloud.store import Store, open_store
 from intercloud.store.records import AssignmentState

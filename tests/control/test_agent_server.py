@@ -24,12 +24,8 @@ from intercloud.agent.protocol import (
     bearer,
 )
 from intercloud.control import agent_server
-from intercloud.control.agent_server import (
-    AgentServer,
-    agent_log_files,
-    agent_log_path,
-    create_agent_app,
-)
+from intercloud.control.agent_logs import agent_log_files, agent_log_path
+from intercloud.control.agent_server import AgentServer, create_agent_app
 from intercloud.store import Store, open_store
 
 

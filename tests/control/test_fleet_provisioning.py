@@ -37,6 +37,7 @@ from intercloud.control.fleet_decider import FleetDecider, FleetDecisions
 from intercloud.control.snapshot import FleetPolicy, SnapshotInputs
 from intercloud.model import Contract, Offering, PricingKind, ReservedBlock
 from intercloud.providers.contract import InstanceState as S
+from intercloud.scheduler.reasons import ReasonCode
 from intercloud.store.records import InstanceRecord
 
 
@@ -205,7 +206,9 @@ def test_a_down_provider_takes_nothing_new_and_pinned_gangs_say_why() -> None:
     (p,) = out.capacity
     assert isinstance(p, Provision) and p.offering == AWS_KEY  # not the idle GCP node
     d = only(decide([gpu_job(1)], offerings=[GCP], policy=policy))
-    assert d == Hold(1, "provider gcp is down since 2026-01-01 11:50:00 UTC")
+    assert d == Hold(
+        1, "provider gcp is down since 2026-01-01 11:50:00 UTC", ReasonCode.PROVIDER_DOWN
+    )
     # its running jobs are moved, from their checkpoint, as preemptions
     rows = [instance(GCP, job=7, rank=0), instance(AWS, job=8, rank=0)]
     running = [running_on(7, GCP, 1), running_on(8, AWS, 1)]
@@ -265,4 +268,6 @@ def test_a_down_job_level_provider_holds_its_pinned_gangs_too() -> None:
     # a provider without instance rows (sized to fit) that is down
     inputs = SnapshotInputs([GCP], NOW, policy=FleetPolicy(down={"gcp": NOW_DT}))
     (d,) = FleetDecider().decide_fleet([gpu_job(1)], inputs).jobs
-    assert d == Hold(1, "provider gcp is down since 2026-01-01 12:00:00 UTC")
+    assert d == Hold(
+        1, "provider gcp is down since 2026-01-01 12:00:00 UTC", ReasonCode.PROVIDER_DOWN
+    )

@@ -25,7 +25,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
-from urllib.parse import quote
 
 import uvicorn
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
@@ -46,6 +45,7 @@ from intercloud.agent.protocol import (
     RegisterRequest,
     ReportState,
 )
+from intercloud.control.agent_logs import agent_log_path
 from intercloud.providers.local_shim import private_mkdir
 from intercloud.store import Store
 from intercloud.store.agent_repo import AGENT_REFUSAL_TEXT, AgentRefusal, AgentRefused
@@ -57,24 +57,6 @@ DEFAULT_HEARTBEAT_S = 5.0
 #: another process: a CLI, a second daemon); ``notify`` wakes it at once.
 _POLL_S = 1.0
 _SECRET = Field(min_length=MIN_SECRET_CHARS, max_length=MAX_SECRET_CHARS, pattern=r"^[\w\-]+$")
-
-
-def agent_log_path(log_root: Path | str, job_id: str, attempt: int, rank: int) -> Path:
-    """The log of node ``rank`` of ``attempt`` of ``job_id`` on an agent-run instance
-    (stdout and stderr, with the shim's ``== ... ==`` marker lines)."""
-    return Path(log_root) / quote(job_id, safe="") / f"attempt-{attempt}" / f"node-{rank}.log"
-
-
-def agent_log_files(log_root: Path | str, job_id: str, rank: int) -> list[Path]:
-    """Every attempt's log of node ``rank`` of ``job_id``, oldest attempt first (what
-    ``intercloud logs`` shows for an agent-run node: the attempts one after another)."""
-    job_dir = Path(log_root) / quote(job_id, safe="")
-    found = []
-    for d in job_dir.glob("attempt-*"):
-        number = d.name.removeprefix("attempt-")
-        if number.isdigit() and (d / f"node-{rank}.log").is_file():
-            found.append((int(number), d / f"node-{rank}.log"))
-    return [path for _, path in sorted(found)]
 
 
 class _RegisterBody(BaseModel):

@@ -16,15 +16,29 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from intercloud.control.decide import CapacityDecision, Provision, Release
+from intercloud.control.fleet_settings import FleetSettings
 from intercloud.model import PricingKind
 from intercloud.providers.base import OfferingKey
 from intercloud.providers.contract import InstanceState
 
-__all__ = ["InstanceWriter", "apply_capacity_decisions", "new_request_id"]
+__all__ = ["CapacitySetup", "InstanceWriter", "apply_capacity_decisions", "new_request_id"]
+
+
+@dataclass(frozen=True, slots=True)
+class CapacitySetup:
+    """What the job loop needs to schedule onto instance-backed providers: which
+    providers' capacity is instance rows, which of them sell spot, and the fleet
+    settings (``control.fleet_settings``: pool limits, idle release, caps, cool-downs,
+    provider-down time; contracts' reserved pools)."""
+
+    instance_backed: frozenset[str]
+    spot_providers: frozenset[str]
+    settings: FleetSettings
 
 
 class InstanceWriter(Protocol):

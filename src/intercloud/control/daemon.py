@@ -264,7 +264,10 @@ def run_daemon(
         _write_private(home / PID_FILE, record)  # ready
         log.info("daemon %s started on %s", pid, store.name)
         still_ours = _database_watch(store, db_url or _default_url(home))
-        _loop(reconciler, stop, idle_exit_s, still_ours)
+        try:
+            _loop(reconciler, stop, idle_exit_s, still_ours)
+        finally:
+            reconciler.close()
         store.close()
         return 0
     finally:
@@ -293,11 +296,25 @@ def _start(
     store = open_store(db_url or database_url(home))
     try:
         store_id = store.store_id()
+        live = None
+        crash = crashpoint_from_env()
         if providers is None:
+            from intercloud.config import load_config
+            from intercloud.control.live import LiveCapacity
+
             env = {**os.environ, "INTERCLOUD_HOME": str(home)}
-            providers = build_providers(env, store_id=store_id, database=store.name)
+            live = LiveCapacity(store, load_config(env, home), home, crashpoint=crash)
+            providers = build_providers(
+                env, store_id=store_id, database=store.name, wrap_async=live.add
+            )
+            if not live.providers:
+                live = None
             _reconcile_other_stores(env, store_id, store.name)
-        reconciler = Reconciler(store, providers, crashpoint=crashpoint_from_env())
+        reconciler = Reconciler(store, providers, crashpoint=crash)
+        if live is not None:
+            live.start()
+            live.attach(reconciler)
+            live.recover()
         reconciler.recover()
     except BaseException:
         store.close()
@@ -388,7 +405,7 @@ def _loop(
             repeats.report(exc)
             changed, sleep = False, SLEEP_MAX_S * 5
         now = time.monotonic()
-        if reconciler.active_jobs or changed:
+        if reconciler.busy or changed:
             idle_since = now
         elif now - idle_since >= idle_exit_s:
             log.info("idle for %.0f s: exiting", idle_exit_s)

@@ -298,7 +298,13 @@ class FleetDecider(PlannerCache):
             if not feasible and down:
                 gone = down[0]
                 since = datetime.fromtimestamp(gone.down_since or now_s, UTC)
-                out.append(Hold(job.job_id, provider_down_reason(gone.offering.provider, since)))
+                out.append(
+                    Hold(
+                        job.job_id,
+                        provider_down_reason(gone.offering.provider, since),
+                        ReasonCode.PROVIDER_DOWN,
+                    )
+                )
                 continue
             if not feasible:
                 why = "; ".join(too_big) or "no offering of an enabled provider"

@@ -143,6 +143,22 @@ class Reconciler:
             ("nodes", self._observe_nodes),
             ("jobs", self._step_jobs),
         ]
+        #: what else keeps the loop busy besides its jobs (e.g. live instances to watch
+        #: and release): each returns a count; ``busy`` sums them with ``active_jobs``
+        self.activity: list[Callable[[], int]] = []
+        #: called once by ``close`` (servers and providers the steps own)
+        self.closers: list[Callable[[], None]] = []
+
+    @property
+    def busy(self) -> int:
+        """Active jobs plus whatever ``activity`` reports (0: the loop may idle out)."""
+        return self.active_jobs + sum(f() for f in self.activity)
+
+    def close(self) -> None:
+        """Stop what the loop's steps own (agent server, provider clients). Idempotent."""
+        closers, self.closers = self.closers, []
+        for close in closers:
+            close()
 
     # -- what the handlers share (read through the context) --------------------------------
     @property

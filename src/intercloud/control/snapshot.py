@@ -54,7 +54,7 @@ idle running instances their placement names (``placement["instances"]``: the
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -204,9 +204,15 @@ class FleetPolicy:
     contracts: Sequence[Contract] = ()
     blocks: Sequence[OfferingBlock] = ()
     down: Mapping[str, datetime] = field(default_factory=dict)
+    #: the configured limit of an offering (``config.yaml``'s pools), under ``max_instances``
+    limit_of: Callable[[OfferingKey], int] | None = None
 
     def max_of(self, key: OfferingKey) -> int:
-        return max(0, int(self.max_instances.get(key, self.default_max_instances)))
+        if key in self.max_instances:
+            return max(0, int(self.max_instances[key]))
+        if self.limit_of is not None:
+            return max(0, int(self.limit_of(key)))
+        return max(0, int(self.default_max_instances))
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,8 @@ from boot import boot, read_user_data
 
 from agent_helpers import insert_instance, job, wait_for
 from intercloud.agent.bootstrap import new_bootstrap_secret, render_user_data
-from intercloud.control.agent_server import AgentServer, agent_log_path
+from intercloud.control.agent_logs import agent_log_path
+from intercloud.control.agent_server import AgentServer
 from intercloud.providers.aws import AwsProvider
 from intercloud.providers.contract import LaunchRequest
 from intercloud.store import Store, open_store

@@ -7,13 +7,20 @@ nodes, placement back-offs) are rebuilt from the store and the providers by
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from intercloud.control.crashpoints import Crashpoint
 from intercloud.control.decide import Decider
 from intercloud.model import Offering, Workload
-from intercloud.providers.base import FreeCapacity, OfferingKey, Provider
+from intercloud.providers.base import FreeCapacity, OfferingKey, Provider, ProviderError
 from intercloud.store import NodeRecord, Store, WorkloadRecord
+
+if TYPE_CHECKING:
+    from intercloud.control.capacity import CapacitySetup
+
+log = logging.getLogger("intercloud.control")
 
 NodeKey = tuple[int, int, int]  # (job, attempt, rank)
 
@@ -49,6 +56,10 @@ class JobContext:
         self.workloads: dict[int, Workload | str] = {}
         self.retry_at: dict[int, float] = {}
         self.retries: dict[int, int] = {}
+        #: instance-backed capacity (``control.live``); None: providers of known capacity
+        #: only, the fleet decider sizes the others to fit
+        self.capacity: CapacitySetup | None = None
+        self._offerings: dict[str, list[Offering]] = {}  # last good answer per provider
 
     def reset(self) -> None:
         """Forget every cache (a recovering loop rebuilds them)."""
@@ -77,8 +88,20 @@ class JobContext:
         return cached
 
     def offerings(self) -> list[Offering]:
-        """Every offering of every enabled provider."""
-        return [o for p in self.providers.values() for o in p.offerings()]
+        """Every offering of every enabled provider. A provider whose call fails counts
+        with its last good answer (so its pools, and the jobs pinned to it, stay known
+        while it is away); the failure is logged."""
+        out: list[Offering] = []
+        for name, p in self.providers.items():
+            try:
+                got = p.offerings()
+            except ProviderError as exc:
+                log.warning("offerings of %s: %s (using its last answer)", name, exc)
+                got = self._offerings.get(name, [])
+            else:
+                self._offerings[name] = got
+            out.extend(got)
+        return out
 
     def free_capacity(self) -> dict[OfferingKey, FreeCapacity] | None:
         """Free capacity per offering, for the providers that can tell."""

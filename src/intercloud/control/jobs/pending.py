@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from intercloud.control.decide import (
+    Decision,
     FleetAwareDecider,
     Hold,
     PendingJob,
@@ -27,6 +30,7 @@ from intercloud.control.decide import (
     Reject,
     RunningJob,
 )
+from intercloud.control.fleet_decider import FleetDecider
 from intercloud.control.jobs.context import JobContext
 from intercloud.control.jobs.placing import provision
 from intercloud.control.jobs.recovering import recover
@@ -35,6 +39,12 @@ from intercloud.model import JobPlacement
 from intercloud.providers.base import ProviderError
 from intercloud.scheduler.reasons import ReasonCode
 from intercloud.store import Desired, WorkloadRecord
+
+if TYPE_CHECKING:
+    from intercloud.control.capacity import CapacitySetup
+
+#: instance states whose rows make up the fleet (the rest are history)
+_LIVE_INSTANCE_STATES = ("requested", "allocated", "running", "draining", "terminating")
 
 log = logging.getLogger("intercloud.control")
 
@@ -58,7 +68,10 @@ def place(ctx: JobContext, pending: Sequence[WorkloadRecord]) -> bool:
             queue.append(PendingJob(w.id, w.priority, wl, w.tenant, w.created_at.timestamp()))
     if not queue:
         return changed
-    if getattr(ctx.decider, "fleet_aware", False):
+    if ctx.capacity is not None and isinstance(ctx.decider, FleetDecider):
+        decisions, more = _decide_with_instances(ctx, ctx.decider, ctx.capacity, queue)
+        changed |= more
+    elif getattr(ctx.decider, "fleet_aware", False):
         fleet_decider: FleetAwareDecider = ctx.decider  # type: ignore[assignment]
         from intercloud.control.tenancy import load_tenant_limits
 
@@ -88,10 +101,45 @@ def place(ctx: JobContext, pending: Sequence[WorkloadRecord]) -> bool:
     return changed
 
 
+def _decide_with_instances(
+    ctx: JobContext, decider: FleetDecider, setup: CapacitySetup, queue: list[PendingJob]
+) -> tuple[Sequence[Decision], bool]:
+    """The fleet decider over the whole snapshot (``control.snapshot``): instance-backed
+    pools grow and shrink (``Provision``/``Release``, made real in the store by
+    ``control.capacity``), cool-downs and down providers bind, and the running jobs of a
+    down provider are requeued from their checkpoint (as a preemption). Returns the job
+    decisions and whether the capacity ones changed anything."""
+    from intercloud.control.capacity import apply_capacity_decisions
+    from intercloud.control.snapshot import SnapshotInputs, with_store_state
+    from intercloud.control.tenancy import load_tenant_limits
+
+    now_s = ctx.wall_clock()
+    now = datetime.fromtimestamp(now_s, UTC)
+    store = ctx.store
+    inputs = SnapshotInputs(
+        offerings=ctx.offerings(),
+        now_s=now_s,
+        free=ctx.free_capacity(),
+        running=holding(ctx),
+        instances=store.instances(states=list(_LIVE_INSTANCE_STATES)),
+        instance_backed=setup.instance_backed,
+        spot_providers=setup.spot_providers,
+        tenants=load_tenant_limits(store),
+        policy=with_store_state(setup.settings.policy, store, now),
+    )
+    out = decider.decide_fleet(queue, inputs)
+    changed = apply_capacity_decisions(store, out.capacity, now)
+    for r in out.requeue:
+        changed |= preempt(ctx, Preempt(r.job_id, -1, r.reason, ReasonCode.PROVIDER_DOWN))
+    return out.jobs, changed
+
+
 def _apply_place(ctx: JobContext, w: WorkloadRecord, d: Place) -> bool:
     """PENDING -> PLACING with the placement stored, then provision at once."""
     p = d.placement
-    jp = JobPlacement(p, d.demand.ranks, d.demand.cpus_per_node, d.demand.memory_gib_per_node)
+    jp = JobPlacement(
+        p, d.demand.ranks, d.demand.cpus_per_node, d.demand.memory_gib_per_node, d.instances
+    )
     reason = (
         f"placed on {p.where}: {d.demand.ranks} node(s), "
         f"{p.pricing.value}, {p.hourly_usd:.2f} USD/h"
