@@ -262,7 +262,8 @@ class Reconciler:
                     changed |= HANDLERS[w.state](ctx, w, live.get(w.id, []))
             except ProviderError as exc:
                 log.warning("job %s (%s): %s", w.id, w.state.value, exc)
-        if pending:
+        if pending or ctx.capacity is not None:
+            # with instance-backed pools, idle capacity is released even with no queue
             changed |= place(ctx, pending)
         self.active_jobs = len(jobs)
         return changed

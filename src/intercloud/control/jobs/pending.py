@@ -66,7 +66,7 @@ def place(ctx: JobContext, pending: Sequence[WorkloadRecord]) -> bool:
             changed |= reject(ctx, w, wl, ReasonCode.NOT_RUNNABLE)
         else:
             queue.append(PendingJob(w.id, w.priority, wl, w.tenant, w.created_at.timestamp()))
-    if not queue:
+    if not queue and ctx.capacity is None:
         return changed
     if ctx.capacity is not None and isinstance(ctx.decider, FleetDecider):
         decisions, more = _decide_with_instances(ctx, ctx.decider, ctx.capacity, queue)

@@ -1,0 +1,71 @@
+"""Plays the EC2 fleet's side while a real daemon drives it: every instance of the
+cluster that moto reports running is booted once (``boot.boot``: its own user-data in a
+sandbox, so its node agent enrols with the daemon's agent server), and a booted VM whose
+instance ended (terminated by intercloud, or from outside: a reclaim) is shut down."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from boot import BootedVM, boot
+
+
+class VmBooter:
+    """A background thread booting the instances tagged ``cluster`` (see module)."""
+
+    def __init__(self, ec2: Any, cluster: str, root: Path, interval_s: float = 0.3) -> None:
+        self.ec2 = ec2
+        self.cluster = cluster
+        self.root = root
+        self.interval_s = interval_s
+        self.vms: dict[str, BootedVM] = {}
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="vm-booter", daemon=True)
+
+    def __enter__(self) -> VmBooter:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        for vm in self.vms.values():
+            vm.stop()
+
+    def _instances(self) -> list[tuple[str, str]]:
+        found = self.ec2.describe_instances(
+            Filters=[{"Name": "tag:intercloud:cluster", "Values": [self.cluster]}]
+        )
+        return [
+            (i["InstanceId"], i["State"]["Name"])
+            for r in found["Reservations"]
+            for i in r["Instances"]
+        ]
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                for iid, state in self._instances():
+                    vm = self.vms.get(iid)
+                    if state == "running" and vm is None:
+                        self.vms[iid] = boot(self.ec2, iid, self.root / iid)
+                    elif (
+                        state in ("shutting-down", "terminated", "stopped")
+                        and vm is not None
+                        and vm.process.poll() is None
+                    ):
+                        vm.stop()
+            except Exception as exc:  # moto stopped on purpose in some tests
+                self.errors.append(str(exc))
+            self._stop.wait(self.interval_s)
+
+    def wait_for(self, count: int, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while len(self.vms) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(self.vms)} of {count} VMs booted: {self.errors}")
+            time.sleep(0.1)
