@@ -30,7 +30,9 @@ from intercloud.providers.local import (
     NodeAlreadyRunning,
     NodeAlreadyStarted,
     UnknownOffering,
+    pid_of,
     process_start_time,
+    start_time_of,
 )
 from intercloud.providers.local_config import LocalConfig, LocalSite, parse_sites
 
@@ -120,7 +122,7 @@ def test_gang_succeeds_with_torchrun_environment(root: Path, tmp_path: Path, nod
     assert [(e.kind, e.rank, e.exit_code) for e in events] == [
         (NodeEventKind.EXITED, r, 0) for r in range(nodes)
     ]
-    assert all(h.pid > 0 and h.start_time > 0 for h in handles)
+    assert all(pid_of(h) > 0 and start_time_of(h) > 0 for h in handles)
     envs = [read_env(out / f"env-{r}") for r in range(nodes)]
     ports = {e["MASTER_PORT"] for e in envs}
     assert len(ports) == 1 and 20000 <= int(ports.pop()) < 32000
@@ -203,7 +205,7 @@ def test_checkpoint_dir_is_kept_across_attempts(root: Path) -> None:
 def _descendants(handles: list[NodeHandle]) -> list[psutil.Process]:
     procs = []
     for h in handles:
-        shim = psutil.Process(h.pid)
+        shim = psutil.Process(pid_of(h))
         procs += [shim, *shim.children(recursive=True)]
     return procs
 
@@ -269,7 +271,7 @@ def test_node_lost_when_its_supervisor_is_killed(root: Path) -> None:
     alloc = provision(p, "lost", 1)
     (h,) = start_gang(p, alloc, "lost", "sleep 300")
     procs = _wait_for_sleepers([h], 1)
-    os.kill(h.pid, signal.SIGKILL)
+    os.kill(pid_of(h), signal.SIGKILL)
     (event,) = wait_events(p, 1)
     assert event.kind == NodeEventKind.LOST
     assert not _still_alive(procs)
@@ -291,9 +293,9 @@ def test_adopting_a_node_whose_supervisor_died_kills_its_remains(root: Path) -> 
     alloc = provision(p, "orphan", 1)
     (h,) = start_gang(p, alloc, "orphan", "sleep 300")
     procs = _wait_for_sleepers([h], 1)
-    os.kill(h.pid, signal.SIGKILL)
+    os.kill(pid_of(h), signal.SIGKILL)
     deadline = time.monotonic() + 3
-    while process_start_time(h.pid) is not None:  # SIGKILL is delivered asynchronously
+    while process_start_time(pid_of(h)) is not None:  # SIGKILL is delivered asynchronously
         assert time.monotonic() < deadline
         time.sleep(0.01)
     assert not make(root).adopt(h)
@@ -318,11 +320,11 @@ def test_a_relative_root_names_only_its_own_nodes(
         sleepers = [_wait_for_sleepers([h], 1) for h in handles]
         for p, h, name in zip(providers, handles, ("a", "b"), strict=True):
             assert p.root == tmp_path / name / "local"
-            marker = psutil.Process(h.pid).children()[0].environ()["INTERCLOUD_NODE_MARKER"]
+            marker = psutil.Process(pid_of(h)).children()[0].environ()["INTERCLOUD_NODE_MARKER"]
             assert marker == str(
                 tmp_path / name / "local" / "jobs" / "same" / "attempt-0" / "node-0"
             )
-        os.kill(handles[0].pid, signal.SIGKILL)  # a's node is lost: poll kills its remains
+        os.kill(pid_of(handles[0]), signal.SIGKILL)  # a's node is lost: poll kills its remains
         (event,) = wait_events(providers[0], 1)
         assert event.kind == NodeEventKind.LOST
         assert not _still_alive(sleepers[0])
@@ -372,14 +374,18 @@ def test_adopt_refuses_a_reused_pid_and_never_signals_it(root: Path) -> None:
     try:
         start = process_start_time(bystander.pid)
         assert start is not None
-        fake = NodeHandle("ghost", 0, 0, p.name, pid=bystander.pid, start_time=start + 1)
+        fake = NodeHandle(
+            "ghost", 0, 0, p.name, extra={"pid": bystander.pid, "start_time": start + 1}
+        )
         assert not p.adopt(fake)
         p.kill(fake)
         assert bystander.poll() is None  # still alive, never signalled
     finally:
         bystander.kill()
         bystander.wait()
-    assert not p.adopt(NodeHandle("ghost", 0, 1, p.name, pid=bystander.pid, start_time=start))
+    assert not p.adopt(
+        NodeHandle("ghost", 0, 1, p.name, extra={"pid": bystander.pid, "start_time": start})
+    )
 
 
 def test_a_node_never_runs_twice(root: Path) -> None:
@@ -645,9 +651,9 @@ def test_orphans_of_a_dead_supervisor_are_found_by_their_marker(root: Path, tmp_
         out.unlink(missing_ok=True)
         (h,) = start_gang(p, alloc, job, f"{run} && sleep 300")
         procs = _escaped(out, 2)
-        os.kill(h.pid, signal.SIGKILL)
+        os.kill(pid_of(h), signal.SIGKILL)
         deadline = time.monotonic() + 3
-        while process_start_time(h.pid) is not None:
+        while process_start_time(pid_of(h)) is not None:
             assert time.monotonic() < deadline
             time.sleep(0.01)
         if adopt:

@@ -128,18 +128,16 @@ class NodeCommand:
 
 @dataclass(frozen=True, slots=True)
 class NodeHandle:
-    """A started node, durable enough to re-attach to after a restart.
-
-    For the local provider ``pid`` plus ``start_time`` (the process start time from
-    /proc) identify the process, so a reused PID is never mistaken for the job.
+    """A started node, durable enough to re-attach to after a restart: provider-neutral
+    identity (job, attempt, rank, provider) plus the provider's own JSON-able ``extra``
+    (the local provider: its supervisor's ``pid`` and process ``start_time``, so a
+    reused pid is never mistaken for the job; an instance-backed one: ``instance_id``).
     """
 
     job_id: str
     attempt: int
     rank: int
     provider: str
-    pid: int = 0
-    start_time: int = 0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 

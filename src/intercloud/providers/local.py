@@ -180,6 +180,22 @@ class _Tracked:
     popen: subprocess.Popen[bytes] | None = None
 
 
+def pid_of(handle: NodeHandle) -> int:
+    """The pid of a local node's supervisor (kept in the handle's ``extra``)."""
+    return int(handle.extra.get("pid") or 0)
+
+
+def start_time_of(handle: NodeHandle) -> int:
+    """Its process start time (ticks since boot): with the pid, its identity."""
+    return int(handle.extra.get("start_time") or 0)
+
+
+def _is_running(handle: NodeHandle) -> bool:
+    """The handle's supervisor process still runs (same pid and start time)."""
+    start = start_time_of(handle)
+    return start != 0 and process_start_time(pid_of(handle)) == start
+
+
 class LocalProvider(Provider):
     """Runs gangs as process groups on this machine; see the module docstring.
 
@@ -479,7 +495,7 @@ class LocalProvider(Provider):
         else:  # already over: either it ran (and recorded itself) or it failed to start
             popen.wait()
             recorded = self.node_handle(command.job_id, command.attempt, command.rank)
-            if recorded is None or recorded.pid != popen.pid:
+            if recorded is None or pid_of(recorded) != popen.pid:
                 raise ProviderError(
                     f"the shim of {command.job_id}/{command.attempt}/{command.rank} died at "
                     f"start (exit {popen.returncode}; see {node_dir / 'shim.err'})"
@@ -527,9 +543,7 @@ class LocalProvider(Provider):
             attempt=attempt,
             rank=rank,
             provider=self.name,
-            pid=pid,
-            start_time=start,
-            extra={"node_dir": str(node_dir)},
+            extra={"node_dir": str(node_dir), "pid": pid, "start_time": start},
         )
 
     def node_handle(self, job_id: str, attempt: int, rank: int) -> NodeHandle | None:
@@ -571,7 +585,7 @@ class LocalProvider(Provider):
         ready = node_dir / "ready"
         deadline = time.monotonic() + 5.0
         while not ready.exists() and time.monotonic() < deadline:
-            if process_start_time(handle.pid) != handle.start_time:
+            if process_start_time(pid_of(handle)) != start_time_of(handle):
                 break  # the shim is gone (or was never ours)
             time.sleep(0.005)
 
@@ -580,7 +594,7 @@ class LocalProvider(Provider):
             while True:
                 if popen is not None:
                     popen.poll()  # reap our own child, or it lingers as a zombie
-                shim_alive = process_start_time(handle.pid) == handle.start_time
+                shim_alive = process_start_time(pid_of(handle)) == start_time_of(handle)
                 if not shim_alive and not _lock_held(lock):
                     return True
                 if time.monotonic() >= until:
@@ -590,7 +604,7 @@ class LocalProvider(Provider):
         if _signal_verified(handle, signal.SIGTERM):
             # The shim escalates to SIGKILL itself after ``grace``, records the exit, exits.
             until = time.monotonic() + grace + 1.0
-            while process_start_time(handle.pid) == handle.start_time:
+            while process_start_time(pid_of(handle)) == start_time_of(handle):
                 if time.monotonic() >= until:
                     break
                 if popen is not None:
@@ -619,7 +633,7 @@ class LocalProvider(Provider):
         """
         node_dir = self._dir_of(handle)
         key = (handle.job_id, handle.attempt, handle.rank)
-        alive = handle.start_time != 0 and process_start_time(handle.pid) == handle.start_time
+        alive = _is_running(handle)
         if alive or _read_exit(node_dir) is not None:
             with self._mutex:
                 if key not in self._tracked:
@@ -644,7 +658,7 @@ class LocalProvider(Provider):
             h = t.handle
             code = _read_exit(t.node_dir)
             if code is None:
-                if process_start_time(h.pid) == h.start_time:
+                if process_start_time(pid_of(h)) == start_time_of(h):
                     continue
                 code = _read_exit(t.node_dir)  # it may have written the code and exited
             if code is None:
@@ -665,7 +679,7 @@ class LocalProvider(Provider):
                     code,
                     ended_at=_exit_time(t.node_dir),
                 )
-                if _lock_held(t.node_dir / "node.lock") and process_start_time(h.pid) is None:
+                if _lock_held(t.node_dir / "node.lock") and process_start_time(pid_of(h)) is None:
                     self._kill_remnants(h)  # something escaped the shim's final sweep
             events.append(event)
             with self._mutex:
@@ -693,8 +707,8 @@ class LocalProvider(Provider):
         for _ in range(20):  # again, in case something forked while we were looking
             # Re-verified every pass: once the shim is gone its pid (and session id) may
             # name someone else's process, so only the marker is trusted from then on.
-            shim_ok = handle.start_time != 0 and process_start_time(handle.pid) == handle.start_time
-            left = node_processes(marker, handle.pid if shim_ok else None)
+            shim_ok = _is_running(handle)
+            left = node_processes(marker, pid_of(handle) if shim_ok else None)
             if not os.path.isdir("/proc"):
                 left = self._marked_elsewhere(marker)
             for pid in left:
@@ -814,9 +828,9 @@ def _sync_pairs(command: NodeCommand, work: Path, home: str | None) -> list[list
 
 def _signal_verified(handle: NodeHandle, sig: int) -> bool:
     """Send ``sig`` to the handle's process if pid and start time match; True if sent."""
-    if handle.pid <= 0 or handle.start_time == 0:
+    if pid_of(handle) <= 0 or start_time_of(handle) == 0:
         return False
-    return signal_if(handle.pid, lambda: process_start_time(handle.pid) == handle.start_time, sig)
+    return signal_if(pid_of(handle), lambda: _is_running(handle), sig)
 
 
 def _lock_held(path: Path) -> bool:

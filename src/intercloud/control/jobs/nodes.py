@@ -78,14 +78,12 @@ def outcome(nodes: Sequence[NodeRecord], ranks: int) -> Outcome:
 
 def handle_of(n: NodeRecord) -> NodeHandle:
     """The provider handle of a recorded (started) node."""
+    extra = dict(n.extra or {})
+    if n.pid:  # the process identity the store keeps in columns (for display too)
+        extra.setdefault("pid", n.pid)
+        extra.setdefault("start_time", n.start_time or 0)
     return NodeHandle(
-        job_id=str(n.workload_id),
-        attempt=n.attempt,
-        rank=n.rank,
-        provider=n.provider,
-        pid=n.pid or 0,
-        start_time=n.start_time or 0,
-        extra=dict(n.extra or {}),
+        job_id=str(n.workload_id), attempt=n.attempt, rank=n.rank, provider=n.provider, extra=extra
     )
 
 
@@ -142,8 +140,8 @@ def reattach(ctx: JobContext, n: NodeRecord) -> int:
             n.attempt,
             n.rank,
             n.host or "",
-            handle.pid,
-            handle.start_time,
+            int(handle.extra.get("pid") or 0),
+            int(handle.extra.get("start_time") or 0),
             extra=dict(handle.extra),
         )
         ctx.crashpoint("adopting")
@@ -229,8 +227,8 @@ def record_started(
         w.attempt,
         rank,
         slot.host if slot else "",
-        handle.pid,
-        handle.start_time,
+        int(handle.extra.get("pid") or 0),
+        int(handle.extra.get("start_time") or 0),
         extra=dict(handle.extra),
     )
     ctx.crashpoint("started")
