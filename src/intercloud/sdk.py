@@ -23,6 +23,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -108,6 +109,29 @@ def _read_from(paths: Sequence[Path], offset: int) -> bytes:
             out += f.read()
         offset = 0
     return bytes(out)
+
+
+def _instance(r: Any, now: datetime) -> dict[str, Any]:
+    """One instance row as ``fleet`` shows it."""
+    return {
+        "id": r.id,
+        "provider": r.provider,
+        "region": r.region,
+        "zone": r.zone,
+        "instance_type": r.instance_type,
+        "pricing": r.pricing,
+        "state": r.state,
+        "provider_instance_id": r.provider_instance_id,
+        "job": r.workload_id,
+        "rank": r.rank,
+        "usd_per_hour": r.usd_per_hour,
+        "age_s": round((now - r.created_at).total_seconds(), 1),
+        "reason": r.reason,
+    }
+
+
+def _iso(t: datetime | None) -> str | None:
+    return None if t is None else t.isoformat(timespec="seconds")
 
 
 def _money(x: float) -> str:
@@ -418,6 +442,39 @@ class Client:
         """Jobs not yet finished, each with its state and the reason it waits (if any)."""
         live = [s for s in JobState if not s.terminal]
         return self.jobs(live)
+
+    def fleet(self, include_ended: bool = False) -> dict[str, Any]:
+        """The capacity intercloud holds: its instances (live ones; every one with
+        ``include_ended``), the offerings cooling down after a refusal, and how each
+        provider's calls have gone (``down_since`` set while it is down)."""
+        live = ("requested", "allocated", "running", "draining", "terminating")
+        rows = self.store.instances(states=None if include_ended else list(live))
+        now = datetime.now(UTC)
+        return {
+            "instances": [_instance(r, now) for r in rows],
+            "cooling": [
+                {
+                    "offering": "/".join(x for x in (b.provider, b.region, b.zone) if x)
+                    + f" {b.instance_type}",
+                    "pricing": b.pricing,
+                    "kind": b.kind,
+                    "reason": b.reason,
+                    "failures": b.failures,
+                    "until": _iso(b.until),
+                }
+                for b in self.store.active_blocks(now)
+            ],
+            "providers": [
+                {
+                    "name": h.name,
+                    "down_since": _iso(h.down_since),
+                    "last_ok_at": _iso(h.last_ok_at),
+                    "last_error_at": _iso(h.last_error_at),
+                    "error": h.error,
+                }
+                for h in self.store.provider_health()
+            ],
+        }
 
     # -- change ----------------------------------------------------------------------------
     def cancel(self, job_id: int) -> dict[str, Any]:

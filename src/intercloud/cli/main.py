@@ -258,6 +258,9 @@ def _register_job_commands() -> None:
     from intercloud.cli.check import check
 
     app.command()(check)
+    from intercloud.cli.fleet import fleet
+
+    app.command()(fleet)
 
 
 _register_job_commands()

@@ -104,4 +104,9 @@ def test_run_on_aws_boots_an_instance_runs_the_job_and_releases_it(
             time.sleep(1)
         assert [r.state for r in rows] == ["terminated"], rows
         assert len(booter.vms) == 1
+        # `intercloud fleet` shows it: gone from the live view, there with --all
+        assert json.loads(ic(h, "fleet", "--json").stdout)["instances"] == []
+        (shown,) = json.loads(ic(h, "fleet", "--all", "--json").stdout)["instances"]
+        assert shown["provider"] == "aws" and shown["state"] == "terminated"
+        assert shown["provider_instance_id"] in booter.vms
         assert "Traceback" not in (h / "daemon.log").read_text()
