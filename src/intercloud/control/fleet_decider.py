@@ -102,6 +102,7 @@ from intercloud.model import (
     PricingKind,
     SpotPolicy,
     Topology,
+    TrainingJob,
 )
 from intercloud.providers.base import FreeCapacity, OfferingKey
 from intercloud.providers.contract import InstanceState
@@ -262,6 +263,7 @@ class FleetDecider(PlannerCache):
         planner = self._planner_for(offerings) if offerings else None
         enabled = sorted({o.provider for o in offerings})
         spare = max(1, sum(max(1, _ranks_hint(j)) for j in pending))
+        by_shape = _zones_by_shape(offerings)
         inputs = replace(inputs, spare_nodes=spare)
         fleet = build_snapshot(inputs)
         caps = QuotaCaps(tenants or ())
@@ -275,6 +277,7 @@ class FleetDecider(PlannerCache):
                 out.append(planned)
                 continue
             w, placements = planned
+            placements = _with_zone_siblings(w, placements, by_shape)
             feasible: list[_Cand] = []
             too_big: list[str] = []
             down: list[PoolOf] = []
@@ -570,6 +573,61 @@ def _tenant_limit(
             return None
         whys.append(why)
     return whys[0]
+
+
+def _zones_by_shape(offerings: Sequence[Offering]) -> dict[tuple[str, str, str], list[Offering]]:
+    """Offerings by (provider, region, instance type): the zones that sell each."""
+    out: dict[tuple[str, str, str], list[Offering]] = {}
+    for o in offerings:
+        out.setdefault((o.provider, o.region, o.instance_type), []).append(o)
+    return out
+
+
+def _with_zone_siblings(
+    w: TrainingJob | BatchJob,
+    placements: list[Placement],
+    by_shape: Mapping[tuple[str, str, str], list[Offering]],
+) -> list[Placement]:
+    """``placements`` followed by the same placements in the other zones that sell the
+    same instance type in the same region (the planner keeps the best zone of each), at
+    those zones' prices, within the spec's ``zones``: a zone that refused capacity (a
+    cool-down) or filled up then has siblings the scheduler may use instead."""
+    allowed = w.resources.zones
+    out = list(placements)
+    seen = {(c.provider, c.region, c.zone, c.instance_type, c.pricing) for c in placements}
+    for c in placements:
+        if not c.zone:
+            continue
+        for o in by_shape.get((c.provider, c.region, c.instance_type), ()):
+            key = (o.provider, o.region, o.zone, o.instance_type, c.pricing)
+            if not o.zone or key in seen or (allowed is not None and o.zone not in allowed):
+                continue
+            old = _unit_price(c.pricing, by_shape, c)
+            new = o.spot_price if c.pricing is PricingKind.SPOT else o.on_demand_price
+            if new is None or old is None or old <= 0:
+                continue
+            factor = new / old
+            out.append(
+                replace(
+                    c, zone=o.zone, hourly_usd=c.hourly_usd * factor, total_usd=c.total_usd * factor
+                )
+            )
+            seen.add(key)
+    return out
+
+
+def _unit_price(
+    pricing: PricingKind,
+    by_shape: Mapping[tuple[str, str, str], list[Offering]],
+    c: Placement,
+) -> float | None:
+    o = next(
+        (o for o in by_shape.get((c.provider, c.region, c.instance_type), ()) if o.zone == c.zone),
+        None,
+    )
+    if o is None:
+        return None
+    return o.spot_price if pricing is PricingKind.SPOT else o.on_demand_price
 
 
 def _utc(t: float) -> str:

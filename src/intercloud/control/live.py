@@ -30,7 +30,8 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,7 +43,7 @@ from intercloud.control.instance_pool import InstancePoolProvider
 from intercloud.control.instances.step import InstanceReconciler
 from intercloud.providers.base import Capability, Provider
 from intercloud.providers.contract import AsyncProvider, LaunchFailure, ProviderCallFailed
-from intercloud.store import Store
+from intercloud.store import Store, utc_now
 from intercloud.store.agent_repo import BOOTSTRAP_HASH_KEY
 from intercloud.store.records import InstanceRecord
 
@@ -82,8 +83,10 @@ class LiveCapacity:
         crashpoint: Crashpoint | None = None,
         install: str | None = "intercloud",
         python: str = "python3",
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.store = store
+        self.clock = clock
         self.config = config
         self.home = Path(home)
         self.install = install
@@ -100,7 +103,7 @@ class LiveCapacity:
         """Take ``provider`` (enabled as ``name``); returns its bridge, the job-level
         provider the job reconciler drives (``registry.build_providers``'s ``wrap_async``)."""
         self.providers[name] = provider
-        bridge = InstancePoolProvider(self.store, provider, notify=self._notify)
+        bridge = InstancePoolProvider(self.store, provider, clock=self.clock, notify=self._notify)
         self.bridges[name] = bridge
         return bridge
 
@@ -115,6 +118,7 @@ class LiveCapacity:
         self._step_of = InstanceReconciler(
             self.store,
             self.providers,
+            self.clock,
             user_data=self._user_data,
             on_failure=self._on_failure,
             on_provider_call=self._on_call,
@@ -236,6 +240,7 @@ class LiveCapacity:
             pricing,
             failure.kind,
             failure.message,
+            self.clock(),
             first_s=cool.first_s,
             max_s=cool.max_s,
             factor=cool.factor,
@@ -256,6 +261,7 @@ class LiveCapacity:
             ok=error is None,
             error=None if error is None else str(error),
             kind=kind,
+            now=self.clock(),
             down_after_s=self.settings.down_after_s,
         )
         if health.down and not before:
