@@ -32,7 +32,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator
 
 from intercloud.model import (
     KNOWN_PROVIDERS,
@@ -64,6 +64,13 @@ CB_MAX_ACROSS = 256
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+#: A month, written ``YYYY-MM`` (a date is read as its month); validated by ``parse_month``.
+MonthField = Annotated[
+    Any,
+    WithJsonSchema(
+        {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$", "description": "a month, YYYY-MM"}
+    ),
+]
 
 
 def _provider(value: str) -> str:
@@ -113,7 +120,7 @@ class CommitmentSpec(_Strict):
 
 
 class RampStepSpec(_Strict):
-    month: Any
+    month: MonthField
     gpus: Annotated[int, Field(ge=0)]
 
     @field_validator("month")
@@ -264,8 +271,15 @@ def _check_contract(i: int, c: ContractSpec, catalog: Catalog | None) -> Contrac
             payment = Payment.UPFRONT if cb else Payment(getattr(b, "payment", "monthly"))
             blocks.append(
                 ReservedBlock(
-                    b.region, b.zone, b.instance_type, b.count, bs, be,
-                    b.usd_per_node_hour, payment, cb,
+                    b.region,
+                    b.zone,
+                    b.instance_type,
+                    b.count,
+                    bs,
+                    be,
+                    b.usd_per_node_hour,
+                    payment,
+                    cb,
                 )
             )
     _check_capacity_block_total(here, [b for b in blocks if b.capacity_block])
