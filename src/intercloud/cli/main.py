@@ -255,6 +255,9 @@ def _register_job_commands() -> None:
     from intercloud.cli.tenants import tenants_app
 
     app.add_typer(tenants_app, name="tenants")
+    from intercloud.cli.capacity import capacity_app
+
+    app.add_typer(capacity_app, name="capacity")
 
 
 _register_job_commands()

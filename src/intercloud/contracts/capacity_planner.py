@@ -80,7 +80,9 @@ class Infeasibility(StrEnum):
 
 INFEASIBILITY_TEXT: dict[Infeasibility, str] = {
     Infeasibility.DEMAND_UNMET: "no mix of the offers meets the demand",
-    Infeasibility.CAPS: "the diversification policy cannot be met with the offers' limits",
+    Infeasibility.CAPS: (
+        "the diversification policy cannot be met with the offers' limits; under it"
+    ),
 }
 
 
@@ -531,19 +533,24 @@ def solve_plan(
 
 def diagnose(pb: PlanningProblem) -> PlanInfeasible:
     """Why ``pb`` has no plan: demand no mix can meet (which months and types, by how
-    much), else the diversification policy."""
-    _, unmet = _solve(pb, caps=False, elastic=True)
+    much), else the diversification policy (where demand falls short under it)."""
+    found = _shortfalls(pb, caps=False)
+    if found:
+        return PlanInfeasible(Infeasibility.DEMAND_UNMET, found)
+    return PlanInfeasible(Infeasibility.CAPS, _shortfalls(pb, caps=True))
+
+
+def _shortfalls(pb: PlanningProblem, caps: bool) -> tuple[Shortfall, ...]:
+    """Demand left unmet by the cheapest plan that may leave demand unmet at a penalty."""
+    _, unmet = _solve(pb, caps=caps, elastic=True)
     if unmet is None:  # cannot happen with slack on every demand row; be safe
-        return PlanInfeasible(Infeasibility.DEMAND_UNMET)
-    found = [
+        return ()
+    return tuple(
         Shortfall(
             pb.accelerators[a], month_add(pb.months[0], t).strftime("%Y-%m"), float(unmet[a, t])
         )
         for a, t in zip(*np.nonzero(unmet > 1e-6 * np.maximum(pb.demand, 1.0)), strict=True)
-    ]
-    if found:
-        return PlanInfeasible(Infeasibility.DEMAND_UNMET, tuple(found))
-    return PlanInfeasible(Infeasibility.CAPS)
+    )
 
 
 def plan_capacity(pb: PlanningProblem, baselines: bool = True, exact: bool = False) -> PlanReport:
