@@ -503,7 +503,7 @@ def _solve(
         reserved_3y_new=col[r3],
         reserved_1y_active=col[a1],
         reserved_3y_active=col[a3],
-        capacity_block_instances=col[cb],
+        capacity_block_instances=np.round(col[cb]),  # whole: fixed or branched on
         supplied_hours=col[x] * H,
         tier=tuple(
             int(np.argmax(col[y[p]])) if J and col[y[p]].max() > 0.5 else -1 for p in range(P)

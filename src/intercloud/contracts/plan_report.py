@@ -12,6 +12,8 @@ from intercloud.contracts.capacity_planner import Option, PlanReport
 def _money(usd: float | None) -> str:
     if usd is None:
         return "infeasible"
+    if abs(usd) < 0.005:  # solver noise: never print "-0.00"
+        usd = 0.0
     for unit, div in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(usd) >= div:
             return f"${usd / div:,.2f}{unit}"
@@ -116,7 +118,7 @@ def to_text(report: PlanReport) -> list[str]:
         f"capacity plan {first} .. {last}: {len(pb.months)} months, "
         f"{len(pb.providers)} providers, {len(pb.accelerators)} accelerator types",
         f"total cost          {_money(plan.total_usd)}"
-        + (f" (within {plan.gap:.3%} of the optimum)" if plan.gap > 1e-6 else " (optimal)"),
+        + (f" (at most {plan.gap:.3%} above the optimum)" if plan.gap > 1e-6 else " (optimal)"),
     ]
     if report.all_on_demand_usd is not None or report.uncapped_usd is not None:
         lines.append(f"all on-demand       {_money(report.all_on_demand_usd)}")

@@ -30,7 +30,7 @@ def write_plots(report: PlanReport, out: Path) -> list[Path]:
     pb, plan = report.problem, report.plan
     out.mkdir(parents=True, exist_ok=True)
     x = np.arange(len(pb.months))
-    ticks = [i for i, m in enumerate(pb.months) if m.month == 1 or i == 0]
+    ticks = [i for i, m in enumerate(pb.months) if m.month == 1 or (i == 0 and m.month < 10)]
     labels = [pb.months[i].strftime("%Y-%m") for i in ticks]
     committed = (
         plan.reserved_1y_active
