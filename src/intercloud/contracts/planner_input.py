@@ -4,7 +4,7 @@ Demand file::
 
     start: 2026-01                     # first month of the horizon
     demand:                            # one series per (accelerator, kind)
-      - {accelerator: H100, kind: training, gpu_hours: [7.3e6, 7.5e6, ...]}
+      - {accelerator: H100, kind: training, gpu_hours: [7300000, 7500000, ...]}
       - {accelerator: H100, kind: inference, gpu_hours: [...]}
 
 Every series has one value per month, all of the same length (1 to ``MAX_MONTHS``).
@@ -14,7 +14,7 @@ Offers file (prices in USD per GPU-hour; a missing option is not offered)::
     providers:
       - provider: aws
         max_gpus: [{month: 2026-01, gpus: 50000}]      # optional ramp, all accelerators
-        commit_tiers: [{commit_usd: 1.0e9, discount: 0.1}]   # committed-spend discounts
+        commit_tiers: [{commit_usd: 1.0e+9, discount: 0.1}]   # committed-spend discounts
         offers:
           - accelerator: H100
             on_demand: 6.88

@@ -7,7 +7,7 @@ A contracts file is a mapping::
       - name: aws-2025
         provider: aws
         term: {start: 2025-11-01, end: 2032-11-01}
-        commitment: {total_usd: 38.0e9, yearly_minimums_usd: [...]}   # optional
+        commitment: {total_usd: 38.0e+9, yearly_minimums_usd: [...]}   # optional
         discount: 0.1                                                   # off list prices
         ramp: [{month: 2025-11, gpus: 20000}, ...]                      # optional
         reserved_blocks: [{instance_type, region, count, start, end,
