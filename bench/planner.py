@@ -22,7 +22,6 @@ import time
 from datetime import UTC, datetime
 
 from benchlib import append_results, machine
-
 from intercloud.contracts.capacity_planner import plan_capacity, solve_plan
 from intercloud.contracts.synthetic import synthetic_problem
 

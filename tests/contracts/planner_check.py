@@ -54,12 +54,7 @@ def recheck(pb: PlanningProblem, plan: Plan, rel: float = 1e-6) -> None:
     assert np.allclose(supplied, plan.supplied_hours, atol=tol)
     assert (supplied.sum(axis=0) >= pb.demand - tol).all(), "demand met every month"
     assert ((avail * plan.spot_hours).sum(axis=0) <= pb.demand_training + tol).all()
-    gpus = (
-        (od + plan.spot_hours) / H
-        + plan.reserved_1y_active
-        + plan.reserved_3y_active
-        + gpi * cb
-    )
+    gpus = (od + plan.spot_hours) / H + plan.reserved_1y_active + plan.reserved_3y_active + gpi * cb
     assert (gpus <= pb.max_gpus + 1e-4 * np.maximum(1.0, gpus)).all(), "type ramps"
     assert (gpus.sum(axis=1) <= pb.provider_max_gpus + 1e-3).all(), "provider ramps"
     assert (cb.sum(axis=1) <= 256 + 1e-9).all()

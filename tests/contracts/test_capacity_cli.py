@@ -85,7 +85,9 @@ def test_plots_written(files: tuple[Path, Path], tmp_path: Path) -> None:
 def test_bad_input_is_one_line_and_exit_2(files: tuple[Path, Path], tmp_path: Path) -> None:
     demand, offers = files
     bad = tmp_path / "bad.yaml"
-    bad.write_text("providers:\n  - provider: aws\n    offers: [{accelerator: H100, on_demand: -1}]\n")
+    bad.write_text(
+        "providers:\n  - provider: aws\n    offers: [{accelerator: H100, on_demand: -1}]\n"
+    )
     res = _run(str(demand), "--offers", str(bad))
     assert res.returncode == 2
     assert res.stdout == ""
@@ -125,7 +127,10 @@ def test_unmeetable_demand_names_months(files: tuple[Path, Path], tmp_path: Path
 
 def test_seed_scenario_from_the_readme() -> None:
     res = _run(
-        "examples/capacity/demand.yaml", "--offers", "examples/capacity/offers.yaml", "--json",
+        "examples/capacity/demand.yaml",
+        "--offers",
+        "examples/capacity/offers.yaml",
+        "--json",
         "--no-baselines",
     )
     assert res.returncode == 0, res.stderr

@@ -102,7 +102,10 @@ def test_offers_errors() -> None:
     ]
     assert _err(_demand(), o).field == "providers[0].commit_tiers[1]"
     o = _offers()
-    o["providers"][0]["max_gpus"] = [{"month": "2026-05", "gpus": 1}, {"month": "2026-02", "gpus": 2}]
+    o["providers"][0]["max_gpus"] = [
+        {"month": "2026-05", "gpus": 1},
+        {"month": "2026-02", "gpus": 2},
+    ]
     assert _err(_demand(), o).field == "providers[0].max_gpus[1].month"
     o = _offers()
     o["policy"]["primary"] = "oci"
@@ -121,7 +124,7 @@ def test_offers_errors() -> None:
 
 
 def test_schemas_are_current_and_accept_the_examples() -> None:
-    for name, schema in schema_gen.json_schemas().items():
+    for name in schema_gen.json_schemas():
         path = schema_gen.SCHEMA_DIR / f"{name}.schema.json"
         assert path.read_text(encoding="utf-8") == schema_gen.render(name), (
             f"{path} is stale: python -m intercloud.contracts.schema_gen"

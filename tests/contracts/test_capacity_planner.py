@@ -88,8 +88,12 @@ def test_one_year_reservation_beats_on_demand_by_hand() -> None:
             {
                 "provider": "aws",
                 "offers": [
-                    {"accelerator": "H100", "on_demand": 4.0, "reserved_1y": 3.0,
-                     "reserved_3y": 2.5}
+                    {
+                        "accelerator": "H100",
+                        "on_demand": 4.0,
+                        "reserved_1y": 3.0,
+                        "reserved_3y": 2.5,
+                    }
                 ],
             }
         ]
@@ -108,8 +112,11 @@ def test_spot_serves_training_only() -> None:
             {
                 "provider": "aws",
                 "offers": [
-                    {"accelerator": "H100", "on_demand": 4.0,
-                     "spot": {"usd": 1.5, "availability": 0.5}}
+                    {
+                        "accelerator": "H100",
+                        "on_demand": 4.0,
+                        "spot": {"usd": 1.5, "availability": 0.5},
+                    }
                 ],
             }
         ]
@@ -128,8 +135,11 @@ def _blocks(extra: float) -> PlanningProblem:
             {
                 "provider": "aws",
                 "offers": [
-                    {"accelerator": "H100", "on_demand": 4.0,
-                     "capacity_block": {"usd": 2.0, "gpus_per_instance": 8}}
+                    {
+                        "accelerator": "H100",
+                        "on_demand": 4.0,
+                        "capacity_block": {"usd": 2.0, "gpus_per_instance": 8},
+                    }
                 ],
             }
         ]
@@ -205,8 +215,9 @@ def test_infeasible_cap_is_reported_as_such() -> None:
 
 
 def test_synthetic_plan_rechecks_and_beats_baselines() -> None:
-    pb = synthetic_problem(months=24, providers=3, accelerators=3, seed=1, max_share=0.45,
-                           primary_min_share=0.3)
+    pb = synthetic_problem(
+        months=24, providers=3, accelerators=3, seed=1, max_share=0.45, primary_min_share=0.3
+    )
     r = plan_capacity(pb)
     recheck(pb, r.plan)
     assert r.all_on_demand_usd is not None
@@ -227,7 +238,9 @@ def test_synthetic_plan_rechecks_and_beats_baselines() -> None:
 
 
 def test_seed_scenario_plan_rechecks() -> None:
-    text = [(REPO / "examples" / "capacity" / n).read_text() for n in ("demand.yaml", "offers.yaml")]
+    text = [
+        (REPO / "examples" / "capacity" / n).read_text() for n in ("demand.yaml", "offers.yaml")
+    ]
     pb = load_problem_text(*text)
     plan = solve_plan(pb)
     assert plan is not None
@@ -237,8 +250,9 @@ def test_seed_scenario_plan_rechecks() -> None:
 
 
 def test_only_named_providers_are_used() -> None:
-    pb = synthetic_problem(months=12, providers=3, accelerators=2, seed=2, max_share=1.0,
-                           primary_min_share=0.0)
+    pb = synthetic_problem(
+        months=12, providers=3, accelerators=2, seed=2, max_share=1.0, primary_min_share=0.0
+    )
     pb = dataclasses.replace(pb, max_gpus=np.full_like(pb.max_gpus, np.inf))
     plan = solve_plan(pb, providers=frozenset({"aws"}), caps=False)
     assert plan is not None

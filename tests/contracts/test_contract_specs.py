@@ -185,7 +185,10 @@ def test_yearly_minimums_above_the_total() -> None:
 
 def test_ramp_months_must_increase_and_lie_in_the_term() -> None:
     doc = _base()
-    doc["contracts"][0]["ramp"] = [{"month": "2026-05", "gpus": 10}, {"month": "2026-03", "gpus": 5}]
+    doc["contracts"][0]["ramp"] = [
+        {"month": "2026-05", "gpus": 10},
+        {"month": "2026-03", "gpus": 5},
+    ]
     with pytest.raises(SpecError) as exc:
         _load(doc)
     assert exc.value.field == "contracts[0].ramp[1].month"

@@ -39,9 +39,9 @@ from datetime import date
 from enum import StrEnum
 
 import highspy
-from highspy._core import _Highs
 import numpy as np
 import numpy.typing as npt
+from highspy._core import _Highs
 
 from intercloud.contracts.planner_input import F64, PlanningProblem, month_add, month_hours
 
@@ -151,7 +151,8 @@ class Plan:
         """(P, T) each provider's share of the GPU-hours supplied in each month."""
         per = self.supplied_hours.sum(axis=1)
         tot = per.sum(axis=0)
-        return np.divide(per, tot, out=np.zeros_like(per), where=tot > 0)
+        out: F64 = np.divide(per, tot, out=np.zeros_like(per), where=tot > 0)
+        return out
 
 
 @dataclass(frozen=True)
@@ -282,8 +283,9 @@ class _Builder:
         idx, down = fix(col)
         h.setOptionValue("solver", "simplex")
         lo_hi = np.concatenate(self.hi)[idx]
-        for at in (down, np.where(lo_hi > 1, np.ceil(col[idx] - 1e-6), down)):
-            h.changeColsBounds(idx.size, idx.astype(np.int32), at, at)
+        up: F64 = np.where(lo_hi > 1, np.ceil(col[idx] - 1e-6), down).astype(np.float64)
+        for values in (down.astype(np.float64), up):
+            h.changeColsBounds(idx.size, idx.astype(np.int32), values, values)
             if _run(h):
                 out = np.asarray(h.getSolution().col_value, dtype=np.float64)
                 return _Solution(out, float(h.getInfo().objective_function_value), bound, True)
@@ -316,7 +318,8 @@ def _term_hours(start: date, months: int, n: int) -> F64:
     """Hours of a ``months``-long term starting at each of the ``n`` horizon months."""
     hours = month_hours(start, n + months)
     cum = np.concatenate([[0.0], np.cumsum(hours)])
-    return cum[np.arange(n) + months] - cum[np.arange(n)]
+    out: F64 = cum[np.arange(n) + months] - cum[np.arange(n)]
+    return out
 
 
 def _solve(
@@ -405,7 +408,7 @@ def _solve(
         b.coef(rr, stock, 1.0)
         b.coef(rr[:, :, 1:], stock[:, :, :-1], -1.0)
         b.coef(rr, new, -1.0)
-        if T > term:
+        if term < T:
             b.coef(rr[:, :, term:], new[:, :, :-term], 1.0)
     # Availability: GPUs in use per provider and type, and per provider.
     in_use = ((od, 1.0), (sp, 1.0), (a1, 1.0), (a3, 1.0), (cb, gpi))

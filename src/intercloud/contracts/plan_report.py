@@ -42,7 +42,7 @@ def commitments(report: PlanReport) -> dict[str, list[dict[str, Any]]]:
                 if plan.reserved_3y_new[p, i, t] > 0.5
             }
             cb = {
-                a: int(round(plan.capacity_block_instances[p, i, t]))
+                a: round(float(plan.capacity_block_instances[p, i, t]))
                 for i, a in enumerate(pb.accelerators)
                 if plan.capacity_block_instances[p, i, t] > 0.5
             }

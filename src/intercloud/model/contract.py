@@ -95,7 +95,9 @@ class Contract:
     def block_usd(self, block: ReservedBlock) -> float:
         """What the block costs over its whole paid window (the early end is paid too)."""
         start, end = self.window(block)
-        price = self.usd_per_node_hour if block.usd_per_node_hour is None else block.usd_per_node_hour
+        price = (
+            self.usd_per_node_hour if block.usd_per_node_hour is None else block.usd_per_node_hour
+        )
         return block.nodes * (end - start).total_seconds() / 3600.0 * price
 
     @property
