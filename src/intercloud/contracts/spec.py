@@ -17,7 +17,8 @@ A contracts file is a mapping::
 Contract (what the checks promise): every amount is positive; every window ends after it
 starts and lies inside the term; yearly minimums are at most one per contract year and
 sum to no more than the total; two reserved blocks of one instance type in one region
-never overlap in time (state them as one block); ramp months increase. Capacity Blocks
+never overlap in time (state them as one block; Capacity Blocks may overlap); ramp
+months increase. Capacity Blocks
 follow AWS EC2: 1 to 182 days, 1 to 64 instances per block, at most 256 instances across
 blocks at any instant, paid upfront, no cancellation, instances stop 30 minutes before
 the block ends. With a catalog, instance types and regions must exist for the provider.
@@ -251,9 +252,11 @@ def _check_contract(i: int, c: ContractSpec, catalog: Catalog | None) -> Contrac
                 raise SpecProblem(f"{path}.start", "block window lies outside the contract term")
             if catalog is not None:
                 _check_offering(path, c.provider, b, catalog)
+            # Reserved blocks of one type and place must not overlap (one block each);
+            # Capacity Blocks may (a 64-instance limit per block means buying several).
             for k, other in enumerate(blocks):
                 if (
-                    other.capacity_block == cb
+                    not cb
                     and other.instance_type == b.instance_type
                     and other.region == b.region
                     and other.zone == b.zone
@@ -262,10 +265,9 @@ def _check_contract(i: int, c: ContractSpec, catalog: Catalog | None) -> Contrac
                     and bs < other.end
                     and other.start < be
                 ):
-                    k_local = k if not cb else k - len(c.reserved_blocks)
                     raise SpecProblem(
                         path,
-                        f"overlaps {field}[{k_local}] (same instance type and region); "
+                        f"overlaps {field}[{k}] (same instance type and region); "
                         "state them as one block",
                     )
             payment = Payment.UPFRONT if cb else Payment(getattr(b, "payment", "monthly"))
@@ -304,7 +306,9 @@ def _check_capacity_block_total(here: str, blocks: list[ReservedBlock]) -> None:
         assert b.start is not None and b.end is not None
         events += [(b.start, b.nodes, j), (b.end, -b.nodes, j)]
     live = 0
-    for _, delta, j in sorted(events, key=lambda e: (e[0], e[1])):  # ends before starts
+    # Ends before starts at one instant; starts in file order (the block named is the one
+    # that goes over).
+    for _, delta, j in sorted(events, key=lambda e: (e[0], e[1] > 0, e[2])):
         live += delta
         if live > CB_MAX_ACROSS:
             raise SpecProblem(
