@@ -10,6 +10,7 @@ import yaml
 
 from intercloud.catalog import load_bundled
 from intercloud.contracts.spec import load_contracts, load_contracts_text
+from intercloud.model import Contract, ReservedBlock
 from intercloud.specs.errors import SpecError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -209,3 +210,19 @@ def test_duplicate_names_and_preference() -> None:
     with pytest.raises(SpecError) as exc:
         _load(doc)
     assert exc.value.field == "preference[1]"
+
+
+def test_minimal_contract_of_the_scheduler_keeps_its_meaning() -> None:
+    """Blocks without their own window or price take the contract's (the scheduler's use)."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    c = Contract(
+        "c",
+        "aws",
+        (ReservedBlock("us-east-1", "", "p5.48xlarge", 2),),
+        start,
+        start + timedelta(hours=10),
+        30.0,
+    )
+    assert c.total_usd == pytest.approx(2 * 10 * 30.0)
+    assert c.usable_end(c.blocks[0]) == c.end
+    assert c.active(start) and not c.active(c.end)
