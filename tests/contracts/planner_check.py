@@ -45,8 +45,10 @@ def recheck(pb: PlanningProblem, plan: Plan, rel: float = 1e-6) -> None:
         t = np.arange(T)
         window = csum[:, :, t + 1] - csum[:, :, np.maximum(t + 1 - term, 0)]
         assert np.allclose(window, active, atol=1e-4 * max(1.0, float(active.max())))
+    signed = pb.signed  # GPUs of signed contracts (already paid)
     supplied = (
-        od
+        H * signed
+        + od
         + avail * plan.spot_hours
         + H * (plan.reserved_1y_active + plan.reserved_3y_active)
         + gpi * (H - 0.5) * cb
@@ -54,7 +56,13 @@ def recheck(pb: PlanningProblem, plan: Plan, rel: float = 1e-6) -> None:
     assert np.allclose(supplied, plan.supplied_hours, atol=tol)
     assert (supplied.sum(axis=0) >= pb.demand - tol).all(), "demand met every month"
     assert ((avail * plan.spot_hours).sum(axis=0) <= pb.demand_training + tol).all()
-    gpus = (od + plan.spot_hours) / H + plan.reserved_1y_active + plan.reserved_3y_active + gpi * cb
+    gpus = (
+        signed
+        + (od + plan.spot_hours) / H
+        + plan.reserved_1y_active
+        + plan.reserved_3y_active
+        + gpi * cb
+    )
     assert (gpus <= pb.max_gpus + 1e-4 * np.maximum(1.0, gpus)).all(), "type ramps"
     assert (gpus.sum(axis=1) <= pb.provider_max_gpus + 1e-3).all(), "provider ramps"
     assert (cb.sum(axis=1) <= 256 + 1e-9).all()

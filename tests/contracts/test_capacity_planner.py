@@ -11,6 +11,7 @@ import pytest
 import yaml
 from planner_check import recheck
 
+from intercloud.catalog import load_bundled
 from intercloud.contracts.capacity_planner import (
     Infeasibility,
     Option,
@@ -18,8 +19,14 @@ from intercloud.contracts.capacity_planner import (
     plan_capacity,
     solve_plan,
 )
-from intercloud.contracts.planner_input import PlanningProblem, load_problem_text
+from intercloud.contracts.planner_input import (
+    PlanningProblem,
+    load_problem_text,
+    with_signed_contracts,
+)
+from intercloud.contracts.spec import load_contracts_text
 from intercloud.contracts.synthetic import synthetic_problem
+from intercloud.specs.errors import SpecError
 
 REPO = Path(__file__).resolve().parents[2]
 # Calendar hours of 2026-01, 2026-02, 2026-03.
@@ -258,3 +265,53 @@ def test_only_named_providers_are_used() -> None:
     assert plan is not None
     recheck(pb, plan)
     assert plan.supplied_hours[[0, 2]].sum() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_signed_contracts_are_capacity_already_paid() -> None:
+    # February 2026: one p5.48xlarge (8 H100) reserved all month, and a Capacity Block of
+    # one p5.48xlarge for the same month whose last 30 minutes are unusable.
+    contracts = {
+        "contracts": [
+            {
+                "name": "signed",
+                "provider": "aws",
+                "term": {"start": "2026-01-01", "end": "2027-01-01"},
+                "reserved_blocks": [
+                    {
+                        "instance_type": "p5.48xlarge",
+                        "region": "us-east-1",
+                        "count": 1,
+                        "start": "2026-02-01",
+                        "end": "2026-03-01",
+                        "usd_per_node_hour": 40.0,
+                    }
+                ],
+                "capacity_blocks": [
+                    {
+                        "instance_type": "p5.48xlarge",
+                        "region": "us-east-2",
+                        "count": 1,
+                        "start": "2026-02-01",
+                        "end": "2026-03-01",
+                        "usd_per_node_hour": 30.0,
+                    }
+                ],
+            }
+        ]
+    }
+    catalog = load_bundled()
+    portfolio = load_contracts_text(yaml.safe_dump(contracts), catalog)
+    pb = _problem(_demand([0.0, 16 * FEB, 0.0]), _two())
+    pb = with_signed_contracts(pb, portfolio, catalog)
+    assert pb.signed_usd == pytest.approx(FEB * (40.0 + 30.0))
+    assert pb.signed[0, 0, 1] == pytest.approx(8 + 8 * (FEB - 0.5) / FEB)
+    r = plan_capacity(pb)
+    recheck(pb, r.plan)
+    # Only the Capacity Block's lost half hour (8 GPU-hours) is bought, on aws on-demand.
+    assert r.plan.total_usd == pytest.approx(8 * 0.5 * 4.0)
+    bad = dict(contracts["contracts"][0], provider="oci", reserved_blocks=[], capacity_blocks=[])
+    with pytest.raises(SpecError) as exc:
+        with_signed_contracts(
+            pb, load_contracts_text(yaml.safe_dump({"contracts": [bad]}), catalog), catalog, "c"
+        )
+    assert exc.value.field == "contracts[0].provider"

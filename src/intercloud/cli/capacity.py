@@ -1,5 +1,5 @@
-"""``intercloud capacity plan DEMAND.yaml --offers OFFERS.yaml [--json] [--out DIR]``:
-the long-horizon capacity plan, its baselines and (with ``--out``) PNG plots.
+"""``intercloud capacity plan DEMAND.yaml --offers OFFERS.yaml [--contracts FILE] [--json]
+[--out DIR]``: the long-horizon capacity plan, its baselines and (with ``--out``) PNG plots.
 
 Exit codes: 0 a plan; 2 bad input (one line naming the file and field), including a
 demand no mix of offers can meet (the months and types that fall short) and a
@@ -44,6 +44,14 @@ def plan(
     no_baselines: Annotated[
         bool, typer.Option("--no-baselines", help="Skip the comparison solves.")
     ] = False,
+    contracts: Annotated[
+        Path | None,
+        typer.Option(
+            "--contracts",
+            metavar="CONTRACTS.yaml",
+            help="Signed contracts: their reserved blocks are capacity already paid for.",
+        ),
+    ] = None,
 ) -> None:
     """Cost-minimal mix of on-demand, spot, reservations, Capacity Blocks and commit tiers."""
     from intercloud.contracts.capacity_planner import plan_capacity
@@ -52,6 +60,14 @@ def plan(
 
     with bad_input_exits():
         problem = load_problem(demand, offers)
+        if contracts is not None:
+            from intercloud.catalog import load_bundled
+            from intercloud.contracts.planner_input import with_signed_contracts
+            from intercloud.contracts.spec import load_contracts
+
+            catalog = load_bundled()
+            signed = load_contracts(contracts, catalog)
+            problem = with_signed_contracts(problem, signed, catalog, str(contracts))
         report = plan_capacity(problem, baselines=not no_baselines, exact=exact)
         written: list[Path] = []
         if out is not None:

@@ -418,8 +418,10 @@ def _solve(
     y = b.cols((P, J), 0.0, np.where(tier_ok, 1.0, 0.0), integer=True)
     short = b.cols((P, J), USD_UNIT, np.where(tier_ok, np.inf, 0.0))
 
-    # Supply: x = od + avail sp + a1 + a3 + gpi (1 - 0.5 / H) cb.
-    rx = b.rows((P, A, T), 0.0, 0.0)
+    # Supply: x = signed + od + avail sp + a1 + a3 + gpi (1 - 0.5 / H) cb, where signed
+    # is the GPUs of signed contracts (already paid; they occupy availability too).
+    signed = pb.signed
+    rx = b.rows((P, A, T), signed, signed)
     b.coef(rx, x, 1.0)
     b.coef(rx, od, -1.0)
     b.coef(rx, sp, -pb.spot_availability[:, :, None])
@@ -445,11 +447,12 @@ def _solve(
     # Availability: GPUs in use per provider and type, and per provider.
     in_use = ((od, 1.0), (sp, 1.0), (a1, 1.0), (a3, 1.0), (cb, gpi))
     if np.isfinite(pb.max_gpus).any():
-        ra = b.rows((P, A, T), -np.inf, pb.max_gpus)
+        ra = b.rows((P, A, T), -np.inf, np.maximum(pb.max_gpus - signed, 0.0))
         for c, k in in_use:
             b.coef(ra, c, k)
     if np.isfinite(pb.provider_max_gpus).any():
-        rp = b.rows((P, T), -np.inf, pb.provider_max_gpus)
+        room = np.maximum(pb.provider_max_gpus - signed.sum(axis=1), 0.0)
+        rp = b.rows((P, T), -np.inf, room)
         for c, k in in_use:
             b.coef(rp[:, None, :], c, k)
     if cb_ok.any():

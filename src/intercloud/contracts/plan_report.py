@@ -106,6 +106,7 @@ def to_json(report: PlanReport) -> dict[str, Any]:
             "primary": pb.primary,
             "primary_min_share": pb.primary_min_share,
         },
+        "signed_contracts_usd": pb.signed_usd,
         "solve_s": report.solve_s,
     }
 
@@ -120,6 +121,11 @@ def to_text(report: PlanReport) -> list[str]:
         f"total cost          {_money(plan.total_usd)}"
         + (f" (at most {plan.gap:.3%} above the optimum)" if plan.gap > 1e-6 else " (optimal)"),
     ]
+    if pb.signed_gpus is not None:
+        lines.append(
+            f"signed contracts    {_money(pb.signed_usd)} of reserved capacity in the horizon "
+            "(already paid; in no total)"
+        )
     if report.all_on_demand_usd is not None or report.uncapped_usd is not None:
         lines.append(f"all on-demand       {_money(report.all_on_demand_usd)}")
         best = report.best_single_provider

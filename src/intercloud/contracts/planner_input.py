@@ -32,16 +32,17 @@ raise ``SpecError`` with one line naming the field.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from intercloud.contracts.spec import MonthField, parse_month
+from intercloud.contracts.spec import MonthField, Portfolio, parse_month
 from intercloud.model import (
     ACCELERATORS,
     KNOWN_PROVIDERS,
@@ -57,6 +58,9 @@ from intercloud.specs.errors import (
     suggest,
 )
 from intercloud.specs.loader import parse_yaml, read_spec_text
+
+if TYPE_CHECKING:
+    from intercloud.catalog import Catalog
 
 F64 = npt.NDArray[np.float64]
 
@@ -197,10 +201,19 @@ class PlanningProblem:
     max_share: float = 1.0
     primary: str | None = None
     primary_min_share: float = 0.0
+    signed_gpus: F64 | None = None  # (P, A, T) GPUs under signed contracts (sunk)
+    signed_usd: float = 0.0  # what those cost inside the horizon (not optimised)
 
     @property
     def demand(self) -> F64:
         return self.demand_training + self.demand_inference
+
+    @property
+    def signed(self) -> F64:
+        """(P, A, T) GPUs already reserved under signed contracts (zeros if none)."""
+        if self.signed_gpus is None:
+            return np.zeros((len(self.providers), len(self.accelerators), len(self.months)))
+        return self.signed_gpus
 
 
 def month_add(m: date, k: int) -> date:
@@ -386,3 +399,59 @@ def load_problem(demand_path: Path, offers_path: Path) -> PlanningProblem:
         str(demand_path),
         str(offers_path),
     )
+
+
+def with_signed_contracts(
+    pb: PlanningProblem, portfolio: Portfolio, catalog: Catalog, source: str = "<contracts>"
+) -> PlanningProblem:
+    """``pb`` with the reserved blocks and Capacity Blocks of signed contracts as capacity
+    already paid for: each block gives ``nodes x GPUs per node`` GPUs for the part of
+    each month between its start and its usable end (30 minutes early for a Capacity
+    Block); it counts against the availability limits; its cost inside the horizon is
+    ``signed_usd`` (sunk: in no plan's total). Blocks of accelerator types without demand
+    are left out. A contract with a provider that has no offers is a ``SpecError``."""
+    T = len(pb.months)
+    gpus = pb.signed.copy()
+    edges = [datetime(m.year, m.month, 1, tzinfo=UTC) for m in pb.months]
+    end_month = month_add(pb.months[-1], 1)
+    edges.append(datetime(end_month.year, end_month.month, 1, tzinfo=UTC))
+    hours = month_hours(pb.months[0], T)
+    by_type = {(o.provider, o.instance_type): o for o in catalog.offerings if o.is_gpu}
+    usd = pb.signed_usd
+    for i, c in enumerate(portfolio.contracts):
+        if c.provider not in pb.providers:
+            raise SpecError(
+                f"contracts[{i}].provider", f"{c.provider} has no offers to plan with", source
+            )
+        p = pb.providers.index(c.provider)
+        n_reserved = sum(1 for b in c.blocks if not b.capacity_block)
+        for j, block in enumerate(c.blocks):
+            o = by_type.get((c.provider, block.instance_type))
+            if o is None or o.accelerator is None:
+                field = (
+                    f"capacity_blocks[{j - n_reserved}]"
+                    if block.capacity_block
+                    else f"reserved_blocks[{j}]"
+                )
+                raise SpecError(
+                    f"contracts[{i}].{field}.instance_type",
+                    f"{block.instance_type} is not a GPU instance type of {c.provider}",
+                    source,
+                )
+            start, end = c.window(block)
+            usable = c.usable_end(block)
+            price = (
+                c.usd_per_node_hour if block.usd_per_node_hour is None else block.usd_per_node_hour
+            )
+            paid = max(0.0, (min(end, edges[-1]) - max(start, edges[0])).total_seconds() / 3600)
+            usd += paid * block.nodes * price
+            acc = canonical_accelerator(o.accelerator)
+            if acc not in pb.accelerators:
+                continue
+            a = pb.accelerators.index(acc)
+            for t in range(T):
+                lo, hi = max(start, edges[t]), min(usable, edges[t + 1])
+                if hi > lo:
+                    share = (hi - lo).total_seconds() / 3600 / hours[t]
+                    gpus[p, a, t] += block.nodes * o.accelerator_count * share
+    return dataclasses.replace(pb, signed_gpus=gpus, signed_usd=usd)
