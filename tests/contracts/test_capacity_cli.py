@@ -136,5 +136,17 @@ def test_seed_scenario_from_the_readme() -> None:
     assert res.returncode == 0, res.stderr
     data = json.loads(res.stdout)
     assert len(data["months"]) == 84 and data["months"][0] == "2025-11"
+    assert data["signed_contracts_usd"] == 0.0
     assert max(max(v) for v in data["share_by_provider"].values()) <= 0.7 + 1e-6
     assert min(data["share_by_provider"]["azure"]) >= 0.25 - 1e-6
+
+
+def test_seed_scenario_with_its_signed_contracts() -> None:
+    args = ["examples/capacity/demand.yaml", "--offers", "examples/capacity/offers.yaml"]
+    res = _run(*args, "--contracts", "examples/contracts/seed.yaml", "--json", "--no-baselines")
+    assert res.returncode == 0, res.stderr
+    with_signed = json.loads(res.stdout)
+    assert with_signed["signed_contracts_usd"] > 1e9
+    res = _run(*args, "--json", "--no-baselines")
+    # Capacity already paid for makes the rest of the plan cheaper.
+    assert with_signed["total_usd"] < json.loads(res.stdout)["total_usd"]
