@@ -38,6 +38,7 @@ all on-demand at list price (same caps and limits), and each provider alone.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -607,7 +608,8 @@ def plan_capacity(pb: PlanningProblem, baselines: bool = True, exact: bool = Fal
         return PlanReport(pb, plan, None, None, {}, time.perf_counter() - t0)
     on_demand = solve_plan(pb, options=frozenset({Option.ON_DEMAND}), exact=exact)
     if on_demand is not None and on_demand.total_usd < plan.total_usd:
-        plan = on_demand
+        # Its own bound is of the restricted model: keep the full model's.
+        plan = dataclasses.replace(on_demand, lower_bound_usd=plan.lower_bound_usd)
     uncapped = _total(solve_plan(pb, caps=False, exact=exact))
     if uncapped is not None:
         uncapped = min(uncapped, plan.total_usd)
