@@ -315,3 +315,22 @@ def test_signed_contracts_are_capacity_already_paid() -> None:
             pb, load_contracts_text(yaml.safe_dump({"contracts": [bad]}), catalog), catalog, "c"
         )
     assert exc.value.field == "contracts[0].provider"
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_random_small_problems_recheck(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    pb = synthetic_problem(
+        months=int(rng.integers(6, 30)),
+        providers=int(rng.integers(2, 5)),
+        accelerators=int(rng.integers(1, 4)),
+        seed=seed,
+        max_share=0.5,
+        primary_min_share=float(rng.uniform(0.0, 0.3)),
+    )
+    r = plan_capacity(pb)
+    recheck(pb, r.plan)
+    assert r.all_on_demand_usd is not None
+    assert r.plan.total_usd <= r.all_on_demand_usd * (1 + 1e-9)
+    assert r.caps_cost_usd is not None and r.caps_cost_usd >= 0
+    assert r.plan.lower_bound_usd <= r.plan.total_usd * (1 + 1e-9)
