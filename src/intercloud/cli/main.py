@@ -261,6 +261,9 @@ def _register_job_commands() -> None:
     from intercloud.cli.fleet import fleet
 
     app.command()(fleet)
+    from intercloud.cli.capacity import capacity_app
+
+    app.add_typer(capacity_app, name="capacity")
 
 
 _register_job_commands()

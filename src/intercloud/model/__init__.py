@@ -6,7 +6,13 @@ from intercloud.model.accelerator import (
     canonical_accelerator,
     relative_throughput,
 )
-from intercloud.model.contract import Contract, ReservedBlock
+from intercloud.model.contract import (
+    CAPACITY_BLOCK_EARLY_END,
+    Contract,
+    Payment,
+    RampStep,
+    ReservedBlock,
+)
 from intercloud.model.offering import Offering
 from intercloud.model.placement import Exclusion, JobPlacement, Placement
 from intercloud.model.pricing import PricingKind
@@ -27,6 +33,7 @@ from intercloud.model.workload import (
 
 __all__ = [
     "ACCELERATORS",
+    "CAPACITY_BLOCK_EARLY_END",
     "KNOWN_PROVIDERS",
     "Accelerator",
     "AcceleratorChoice",
@@ -37,8 +44,10 @@ __all__ = [
     "Exclusion",
     "JobPlacement",
     "Offering",
+    "Payment",
     "Placement",
     "PricingKind",
+    "RampStep",
     "ReservedBlock",
     "ResourceRequest",
     "RestartPolicy",

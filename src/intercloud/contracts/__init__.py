@@ -1,0 +1,1 @@
+"""Contracts: specs of commitments and reserved capacity, and the long-horizon planner."""
