@@ -18,6 +18,7 @@ the ``local`` provider only, configured from the environment as before. Example:
       offerings: {aws/us-east-1/p4d.24xlarge: {max_instances: 2, idle_s: 60}}
     caps: {aws: 0.6}                 # at most this share of the fleet's GPUs per provider
     agent: {listen: "0.0.0.0:8470", public_url: "https://ic.example.com:8470"}
+    contracts: [contracts.yaml]      # reserved blocks become pools (contracts/spec.py)
 
 A ``providers:`` mapping enables exactly the providers it lists (each unless it says
 ``enabled: false``); without the key, ``local`` alone is enabled. Each provider's section
@@ -189,6 +190,7 @@ class ConfigFile(BaseModel):
     pools: PoolsConfig = Field(default_factory=PoolsConfig)
     caps: dict[str, Share] = Field(default_factory=dict)
     agent: AgentConfig = Field(default_factory=AgentConfig)
+    contracts: list[str] = Field(default_factory=list)
 
 
 # -- the result ------------------------------------------------------------------------
@@ -214,6 +216,9 @@ class IntercloudConfig:
     caps: Mapping[str, float] = field(default_factory=dict)
     agent: AgentConfig = field(default_factory=AgentConfig)
     source: Path | None = None
+    #: contract files (``contracts/spec.py``): their reserved blocks are pools of the
+    #: live loop (paths relative to the config file's folder)
+    contracts: tuple[Path, ...] = ()
 
     @property
     def enabled(self) -> list[str]:
@@ -275,7 +280,22 @@ def load_config(
         caps=dict(top.caps),
         agent=top.agent,
         source=path,
+        contracts=_contract_files(top.contracts, path, source),
     )
+
+
+def _contract_files(names: list[str], path: Path, source: str) -> tuple[Path, ...]:
+    """The ``contracts`` entries as paths (relative to the config's folder), each an
+    existing file."""
+    out = []
+    for i, name in enumerate(names):
+        file = Path(name).expanduser()
+        if not file.is_absolute():
+            file = path.parent / file
+        if not file.is_file():
+            raise ConfigError(f"contracts[{i}]", f"no such file: {file}", source)
+        out.append(file)
+    return tuple(out)
 
 
 def _defaults(ctx: ProviderContext, source: Path | None = None) -> IntercloudConfig:

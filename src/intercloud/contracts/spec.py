@@ -28,12 +28,21 @@ Every problem is one ``SpecError`` line naming the field.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 
 from intercloud.model import (
     KNOWN_PROVIDERS,
@@ -74,10 +83,18 @@ MonthField = Annotated[
 ]
 
 
-def _provider(value: str) -> str:
+def _provider(value: str, info: ValidationInfo | None = None) -> str:
+    """A provider a contract may name: the catalog's, the registry's, or one of
+    ``context["providers"]`` (those the configuration enables)."""
     name = canonical_provider(value)
-    if name not in KNOWN_PROVIDERS:
-        raise FieldValueError(f"unknown provider {value!r}{suggest(value, KNOWN_PROVIDERS)}")
+    extra = (info.context or {}).get("providers", ()) if info is not None else ()
+    if name in KNOWN_PROVIDERS or name in extra:
+        return name
+    from intercloud.providers.registry import known_names
+
+    known = sorted({*KNOWN_PROVIDERS, *known_names(), *extra})
+    if name not in known:
+        raise FieldValueError(f"unknown provider {value!r}{suggest(value, known)}")
     return name
 
 
@@ -182,8 +199,8 @@ class ContractSpec(_Strict):
 
     @field_validator("provider")
     @classmethod
-    def _provider(cls, v: str) -> str:
-        return _provider(v)
+    def _provider(cls, v: str, info: ValidationInfo) -> str:
+        return _provider(v, info)
 
 
 class ContractsFileSpec(_Strict):
@@ -192,11 +209,11 @@ class ContractsFileSpec(_Strict):
 
     @field_validator("preference")
     @classmethod
-    def _preference(cls, v: list[str]) -> list[str]:
+    def _preference(cls, v: list[str], info: ValidationInfo) -> list[str]:
         out: list[str] = []
         for i, name in enumerate(v):
             try:
-                p = _provider(name)
+                p = _provider(name, info)
             except FieldValueError as exc:
                 raise FieldValueError(exc.problem, f"[{i}]") from None
             if p in out:
@@ -342,15 +359,19 @@ def _unique_names(spec: ContractsFileSpec) -> None:
 
 
 def load_contracts_text(
-    text: str, catalog: Catalog | None = None, source: str = "<string>"
+    text: str,
+    catalog: Catalog | None = None,
+    source: str = "<string>",
+    providers: Collection[str] = (),
 ) -> Portfolio:
-    """Parse and validate a contracts file. Raises ``SpecError`` (one line) on any problem."""
+    """Parse and validate a contracts file. Raises ``SpecError`` (one line) on any problem.
+    ``providers``: names a contract may use besides the known ones (those enabled)."""
     try:
         data = parse_yaml(text)
         if not isinstance(data, dict):
             raise SpecProblem(ROOT, "expected a mapping with a 'contracts' list")
         try:
-            spec = ContractsFileSpec.model_validate(data)
+            spec = ContractsFileSpec.model_validate(data, context={"providers": tuple(providers)})
         except ValidationError as exc:
             raise problem_from_validation(exc, ContractsFileSpec) from None
         _unique_names(spec)
@@ -360,6 +381,8 @@ def load_contracts_text(
         raise SpecError(p.field, p.problem, source) from None
 
 
-def load_contracts(path: Path, catalog: Catalog | None = None) -> Portfolio:
+def load_contracts(
+    path: Path, catalog: Catalog | None = None, providers: Collection[str] = ()
+) -> Portfolio:
     """Read and validate the contracts file at ``path`` (see ``load_contracts_text``)."""
-    return load_contracts_text(read_spec_text(path), catalog, str(path))
+    return load_contracts_text(read_spec_text(path), catalog, str(path), providers)

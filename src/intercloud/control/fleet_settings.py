@@ -12,11 +12,13 @@ each cycle (``snapshot.with_store_state``), contracts by the caller.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from intercloud.control.failover import CooldownPolicy
 from intercloud.control.snapshot import FleetPolicy
+from intercloud.model import Contract
 from intercloud.providers.base import OfferingKey
 
 if TYPE_CHECKING:
@@ -35,8 +37,22 @@ class FleetSettings:
     down_after_s: float = 300.0
 
 
-def fleet_settings(config: IntercloudConfig) -> FleetSettings:
-    """The settings of ``config`` (a validated ``config.yaml``, or its defaults)."""
+def _contracts(config: IntercloudConfig, providers: Collection[str]) -> tuple[Contract, ...]:
+    """Every contract of the files ``config.yaml`` names (``SpecError``: one line); a
+    contract may name any enabled provider (``providers`` too)."""
+    if not config.contracts:
+        return ()
+    from intercloud.contracts.spec import load_contracts
+
+    names = sorted({*config.enabled, *providers})
+    return tuple(
+        c for path in config.contracts for c in load_contracts(path, None, names).contracts
+    )
+
+
+def fleet_settings(config: IntercloudConfig, providers: Collection[str] = ()) -> FleetSettings:
+    """The settings of ``config`` (a validated ``config.yaml``, or its defaults);
+    ``providers``: names enabled besides the configuration's (contracts may use them)."""
     pools = config.pools
 
     def limit(key: OfferingKey) -> int:
@@ -48,6 +64,7 @@ def fleet_settings(config: IntercloudConfig) -> FleetSettings:
         limit_of=limit,
         idle_release_s=pools.idle_s,
         caps=dict(config.caps) or None,
+        contracts=_contracts(config, providers),
     )
     cool = config.failover.cooldown_s
     cooldown = CooldownPolicy(first_s=cool.first, max_s=cool.max)

@@ -92,7 +92,8 @@ class LiveCapacity:
         self.install = install
         self.python = python
         self.crashpoint = crashpoint
-        self.settings: FleetSettings = fleet_settings(config)
+        #: from ``config`` at ``start`` (contracts may name the providers added)
+        self.settings = FleetSettings()
         self.providers: dict[str, AsyncProvider] = {}
         self.bridges: dict[str, Provider] = {}
         self.server: AgentServer | None = None
@@ -114,6 +115,7 @@ class LiveCapacity:
             getattr(p, "needs_agent", True) for p in self.providers.values()
         ):
             self.server = self._start_server()
+        self.settings = fleet_settings(self.config, self.providers)
         kwargs = {"crashpoint": self.crashpoint} if self.crashpoint is not None else {}
         self._step_of = InstanceReconciler(
             self.store,

@@ -473,6 +473,16 @@ def build_snapshot(inp: SnapshotInputs) -> Fleet:
         for b in c.blocks:
             key = (c.provider, b.region, b.zone, b.instance_type)
             sold = offering_of.get(key)
+            if sold is None and not b.zone:
+                # a block that names only its region: the region's first zone selling it
+                sold = min(
+                    (o for o in offering_of.values()
+                     if (o.provider, o.region, o.instance_type) == key[:2] + key[3:]),
+                    key=lambda o: o.zone,
+                    default=None,
+                )  # fmt: skip
+                if sold is not None:
+                    key = offering_key(sold)
             if sold is None or b.nodes <= 0:
                 continue
             backed = c.provider in inp.instance_backed

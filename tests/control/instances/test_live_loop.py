@@ -141,3 +141,43 @@ def test_a_provider_failing_every_call_is_down_and_its_jobs_say_so(
         assert not store.provider_health()[0].down
     finally:
         rec.close()
+
+
+def test_a_contract_reserved_block_is_a_pool_used_before_on_demand(
+    store: Store, clock: FakeClock, tmp_path: Path
+) -> None:
+    (tmp_path / "contracts.yaml").write_text(
+        "contracts:\n"
+        "  - name: fake-reserved\n"
+        "    provider: fake\n"
+        "    term: {start: 2025-01-01, end: 2027-01-01}\n"
+        "    reserved_blocks:\n"
+        "      - {instance_type: gpu8, region: r1, count: 1, usd_per_node_hour: 7.0,\n"
+        "         start: 2025-01-01, end: 2027-01-01}\n"
+    )
+    cfg = config(
+        tmp_path, "providers: {local: {}}\ncontracts: [contracts.yaml]\npools: {idle_s: 60}\n"
+    )
+    provider = FakeProvider(FakeCloud())
+    rec, _ = loop(store, clock, cfg, provider, tmp_path)
+    try:
+        job = store.submit("training", "j", JOB)
+        run_until(rec, store, clock, lambda: store.get(job).state is JobState.SUCCEEDED)
+        placement = store.get(job).placement
+        assert placement is not None and placement["pricing"] == "reserved"
+        reserved = [r for r in store.instances() if r.contract == "fake-reserved"]
+        assert [r.pricing for r in reserved] == ["reserved"]
+        # the contract keeps its reserved instance warm; on-demand ones launched while it
+        # came up are released once idle
+        clock.tick(400)
+        run_until(
+            rec,
+            store,
+            clock,
+            lambda: all(
+                r.state == "terminated" for r in store.instances() if r.pricing == "on_demand"
+            ),
+        )
+        assert [r.state for r in store.instances() if r.contract] == ["running"]
+    finally:
+        rec.close()
