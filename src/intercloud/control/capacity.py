@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -39,6 +39,8 @@ class CapacitySetup:
     instance_backed: frozenset[str]
     spot_providers: frozenset[str]
     settings: FleetSettings
+    #: provider -> the most live instances of it together (``pools.providers``)
+    provider_max: Mapping[str, int] = field(default_factory=dict)
 
 
 class InstanceWriter(Protocol):
@@ -70,6 +72,27 @@ def new_request_id(now: datetime, for_job: int | None) -> str:
     """A fresh launch request id (at most 64 printable ASCII characters)."""
     who = f"j{for_job}" if for_job is not None else "pool"
     return f"{now.astimezone(UTC):%Y%m%d%H%M%S}-{who}-{uuid.uuid4().hex[:12]}"
+
+
+def within_provider_limits(
+    decisions: Sequence[CapacityDecision],
+    live: Mapping[str, int],
+    provider_max: Mapping[str, int],
+) -> list[CapacityDecision]:
+    """``decisions`` without the launches that would take a provider past its total
+    (``pools.providers.<name>.max_instances``) given ``live`` instances per provider; a
+    launch is kept whole or dropped (a gang needs all its nodes)."""
+    used = dict(live)
+    out: list[CapacityDecision] = []
+    for d in decisions:
+        if isinstance(d, Provision):
+            provider = d.offering[0]
+            limit = provider_max.get(provider)
+            if limit is not None and used.get(provider, 0) + d.count > limit:
+                continue
+            used[provider] = used.get(provider, 0) + d.count
+        out.append(d)
+    return out
 
 
 def apply_capacity_decisions(

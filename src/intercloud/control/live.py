@@ -145,6 +145,11 @@ class LiveCapacity:
                 n for n, p in self.providers.items() if p.supports(Capability.SPOT)
             ),
             settings=self.settings,
+            provider_max={
+                name: limit
+                for name in self.providers
+                if (limit := self.config.pools.provider_max(name)) is not None
+            },
         )
 
     def attach(self, reconciler: Reconciler) -> None:

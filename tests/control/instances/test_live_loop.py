@@ -8,12 +8,13 @@ store (``agents``)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from control_helpers import spec
 from fake_cloud import OFFER, OTHER, FakeCloud, FakeProvider
 
-from intercloud.config import IntercloudConfig, load_config
+from intercloud.config import IntercloudConfig, PoolsConfig, load_config
 from intercloud.control.fleet_decider import FleetDecider
 from intercloud.control.live import LiveCapacity
 from intercloud.control.reconciler import Reconciler
@@ -179,5 +180,29 @@ def test_a_contract_reserved_block_is_a_pool_used_before_on_demand(
             ),
         )
         assert [r.state for r in store.instances() if r.contract] == ["running"]
+    finally:
+        rec.close()
+
+
+def test_a_provider_total_caps_launches_across_its_offerings(
+    store: Store, clock: FakeClock, tmp_path: Path
+) -> None:
+    # the fake provider has no plugin, so its limit is set beside the file's validation
+    pools = PoolsConfig.model_validate(
+        {"max_instances": 4, "providers": {"fake": {"max_instances": 1}}}
+    )
+    cfg = replace(config(tmp_path, "providers: {local: {}}\n"), pools=pools)
+    provider = FakeProvider(FakeCloud())
+    rec, _ = loop(store, clock, cfg, provider, tmp_path)
+    try:
+        jobs = [
+            store.submit("training", f"j{i}", JOB.replace("python", f"python{i}")) for i in range(2)
+        ]
+        for _ in range(6):
+            rec.step()
+            clock.tick(1)  # no agent plays here: a started job stays running
+        assert len(store.instances()) == 1  # the second gang waits for the provider's total
+        states = sorted(store.get(j).state.value for j in jobs)
+        assert states[0] == "PENDING" and states[1] != "PENDING"  # one runs, one waits
     finally:
         rec.close()

@@ -16,6 +16,7 @@ store's tenants with their limits (``control.tenancy.load_tenant_limits``).
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -109,7 +110,7 @@ def _decide_with_instances(
     ``control.capacity``), cool-downs and down providers bind, and the running jobs of a
     down provider are requeued from their checkpoint (as a preemption). Returns the job
     decisions and whether the capacity ones changed anything."""
-    from intercloud.control.capacity import apply_capacity_decisions
+    from intercloud.control.capacity import apply_capacity_decisions, within_provider_limits
     from intercloud.control.snapshot import SnapshotInputs, with_store_state
     from intercloud.control.tenancy import load_tenant_limits
 
@@ -128,7 +129,11 @@ def _decide_with_instances(
         policy=with_store_state(setup.settings.policy, store, now),
     )
     out = decider.decide_fleet(queue, inputs)
-    changed = apply_capacity_decisions(store, out.capacity, now)
+    capacity = out.capacity
+    if setup.provider_max:
+        live = Counter(r.provider for r in inputs.instances)
+        capacity = within_provider_limits(capacity, live, setup.provider_max)
+    changed = apply_capacity_decisions(store, capacity, now)
     for r in out.requeue:
         changed |= preempt(ctx, Preempt(r.job_id, -1, r.reason, ReasonCode.PROVIDER_DOWN))
     return out.jobs, changed
