@@ -19,10 +19,11 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.engine import Connection
 
 from intercloud.agent.bootstrap import secret_hash, secret_matches
 from intercloud.agent.protocol import Assignment, RegisterRequest, ReportState
+from intercloud.store.instance_repo import instance_from_row
 from intercloud.store.records import AssignmentState, InstanceRecord
 from intercloud.store.tables import EventModel, InstanceModel
 
@@ -97,14 +98,6 @@ class AgentWork:
     state: AssignmentState
 
 
-def instance_record(row: RowMapping) -> InstanceRecord:
-    """A stored ``instances`` row as its record."""
-    d = dict(row)
-    state = d.get("assignment_state")
-    d["assignment_state"] = AssignmentState(state) if state is not None else None
-    return InstanceRecord(**d)
-
-
 class AgentRepository:
     """The agent server's store methods (mixed into ``Store``)."""
 
@@ -115,11 +108,6 @@ class AgentRepository:
         def _now(self, now: datetime | None) -> datetime: ...
 
     # -- reads -----------------------------------------------------------------------
-
-    def get_instance(self, instance_id: int) -> InstanceRecord | None:
-        """The instance row ``instance_id``; None when there is none."""
-        with self._db.read() as conn:
-            return self._instance_row(conn, instance_id)
 
     def agent_authenticate(self, instance_id: int, token: str) -> InstanceRecord:
         """The instance whose enrolled token is ``token``; AgentRefused (BAD_TOKEN for an
@@ -165,7 +153,7 @@ class AgentRepository:
             if row is None:
                 secret_matches(request.bootstrap_secret, "0" * 64)  # same work either way
                 raise AgentRefused(AgentRefusal.UNKNOWN_INSTANCE)
-            rec = instance_record(row)
+            rec = instance_from_row(row)
             extra = dict(rec.extra or {})
             if not secret_matches(request.bootstrap_secret, extra.get(BOOTSTRAP_HASH_KEY)):
                 raise AgentRefused(AgentRefusal.BAD_SECRET)
@@ -343,7 +331,7 @@ class AgentRepository:
     @staticmethod
     def _instance_row(conn: Connection, instance_id: int) -> InstanceRecord | None:
         row = conn.execute(sa.select(I).where(I.id == instance_id)).mappings().one_or_none()
-        return None if row is None else instance_record(row)
+        return None if row is None else instance_from_row(row)
 
     @staticmethod
     def _instance_event(

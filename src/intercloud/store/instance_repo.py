@@ -52,7 +52,8 @@ MAX_REQUEST_COUNT = 10_000
 _LIVE_VALUES = [s.value for s in LIVE]
 
 
-def _instance(row: RowMapping) -> InstanceRecord:
+def instance_from_row(row: RowMapping) -> InstanceRecord:
+    """A stored ``instances`` row as its record."""
     d = dict(row)
     if d["assignment_state"] is not None:
         d["assignment_state"] = AssignmentState(d["assignment_state"])
@@ -117,7 +118,7 @@ class InstanceStoreMixin:
         if bound is not None:
             stmt = stmt.where(IM.workload_id.is_not(None) if bound else IM.workload_id.is_(None))
         with self._db.read() as conn:
-            return [_instance(r) for r in conn.execute(stmt.order_by(IM.id)).mappings()]
+            return [instance_from_row(r) for r in conn.execute(stmt.order_by(IM.id)).mappings()]
 
     def get_instance(self, instance_id: int) -> InstanceRecord | None:
         """The instance, or None when there is no such row."""
@@ -126,7 +127,7 @@ class InstanceStoreMixin:
 
     def _get_instance(self, conn: Connection, instance_id: int) -> InstanceRecord | None:
         row = conn.execute(sa.select(IM).where(IM.id == instance_id)).mappings().one_or_none()
-        return None if row is None else _instance(row)
+        return None if row is None else instance_from_row(row)
 
     def owned_request_ids(self, provider: str) -> set[str]:
         """Request ids of this provider's instances that are not final: what a sweep must
@@ -210,7 +211,7 @@ class InstanceStoreMixin:
             rows = conn.execute(
                 sa.select(IM).where(IM.request_id == request_id).order_by(IM.slot)
             ).mappings()
-            return [_instance(r) for r in rows]
+            return [instance_from_row(r) for r in rows]
 
     # -- state -----------------------------------------------------------------------
 
