@@ -258,6 +258,11 @@ def _register_job_commands() -> None:
     from intercloud.cli.check import check
 
     app.command()(check)
+    from intercloud.cli import server
+
+    app.add_typer(server.server_app, name="server")
+    app.add_typer(server.admin_app, name="admin")
+    app.command()(server.login)
 
 
 _register_job_commands()

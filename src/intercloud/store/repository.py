@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from intercloud.control.states import TERMINAL, JobState, check_transition
 from intercloud.store.agent_repo import AgentRepository
+from intercloud.store.api_repo import ApiRepo
 from intercloud.store.db import Database
 from intercloud.store.errors import (
     InvalidRequest,
@@ -257,7 +258,7 @@ def _check_fields(fields: Mapping[str, Any]) -> None:
         raise TypeError(f"cannot set workload field(s) {', '.join(sorted(unknown))}")
 
 
-class Store(InstanceStoreMixin, AgentRepository, HealthRepo):
+class Store(InstanceStoreMixin, AgentRepository, HealthRepo, ApiRepo):
     """Durable workloads, attempts, nodes, events, tenants and settings.
 
     Safe to share between threads (each method takes its own pooled connection); after
