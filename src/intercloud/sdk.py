@@ -204,6 +204,7 @@ class Client:
         text: str | None = None,
         env: Mapping[str, str] | None = None,
         tenant: str | None = None,
+        host_files: bool = True,
     ) -> Submission:
         """Validate, check runnability, store durably, make sure the daemon runs.
 
@@ -216,6 +217,9 @@ class Client:
 
         ``tenant`` (the API server passes its caller's): the job is that tenant's; a spec
         naming another tenant is refused (``SpecError`` on ``tenant``, nothing stored).
+        ``host_files`` False (the API server's submissions): a ``workdir`` or
+        ``file_mounts`` is refused, since its paths would be read on this host, not the
+        submitter's.
         """
         from intercloud.catalog import Catalog
         from intercloud.catalog.loader import load_catalog
@@ -244,6 +248,14 @@ class Client:
         if not (workload.run or "").strip():
             # plan and validate accept a spec without commands; running one needs them.
             raise SpecError("run", "required to submit a job: the commands it runs", str(spec))
+        if not host_files and (workload.workdir is not None or workload.file_mounts):
+            field = "workdir" if workload.workdir is not None else "file_mounts"
+            raise SpecError(
+                field,
+                "local files cannot be sent through the API server (their paths would be "
+                "read on the server's host); bake them into the image or fetch them in setup",
+                str(spec),
+            )
         providers = self.providers()
         files = resolve_files(
             workload,

@@ -76,3 +76,18 @@ def test_spec_naming_another_tenant_is_refused_and_nothing_stored(server: Server
     # naming its own tenant, or none, is the caller's tenant
     job = _submit(server, a, "own", "alpha")
     assert server.call(a, "GET", f"/v1/workloads/{job}").json()["tenant"] == "alpha"
+
+
+def test_server_host_files_cannot_be_submitted(server: Server) -> None:
+    """A workdir or file mount would be read on the server's host (its store included)."""
+    a = server.token("alpha", "member")
+    before = len(server.call(server.admin, "GET", "/v1/workloads").json())
+    for extra, field in (
+        (f"workdir: {server.home}\n", "workdir"),
+        ("file_mounts: {/data: /etc}\n", "file_mounts"),
+    ):
+        body = spec("files") + extra
+        r = server.call(a, "POST", "/v1/workloads", content=body, headers=YAML)
+        assert r.status_code == 422, r.text
+        assert r.json()["field"] == field and "server's host" in r.json()["message"]
+    assert len(server.call(server.admin, "GET", "/v1/workloads").json()) == before

@@ -120,7 +120,12 @@ async def submit(request: Request, who: Submitter) -> dict[str, Any]:
     text = _spec_text(request.headers.get("content-type", ""), body)
     env = _env(request)
     sub = await run_in_threadpool(
-        ctx.client.submit, _source(request), text=text, env=env, tenant=who.scope()
+        ctx.client.submit,
+        _source(request),
+        text=text,
+        env=env,
+        tenant=who.scope(),
+        host_files=False,
     )
     request.state.audit_target = f"workload {sub.job_id}"
     choice = sub.plan.choice
