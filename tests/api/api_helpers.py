@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
 from cli_helpers import cli_env, ic, stop_daemon
 
 
@@ -67,7 +66,9 @@ def _wait_up(url: str, proc: subprocess.Popen[str], timeout_s: float = 90) -> No
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"server exited {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}")
+            raise AssertionError(
+                f"server exited {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}"
+            )
         try:
             if httpx.get(f"{url}/openapi.json", timeout=2).status_code == 200:
                 return

@@ -11,7 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from api_helpers import Server, running_server  # noqa: E402
+from api_helpers import Server, running_server
 
 
 @pytest.fixture(scope="module")

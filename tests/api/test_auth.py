@@ -8,8 +8,8 @@ import sqlite3
 from datetime import timedelta
 
 import pytest
-
 from api_helpers import YAML, Server, spec
+
 from intercloud.store import open_store, utc_now
 from intercloud.store.records import Role
 
@@ -61,7 +61,9 @@ def test_secrets_are_stored_hashed_only(server: Server) -> None:
     secret = server.token("beta", "viewer", name="hashed")
     db = sqlite3.connect(server.home / "state.db")
     try:
-        rows = db.execute("SELECT secret_hash, prefix FROM api_tokens WHERE name='hashed'").fetchall()
+        rows = db.execute(
+            "SELECT secret_hash, prefix FROM api_tokens WHERE name='hashed'"
+        ).fetchall()
         dump = "\n".join(db.iterdump())
     finally:
         db.close()
@@ -98,7 +100,11 @@ def test_roles_matrix(
             tenant = "alpha" if role != "admin" else None
             kw = {"content": spec(f"m-{role.replace('-', '')}", tenant), "headers": YAML}
         elif isinstance(body, dict):
-            kw = {"json": {k: v.format(role=role) if isinstance(v, str) else v for k, v in body.items()}}
+            kw = {
+                "json": {
+                    k: v.format(role=role) if isinstance(v, str) else v for k, v in body.items()
+                }
+            }
         r = server.call(token, method, path, **kw)
         assert r.status_code == status, (role, method, path, r.text)
         if status == 403:
@@ -108,7 +114,9 @@ def test_roles_matrix(
 def test_viewer_cannot_cancel_member_can(server: Server) -> None:
     member = server.token("alpha", "member")
     viewer = server.token("alpha", "viewer")
-    r = server.call(member, "POST", "/v1/workloads", content=spec("c", run="sleep 60"), headers=YAML)
+    r = server.call(
+        member, "POST", "/v1/workloads", content=spec("c", run="sleep 60"), headers=YAML
+    )
     job = r.json()["id"]
     assert server.call(viewer, "POST", f"/v1/workloads/{job}/cancel").status_code == 403
     done = server.call(member, "POST", f"/v1/workloads/{job}/cancel")

@@ -8,7 +8,7 @@ from pathlib import Path
 from api_helpers import Server
 from cli_helpers import ic, stop_daemon
 
-SPEC = "kind: training\nname: hello\ntenant: alpha\nresources: {cpus: 1+}\nrun: echo hi from $HOSTNAME-less job\n"
+SPEC = "kind: training\nname: hello\ntenant: alpha\nresources: {cpus: 1+}\nrun: echo hi from job\n"
 
 
 def _norm(text: str) -> list[str]:
@@ -69,7 +69,9 @@ def test_admin_commands_and_login(server: Server, tmp_path: Path) -> None:
     made = server.ic(server.admin, "admin", "tenants", "create", "gamma", "--quota", "H100=4")
     assert made.returncode == 0, made.stderr
     assert made.stdout.startswith("tenant gamma created: ") and "quotas H100=4" in made.stdout
-    tok = server.ic(server.admin, "admin", "tokens", "create", "--tenant", "gamma", "--role", "member")
+    tok = server.ic(
+        server.admin, "admin", "tokens", "create", "--tenant", "gamma", "--role", "member"
+    )
     assert tok.returncode == 0, tok.stderr
     secret = tok.stdout.strip()
     assert secret.startswith("ic_") and "shown once" in tok.stderr

@@ -7,8 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from api_helpers import YAML, Server, running_server, spec
+from api_helpers import YAML, Server, running_server
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +44,13 @@ def _count(server: Server) -> int:
         (b"kind: training\nname: x\nbogus: 1\nrun: echo\n", YAML, 422, "invalid", "bogus"),
         (b"\xff\xfe", YAML, 422, "invalid", "(body)"),
         (b"", YAML, 422, "invalid", "(body)"),
-        (b"kind: training", {"Content-Type": "text/html"}, 415, "unsupported_media", "Content-Type"),
+        (
+            b"kind: training",
+            {"Content-Type": "text/html"},
+            415,
+            "unsupported_media",
+            "Content-Type",
+        ),
         (b"x" * (1 << 20 + 1), YAML, 413, "too_large", None),
     ],
 )

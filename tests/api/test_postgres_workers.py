@@ -7,17 +7,18 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
 from api_helpers import YAML, running_server, spec
 from cli_helpers import ic
+
 from intercloud.store.testing import temporary_postgres_database
 
 
 @pytest.mark.usefixtures("postgres_required")
 def test_two_workers_on_postgres(tmp_path: Path) -> None:
-    with temporary_postgres_database() as url, running_server(
-        tmp_path / "home", "--workers", "2", INTERCLOUD_DB_URL=url
-    ) as server:
+    with (
+        temporary_postgres_database() as url,
+        running_server(tmp_path / "home", "--workers", "2", INTERCLOUD_DB_URL=url) as server,
+    ):
         server.tenant("alpha")
         member = server.token("alpha", "member")
 

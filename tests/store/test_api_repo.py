@@ -52,8 +52,16 @@ def test_live_admin_tokens_counts_only_usable_admins(store: Store, clock: FakeCl
 
 
 def test_audit_rows_in_order_and_by_tenant(store: Store, clock: FakeClock) -> None:
-    first = store.add_audit(method="POST", path="/v1/workloads", status=201, token_id=3,
-                            tenant="a", role="member", target="workload 1", client="10.0.0.1")  # fmt: skip
+    first = store.add_audit(
+        method="POST",
+        path="/v1/workloads",
+        status=201,
+        token_id=3,
+        tenant="a",
+        role="member",
+        target="workload 1",
+        client="10.0.0.1",
+    )
     clock.tick()
     store.add_audit(method="POST", path="/v1/tenants", status=401, code="unauthorized")
     rows = store.audit()
