@@ -319,3 +319,17 @@ class AuditRecord:
     status: int
     code: str | None
     client: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRecord:
+    """A named lease (``tables.LeaseModel``); ``held(now)``: not expired at ``now``."""
+
+    name: str
+    holder: str
+    epoch: int
+    acquired_at: datetime
+    expires_at: datetime
+
+    def held(self, now: datetime) -> bool:
+        return now < self.expires_at

@@ -37,6 +37,7 @@ from intercloud.store.errors import (
 )
 from intercloud.store.health_repo import HealthRepo
 from intercloud.store.instance_repo import InstanceStoreMixin
+from intercloud.store.lease_repo import LeaseRepo
 from intercloud.store.records import (
     LIVE_NODE_STATES,
     AttemptRecord,
@@ -258,7 +259,7 @@ def _check_fields(fields: Mapping[str, Any]) -> None:
         raise TypeError(f"cannot set workload field(s) {', '.join(sorted(unknown))}")
 
 
-class Store(InstanceStoreMixin, AgentRepository, HealthRepo, ApiRepo):
+class Store(InstanceStoreMixin, AgentRepository, HealthRepo, ApiRepo, LeaseRepo):
     """Durable workloads, attempts, nodes, events, tenants and settings.
 
     Safe to share between threads (each method takes its own pooled connection); after

@@ -332,6 +332,20 @@ class AuditModel(Base):
     client: Mapped[str | None] = mapped_column(sa.String(64))
 
 
+class LeaseModel(Base):
+    """A named lease (``control-loop``: which process runs the reconcile loop): held by
+    ``holder`` until ``expires_at`` unless renewed. ``epoch`` grows each time the lease
+    changes hands (a fencing token: work stamped with an older epoch is stale)."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(sa.String(128))
+    epoch: Mapped[int] = mapped_column(sa.Integer)
+    acquired_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
 class SettingModel(Base):
     __tablename__ = "settings"
 

@@ -2,6 +2,7 @@
 
 - ``api_tokens``: hashed secrets scoped to a tenant and a role, expiring, revocable.
 - ``audit_log``: one row per mutating API call (who, what, when, from where, outcome).
+- ``leases``: named leases with expiry (which process leads the reconcile loop).
 
 Revision ID: 0005
 Revises: 0004
@@ -61,9 +62,19 @@ def upgrade() -> None:
         sqlite_autoincrement=True,
     )
     op.create_index("ix_audit_log_time", "audit_log", ["time"])
+    op.create_table(
+        "leases",
+        sa.Column("name", sa.String(64), nullable=False),
+        sa.Column("holder", sa.String(128), nullable=False),
+        sa.Column("epoch", sa.Integer(), nullable=False),
+        sa.Column("acquired_at", TS, nullable=False),
+        sa.Column("expires_at", TS, nullable=False),
+        sa.PrimaryKeyConstraint("name", name="pk_leases"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("leases")
     op.drop_index("ix_audit_log_time", table_name="audit_log")
     op.drop_table("audit_log")
     op.drop_index("ix_api_tokens_tenant_id", table_name="api_tokens")
