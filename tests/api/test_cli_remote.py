@@ -95,3 +95,48 @@ def test_admin_commands_and_login(server: Server, tmp_path: Path) -> None:
     assert f"POST /v1/tokens/{token_id.group(1)}/revoke" in audit.stdout
     denied = server.ic(secret, "admin", "tenants", "create", "delta")
     assert denied.returncode == 2 and "unauthorized" not in denied.stderr
+
+
+def test_a_remote_run_held_by_its_tenant_says_why(tmp_path: Path) -> None:
+    """As embedded: a foreground `run` whose job its tenant's quota holds prints why."""
+    import queue
+    import subprocess
+    import sys
+    import threading
+
+    from api_helpers import running_server
+    from cli_helpers import cli_env
+
+    sites = "local/local,cpus=8,gpus=H100:8"
+    with running_server(tmp_path / "home", INTERCLOUD_LOCAL_SITES=sites) as server:
+        server.tenant("research", quotas={"H100": 4})
+        token = server.token("research", "member")
+        spec = tmp_path / "job.yaml"
+        spec.write_text(
+            "kind: training\nname: g\ntenant: research\nresources: {accelerators: H100:8}\n"
+            "run: echo ran\n"
+        )
+        env = cli_env(tmp_path / "client", INTERCLOUD_API_URL=server.url, INTERCLOUD_TOKEN=token)
+        run = subprocess.Popen(
+            [sys.executable, "-m", "intercloud", "run", str(spec)],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        lines: queue.Queue[str] = queue.Queue()
+        reader = threading.Thread(target=lambda: [lines.put(x) for x in run.stdout or ()])
+        reader.start()
+        try:
+            said = [lines.get(timeout=60) for _ in range(3)]
+            assert said[2] == (
+                "job 1 is pending: over quota: research runs 0 of its 4 H100 quota (needs 8)\n"
+            ), said
+            r = server.call(server.admin, "PATCH", "/v1/tenants/research",
+                            json={"quotas": {"H100": 8}})  # fmt: skip
+            assert r.status_code == 200, r.text
+            assert run.wait(timeout=90) == 0
+            reader.join(timeout=10)
+            out = "".join(lines.get_nowait() for _ in range(lines.qsize()))
+            assert "ran\n" in out and out.endswith("job 1 SUCCEEDED\n"), out
+        finally:
+            run.kill()

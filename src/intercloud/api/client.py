@@ -226,7 +226,11 @@ class RemoteClient:
         follow: bool = False,
         on_hold: Callable[[str], None] | None = None,
     ) -> Iterator[str]:
-        """The job's log lines, streamed (``on_hold`` is not reported by the server)."""
+        """The job's log lines, streamed. With ``follow``, ``on_hold`` is called with the
+        reason each time the job, while pending before its first line, is held for a new
+        one (the server's stream starts with the job's first line)."""
+        if follow and on_hold is not None:
+            self._report_holds(job_id, on_hold)
         params: dict[str, Any] = {"follow": "true" if follow else "false"}
         if node is not None:
             params["node"] = node
@@ -247,6 +251,21 @@ class RemoteClient:
                     yield rest.decode(errors="replace")
         except httpx.HTTPError as exc:
             raise RemoteError(f"cannot reach the API server at {self.url}: {exc}") from None
+
+    def _report_holds(
+        self, job_id: int, on_hold: Callable[[str], None], poll_s: float = 0.5
+    ) -> None:
+        """Poll while the job is pending, saying each new reason it is held for."""
+        held = ""
+        while True:
+            s = self.status(job_id)
+            if s["state"] != "PENDING":
+                return
+            reason = s.get("reason") or ""
+            if reason and reason != held and reason != "submitted":
+                on_hold(reason)
+            held = reason
+            time.sleep(poll_s)
 
     # -- tenants -----------------------------------------------------------------------
     def tenants(self) -> list[dict[str, Any]]:
