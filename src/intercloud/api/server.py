@@ -26,6 +26,26 @@ def check_workers(workers: int, db_url: str) -> None:
         )
 
 
+def check_address(host: str, port: int) -> None:
+    """Whether this process can listen on ``host:port`` now: ValueError naming ``--host``
+    (cannot be resolved) or ``--port`` (in use, not allowed), before anything starts."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ValueError(f"--host: cannot resolve {host!r} ({exc.strerror})") from None
+    family, kind, proto, _, addr = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind(addr)
+        except OSError as exc:
+            raise ValueError(
+                f"--port: cannot listen on {host}:{port} ({exc.strerror or exc})"
+            ) from None
+
+
 def serve(settings: ApiSettings, host: str, port: int, workers: int = 1) -> None:
     """Serve until interrupted (blocks). The store is opened before listening."""
     import uvicorn

@@ -50,13 +50,14 @@ def start(
 ) -> None:
     """Serve the API on HOST:PORT over this home's store (blocks; Ctrl-C stops it)."""
     from intercloud.api.context import ApiSettings
-    from intercloud.api.server import check_workers, serve
+    from intercloud.api.server import check_address, check_workers, serve
     from intercloud.settings import check_all
     from intercloud.store import database_url
 
     with bad_input_exits():
         check_all()
         check_workers(workers, database_url())
+        check_address(host, port)
         settings = ApiSettings(rate=rate, burst=burst)
     _out(f"intercloud API on http://{host}:{port} (OpenAPI: /openapi.json, docs: /docs)")
     with bad_input_exits():

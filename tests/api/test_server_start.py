@@ -1,5 +1,6 @@
-"""Several server processes on one PostgreSQL database: every acknowledged submission is
-stored once, whichever process answered; tokens made through one work on the others."""
+"""``intercloud server start``: several processes on one PostgreSQL database (every
+acknowledged submission stored once, whichever process answered; tokens made through one
+work on the others), and one-line refusals before anything starts."""
 
 from __future__ import annotations
 
@@ -41,3 +42,17 @@ def test_several_workers_need_postgres(tmp_path: Path) -> None:
     r = ic(tmp_path / "home", "server", "start", "--workers", "2")
     assert r.returncode == 2
     assert r.stderr.startswith("error: --workers: several workers need PostgreSQL")
+
+
+def test_an_address_in_use_is_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        r = ic(tmp_path / "home", "server", "start", "--port", port)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.startswith(f"error: --port: cannot listen on 127.0.0.1:{port} (")
+    bad = ic(tmp_path / "home", "server", "start", "--host", "no.such.host.invalid")
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --host: cannot resolve")
