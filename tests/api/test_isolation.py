@@ -91,3 +91,14 @@ def test_server_host_files_cannot_be_submitted(server: Server) -> None:
         assert r.status_code == 422, r.text
         assert r.json()["field"] == field and "server's host" in r.json()["message"]
     assert len(server.call(server.admin, "GET", "/v1/workloads").json()) == before
+
+
+def test_a_json_spec_is_accepted(server: Server) -> None:
+    a = server.token("alpha", "member")
+    body = '{\n\t"kind": "training",\n\t"name": "as-json",\n\t"resources": {"cpus": "1+"},\n' \
+        '\t"run": "echo json"\n}'  # fmt: skip
+    r = server.call(a, "POST", "/v1/workloads", content=body,
+                    headers={"Content-Type": "application/json; charset=utf-8"})  # fmt: skip
+    assert r.status_code == 201, r.text
+    got = server.call(a, "GET", f"/v1/workloads/{r.json()['id']}").json()
+    assert got["name"] == "as-json" and got["tenant"] == "alpha"

@@ -79,6 +79,8 @@ def _spec_text(content_type: str, body: bytes) -> str:
             ) from None
         if not isinstance(data, dict):
             raise ApiError(ErrorCode.INVALID, "(root): the spec must be an object", "(root)")
+        # one line, no tabs: JSON that the spec loader (YAML) reads as the same object
+        text = json.dumps(data)
     return text
 
 
