@@ -79,6 +79,13 @@ def test_admin_commands_and_login(server: Server, tmp_path: Path) -> None:
     assert token_id
     quota = server.ic(server.admin, "admin", "quota", "gamma", "--quota", "A100=2")
     assert "quotas A100=2,H100=4" in quota.stdout, quota.stderr
+    shown_t = server.ic(server.admin, "admin", "tenants", "show", "gamma")
+    assert shown_t.stdout.startswith("tenant gamma: ") and "quotas A100=2,H100=4" in shown_t.stdout
+    missing = server.ic(server.admin, "admin", "tenants", "show", "nope")
+    assert (missing.returncode, missing.stderr) == (
+        2,
+        "error: unknown tenant 'nope' (create it with: intercloud tenants create nope)\n",
+    )
     # login keeps URL and token: later commands need no variables
     home = tmp_path / "user"
     logged = ic(home, "login", server.url, "--token", secret)

@@ -167,6 +167,22 @@ def tenants_list(as_json: JsonOpt = False) -> None:
         _out(f"{t['name']}: {_limits_line(t)}")
 
 
+@admin_tenants.command("show")
+def tenants_show(
+    name: Annotated[str, typer.Argument(metavar="NAME")], as_json: JsonOpt = False
+) -> None:
+    """One tenant: limits, running GPUs, this month's spend."""
+    from intercloud.cli.tenants import _gpus, _limits_line, _spend
+
+    with bad_input_exits(), _remote() as client:
+        t = client.tenant(name)
+    if as_json:
+        _out(json.dumps(t, indent=2))
+        return
+    _out(f"tenant {t['name']}: {_limits_line(t)}")
+    _out(f"running GPUs: {_gpus(t['running_gpus'])}; spent in {t['month']}: {_spend(t)} USD")
+
+
 @admin_app.command("quota")
 def quota(
     tenant: Annotated[str, typer.Argument(metavar="TENANT")],
