@@ -134,6 +134,30 @@ def _iso(t: datetime | None) -> str | None:
     return None if t is None else t.isoformat(timespec="seconds")
 
 
+def _owner(spec_text: str, named: str, caller: str, source: Path | str) -> str:
+    """The tenant a submission by ``caller`` belongs to: ``caller``, when the spec names
+    no tenant or names ``caller``; a spec naming another tenant is a ``SpecError``."""
+    from intercloud.specs import SpecError
+
+    explicit = named != "default" or _names_tenant(spec_text)
+    if explicit and named != caller:
+        raise SpecError(
+            "tenant", f"names tenant {named!r}, but this submission is {caller!r}'s", str(source)
+        )
+    return caller
+
+
+def _names_tenant(spec_text: str) -> bool:
+    """Whether the spec's top level has a ``tenant`` key (the default is implicit)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(spec_text)
+    except yaml.YAMLError:
+        return False
+    return isinstance(data, dict) and "tenant" in data
+
+
 def _money(x: float) -> str:
     return f"{x:,.2f}" if x >= 1 else f"{x:.4f}"
 
@@ -221,6 +245,8 @@ class Client:
         *,
         text: str | None = None,
         env: Mapping[str, str] | None = None,
+        tenant: str | None = None,
+        host_files: bool = True,
     ) -> Submission:
         """Validate, check runnability, store durably, make sure the daemon runs.
 
@@ -230,6 +256,12 @@ class Client:
         folder (``text`` given: the current directory); a source the enabled provider
         cannot sync (a storage URI, a missing path, a device) is a ``SpecError`` naming
         the field, and nothing is stored.
+
+        ``tenant`` (the API server passes its caller's): the job is that tenant's; a spec
+        naming another tenant is refused (``SpecError`` on ``tenant``, nothing stored).
+        ``host_files`` False (the API server's submissions): a ``workdir`` or
+        ``file_mounts`` is refused, since its paths would be read on this host, not the
+        submitter's.
         """
         from intercloud.catalog import Catalog
         from intercloud.catalog.loader import load_catalog
@@ -253,9 +285,19 @@ class Client:
         else:
             spec_dir = Path.cwd()
         workload = loaded.workload
+        if tenant is not None:
+            workload = replace(workload, tenant=_owner(spec_text, workload.tenant, tenant, spec))
         if not (workload.run or "").strip():
             # plan and validate accept a spec without commands; running one needs them.
             raise SpecError("run", "required to submit a job: the commands it runs", str(spec))
+        if not host_files and (workload.workdir is not None or workload.file_mounts):
+            field = "workdir" if workload.workdir is not None else "file_mounts"
+            raise SpecError(
+                field,
+                "local files cannot be sent through the API server (their paths would be "
+                "read on the server's host); bake them into the image or fetch them in setup",
+                str(spec),
+            )
         async_ones: list[AsyncProvider] = []
 
         def offered(name: str, p: AsyncProvider) -> Provider:
@@ -351,11 +393,12 @@ class Client:
         )
 
     # -- read ------------------------------------------------------------------------------
-    def status(self, job_id: int) -> dict[str, Any]:
+    def status(self, job_id: int, tenant: str | None = None) -> dict[str, Any]:
         """The job's summary (``jobs``), its full placement record, the names (never the
-        values) of its submitter's variables, attempts, nodes and whole event history."""
+        values) of its submitter's variables, attempts, nodes and whole event history.
+        ``tenant``: only that tenant's job (another's is ``UnknownWorkload``)."""
         st = self.store
-        w = st.get(job_id)
+        w = st.get(job_id, tenant)
         summary = self._summary(w)
         placement = w.placement or (w.submission or {}).get("plan")
         submitted_env = (w.submission or {}).get("env") or {}
@@ -435,13 +478,17 @@ class Client:
             else None,
         }
 
-    def jobs(self, states: list[JobState] | None = None) -> list[dict[str, Any]]:
-        return [self._summary(w) for w in self.store.list_workloads(states=states)]
+    def jobs(
+        self, states: list[JobState] | None = None, tenant: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Every job's summary (only ``tenant``'s when given), by id."""
+        rows = self.store.list_workloads(states=states, tenant=tenant)
+        return [self._summary(w) for w in rows]
 
-    def queue(self) -> list[dict[str, Any]]:
+    def queue(self, tenant: str | None = None) -> list[dict[str, Any]]:
         """Jobs not yet finished, each with its state and the reason it waits (if any)."""
         live = [s for s in JobState if not s.terminal]
-        return self.jobs(live)
+        return self.jobs(live, tenant)
 
     def fleet(self, include_ended: bool = False) -> dict[str, Any]:
         """The capacity intercloud holds: its instances (live ones; every one with
@@ -477,9 +524,9 @@ class Client:
         }
 
     # -- change ----------------------------------------------------------------------------
-    def cancel(self, job_id: int) -> dict[str, Any]:
+    def cancel(self, job_id: int, tenant: str | None = None) -> dict[str, Any]:
         """Ask for cancellation (the loop kills every node); InvalidRequest if finished."""
-        w = self.store.request_cancel(job_id)
+        w = self.store.request_cancel(job_id, tenant=tenant)
         if self.autostart:
             self.ensure_daemon()
         return self._summary(w)
@@ -517,12 +564,14 @@ class Client:
         node: int | None = None,
         follow: bool = False,
         on_hold: Callable[[str], None] | None = None,
+        tenant: str | None = None,
     ) -> Iterator[str]:
         """Log lines of one node (or every node, prefixed ``[node N]``); with ``follow``,
         keep yielding new lines until the job is terminal and its logs are drained.
         ``on_hold`` is called with the reason each time a pending job is held for a new
-        one (a tenant's quota, capacity), so a follower knows why nothing comes."""
-        w = self.store.get(job_id)
+        one (a tenant's quota, capacity), so a follower knows why nothing comes.
+        ``tenant``: only that tenant's job (checked once, before the first line)."""
+        w = self.store.get(job_id, tenant)
         ranks = [node] if node is not None else list(range(self._ranks(w)))
         if node is not None and node not in range(self._ranks(w)):
             from intercloud.store import InvalidRequest

@@ -28,18 +28,36 @@ daemon_app = typer.Typer(help="Manage the embedded control loop (started on dema
 
 
 def _client() -> Any:
-    """The embedded client, after every ``INTERCLOUD_*`` setting and ``config.yaml`` have
-    been validated (a bad one is one line and exit 2 here, before any daemon could start
-    with it)."""
+    """The API server's client when one is set (``INTERCLOUD_API_URL``, ``intercloud
+    login``), else the embedded client, after every ``INTERCLOUD_*`` setting and
+    ``config.yaml`` have been validated (a bad one is one line and exit 2 here, before any
+    daemon could start with it)."""
     from intercloud.sdk import Client
     from intercloud.settings import check_all, config_given
 
+    remote = _remote_client()
+    if remote is not None:
+        return remote
     check_all()
     if config_given():  # without one, nothing to validate (and no pydantic to import)
         from intercloud.config import load_config
 
         load_config()
     return Client()
+
+
+def _remote_client() -> Any:
+    """A ``RemoteClient`` when the CLI is pointed at a server, else None."""
+    import os
+
+    from intercloud.settings import home
+
+    if not os.environ.get("INTERCLOUD_API_URL") and not (home() / "login.json").is_file():
+        return None  # the embedded default: no httpx import on the hot path
+    from intercloud.api.client import RemoteClient, remote_target
+
+    target = remote_target()
+    return RemoteClient.from_target(target) if target is not None else None
 
 
 def _out(line: str) -> None:

@@ -264,6 +264,11 @@ def _register_job_commands() -> None:
     from intercloud.cli.capacity import capacity_app
 
     app.add_typer(capacity_app, name="capacity")
+    from intercloud.cli import server
+
+    app.add_typer(server.server_app, name="server")
+    app.add_typer(server.admin_app, name="admin")
+    app.command()(server.login)
 
 
 _register_job_commands()

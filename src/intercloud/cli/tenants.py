@@ -61,9 +61,10 @@ def _out(line: str) -> None:
 
 
 def _client() -> Any:
+    from intercloud.cli.jobs import _remote_client
     from intercloud.sdk import Client
 
-    return Client(autostart=False)
+    return _remote_client() or Client(autostart=False)
 
 
 def _number(option: str, value: str | None, low: float, high: float) -> float | None:

@@ -50,6 +50,7 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from types import FrameType
@@ -81,7 +82,8 @@ def proc_start_time(pid: int) -> int | None:
 def write_atomic(path: str, text: str) -> None:
     """Write ``text`` to ``path`` so that readers see either nothing or all of it. The
     file is private (0600) from its creation, whatever the umask."""
-    tmp = f"{path}.tmp{os.getpid()}"
+    # pid and thread: two threads of one process (the API server's) never share a tmp
+    tmp = f"{path}.tmp{os.getpid()}.{threading.get_ident()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     os.fchmod(fd, 0o600)  # a leftover tmp file of a dead writer with this pid
     with open(fd, "w") as f:

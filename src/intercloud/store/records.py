@@ -277,3 +277,62 @@ class ProviderHealth:
     @property
     def down(self) -> bool:
         return self.down_since is not None
+
+
+class Role(StrEnum):
+    """What an API token may do (``intercloud.api.roles`` has the rules)."""
+
+    ADMIN = "admin"
+    TENANT_ADMIN = "tenant-admin"
+    MEMBER = "member"
+    VIEWER = "viewer"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiTokenRecord:
+    """An API token without its secret (only ``secret_hash`` is stored). ``live`` at a
+    time: not revoked and not expired."""
+
+    id: int
+    tenant: str
+    role: Role
+    name: str
+    prefix: str
+    created_at: datetime
+    created_by: int | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+    def live(self, now: datetime) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One mutating API call (``tables.AuditModel``)."""
+
+    id: int
+    time: datetime
+    token_id: int | None
+    tenant: str | None
+    role: str | None
+    method: str
+    path: str
+    target: str | None
+    status: int
+    code: str | None
+    client: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRecord:
+    """A named lease (``tables.LeaseModel``); ``held(now)``: not expired at ``now``."""
+
+    name: str
+    holder: str
+    epoch: int
+    acquired_at: datetime
+    expires_at: datetime
+
+    def held(self, now: datetime) -> bool:
+        return now < self.expires_at

@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection, RowMapping
 from intercloud.control.states import TERMINAL, JobState, check_transition
 from intercloud.scheduler.reasons import ReasonCode
 from intercloud.store.agent_repo import AgentRepository
+from intercloud.store.api_repo import ApiRepo
 from intercloud.store.db import Database
 from intercloud.store.errors import (
     InvalidRequest,
@@ -37,6 +38,7 @@ from intercloud.store.errors import (
 )
 from intercloud.store.health_repo import HealthRepo
 from intercloud.store.instance_repo import InstanceStoreMixin
+from intercloud.store.lease_repo import LeaseRepo
 from intercloud.store.records import (
     LIVE_NODE_STATES,
     AttemptRecord,
@@ -283,7 +285,7 @@ def _check_fields(fields: Mapping[str, Any]) -> None:
         raise TypeError(f"cannot set workload field(s) {', '.join(sorted(unknown))}")
 
 
-class Store(InstanceStoreMixin, AgentRepository, HealthRepo):
+class Store(InstanceStoreMixin, AgentRepository, HealthRepo, ApiRepo, LeaseRepo):
     """Durable workloads, attempts, nodes, events, tenants and settings.
 
     Safe to share between threads (each method takes its own pooled connection); after

@@ -289,6 +289,65 @@ class ProviderHealthModel(Base):
     updated_at: Mapped[datetime]
 
 
+class ApiTokenModel(Base):
+    """An API token: only the SHA-256 of its secret is kept (the secret is shown once).
+    Scoped to one tenant and one ``role`` (``api.roles.Role``); usable until
+    ``expires_at`` (NULL: never) unless ``revoked_at`` is set. ``prefix`` is the start
+    of the secret, so a person can tell tokens apart without it."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (
+        sa.CheckConstraint("role IN ('admin', 'tenant-admin', 'member', 'viewer')", name="role"),
+        sa.Index(None, "tenant_id"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = mapped_column(sa.ForeignKey("tenants.id"))
+    role: Mapped[str] = mapped_column(sa.String(16))
+    name: Mapped[str] = mapped_column(sa.String(128))
+    secret_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(sa.String(16))
+    created_at: Mapped[datetime]
+    created_by: Mapped[int | None] = mapped_column(sa.Integer)
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class AuditModel(Base):
+    """One mutating API call: who (token, its tenant and role; NULL when the caller
+    could not be identified), what (method, path, ``target``), when, from where
+    (``client``), and the outcome (HTTP ``status``, error ``code``)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (sa.Index(None, "time"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    time: Mapped[datetime]
+    token_id: Mapped[int | None] = mapped_column(sa.Integer)
+    tenant: Mapped[str | None] = mapped_column(sa.String(64))
+    role: Mapped[str | None] = mapped_column(sa.String(16))
+    method: Mapped[str] = mapped_column(sa.String(8))
+    path: Mapped[str] = mapped_column(sa.String(512))
+    target: Mapped[str | None] = mapped_column(sa.String(255))
+    status: Mapped[int] = mapped_column(sa.Integer)
+    code: Mapped[str | None] = mapped_column(sa.String(32))
+    client: Mapped[str | None] = mapped_column(sa.String(64))
+
+
+class LeaseModel(Base):
+    """A named lease (``control-loop``: which process runs the reconcile loop): held by
+    ``holder`` until ``expires_at`` unless renewed. ``epoch`` grows each time the lease
+    changes hands (a fencing token: work stamped with an older epoch is stale)."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(sa.String(128))
+    epoch: Mapped[int] = mapped_column(sa.Integer)
+    acquired_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
 class SettingModel(Base):
     __tablename__ = "settings"
 

@@ -1,0 +1,54 @@
+"""The FastAPI application: ``create_app(settings)``; ``app_from_env`` for uvicorn's
+worker processes (``--workers N`` imports it by name)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from intercloud.api.audit import install_audit
+from intercloud.api.context import ApiContext, ApiSettings
+from intercloud.api.errors import ERROR_SCHEMA, install_handlers
+from intercloud.api.routes import fleet, tenants, tokens, workloads
+
+API_VERSION = "1"
+
+
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
+    """The app over the store ``settings`` names (opened at once: a bad database fails
+    here, not at the first request)."""
+    ctx = ApiContext.open(settings or ApiSettings())
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        ctx.client.close()
+
+    app = FastAPI(
+        title="intercloud",
+        version=API_VERSION,
+        description=(
+            "Intercloud broker and fleet scheduler. Every call needs "
+            "`Authorization: Bearer <token>`; errors are `{code, message, field}`."
+        ),
+        lifespan=lifespan,
+        responses={
+            "4XX": {
+                "description": "Refused",
+                "content": {"application/json": {"schema": ERROR_SCHEMA}},
+            }
+        },
+    )
+    app.state.ctx = ctx
+    install_handlers(app)
+    install_audit(app)
+    for module in (workloads, tenants, tokens, fleet):
+        app.include_router(module.router)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The app of a worker process, configured by the environment."""
+    return create_app(ApiSettings.from_env())

@@ -1,0 +1,1 @@
+"""One router per resource: thin endpoints over the SDK and the store."""
