@@ -264,6 +264,9 @@ def _register_job_commands() -> None:
     from intercloud.cli.capacity import capacity_app
 
     app.add_typer(capacity_app, name="capacity")
+    from intercloud.cli.contracts import contracts_app
+
+    app.add_typer(contracts_app, name="contracts")
 
 
 _register_job_commands()
