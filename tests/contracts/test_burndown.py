@@ -118,6 +118,17 @@ def test_reservation_only_contract_commits_its_blocks() -> None:
     assert b.on_track and b.alerts == ()
 
 
+def test_a_contract_not_yet_started_has_no_alerts() -> None:
+    block = ReservedBlock(
+        "us-east-1", "", "p5.48xlarge", 1, t(1, year=2027), t(3, year=2027), 10.0, Payment.UPFRONT
+    )
+    c = contract(start=t(1, year=2027), end=t(1, year=2029), blocks=(block,))
+    b = burndown(c, accrue([running(2.0)], [c], t(7)))
+    assert not b.started and b.on_track and b.alerts == ()
+    assert b.spent_usd == 0.0
+    assert b.projected_usd == pytest.approx(10.0 * 24 * 59)  # the bill already due
+
+
 def test_tenant_over_its_monthly_budget() -> None:
     c = contract()
     led = accrue([running(2.0), running(1.0, tenant="beta")], [c], t(3))

@@ -189,6 +189,15 @@ def test_recent_rate_is_committed_spend_over_the_window() -> None:
     assert led.recent_usd_per_hour["aws-edp"] == pytest.approx(7200.0 / 720.0)
 
 
+def test_no_usage_at_all() -> None:
+    c = commitment()
+    led = accrue([], [c], t(3))
+    assert led.accruals == () and led.spent("aws-edp") == 0.0
+    assert led.recent_usd_per_hour == {"aws-edp": 0.0}
+    assert led.months == (t(1).date(), t(2).date())
+    assert accrue([], [], t(3)).accruals == ()
+
+
 def test_bad_input_names_the_field() -> None:
     with pytest.raises(ValueError, match=r"^intervals\[0\]\.end"):
         accrue([use(K.SPOT, t(2), t(1))], [], t(3))

@@ -130,6 +130,8 @@ class Burndown:
     months: tuple[MonthBurn, ...]
     years: tuple[YearBurn, ...]
     alerts: tuple[Alert, ...]
+    #: whether the term had begun at the ledger's instant (before it: no alerts)
+    started: bool = True
 
     @property
     def on_track(self) -> bool:
@@ -219,7 +221,9 @@ def burndown(c: Contract, ledger: Ledger, tolerance: float = DEFAULT_TOLERANCE) 
             )
         i += 1
     end_month = c.end.date()  # "unused by 2032-11" for a term ending 2032-11-01
-    if c.committed_usd > 0 and projected < committed * (1 - tolerance):
+    if at < c.start:  # nothing has run under it yet: no rate to judge it by
+        pass
+    elif c.committed_usd > 0 and projected < committed * (1 - tolerance):
         alerts.append(
             Alert(
                 AlertCode.UNDER_CONSUMPTION,
@@ -255,6 +259,7 @@ def burndown(c: Contract, ledger: Ledger, tolerance: float = DEFAULT_TOLERANCE) 
         tuple(months),
         tuple(years),
         tuple(alerts),
+        started=at >= c.start,
     )
 
 

@@ -104,6 +104,7 @@ def to_json(status: ContractsStatus) -> dict[str, Any]:
                 "unused_usd": round(b.unused_usd, 2),
                 "rate_usd_per_hour": round(b.rate_usd_per_hour, 4),
                 "on_track": b.on_track,
+                "started": b.started,
                 "alerts": [_alert(a) for a in b.alerts],
                 "years": [
                     {
@@ -148,7 +149,7 @@ def to_text(status: ContractsStatus) -> list[str]:
     if not status.burndowns:
         lines.append("no contracts (pass --contracts FILE or name files under contracts:)")
     for b in status.burndowns:
-        track = "on track" if b.on_track else "NOT on track"
+        track = "not started" if not b.started else "on track" if b.on_track else "NOT on track"
         lines.append(
             f"{b.contract} ({b.provider}, {_month(b.start.date())} to {_month(b.end.date())}): "
             f"committed {usd(b.committed_usd)}, spent {usd(b.spent_usd)}, "
