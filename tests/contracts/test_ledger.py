@@ -95,6 +95,18 @@ def test_an_interval_naming_a_contract_goes_to_that_one() -> None:
     assert led.spent("b") == pytest.approx(24 * 5.0)
 
 
+def test_overlapping_commitments_never_count_an_hour_twice() -> None:
+    """The first commitment (in the order given) owns the hours both cover."""
+    first = commitment(name="a", start=t(1), end=t(3), discount=0.0)
+    second = commitment(name="b", start=t(2), end=t(5), discount=0.5)
+    led = accrue([use(K.ON_DEMAND, t(1, 15), t(5, 10))], [first, second], t(6))
+    a_hours = (t(3) - t(1, 15)).total_seconds() / 3600
+    b_hours = (t(5) - t(3)).total_seconds() / 3600
+    assert cell(led, contract="a") == pytest.approx((a_hours, a_hours * 10.0))
+    assert cell(led, contract="b") == pytest.approx((b_hours, b_hours * 5.0))
+    assert cell(led, contract=None) == pytest.approx((9 * 24.0, 9 * 240.0))
+
+
 def test_tenants_and_idle_capacity_by_month() -> None:
     led = accrue(
         [

@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 
 import numpy as np
 import numpy.typing as npt
@@ -259,31 +260,38 @@ def accrue(
     def keys(rows: npt.NDArray[np.int64], contract: str | None, kind: PricingKind) -> list[_Key]:
         return [(provider[i], contract, kind, tenant[i]) for i in rows]
 
-    # Commitments take the on-demand and committed hours they cover.
+    # Commitments take the on-demand and committed hours they cover: an interval naming
+    # one over its whole term, the others over the stretches each one owns.
     left = hours.copy()
     eligible = np.array(
         [p in (PricingKind.ON_DEMAND, PricingKind.COMMITTED) for p in pricing], dtype=bool
     )
-    named = [u.contract if u.contract in known else None for u in intervals]
+    named = np.array([u.contract if u.contract in known else "" for u in intervals], dtype=object)
+    prov = np.array(provider, dtype=object)
+    owned = _owned_stretches(contracts)
+    window_edges = np.array([w0.timestamp(), at.timestamp()])
     for c in contracts:
         if c.committed_usd <= 0:
             continue
-        mine = eligible & np.array(
-            [provider[i] == c.provider and named[i] in (None, c.name) for i in range(n)], bool
-        )
-        rows = np.flatnonzero(mine)
-        if rows.size == 0:
-            recent[c.name] = 0.0
-            continue
-        term = np.clip(edges, c.start.timestamp(), c.end.timestamp())
-        wterm = np.clip([w0.timestamp(), at.timestamp()], c.start.timestamp(), c.end.timestamp())
-        inside = (
-            np.hstack(
-                [overlap_hours(s[rows], e[rows], term), overlap_hours(s[rows], e[rows], wterm)]
-            )
-            * nodes[rows, None]
-        )
-        take = np.minimum(inside, left[rows])
+        at_provider = eligible & (prov == c.provider)
+        inside = np.zeros((n, m + 1))
+        for rows, stretches in (
+            (np.flatnonzero(at_provider & (named == c.name)), [(c.start, c.end)]),
+            (np.flatnonzero(at_provider & (named == "")), owned[c.name]),
+        ):
+            for a, b in stretches:
+                lo, hi = a.timestamp(), b.timestamp()
+                inside[rows] += (
+                    np.hstack(
+                        [
+                            overlap_hours(s[rows], e[rows], np.clip(edges, lo, hi)),
+                            overlap_hours(s[rows], e[rows], np.clip(window_edges, lo, hi)),
+                        ]
+                    )
+                    * nodes[rows, None]
+                )
+        rows = np.flatnonzero(inside.any(axis=1))
+        take = inside[rows]
         left[rows] -= take
         rate = np.where(
             np.array([pricing[i] is PricingKind.ON_DEMAND for i in rows], dtype=bool),
@@ -292,8 +300,10 @@ def accrue(
         )
         sums.add(keys(rows, c.name, PricingKind.COMMITTED), take[:, :m], rate)
         cash[c.name] += (take[:, :m] * rate[:, None]).sum(axis=0)
-        window_h = (wterm[1] - wterm[0]) / HOUR_S
+        term_w = np.clip(window_edges, c.start.timestamp(), c.end.timestamp())
+        window_h = (term_w[1] - term_w[0]) / HOUR_S
         recent[c.name] = float((take[:, m] * rate).sum() / window_h) if window_h > 0 else 0.0
+    np.maximum(left, 0.0, out=left)  # float noise only
     for kind in (PricingKind.ON_DEMAND, PricingKind.COMMITTED, PricingKind.SPOT):
         rows = np.flatnonzero(np.array([p is kind for p in pricing], dtype=bool))
         sums.add(keys(rows, None, kind), left[rows, :m], price[rows])
@@ -316,6 +326,28 @@ def accrue(
         contract_cash={name: tuple(float(x) for x in v) for name, v in cash.items()},
         recent_usd_per_hour=recent,
     )
+
+
+def _owned_stretches(contracts: Sequence[Contract]) -> dict[str, list[tuple[datetime, datetime]]]:
+    """Per commitment, the stretches of time in which it is the first (in the order
+    given) commitment of its provider whose term covers them: disjoint across a
+    provider's commitments, so overlapping terms never count an hour twice."""
+    out: dict[str, list[tuple[datetime, datetime]]] = {}
+    commitments = [c for c in contracts if c.committed_usd > 0]
+    for c in commitments:
+        out[c.name] = []
+    for p in {c.provider for c in commitments}:
+        mine = [c for c in commitments if c.provider == p]
+        cuts = sorted({t for c in mine for t in (c.start, c.end)})
+        for a, b in pairwise(cuts):
+            owner = next((c for c in mine if c.start <= a and b <= c.end), None)
+            if owner is not None:
+                stretches = out[owner.name]
+                if stretches and stretches[-1][1] == a:
+                    stretches[-1] = (stretches[-1][0], b)
+                else:
+                    stretches.append((a, b))
+    return out
 
 
 def _reserved(
