@@ -269,6 +269,9 @@ def _register_job_commands() -> None:
     app.add_typer(server.server_app, name="server")
     app.add_typer(server.admin_app, name="admin")
     app.command()(server.login)
+    from intercloud.cli.contracts import contracts_app
+
+    app.add_typer(contracts_app, name="contracts")
 
 
 _register_job_commands()

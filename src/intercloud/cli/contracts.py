@@ -1,0 +1,88 @@
+"""``intercloud contracts status [--json] [--contracts FILE] [--at ISO-TIME]``: per
+contract committed, spent, projected, on track or not, alerts; chargeback per tenant.
+
+Contracts come from ``--contracts`` or else from the files ``config.yaml`` names under
+``contracts:``; the usage from the store (``store/usage.py``). Exit codes: 0 a report
+(alerts included); 2 bad input (one line naming the option or file and field).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from intercloud.cli.errors import bad_input_exits
+
+if TYPE_CHECKING:
+    from intercloud.model.contract import Contract
+
+contracts_app = typer.Typer(
+    help="Spend against contracts: burn-down, projection, alerts, chargeback.",
+    no_args_is_help=True,
+)
+
+
+def parse_at(raw: str | None) -> datetime:
+    """``--at``: an ISO 8601 time (a date is its midnight; no offset means UTC); now
+    when None. ValueError (one line, naming ``--at``) otherwise."""
+    if raw is None:
+        return datetime.now(UTC)
+    try:
+        t = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        raise ValueError(
+            f"--at: expected an ISO time like 2026-03-01T12:00:00Z, got {raw!r}"
+        ) from None
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+def _contracts(path: Path | None) -> tuple[Contract, ...]:
+    """From ``path``, else from the configuration's contract files (none: empty)."""
+    from intercloud.config import load_config
+    from intercloud.contracts.spec import load_contracts
+
+    config = load_config()
+    names = config.enabled
+    if path is not None:
+        return load_contracts(path, None, names).contracts
+    return tuple(c for p in config.contracts for c in load_contracts(p, None, names).contracts)
+
+
+@contracts_app.command("status")
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    contracts: Annotated[
+        Path | None,
+        typer.Option(
+            "--contracts",
+            metavar="FILE",
+            help="Contracts file (default: the files config.yaml names under contracts:).",
+        ),
+    ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option("--at", metavar="ISO-TIME", help="Draw the ledger up to this time."),
+    ] = None,
+) -> None:
+    """Per contract: committed, spent, projected, on track or not; chargeback per tenant."""
+    from intercloud.cli.jobs import _client
+    from intercloud.contracts.status import contracts_status, to_json, to_text
+    from intercloud.store.usage import usage_intervals
+
+    with bad_input_exits():
+        when = parse_at(at)
+        signed = _contracts(contracts)
+        with _client() as client:
+            store = client.store
+            intervals = usage_intervals(store, when)
+            budgets = {t.name: t.monthly_budget_usd for t in store.tenants()}
+        report = contracts_status(intervals, signed, when, budgets)
+    if as_json:
+        sys.stdout.write(json.dumps(to_json(report), indent=2) + "\n")
+        return
+    sys.stdout.write("\n".join(to_text(report)) + "\n")
