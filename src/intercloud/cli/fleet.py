@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from intercloud.cli.errors import bad_input_exits
+from intercloud.cli.errors import bad_input_exits, fail
 
 
 def _age(seconds: float) -> str:
@@ -70,6 +70,11 @@ def fleet(
     from intercloud.cli.jobs import _client
 
     with bad_input_exits(), _client() as client:
+        if not hasattr(client, "fleet"):  # a remote client (INTERCLOUD_API_URL)
+            raise fail(
+                "intercloud fleet reads the embedded store; through the API server "
+                "use GET /v1/fleet (pools, instances, utilisation)"
+            )
         view = client.fleet(include_ended=include_ended)
     if as_json:
         sys.stdout.write(json.dumps(view, indent=2) + "\n")
