@@ -419,6 +419,43 @@ class Client:
         live = [s for s in JobState if not s.terminal]
         return self.jobs(live)
 
+    def failover(self) -> dict[str, list[dict[str, Any]]]:
+        """What failover holds now: ``cooling``, the offerings in a cool-down after a
+        capacity or quota refusal (where, pricing, kind, refusals in a row, until,
+        reason), and ``down``, the providers whose calls all fail (since, error). Each
+        entry's ``text`` is the sentence ``status`` and ``queue`` print."""
+        from intercloud.control.failover import cooling_reason, provider_down_reason
+
+        cooling = []
+        for b in self.store.active_blocks():
+            where = "/".join(x for x in (b.provider, b.region, b.zone) if x)
+            where = f"{where} {b.instance_type}".strip()
+            cooling.append(
+                {
+                    "provider": b.provider,
+                    "region": b.region,
+                    "zone": b.zone,
+                    "instance_type": b.instance_type,
+                    "pricing": b.pricing,
+                    "kind": b.kind,
+                    "failures": b.failures,
+                    "until": b.until.isoformat(),
+                    "reason": b.reason,
+                    "text": cooling_reason(f"{where} ({b.pricing})", b.until),
+                }
+            )
+        down = [
+            {
+                "provider": h.name,
+                "since": h.down_since.isoformat(),
+                "error": h.error,
+                "text": f"{provider_down_reason(h.name, h.down_since)}: {h.error or '?'}",
+            }
+            for h in self.store.provider_health()
+            if h.down_since is not None
+        ]
+        return {"cooling": cooling, "down": down}
+
     # -- change ----------------------------------------------------------------------------
     def cancel(self, job_id: int) -> dict[str, Any]:
         """Ask for cancellation (the loop kills every node); InvalidRequest if finished."""
