@@ -18,6 +18,8 @@ the ``local`` provider only, configured from the environment as before. Example:
       offerings: {aws/us-east-1/p4d.24xlarge: {max_instances: 2, idle_s: 60}}
     caps: {aws: 0.6}                 # at most this share of the fleet's GPUs per provider
     agent: {listen: "0.0.0.0:8470", public_url: "https://ic.example.com:8470"}
+    checkpoint_dir: /mnt/shared/checkpoints   # storage every provider's nodes reach:
+                                     # a job resumes from <dir>/<job id> wherever it runs
 
 A ``providers:`` mapping enables exactly the providers it lists (each unless it says
 ``enabled: false``); without the key, ``local`` alone is enabled. Each provider's section
@@ -189,6 +191,14 @@ class ConfigFile(BaseModel):
     pools: PoolsConfig = Field(default_factory=PoolsConfig)
     caps: dict[str, Share] = Field(default_factory=dict)
     agent: AgentConfig = Field(default_factory=AgentConfig)
+    checkpoint_dir: str | None = None
+
+    @field_validator("checkpoint_dir")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        if value is not None and not (value.startswith("/") and value.strip() == value):
+            raise ValueError(f"expected an absolute path every node can reach, got {value!r}")
+        return value
 
 
 # -- the result ------------------------------------------------------------------------
@@ -213,6 +223,8 @@ class IntercloudConfig:
     pools: PoolsConfig = field(default_factory=PoolsConfig)
     caps: Mapping[str, float] = field(default_factory=dict)
     agent: AgentConfig = field(default_factory=AgentConfig)
+    #: where every provider's nodes keep checkpoints (shared storage), None: their own
+    checkpoint_dir: str | None = None
     source: Path | None = None
 
     @property
@@ -274,6 +286,7 @@ def load_config(
         pools=top.pools,
         caps=dict(top.caps),
         agent=top.agent,
+        checkpoint_dir=top.checkpoint_dir,
         source=path,
     )
 

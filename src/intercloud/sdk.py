@@ -483,13 +483,18 @@ class Client:
         return Path(self._local_provider().log_path(str(job_id), node))
 
     def log_files(self, job_id: int, node: int) -> list[Path]:
-        """Every file of the node's log, oldest first: the attempts an instance's node
-        agent ran (``control.agent_logs``), else the local provider's one file."""
+        """Every file of the node's log, oldest first (by last write): the attempts an
+        instance's node agent ran (``control.agent_logs``) and the local provider's one
+        file, as a job that moved between them (failover) has both."""
         from intercloud.control.agent_logs import agent_log_files
         from intercloud.control.live import agent_log_root
 
         agent = agent_log_files(agent_log_root(self.home, self.store.store_id()), str(job_id), node)
-        return agent or [self.log_path(job_id, node)]
+        local = self.log_path(job_id, node)
+        if not agent:
+            return [local]
+        files = [*agent, local] if local.exists() else agent
+        return sorted(files, key=lambda f: f.stat().st_mtime if f.exists() else 0.0)
 
     def logs(
         self,
