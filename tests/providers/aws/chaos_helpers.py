@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -74,8 +75,13 @@ def write_config(
     local: bool = True,
     extra: str = "",
 ) -> None:
-    """``config.yaml``: aws on ``endpoint`` (and the local sites when ``local``)."""
+    """``config.yaml``: aws on ``endpoint`` (and the local sites when ``local``). The
+    agent server listens on a fixed port, as a real deployment's does: agents booted
+    under one daemon must reach the next one after a crash."""
     home.mkdir(parents=True, exist_ok=True)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     (home / "config.yaml").write_text(
         "providers:\n"
         + ("  local: {}\n" if local else "")
@@ -87,7 +93,8 @@ def write_config(
         "    max_attempts: 1\n"
         "    connect_timeout_s: 1\n"
         "    read_timeout_s: 5\n"
-        "pools: {idle_s: 2, max_instances: 2}\n" + extra
+        "pools: {idle_s: 2, max_instances: 2}\n"
+        f"agent: {{listen: '127.0.0.1:{port}'}}\n" + extra
     )
 
 

@@ -6,7 +6,9 @@ provider's ``endpoint_url`` at ``Ec2Proxy.url``. Every request is forwarded to m
 unchanged, except ``RunInstances`` while ``refuse_run`` names an EC2 error code: that
 call is answered with EC2's own error body (``Response/Errors/Error``) and never reaches
 moto. ``calls`` counts the requests per EC2 action (refused ones included), so a test
-can tell a retry storm from one refusal per cool-down.
+can tell a retry storm from one refusal per cool-down. ``after_run`` (when set) is
+called once moto has answered a ``RunInstances`` and before the caller hears the answer:
+a test kills the caller there, between the launch and its record.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import http.client
 import threading
 from collections import Counter
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -39,6 +42,7 @@ class Ec2Proxy:
         self.refuse_run: str | None = None
         self.refuse_status = 400
         self.calls: Counter[str] = Counter()
+        self.after_run: Callable[[], None] | None = None
         self._lock = threading.Lock()
         proxy = self
 
@@ -95,6 +99,9 @@ class Ec2Proxy:
             return
         finally:
             conn.close()
+        hook = self.after_run if action == "RunInstances" else None
+        if hook is not None:
+            hook()
         self._answer(handler, status, data, ctype)
 
     @staticmethod
