@@ -36,7 +36,7 @@ def ec2_error_body(code: str) -> bytes:
 class Ec2Proxy:
     """Forwards to ``upstream`` (moto's URL) from ``url`` (127.0.0.1, a free port)."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, port: int = 0) -> None:
         parts = urlsplit(upstream)
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.refuse_run: str | None = None
@@ -59,7 +59,7 @@ class Ec2Proxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 proxy._forward(self, self.rfile.read(length))
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -111,3 +111,30 @@ class Ec2Proxy:
         handler.send_header("Content-Length", str(len(data)))
         handler.end_headers()
         handler.wfile.write(data)
+
+
+def main() -> None:
+    """``python tests/providers/aws/ec2_proxy.py --upstream URL --port N [--refuse CODE]``:
+    the proxy on its own, for the README's failover demo (Ctrl-C stops it)."""
+    import argparse
+    import time
+
+    parser = argparse.ArgumentParser(description="EC2 proxy that can refuse RunInstances")
+    parser.add_argument("--upstream", required=True, help="moto's URL")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--refuse", default=None, help="EC2 error code for RunInstances")
+    args = parser.parse_args()
+    proxy = Ec2Proxy(args.upstream, port=args.port)
+    proxy.refuse_run = args.refuse
+    with proxy:
+        what = f"refusing RunInstances with {args.refuse}" if args.refuse else "forwarding all"
+        print(f"EC2 proxy on {proxy.url} -> {args.upstream}, {what}", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()
