@@ -176,3 +176,12 @@ def test_readme_example_is_valid(tmp_path: Path) -> None:
     assert config.pools.rule("aws", "us-east-1", "p4d.24xlarge").max_instances == 2
     line = _error(tmp_path, example.replace("regions:", "regons:"))
     assert line.endswith("providers.aws.regons: unknown field; did you mean 'regions'?")
+
+
+def test_checkpoint_dir_is_an_absolute_path(tmp_path: Path) -> None:
+    assert (
+        _load(tmp_path, "checkpoint_dir: /mnt/shared/ckpt\n").checkpoint_dir == "/mnt/shared/ckpt"
+    )
+    assert _load(tmp_path, "failover: {down_after_s: 60}\n").checkpoint_dir is None
+    line = _error(tmp_path, "checkpoint_dir: shared/ckpt\n")
+    assert "checkpoint_dir" in line and "absolute path" in line

@@ -12,6 +12,7 @@ every chaos test ends with (``assert_invariants``):
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import socket
@@ -37,7 +38,9 @@ echo $$ > "$ck/pid"
 i=$(cat "$ck/step" 2>/dev/null || echo 0)
 echo "attempt $INTERCLOUD_ATTEMPT on $INTERCLOUD_PROVIDER resumes at step $i"
 echo "$INTERCLOUD_ATTEMPT $INTERCLOUD_PROVIDER $i" >> "$ck/resumes"
-while [ "$i" -lt {steps} ]; do i=$((i+1)); echo $i > "$ck/step.tmp"; mv "$ck/step.tmp" "$ck/step"; sleep {step_s}; done
+while [ "$i" -lt {steps} ]; do
+  i=$((i+1)); echo $i > "$ck/step.tmp"; mv "$ck/step.tmp" "$ck/step"; sleep {step_s}
+done
 echo "finished at step $i on $INTERCLOUD_PROVIDER"
 """
 
@@ -53,7 +56,9 @@ def env(home: Path, **extra: str) -> dict[str, str]:
     return out
 
 
-def ic(home: Path, *args: str, timeout: float = 120, **extra: str) -> subprocess.CompletedProcess[str]:
+def ic(
+    home: Path, *args: str, timeout: float = 120, **extra: str
+) -> subprocess.CompletedProcess[str]:
     """``intercloud ARGS`` on ``home`` (``extra``: environment variables)."""
     return subprocess.run(
         [sys.executable, "-m", "intercloud", *args],
@@ -83,9 +88,7 @@ def write_config(
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     (home / "config.yaml").write_text(
-        "providers:\n"
-        + ("  local: {}\n" if local else "")
-        + "  aws:\n"
+        "providers:\n" + ("  local: {}\n" if local else "") + "  aws:\n"
         "    regions: [us-east-1]\n"
         f"    endpoint_url: '{endpoint}'\n"
         f"    cluster_id: {cluster}\n"
@@ -112,7 +115,9 @@ def job_status(home: Path, job: int) -> dict[str, Any]:
     return dict(json.loads(out.stdout))
 
 
-def wait_for(home: Path, job: int, states: tuple[str, ...], timeout_s: float = 90) -> dict[str, Any]:
+def wait_for(
+    home: Path, job: int, states: tuple[str, ...], timeout_s: float = 90
+) -> dict[str, Any]:
     """The job's status once its state is among ``states`` (AssertionError on timeout,
     with the daemon's log tail)."""
     deadline = time.monotonic() + timeout_s
@@ -139,7 +144,10 @@ def live_ec2(ec2: Any, cluster: str) -> list[str]:
     found = ec2.describe_instances(
         Filters=[
             {"Name": "tag:intercloud:cluster", "Values": [cluster]},
-            {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
+            {
+                "Name": "instance-state-name",
+                "Values": ["pending", "running", "stopping", "stopped"],
+            },
         ]
     )
     return sorted(i["InstanceId"] for r in found["Reservations"] for i in r["Instances"])
@@ -154,14 +162,14 @@ def assert_invariants(
         for job in jobs:
             w = store.get(job)  # raises if the acknowledged job was lost
             assert w.state.value == "SUCCEEDED", (job, w.state, w.reason)
-            spans = sorted(
-                (a.started_at, a.ended_at) for a in store.attempts(job)
-            )
-            for (_s1, e1), (s2, _e2) in zip(spans, spans[1:], strict=False):
+            spans = sorted((a.started_at, a.ended_at) for a in store.attempts(job))
+            for (_s1, e1), (s2, _e2) in itertools.pairwise(spans):
                 assert e1 is not None and e1 <= s2, f"job {job}: attempts overlap: {spans}"
         live_rows = {
             r.provider_instance_id
-            for r in store.instances(states=["requested", "allocated", "running", "draining", "terminating"])
+            for r in store.instances(
+                states=["requested", "allocated", "running", "draining", "terminating"]
+            )
         }
     finally:
         store.close()

@@ -52,10 +52,10 @@ class Ec2Proxy:
             def log_message(self, *_args: object) -> None:  # quiet
                 return
 
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_GET(self) -> None:
                 proxy._forward(self, b"")
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 proxy._forward(self, self.rfile.read(length))
 

@@ -27,7 +27,10 @@ from chaos_helpers import (
 from ec2_proxy import Ec2Proxy
 from vm_booter import VmBooter
 
-SPEC = "kind: training\nname: {name}\nresources: {{cpus: '2+'}}\nrun: echo ran on $INTERCLOUD_PROVIDER\n"
+SPEC = (
+    "kind: training\nname: {name}\nresources: {{cpus: '2+'}}\n"
+    "run: echo ran on $INTERCLOUD_PROVIDER\n"
+)
 
 
 def test_capacity_refusal_cools_the_offering_down_and_the_job_runs_on_the_next(
@@ -87,7 +90,9 @@ def _wait_released(home: Path, timeout_s: float = 60) -> None:
     while time.monotonic() < deadline:
         store = store_of(home)
         try:
-            rows = store.instances(states=["requested", "allocated", "running", "draining", "terminating"])
+            rows = store.instances(
+                states=["requested", "allocated", "running", "draining", "terminating"]
+            )
         finally:
             store.close()
         if not rows:

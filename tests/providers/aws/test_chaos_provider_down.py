@@ -30,8 +30,9 @@ from chaos_helpers import (
     wait_for,
     write_config,
 )
-from conftest import REGION, _free_port
 from vm_booter import VmBooter
+
+from conftest import REGION, _free_port
 
 
 class Moto:

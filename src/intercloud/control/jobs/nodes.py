@@ -240,7 +240,8 @@ def launch(
     """Start a claimed node (or adopt the run the provider already has of it)."""
     adopted = False
     try:
-        handle = provider.start_node(allocation, command(w, wl, allocation, rank, ranks, ctx.checkpoint_root)
+        handle = provider.start_node(
+            allocation, command(w, wl, allocation, rank, ranks, ctx.checkpoint_root)
         )
     except NodeAlreadyStarted as exc:
         if exc.handle is not None:
