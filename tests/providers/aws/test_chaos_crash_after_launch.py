@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+import psutil
 from chaos_helpers import (
     assert_invariants,
     ic,
     log_tail,
+    store_of,
     submit,
     wait_for,
     write_config,
@@ -53,12 +56,19 @@ def test_a_daemon_killed_between_launch_and_record_adopts_exactly_one_set(
         proxy.after_run = kill_daemon
         try:
             job = submit(home, spec)
-            st = wait_for(home, job, ("SUCCEEDED", "FAILED", "CANCELLED"), timeout_s=30)
-        except AssertionError:
-            st = None  # the daemon died: its job waits for the next one
-        try:
-            assert killed, f"RunInstances never came\n{log_tail(home)}"
-            assert st is None or st["state"] not in ("SUCCEEDED",), st
+            deadline = time.monotonic() + 30
+            while not killed:
+                assert time.monotonic() < deadline, f"RunInstances never came\n{log_tail(home)}"
+                time.sleep(0.2)
+            while psutil.pid_exists(killed[0]):
+                time.sleep(0.1)
+            # the launch happened, its record did not: the row still waits for it
+            store = store_of(home)
+            try:
+                assert [r.state for r in store.instances()] == ["requested"]
+                assert store.get(job).state.value == "PENDING"
+            finally:
+                store.close()
             out = ic(home, "daemon", "start")
             assert out.returncode == 0, out.stderr
             st = wait_for(home, job, ("SUCCEEDED", "FAILED", "CANCELLED"), timeout_s=90)
