@@ -73,8 +73,10 @@ class VmBooter:
 
 def main() -> None:
     """``python tests/providers/aws/vm_booter.py --endpoint URL --cluster ID --root DIR``:
-    boot the cluster's instances on moto until Ctrl-C (the README's demo)."""
+    boot the cluster's instances on moto until Ctrl-C or SIGTERM (the README's demo),
+    then shut every booted VM down."""
     import argparse
+    import signal
 
     import boto3
 
@@ -85,6 +87,7 @@ def main() -> None:
     parser.add_argument("--region", default="us-east-1")
     args = parser.parse_args()
     ec2 = boto3.client("ec2", region_name=args.region, endpoint_url=args.endpoint)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # kill: stop the VMs too
     print(f"booting instances of cluster {args.cluster} under {args.root}", flush=True)
     with VmBooter(ec2, args.cluster, args.root) as booter:
         seen = 0
