@@ -171,8 +171,24 @@ def test_readme_example_is_valid(tmp_path: Path) -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     section = readme.split("## Configuration", 1)[1]
     example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "contracts.yaml").write_text("contracts: []\n")  # the file it names
     config = _load(tmp_path, example)
     assert config.enabled == ["aws", "local"] and config.caps == {"aws": 0.6}
+    assert config.contracts == (tmp_path / "contracts.yaml",)
     assert config.pools.rule("aws", "us-east-1", "p4d.24xlarge").max_instances == 2
     line = _error(tmp_path, example.replace("regions:", "regons:"))
     assert line.endswith("providers.aws.regons: unknown field; did you mean 'regions'?")
+
+
+def test_checkpoint_dir_is_an_absolute_path(tmp_path: Path) -> None:
+    assert (
+        _load(tmp_path, "checkpoint_dir: /mnt/shared/ckpt\n").checkpoint_dir == "/mnt/shared/ckpt"
+    )
+    assert _load(tmp_path, "failover: {down_after_s: 60}\n").checkpoint_dir is None
+    line = _error(tmp_path, "checkpoint_dir: shared/ckpt\n")
+    assert "checkpoint_dir" in line and "absolute path" in line
+
+
+def test_contracts_name_existing_files(tmp_path: Path) -> None:
+    line = _error(tmp_path, "contracts: [nowhere.yaml]\n")
+    assert line.endswith(f"contracts[0]: no such file: {tmp_path / 'nowhere.yaml'}")

@@ -19,6 +19,8 @@ the ``local`` provider only, configured from the environment as before. Example:
     caps: {aws: 0.6}                 # at most this share of the fleet's GPUs per provider
     agent: {listen: "0.0.0.0:8470", public_url: "https://ic.example.com:8470"}
     contracts: [contracts.yaml]      # reserved blocks become pools (contracts/spec.py)
+    checkpoint_dir: /mnt/shared/checkpoints   # storage every provider's nodes reach:
+                                     # a job resumes from <dir>/<job id> wherever it runs
 
 A ``providers:`` mapping enables exactly the providers it lists (each unless it says
 ``enabled: false``); without the key, ``local`` alone is enabled. Each provider's section
@@ -191,6 +193,14 @@ class ConfigFile(BaseModel):
     caps: dict[str, Share] = Field(default_factory=dict)
     agent: AgentConfig = Field(default_factory=AgentConfig)
     contracts: list[str] = Field(default_factory=list)
+    checkpoint_dir: str | None = None
+
+    @field_validator("checkpoint_dir")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        if value is not None and not (value.startswith("/") and value.strip() == value):
+            raise ValueError(f"expected an absolute path every node can reach, got {value!r}")
+        return value
 
 
 # -- the result ------------------------------------------------------------------------
@@ -215,6 +225,8 @@ class IntercloudConfig:
     pools: PoolsConfig = field(default_factory=PoolsConfig)
     caps: Mapping[str, float] = field(default_factory=dict)
     agent: AgentConfig = field(default_factory=AgentConfig)
+    #: where every provider's nodes keep checkpoints (shared storage), None: their own
+    checkpoint_dir: str | None = None
     source: Path | None = None
     #: contract files (``contracts/spec.py``): their reserved blocks are pools of the
     #: live loop (paths relative to the config file's folder)
@@ -279,6 +291,7 @@ def load_config(
         pools=top.pools,
         caps=dict(top.caps),
         agent=top.agent,
+        checkpoint_dir=top.checkpoint_dir,
         source=path,
         contracts=_contract_files(top.contracts, path, source),
     )

@@ -523,6 +523,43 @@ class Client:
             ],
         }
 
+    def failover(self) -> dict[str, list[dict[str, Any]]]:
+        """What failover holds now: ``cooling``, the offerings in a cool-down after a
+        capacity or quota refusal (where, pricing, kind, refusals in a row, until,
+        reason), and ``down``, the providers whose calls all fail (since, error). Each
+        entry's ``text`` is the sentence ``status`` and ``queue`` print."""
+        from intercloud.control.failover import cooling_reason, provider_down_reason
+
+        cooling = []
+        for b in self.store.active_blocks():
+            where = "/".join(x for x in (b.provider, b.region, b.zone) if x)
+            where = f"{where} {b.instance_type}".strip()
+            cooling.append(
+                {
+                    "provider": b.provider,
+                    "region": b.region,
+                    "zone": b.zone,
+                    "instance_type": b.instance_type,
+                    "pricing": b.pricing,
+                    "kind": b.kind,
+                    "failures": b.failures,
+                    "until": b.until.isoformat(),
+                    "reason": b.reason,
+                    "text": cooling_reason(f"{where} ({b.pricing})", b.until),
+                }
+            )
+        down = [
+            {
+                "provider": h.name,
+                "since": h.down_since.isoformat(),
+                "error": h.error,
+                "text": f"{provider_down_reason(h.name, h.down_since)}: {h.error or '?'}",
+            }
+            for h in self.store.provider_health()
+            if h.down_since is not None
+        ]
+        return {"cooling": cooling, "down": down}
+
     # -- change ----------------------------------------------------------------------------
     def cancel(self, job_id: int, tenant: str | None = None) -> dict[str, Any]:
         """Ask for cancellation (the loop kills every node); InvalidRequest if finished."""
@@ -550,13 +587,18 @@ class Client:
         return Path(self._local_provider().log_path(str(job_id), node))
 
     def log_files(self, job_id: int, node: int) -> list[Path]:
-        """Every file of the node's log, oldest first: the attempts an instance's node
-        agent ran (``control.agent_logs``), else the local provider's one file."""
+        """Every file of the node's log, oldest first (by last write): the attempts an
+        instance's node agent ran (``control.agent_logs``) and the local provider's one
+        file, as a job that moved between them (failover) has both."""
         from intercloud.control.agent_logs import agent_log_files
         from intercloud.control.live import agent_log_root
 
         agent = agent_log_files(agent_log_root(self.home, self.store.store_id()), str(job_id), node)
-        return agent or [self.log_path(job_id, node)]
+        local = self.log_path(job_id, node)
+        if not agent:
+            return [local]
+        files = [*agent, local] if local.exists() else agent
+        return sorted(files, key=lambda f: f.stat().st_mtime if f.exists() else 0.0)
 
     def logs(
         self,

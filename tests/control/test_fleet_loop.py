@@ -6,6 +6,7 @@ the loop dies in the middle of it)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from control_helpers import Crash, StopAt, all_terminal, in_state, run_until, spec, submit
@@ -14,6 +15,7 @@ from intercloud.control.fleet_decider import FleetDecider
 from intercloud.control.reconciler import Reconciler
 from intercloud.control.states import JobState
 from intercloud.store import NodeState, Store
+from node_processes import leftovers_killed
 
 S = JobState
 Make = Callable[..., Reconciler]
@@ -147,3 +149,50 @@ def test_preemption_can_be_switched_off(
     assert "waiting for capacity: 2 × CPU" in (store.get(high).reason or "")
     run_until(rec, all_terminal(store, low, high))
     assert store.get(low).attempt == 1
+
+
+def test_a_node_the_provider_took_back_requeues_without_a_restart(
+    store: Store, make_reconciler: Make, monkeypatch: pytest.MonkeyPatch, root: Path
+) -> None:
+    """A PREEMPTED node (the provider took its capacity back) is not the job's failure:
+    the job is requeued as attempt 2 from its checkpoint with no restart counted, even
+    with ``max_restarts: 0``; a LOST local node still counts against the policy."""
+    from intercloud.providers.base import NodeEvent, NodeEventKind
+    from intercloud.scheduler.reasons import ReasonCode
+
+    rec = make_reconciler(cpus=2)
+    job = submit(store, 'if [ "$INTERCLOUD_ATTEMPT" = 1 ]; then sleep 30; fi')
+    run_until(rec, in_state(store, job, S.RUNNING))
+    provider = rec.ctx.providers["local"]
+    real, fired = provider.poll, []
+
+    def poll() -> list[NodeEvent]:
+        out = list(real())
+        if not fired:
+            fired.append(True)
+            leftovers_killed(root)  # the capacity went away, and the node with it
+            out.append(NodeEvent(NodeEventKind.PREEMPTED, str(job), 1, 0, reason="reclaimed"))
+        return out
+
+    monkeypatch.setattr(provider, "poll", poll)
+    run_until(rec, all_terminal(store, job))
+    w = store.get(job)
+    assert (w.state, w.attempt, w.restarts) == (S.SUCCEEDED, 2, 0), w.reason
+    codes = [e.data.get("reason_code") for e in store.events(job) if e.data]
+    assert ReasonCode.SPOT_RECLAIMED.value in codes
+    # the same loss as LOST from a job-level provider is the job's failure
+    job2 = submit(store, "sleep 30", name="lost")
+    run_until(rec, in_state(store, job2, S.RUNNING))
+    fired.clear()
+
+    def poll_lost() -> list[NodeEvent]:
+        out = list(real())
+        if not fired:
+            fired.append(True)
+            leftovers_killed(root)
+            out.append(NodeEvent(NodeEventKind.LOST, str(job2), 1, 0, reason="gone"))
+        return out
+
+    monkeypatch.setattr(provider, "poll", poll_lost)
+    run_until(rec, all_terminal(store, job2))
+    assert store.get(job2).state is S.FAILED

@@ -271,3 +271,30 @@ def test_a_down_job_level_provider_holds_its_pinned_gangs_too() -> None:
     assert d == Hold(
         1, "provider gcp is down since 2026-01-01 12:00:00 UTC", ReasonCode.PROVIDER_DOWN
     )
+
+
+def test_a_cooling_instance_pool_does_not_hide_a_sliced_site_of_another_shape() -> None:
+    """A 2-CPU rank is one instance on AWS but two CPU slots on a local site: the gang's
+    shape comes from the first candidate that can still grow, so once the cheaper AWS
+    offering cools down the job goes to the site (it used to wait for AWS forever)."""
+    from intercloud.providers.base import FreeCapacity
+    from intercloud.specs import load_spec_text
+
+    aws = Offering("aws", "us-east-1", "us-east-1a", "c7g.xlarge", None, 0, vcpus=4,
+                   memory_gib=8, on_demand_price=0.145)  # fmt: skip
+    site = Offering("gcp", "us-central1", "us-central1-a", "local-cpu", None, 0, vcpus=8,
+                    memory_gib=32, on_demand_price=0.15)  # fmt: skip
+    aws_key = ("aws", "us-east-1", "us-east-1a", "c7g.xlarge")
+    site_key = ("gcp", "us-central1", "us-central1-a", "local-cpu")
+    text = "kind: training\nname: c\nresources: {cpus: '2+'}\nrun: 'true'\n"
+    job = PendingJob(1, 0, load_spec_text(text).workload, "default", NOW - 10)
+
+    def one(policy: FleetPolicy) -> FleetDecisions:
+        inputs = SnapshotInputs([aws, site], NOW, {site_key: FreeCapacity(8, 0, 32)}, (), (),
+                                frozenset({"aws"}), frozenset(), None, policy)  # fmt: skip
+        return FleetDecider().decide_fleet([job], inputs)
+
+    first = one(FleetPolicy())
+    assert [p.offering for p in first.capacity if isinstance(p, Provision)] == [aws_key]
+    d = only(one(FleetPolicy(blocks=[block(aws_key)])))
+    assert isinstance(d, Place) and d.placement.provider == "gcp", d

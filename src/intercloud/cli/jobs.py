@@ -166,6 +166,7 @@ def status(
         return
     if job is None:
         _jobs_table(data, "jobs")
+        _failover_lines(client)
         return
     _out(
         f"job {data['id']} '{data['name']}' ({data['kind']}, tenant {data['tenant']}): "
@@ -232,11 +233,22 @@ def cancel(job: JobArg) -> None:
 def queue(as_json: JsonOpt = False) -> None:
     """Jobs not finished yet, with why each one waits."""
     with bad_input_exits():
-        rows = _client().queue()
+        client = _client()
+        rows = client.queue()
     if as_json:
         _out(json.dumps(rows, indent=2))
         return
     _jobs_table(rows, "queued or running")
+    _failover_lines(client)
+
+
+def _failover_lines(client: Any) -> None:
+    """Offerings cooling down and providers down, one line each (nothing when none)."""
+    held = client.failover()
+    for entry in held["down"]:
+        _out(f"down: {entry['text']}")
+    for entry in held["cooling"]:
+        _out(f"cooling: {entry['text']}")
 
 
 @daemon_app.command("start")

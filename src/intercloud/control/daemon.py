@@ -297,13 +297,16 @@ def _start(
     try:
         store_id = store.store_id()
         live = None
+        checkpoint_root: str | None = None
         crash = crashpoint_from_env()
         if providers is None:
             from intercloud.config import load_config
             from intercloud.control.live import LiveCapacity
 
             env = {**os.environ, "INTERCLOUD_HOME": str(home)}
-            live = LiveCapacity(store, load_config(env, home), home, crashpoint=crash)
+            config = load_config(env, home)
+            checkpoint_root = config.checkpoint_dir
+            live = LiveCapacity(store, config, home, crashpoint=crash)
             providers = build_providers(
                 env, store_id=store_id, database=store.name, wrap_async=live.add
             )
@@ -311,6 +314,7 @@ def _start(
                 live = None
             _reconcile_other_stores(env, store_id, store.name)
         reconciler = Reconciler(store, providers, crashpoint=crash)
+        reconciler.ctx.checkpoint_root = checkpoint_root
         if live is not None:
             live.start()
             live.attach(reconciler)

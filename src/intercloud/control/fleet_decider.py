@@ -649,7 +649,10 @@ def _gang(
     ``ordered`` of another shape never join it; those of the same shape do, in the
     planner's order, which for ``ordered`` is the user's); the label the scheduler will
     use and the user's one."""
-    first = feasible[0]
+    # The gang takes the shape of the first candidate that can still grow: one whose
+    # pool cools down after a refusal must not hide the alternatives of another shape
+    # (a sliced local site counts a 2-CPU rank as 2 nodes, an instance as 1).
+    first = next((c for c in feasible if fleet.pools[c.pool].frozen is None), feasible[0])
     d0 = first.demand
     nodes = d0.ranks * fleet.pools[first.pool].nodes_per_rank(d0.cpus_per_node)
     kept = [

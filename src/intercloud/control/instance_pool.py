@@ -191,7 +191,12 @@ class InstancePoolProvider(Provider):
         if inst.state not in (S.RUNNING, S.DRAINING):
             raise ProviderError(f"instance {inst.id} serving node {rank} is {inst.state}")
         try:
-            work = assignment_for(allocation, command, grace_s=self.grace_s)
+            work = assignment_for(
+                allocation,
+                command,
+                checkpoint_dir=command.checkpoint_dir or None,
+                grace_s=self.grace_s,
+            )
         except ValueError as exc:
             raise ProviderError(str(exc)) from None
         rec = self.store.assign(inst.id, job, attempt, rank, work.to_json(), now=self.clock())

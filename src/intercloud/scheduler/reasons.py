@@ -45,6 +45,7 @@ class ReasonCode(StrEnum):
     SPOT_RECLAIMED = "spot_reclaimed"
     NODE_FAILED = "node_failed"
     REGION_LOST = "region_lost"
+    INSTANCE_LOST = "instance_lost"
     RESTART = "restart"
     CANCELLED = "cancelled"
 
@@ -71,6 +72,7 @@ REASON_TEXT: Mapping[ReasonCode, str] = {
     ReasonCode.SPOT_RECLAIMED: "spot capacity reclaimed",
     ReasonCode.NODE_FAILED: "a node of the gang failed",
     ReasonCode.REGION_LOST: "the region was lost",
+    ReasonCode.INSTANCE_LOST: "an instance under the gang ended without intercloud asking",
     ReasonCode.RESTART: "restarting after a failure",
     ReasonCode.CANCELLED: "cancelled",
 }
@@ -84,6 +86,7 @@ REQUEUE_CODES: frozenset[ReasonCode] = frozenset(
         ReasonCode.SPOT_RECLAIMED,
         ReasonCode.REGION_LOST,
         ReasonCode.PROVIDER_DOWN,
+        ReasonCode.INSTANCE_LOST,
     }
 )
 

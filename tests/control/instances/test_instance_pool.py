@@ -248,3 +248,20 @@ def test_release_returns_idle_instances_and_drains_busy_ones(
     j2 = job(store)
     alloc2 = bridge.provision(prov(j2, 1))
     assert alloc2.extra["instances"] == [free.id]
+
+
+def test_a_shared_checkpoint_dir_reaches_the_agent(
+    store: Store, make_step: MakeStep, clock: FakeClock
+) -> None:
+    """The command's checkpoint folder (config ``checkpoint_dir``) is the node's
+    ``INTERCLOUD_CHECKPOINT_DIR``; without one the agent picks a folder of its own."""
+    bridge, _, _, _ = pool_of(store, make_step, clock, count=2)
+    j = job(store)
+    alloc = bridge.provision(prov(j, 2))
+    shared = dataclasses.replace(command(j, 0), checkpoint_dir=f"/mnt/shared/{j}")
+    h0 = bridge.start_node(alloc, shared)
+    h1 = bridge.start_node(alloc, command(j, 1))
+    env0 = Assignment.from_json(inst(store, h0.extra["instance_id"]).assignment or {}).env
+    env1 = Assignment.from_json(inst(store, h1.extra["instance_id"]).assignment or {}).env
+    assert env0["INTERCLOUD_CHECKPOINT_DIR"] == f"/mnt/shared/{j}"
+    assert "INTERCLOUD_CHECKPOINT_DIR" not in env1

@@ -69,3 +69,37 @@ class VmBooter:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{len(self.vms)} of {count} VMs booted: {self.errors}")
             time.sleep(0.1)
+
+
+def main() -> None:
+    """``python tests/providers/aws/vm_booter.py --endpoint URL --cluster ID --root DIR``:
+    boot the cluster's instances on moto until Ctrl-C or SIGTERM (the README's demo),
+    then shut every booted VM down."""
+    import argparse
+    import signal
+
+    import boto3
+
+    parser = argparse.ArgumentParser(description="Boot moto's instances of a cluster here")
+    parser.add_argument("--endpoint", required=True, help="moto's URL")
+    parser.add_argument("--cluster", required=True, help="the aws provider's cluster_id")
+    parser.add_argument("--root", type=Path, required=True, help="folder for the VMs")
+    parser.add_argument("--region", default="us-east-1")
+    args = parser.parse_args()
+    ec2 = boto3.client("ec2", region_name=args.region, endpoint_url=args.endpoint)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # kill: stop the VMs too
+    print(f"booting instances of cluster {args.cluster} under {args.root}", flush=True)
+    with VmBooter(ec2, args.cluster, args.root) as booter:
+        seen = 0
+        try:
+            while True:
+                time.sleep(1)
+                if len(booter.vms) != seen:
+                    seen = len(booter.vms)
+                    print(f"{seen} VM(s) booted: {', '.join(booter.vms)}", flush=True)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

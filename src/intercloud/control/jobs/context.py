@@ -59,6 +59,9 @@ class JobContext:
         #: instance-backed capacity (``control.live``); None: providers of known capacity
         #: only, the fleet decider sizes the others to fit
         self.capacity: CapacitySetup | None = None
+        #: config ``checkpoint_dir``: checkpoints every provider's nodes reach (None:
+        #: each provider keeps them, an instance's die with it)
+        self.checkpoint_root: str | None = None
         self._offerings: dict[str, list[Offering]] = {}  # last good answer per provider
 
     def reset(self) -> None:

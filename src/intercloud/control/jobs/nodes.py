@@ -16,6 +16,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from intercloud.control.job_context import job_env, job_files
@@ -26,11 +27,13 @@ from intercloud.providers.base import (
     NodeAlreadyRunning,
     NodeAlreadyStarted,
     NodeCommand,
+    NodeEvent,
     NodeEventKind,
     NodeHandle,
     Provider,
     ProviderError,
 )
+from intercloud.scheduler.reasons import ReasonCode
 from intercloud.store import NodeRecord, NodeState, WorkloadRecord
 
 log = logging.getLogger("intercloud.control")
@@ -92,7 +95,7 @@ def observe(ctx: JobContext) -> bool:
     """Record every node end the providers report (``exited`` or ``lost``); True if a
     node record changed. Events of jobs that are not ours are ignored."""
     changed = False
-    for provider in ctx.providers.values():
+    for name, provider in ctx.providers.items():
         for ev in provider.poll():
             try:
                 job_id = int(ev.job_id)
@@ -100,6 +103,9 @@ def observe(ctx: JobContext) -> bool:
                 continue  # not one of ours
             key = (job_id, ev.attempt, ev.rank)
             ctx.tracked.discard(key)
+            code = _capacity_loss(ctx, name, ev)
+            if code is not None:
+                changed |= _requeue_for_loss(ctx, job_id, ev, code)
             if ev.kind is NodeEventKind.EXITED:
                 state, reason = NodeState.EXITED, None
             else:
@@ -114,6 +120,43 @@ def observe(ctx: JobContext) -> bool:
             changed |= rec is not None
             ctx.crashpoint("exited")
     return changed
+
+
+def _capacity_loss(ctx: JobContext, provider: str, ev: NodeEvent) -> ReasonCode | None:
+    """The requeue code when ``ev`` says the node's capacity went away rather than the
+    job failing: a provider taking the node back (``PREEMPTED``), or the instance
+    under it ending without our asking (``LOST`` from an instance-backed provider: its
+    instance was terminated from outside or vanished). None: the job's own failure
+    (a ``LOST`` local process, an exit), which the restart policy judges."""
+    if ev.kind is NodeEventKind.PREEMPTED:
+        return ReasonCode.SPOT_RECLAIMED
+    backed = ctx.capacity.instance_backed if ctx.capacity is not None else frozenset()
+    if ev.kind is NodeEventKind.LOST and provider in backed:
+        return ReasonCode.INSTANCE_LOST
+    return None
+
+
+def _requeue_for_loss(ctx: JobContext, job_id: int, ev: NodeEvent, code: ReasonCode) -> bool:
+    """RUNNING/PROVISIONING -> RECOVERING with ``code`` (a requeue code: a new attempt
+    from the last checkpoint, no restart counted), before the node's end is recorded:
+    a loop killed in between finds the code stored and still requeues."""
+    from intercloud.control.states import JobState
+    from intercloud.store import Desired
+
+    w = ctx.store.get(job_id)
+    if (
+        w.attempt != ev.attempt
+        or w.state not in (JobState.RUNNING, JobState.PROVISIONING)
+        or w.desired is Desired.CANCEL
+    ):
+        return False
+    why = f"rank {ev.rank} lost: {ev.reason or ev.kind.value}; requeued from its last checkpoint"
+    rec = ctx.store.transition(
+        w.id, w.state, JobState.RECOVERING, why, expected_version=w.version, reason_code=code
+    )
+    if rec is not None:
+        ctx.crashpoint("recovering")
+    return rec is not None
 
 
 # -- adopt -------------------------------------------------------------------------------
@@ -157,9 +200,17 @@ def reattach(ctx: JobContext, n: NodeRecord) -> int:
 
 # -- start -------------------------------------------------------------------------------
 def command(
-    w: WorkloadRecord, wl: Workload, allocation: Allocation, rank: int, ranks: int
+    w: WorkloadRecord,
+    wl: Workload,
+    allocation: Allocation,
+    rank: int,
+    ranks: int,
+    checkpoint_root: str | None = None,
 ) -> NodeCommand:
-    """What rank ``rank`` of the gang runs."""
+    """What rank ``rank`` of the gang runs. ``checkpoint_root``: the shared folder every
+    provider's nodes reach (config ``checkpoint_dir``); the job checkpoints to
+    ``<root>/<job id>`` on every attempt and provider. None: the provider's own folder
+    (a local one, or the instance's disk, which a lost instance takes with it)."""
     assert isinstance(wl, TrainingJob | BatchJob) and wl.run
     return NodeCommand(
         job_id=str(w.id),
@@ -170,7 +221,7 @@ def command(
         run=wl.run,
         env=job_env(w, wl, allocation, rank, ranks),
         log_dir="",
-        checkpoint_dir="",
+        checkpoint_dir=str(Path(checkpoint_root) / str(w.id)) if checkpoint_root else "",
         **job_files(w, wl),
     )
 
@@ -187,7 +238,9 @@ def launch(
     """Start a claimed node (or adopt the run the provider already has of it)."""
     adopted = False
     try:
-        handle = provider.start_node(allocation, command(w, wl, allocation, rank, ranks))
+        handle = provider.start_node(
+            allocation, command(w, wl, allocation, rank, ranks, ctx.checkpoint_root)
+        )
     except NodeAlreadyStarted as exc:
         if exc.handle is not None:
             handle, adopted = exc.handle, True
