@@ -279,6 +279,7 @@ class SimProvider(AsyncProvider):
 
     def reclaim(self, instance_ids: Iterable[str], code: str = CODE_RECLAIM) -> list[str]:
         """Spot capacity taken back: ``RECLAIMED`` events; the instances end."""
+        self._tick()
         now = self._clock()
         out = []
         for iid in instance_ids:
@@ -294,6 +295,7 @@ class SimProvider(AsyncProvider):
 
     def fail(self, instance_ids: Iterable[str], detail: str = "") -> list[str]:
         """Instances lost (hardware, host retired): ``LOST`` events; they end ``FAILED``."""
+        self._tick()
         now = self._clock()
         out = []
         for iid in instance_ids:
@@ -311,6 +313,7 @@ class SimProvider(AsyncProvider):
         """``region`` (``""``: every region) becomes unreachable: its instances report
         ``IMPAIRED``, its launches in flight fail ``UNAVAILABLE``, new ones are refused.
         Returns the impaired instance ids."""
+        self._tick()
         self._down.add(region)
         now = self._clock()
         out = []

@@ -88,7 +88,7 @@ YEAR_S = 365 * 86_400.0
 _END, _CKPT, _INTERRUPT, _NODE_FAIL, _REPAIR, _SPOT = 1, 2, 3, 4, 5, 6
 _OUT_START, _OUT_END, _POLL, _COOL, _RELEASE, _SAMPLE, _TICK = 7, 8, 9, 10, 11, 12, 13
 # what keeps a run going once every job has arrived (periodic events do not)
-_PROGRESS = frozenset({_END, _CKPT, _INTERRUPT, _REPAIR, _OUT_END, _POLL, _COOL})
+_PROGRESS = frozenset({_END, _CKPT, _INTERRUPT, _REPAIR, _OUT_END, _POLL})
 
 # job status
 _FUTURE, _QUEUED, _RUNNING, _DONE, _REJECTED = 0, 1, 2, 3, 4
