@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from twin_helpers import fleet, random_trace, trace
 
 from intercloud.scheduler.requests import DecisionKind
 from intercloud.twin.engine import TwinConfig, simulate
 from intercloud.twin.failures import FailureModels, JobModel, Outage
-from twin_helpers import fleet, random_trace, trace
 
 H = 3600.0
 TWO_NODES = "{instance_type: p5.48xlarge, pricing: committed, nodes: 2}"

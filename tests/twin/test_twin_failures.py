@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from twin_helpers import fleet, random_trace, trace
 
 from intercloud.twin.engine import TwinConfig, simulate
 from intercloud.twin.failures import FailureModels, JobModel, Outage
 from intercloud.twin.metrics import TwinReport
-from twin_helpers import fleet, random_trace, trace
 
 POOLS = """{instance_type: p5.48xlarge, pricing: committed, nodes: 6}
 {instance_type: p5.48xlarge, pricing: spot, nodes: 6, provision_delay_s: 60}"""
@@ -71,9 +71,9 @@ def test_provider_outage_moves_work_to_the_other_provider() -> None:
 
 
 def test_bad_settings_name_the_field() -> None:
-    with pytest.raises(ValueError, match="failures.node_repair_s"):
+    with pytest.raises(ValueError, match=r"failures\.node_repair_s"):
         FailureModels(node_repair_s=0)
-    with pytest.raises(ValueError, match="jobs.checkpoint_interval_s"):
+    with pytest.raises(ValueError, match=r"jobs\.checkpoint_interval_s"):
         JobModel(checkpoint_interval_s=-1)
-    with pytest.raises(ValueError, match="outage.duration_s"):
+    with pytest.raises(ValueError, match=r"outage\.duration_s"):
         Outage("aws", "", 0, 0)
