@@ -367,11 +367,21 @@ class _Engine:
             self.rec.advance(self.state, until)
             self.now = until
         self.rec.sample(self.state, self.now, len(self.queue))
+        self._in_progress()
         if self.progress is not None:
             self.progress(1.0)
         return self.rec.report(
             self, events=events, wall_s=time.perf_counter() - wall0, no_duration=self.no_duration
         )
+
+    def _in_progress(self) -> None:
+        """Jobs still running at the end: their progress so far is useful work (it is
+        kept while they run on), their restart overhead so far lost."""
+        for j, alloc in sorted(self.state.allocations.items()):
+            elapsed = max(0.0, self.now - self.run_start[j])
+            progress = min(max(0.0, elapsed - self.overhead[j]), self.remaining[j])
+            self.rec.useful(alloc.gpus * progress, alloc.pool)
+            self.rec.lost(alloc.gpus * (elapsed - progress), "restart_overhead")
 
     def _going(self) -> bool:
         """Whether jobs may still arrive or run: periodic processes (failures, samples,
@@ -552,7 +562,8 @@ class _Engine:
             self._plan_outage(o)
         regions = sorted({(s.provider, s.region) for s in self.fleet.pools})
         provs = sorted({s.provider for s in self.fleet.pools})
-        horizon = self.cfg.until_s or max(self.submit[self.order[-1]] - self.t0, 0) + 30 * 86_400
+        last = self.submit[self.order[-1]] - self.t0 if self.n else 0.0
+        horizon = self.cfg.until_s or last + 30 * 86_400
         for rate, places in (
             (fm.region_outages_per_year, regions),
             (fm.provider_outages_per_year, [(p, "") for p in provs]),
