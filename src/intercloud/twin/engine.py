@@ -13,8 +13,9 @@ the first job arrives at the start. Nothing reads the wall clock.
 everything else is a heap of ``(time, seq, kind, a, b)``: job completions, checkpoints,
 job interruptions, node failures and repairs, spot reclaims, outage starts and ends,
 the ``sim`` providers' answers (launches ready or refused), launch cool-downs, idle
-release, samples and scheduling ticks. ``seq`` breaks ties in the order events were
-made, so a run is deterministic for a seed.
+release (``release_idle`` at the ``release_every_s`` steps where an elastic node may
+have been idle ``idle_release_s``), samples and scheduling ticks. ``seq`` breaks ties
+in the order events were made, so a run is deterministic for a seed.
 
 **Scheduling.** The same ``scheduler.core.Scheduler`` as the live loop, unchanged and
 unaware: whenever something changed (an arrival, a completion, a failure, nodes ready),
@@ -282,6 +283,7 @@ class _Engine:
         self._outs: list[Outage] = []
         self._cool: list[tuple[int, ...]] = []
         self.running = 0
+        self.release_at: set[float] = set()
         self.wakeups = 0
         self.launch_seq = 0
         self.poll_at = math.inf
@@ -316,7 +318,6 @@ class _Engine:
         span = max(last_submit - self.t0, 3600.0)
         sample_s = cfg.sample_s or max(60.0, (cfg.until_s or span) / 200)
         self.push(self.t0, _SAMPLE)
-        self.push(self.t0 + cfg.release_every_s, _RELEASE)
         self._arm_failures()
         heap = self.heap
         events = 0
@@ -429,9 +430,8 @@ class _Engine:
         elif kind == _COOL:
             self._cooled(a)
         elif kind == _RELEASE:
+            self.release_at.discard(self.now)
             self._release()
-            if self._going():
-                self.push(self.now + self.cfg.release_every_s, _RELEASE)
 
     def _arrive(self, j: int) -> None:
         t = self.type_col[j]
@@ -498,6 +498,8 @@ class _Engine:
         self.rec.lost(alloc.gpus * self.overhead[j], "restart_overhead")
         self.remaining[j] = 0.0
         self.sched.finished(self.state, j, self.now)
+        if self.state.elastic[alloc.pool]:
+            self._idle_elastic()
         self.status[j] = _DONE
         self.rec.finished(j, self.now, self.submit[j])
         self.changed()
@@ -507,6 +509,8 @@ class _Engine:
         checkpointed progress, count the rest as lost, queue it again."""
         alloc = self.state.evicted.pop(j)
         self.running -= 1
+        if self.state.elastic[alloc.pool]:
+            self._idle_elastic()
         elapsed = max(0.0, self.now - self.run_start[j])
         progress = min(max(0.0, elapsed - self.overhead[j]), self.remaining[j])
         saved = self.jm.saved(progress)
@@ -544,6 +548,9 @@ class _Engine:
         if ok:
             self.state.set_healthy(ok, True)
             self.changed()
+            st = self.state
+            if any(st.elastic[int(st.pool[r])] for r in ok):
+                self._idle_elastic()
 
     def _fail_node(self, node: int, repair_s: float) -> None:
         decisions = self.sched.node_failed(self.state, node, self.now)
@@ -765,6 +772,17 @@ class _Engine:
         # the rows are absent: healthy again for whatever instance takes them later
         st.set_healthy([r for r in rows if self.sick[r] == 0], True)
         self.changed()
+
+    def _idle_elastic(self) -> None:
+        """An elastic node may have gone idle now: ``release_idle`` at the first
+        ``release_every_s`` step once it has been idle ``idle_release_s`` (what calling
+        it every step would do, without the calls that could release nothing)."""
+        cfg = self.cfg
+        k = math.ceil((self.now + cfg.idle_release_s - self.t0) / cfg.release_every_s - 1e-9)
+        t = self.t0 + k * cfg.release_every_s
+        if t not in self.release_at:
+            self.release_at.add(t)
+            self.push(t, _RELEASE)
 
     def _release(self) -> None:
         decisions = self.sched.release_idle(self.state, self.now, self.cfg.idle_release_s)
