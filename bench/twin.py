@@ -142,7 +142,8 @@ def render(rows: list[dict[str, Any]], quick: bool) -> str:
         for r in rows
     )
     prof = "".join(
-        f"\nProfile of the {r['gpus']:,}-GPU case (cProfile, by own time):\n\n```\n"
+        f"\nProfile of the {r['gpus']:,}-GPU case (cProfile, by own time; its wall time in "
+        "the table includes cProfile's overhead):\n\n```\n"
         f"{r['profile']}\n```\n"
         for r in rows
         if "profile" in r
