@@ -36,7 +36,11 @@ def test_run_accounts_for_every_job_and_writes_its_files(tmp_path: Path) -> None
     saved = json.loads((out / "report.json").read_text())
     assert saved["jobs_total"] == rep["jobs_total"]
     assert (out / "series.csv").read_text().startswith("t_s,allocated_gpus")
-    assert "report.json" in (out / "index.html").read_text()
+    page = (out / "index.html").read_text()
+    assert "report.json" in page
+    pytest.importorskip("matplotlib")
+    for png in ("utilization.png", "queue.png", "cost.png", "jct_cdf.png"):
+        assert (out / png).stat().st_size > 1000 and png in page
 
 
 def test_synthetic_scale_up_and_summary() -> None:

@@ -14,7 +14,8 @@ Definitions (``TwinReport`` fields; times in seconds, money in USD):
   times the simulated time; ``utilization_by_provider`` and ``..._by_gpu_type`` the same
   per provider and accelerator.
 - ``queue_delay_*``: first start minus submit, over the jobs that started;
-  ``jct_mean_s``: finish minus submit over completed jobs; ``makespan_s``: the last
+  ``jct_mean_s``: finish minus submit over completed jobs (``jct_quantiles_s``: its 0th,
+  5th, ..., 100th percentiles, the JCT CDF); ``makespan_s``: the last
   completion minus the first arrival.
 - ``cost_usd``: node-hours present times each pool's price (reserved pools: their
   contract's price, paid whether used or not; elastic pools from launch to release),
@@ -79,6 +80,7 @@ class TwinReport:
     queue_delay_p99_s: float
     queue_delay_mean_s: float
     jct_mean_s: float
+    jct_quantiles_s: list[float]
     makespan_s: float
     cost_usd: float
     cost_by_pricing: dict[str, float]
@@ -269,6 +271,7 @@ class Recorder:
             queue_delay_p99_s=pct(99),
             queue_delay_mean_s=float(delay.mean()) if delay.size else math.nan,
             jct_mean_s=float(jct.mean()) if jct.size else math.nan,
+            jct_quantiles_s=(np.percentile(jct, np.arange(0, 101, 5)).tolist() if jct.size else []),
             makespan_s=float(fin[done].max() - self.t0) if jct.size else math.nan,
             cost_usd=float(cost.sum()),
             cost_by_pricing=split([p.pricing.value for p in pools]),

@@ -21,6 +21,7 @@ PLOTS = {
     "utilization.png": "GPU utilisation over time, by provider",
     "queue.png": "Jobs queued and running",
     "cost.png": "Cumulative cost (USD)",
+    "jct_cdf.png": "Job completion time, CDF",
 }
 
 
@@ -84,13 +85,19 @@ def _plots(report: TwinReport, out: Path, provs: list[str]) -> list[Path]:
     ax.plot(days, [s.cost_usd for s in report.series])
     ax.set_ylabel("USD")
     paths.append(_save(fig, ax, out / "cost.png", PLOTS["cost.png"]))
+    if report.jct_quantiles_s:
+        fig, ax = plt.subplots(figsize=(8, 3.2))
+        q = report.jct_quantiles_s
+        ax.plot([x / 3600 for x in q], [i / (len(q) - 1) for i in range(len(q))])
+        ax.set_ylabel("share of completed jobs")
+        paths.append(_save(fig, ax, out / "jct_cdf.png", PLOTS["jct_cdf.png"], "hours"))
     plt.close("all")
     return paths
 
 
-def _save(fig: object, ax: object, path: Path, title: str) -> Path:
+def _save(fig: object, ax: object, path: Path, title: str, xlabel: str = "days") -> Path:
     ax.set_title(title)  # type: ignore[attr-defined]
-    ax.set_xlabel("days")  # type: ignore[attr-defined]
+    ax.set_xlabel(xlabel)  # type: ignore[attr-defined]
     fig.tight_layout()  # type: ignore[attr-defined]
     fig.savefig(path, dpi=110)  # type: ignore[attr-defined]
     return path
