@@ -3,11 +3,12 @@
     .venv/bin/python bench/twin.py [--quick] [--json] [--no-results] [--sizes 10000,50000]
                                    [--days D] [--profile]
 
-Per fleet size: the fleet (``twin.fleets.synthetic_fleet`` with 20
-``synthetic_tenants`` at 10k and 50k GPUs; ``examples/fleets/seed-500k.yaml`` at 500k),
+Per fleet size: the fleet (``examples/fleets/seed-500k.yaml``, at 10k and 50k GPUs with
+every pool, guarantee and budget scaled down: ``fleet_of``),
 a synthetic trace fitted to the Alibaba openb pod list (``twin.synthetic``; 2 jobs per
 fleet GPU per year, i.e. 1M jobs a year at 500k GPUs, offered load 0.9; jobs at most as
-large as the pool at the GPU-weighted median, at most 1,024 GPUs: ``job_cap``), failures on
+large as the pool at the GPU-weighted median, at most 1,024 GPUs and a twentieth of the
+fleet: ``job_cap``), failures on
 (defaults of ``twin.failures``), scheduling every 300 s (a control loop's period). Each
 case simulates ``days`` days (fewer at larger sizes, to stay within a minute on a
 shared 2-core box); "year wall" is the wall time extrapolated to 365 days at the
@@ -26,6 +27,7 @@ import pstats
 import resource
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -51,22 +53,41 @@ DEFAULT_DAYS = {10_000: 30.0, 50_000: 7.0, 500_000: 1.0}
 
 
 def fleet_of(gpus: int, seed: int) -> Fleet:
-    if gpus == 500_000 and SEED_FLEET.exists():
-        return load_fleet(SEED_FLEET)
-    pools, contracts = synthetic_fleet(gpus, seed)
-    tenants = synthetic_tenants(20, seed, pools)
-    return Fleet(f"synthetic-{gpus}", "bench", tuple(pools), tuple(contracts), tuple(tenants), None)
+    """The seed fleet scaled to ``gpus`` (every pool's nodes times the same factor, in
+    whole NVLink domains, at least one); without the seed file, ``synthetic_fleet``."""
+    if not SEED_FLEET.exists():
+        pools, contracts = synthetic_fleet(gpus, seed)
+        tenants = synthetic_tenants(20, seed, pools)
+        return Fleet(
+            f"synthetic-{gpus}", "bench", tuple(pools), tuple(contracts), tuple(tenants), None
+        )
+    seed_fleet = load_fleet(SEED_FLEET)
+    if gpus == seed_fleet.gpus:
+        return seed_fleet
+    f = gpus / seed_fleet.gpus
+    pools = []
+    for p in seed_fleet.pools:
+        d = max(1, p.nodes_per_domain)
+        pools.append(replace(p, max_nodes=max(d, round(p.max_nodes * f / d) * d)))
+    tenants = tuple(
+        replace(t, guaranteed_gpus={k: round(v * f) for k, v in t.guaranteed_gpus.items()},
+                monthly_budget_usd=None if t.monthly_budget_usd is None
+                else t.monthly_budget_usd * f)
+        for t in seed_fleet.tenants
+    )  # fmt: skip
+    return replace(seed_fleet, name=f"seed-500k x {f:g}", pools=tuple(pools), tenants=tenants)
 
 
 def job_cap(fleet: Fleet) -> int:
     """Gangs never span pools: the largest job is the pool size at the GPU-weighted
-    median (half the fleet's GPUs are in pools at least that large), in whole 8s."""
+    median (half the fleet's GPUs are in pools at least that large), at most 1,024 GPUs
+    and a twentieth of the fleet, in whole 8s."""
     sizes = sorted((p.max_gpus for p in fleet.pools if p.max_gpus), reverse=True)
     half, acc = sum(sizes) / 2, 0
     for g in sizes:
         acc += g
         if acc >= half:
-            return max(8, min(g, 1024) // 8 * 8)
+            return max(8, min(g, 1024, fleet.gpus // 20) // 8 * 8)
     return 8
 
 

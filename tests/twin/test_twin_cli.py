@@ -91,3 +91,19 @@ def test_empty_trace_is_one_line(tmp_path: Path) -> None:
     empty.write_text("submit_time,duration,gpus\n")
     code, _, stderr = invoke(SMALL, "--trace", str(empty))
     assert code == 2 and "no jobs" in stderr
+
+
+def test_compare_two_runs(tmp_path: Path) -> None:
+    base = [SMALL, "--trace", str(FIX / "philly_small.csv"), "--format", "philly",
+            "--jobs", "60", "--days", "2"]  # fmt: skip
+    for name, fail in (("on", "on"), ("off", "off")):
+        code, out, _ = invoke(*base, "--failures", fail, "--out", str(tmp_path / name))
+        assert code == 0, out
+    r = CliRunner().invoke(app, ["twin", "compare", str(tmp_path / "on"), str(tmp_path / "off"),
+                                 "--json"])  # fmt: skip
+    assert r.exit_code == 0, r.stdout
+    rows = {x["field"]: x for x in json.loads(r.stdout)}
+    assert rows["jobs_total"]["a"] == rows["jobs_total"]["b"] == 60
+    assert rows["jobs_total"]["change"] == 0.0
+    bad = CliRunner().invoke(app, ["twin", "compare", str(tmp_path / "on"), str(tmp_path)])
+    assert bad.exit_code == 2 and "no such report" in bad.stderr

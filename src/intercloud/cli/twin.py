@@ -161,3 +161,58 @@ def _print_summary(report: object, synthetic: object, out: Path | None) -> None:
     console.print(table)
     if out is not None:
         console.print(f"written to {out}/ (report.json, series.csv, index.html)")
+
+
+@twin_app.command("compare")
+def compare(
+    a: Annotated[Path, typer.Argument(metavar="A", help="A run folder (or its report.json).")],
+    b: Annotated[Path, typer.Argument(metavar="B", help="Another run folder (or report.json).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show two runs' headline figures side by side, with B's change from A."""
+    with bad_input_exits():
+        ra, rb = _load_report(a), _load_report(b)
+    from intercloud.twin.report_files import SUMMARY
+
+    rows: list[tuple[str, str, object, object, float | None]] = []
+    for key, label in SUMMARY:
+        va, vb = ra.get(key), rb.get(key)
+        change = None
+        if isinstance(va, int | float) and isinstance(vb, int | float) and va:
+            change = (vb - va) / abs(va)
+        rows.append((key, label, va, vb, change))
+    if as_json:
+        keys = ("field", "label", "a", "b", "change")
+        sys.stdout.write(json.dumps([dict(zip(keys, r, strict=True)) for r in rows]) + "\n")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{a} vs {b}")
+    for col in ("", "A", "B", "B vs A"):
+        table.add_column(col, justify="left" if not col else "right")
+    for _, label, va, vb, change in rows:
+        ch = "" if change is None else f"{100 * change:+.1f}%"
+        table.add_row(label, _num(va), _num(vb), ch)
+    Console().print(table)
+
+
+def _num(v: object) -> str:
+    if isinstance(v, float):
+        return f"{v:.3f}" if abs(v) < 10 else f"{v:,.0f}"
+    return "-" if v is None else f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def _load_report(path: Path) -> dict[str, object]:
+    """A run's report.json (``path`` is the run folder or the file): ValueError naming
+    the file when it is missing or not a report."""
+    f = path / "report.json" if path.is_dir() else path
+    if not f.exists():
+        raise ValueError(f"{f}: no such report (run intercloud twin run --out DIR first)")
+    try:
+        data = json.loads(f.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{f}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, dict) or "jobs_total" not in data:
+        raise ValueError(f"{f}: not a twin report (no jobs_total)")
+    return data

@@ -71,6 +71,7 @@ from intercloud.providers.contract import InstanceEventKind, InstanceState, Laun
 from intercloud.providers.sim import SimCapacity, SimClock, SimProvider
 from intercloud.scheduler.core import Scheduler
 from intercloud.scheduler.cost.pool_cost import PoolCosts
+from intercloud.scheduler.fleet.pools import PoolSpec
 from intercloud.scheduler.fleet.state import FleetState
 from intercloud.scheduler.requests import Decision, DecisionKind, GangRequest
 from intercloud.scheduler.tenancy import TenantLedger
@@ -200,14 +201,13 @@ def sim_providers(fleet: Fleet, clock: SimClock, cfg: TwinConfig) -> dict[str, S
     }
 
 
-def gpu_capacity(pools: Sequence[object]) -> dict[str, int]:
-    """GPUs per accelerator the fleet could run (every pool at its quota)."""
+def gpu_capacity(pools: Sequence[PoolSpec]) -> dict[str, int]:
+    """GPUs per accelerator the fleet could run (every pool at its quota): the tenant
+    ledger's capacity, as ``control.snapshot.gpu_capacity`` computes it."""
     out: dict[str, int] = {}
     for p in pools:
-        acc = getattr(p, "accelerator", None)
-        g = int(getattr(p, "max_gpus", 0))
-        if acc and g:
-            out[acc] = out.get(acc, 0) + g
+        if p.accelerator and p.max_gpus:
+            out[p.accelerator] = out.get(p.accelerator, 0) + p.max_gpus
     return out
 
 
