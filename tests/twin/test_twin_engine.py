@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
+import numpy as np
 import pytest
 from twin_helpers import fleet, random_trace, trace
 
@@ -148,3 +150,23 @@ def test_progress_is_reported() -> None:
         progress=seen.append,
     )  # fmt: skip
     assert seen and seen[-1] == 1.0
+
+
+def test_cpu_jobs_typed_gpus_and_unknown_durations() -> None:
+    """A CPU job runs on a CPU node, a job naming a GPU type the fleet has gets it, a
+    job naming one it lacks goes to the fleet's families, a job without a duration
+    runs ``default_duration_s``."""
+    f = fleet(
+        """{instance_type: p5.48xlarge, pricing: committed, nodes: 1}
+        {instance_type: m7i.8xlarge, pricing: committed, nodes: 1}"""
+    )
+    tr = trace([(0, H, 0), (0, H, 8), (0, float("nan"), 4)])
+    tr = replace(tr, gpu_type=np.array([-1, 0, 1], dtype=np.int32), gpu_type_names=("H100", "TPU"))
+    cfg = TwinConfig(failures=FailureModels.off(), jobs=JobModel(default_duration_s=2 * H))
+    res = simulate(f, tr, cfg, keep_decisions=True)
+    r = res.report
+    assert (r.jobs_completed, r.jobs_no_duration) == (3, 1)
+    placed = {d.job_id: f.pools[d.pool].accelerator for _, d in res.decisions if d.pool >= 0}
+    assert placed == {0: None, 1: "H100", 2: "H100"}
+    # the 4-GPU job waits for the 8-GPU one (one node), then runs its default 2 h
+    assert r.makespan_s == pytest.approx(3 * H)
