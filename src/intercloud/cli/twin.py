@@ -16,11 +16,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from intercloud.cli.errors import bad_input_exits, fail
+
+if TYPE_CHECKING:
+    from intercloud.twin.failures import FailureModels
 
 twin_app = typer.Typer(
     help="The digital twin: run a job trace on a simulated fleet with the real scheduler.",
@@ -50,6 +53,14 @@ def run(
     failures: Annotated[
         str, typer.Option("--failures", metavar="on|off", help="Failure models on or off.")
     ] = "on",
+    spot_trace: Annotated[
+        Path | None,
+        typer.Option(
+            "--spot-trace",
+            metavar="PATH",
+            help="Spot reclaim rate from preemption traces (a JSON file or a folder of them).",
+        ),
+    ] = None,
     tick: Annotated[
         float,
         typer.Option("--tick", metavar="S", help="Scheduling period in seconds (0: every change)."),
@@ -72,7 +83,19 @@ def run(
     if tick < 0:
         raise fail(f"--tick: must be >= 0, got {tick}")
     with bad_input_exits():
-        _run(fleet_file, trace, fmt, jobs, load, days, seed, failures == "on", tick, as_json, out)
+        fm = _failures(failures == "on", spot_trace)
+        _run(fleet_file, trace, fmt, jobs, load, days, seed, fm, tick, as_json, out)
+
+
+def _failures(on: bool, spot_trace: Path | None) -> FailureModels:
+    from intercloud.twin.failures import FailureModels
+    from intercloud.twin.spot_traces import spot_reclaim_rate
+
+    fm = FailureModels() if on else FailureModels.off()
+    if spot_trace is not None and on:
+        rate = spot_reclaim_rate(spot_trace)
+        fm = fm.with_(spot_reclaims_per_node_day=rate.per_node_day)
+    return fm
 
 
 def _run(
@@ -83,7 +106,7 @@ def _run(
     load: float,
     days: float | None,
     seed: int,
-    failures_on: bool,
+    failures: FailureModels,
     tick: float,
     as_json: bool,
     out: Path | None,
@@ -92,7 +115,6 @@ def _run(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from intercloud.twin.engine import TwinConfig, simulate
-    from intercloud.twin.failures import FailureModels
     from intercloud.twin.fleet_spec import load_fleet
     from intercloud.twin.traces.base import formats
     from intercloud.twin.traces.columns import read_columns
@@ -116,7 +138,7 @@ def _run(
         seed=seed,
         until_s=None if days is None else days * 86_400.0,
         tick_s=tick,
-        failures=FailureModels() if failures_on else FailureModels.off(),
+        failures=failures,
     )
     err = Console(stderr=True)
     with Progress(
