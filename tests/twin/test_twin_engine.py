@@ -12,6 +12,7 @@ from twin_helpers import fleet, random_trace, trace
 from intercloud.scheduler.requests import DecisionKind
 from intercloud.twin.engine import TwinConfig, simulate
 from intercloud.twin.failures import FailureModels, JobModel, Outage
+from intercloud.twin.fleet_spec import Fleet
 
 H = 3600.0
 TWO_NODES = "{instance_type: p5.48xlarge, pricing: committed, nodes: 2}"
@@ -170,3 +171,33 @@ def test_cpu_jobs_typed_gpus_and_unknown_durations() -> None:
     assert placed == {0: None, 1: "H100", 2: "H100"}
     # the 4-GPU job waits for the 8-GPU one (one node), then runs its default 2 h
     assert r.makespan_s == pytest.approx(3 * H)
+
+
+def test_reserved_capacity_lives_only_inside_its_contract() -> None:
+    """A reserved pool whose one-day contract ends under a two-day job: the job is
+    evicted after a day (the 3 h since its 21 h checkpoint lost) and nothing is left to
+    run it; the pool is paid for one day. A pool whose contract starts a day after the
+    run does is not used before."""
+
+    def one_pool(name: str, start: str, end: str) -> Fleet:
+        return fleet(
+            f"{{instance_type: p5.48xlarge, pricing: reserved, nodes: 1, contract: {name}}}",
+            f"contracts:\n  - {{name: {name}, provider: aws, start: {start}, end: {end}, "
+            "usd_per_node_hour: 10}",
+        )
+
+    f = one_pool("short", "2026-01-01", "2026-01-02")
+    cfg = TwinConfig(failures=FailureModels.off(), jobs=JobModel(checkpoint_interval_s=7 * H),
+                     stall_wakeups=0)  # fmt: skip
+    r = simulate(f, trace([(0, 48 * H, 8)]), cfg).report
+    assert r.evictions == {"contract_ended": 1}
+    assert (r.jobs_completed, r.jobs_unfinished) == (0, 1)
+    assert r.lost_gpu_hours_by_cause == pytest.approx({"contract_ended": 8 * 3.0})
+    assert r.gpu_hours_useful == pytest.approx(8 * 21.0)
+    assert r.cost_usd == pytest.approx(24 * 10.0)
+    late = one_pool("late", "2026-01-02", "2026-02-01")
+    day1 = replace(cfg, start_s=late.contracts[0].start.timestamp() - 86_400)
+    res = simulate(late, trace([(0, H, 8)]), day1, keep_decisions=True)
+    assert res.report.jobs_completed == 1
+    placed = [t for t, d in res.decisions if d.kind is DecisionKind.PLACE]
+    assert placed == [pytest.approx(res.decisions[0][0] + 24 * H)]

@@ -40,6 +40,11 @@ per-pool provisioning delays); reserved and committed nodes exist from the start
 instead of being instances in the store. Elastic (on-demand and spot) pools start
 empty and grow only through the ``sim`` provider.
 
+**Contracts.** A reserved pool exists only inside its contract's window, as the
+snapshot builder drops ended contracts: its rows are absent before the start and
+removed at the end, the jobs on them evicted (cause ``contract_ended``), so it is paid
+for only while the contract runs.
+
 **Provisioning.** Rows the core provisions stay failed (unhealthy) until the
 provider reports their instances RUNNING (with the default delays, the pool's own
 ``provision_delay_s``, exactly when the core expects them); a refused launch keeps its
@@ -72,7 +77,7 @@ from intercloud.providers.sim import SimCapacity, SimClock, SimProvider
 from intercloud.scheduler.core import Scheduler
 from intercloud.scheduler.cost.pool_cost import PoolCosts
 from intercloud.scheduler.fleet.pools import PoolSpec
-from intercloud.scheduler.fleet.state import FleetState
+from intercloud.scheduler.fleet.state import FREE, FleetState
 from intercloud.scheduler.requests import Decision, DecisionKind, GangRequest
 from intercloud.scheduler.tenancy import TenantLedger
 from intercloud.twin.failures import FailureModels, JobModel, Outage
@@ -89,8 +94,10 @@ YEAR_S = 365 * 86_400.0
 # event kinds (ints: the heap compares tuples)
 _END, _CKPT, _INTERRUPT, _NODE_FAIL, _REPAIR, _SPOT = 1, 2, 3, 4, 5, 6
 _OUT_START, _OUT_END, _POLL, _COOL, _RELEASE, _SAMPLE, _TICK = 7, 8, 9, 10, 11, 12, 13
+_CONTRACT_START, _CONTRACT_END = 14, 15
+
 # what keeps a run going once every job has arrived (periodic events do not)
-_PROGRESS = frozenset({_END, _CKPT, _INTERRUPT, _REPAIR, _OUT_END, _POLL})
+_PROGRESS = frozenset({_END, _CKPT, _INTERRUPT, _REPAIR, _OUT_END, _POLL, _CONTRACT_START})
 
 # job status
 _FUTURE, _QUEUED, _RUNNING, _DONE, _REJECTED = 0, 1, 2, 3, 4
@@ -318,6 +325,7 @@ class _Engine:
         span = max(last_submit - self.t0, 3600.0)
         sample_s = cfg.sample_s or max(60.0, (cfg.until_s or span) / 200)
         self.push(self.t0, _SAMPLE)
+        self._arm_contracts()
         self._arm_failures()
         heap = self.heap
         events = 0
@@ -329,6 +337,8 @@ class _Engine:
             t = min(ta, th, self.poll_at)
             if t == math.inf or t > until:
                 break
+            if self.ai >= self.n and not self.queue and not self.running:
+                break  # every job has ended
             if not self._going() and not self.dirty and not self.launches:
                 if self.queue and self.wakeups < cfg.stall_wakeups:
                     # jobs wait on something the heap does not hold (a budget's month
@@ -429,6 +439,12 @@ class _Engine:
             self._poll()
         elif kind == _COOL:
             self._cooled(a)
+        elif kind == _CONTRACT_START:
+            rows = self.state.absent_rows(a)
+            self.state.provision_rows(a, rows, self.now)
+            self.changed()
+        elif kind == _CONTRACT_END:
+            self._contract_ended(a)
         elif kind == _RELEASE:
             self.release_at.discard(self.now)
             self._release()
@@ -557,6 +573,30 @@ class _Engine:
         self._sicken([node])
         self._evicted(decisions, "node_failure")
         self.push(self.now + repair_s, _REPAIR, node)
+        self.changed()
+
+    def _arm_contracts(self) -> None:
+        """Reserved pools exist only inside their contract's window (as the snapshot
+        builder drops ended contracts): absent before it starts, gone when it ends."""
+        windows = {c.name: (c.start.timestamp(), c.end.timestamp()) for c in self.fleet.contracts}
+        st = self.state
+        for p, spec in enumerate(st.pools):
+            w = windows.get(spec.contract or "") if spec.pricing is PricingKind.RESERVED else None
+            if w is None:
+                continue
+            start, end = w
+            if start > self.t0:
+                st.remove_nodes(list(st.pool_rows(p)))
+                self.push(start, _CONTRACT_START, p)
+            self.push(max(end, self.t0), _CONTRACT_END, p)
+
+    def _contract_ended(self, p: int) -> None:
+        st = self.state
+        rows = [r for r in st.pool_rows(p) if st.present[r]]
+        for r in rows:
+            if st.job[r] != FREE:
+                self._evicted(self.sched.node_failed(st, r, self.now), "contract_ended")
+        st.remove_nodes(rows)
         self.changed()
 
     def _arm_failures(self) -> None:
