@@ -201,3 +201,25 @@ def test_reserved_capacity_lives_only_inside_its_contract() -> None:
     assert res.report.jobs_completed == 1
     placed = [t for t, d in res.decisions if d.kind is DecisionKind.PLACE]
     assert placed == [pytest.approx(res.decisions[0][0] + 24 * H)]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("tick_s", -1.0), ("until_s", 0.0), ("cloud_capacity", 0.0), ("launch_cooldown_s", 0.0)],
+)
+def test_bad_config_names_the_field(field: str, value: float) -> None:
+    with pytest.raises(ValueError, match=field):
+        TwinConfig(**{field: value})  # type: ignore[arg-type]
+
+
+def test_cloud_short_of_the_quota_refuses_launches_typed() -> None:
+    """The provider can supply only half the pool's quota: launches beyond it are
+    refused for capacity (retried after each cool-down), the job that needed one waits
+    for the first to finish."""
+    od = "{instance_type: p5.48xlarge, pricing: on_demand, nodes: 2, provision_delay_s: 60}"
+    cfg = TwinConfig(failures=FailureModels.off(), cloud_capacity=0.5)
+    r = simulate(fleet(od), trace([(0, H, 8), (0, H, 8)]), cfg).report
+    refused = r.launch_failures.get("capacity", 0)
+    assert 1 <= refused <= H / cfg.launch_cooldown_s + 2
+    assert r.jobs_completed == 2
+    assert r.makespan_s >= 2 * H
