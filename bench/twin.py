@@ -9,7 +9,8 @@ a synthetic trace fitted to the Alibaba openb pod list (``twin.synthetic``; 2 jo
 fleet GPU per year, i.e. 1M jobs a year at 500k GPUs, offered load 0.9; jobs at most as
 large as the pool at the GPU-weighted median, at most 1,024 GPUs and a twentieth of the
 fleet: ``job_cap``), failures on
-(defaults of ``twin.failures``), scheduling every 300 s (a control loop's period). Each
+(defaults of ``twin.failures``), fair-share queue order, scheduling every 300 s (a control
+loop's period). Each
 case simulates ``days`` days (fewer at larger sizes, to stay within a minute on a
 shared 2-core box); "year wall" is the wall time extrapolated to 365 days at the
 measured simulated-days per second (the fleet fills in the first days, so the
@@ -101,7 +102,7 @@ def run_case(gpus: int, days: float, seed: int, fit: TraceFit, profile: bool) ->
     )
     trace = generate(fit, target, seed).columns
     build_s = time.perf_counter() - t
-    cfg = TwinConfig(seed=seed, until_s=days * 86_400, tick_s=TICK_S)
+    cfg = TwinConfig(seed=seed, until_s=days * 86_400, tick_s=TICK_S, queue_order="fair_share")
     prof = cProfile.Profile() if profile else None
     t = time.perf_counter()
     if prof is not None:

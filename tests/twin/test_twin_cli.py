@@ -47,6 +47,7 @@ def test_synthetic_scale_up_and_summary() -> None:
     code, stdout, _ = invoke(
         SMALL, "--trace", str(FIX / "philly_small.csv"), "--format", "philly",
         "--jobs", "200", "--load", "0.7", "--days", "5", "--tick", "60", "--failures", "off",
+        "--queue-order", "fair_share",
     )  # fmt: skip
     assert code == 0, stdout
     assert "mean utilisation" in stdout and "offered load (synthetic)" in stdout
@@ -69,6 +70,7 @@ def test_same_seed_same_report() -> None:
         (["--trace", str(FIX / "philly_small.csv"), "--format", "nope"], "--format"),
         (["--trace", str(FIX / "philly_small.csv"), "--failures", "maybe"], "--failures"),
         (["--trace", str(FIX / "philly_small.csv"), "--jobs", "0"], "--jobs"),
+        (["--trace", str(FIX / "philly_small.csv"), "--queue-order", "x"], "--queue-order"),
     ],
 )
 def test_bad_input_is_one_line(args: list[str], message: str) -> None:

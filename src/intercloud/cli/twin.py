@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -61,6 +62,10 @@ def run(
             help="Spot reclaim rate from preemption traces (a JSON file or a folder of them).",
         ),
     ] = None,
+    queue_order: Annotated[
+        str,
+        typer.Option("--queue-order", metavar="NAME", help="priority, fair_share or fifo."),
+    ] = "priority",
     tick: Annotated[
         float,
         typer.Option("--tick", metavar="S", help="Scheduling period in seconds (0: every change)."),
@@ -84,7 +89,8 @@ def run(
         raise fail(f"--tick: must be >= 0, got {tick}")
     with bad_input_exits():
         fm = _failures(failures == "on", spot_trace)
-        _run(fleet_file, trace, fmt, jobs, load, days, seed, fm, tick, as_json, out)
+        opts = _Opts(jobs, load, days, seed, fm, tick, queue_order, as_json, out)
+        _run(fleet_file, trace, fmt, opts)
 
 
 def _failures(on: bool, spot_trace: Path | None) -> FailureModels:
@@ -98,19 +104,20 @@ def _failures(on: bool, spot_trace: Path | None) -> FailureModels:
     return fm
 
 
-def _run(
-    fleet_file: Path,
-    trace_file: Path,
-    fmt: str,
-    jobs: int | None,
-    load: float,
-    days: float | None,
-    seed: int,
-    failures: FailureModels,
-    tick: float,
-    as_json: bool,
-    out: Path | None,
-) -> None:
+@dataclass(frozen=True, slots=True)
+class _Opts:
+    jobs: int | None
+    load: float
+    days: float | None
+    seed: int
+    failures: FailureModels
+    tick: float
+    queue_order: str
+    as_json: bool
+    out: Path | None
+
+
+def _run(fleet_file: Path, trace_file: Path, fmt: str, o: _Opts) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -121,6 +128,13 @@ def _run(
 
     if fmt not in formats():
         raise fail(f"--format: unknown trace format {fmt!r} (known: {', '.join(formats())})")
+    from intercloud.scheduler.queue_order import get_policy
+
+    try:
+        get_policy(o.queue_order)
+    except KeyError as exc:
+        raise fail(f"--queue-order: {exc.args[0]}") from None
+    jobs, load, days, seed, out = o.jobs, o.load, o.days, o.seed, o.out
     fleet = load_fleet(fleet_file)
     cols = read_columns(trace_file, fmt)
     if len(cols) == 0:
@@ -137,8 +151,9 @@ def _run(
     cfg = TwinConfig(
         seed=seed,
         until_s=None if days is None else days * 86_400.0,
-        tick_s=tick,
-        failures=failures,
+        tick_s=o.tick,
+        queue_order=o.queue_order,
+        failures=o.failures,
     )
     err = Console(stderr=True)
     with Progress(
@@ -155,7 +170,7 @@ def _run(
         why = plots_available()
         if why is not None:
             err.print(f"no plots: {why}")
-    if as_json:
+    if o.as_json:
         data = json.loads(report.to_json())
         data.pop("series", None)
         if synthetic is not None:

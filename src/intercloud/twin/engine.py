@@ -30,15 +30,19 @@ them. Provider events enter through the core's own entry points: ``spot_reclaime
 
 **What is shared with the live loop, and what is not.** Shared: the scheduler core
 and every policy in it; ``FleetState``, ``PoolCosts(pools, contracts)``, the
-diversification caps and the ``TenantLedger`` (the same constructors the snapshot
-builder, ``control.snapshot.build_snapshot``, ends with); the asynchronous provider
+diversification caps and the ``TenantLedger`` (the same constructors, with the same
+defaults, that the snapshot builder, ``control.snapshot.build_snapshot``, and
+``control.tenancy.build_ledger`` end with); the asynchronous provider
 contract (``SimProvider``, polled with ``poll`` and ``lookup(request_id)``). Not
 shared: ``build_snapshot``'s first half, which maps provider offerings and the store's
 instance rows to pools. The fleet file already gives pools (``PoolSpec``), and that
 mapping would lose what the file says per pool (separate on-demand and spot quotas,
 per-pool provisioning delays); reserved and committed nodes exist from the start
 instead of being instances in the store. Elastic (on-demand and spot) pools start
-empty and grow only through the ``sim`` provider.
+empty and grow only through the ``sim`` provider. The live loop builds a new
+``Scheduler`` and ledger every cycle (the ledger replays the running jobs); the twin
+keeps one of each for the run, so the ledger's decayed usage of ended jobs carries
+over (the core's memos are exact: they never change a decision).
 
 **Contracts.** A reserved pool exists only inside its contract's window, as the
 snapshot builder drops ended contracts: its rows are absent before the start and
@@ -105,8 +109,9 @@ _FUTURE, _QUEUED, _RUNNING, _DONE, _REJECTED = 0, 1, 2, 3, 4
 
 @dataclass(frozen=True, slots=True)
 class TwinConfig:
-    """How a run goes. ``until_s``: stop this long after the start (None: when every
-    job has finished or can no longer start). ``tick_s``: scheduling period (0: after
+    """How a run goes. ``queue_order``: a ``scheduler/queue_order`` name (the live
+    loop's default, ``priority``, unless said otherwise). ``until_s``: stop this long
+    after the start (None: when every job has finished or can no longer start). ``tick_s``: scheduling period (0: after
     every instant with a change). ``sample_s``: time-series step (None: about 200
     samples). ``refuse_probability``: the ``sim`` providers' random stock-outs.
     ``cloud_capacity``: the share of each elastic pool's quota its provider can
@@ -118,7 +123,7 @@ class TwinConfig:
     start_s: float | None = None
     until_s: float | None = None
     tick_s: float = 0.0
-    queue_order: str = "fair_share"
+    queue_order: str = "priority"
     preemption: bool = True
     backfill: bool = True
     cost_plan: bool = True
