@@ -111,8 +111,8 @@ _FUTURE, _QUEUED, _RUNNING, _DONE, _REJECTED = 0, 1, 2, 3, 4
 class TwinConfig:
     """How a run goes. ``queue_order``: a ``scheduler/queue_order`` name (the live
     loop's default, ``priority``, unless said otherwise). ``until_s``: stop this long
-    after the start (None: when every job has finished or can no longer start). ``tick_s``: scheduling period (0: after
-    every instant with a change). ``sample_s``: time-series step (None: about 200
+    after the start (None: when every job has finished or can no longer start).
+    ``tick_s``: scheduling period (0: after every instant with a change). ``sample_s``: time-series step (None: about 200
     samples). ``refuse_probability``: the ``sim`` providers' random stock-outs.
     ``cloud_capacity``: the share of each elastic pool's quota its provider can
     actually supply (1.0: all). ``stall_wakeups``: once nothing runs and nothing is
