@@ -109,15 +109,17 @@ _FUTURE, _QUEUED, _RUNNING, _DONE, _REJECTED = 0, 1, 2, 3, 4
 
 @dataclass(frozen=True, slots=True)
 class TwinConfig:
-    """How a run goes. ``queue_order``: a ``scheduler/queue_order`` name (the live
-    loop's default, ``priority``, unless said otherwise). ``until_s``: stop this long
-    after the start (None: when every job has finished or can no longer start).
-    ``tick_s``: scheduling period (0: after every instant with a change). ``sample_s``: time-series step (None: about 200
-    samples). ``refuse_probability``: the ``sim`` providers' random stock-outs.
-    ``cloud_capacity``: the share of each elastic pool's quota its provider can
-    actually supply (1.0: all). ``stall_wakeups``: once nothing runs and nothing is
-    due, jobs still queued are tried once a day this many times (a monthly budget
-    rolling over), then the run ends with them unfinished."""
+    """How a run goes.
+
+    ``queue_order``: a ``scheduler/queue_order`` name (default the live loop's,
+    ``priority``). ``until_s``: stop this long after the start (None: when every job has
+    finished or can no longer start). ``tick_s``: scheduling period (0: after every
+    instant with a change). ``sample_s``: time-series step (None: about 200 samples).
+    ``refuse_probability``: the ``sim`` providers' random stock-outs.
+    ``cloud_capacity``: the share of each elastic pool's quota its provider can actually
+    supply (1.0: all). ``stall_wakeups``: once nothing runs and nothing is due, jobs
+    still queued are tried once a day this many times (a monthly budget rolling over),
+    then the run ends with them unfinished."""
 
     seed: int = 0
     start_s: float | None = None
