@@ -255,6 +255,9 @@ def _register_job_commands() -> None:
     from intercloud.cli.tenants import tenants_app
 
     app.add_typer(tenants_app, name="tenants")
+    from intercloud.cli.twin import twin_app
+
+    app.add_typer(twin_app, name="twin")
     from intercloud.cli.check import check
 
     app.command()(check)
