@@ -45,7 +45,8 @@ _GPUS = (("H100", "p5.48xlarge", 98.0), ("A100", "p4d.24xlarge", 33.0))
 
 
 def bench_offerings(regions: int = 5) -> list[Offering]:
-    """``regions`` regions (at most 6) x 2 zones x {H100:8, A100:8}: ``4 * regions`` offerings."""
+    """``regions`` regions (at most 6) x 2 zones x {H100:8, A100:8}: ``4 * regions``
+    offerings; zone b costs 0.5 USD/h more than zone a, a later region 1 USD/h more."""
     out = []
     for r in range(regions):
         region = _REGIONS[r]
@@ -53,7 +54,7 @@ def bench_offerings(regions: int = 5) -> list[Offering]:
             for acc, itype, price in _GPUS:
                 out.append(
                     Offering(PROVIDER, region, f"{region}{z}", itype, acc, 8, vcpus=192,
-                             memory_gib=2048, on_demand_price=price + r)  # fmt: skip
+                             memory_gib=2048, on_demand_price=price + r + (z == "b") / 2)  # fmt: skip
                 )
     return out
 
