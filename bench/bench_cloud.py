@@ -59,7 +59,6 @@ class BenchCloud:
         return out
 
 
-
 class BenchProvider(AsyncProvider):
     """The loop's client of ``cloud`` (module docstring)."""
 

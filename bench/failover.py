@@ -7,13 +7,13 @@ The live loop (``live_fleet.live_loop``: the daemon's wiring, fleet scheduler wi
 provisioning on) over the bench cloud (``bench_cloud``: an in-memory ``AsyncProvider``
 standing in for AWS, whose launches reach the cloud at the next ``observe`` and run at
 once, so only the control plane is timed) with eight offerings in two regions; the
-cheapest one for the job (us-east-1a p5.48xlarge) refuses every launch for capacity. A 4-node H100:8 gang is
-submitted and the loop is stepped back to back. Measured from the start of the step
-that observes the refusal (instance FAILED, offering cooling down) to the end of the
-step after which the job is RUNNING on the next offering (us-east-2a: the planner's
-alternatives are one per region and instance type, so the other zone of us-east-1 is
-not one): seconds and steps. The store is SQLite in a temporary folder (the daemon's default) and PostgreSQL
-when it answers.
+cheapest one for the job (us-east-1a p5.48xlarge) refuses every launch for capacity.
+A 4-node H100:8 gang is submitted and the loop is stepped back to back. Measured from
+the start of the step that observes the refusal (instance FAILED, offering cooling
+down) to the end of the step after which the job is RUNNING on the next offering,
+us-east-2a (the planner's alternatives are one per region and instance type, so the
+other zone of us-east-1 is not one): seconds and steps. The store is SQLite in a
+temporary folder (the daemon's default) and PostgreSQL when it answers.
 """
 
 from __future__ import annotations
@@ -31,12 +31,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_cloud import BenchCloud
-from live_fleet import PROVIDER, bench_offerings, live_loop
-
 from intercloud.control.states import JobState
 from intercloud.providers.contract import FailureKind
 from intercloud.store import open_store
 from intercloud.store.testing import postgres_unavailable, temporary_postgres_database
+from live_fleet import PROVIDER, bench_offerings, live_loop
 
 __all__ = ["bench_failover"]
 

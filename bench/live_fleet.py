@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from bench_cloud import BenchCloud, BenchProvider
 
+from bench_cloud import BenchCloud, BenchProvider
 from intercloud.config import IntercloudConfig, PoolsConfig
 from intercloud.control.fleet_decider import FleetDecider
 from intercloud.control.live import LiveCapacity
@@ -53,8 +53,17 @@ def bench_offerings(regions: int = 5) -> list[Offering]:
         for z in "ab":
             for acc, itype, price in _GPUS:
                 out.append(
-                    Offering(PROVIDER, region, f"{region}{z}", itype, acc, 8, vcpus=192,
-                             memory_gib=2048, on_demand_price=price + r + (z == "b") / 2)  # fmt: skip
+                    Offering(
+                        PROVIDER,
+                        region,
+                        f"{region}{z}",
+                        itype,
+                        acc,
+                        8,
+                        vcpus=192,
+                        memory_gib=2048,
+                        on_demand_price=price + r + (z == "b") / 2,
+                    )
                 )
     return out
 
@@ -120,7 +129,7 @@ def build_fleet_store(
     """Fill ``store`` (module docstring); returns the counts made."""
     offerings = list(cloud.sells)
     per_pool = jobs_per + 3 * gangs_per
-    loop, live = live_loop(store, cloud, home, max_instances=per_pool)
+    loop, _live = live_loop(store, cloud, home, max_instances=per_pool)
     templates: list[tuple[Offering, int, int]] = []  # offering, one-node job, gang
     ids: list[int] = []
     for k, o in enumerate(offerings):
@@ -135,7 +144,7 @@ def build_fleet_store(
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         cloner = _Cloner(conn, cloud)
-        for o, one, three in templates:
+        for _o, one, three in templates:
             cloner.clone(one, jobs_per - 1)
             cloner.clone(three, gangs_per - 1)
         made["running_jobs"] = len(ids) + cloner.jobs
@@ -148,10 +157,21 @@ def build_fleet_store(
     for i in range(pending):
         text = pending_spec(f"queued-{i}", rng)
         rows.append(
-            {**base, "name": f"queued-{i}", "spec_text": text, "state": JobState.PENDING.value,
-             "attempt": 0, "placement": None, "reason": None, "reason_code": None,
-             "version": 1, "submission": None, "priority": 0,
-             "max_restarts": 0, "id": None}  # fmt: skip
+            {
+                **base,
+                "name": f"queued-{i}",
+                "spec_text": text,
+                "state": JobState.PENDING.value,
+                "attempt": 0,
+                "placement": None,
+                "reason": None,
+                "reason_code": None,
+                "version": 1,
+                "submission": None,
+                "priority": 0,
+                "max_restarts": 0,
+                "id": None,
+            }
         )
     with engine.begin() as conn:
         for r in rows:
@@ -160,7 +180,6 @@ def build_fleet_store(
     engine.dispose()
     made["pending_jobs"] = pending
     return made
-
 
 
 class _Cloner:
@@ -226,8 +245,10 @@ class _Cloner:
             for model in (WorkloadModel, InstanceModel):
                 t = model.__tablename__
                 self.conn.execute(
-                    sa.text(f"SELECT setval(pg_get_serial_sequence('{t}', 'id'), "
-                            f"(SELECT max(id) FROM {t}))")  # fmt: skip
+                    sa.text(
+                        f"SELECT setval(pg_get_serial_sequence('{t}', 'id'), "
+                        f"(SELECT max(id) FROM {t}))"
+                    )
                 )
 
 

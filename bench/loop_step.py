@@ -31,11 +31,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_cloud import BenchCloud
-from live_fleet import bench_offerings, build_fleet_store, live_loop
-
 from intercloud.control.reconciler import Reconciler
 from intercloud.store import open_store
 from intercloud.store.testing import postgres_unavailable, temporary_postgres_database
+from live_fleet import bench_offerings, build_fleet_store, live_loop
 
 __all__ = ["bench_loop_step"]
 

@@ -44,7 +44,7 @@ class RowCache(Generic[R]):
         self._decode = decode
         self._key_of = key_of
         self._max_rows = max_rows
-        self._by_id: dict[int, R] = {}
+        self._by_id: dict[int, tuple[tuple[Any, ...], R]] = {}  # id -> (key, record)
 
     def read(
         self,
@@ -61,19 +61,20 @@ class RowCache(Generic[R]):
         need: list[int] = []
         for row in rows:
             ident = row[0]
-            rec = by_id.get(ident)
-            if rec is not None and key_of(rec) == tuple(row[1:]):
-                got[ident] = rec
+            hit = by_id.get(ident)
+            if hit is not None and hit[0] == tuple(row[1:]):
+                got[ident] = hit[1]
             else:
                 need.append(ident)
-        fresh: dict[int, R] = {}
+        fresh: dict[int, tuple[tuple[Any, ...], R]] = {}
         for i in range(0, len(need), _CHUNK):
             for r in conn.execute(full(need[i : i + _CHUNK])).mappings():
-                fresh[r["id"]] = self._decode(r)
+                rec = self._decode(r)
+                fresh[r["id"]] = (key_of(rec), rec)
+                got[r["id"]] = rec
         if fresh:
             if len(by_id) + len(fresh) > self._max_rows:
                 by_id.clear()
             by_id.update(fresh)
-            got.update(fresh)
         # a row deleted between the two queries is left out
         return [got[row[0]] for row in rows if row[0] in got]
