@@ -193,9 +193,10 @@ def render(res: dict[str, Any]) -> str:
         g = res["gang"]
         lines += [
             "",
-            "`intercloud run --detach` to all 4 ranks of a gang running (daemon up; AWS = moto, "
-            "each VM booting its own user-data and enrolling its agent; first AWS run launches "
-            "the 4 instances, later ones reuse them idle):",
+            "`intercloud run --detach` to all 4 ranks of a gang running, local then AWS in one "
+            "daemon (the first local run starts it; AWS = moto, each VM booting its own "
+            "user-data and enrolling its agent; the first AWS run launches the 4 instances, "
+            "later ones reuse them idle):",
             "",
             "| provider | first run s | later runs median s |",
             "|---|---|---|",

@@ -4,14 +4,15 @@
     .venv/bin/python bench/gang_start.py [--runs 2]
 
 Each run spawns ``intercloud run SPEC --detach`` (a new process; the very first run
-starts the daemon, the others find it up) and waits until every one of the gang's 4 nodes has written ``time.time()`` to a stamp
-file, first thing; the figure is the last stamp minus the spawn time. AWS: moto's EC2
-server on loopback (started here), ``config.yaml`` enabling ``aws`` against it, and the
-tests' VM-boot harness (``tests/providers/aws/vm_booter.py``) booting each instance's
-own user-data on this machine, so its node agent enrols with the daemon and runs its
-rank: the real path of CLI, daemon, fleet scheduler (provisioning 4 instances), instance
-step, bridge, agent server and agent. The first AWS run launches the instances (cold:
-boot and enrolment included); the next ones reuse the idle ones (warm).
+starts the daemon, the others find it up) and waits until every one of the gang's 4
+nodes has written ``time.time()`` to a stamp file, first thing; the figure is the last
+stamp minus the spawn time. AWS: moto's EC2 server on loopback (started here),
+``config.yaml`` enabling ``aws`` against it, and the tests' VM-boot harness
+(``tests/providers/aws/vm_booter.py``) booting each instance's own user-data on this
+machine, so its node agent enrols with the daemon and runs its rank: the real path of
+CLI, daemon, fleet scheduler (provisioning 4 instances), instance step, bridge, agent
+server and agent. The first AWS run launches the instances (cold: boot and enrolment
+included); the next ones reuse the idle ones (warm).
 """
 
 from __future__ import annotations
