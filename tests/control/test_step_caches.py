@@ -89,3 +89,27 @@ def test_a_placement_is_decoded_again_when_the_record_changes(store: Store) -> N
     assert w2 is not None and ctx.placement(w2).ranks == 3
     ctx.forget_inactive(set())
     assert not ctx.placements
+
+
+def test_holding_jobs_are_rebuilt_when_their_record_changes(store: Store) -> None:
+    from intercloud.control.decide import PlannerDecider
+    from intercloud.control.jobs.pending import holding
+
+    ctx = JobContext(
+        store, {}, clock=lambda: 0.0, crashpoint=lambda _n: None, decider=PlannerDecider(),
+        retry_backoff_s=(0.0, 0.0), wall_clock=lambda: NOW,
+    )  # fmt: skip
+    j = store.submit("training", "j", "run: x\nresources: {cpus: 1+}\n")
+    placed = {"provider": "local", "region": "local", "zone": "", "instance_type": "cpu",
+              "ranks": 1}  # fmt: skip
+    w = store.transition(j, "PENDING", "PLACING", "placing", placement=placed, attempt=1)
+    assert w is not None
+    (first,) = holding(ctx)
+    (again,) = holding(ctx)
+    assert again is first and first.placement == placed and not first.preemptible
+    w2 = store.set_fields(j, w.version, placement={**placed, "ranks": 2})
+    assert w2 is not None
+    (now,) = holding(ctx)
+    assert now is not first and now.placement["ranks"] == 2
+    assert store.transition(j, "PLACING", "FAILED", "gone", expected_version=w2.version)
+    assert holding(ctx) == [] and ctx.holding == {}

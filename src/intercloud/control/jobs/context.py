@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from intercloud.control.crashpoints import Crashpoint
-from intercloud.control.decide import Decider
+from intercloud.control.decide import Decider, RunningJob
 from intercloud.model import JobPlacement, Offering, Workload
 from intercloud.providers.base import FreeCapacity, OfferingKey, Provider, ProviderError
 from intercloud.store import NodeRecord, Store, WorkloadRecord
@@ -56,6 +56,9 @@ class JobContext:
         self.workloads: dict[int, Workload | str] = {}
         #: job id -> (the record's version, its stored placement decoded): ``placement``
         self.placements: dict[int, tuple[int, JobPlacement]] = {}
+        #: job id -> (its record, its ``RunningJob``) as ``pending.holding`` last built
+        #: it; replaced whole by every call, so it never outlives one step
+        self.holding: dict[int, tuple[WorkloadRecord, RunningJob]] = {}
         self.retry_at: dict[int, float] = {}
         self.retries: dict[int, int] = {}
         #: instance-backed capacity (``control.live``); None: providers of known capacity
@@ -68,6 +71,7 @@ class JobContext:
         self.tracked.clear()
         self.workloads.clear()
         self.placements.clear()
+        self.holding = {}
         self.retry_at.clear()
         self.retries.clear()
 
