@@ -62,3 +62,10 @@ def test_workloads_are_read_again_when_their_version_moves(store: Store) -> None
     assert w is not None
     (now,) = store.list_workloads()
     assert now.reason == "full" and now.version == w.version
+
+
+def test_many_changed_rows_are_fetched_in_chunks(store: Store) -> None:
+    made = store.request_instances("big", 2_000, OFFER, PricingKind.ON_DEMAND, 1.0)
+    got = store.instances()
+    assert [r.id for r in got] == sorted(r.id for r in made) and len(got) == 2_000
+    assert store.instances(states=[S.REQUESTED])[1_500] is got[1_500]

@@ -25,8 +25,8 @@ __all__ = ["RowCache"]
 
 R = TypeVar("R")
 
-#: Ids fetched per full query (bound parameters stay far below every driver's limit).
-_CHUNK = 5_000
+#: Ids fetched per full query (below SQLite's oldest limit of 999 bound parameters).
+_CHUNK = 900
 
 
 class RowCache(Generic[R]):
