@@ -108,6 +108,7 @@ from intercloud.providers.base import FreeCapacity, OfferingKey
 from intercloud.providers.contract import InstanceState
 from intercloud.scheduler import reasons
 from intercloud.scheduler.core import Scheduler
+from intercloud.scheduler.planner import Planner
 from intercloud.scheduler.reasons import Reason, ReasonCode
 from intercloud.scheduler.requests import DecisionKind, GangRequest
 from intercloud.store.records import InstanceRecord
@@ -234,6 +235,8 @@ class FleetDecider(PlannerCache):
         self.queue_policy = queue_policy
         self.preemption = preemption
         self.backfill = backfill
+        # job id -> (workload, planner, enabled, its plan): ``_plans_for``
+        self._plans: dict[int, tuple[object, object, tuple[str, ...], Any]] = {}
         super().__init__()
 
     def decide(
@@ -271,8 +274,9 @@ class FleetDecider(PlannerCache):
         queue: list[GangRequest] = []
         cands: dict[int, list[_Cand]] = {}
         labels: dict[int, tuple[str, str]] = {}
+        plans = self._plans_for(pending, planner, enabled)
         for job in pending:
-            planned = plan_or_reject(job, planner, enabled)
+            planned = plans[job.job_id]
             if isinstance(planned, Reject):
                 out.append(planned)
                 continue
@@ -331,6 +335,28 @@ class FleetDecider(PlannerCache):
             self._capacity(inputs, fleet, scheduler, capacity)
         requeue = requeue_on_down(inputs.running, inputs.policy.down)
         return FleetDecisions(out, capacity, requeue)
+
+    def _plans_for(
+        self, pending: Sequence[PendingJob], planner: Planner | None, enabled: list[str]
+    ) -> dict[int, tuple[TrainingJob | BatchJob, list[Placement]] | Reject]:
+        """``plan_or_reject`` of every pending job, reusing the last cycle's result for a
+        job whose workload object, planner (offerings) and enabled providers are the
+        same: a plan is a pure function of those, and the loop keeps one parsed workload
+        per job. Only the jobs of this call are kept."""
+        names = tuple(enabled)
+        last = self._plans
+        plans: dict[int, tuple[TrainingJob | BatchJob, list[Placement]] | Reject] = {}
+        kept: dict[int, tuple[object, object, tuple[str, ...], Any]] = {}
+        for job in pending:
+            hit = last.get(job.job_id)
+            if hit is not None and hit[0] is job.workload and hit[1] is planner and hit[2] == names:
+                planned = hit[3]
+            else:
+                planned = plan_or_reject(job, planner, enabled)
+            plans[job.job_id] = planned
+            kept[job.job_id] = (job.workload, planner, names, planned)
+        self._plans = kept
+        return plans
 
     def _cycle(
         self,

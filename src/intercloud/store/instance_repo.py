@@ -22,6 +22,7 @@ from intercloud.model import PricingKind
 from intercloud.providers.contract import InstanceState
 from intercloud.store.errors import InvalidRequest
 from intercloud.store.records import AssignmentState, EventRecord, InstanceRecord
+from intercloud.store.row_cache import RowCache
 from intercloud.store.tables import EventModel, InstanceModel
 
 if TYPE_CHECKING:
@@ -60,6 +61,32 @@ def instance_from_row(row: RowMapping) -> InstanceRecord:
     return InstanceRecord(**d)
 
 
+#: What says an instance row changed (``RowCache``): its version, plus the columns a
+#: writer may change without bumping it (heartbeats set ``heartbeat_at`` and ``address``;
+#: state, binding and assignment are compared too, so a direct write is seen).
+_KEY_COLUMNS = (
+    IM.version,
+    IM.state,
+    IM.workload_id,
+    IM.assignment_state,
+    IM.heartbeat_at,
+    IM.address,
+)
+
+
+def _instance_key(rec: InstanceRecord) -> tuple[Any, ...]:
+    a = rec.assignment_state
+    return (
+        rec.version, rec.state, rec.workload_id, None if a is None else a.value,
+        rec.heartbeat_at, rec.address,
+    )  # fmt: skip
+
+
+def instance_row_cache() -> RowCache[InstanceRecord]:
+    """The cache ``Store.instances`` reads through (one per store)."""
+    return RowCache(instance_from_row, _instance_key)
+
+
 def _check_instance_fields(fields: Mapping[str, Any]) -> None:
     unknown = set(fields) - INSTANCE_FIELDS
     if unknown:
@@ -75,6 +102,7 @@ class InstanceStoreMixin:
 
     if TYPE_CHECKING:
         _db: Database
+        _instance_rows: RowCache[InstanceRecord]
 
         def _now(self, now: datetime | None) -> datetime: ...
 
@@ -105,8 +133,9 @@ class InstanceStoreMixin:
         bound: bool | None = None,
     ) -> list[InstanceRecord]:
         """Instances (by id), filtered by any of: states, provider, the workload they
-        serve, their launch request, whether they serve a job node (``bound``)."""
-        stmt = sa.select(IM)
+        serve, their launch request, whether they serve a job node (``bound``). Rows
+        unchanged since an earlier call are not decoded again (``row_cache``)."""
+        stmt = sa.select(IM.id, *_KEY_COLUMNS)
         if states is not None:
             stmt = stmt.where(IM.state.in_([InstanceState(s).value for s in states]))
         if provider is not None:
@@ -118,7 +147,9 @@ class InstanceStoreMixin:
         if bound is not None:
             stmt = stmt.where(IM.workload_id.is_not(None) if bound else IM.workload_id.is_(None))
         with self._db.read() as conn:
-            return [instance_from_row(r) for r in conn.execute(stmt.order_by(IM.id)).mappings()]
+            return self._instance_rows.read(
+                conn, stmt.order_by(IM.id), lambda ids: sa.select(IM).where(IM.id.in_(ids))
+            )
 
     def get_instance(self, instance_id: int) -> InstanceRecord | None:
         """The instance, or None when there is no such row."""

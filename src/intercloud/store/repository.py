@@ -37,7 +37,7 @@ from intercloud.store.errors import (
     UnknownWorkload,
 )
 from intercloud.store.health_repo import HealthRepo
-from intercloud.store.instance_repo import InstanceStoreMixin
+from intercloud.store.instance_repo import InstanceStoreMixin, instance_row_cache
 from intercloud.store.lease_repo import LeaseRepo
 from intercloud.store.records import (
     LIVE_NODE_STATES,
@@ -52,6 +52,7 @@ from intercloud.store.records import (
     WorkloadKind,
     WorkloadRecord,
 )
+from intercloud.store.row_cache import RowCache
 from intercloud.store.tables import (
     AttemptModel,
     EventModel,
@@ -230,6 +231,10 @@ def _workload(row: RowMapping) -> WorkloadRecord:
     )
 
 
+def _workload_key(rec: WorkloadRecord) -> tuple[Any, ...]:
+    return (rec.version,)
+
+
 def _reason_code(value: str | None) -> ReasonCode | None:
     """The stored code; None for none, or one a newer version wrote that this one does
     not know (its words are still in ``reason``)."""
@@ -255,6 +260,15 @@ def _event_data(fields: Mapping[str, Any], code: ReasonCode | None) -> dict[str,
 
 def _node(row: RowMapping) -> NodeRecord:
     return NodeRecord(**{**row, "state": NodeState(row["state"])})
+
+
+#: What says a node row changed (nodes have no version): every write moves its state
+#: (starting -> running -> an end) and sets these columns with it.
+_NODE_KEY_COLUMNS = (N.state, N.host, N.pid, N.start_time, N.exit_code, N.ended_at)
+
+
+def _node_row_key(rec: NodeRecord) -> tuple[Any, ...]:
+    return (rec.state.value, rec.host, rec.pid, rec.start_time, rec.exit_code, rec.ended_at)
 
 
 def _attempt(row: RowMapping) -> AttemptRecord:
@@ -297,6 +311,10 @@ class Store(InstanceStoreMixin, AgentRepository, HealthRepo, ApiRepo, LeaseRepo)
         self._clock = clock or utc_now
         self._tenant_ids: dict[str, int] = {}
         self._store_id: str | None = None
+        # bulk reads decode only the rows changed since the last one (``row_cache``)
+        self._instance_rows = instance_row_cache()
+        self._workload_rows: RowCache[WorkloadRecord] = RowCache(_workload, _workload_key)
+        self._node_rows: RowCache[NodeRecord] = RowCache(_node, _node_row_key)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -574,8 +592,13 @@ class Store(InstanceStoreMixin, AgentRepository, HealthRepo, ApiRepo, LeaseRepo)
         desired: Desired | str | None = None,
     ) -> list[WorkloadRecord]:
         """Workloads by id, optionally only those in ``states``, of ``tenant``, or with
-        ``desired``."""
-        stmt = _SELECT_WORKLOAD.order_by(W.id)
+        ``desired``. Rows unchanged since an earlier call (same version: every write
+        bumps it) are not decoded again (``row_cache``)."""
+        stmt = (
+            sa.select(W.id, W.version)
+            .join(TenantModel, TenantModel.id == W.tenant_id)
+            .order_by(W.id)
+        )
         if states is not None:
             stmt = stmt.where(W.state.in_([JobState(s).value for s in states]))
         if tenant is not None:
@@ -583,7 +606,9 @@ class Store(InstanceStoreMixin, AgentRepository, HealthRepo, ApiRepo, LeaseRepo)
         if desired is not None:
             stmt = stmt.where(W.desired == Desired(desired).value)
         with self._db.read() as conn:
-            return [_workload(r) for r in conn.execute(stmt).mappings()]
+            return self._workload_rows.read(
+                conn, stmt, lambda ids: _SELECT_WORKLOAD.where(W.id.in_(ids))
+            )
 
     def transition(
         self,
@@ -872,14 +897,15 @@ class Store(InstanceStoreMixin, AgentRepository, HealthRepo, ApiRepo, LeaseRepo)
 
     def live_nodes(self) -> list[NodeRecord]:
         """Every node in ``starting`` or ``running``, of every workload (what a restarted
-        control loop must adopt or clean up), by workload, attempt, rank."""
+        control loop must adopt or clean up), by workload, attempt, rank. Rows unchanged
+        since an earlier call are not decoded again (``row_cache``)."""
         stmt = (
-            sa.select(N)
+            sa.select(N.id, *_NODE_KEY_COLUMNS)
             .where(N.state.in_([s.value for s in LIVE_NODE_STATES]))
             .order_by(N.workload_id, N.attempt, N.rank)
         )
         with self._db.read() as conn:
-            return [_node(r) for r in conn.execute(stmt).mappings()]
+            return self._node_rows.read(conn, stmt, lambda ids: sa.select(N).where(N.id.in_(ids)))
 
     def _node(self, conn: Connection, workload_id: int, attempt: int, rank: int) -> NodeRecord:
         stmt = sa.select(N).where(*_node_key(workload_id, attempt, rank))

@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from intercloud.control.crashpoints import Crashpoint
-from intercloud.control.decide import Decider
-from intercloud.model import Offering, Workload
+from intercloud.control.decide import Decider, RunningJob
+from intercloud.model import JobPlacement, Offering, Workload
 from intercloud.providers.base import FreeCapacity, OfferingKey, Provider, ProviderError
 from intercloud.store import NodeRecord, Store, WorkloadRecord
 
@@ -54,6 +54,11 @@ class JobContext:
         self.wall_clock = wall_clock
         self.tracked: set[NodeKey] = set()
         self.workloads: dict[int, Workload | str] = {}
+        #: job id -> (the record's version, its stored placement decoded): ``placement``
+        self.placements: dict[int, tuple[int, JobPlacement]] = {}
+        #: job id -> (its record, its ``RunningJob``) as ``pending.holding`` last built
+        #: it; replaced whole by every call, so it never outlives one step
+        self.holding: dict[int, tuple[WorkloadRecord, RunningJob]] = {}
         self.retry_at: dict[int, float] = {}
         self.retries: dict[int, int] = {}
         #: instance-backed capacity (``control.live``); None: providers of known capacity
@@ -68,14 +73,26 @@ class JobContext:
         """Forget every cache (a recovering loop rebuilds them)."""
         self.tracked.clear()
         self.workloads.clear()
+        self.placements.clear()
+        self.holding = {}
         self.retry_at.clear()
         self.retries.clear()
 
     def forget_inactive(self, active: set[int]) -> None:
         """Drop the per-job caches of jobs that are no longer active."""
-        for cache in (self.workloads, self.retry_at, self.retries):
+        for cache in (self.workloads, self.placements, self.retry_at, self.retries):
             for job_id in [j for j in cache if j not in active]:
                 del cache[job_id]
+
+    def placement(self, w: WorkloadRecord) -> JobPlacement:
+        """``allocation.job_placement(w)``, decoded once per version of the record (a
+        placement changes only with the record, and every write bumps the version)."""
+        hit = self.placements.get(w.id)
+        if hit is not None and hit[0] == w.version:
+            return hit[1]
+        jp = JobPlacement.from_stored(w.placement or {})
+        self.placements[w.id] = (w.version, jp)
+        return jp
 
     def workload(self, w: WorkloadRecord) -> Workload | str:
         """The job's parsed spec (cached), or why it does not parse."""

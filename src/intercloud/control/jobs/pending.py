@@ -171,10 +171,18 @@ def _apply_place(ctx: JobContext, w: WorkloadRecord, d: Place) -> bool:
 def holding(ctx: JobContext) -> list[RunningJob]:
     """The jobs holding capacity, as the store says now (read again: jobs may have
     finished earlier in this step). Only RUNNING jobs not being cancelled may be
-    preempted."""
+    preempted. A job whose record is the same object as last step's (the store's bulk
+    reads hand back unchanged rows as the same record) keeps its ``RunningJob``."""
     out = []
+    last = ctx.holding
+    ctx.holding = now = {}
     for w in ctx.store.list_workloads(states=HOLDING):
         if not w.placement or w.attempt < 1:
+            continue
+        hit = last.get(w.id)
+        if hit is not None and hit[0] is w:
+            now[w.id] = hit
+            out.append(hit[1])
             continue
         wl = ctx.workload(w)
         hours = wl.duration_hours if not isinstance(wl, str) else None
@@ -189,6 +197,7 @@ def holding(ctx: JobContext) -> list[RunningJob]:
                 preemptible=w.state is S.RUNNING and w.desired is not Desired.CANCEL,
             )
         )
+        now[w.id] = (w, out[-1])
     return out
 
 

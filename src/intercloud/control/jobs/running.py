@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from intercloud.control.jobs.allocation import job_placement, release
+from intercloud.control.jobs.allocation import release
 from intercloud.control.jobs.context import JobContext
 from intercloud.control.jobs.nodes import outcome
 from intercloud.control.jobs.recovering import fail
@@ -18,7 +18,7 @@ S = JobState
 def handle(ctx: JobContext, w: WorkloadRecord, live: Sequence[NodeRecord]) -> bool:
     """The RUNNING handler (``JobHandler``): nothing to do while every rank of the
     attempt is live; else decide from the attempt's node records."""
-    ranks = job_placement(w).ranks
+    ranks = ctx.placement(w).ranks
     if sum(1 for n in live if n.attempt == w.attempt) >= ranks:
         return False
     out = outcome(ctx.store.nodes(w.id, w.attempt), ranks)

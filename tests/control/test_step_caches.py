@@ -1,0 +1,115 @@
+"""What the live loop keeps across steps to stay fast: the fleet decider's plans per job
+and the jobs' decoded placements. Each is reused only while what it was computed from
+is the same, and the decisions are those of a fresh computation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from snapshot_helpers import AWS, AWS_KEY, BACKED, GCP, NOW, SPOT, block, gpu_job
+
+from intercloud.control import fleet_decider
+from intercloud.control.decide import Provision
+from intercloud.control.fleet_decider import FleetDecider
+from intercloud.control.jobs.context import JobContext
+from intercloud.control.snapshot import FleetPolicy, SnapshotInputs
+from intercloud.store import Store, open_store
+
+
+@pytest.fixture
+def planned(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The job ids ``plan_or_reject`` was called for, in order."""
+    calls: list[int] = []
+    real = fleet_decider.plan_or_reject
+
+    def counting(job: Any, *args: Any) -> Any:
+        calls.append(job.job_id)
+        return real(job, *args)
+
+    monkeypatch.setattr(fleet_decider, "plan_or_reject", counting)
+    return calls
+
+
+def _inputs(offerings: list[Any], policy: FleetPolicy | None = None) -> SnapshotInputs:
+    return SnapshotInputs(offerings, NOW, None, (), (), BACKED, SPOT, None, policy or FleetPolicy())
+
+
+def test_a_jobs_plan_is_reused_while_its_workload_and_offerings_stay(planned: list[int]) -> None:
+    d = FleetDecider()
+    jobs = [gpu_job(1), gpu_job(2, nodes=2)]
+    first = d.decide_fleet(jobs, _inputs([AWS, GCP]))
+    again = d.decide_fleet(jobs, _inputs([AWS, GCP]))
+    assert planned == [1, 2]  # planned once each
+    assert again.jobs == first.jobs
+    assert [(c.offering, c.count) for c in again.capacity if isinstance(c, Provision)] == [
+        (c.offering, c.count) for c in first.capacity if isinstance(c, Provision)
+    ]
+    # the snapshot is not cached: a cool-down of the chosen offering moves the gang
+    chosen = {c.offering for c in first.capacity if isinstance(c, Provision) and c.for_job == 1}
+    cooled = FleetPolicy(blocks=[block(key) for key in chosen])
+    moved = d.decide_fleet(jobs[:1], _inputs([AWS, GCP], cooled))
+    assert {c.offering for c in moved.capacity if isinstance(c, Provision)} - chosen
+    assert planned == [1, 2]
+
+
+def test_new_offerings_or_a_new_workload_plan_again(planned: list[int]) -> None:
+    d = FleetDecider()
+    d.decide_fleet([gpu_job(1)], _inputs([AWS, GCP]))
+    out = d.decide_fleet([gpu_job(1)], _inputs([AWS, GCP]))  # a new parse of job 1
+    assert planned == [1, 1]
+    out = d.decide_fleet([gpu_job(1)], _inputs([AWS]))
+    assert planned == [1, 1, 1]
+    assert {c.offering for c in out.capacity if isinstance(c, Provision)} == {AWS_KEY}
+
+
+@pytest.fixture
+def store(tmp_path: Any) -> Iterator[Store]:
+    s = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    yield s
+    s.close()
+
+
+def test_a_placement_is_decoded_again_when_the_record_changes(store: Store) -> None:
+    from intercloud.control.decide import PlannerDecider
+
+    ctx = JobContext(
+        store, {}, clock=lambda: 0.0, crashpoint=lambda _n: None, decider=PlannerDecider(),
+        retry_backoff_s=(0.0, 0.0), wall_clock=lambda: NOW,
+    )  # fmt: skip
+    j = store.submit("training", "j", "run: x\n")
+    stored = {"provider": "aws", "region": "us-east-1", "zone": "us-east-1a",
+              "instance_type": "p5.48xlarge", "ranks": 2}  # fmt: skip
+    w = store.set_fields(j, store.get(j).version, placement=stored)
+    assert w is not None
+    first = ctx.placement(w)
+    assert first.ranks == 2 and ctx.placement(w) is first
+    w2 = store.set_fields(j, w.version, placement={**stored, "ranks": 3})
+    assert w2 is not None and ctx.placement(w2).ranks == 3
+    ctx.forget_inactive(set())
+    assert not ctx.placements
+
+
+def test_holding_jobs_are_rebuilt_when_their_record_changes(store: Store) -> None:
+    from intercloud.control.decide import PlannerDecider
+    from intercloud.control.jobs.pending import holding
+
+    ctx = JobContext(
+        store, {}, clock=lambda: 0.0, crashpoint=lambda _n: None, decider=PlannerDecider(),
+        retry_backoff_s=(0.0, 0.0), wall_clock=lambda: NOW,
+    )  # fmt: skip
+    j = store.submit("training", "j", "run: x\nresources: {cpus: 1+}\n")
+    placed = {"provider": "local", "region": "local", "zone": "", "instance_type": "cpu",
+              "ranks": 1}  # fmt: skip
+    w = store.transition(j, "PENDING", "PLACING", "placing", placement=placed, attempt=1)
+    assert w is not None
+    (first,) = holding(ctx)
+    (again,) = holding(ctx)
+    assert again is first and first.placement == placed and not first.preemptible
+    w2 = store.set_fields(j, w.version, placement={**placed, "ranks": 2})
+    assert w2 is not None
+    (now,) = holding(ctx)
+    assert now is not first and now.placement["ranks"] == 2
+    assert store.transition(j, "PLACING", "FAILED", "gone", expected_version=w2.version)
+    assert holding(ctx) == [] and ctx.holding == {}
