@@ -10,9 +10,9 @@ once, so only the control plane is timed) with eight offerings in two regions; t
 cheapest one for the job (us-east-1a p5.48xlarge) refuses every launch for capacity.
 A 4-node H100:8 gang is submitted and the loop is stepped back to back. Measured from
 the start of the step that observes the refusal (instance FAILED, offering cooling
-down) to the end of the step after which the job is RUNNING on the next offering,
-us-east-2a (the planner's alternatives are one per region and instance type, so the
-other zone of us-east-1 is not one): seconds and steps. The store is SQLite in a
+down) to the end of the step after which the job is RUNNING on the next offering (the
+same type in the region's other zone, us-east-1b: the fleet decider offers a planned
+placement's sibling zones): seconds and steps. The store is SQLite in a
 temporary folder (the daemon's default) and PostgreSQL when it answers.
 """
 
