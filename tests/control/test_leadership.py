@@ -134,3 +134,14 @@ def test_failed_recovery_is_retried_before_any_step(lease_store: Store, clocks: 
         a.leads()
     assert not a.leading
     assert a.leads() and len(calls) == 2
+
+
+def test_a_bad_ttl_is_one_line_naming_the_setting() -> None:
+    from intercloud import settings
+
+    assert settings.leader_ttl_s({}) == 10.0
+    assert settings.leader_ttl_s({"INTERCLOUD_LEADER_TTL": "2.5"}) == 2.5
+    for bad in ("0", "-1", "soon", "nan", "7200"):
+        with pytest.raises(settings.SettingError, match="INTERCLOUD_LEADER_TTL") as exc:
+            settings.check_all({"INTERCLOUD_LEADER_TTL": bad})
+        assert "\n" not in str(exc.value)
