@@ -157,3 +157,36 @@ def test_sigkill_leader_standby_takes_over_no_loss_no_double_run(
         assert daemon_status(pids[standby])["pid"] == standby
     finally:
         store.close()
+
+
+def test_a_daemon_restarted_on_its_home_leads_at_once(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The home's lock proves its previous daemon dead: its lease is let go at once,
+    not after its time to live (30 s here)."""
+    monkeypatch.setenv("INTERCLOUD_LOCAL_CPUS", "8")
+    monkeypatch.setenv("INTERCLOUD_LEADER_TTL", "30")
+    monkeypatch.delenv("INTERCLOUD_CRASHPOINTS", raising=False)
+    home = tmp_path / "home"
+    store = open_store(db_url)
+    try:
+        first = ensure_daemon(home, db_url)
+        assert _leader_pid(store) == first  # ready means recovered: it leads already
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while daemon_status(home)["running"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        second = ensure_daemon(home, db_url)
+        lease = store.lease(CONTROL_LOOP_LEASE)
+        assert lease is not None and _leader_pid(store) == second and lease.epoch == 2
+        job = store.submit("training", "after", spec("true"))
+        deadline = time.monotonic() + 20
+        while not store.get(job).state.terminal:
+            assert time.monotonic() < deadline, store.get(job).state.value
+            time.sleep(0.05)
+        assert store.get(job).state.value == "SUCCEEDED"
+    finally:
+        stop_daemon(home, timeout_s=5)
+        store.close()
+    assert leftovers_killed(home / "local") == []

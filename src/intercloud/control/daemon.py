@@ -9,6 +9,7 @@ Files under the home (the home is 0700, every file 0600)::
     daemon.error   why the last daemon could not start (one line; removed at each start)
     daemon.spawn   flock serialising ``ensure_daemon`` callers while one spawns
     daemon.log     the daemon's stdout and stderr (appended)
+    daemon.holder  the control-loop lease holder name of the last daemon started here
 
 ``run_daemon`` takes the lock or returns at once (another daemon runs), opens the store,
 builds the enabled providers of ``config.yaml`` (``build_providers``; the local
@@ -72,6 +73,7 @@ PID_FILE = "daemon.pid"
 ERROR_FILE = "daemon.error"
 SPAWN_LOCK_FILE = "daemon.spawn"
 LOG_FILE = "daemon.log"
+HOLDER_FILE = "daemon.holder"
 MODULE = "intercloud.control.daemon"
 SLEEP_MIN_S = 0.02
 SLEEP_MAX_S = 0.2
@@ -326,14 +328,32 @@ def _start(
         if live is not None:
             live.start()
             live.attach(reconciler)
-        leader = Leadership(
-            LeaderLease(store, ttl_s=settings.leader_ttl_s()), _recovery(reconciler, live)
-        )
+        lease = LeaderLease(store, ttl_s=settings.leader_ttl_s())
+        _succeed_last_holder(home, store, lease.holder)
+        leader = Leadership(lease, _recovery(reconciler, live))
         leader.leads()  # a daemon alone on its database is recovered before it is ready
     except BaseException:
         store.close()
         raise
     return store, reconciler, idle_exit_s, leader
+
+
+def _succeed_last_holder(home: Path, store: Any, holder: str) -> None:
+    """Let the lease of this home's previous daemon go now rather than when it runs out:
+    it is dead (this daemon holds the home's lock), so a daemon restarted on its home
+    leads at once. Only a lease still held by that holder's name is touched."""
+    from intercloud.control.leader import CONTROL_LOOP_LEASE
+    from intercloud.store import StoreError
+
+    path = home / HOLDER_FILE
+    old = ""
+    with contextlib.suppress(OSError):
+        old = path.read_text().strip()
+    if old and old != holder:
+        with contextlib.suppress(StoreError):  # unreachable: it runs out on its own
+            if store.release_lease(CONTROL_LOOP_LEASE, old):
+                log.info("released the lease of this home's previous daemon (%s)", old)
+    _write_private(path, holder + "\n")
 
 
 def _recovery(reconciler: Any, live: Any) -> Callable[[], None]:
