@@ -12,6 +12,8 @@ share one PostgreSQL database) asks ``Leadership.leads()`` before each step:
   stops stepping at once and recovers again if it leads later;
 - a standby polls the lease every ``renew_s``, so it takes over at most ``ttl_s +
   renew_s`` after the leader's last renewal (SIGKILL, host lost).
+- a daemon restarted on its own home lets its dead predecessor's lease go at once
+  (``daemon._succeed_last_holder``): only another home waits for the lease to run out.
 
 What the new leader does with the nodes the old one started: it adopts every node the
 store records as running (``Reconciler.recover``). A local-provider node is identified
