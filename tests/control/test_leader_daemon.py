@@ -190,3 +190,45 @@ def test_a_daemon_restarted_on_its_home_leads_at_once(
         stop_daemon(home, timeout_s=5)
         store.close()
     assert leftovers_killed(home / "local") == []
+
+
+def test_leader_killed_between_spawn_and_record_is_adopted_by_the_other_home(
+    pg_url: str, homes: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Home a's daemon dies right after it spawned a node, before recording it (the
+    ``starting`` crashpoint): b's daemon must find that run under a's root and adopt it,
+    not start a second one under its own."""
+    a, b = homes
+    store = open_store(pg_url)
+    try:
+        # "starting" is hit after the claim, then after the spawn: with this seed the
+        # first hit passes (0.57 >= 0.5) and the second kills (0.43 < 0.5)
+        monkeypatch.setenv("INTERCLOUD_CRASHPOINTS", "starting:0.5")
+        monkeypatch.setenv("INTERCLOUD_CRASH_SEED", "10")
+        monkeypatch.setenv("INTERCLOUD_CRASH_LOG", str(a.parent / "crashes.log"))
+        first = ensure_daemon(a, pg_url)
+        for name in ("INTERCLOUD_CRASHPOINTS", "INTERCLOUD_CRASH_SEED", "INTERCLOUD_CRASH_LOG"):
+            monkeypatch.delenv(name)
+        assert _leader_pid(store) == first
+        second = ensure_daemon(b, pg_url)
+        watch = _Watch(pg_url, [h / "local" for h in homes])
+        watch.start()
+        job = store.submit("training", "window", spec("sleep 3", nodes=2))
+        deadline = time.monotonic() + 20
+        while _leader_pid(store) != second:
+            assert time.monotonic() < deadline, "no takeover"
+            time.sleep(0.05)
+        assert not daemon_status(a)["running"]  # it died at the crashpoint
+        assert (a.parent / "crashes.log").read_text() == "starting\n"
+        while not store.get(job).state.terminal:
+            assert time.monotonic() < deadline + 20, store.get(job).state.value
+            time.sleep(0.1)
+        watch.stop.set()
+        watch.join(10)
+        w = store.get(job)
+        assert w.state.value == "SUCCEEDED" and w.attempt == 1
+        dirs = {str((n.extra or {}).get("node_dir", "")) for n in store.nodes(job)}
+        assert any(d.startswith(str(a)) for d in dirs), dirs  # rank 0: a's run, adopted
+        assert watch.samples > 10 and watch.overlaps == []
+    finally:
+        store.close()

@@ -358,11 +358,14 @@ def _succeed_last_holder(home: Path, store: Any, holder: str) -> None:
 
 def _recovery(reconciler: Any, live: Any) -> Callable[[], None]:
     """What a daemon does when it gains the lease: the instances first (their nodes'
-    capacity), then the jobs' nodes."""
+    capacity), the local nodes another home's dead leader was starting on this host
+    (``control.takeover``), then the jobs' nodes."""
+    from intercloud.control.takeover import adopt_other_homes_starts
 
     def recover() -> None:
         if live is not None:
             live.recover()
+        adopt_other_homes_starts(reconciler.store, reconciler.providers)
         reconciler.recover()
 
     return recover
