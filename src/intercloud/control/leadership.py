@@ -18,7 +18,8 @@ share one PostgreSQL database) asks ``Leadership.leads()`` before each step:
 What the new leader does with the nodes the old one started: it adopts every node the
 store records as running (``Reconciler.recover``). A local-provider node is identified
 by its pid, start time and node directory (stored with the node), so a leader on the
-same host adopts the orphans of a killed leader's home and watches them to their end;
+same host adopts the orphans of a killed leader's home and watches them to their end
+(and the ones it had spawned but not yet recorded: ``control.takeover``);
 a leader on another host cannot see them: they are recorded lost and their jobs
 restart (or fail) by their restart policy. Cross-host standbys are therefore meant for
 providers whose capacity every host can see (cloud instances).
