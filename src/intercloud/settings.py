@@ -15,6 +15,8 @@ Settings (name: meaning, default):
   ``:memory:``) are refused, and so is a SQLite file whose folder does not exist (a
   typo would otherwise silently create a second, empty store).
 - ``INTERCLOUD_DAEMON_IDLE_EXIT``: seconds the daemon stays up with nothing to do, 30.
+- ``INTERCLOUD_LEADER_TTL``: seconds the control-loop lease lasts unrenewed (a standby
+  daemon takes over that long after the leader dies), 10.
 - ``INTERCLOUD_DECIDER``: ``fleet`` or ``planner``, ``fleet``.
 - ``INTERCLOUD_QUEUE_POLICY``: a queue-order name (``priority``, ``fair_share``,
   ``fifo``), else the store setting, else ``priority``.
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
 HOME = "INTERCLOUD_HOME"
 DB_URL = "INTERCLOUD_DB_URL"
 DAEMON_IDLE_EXIT = "INTERCLOUD_DAEMON_IDLE_EXIT"
+LEADER_TTL = "INTERCLOUD_LEADER_TTL"
 DECIDER = "INTERCLOUD_DECIDER"
 QUEUE_POLICY = "INTERCLOUD_QUEUE_POLICY"
 PREEMPTION = "INTERCLOUD_PREEMPTION"
@@ -59,6 +62,7 @@ CONFIG = "INTERCLOUD_CONFIG"
 CONFIG_FILE = "config.yaml"
 
 DEFAULT_IDLE_EXIT_S = 30.0
+DEFAULT_LEADER_TTL_S = 10.0
 DECIDERS = ("fleet", "planner")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 #: Upper bounds that keep numbers meaningful (a week of idling; a million CPU slots).
@@ -190,6 +194,14 @@ def idle_exit_s(env: Mapping[str, str] | None = None) -> float:
     return _number(
         DAEMON_IDLE_EXIT, raw, 0.0, MAX_IDLE_EXIT_S, "a number of seconds between 0 and 604800"
     )
+
+
+def leader_ttl_s(env: Mapping[str, str] | None = None) -> float:
+    """Seconds the control-loop lease lasts unrenewed (0.5 .. 3600)."""
+    raw = _raw(LEADER_TTL, env)
+    if raw is None:
+        return DEFAULT_LEADER_TTL_S
+    return _number(LEADER_TTL, raw, 0.5, 3600.0, "a number of seconds between 0.5 and 3600")
 
 
 def decider(env: Mapping[str, str] | None = None) -> str | None:
@@ -371,6 +383,7 @@ def check_all(env: Mapping[str, str] | None = None) -> None:
     check_home(env)
     db_url(env)
     idle_exit_s(env)
+    leader_ttl_s(env)
     decider(env)
     queue_policy(env)
     preemption(env)

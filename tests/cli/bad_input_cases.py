@@ -479,6 +479,7 @@ def argument_cases() -> Iterator[Case]:
 SETTINGS: dict[str, tuple[str, ...]] = {
     "INTERCLOUD_HOME": ("/dev/null", "{dir}/sites.yaml/home"),
     "INTERCLOUD_DAEMON_IDLE_EXIT": ("abc", "-1", "nan", "inf", "1e309", "10d"),
+    "INTERCLOUD_LEADER_TTL": ("abc", "0"),
     "INTERCLOUD_DECIDER": ("nope", "fleet,planner"),
     "INTERCLOUD_QUEUE_POLICY": ("nope", "PRIORITY!"),
     "INTERCLOUD_PREEMPTION": ("maybe", "2"),

@@ -9,17 +9,22 @@ Files under the home (the home is 0700, every file 0600)::
     daemon.error   why the last daemon could not start (one line; removed at each start)
     daemon.spawn   flock serialising ``ensure_daemon`` callers while one spawns
     daemon.log     the daemon's stdout and stderr (appended)
+    daemon.holder  the control-loop lease holder name of the last daemon started here
 
 ``run_daemon`` takes the lock or returns at once (another daemon runs), opens the store,
 builds the enabled providers of ``config.yaml`` (``build_providers``; the local
 provider's files keyed to the store's id, see ``providers.local.store_config``; a
-provider that cannot be built is logged and left out, the others kept), calls
-``Reconciler.recover()``, writes its pid file and then calls ``step()`` in a loop,
-sleeping 20-200 ms (longer the longer nothing changes). A start that fails (a bad
-setting or config.yaml, an unusable database) writes one line to its log and to
-``daemon.error`` and exits 1: no traceback, however often it is retried.
-It exits by itself once no job has been non-terminal for ``idle_exit_s`` seconds, and
-on SIGTERM/SIGINT after the step in progress. It may also be SIGKILLed at any instant:
+provider that cannot be built is logged and left out, the others kept), tries the
+database's control-loop lease (``control.leadership``; ``Reconciler.recover()`` when it
+gains it), writes its pid file and then, while it leads, calls ``step()`` in a loop,
+sleeping 20-200 ms (longer the longer nothing changes). Several homes may share one
+PostgreSQL database: one daemon leads, the others stand by, polling the lease every
+``renew_s`` (``INTERCLOUD_LEADER_TTL`` / 3) and taking over when it runs out. A start
+that fails (a bad setting or config.yaml, an unusable database) writes one line to its
+log and to ``daemon.error`` and exits 1: no traceback, however often it is retried.
+It exits by itself once no job has been non-terminal for ``idle_exit_s`` seconds (a
+standby: no non-terminal job in the whole database), and on SIGTERM/SIGINT after the
+step in progress, releasing the lease. It may also be SIGKILLed at any instant:
 the next one recovers. Placement decisions come from the fleet scheduler
 (``control.fleet_decider``; settings: ``INTERCLOUD_DECIDER``, ``INTERCLOUD_QUEUE_POLICY``,
 ``INTERCLOUD_PREEMPTION`` or the store settings ``scheduler.queue_policy`` /
@@ -55,6 +60,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from intercloud.control.leadership import Leadership
 from intercloud.providers.local_shim import proc_start_time, signal_if, write_atomic
 from intercloud.store.private import open_private_append, private_home
 
@@ -67,6 +73,7 @@ PID_FILE = "daemon.pid"
 ERROR_FILE = "daemon.error"
 SPAWN_LOCK_FILE = "daemon.spawn"
 LOG_FILE = "daemon.log"
+HOLDER_FILE = "daemon.holder"
 MODULE = "intercloud.control.daemon"
 SLEEP_MIN_S = 0.02
 SLEEP_MAX_S = 0.2
@@ -254,7 +261,7 @@ def run_daemon(
     try:
         (home / ERROR_FILE).unlink(missing_ok=True)
         try:
-            store, reconciler, idle_exit_s = _start(home, db_url, idle_exit_s, providers)
+            store, reconciler, idle_exit_s, leader = _start(home, db_url, idle_exit_s, providers)
         except Exception as exc:  # one line per failed start, never a traceback
             reason = _one_line(exc)
             log.error("cannot start: %s", reason)
@@ -265,8 +272,9 @@ def run_daemon(
         log.info("daemon %s started on %s", pid, store.name)
         still_ours = _database_watch(store, db_url or _default_url(home))
         try:
-            _loop(reconciler, stop, idle_exit_s, still_ours)
+            _loop(reconciler, stop, idle_exit_s, still_ours, leader)
         finally:
+            leader.release()
             reconciler.close()
         store.close()
         return 0
@@ -283,10 +291,12 @@ def _start(
     db_url: str | None,
     idle_exit_s: float | None,
     providers: Mapping[str, Provider] | None,
-) -> tuple[Any, Any, float]:
-    """Everything that may fail at start: settings, the store, providers, recovery."""
+) -> tuple[Any, Any, float, Leadership]:
+    """Everything that may fail at start: settings, the store, providers, the first try
+    of the lease (and recovery if it leads)."""
     from intercloud import settings
     from intercloud.control.crashpoints import crashpoint_from_env
+    from intercloud.control.leader import LeaderLease
     from intercloud.control.reconciler import Reconciler
     from intercloud.store import database_url, open_store
 
@@ -318,12 +328,47 @@ def _start(
         if live is not None:
             live.start()
             live.attach(reconciler)
-            live.recover()
-        reconciler.recover()
+        lease = LeaderLease(store, ttl_s=settings.leader_ttl_s())
+        _succeed_last_holder(home, store, lease.holder)
+        leader = Leadership(lease, _recovery(reconciler, live))
+        leader.leads()  # a daemon alone on its database is recovered before it is ready
     except BaseException:
         store.close()
         raise
-    return store, reconciler, idle_exit_s
+    return store, reconciler, idle_exit_s, leader
+
+
+def _succeed_last_holder(home: Path, store: Any, holder: str) -> None:
+    """Let the lease of this home's previous daemon go now rather than when it runs out:
+    it is dead (this daemon holds the home's lock), so a daemon restarted on its home
+    leads at once. Only a lease still held by that holder's name is touched."""
+    from intercloud.control.leader import CONTROL_LOOP_LEASE
+    from intercloud.store import StoreError
+
+    path = home / HOLDER_FILE
+    old = ""
+    with contextlib.suppress(OSError):
+        old = path.read_text().strip()
+    if old and old != holder:
+        with contextlib.suppress(StoreError):  # unreachable: it runs out on its own
+            if store.release_lease(CONTROL_LOOP_LEASE, old):
+                log.info("released the lease of this home's previous daemon (%s)", old)
+    _write_private(path, holder + "\n")
+
+
+def _recovery(reconciler: Any, live: Any) -> Callable[[], None]:
+    """What a daemon does when it gains the lease: the instances first (their nodes'
+    capacity), the local nodes another home's dead leader was starting on this host
+    (``control.takeover``), then the jobs' nodes."""
+    from intercloud.control.takeover import adopt_other_homes_starts
+
+    def recover() -> None:
+        if live is not None:
+            live.recover()
+        adopt_other_homes_starts(reconciler.store, reconciler.providers)
+        reconciler.recover()
+
+    return recover
 
 
 class _ErrorLog:
@@ -389,8 +434,13 @@ def _database_watch(store: Any, url: str, every_s: float = 1.0) -> Callable[[], 
 
 
 def _loop(
-    reconciler: Any, stop: _Stop, idle_exit_s: float, database_is_ours: Callable[[], bool]
+    reconciler: Any,
+    stop: _Stop,
+    idle_exit_s: float,
+    database_is_ours: Callable[[], bool],
+    leader: Leadership | None = None,
 ) -> None:
+    """Step while leading (``leader`` None: always); stand by otherwise."""
     from intercloud.store import StoreError
 
     sleep = SLEEP_MIN_S
@@ -401,6 +451,15 @@ def _loop(
             log.warning("the database was deleted, replaced or emptied: exiting")
             break
         try:
+            if leader is not None and not leader.leads():
+                if _standby_busy(reconciler):
+                    idle_since = time.monotonic()
+                elif time.monotonic() - idle_since >= idle_exit_s:
+                    log.info("standby idle for %.0f s: exiting", idle_exit_s)
+                    break
+                _nap(stop, leader.renew_s)
+                sleep = SLEEP_MIN_S
+                continue
             changed = reconciler.step()
         except StoreError as exc:
             log.warning("store unavailable: %s", exc)
@@ -416,6 +475,20 @@ def _loop(
             break
         sleep = SLEEP_MIN_S if changed else min(SLEEP_MAX_S, sleep * 1.5)
         time.sleep(sleep)
+
+
+def _standby_busy(reconciler: Any) -> bool:
+    """A standby stays up while the database has work its leader might leave behind."""
+    from intercloud.control.reconciler import NON_TERMINAL
+
+    return bool(reconciler.store.list_workloads(states=NON_TERMINAL))
+
+
+def _nap(stop: _Stop, seconds: float) -> None:
+    """Sleep ``seconds``, waking early on a stop request."""
+    until = time.monotonic() + seconds
+    while not stop.requested and (left := until - time.monotonic()) > 0:
+        time.sleep(min(left, SLEEP_MAX_S))
 
 
 def _write_private(path: Path, text: str) -> None:
