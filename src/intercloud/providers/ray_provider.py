@@ -159,20 +159,27 @@ class RayProvider(Provider):
 
     # -- offerings -------------------------------------------------------------------
     def offerings(self) -> list[Offering]:
-        """One offering per distinct node shape; price 0 (the lab's own cluster)."""
-        shapes = {node_shape(n["Resources"]) for n in self._alive_nodes()}
-        return [self._offering(s) for s in sorted(shapes, key=lambda s: s.instance_type)]
+        """One offering per node shape (nodes without CPUs left out), like a local site:
+        its CPUs, memory and GPUs are those of all its live nodes together (the scheduler
+        slices it; a gang's ranks go to distinct nodes); price 0 (the lab's own cluster)."""
+        by_shape: dict[NodeShape, int] = {}
+        for n in self._alive_nodes():
+            shape = node_shape(n["Resources"])
+            if shape.cpus > 0:
+                by_shape[shape] = by_shape.get(shape, 0) + 1
+        shapes = sorted(by_shape.items(), key=lambda kv: kv[0].instance_type)
+        return [self._offering(s, count) for s, count in shapes]
 
-    def _offering(self, shape: NodeShape) -> Offering:
+    def _offering(self, shape: NodeShape, nodes: int) -> Offering:
         return Offering(
             provider=NAME,
             region=self.config.region,
             zone="",
             instance_type=shape.instance_type,
             accelerator=shape.accelerator if shape.gpus else None,
-            accelerator_count=shape.gpus,
-            vcpus=shape.cpus,
-            memory_gib=shape.memory_gib,
+            accelerator_count=shape.gpus * nodes,
+            vcpus=shape.cpus * nodes,
+            memory_gib=shape.memory_gib * nodes,
             on_demand_price=0.0,
         )
 

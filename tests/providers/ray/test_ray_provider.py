@@ -39,7 +39,7 @@ def provider(ray_cluster: Any, tmp_path: Path) -> RayProvider:
 
 
 def _worker_offering(p: RayProvider) -> Offering:
-    return next(o for o in p.offerings() if o.vcpus == 2)
+    return next(o for o in p.offerings() if o.instance_type.startswith("ray-2cpu"))
 
 
 def _request(p: RayProvider, rid: str, nodes: int = 2, cpus: float = 1.0) -> ProvisionRequest:
@@ -66,7 +66,10 @@ def _wait_events(p: RayProvider, count: int, timeout: float = 30) -> list[NodeEv
 
 def test_offerings_are_the_node_shapes_at_price_zero(provider: RayProvider) -> None:
     offerings = provider.offerings()
-    assert {o.vcpus for o in offerings} == {0.0, 2.0}  # the head and the two workers
+    # the two workers together (the head has no CPUs: nothing runs there)
+    assert [(o.instance_type, o.vcpus, o.memory_gib) for o in offerings] == [
+        ("ray-2cpu-2gib", 4.0, 4.0)
+    ]
     assert all(o.provider == "ray" and o.on_demand_price == 0.0 for o in offerings)
     worker = _worker_offering(provider)
     free = provider.free_capacity()[("ray", "ray", "", worker.instance_type)]
@@ -156,7 +159,7 @@ def test_a_new_provider_adopts_running_nodes(provider: RayProvider) -> None:
 def test_a_dead_ray_node_reports_its_rank_lost(ray_cluster: Any, provider: RayProvider) -> None:
     extra = ray_cluster.add_node(num_cpus=3, memory=2 * 1024**3)
     ray_cluster.wait_for_nodes()
-    offering = next(o for o in provider.offerings() if o.vcpus == 3)
+    offering = next(o for o in provider.offerings() if o.vcpus == 3)  # the new node alone
     req = ProvisionRequest(
         request_id="job-lost", job_id="job-lost", offering=offering, nodes=1, cpus_per_node=3
     )
@@ -175,7 +178,7 @@ def test_check_reports_offerings_or_one_line_when_unreachable(
 ) -> None:
     ctx = ProviderContext(home=tmp_path, environ={})
     ok = PLUGIN.check(RaySettings(address=ray_cluster.address), ctx)
-    assert ok.usable and ok.reachable and ok.offerings["ray"].count == 2
+    assert ok.usable and ok.reachable and ok.offerings["ray"].count == 1
     bad = PLUGIN.check(RaySettings(address="127.0.0.1:1"), ctx)
     assert not bad.usable and bad.reachable is False
     assert bad.reason is not None and "127.0.0.1:1" in bad.reason and "\n" not in bad.reason
