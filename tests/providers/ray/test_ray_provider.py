@@ -3,6 +3,8 @@ provision/start/poll/kill/adopt/release, node loss, and its plugin's check."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -184,3 +186,12 @@ def test_check_reports_offerings_or_one_line_when_unreachable(
     assert bad.reason is not None and "127.0.0.1:1" in bad.reason and "\n" not in bad.reason
     with pytest.raises(ValueError, match="HOST:PORT"):
         RaySettings(address="nowhere")
+
+
+def test_the_plugin_does_not_import_ray_until_used() -> None:
+    code = (
+        "import sys; from intercloud.providers.registry import load_plugin; "
+        "load_plugin('ray'); print('ray' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
