@@ -46,6 +46,9 @@ class NodeRunner:
         bindir = os.path.dirname(sys.executable)
         full["PATH"] = os.pathsep.join(p for p in (bindir, full.get("PATH", os.defpath)) if p)
         full.update(env)
+        if "CUDA_VISIBLE_DEVICES" not in full and "CUDA_VISIBLE_DEVICES" in os.environ:
+            # the GPUs Ray gave this actor (from its bundle), not the node's others
+            full["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]
         os.makedirs(workdir, mode=0o700, exist_ok=True)
         ckpt = full.get("INTERCLOUD_CHECKPOINT_DIR")
         if ckpt:

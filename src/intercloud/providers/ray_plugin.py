@@ -2,7 +2,8 @@
 
     ray:
       address: 10.0.0.5:6379       # an existing cluster: host:port of its GCS, or ray://host:10001
-      namespace: intercloud        # where its placement groups and actors are named
+      namespace: lab-a             # prefixes its placement groups' and actors' names
+                                   # (default: intercloud-<store id>)
       region: lab                  # the region its offerings are sold in (default: ray)
       provision_timeout_s: 30      # a gang not placed by then: no capacity now
       kill_grace_s: 5
@@ -36,7 +37,8 @@ class RaySettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     address: str = Field(min_length=1)
-    namespace: str = Field(default="intercloud", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    #: default: ``intercloud-<store id>`` (each database its own names)
+    namespace: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     region: str = Field(default="ray", min_length=1, max_length=64)
     work_root: str = "/tmp/intercloud-ray"
     provision_timeout_s: float = Field(default=30.0, gt=0, le=3600, allow_inf_nan=False)
@@ -70,7 +72,7 @@ class RayPlugin(ProviderPlugin[RaySettings]):
         return RayProvider(
             RayConfig(
                 address=settings.address,
-                namespace=settings.namespace,
+                namespace=settings.namespace or f"intercloud-{ctx.store_id or 'check'}",
                 region=settings.region,
                 log_root=agent_log_root(ctx.home, ctx.store_id or "no-store"),
                 work_root=settings.work_root,

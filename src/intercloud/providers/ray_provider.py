@@ -44,6 +44,7 @@ from intercloud.providers.base import (
     CapacityError,
     FreeCapacity,
     NodeAlreadyRunning,
+    NodeAlreadyStarted,
     NodeCommand,
     NodeEvent,
     NodeEventKind,
@@ -106,8 +107,15 @@ def node_shape(resources: Mapping[str, float]) -> NodeShape:
     )
 
 
-def actor_name(job_id: str, attempt: int, rank: int) -> str:
-    return f"ic-{job_id}-a{attempt}-r{rank}"
+def actor_name(namespace: str, job_id: str, attempt: int, rank: int) -> str:
+    """The name of a rank's actor. Names carry the namespace: a process joins the cluster
+    in one namespace (its first ``ray.init``), and two stores must never share names."""
+    return f"{namespace}:{job_id}-a{attempt}-r{rank}"
+
+
+def group_name(namespace: str, allocation_id: str) -> str:
+    """The name of an allocation's placement group."""
+    return f"{namespace}:{allocation_id}"
 
 
 @dataclass(slots=True)
@@ -215,7 +223,7 @@ class RayProvider(Provider):
         from ray.util import get_placement_group, placement_group, remove_placement_group
 
         try:
-            pg = get_placement_group(request.request_id)
+            pg = get_placement_group(self._group(request.request_id))
         except ValueError:
             bundle: dict[str, float] = {"CPU": request.cpus_per_node}
             if request.accelerators_per_node:
@@ -225,7 +233,7 @@ class RayProvider(Provider):
             pg = placement_group(
                 [dict(bundle) for _ in range(request.nodes)],
                 strategy="STRICT_SPREAD" if request.nodes > 1 else "STRICT_PACK",
-                name=request.request_id,
+                name=self._group(request.request_id),
                 lifetime="detached",
             )
         ready, _ = ray.wait([pg.ready()], timeout=self.config.provision_timeout_s)
@@ -245,7 +253,7 @@ class RayProvider(Provider):
             instance_type=request.offering.instance_type,
             nodes=tuple(NodeSlot(rank=r, host=h) for r, h in enumerate(hosts)),
             extra={
-                "placement_group": request.request_id,
+                "placement_group": self._group(request.request_id),
                 "job_id": request.job_id,
                 "cpus_per_node": request.cpus_per_node,
                 "gpus_per_node": request.accelerators_per_node,
@@ -267,7 +275,7 @@ class RayProvider(Provider):
         from ray.util import get_placement_group, remove_placement_group
 
         with contextlib.suppress(ValueError):  # already gone
-            remove_placement_group(get_placement_group(allocation_id))
+            remove_placement_group(get_placement_group(self._group(allocation_id)))
 
     # -- nodes -----------------------------------------------------------------------
     def start_node(self, allocation: Allocation, command: NodeCommand) -> NodeHandle:
@@ -281,13 +289,20 @@ class RayProvider(Provider):
 
         key = (command.job_id, command.attempt, command.rank)
         handle = self._handle(*key)
-        if self._actor(handle) is not None:
+        existing = self._actor(handle)
+        if existing is not None:
+            try:
+                ended = ray.get(existing.exit_code.remote(), timeout=10) is not None
+            except Exception:  # dying with its node: poll reports it
+                ended = False
+            if ended:
+                raise NodeAlreadyStarted(f"node {'/'.join(map(str, key))} already ran", handle)
             raise NodeAlreadyRunning(f"node {'/'.join(map(str, key))} is running", handle)
         slot = next((n for n in allocation.nodes if n.rank == command.rank), None)
         if slot is None:
             raise ProviderError(f"allocation {allocation.allocation_id} has no rank {command.rank}")
         try:
-            pg = get_placement_group(allocation.allocation_id)
+            pg = get_placement_group(self._group(allocation.allocation_id))
         except ValueError:
             raise ProviderError(f"placement group {allocation.allocation_id} is gone") from None
         cpus = float(allocation.extra.get("cpus_per_node", 1.0))
@@ -311,12 +326,12 @@ class RayProvider(Provider):
             )
         )
         if gpus:
-            env.pop("CUDA_VISIBLE_DEVICES")  # Ray sets it for the actor's own GPUs
+            env.pop("CUDA_VISIBLE_DEVICES")  # the actor's own GPUs, as Ray set them
             env["INTERCLOUD_GPUS_PER_NODE"] = str(gpus)
         actor = (
             ray.remote(NodeRunner)
             .options(
-                name=actor_name(*key),
+                name=self._actor_name(*key),
                 lifetime="detached",
                 num_cpus=cpus,
                 num_gpus=gpus,
@@ -336,19 +351,27 @@ class RayProvider(Provider):
         except Exception as exc:
             ray.kill(actor)
             raise ProviderError(f"node {'/'.join(map(str, key))} did not start: {exc}") from None
-        handle = NodeHandle(*key, provider=NAME, extra={"actor": actor_name(*key), "pid": pid})
+        handle = NodeHandle(
+            *key, provider=NAME, extra={"actor": self._actor_name(*key), "pid": pid}
+        )
         with self._mutex:
             self._tracked[key] = _Tracked(handle)
         return handle
 
+    def _group(self, allocation_id: str) -> str:
+        return group_name(self.config.namespace, allocation_id)
+
+    def _actor_name(self, job_id: str, attempt: int, rank: int) -> str:
+        return actor_name(self.config.namespace, job_id, attempt, rank)
+
     def _handle(self, job_id: str, attempt: int, rank: int) -> NodeHandle:
-        name = actor_name(job_id, attempt, rank)
+        name = self._actor_name(job_id, attempt, rank)
         return NodeHandle(job_id, attempt, rank, provider=NAME, extra={"actor": name})
 
     def _actor(self, handle: NodeHandle) -> Any:
         ray = self._connect()
         try:
-            return ray.get_actor(actor_name(handle.job_id, handle.attempt, handle.rank))
+            return ray.get_actor(self._actor_name(handle.job_id, handle.attempt, handle.rank))
         except ValueError:
             return None
 
@@ -438,4 +461,12 @@ class RayProvider(Provider):
         return agent_log_path(self.config.log_root, job_id, attempt, rank)
 
 
-__all__ = ["NAME", "NodeShape", "RayConfig", "RayProvider", "actor_name", "node_shape"]
+__all__ = [
+    "NAME",
+    "NodeShape",
+    "RayConfig",
+    "RayProvider",
+    "actor_name",
+    "group_name",
+    "node_shape",
+]

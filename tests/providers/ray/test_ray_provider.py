@@ -16,6 +16,7 @@ from intercloud.providers.base import (
     Allocation,
     CapacityError,
     NodeAlreadyRunning,
+    NodeAlreadyStarted,
     NodeCommand,
     NodeEvent,
     NodeEventKind,
@@ -90,7 +91,7 @@ def test_gang_runs_with_the_node_environment_and_exit_codes(
         ckpt = tmp_path / "ckpt"
         run = (
             'echo "$GREETING rank=$RANK world=$WORLD_SIZE master=$MASTER_ADDR:$MASTER_PORT '
-            'job=$INTERCLOUD_JOB_ID ckpt=$INTERCLOUD_CHECKPOINT_DIR"; exit $((RANK + 3))'
+            'job=$INTERCLOUD_JOB_ID ckpt=$INTERCLOUD_CHECKPOINT_DIR"; sleep 1; exit $((RANK + 3))'
         )
         for r in range(2):
             provider.start_node(alloc, _cmd("job-env", r, run, ckpt=str(ckpt)))
@@ -152,6 +153,9 @@ def test_a_new_provider_adopts_running_nodes(provider: RayProvider) -> None:
         assert again.adopt(handle)
         [event] = _wait_events(again, 1)
         assert (event.kind, event.exit_code) == (NodeEventKind.EXITED, 7)
+        with pytest.raises(NodeAlreadyStarted) as ran:  # ended, not running: never twice
+            again.start_node(alloc, _cmd("job-adopt", 0, "true", nodes=1))
+        assert not isinstance(ran.value, NodeAlreadyRunning)
         gone = _cmd("job-never", 0, "true", nodes=1)
         assert not again.adopt(type(handle)(gone.job_id, 1, 0, provider="ray", extra={}))
     finally:
