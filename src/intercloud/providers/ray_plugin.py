@@ -14,11 +14,9 @@ cluster's nodes. ``ray`` is imported only when this provider is used.
 
 from __future__ import annotations
 
-import socket
-
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from intercloud.providers.ray_provider import NAME, RayConfig, RayProvider
+from intercloud.providers.ray_provider import NAME, RayConfig, RayProvider, host_port
 from intercloud.providers.registry import (
     AnyProvider,
     ProviderCheck,
@@ -51,15 +49,6 @@ class RaySettings(BaseModel):
         return value
 
 
-def host_port(address: str) -> tuple[str, int]:
-    """Host and port of ``host:port`` or ``ray://host:port``; ValueError if neither."""
-    rest = address.removeprefix("ray://")
-    host, sep, port = rest.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"expected HOST:PORT or ray://HOST:PORT, got {address!r}")
-    return host, int(port)
-
-
 class RayPlugin(ProviderPlugin[RaySettings]):
     """An existing Ray cluster."""
 
@@ -83,23 +72,17 @@ class RayPlugin(ProviderPlugin[RaySettings]):
 
     def check(self, settings: RaySettings, ctx: ProviderContext) -> ProviderCheck:
         """Reachable (its port answers within ``CONNECT_TIMEOUT_S``, then a connection),
-        and its node shapes as offerings."""
+        and its node shapes as offerings; an unreachable cluster is the one-line reason."""
         try:
             import ray  # noqa: F401
         except ImportError:
             why = "ray is not installed (pip install 'intercloud[ray]')"
             return ProviderCheck(NAME, enabled=True, reason=why)
-        host, port = host_port(settings.address)
-        try:
-            socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
-        except OSError as exc:
-            why = f"cannot reach ray at {settings.address}: {exc.strerror or exc}"
-            return ProviderCheck(NAME, enabled=True, reachable=False, reason=why)
         provider = self.create(settings, ctx)
         assert isinstance(provider, RayProvider)
         try:
             offerings = provider.offerings()
-        except Exception as exc:  # a port that answers but is no Ray cluster
+        except Exception as exc:  # unreachable, or a port that answers but is no Ray cluster
             why = " ".join(str(exc).split())[:300]
             return ProviderCheck(NAME, enabled=True, reachable=False, reason=why)
         names: dict[str, list[str]] = {}
@@ -114,4 +97,4 @@ class RayPlugin(ProviderPlugin[RaySettings]):
 
 PLUGIN = RayPlugin()
 
-__all__ = ["PLUGIN", "RayPlugin", "RaySettings", "host_port"]
+__all__ = ["PLUGIN", "RayPlugin", "RaySettings"]

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import threading
 import time
 import zlib
@@ -63,6 +64,8 @@ NAME = "ray"
 GIB = 1024**3
 PORT_BASE = 20000
 PORT_SPAN = 12000
+#: How long connecting waits for the cluster's port to answer.
+CONNECT_TIMEOUT_S = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +110,15 @@ def node_shape(resources: Mapping[str, float]) -> NodeShape:
     )
 
 
+def host_port(address: str) -> tuple[str, int]:
+    """Host and port of ``host:port`` or ``ray://host:port``; ValueError if neither."""
+    rest = address.removeprefix("ray://")
+    host, sep, port = rest.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected HOST:PORT or ray://HOST:PORT, got {address!r}")
+    return host, int(port)
+
+
 def actor_name(namespace: str, job_id: str, attempt: int, rank: int) -> str:
     """The name of a rank's actor. Names carry the namespace: a process joins the cluster
     in one namespace (its first ``ray.init``), and two stores must never share names."""
@@ -136,6 +148,7 @@ class RayProvider(Provider):
         self._mutex = threading.RLock()
         self._tracked: dict[tuple[str, int, int], _Tracked] = {}
         self._ray: Any = None
+        self._last_keys: set[OfferingKey] = set()
 
     # -- connection ------------------------------------------------------------------
     def _connect(self) -> Any:
@@ -147,7 +160,21 @@ class RayProvider(Provider):
             except ImportError as exc:
                 why = f"ray is not installed ({exc}); pip install 'intercloud[ray]'"
                 raise ProviderError(why) from None
-            if not ray.is_initialized():
+            # ray.init retries an unreachable cluster for minutes: ask its port first
+            host, port = host_port(self.config.address)
+            try:
+                socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
+            except OSError as exc:
+                why = f"cannot reach ray at {self.config.address}: {exc.strerror or exc}"
+                raise ProviderError(why) from None
+            if ray.is_initialized():  # one connection per process: it must be this cluster
+                current = str(ray.get_runtime_context().gcs_address)
+                if not self.config.address.startswith("ray://") and not current.endswith(
+                    f":{port}"
+                ):
+                    why = f"this process is connected to the ray cluster at {current}"
+                    raise ProviderError(f"cannot use ray at {self.config.address}: {why}")
+            else:
                 try:
                     ray.init(
                         address=self.config.address,
@@ -192,7 +219,15 @@ class RayProvider(Provider):
         )
 
     def free_capacity(self) -> dict[OfferingKey, FreeCapacity]:
-        """Available resources of the live nodes, summed per shape."""
+        """Available resources of the live nodes, summed per shape; none at all (for
+        the shapes last seen) while the cluster cannot be reached."""
+        try:
+            return self._free_capacity()
+        except ProviderError as exc:
+            log.warning("free capacity of ray: %s", exc)
+            return dict.fromkeys(self._last_keys, FreeCapacity(0.0, 0, 0.0))
+
+    def _free_capacity(self) -> dict[OfferingKey, FreeCapacity]:
         self._connect()
         from ray._private import state
 
@@ -202,6 +237,8 @@ class RayProvider(Provider):
         out: dict[OfferingKey, FreeCapacity] = {}
         for n in self._alive_nodes():
             shape = node_shape(n["Resources"])
+            if shape.cpus <= 0:
+                continue  # not sold (offerings)
             key = (NAME, self.config.region, "", shape.instance_type)
             avail = free.get(n["NodeID"], {})
             prev = out.get(key, FreeCapacity(0.0, 0, 0.0))
@@ -210,6 +247,7 @@ class RayProvider(Provider):
                 prev.gpus + int(avail.get("GPU", 0)),
                 prev.memory_gib + float(avail.get("memory", 0.0)) / GIB,
             )
+        self._last_keys = set(out)
         return out
 
     # -- allocations -----------------------------------------------------------------
@@ -408,10 +446,17 @@ class RayProvider(Provider):
             tracked.ended = 137 if code is None else code
 
     def poll(self) -> list[NodeEvent]:
-        """EXITED for nodes whose command ended, LOST for nodes whose actor is gone."""
-        ray = self._connect()
+        """EXITED for nodes whose command ended, LOST for nodes whose actor is gone.
+        Nothing while the cluster cannot be reached (reported once it can)."""
         with self._mutex:
             items = list(self._tracked.items())
+        if not items:
+            return []
+        try:
+            ray = self._connect()
+        except ProviderError as exc:
+            log.warning("poll of ray: %s", exc)
+            return []
         events: list[NodeEvent] = []
         for key, t in items:
             job, attempt, rank = key
@@ -468,5 +513,6 @@ __all__ = [
     "RayProvider",
     "actor_name",
     "group_name",
+    "host_port",
     "node_shape",
 ]

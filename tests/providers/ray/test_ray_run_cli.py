@@ -74,3 +74,18 @@ def test_a_worker_that_dies_mid_run_is_reported_lost(
         ic(home, "cancel", job, timeout=60)
         ray_cluster.add_node(num_cpus=2, memory=2 * 1024**3)  # the session cluster as before
         ray_cluster.wait_for_nodes()
+
+
+def test_an_unreachable_cluster_leaves_the_other_providers_working(
+    home: Path, tmp_path: Path
+) -> None:
+    (home / "config.yaml").write_text("providers:\n  local: {}\n  ray: {address: '127.0.0.1:1'}\n")
+    check = ic(home, "check", timeout=60)
+    [line] = [ln for ln in check.stdout.splitlines() if "ray" in ln]
+    assert "cannot reach ray at 127.0.0.1:1" in line, check.stdout
+    spec = tmp_path / "job.yaml"
+    spec.write_text("name: hello\nresources: {cpus: '1+'}\nrun: echo hi from local\n")
+    out = ic(home, "run", str(spec), timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "hi from local" in out.stdout and "SUCCEEDED" in out.stdout
+    assert "Traceback" not in (home / "daemon.log").read_text()
