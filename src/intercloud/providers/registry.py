@@ -49,6 +49,7 @@ BUILTIN: Mapping[str, str] = {
     "local": "intercloud.providers.local_plugin:PLUGIN",
     "aws": "intercloud.providers.aws.plugin:PLUGIN",
     "sim": "intercloud.providers.sim_plugin:PLUGIN",
+    "ray": "intercloud.providers.ray_plugin:PLUGIN",
 }
 #: How many offering names ``ProviderCheck`` keeps per region (the counts are complete).
 EXAMPLES_PER_REGION = 3
