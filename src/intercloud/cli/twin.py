@@ -26,6 +26,10 @@ from intercloud.cli.errors import bad_input_exits, fail
 if TYPE_CHECKING:
     from intercloud.twin.failures import FailureModels
 
+#: the most synthetic jobs (--jobs): beyond it the arrays alone exceed a machine's memory
+MAX_JOBS = 10_000_000
+_YEAR_S = 365 * 86400.0  # the longest scheduling period (--tick)
+
 twin_app = typer.Typer(
     help="The digital twin: run a job trace on a simulated fleet with the real scheduler.",
     no_args_is_help=True,
@@ -79,14 +83,16 @@ def run(
     """Run TRACE on FLEET.yaml through the scheduler core and report what happened."""
     if failures not in ("on", "off"):
         raise fail(f"--failures: expected on or off, got {failures!r}")
-    if jobs is not None and jobs < 1:
-        raise fail(f"--jobs: must be >= 1, got {jobs}")
+    if jobs is not None and not 1 <= jobs <= MAX_JOBS:
+        raise fail(f"--jobs: must be in [1, {MAX_JOBS:_}], got {jobs}")
+    if seed < 0:  # numpy's generators take no negative seed
+        raise fail(f"--seed: must be >= 0, got {seed}")
     if not 0 < load <= 10:
         raise fail(f"--load: must be in (0, 10], got {load}")
     if days is not None and not 0 < days <= 3660:
         raise fail(f"--days: must be in (0, 3660], got {days}")
-    if tick < 0:
-        raise fail(f"--tick: must be >= 0, got {tick}")
+    if not 0 <= tick <= _YEAR_S:  # also NaN
+        raise fail(f"--tick: must be in [0, {_YEAR_S:g}], got {tick}")
     with bad_input_exits():
         fm = _failures(failures == "on", spot_trace)
         opts = _Opts(jobs, load, days, seed, fm, tick, queue_order, as_json, out)
