@@ -559,6 +559,10 @@ BAD_CONFIGS: dict[str, tuple[str | bytes, str]] = {
     "yaml": ("providers: [\n", "(yaml)"),
     "root-list": ("- local\n", "(root)"),
     "binary": (b"\xff\xfe", "(file)"),
+    # a YAML boolean or a quoted number is no number (it was read as 1 or 300)
+    "cap-bool": ("caps: {local: true}\n", "caps.local: expected a number"),
+    "pools-bool": ("pools: {max_instances: yes}\n", "pools.max_instances"),
+    "number-text": ("failover: {down_after_s: '300'}\n", "failover.down_after_s"),
 }
 CONFIG_COMMANDS = {
     "run": ("run", "-d", "{spec}"),
@@ -595,6 +599,44 @@ def config_cases() -> Iterator[Case]:
         prepare=_fifo,
         env={"INTERCLOUD_CONFIG": "{dir}/fifo.yaml"},
         needle="FIFO",
+    )
+
+
+def config_check_cases() -> Iterator[Case]:
+    """What only ``intercloud check`` reads of the config: the contract files it names."""
+    config = {"INTERCLOUD_CONFIG": "{dir}/config.yaml"}
+    yield Case(
+        "config-contracts-broken-check",
+        ("check",),
+        files={"config.yaml": "contracts: [bad.yaml]\n", "bad.yaml": "contracts: [\n"},
+        env=config,
+        needle="bad.yaml: (yaml)",
+    )
+
+
+# --- today's commands: twin, contracts status, capacity plan ---------------------------------
+
+TWIN = ("twin", "run", "{dir}/fleet.yaml", "--trace", "{dir}/trace.csv", "--jobs")
+DEMAND_BOOL = "start: 2026-01\ndemand:\n- {accelerator: H100, kind: training, gpu_hours: [true]}\n"
+OFFERS = "providers:\n- provider: aws\n  offers: [{accelerator: H100, on_demand: 6.9}]\n"
+
+
+def planning_cases() -> Iterator[Case]:
+    twin = {  # options checked before any file is read
+        "jobs-huge": ((*TWIN, "99999999999"), "--jobs"),
+        "seed-neg": ((*TWIN, "5", "--seed", "-1"), "--seed"),
+        "tick-nan": ((*TWIN, "5", "--tick", "nan"), "--tick"),
+        "tick-huge": ((*TWIN, "5", "--tick", "1e300"), "--tick"),
+    }
+    for name, (args, needle) in twin.items():
+        yield Case(f"twin-{name}", args, needle=needle)
+    for at in ("0001-01-01", "9999-12-31T23:59:59", "0001-01-01T00:00:00+05:00"):
+        yield Case(f"contracts-at-{at}", ("contracts", "status", "--at", at), needle="--at")
+    yield Case(
+        "capacity-demand-bool",
+        ("capacity", "plan", "{dir}/demand.yaml", "--offers", "{dir}/offers.yaml"),
+        files={"demand.yaml": DEMAND_BOOL, "offers.yaml": OFFERS},
+        needle="gpu_hours[0]: expected a number",
     )
 
 
@@ -690,6 +732,8 @@ GROUPS: tuple[Callable[[], Iterator[Case]], ...] = (
     argument_cases,
     setting_cases,
     config_cases,
+    config_check_cases,
+    planning_cases,
     catalog_cases,
     infeasible_cases,
 )
