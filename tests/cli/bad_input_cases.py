@@ -618,6 +618,8 @@ def config_check_cases() -> Iterator[Case]:
 
 TWIN = ("twin", "run", "{dir}/fleet.yaml", "--trace", "{dir}/trace.csv", "--jobs")
 DEMAND_BOOL = "start: 2026-01\ndemand:\n- {accelerator: H100, kind: training, gpu_hours: [true]}\n"
+FLEET = (Path(__file__).resolve().parents[2] / "examples/fleets/small-cluster.yaml").read_text()
+BINARY_TRACE = b"timestamp,duration\n\xff\xfe\x00\x01"
 OFFERS = "providers:\n- provider: aws\n  offers: [{accelerator: H100, on_demand: 6.9}]\n"
 
 
@@ -630,6 +632,19 @@ def planning_cases() -> Iterator[Case]:
     }
     for name, (args, needle) in twin.items():
         yield Case(f"twin-{name}", args, needle=needle)
+    for fmt in ("generic_csv", "philly", "philly_gavel", "tiresias", "alibaba_openb"):
+        yield Case(
+            f"twin-binary-trace-{fmt}",
+            ("twin", "run", "{dir}/fleet.yaml", "--trace", "{dir}/trace.csv", "--format", fmt),
+            files={"fleet.yaml": FLEET, "trace.csv": BINARY_TRACE},
+            needle="trace.csv: not a UTF-8 text trace",
+        )
+    yield Case(
+        "twin-binary-spot-trace",
+        ("twin", "run", "{dir}/fleet.yaml", "--trace", "{dir}/t.csv", "--spot-trace", "{dir}/s"),
+        files={"fleet.yaml": FLEET, "s": BINARY_TRACE},
+        needle="s: cannot read a spot trace",
+    )
     for at in ("0001-01-01", "9999-12-31T23:59:59", "0001-01-01T00:00:00+05:00"):
         yield Case(f"contracts-at-{at}", ("contracts", "status", "--at", at), needle="--at")
     yield Case(
