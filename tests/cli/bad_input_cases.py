@@ -645,6 +645,21 @@ def planning_cases() -> Iterator[Case]:
         files={"fleet.yaml": FLEET, "s": BINARY_TRACE},
         needle="s: cannot read a spot trace",
     )
+    reports: dict[str, tuple[str | bytes, str]] = {
+        "binary": (b"\xff\xfe", "not JSON (not UTF-8 text)"),
+        "nan": ('{"jobs_total": NaN}', "jobs_total: expected a finite number"),
+        "text": ('{"jobs_total": 5, "cost_usd": "cheap"}', "cost_usd: expected a finite number"),
+        "bool": ('{"jobs_total": true}', "jobs_total: expected a finite number"),
+        "nested": ('{"jobs_total": 1, "goodput": {"a": [1]}}', "goodput: expected"),
+    }
+    good = '{"jobs_total": 1, "goodput": null}'
+    for name, (text, needle) in reports.items():
+        yield Case(
+            f"twin-compare-{name}",
+            ("twin", "compare", "{dir}/a.json", "{dir}/b", "--json"),
+            files={"a.json": good, "b/report.json": text},
+            needle=needle,
+        )
     for at in ("0001-01-01", "9999-12-31T23:59:59", "0001-01-01T00:00:00+05:00"):
         yield Case(f"contracts-at-{at}", ("contracts", "status", "--at", at), needle="--at")
     yield Case(

@@ -14,6 +14,7 @@ JSON); the progress bar to stderr.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -248,14 +249,25 @@ def _num(v: object) -> str:
 
 def _load_report(path: Path) -> dict[str, object]:
     """A run's report.json (``path`` is the run folder or the file): ValueError naming
-    the file when it is missing or not a report."""
+    the file (and field) when it is missing, not a report or holds a figure that is not a
+    finite number."""
     f = path / "report.json" if path.is_dir() else path
     if not f.exists():
         raise ValueError(f"{f}: no such report (run intercloud twin run --out DIR first)")
     try:
-        data = json.loads(f.read_text())
+        data = json.loads(f.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ValueError(f"{f}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{f}: not JSON (not UTF-8 text)") from None
     if not isinstance(data, dict) or "jobs_total" not in data:
         raise ValueError(f"{f}: not a twin report (no jobs_total)")
+    from intercloud.twin.report_files import SUMMARY
+
+    for key, _ in SUMMARY:  # what compare shows: a finite number or null (not measured)
+        v = data.get(key)
+        if v is not None and (
+            isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v)
+        ):
+            raise ValueError(f"{f}: {key}: expected a finite number or null, got {v!r:.60}")
     return data
