@@ -662,6 +662,19 @@ def planning_cases() -> Iterator[Case]:
         )
     for at in ("0001-01-01", "9999-12-31T23:59:59", "0001-01-01T00:00:00+05:00"):
         yield Case(f"contracts-at-{at}", ("contracts", "status", "--at", at), needle="--at")
+    seed = (Path(__file__).resolve().parents[2] / "examples/contracts/seed.yaml").read_text()
+    contracts = {  # a YAML boolean or quoted number is no number (it was read as 1)
+        "count-bool": (("count: 2304", "count: true"), "reserved_blocks[0].count"),
+        "discount-bool": (("discount: 0.08", "discount: yes"), "contracts[0].discount"),
+        "total-text": (("total_usd: 38.0e+9", "total_usd: '38e9'"), "commitment.total_usd"),
+    }
+    for name, ((old, new), needle) in contracts.items():
+        yield Case(
+            f"contracts-{name}",
+            ("contracts", "status", "--contracts", "{dir}/c.yaml"),
+            files={"c.yaml": seed.replace(old, new, 1)},
+            needle=needle,
+        )
     yield Case(
         "capacity-demand-bool",
         ("capacity", "plan", "{dir}/demand.yaml", "--offers", "{dir}/offers.yaml"),
