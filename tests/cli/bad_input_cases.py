@@ -632,6 +632,19 @@ def planning_cases() -> Iterator[Case]:
     }
     for name, (args, needle) in twin.items():
         yield Case(f"twin-{name}", args, needle=needle)
+    for name, target in (("file", "{dir}/f.yaml"), ("device", "/dev/null")):
+        yield Case(
+            f"twin-out-{name}",
+            ("twin", "run", "{dir}/f.yaml", "--trace", "{dir}/t.csv", "--out", target),
+            files={"f.yaml": "x: 1\n"},
+            needle="--out:",
+        )
+        yield Case(
+            f"capacity-out-{name}",
+            ("capacity", "plan", "{dir}/f.yaml", "--offers", "{dir}/f.yaml", "--out", target),
+            files={"f.yaml": "x: 1\n"},
+            needle="--out:",
+        )
     for fmt in ("generic_csv", "philly", "philly_gavel", "tiresias", "alibaba_openb"):
         yield Case(
             f"twin-binary-trace-{fmt}",

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from intercloud.cli.errors import bad_input_exits, fail
+from intercloud.cli.errors import bad_input_exits, check_out_dir, fail
 
 if TYPE_CHECKING:
     from intercloud.twin.failures import FailureModels
@@ -94,6 +94,7 @@ def run(
         raise fail(f"--days: must be in (0, 3660], got {days}")
     if not 0 <= tick <= _YEAR_S:  # also NaN
         raise fail(f"--tick: must be in [0, {_YEAR_S:g}], got {tick}")
+    check_out_dir(out)
     with bad_input_exits():
         fm = _failures(failures == "on", spot_trace)
         opts = _Opts(jobs, load, days, seed, fm, tick, queue_order, as_json, out)
