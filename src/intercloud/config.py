@@ -67,7 +67,7 @@ class Cooldown(BaseModel):
     """How long an offering that refused capacity is avoided: ``first`` seconds, doubling
     on each refusal in a row, at most ``max``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     first: float = Field(default=60.0, gt=0, le=_WEEK_S, allow_inf_nan=False)
     max: float = Field(default=3600.0, gt=0, le=_WEEK_S, allow_inf_nan=False)
@@ -82,7 +82,7 @@ class Cooldown(BaseModel):
 class FailoverConfig(BaseModel):
     """Offering cool-downs, and when a provider whose calls all fail counts as down."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     cooldown_s: Cooldown = Field(default_factory=Cooldown)
     down_after_s: float = Field(default=300.0, gt=0, le=_WEEK_S, allow_inf_nan=False)
@@ -91,7 +91,7 @@ class FailoverConfig(BaseModel):
 class PoolLimit(BaseModel):
     """Overrides for one offering's pool; None: the pools' default."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     max_instances: int | None = Field(default=None, ge=0, le=100_000)
     idle_s: float | None = Field(default=None, ge=0, le=_WEEK_S, allow_inf_nan=False)
@@ -100,7 +100,7 @@ class PoolLimit(BaseModel):
 class ProviderPoolLimit(BaseModel):
     """All of one provider's instances together."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     max_instances: int = Field(ge=0, le=1_000_000)
 
@@ -118,7 +118,7 @@ class PoolsConfig(BaseModel):
     """Elastic (instance-backed) pools: defaults, per provider, per offering
     (``provider/region/instance_type``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     idle_s: float = Field(default=300.0, ge=0, le=_WEEK_S, allow_inf_nan=False)
     max_instances: int = Field(default=8, ge=0, le=100_000)
@@ -153,7 +153,7 @@ class AgentConfig(BaseModel):
     """The node agents' endpoint in the daemon: where it listens (``host:port``, port 0:
     any free port) and the URL agents on instances use (None: ``http://`` + listen)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     listen: str = "127.0.0.1:0"
     public_url: str | None = None
@@ -185,7 +185,7 @@ class ConfigFile(BaseModel):
     """The file's top level. Provider sections stay raw here: their plugins validate
     them (``load_config``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     providers: dict[str, dict[str, Any] | None] | None = None
     failover: FailoverConfig = Field(default_factory=FailoverConfig)

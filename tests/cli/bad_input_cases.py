@@ -560,6 +560,10 @@ BAD_CONFIGS: dict[str, tuple[str | bytes, str]] = {
     "yaml": ("providers: [\n", "(yaml)"),
     "root-list": ("- local\n", "(root)"),
     "binary": (b"\xff\xfe", "(file)"),
+    # a YAML boolean or a quoted number is no number (it was read as 1 or 300)
+    "cap-bool": ("caps: {local: true}\n", "caps.local: expected a number"),
+    "pools-bool": ("pools: {max_instances: yes}\n", "pools.max_instances"),
+    "number-text": ("failover: {down_after_s: '300'}\n", "failover.down_after_s"),
 }
 CONFIG_COMMANDS = {
     "run": ("run", "-d", "{spec}"),
@@ -596,6 +600,100 @@ def config_cases() -> Iterator[Case]:
         prepare=_fifo,
         env={"INTERCLOUD_CONFIG": "{dir}/fifo.yaml"},
         needle="FIFO",
+    )
+
+
+def config_check_cases() -> Iterator[Case]:
+    """What only ``intercloud check`` reads of the config: the contract files it names."""
+    config = {"INTERCLOUD_CONFIG": "{dir}/config.yaml"}
+    yield Case(
+        "config-contracts-broken-check",
+        ("check",),
+        files={"config.yaml": "contracts: [bad.yaml]\n", "bad.yaml": "contracts: [\n"},
+        env=config,
+        needle="bad.yaml: (yaml)",
+    )
+
+
+# --- today's commands: twin, contracts status, capacity plan ---------------------------------
+
+TWIN = ("twin", "run", "{dir}/fleet.yaml", "--trace", "{dir}/trace.csv", "--jobs")
+DEMAND_BOOL = "start: 2026-01\ndemand:\n- {accelerator: H100, kind: training, gpu_hours: [true]}\n"
+FLEET = (Path(__file__).resolve().parents[2] / "examples/fleets/small-cluster.yaml").read_text()
+BINARY_TRACE = b"timestamp,duration\n\xff\xfe\x00\x01"
+OFFERS = "providers:\n- provider: aws\n  offers: [{accelerator: H100, on_demand: 6.9}]\n"
+
+
+def planning_cases() -> Iterator[Case]:
+    twin = {  # options checked before any file is read
+        "jobs-huge": ((*TWIN, "99999999999"), "--jobs"),
+        "seed-neg": ((*TWIN, "5", "--seed", "-1"), "--seed"),
+        "tick-nan": ((*TWIN, "5", "--tick", "nan"), "--tick"),
+        "tick-huge": ((*TWIN, "5", "--tick", "1e300"), "--tick"),
+    }
+    for name, (args, needle) in twin.items():
+        yield Case(f"twin-{name}", args, needle=needle)
+    for name, target in (("file", "{dir}/f.yaml"), ("device", "/dev/null")):
+        yield Case(
+            f"twin-out-{name}",
+            ("twin", "run", "{dir}/f.yaml", "--trace", "{dir}/t.csv", "--out", target),
+            files={"f.yaml": "x: 1\n"},
+            needle="--out:",
+        )
+        yield Case(
+            f"capacity-out-{name}",
+            ("capacity", "plan", "{dir}/f.yaml", "--offers", "{dir}/f.yaml", "--out", target),
+            files={"f.yaml": "x: 1\n"},
+            needle="--out:",
+        )
+    for fmt in ("generic_csv", "philly", "philly_gavel", "tiresias", "alibaba_openb"):
+        yield Case(
+            f"twin-binary-trace-{fmt}",
+            ("twin", "run", "{dir}/fleet.yaml", "--trace", "{dir}/trace.csv", "--format", fmt),
+            files={"fleet.yaml": FLEET, "trace.csv": BINARY_TRACE},
+            needle="trace.csv: not a UTF-8 text trace",
+        )
+    yield Case(
+        "twin-binary-spot-trace",
+        ("twin", "run", "{dir}/fleet.yaml", "--trace", "{dir}/t.csv", "--spot-trace", "{dir}/s"),
+        files={"fleet.yaml": FLEET, "s": BINARY_TRACE},
+        needle="s: cannot read a spot trace",
+    )
+    reports: dict[str, tuple[str | bytes, str]] = {
+        "binary": (b"\xff\xfe", "not JSON (not UTF-8 text)"),
+        "nan": ('{"jobs_total": NaN}', "jobs_total: expected a finite number"),
+        "text": ('{"jobs_total": 5, "cost_usd": "cheap"}', "cost_usd: expected a finite number"),
+        "bool": ('{"jobs_total": true}', "jobs_total: expected a finite number"),
+        "nested": ('{"jobs_total": 1, "goodput": {"a": [1]}}', "goodput: expected"),
+    }
+    good = '{"jobs_total": 1, "goodput": null}'
+    for name, (text, needle) in reports.items():
+        yield Case(
+            f"twin-compare-{name}",
+            ("twin", "compare", "{dir}/a.json", "{dir}/b", "--json"),
+            files={"a.json": good, "b/report.json": text},
+            needle=needle,
+        )
+    for at in ("0001-01-01", "9999-12-31T23:59:59", "0001-01-01T00:00:00+05:00"):
+        yield Case(f"contracts-at-{at}", ("contracts", "status", "--at", at), needle="--at")
+    seed = (Path(__file__).resolve().parents[2] / "examples/contracts/seed.yaml").read_text()
+    contracts = {  # a YAML boolean or quoted number is no number (it was read as 1)
+        "count-bool": (("count: 2304", "count: true"), "reserved_blocks[0].count"),
+        "discount-bool": (("discount: 0.08", "discount: yes"), "contracts[0].discount"),
+        "total-text": (("total_usd: 38.0e+9", "total_usd: '38e9'"), "commitment.total_usd"),
+    }
+    for name, ((old, new), needle) in contracts.items():
+        yield Case(
+            f"contracts-{name}",
+            ("contracts", "status", "--contracts", "{dir}/c.yaml"),
+            files={"c.yaml": seed.replace(old, new, 1)},
+            needle=needle,
+        )
+    yield Case(
+        "capacity-demand-bool",
+        ("capacity", "plan", "{dir}/demand.yaml", "--offers", "{dir}/offers.yaml"),
+        files={"demand.yaml": DEMAND_BOOL, "offers.yaml": OFFERS},
+        needle="gpu_hours[0]: expected a number",
     )
 
 
@@ -691,6 +789,8 @@ GROUPS: tuple[Callable[[], Iterator[Case]], ...] = (
     argument_cases,
     setting_cases,
     config_cases,
+    config_check_cases,
+    planning_cases,
     catalog_cases,
     infeasible_cases,
 )

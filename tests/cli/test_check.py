@@ -75,6 +75,26 @@ def test_disabled_provider_is_shown_and_does_not_fail(tmp_path: Path) -> None:
     assert by_name["aws"]["enabled"] is False and by_name["aws"]["reachable"] is None
 
 
+@pytest.mark.parametrize("providers", ["{}", "{local: {enabled: false}}"])
+def test_no_enabled_provider_is_not_usable(tmp_path: Path, providers: str) -> None:
+    _write(tmp_path, f"providers: {providers}\n")
+    out = ic(tmp_path, "check", "--json", timeout=60)
+    assert out.returncode == 1
+    assert json.loads(out.stdout)["usable"] is False
+    assert out.stderr.strip().endswith("config.yaml: providers: no provider is enabled")
+
+
+def test_contract_files_are_checked(tmp_path: Path) -> None:
+    _write(tmp_path, "contracts: [c.yaml]\n")
+    (tmp_path / "c.yaml").write_text("contracts: [\n")
+    out = ic(tmp_path, "check", timeout=60)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.startswith(f"error: {tmp_path / 'c.yaml'}: (yaml): line 2")
+    repo = Path(__file__).resolve().parents[2]
+    _write(tmp_path, f"contracts: [{repo / 'examples/contracts/seed.yaml'}]\n")
+    assert ic(tmp_path, "check", timeout=60).returncode == 0
+
+
 def test_unreachable_endpoint_is_one_line_exit_1(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{_closed_port()}"
     _write(tmp_path, f"providers: {{local: {{}}, aws: {{endpoint_url: '{url}'}}}}\n")

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from intercloud.cli.errors import bad_input_exits
+from intercloud.cli.errors import bad_input_exits, check_out_dir
 
 capacity_app = typer.Typer(
     help="Long-horizon capacity planning across providers and pricing options.",
@@ -58,6 +58,7 @@ def plan(
     from intercloud.contracts.plan_report import to_json, to_text
     from intercloud.contracts.planner_input import load_problem
 
+    check_out_dir(out)
     with bad_input_exits():
         problem = load_problem(demand, offers)
         if contracts is not None:

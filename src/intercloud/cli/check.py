@@ -3,7 +3,8 @@
 Like ``sky check``: per provider of the configuration (``config.yaml``, else ``local``
 only), whether it is enabled, reachable, has credentials, what it sells by region, and
 why it cannot be used. Exit 0 when every enabled provider is usable, 1 otherwise (one
-line per unusable provider on stderr), 2 for a bad configuration or setting.
+line per unusable provider on stderr; also when none is enabled), 2 for a bad configuration
+or setting (contract files it names included).
 """
 
 from __future__ import annotations
@@ -75,10 +76,15 @@ def check(
         config = load_config()
     ctx = ProviderContext(home=settings.home(), environ=dict(os.environ))
     checks = check_providers(config, ctx)
+    with bad_input_exits():  # the contract files config.yaml names, as the live loop reads them
+        from intercloud.control.fleet_settings import fleet_settings
+
+        fleet_settings(config, [c.name for c in checks])
+    enabled = [c for c in checks if c.enabled]
     if as_json:
         out = {
             "config": str(config.source) if config.source else None,
-            "usable": all(c.usable for c in checks if c.enabled),
+            "usable": bool(enabled) and all(c.usable for c in enabled),
             "providers": [c.to_dict() for c in checks],
         }
         sys.stdout.write(json.dumps(out, indent=2) + "\n")
@@ -87,5 +93,7 @@ def check(
     bad = [c for c in checks if c.enabled and not c.usable]
     for c in bad:
         sys.stderr.write(f"error: {c.name}: {' '.join((c.reason or 'not usable').split())}\n")
-    if bad:
+    if not enabled:  # nothing could ever run
+        sys.stderr.write(f"error: {config.source}: providers: no provider is enabled\n")
+    if bad or not enabled:
         raise typer.Exit(EXIT_UNUSABLE)

@@ -21,6 +21,8 @@ from intercloud.cli.errors import bad_input_exits
 if TYPE_CHECKING:
     from intercloud.model.contract import Contract
 
+_FIRST_YEAR, _LAST_YEAR = 1970, 9000  # --at's range
+
 contracts_app = typer.Typer(
     help="Spend against contracts: burn-down, projection, alerts, chargeback.",
     no_args_is_help=True,
@@ -38,7 +40,13 @@ def parse_at(raw: str | None) -> datetime:
         raise ValueError(
             f"--at: expected an ISO time like 2026-03-01T12:00:00Z, got {raw!r}"
         ) from None
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    try:
+        t = t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    except OverflowError:  # an offset moving 0001-01-01 or 9999-12-31 off the calendar
+        t = datetime.min.replace(tzinfo=UTC)
+    if not _FIRST_YEAR <= t.year <= _LAST_YEAR:  # month arithmetic needs room either side
+        raise ValueError(f"--at: expected a year in {_FIRST_YEAR}-{_LAST_YEAR}, got {raw!r}")
+    return t
 
 
 def _contracts(path: Path | None) -> tuple[Contract, ...]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import typer
 
@@ -17,6 +18,13 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
     """Print ``message`` as one line on stderr and return the Exit to raise."""
     sys.stderr.write("error: " + " ".join(message.split()) + "\n")
     return typer.Exit(code)
+
+
+def check_out_dir(out: Path | None) -> None:
+    """``--out DIR``: refused before any work when it names something that is not a
+    folder (a file, a device), rather than after a long run."""
+    if out is not None and out.exists() and not out.is_dir():
+        raise fail(f"--out: {out} is not a folder")
 
 
 @contextmanager

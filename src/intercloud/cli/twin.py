@@ -14,6 +14,7 @@ JSON); the progress bar to stderr.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +22,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from intercloud.cli.errors import bad_input_exits, fail
+from intercloud.cli.errors import bad_input_exits, check_out_dir, fail
 
 if TYPE_CHECKING:
     from intercloud.twin.failures import FailureModels
+
+#: the most synthetic jobs (--jobs): beyond it the arrays alone exceed a machine's memory
+MAX_JOBS = 10_000_000
+_YEAR_S = 365 * 86400.0  # the longest scheduling period (--tick)
 
 twin_app = typer.Typer(
     help="The digital twin: run a job trace on a simulated fleet with the real scheduler.",
@@ -79,14 +84,17 @@ def run(
     """Run TRACE on FLEET.yaml through the scheduler core and report what happened."""
     if failures not in ("on", "off"):
         raise fail(f"--failures: expected on or off, got {failures!r}")
-    if jobs is not None and jobs < 1:
-        raise fail(f"--jobs: must be >= 1, got {jobs}")
+    if jobs is not None and not 1 <= jobs <= MAX_JOBS:
+        raise fail(f"--jobs: must be in [1, {MAX_JOBS:_}], got {jobs}")
+    if seed < 0:  # numpy's generators take no negative seed
+        raise fail(f"--seed: must be >= 0, got {seed}")
     if not 0 < load <= 10:
         raise fail(f"--load: must be in (0, 10], got {load}")
     if days is not None and not 0 < days <= 3660:
         raise fail(f"--days: must be in (0, 3660], got {days}")
-    if tick < 0:
-        raise fail(f"--tick: must be >= 0, got {tick}")
+    if not 0 <= tick <= _YEAR_S:  # also NaN
+        raise fail(f"--tick: must be in [0, {_YEAR_S:g}], got {tick}")
+    check_out_dir(out)
     with bad_input_exits():
         fm = _failures(failures == "on", spot_trace)
         opts = _Opts(jobs, load, days, seed, fm, tick, queue_order, as_json, out)
@@ -242,14 +250,25 @@ def _num(v: object) -> str:
 
 def _load_report(path: Path) -> dict[str, object]:
     """A run's report.json (``path`` is the run folder or the file): ValueError naming
-    the file when it is missing or not a report."""
+    the file (and field) when it is missing, not a report or holds a figure that is not a
+    finite number."""
     f = path / "report.json" if path.is_dir() else path
     if not f.exists():
         raise ValueError(f"{f}: no such report (run intercloud twin run --out DIR first)")
     try:
-        data = json.loads(f.read_text())
+        data = json.loads(f.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ValueError(f"{f}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{f}: not JSON (not UTF-8 text)") from None
     if not isinstance(data, dict) or "jobs_total" not in data:
         raise ValueError(f"{f}: not a twin report (no jobs_total)")
+    from intercloud.twin.report_files import SUMMARY
+
+    for key, _ in SUMMARY:  # what compare shows: a finite number or null (not measured)
+        v = data.get(key)
+        if v is not None and (
+            isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v)
+        ):
+            raise ValueError(f"{f}: {key}: expected a finite number or null, got {v!r:.60}")
     return data

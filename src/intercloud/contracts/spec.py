@@ -115,13 +115,19 @@ def parse_month(value: Any) -> date:
     return date(int(m.group(1)), int(m.group(2)), 1)
 
 
+#: a date or time; YAML gives a date, JSON (the schema) a string: both parse
+When = Annotated[date, Field(strict=False)] | Annotated[datetime, Field(strict=False)]
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """No coercion (a boolean is no number, a quoted number no number), as specs."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
 class TermSpec(_Strict):
-    start: date | datetime
-    end: date | datetime
+    start: When
+    end: When
 
     @field_validator("end")
     @classmethod
@@ -152,8 +158,8 @@ class BlockSpec(_Strict):
     region: Annotated[str, Field(min_length=1)]
     zone: str = ""
     count: Annotated[int, Field(gt=0)]
-    start: date | datetime
-    end: date | datetime
+    start: When
+    end: When
     usd_per_node_hour: Positive
 
     @field_validator("end")

@@ -36,7 +36,7 @@ class SpotRate:
 def _one(path: Path) -> tuple[int, float]:
     try:
         doc = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # JSON or UTF-8 decoding
         raise ValueError(f"{path}: cannot read a spot trace ({exc})") from None
     try:
         gap = float(doc["metadata"]["gap_seconds"])

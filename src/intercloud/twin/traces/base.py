@@ -94,8 +94,21 @@ def formats() -> list[str]:
 
 
 def read_trace(path: str | Path, fmt: str, limit: int | None = None) -> Iterator[TraceJob]:
-    """``get_reader(fmt).read(path, limit)``."""
-    return get_reader(fmt).read(path, limit)
+    """``get_reader(fmt).read(path, limit)``; a file that is not UTF-8 text is a
+    ``TraceError`` naming it."""
+    return _decoded(get_reader(fmt).read(path, limit), path)
+
+
+def _decoded(jobs: Iterator[TraceJob], path: str | Path) -> Iterator[TraceJob]:
+    try:
+        yield from jobs
+    except UnicodeDecodeError as exc:
+        raise not_text(path, exc) from None
+
+
+def not_text(path: str | Path, exc: UnicodeDecodeError) -> TraceError:
+    """The one-line error for a trace that is not UTF-8 text (a binary or archive)."""
+    return TraceError(f"{Path(path).name}: not a UTF-8 text trace (byte {exc.start}: {exc.reason})")
 
 
 # ---------------------------------------------------------------------- parsing helpers

@@ -17,7 +17,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from intercloud.twin.traces.base import TraceJob, get_reader
+from intercloud.twin.traces.base import TraceJob, get_reader, not_text
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -146,8 +146,12 @@ class ColumnarReader(Protocol):
 
 def read_columns(path: str | Path, fmt: str, limit: int | None = None) -> TraceColumns:
     """The trace at ``path`` as columns: the reader's fast path where it has one, else
-    ``TraceColumns.from_jobs`` over its jobs. Same jobs, same order, same errors."""
+    ``TraceColumns.from_jobs`` over its jobs. Same jobs, same order, same errors (a file
+    that is not UTF-8 text: ``TraceError`` naming it)."""
     reader = get_reader(fmt)
-    if isinstance(reader, ColumnarReader):
-        return reader.read_columns(path, limit)
-    return TraceColumns.from_jobs(reader.read(path, limit))
+    try:
+        if isinstance(reader, ColumnarReader):
+            return reader.read_columns(path, limit)
+        return TraceColumns.from_jobs(reader.read(path, limit))
+    except UnicodeDecodeError as exc:
+        raise not_text(path, exc) from None
