@@ -289,7 +289,10 @@ class InstancePoolProvider(Provider):
                 exit_code=inst.exit_code,
                 ended_at=inst.updated_at.timestamp(),
             )
-        if inst.state in (S.TERMINATING, S.TERMINATED, S.FAILED):
+        if inst.state in (S.TERMINATED, S.FAILED):
+            # Only once the instance has ended: while it is terminating (EC2's
+            # "shutting-down") its processes may still run, and the gang's next attempt
+            # must not start elsewhere while they do.
             cause = end_cause(inst.extra) or EndCause.LOST
             kind = NodeEventKind.PREEMPTED if cause in PREEMPTING else NodeEventKind.LOST
             ended = inst.ended_at or inst.updated_at

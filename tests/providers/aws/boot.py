@@ -53,6 +53,35 @@ class BootedVM:
     def agent_home(self) -> Path:
         return self.sandbox / "agent"
 
+    def power_off(self) -> None:
+        """The VM is gone, as a terminated instance is: SIGKILL every process of the
+        sandbox at once (the boot script's session and the node sessions the agent's
+        supervisors started, found by their working folder or agent home)."""
+        import psutil
+
+        root = str(self.sandbox)
+        for _ in range(3):  # again, in case something forked while we looked
+            victims = []
+            with contextlib.suppress(psutil.Error):
+                victims += psutil.Process(self.process.pid).children(recursive=True)
+            for proc in psutil.process_iter():
+                try:
+                    cwd = proc.cwd()
+                    env = proc.environ()
+                except (psutil.Error, OSError):
+                    continue
+                if cwd.startswith(root) or env.get("INTERCLOUD_AGENT_HOME", "").startswith(root):
+                    victims.append(proc)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            for proc in victims:
+                with contextlib.suppress(psutil.Error):
+                    proc.kill()
+            if not victims:
+                break
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=10)
+
     def stop(self, timeout_s: float = 20.0) -> int:
         """Shut the VM down: SIGTERM to the boot script's session (the agent stops, the
         script ends); SIGKILL after ``timeout_s``. Its exit status."""

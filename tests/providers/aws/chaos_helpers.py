@@ -30,11 +30,17 @@ REPO = Path(__file__).resolve().parents[3]
 GCP_SITE = "gcp/us-central1/us-central1-a,cpus=8,price=0.15"
 
 #: A training step loop that checkpoints every step and resumes from the last one. It
-#: marks a run that starts while another run of the same job is alive (``double``).
+#: marks a run that starts while another run of the same job is alive (``double``; a
+#: run is its pid and process start time, so a reused pid is not mistaken for it, and a
+#: killed run not yet reaped, a zombie, is not alive).
 CHECKPOINTING_RUN = """\
 ck="$INTERCLOUD_CHECKPOINT_DIR"; mkdir -p "$ck"
-if [ -f "$ck/pid" ] && kill -0 "$(cat "$ck/pid")" 2>/dev/null; then echo DOUBLE >> "$ck/double"; fi
-echo $$ > "$ck/pid"
+if [ -f "$ck/pid" ] && read -r p st < "$ck/pid" \
+   && [ "$(cut -d' ' -f22 "/proc/$p/stat" 2>/dev/null)" = "$st" ] \
+   && ! grep -q '^State:[[:space:]]*[ZX]' "/proc/$p/status" 2>/dev/null; then
+  echo DOUBLE >> "$ck/double"
+fi
+echo "$$ $(cut -d' ' -f22 /proc/$$/stat)" > "$ck/pid"
 i=$(cat "$ck/step" 2>/dev/null || echo 0)
 echo "attempt $INTERCLOUD_ATTEMPT on $INTERCLOUD_PROVIDER resumes at step $i"
 echo "$INTERCLOUD_ATTEMPT $INTERCLOUD_PROVIDER $i" >> "$ck/resumes"

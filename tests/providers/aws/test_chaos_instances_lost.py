@@ -63,6 +63,7 @@ def test_all_instances_terminated_mid_run_resume_from_the_checkpoint_elsewhere(
             proxy.refuse_run = "InsufficientInstanceCapacity"
             gone = live_ec2(ec2, cluster)
             assert gone, "no instance to terminate"
+            booter.power_off(gone)  # the VMs die with their instances, as on EC2
             ec2.terminate_instances(InstanceIds=gone)
             st = wait_for(home, job, ("SUCCEEDED", "FAILED", "CANCELLED"), timeout_s=120)
             assert st["state"] == "SUCCEEDED", f"{st}\n{log_tail(home)}\n{booter.errors}"
