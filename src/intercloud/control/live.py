@@ -99,6 +99,9 @@ class LiveCapacity:
         self.server: AgentServer | None = None
         self._step_of: InstanceReconciler | None = None
         self.active_instances = 0
+        #: whether each provider was down at its last call (to log changes once; the
+        #: store's ``provider_health`` is the record)
+        self._down: dict[str, bool] = {}
 
     def add(self, name: str, provider: AsyncProvider) -> Provider:
         """Take ``provider`` (enabled as ``name``); returns its bridge, the job-level
@@ -262,7 +265,7 @@ class LiveCapacity:
 
     def _on_call(self, name: str, error: Exception | None) -> None:
         kind = error.kind if isinstance(error, ProviderCallFailed) else None
-        before = self._down(name)
+        before = self._down.get(name, False)
         health = self.store.record_provider_call(
             name,
             ok=error is None,
@@ -275,6 +278,4 @@ class LiveCapacity:
             log.warning("provider %s is down: %s", name, health.error)
         elif before and not health.down:
             log.info("provider %s answers again", name)
-
-    def _down(self, name: str) -> bool:
-        return any(h.name == name and h.down for h in self.store.provider_health())
+        self._down[name] = health.down
