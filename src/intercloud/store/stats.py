@@ -157,3 +157,29 @@ def running_stretches(store: Store, since: datetime, tenant: str | None = None) 
             )
         )
     return out
+
+
+@dataclass(frozen=True)
+class InstanceStretch:
+    """One instance's running time ``[start, end)`` (``end`` None: still up)."""
+
+    start: datetime
+    end: datetime | None
+    provider: str
+    region: str
+    instance_type: str
+
+
+def instance_stretches(store: Store, since: datetime) -> list[InstanceStretch]:
+    """Instances that ran at some time after ``since`` (the fleet's capacity), by start."""
+    q = (
+        sa.select(IM.running_at, IM.ended_at, IM.provider, IM.region, IM.instance_type)
+        .where(IM.running_at.is_not(None), sa.or_(IM.ended_at.is_(None), IM.ended_at > since))
+        .order_by(IM.running_at, IM.id)
+    )
+    with store._db.read() as conn:
+        return [
+            InstanceStretch(start, end, str(p), str(r), str(t))
+            for start, end, p, r, t in conn.execute(q)
+            if start is not None
+        ]

@@ -11,7 +11,7 @@ from markupsafe import Markup
 
 #: Colour-blind-safe palette (Okabe-Ito), cycled.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442")
-W, H, PAD_L, PAD_R, PAD_T, PAD_B = 640, 220, 48, 12, 12, 28
+W, H, PAD_L, PAD_R, PAD_T, PAD_B = 560, 220, 48, 28, 24, 28
 
 
 def _nice_max(v: float) -> float:
@@ -60,7 +60,7 @@ def line_chart(
                 f'<text x="{x(i):.1f}" y="{H - 8}" text-anchor="middle" font-size="11">'
                 f"{escape(labels[i])}</text>"
             )
-    out.append(f'<text x="4" y="{PAD_T + 10}" font-size="11" fill="#555">{escape(y_label)}</text>')
+    out.append(f'<text x="{PAD_L}" y="12" font-size="12" fill="#555">{escape(y_label)}</text>')
     for k, (name, vals) in enumerate(series):
         colour = PALETTE[k % len(PALETTE)]
         pts = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(vals))

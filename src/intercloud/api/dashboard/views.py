@@ -12,7 +12,7 @@ from intercloud.api.auth import Principal
 from intercloud.api.context import ApiContext
 from intercloud.api.dashboard.series import GROUPS, busy_series
 from intercloud.api.dashboard.svg import hhmm, line_chart
-from intercloud.store.stats import running_stretches
+from intercloud.store.stats import Stretch, instance_stretches, running_stretches
 
 #: How far back the utilisation charts look, and in how many points.
 WINDOWS = {"15m": timedelta(minutes=15), "1h": timedelta(hours=1), "1d": timedelta(days=1)}
@@ -38,16 +38,24 @@ def fleet(ctx: ApiContext, who: Principal, by: str, window: str) -> dict[str, An
     span = WINDOWS.get(window, WINDOWS["1h"])
     now = datetime.now(UTC)
     stretches = running_stretches(ctx.store, now - span, who.scope())
+    # the instances' GPUs: the capacity line of instance-backed providers (admins only:
+    # instances are shared by every tenant)
+    held = _instance_capacity(ctx, now - span) if who.is_admin else []
     charts = []
     for measure, label in (("gpus", "GPUs busy"), ("nodes", "nodes running")):
         starts, series = busy_series(stretches, now, span, BUCKETS, by, measure)
-        if series:
+        lines = [(s.label, s.points) for s in series]
+        if measure == "gpus" and held:
+            _, cap = busy_series(held, now, span, BUCKETS, by, measure)
+            lines += [(f"instances: {s.label}", s.points) for s in cap]
+        if lines:
             charts.append(
                 line_chart(
                     [hhmm(t) for t in starts],
-                    [(s.label, s.points) for s in series],
+                    lines,
                     label,
                     f"{label} by {by}",
+                    dashed=frozenset(name for name, _ in lines if name.startswith("instances:")),
                 )
             )
     out: dict[str, Any] = {"by": by, "window": window, "charts": charts, "view": None}
@@ -55,6 +63,18 @@ def fleet(ctx: ApiContext, who: Principal, by: str, window: str) -> dict[str, An
         from intercloud.api.fleet_view import fleet_view
 
         out["view"] = fleet_view(ctx.store, ctx.catalog())
+    return out
+
+
+def _instance_capacity(ctx: ApiContext, since: datetime) -> list[Stretch]:
+    """Each instance that ran since ``since`` as a stretch of its type's GPUs."""
+    from intercloud.api.fleet_view import _gpus_of
+
+    gpus_of = _gpus_of(ctx.catalog())
+    out = []
+    for i in instance_stretches(ctx.store, since):
+        acc, count = gpus_of.get((i.provider, i.instance_type), (None, 0))
+        out.append(Stretch(0, "", i.start, i.end, i.provider, i.region, acc, count, 1))
     return out
 
 
