@@ -39,10 +39,22 @@ def _gpu_spec(name: str, gpus: str, run: str) -> str:
     return f"kind: training\nname: {name}\nresources: {{accelerators: {gpus}}}\nrun: {run}\n"
 
 
+CONFIG = "providers:\n  local: {}\ncontracts: [contracts.yaml]\n"
+CONTRACTS = """contracts:
+  - name: gcp-lab
+    provider: gcp
+    term: {start: 2026-01-01, end: 2027-01-01}
+    commitment: {total_usd: 1200}
+"""
+
+
 @pytest.fixture(scope="module")
 def gpu_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    home = tmp_path_factory.mktemp("ui") / "home"
-    with running_server(home, INTERCLOUD_LOCAL_SITES=SITES) as srv:
+    root = tmp_path_factory.mktemp("ui")
+    (root / "config.yaml").write_text(CONFIG)
+    (root / "contracts.yaml").write_text(CONTRACTS)
+    env = {"INTERCLOUD_LOCAL_SITES": SITES, "INTERCLOUD_CONFIG": str(root / "config.yaml")}
+    with running_server(root / "home", **env) as srv:
         srv.tenant("alpha", quotas={"H100": 8}, monthly_budget_usd=500)
         srv.tenant("beta")
         yield srv
@@ -140,7 +152,8 @@ def test_an_admin_sees_every_tenant_and_the_fleet_over_time(
     expect(page.locator('#tenants [data-tenant="beta"]')).to_be_visible()
     expect(page.locator("#fleet svg.chart").first).to_be_visible()
     expect(page.get_by_test_id("by-provider")).to_contain_text("aws")
-    page.goto(f"{srv.url}/ui?by=gpu&window=15m")
+    expect(page.locator('#contracts [data-contract="gcp-lab"] svg.chart')).to_be_visible()
+    page.goto(f"{srv.url}/ui?by=gpu&window=5m")
     expect(page.locator("#fleet svg.chart").first).to_contain_text("H100")
     page.screenshot(path=artefacts / "dashboard-admin.png", full_page=True)
     srv.call(member, "POST", f"/v1/workloads/{running}/cancel")

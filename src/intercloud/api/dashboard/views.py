@@ -15,7 +15,12 @@ from intercloud.api.dashboard.svg import hhmm, line_chart
 from intercloud.store.stats import Stretch, instance_stretches, running_stretches
 
 #: How far back the utilisation charts look, and in how many points.
-WINDOWS = {"15m": timedelta(minutes=15), "1h": timedelta(hours=1), "1d": timedelta(days=1)}
+WINDOWS = {
+    "5m": timedelta(minutes=5),
+    "15m": timedelta(minutes=15),
+    "1h": timedelta(hours=1),
+    "1d": timedelta(days=1),
+}
 BUCKETS = 60
 RECENT_JOBS = 50
 LOG_LINES = 400
