@@ -53,6 +53,17 @@ def test_login_sets_a_strict_httponly_cookie_and_bad_tokens_are_refused(server: 
         assert "script-src 'self'" in page.headers["content-security-policy"]
         assert c.post("/ui/logout").status_code == 303
         assert c.get("/ui").status_code == 303
+    logins = [
+        (a["status"], a["code"], a["tenant"], a["role"])
+        for a in server.call(server.admin, "GET", "/v1/audit", params={"limit": 1000}).json()
+        if a["path"] == "/ui/login"
+    ]
+    assert logins[-4:] == [
+        (401, "unauthorized", None, None),
+        (401, "unauthorized", None, None),
+        (413, "too_large", None, None),
+        (303, None, "alpha", "viewer"),
+    ]
 
 
 def test_every_panel_and_job_page_is_scoped_to_the_tokens_tenant(server: Server) -> None:
@@ -74,6 +85,10 @@ def test_every_panel_and_job_page_is_scoped_to_the_tokens_tenant(server: Server)
         assert c.get(f"/ui/jobs/{theirs}/logs").status_code == 404
         assert c.get("/ui/jobs/0").status_code == 404
         assert c.get("/ui/part/nothing").status_code == 404
+        odd = c.get("/ui", params={"by": "<tenant>", "window": '"><script>'})
+        assert odd.status_code == 200 and "<script>" not in odd.text.split("</head>")[1]
+        assert "window=1h" in odd.text and "by=provider" in odd.text
+        assert c.get("/ui/jobs/abc").json()["field"] == "job_id"
     with _ui(server, server.admin) as c:
         page = c.get("/ui").text
         assert "ui-alpha-job" in page and "ui-beta-job" in page

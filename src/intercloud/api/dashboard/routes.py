@@ -84,14 +84,18 @@ async def login(request: Request) -> Response:
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_FORM_BYTES:
+            request.state.error_code = ErrorCode.TOO_LARGE.value
             return _html("login.html", 413, error="token: too long")
     form = parse_qs(body.decode("utf-8", "replace"))
     secret = (form.get("token") or [""])[0].strip()
+    request.state.audit_target = "dashboard"
     if not secret:
+        request.state.error_code = ErrorCode.UNAUTHORIZED.value
         return _html("login.html", 401, error="token: paste an API token")
     try:
         await authenticate(request, secret)
     except ApiError as exc:
+        request.state.error_code = exc.code.value  # for the audit row
         return _html("login.html", exc.status, error=f"token: {exc.message}")
     response = RedirectResponse("/ui", status_code=303)
     response.set_cookie(

@@ -5,6 +5,7 @@ an admin), never filtered afterwards."""
 from __future__ import annotations
 
 import os
+from collections import deque
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -40,7 +41,8 @@ def fleet(ctx: ApiContext, who: Principal, by: str, window: str) -> dict[str, An
     """Busy GPUs and running nodes over ``window`` by ``by``; an admin also gets the
     pools (instances by provider, region, GPU type) and utilisation now."""
     by = by if by in GROUPS else "provider"
-    span = WINDOWS.get(window, WINDOWS["1h"])
+    window = window if window in WINDOWS else "1h"
+    span = WINDOWS[window]
     now = datetime.now(UTC)
     stretches = running_stretches(ctx.store, now - span, who.scope())
     # the instances' GPUs: the capacity line of instance-backed providers (admins only:
@@ -148,5 +150,5 @@ def job(ctx: ApiContext, who: Principal, job_id: int) -> dict[str, Any]:
 
 def logs(ctx: ApiContext, who: Principal, job_id: int) -> str:
     """The job's last ``LOG_LINES`` log lines so far."""
-    lines = list(ctx.client.logs(job_id, follow=False, tenant=who.scope()))
-    return "".join(lines[-LOG_LINES:])
+    tail = deque(ctx.client.logs(job_id, follow=False, tenant=who.scope()), maxlen=LOG_LINES)
+    return "".join(tail)
