@@ -76,3 +76,12 @@ def test_instances_by_provider_and_state_and_their_running_time(
     assert stats.instance_counts(store) == {("aws", "requested"): 1, ("aws", "running"): 1}
     up = stats.instance_stretches(store, start)
     assert [(s.provider, s.instance_type, s.end) for s in up] == [("aws", "p5.48xlarge", None)]
+
+
+def test_list_workloads_latest_keeps_the_newest_in_id_order(store: Store) -> None:
+    store.create_tenant("alpha")
+    ids = [store.submit("training", f"j{i}", SPEC, tenant="alpha") for i in range(5)]
+    store.submit("training", "other", SPEC)
+    assert [w.id for w in store.list_workloads(tenant="alpha", latest=2)] == ids[-2:]
+    assert [w.id for w in store.list_workloads(tenant="alpha", latest=10)] == ids
+    assert [w.id for w in store.list_workloads(tenant="alpha")] == ids

@@ -33,8 +33,10 @@ def queue(ctx: ApiContext, who: Principal) -> list[dict[str, Any]]:
 
 
 def jobs(ctx: ApiContext, who: Principal) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = ctx.client.jobs(tenant=who.scope())
-    return rows[-RECENT_JOBS:][::-1]
+    from intercloud.sdk import Client
+
+    rows = ctx.store.list_workloads(tenant=who.scope(), latest=RECENT_JOBS)
+    return [Client._summary(w) for w in reversed(rows)]
 
 
 def fleet(ctx: ApiContext, who: Principal, by: str, window: str) -> dict[str, Any]:
