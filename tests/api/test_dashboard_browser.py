@@ -9,6 +9,7 @@ every change the page ever makes). Screenshots are kept under the artefacts fold
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -65,9 +66,9 @@ def artefacts(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Con
     where = os.environ.get("INTERCLOUD_TEST_ARTEFACTS")
     path = Path(where) if where else tmp_path_factory.getbasetemp() / "artefacts"
     path.mkdir(parents=True, exist_ok=True)
-    reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"dashboard screenshots: {path}")
+    capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        print(f"\ndashboard screenshots: {path}", flush=True)
     return path
 
 
