@@ -99,7 +99,7 @@ YEAR_S = 365 * 86_400.0
 # event kinds (ints: the heap compares tuples)
 _END, _CKPT, _INTERRUPT, _NODE_FAIL, _REPAIR, _SPOT = 1, 2, 3, 4, 5, 6
 _OUT_START, _OUT_END, _POLL, _COOL, _RELEASE, _SAMPLE, _TICK = 7, 8, 9, 10, 11, 12, 13
-_CONTRACT_START, _CONTRACT_END, _AUTOSCALE = 14, 15, 16
+_CONTRACT_START, _CONTRACT_END, _AUTOSCALE, _NODE_LOSS = 14, 15, 16, 17
 
 # what keeps a run going once every job has arrived (periodic events do not)
 _PROGRESS = frozenset({_END, _CKPT, _INTERRUPT, _REPAIR, _OUT_END, _POLL, _CONTRACT_START})
@@ -483,6 +483,11 @@ class _Engine:
             self._release()
         elif kind == _AUTOSCALE:
             self._autoscale(a)
+        elif kind == _NODE_LOSS:
+            loss = self.fm.node_losses[a]
+            if loss.job < self.n and self.status[loss.job] == _RUNNING:
+                self.rec.failures["node"] += 1
+                self._fail_node(self.state.allocations[loss.job].nodes[0], loss.repair_s)
 
     def _autoscale(self, i: int) -> None:
         svc = self.services
@@ -686,6 +691,8 @@ class _Engine:
             self._next_spot()
         for o in fm.outages:
             self._plan_outage(o)
+        for i, loss in enumerate(fm.node_losses):
+            self.push(self.t0 + loss.at_s, _NODE_LOSS, i)
         regions = sorted({(s.provider, s.region) for s in self.fleet.pools})
         provs = sorted({s.provider for s in self.fleet.pools})
         last = self.submit[self.order[-1]] - self.t0 if self.n else 0.0
