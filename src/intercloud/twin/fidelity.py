@@ -113,6 +113,8 @@ class Attempt:
     start_s: float
     end_s: float
     nodes: int
+    #: node-seconds it held (None: ``nodes`` x its length)
+    node_s: float | None = None
 
 
 @dataclass
@@ -142,7 +144,11 @@ class Outcome:
 
     @property
     def node_hours(self) -> float:
-        return sum(a.nodes * (a.end_s - a.start_s) for a in self.attempts) / 3600.0
+        held = (
+            a.node_s if a.node_s is not None else a.nodes * (a.end_s - a.start_s)
+            for a in self.attempts
+        )
+        return sum(held) / 3600.0
 
 
 # ------------------------------------------------------------------------------ twin --
@@ -342,11 +348,13 @@ def run_live(
             for n in store.nodes(s):
                 by_attempt.setdefault(n.attempt, []).append(n)
             for nodes in by_attempt.values():
-                starts = [n.started_at for n in nodes if n.started_at]
-                stops = [n.ended_at for n in nodes if n.ended_at]
-                if starts and stops:
-                    start, end = min(starts).timestamp() - t0, max(stops).timestamp() - t0
-                    attempts.append(Attempt(i, start, end, len(nodes)))
+                ran = [(n.started_at.timestamp(), n.ended_at.timestamp()) for n in nodes
+                       if n.started_at and n.ended_at]  # fmt: skip
+                if ran:
+                    # each rank from its start to its end (ranks start one by one)
+                    start, end = min(r[0] for r in ran) - t0, max(r[1] for r in ran) - t0
+                    held = sum(r[1] - r[0] for r in ran)
+                    attempts.append(Attempt(i, start, end, len(nodes), held))
         decisions = sorted(
             [(round(at - t0, 6), 1, _kind(d), index[d.job_id]) for at, d in decider.log
              if d.job_id in index]
