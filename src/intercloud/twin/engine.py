@@ -44,6 +44,12 @@ empty and grow only through the ``sim`` provider. The live loop builds a new
 keeps one of each for the run, so the ledger's decayed usage of ended jobs carries
 over (the core's memos are exact: they never change a decision).
 
+**Services.** The fleet's inference services (``twin/services.py``): every service's
+autoscaler looks at its own interval (``_AUTOSCALE`` events, periodic: they do not keep a
+run going) and queues or stops replicas; queued replicas join the trace's queue in the
+same ``schedule`` call, and the core's decisions on them (job ids after the trace's) go
+back to the services. Replicas count in GPU-hours and cost, not in the job figures.
+
 **Contracts.** A reserved pool exists only inside its contract's window, as the
 snapshot builder drops ended contracts: its rows are absent before the start and
 removed at the end, the jobs on them evicted (cause ``contract_ended``), so it is paid
