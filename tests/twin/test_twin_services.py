@@ -173,3 +173,19 @@ def test_cli_reports_services(tmp_path: Path) -> None:
     assert data["services"][0]["autoscale_interval_s"] == 120
     res = CliRunner().invoke(app, [*args, "--autoscale-interval", "5"])
     assert res.exit_code != 0 and "--autoscale-interval" in res.output
+
+
+def test_same_inputs_same_report_with_services() -> None:
+    f = fleet(FOUR, extra=services_yaml(profile="azure_code", max_replicas=3))
+    tr = trace([(0, 5 * H, 8), (600, 3 * H, 16), (1200, 2 * H, 8)])
+    cfg = TwinConfig(seed=4, failures=FailureModels().with_(node_failures_per_1000_node_days=50))
+
+    def run() -> dict[str, object]:
+        d: dict[str, object] = json.loads(simulate(f, tr, cfg).report.to_json())
+        d.pop("wall_s")
+        d.pop("events_per_s")
+        return d
+
+    a = run()
+    assert a == run()
+    assert a["services"]
