@@ -99,6 +99,7 @@ class TwinReport:
     wall_s: float
     events_per_s: float
     series: list[Sample] = field(default_factory=list)
+    services: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
