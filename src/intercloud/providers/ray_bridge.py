@@ -33,7 +33,10 @@ from intercloud.providers.base import (
 )
 from intercloud.providers.ray_cluster import CONNECT_TIMEOUT_S, RayConfig, host_port
 
-__all__ = ["ClusterUnreachable", "RayBridge"]
+__all__ = ["STARTUP_S", "ClusterUnreachable", "RayBridge"]
+
+#: What a new child may take, beyond the call's own time, to import ray and connect.
+STARTUP_S = 60.0
 
 
 class ClusterUnreachable(ProviderError):
@@ -106,6 +109,8 @@ class RayBridge:
         not answer within ``timeout_s`` (default ``config.call_timeout_s``)."""
         wait = self.config.call_timeout_s if timeout_s is None else timeout_s
         with self._lock:
+            if not self.alive:
+                wait += STARTUP_S  # a new child imports ray and connects first
             conn = self._child()
             try:
                 conn.send((method, args))

@@ -204,9 +204,10 @@ class RayCluster(Provider):
 
     # -- offerings -------------------------------------------------------------------
     def offerings(self) -> list[Offering]:
-        """One offering per node shape (nodes without CPUs left out), like a local site:
-        its CPUs, memory and GPUs are those of all its live nodes together (the scheduler
-        slices it; a gang's ranks go to distinct nodes); price 0 (the lab's own cluster)."""
+        """One offering per node shape (nodes without CPUs left out): one node's CPUs,
+        GPUs and memory, ``machines`` the live nodes of that shape (the scheduler puts
+        each rank of a gang on its own node, as the placement group does); price 0
+        (the lab's own cluster)."""
         by_shape: dict[NodeShape, int] = {}
         for n in self._alive_nodes():
             shape = node_shape(n["Resources"])
@@ -221,15 +222,17 @@ class RayCluster(Provider):
             region=self.config.region,
             zone="",
             instance_type=shape.instance_type,
-            accelerator=shape.accelerator if shape.gpus else None,
-            accelerator_count=shape.gpus * nodes,
-            vcpus=shape.cpus * nodes,
-            memory_gib=shape.memory_gib * nodes,
+            accelerator=(shape.accelerator or "GPU") if shape.gpus else None,
+            accelerator_count=shape.gpus,
+            vcpus=shape.cpus,
+            memory_gib=shape.memory_gib,
             on_demand_price=0.0,
+            machines=nodes,
         )
 
     def free_capacity(self) -> dict[OfferingKey, FreeCapacity]:
-        """Available resources of the live nodes, summed per shape."""
+        """Available resources of the live nodes, summed per shape, and how many of
+        them are wholly free (nothing of theirs in use)."""
         self._connect()
         from ray._private import state
 
@@ -243,11 +246,14 @@ class RayCluster(Provider):
                 continue  # not sold (offerings)
             key = (NAME, self.config.region, "", shape.instance_type)
             avail = free.get(n["NodeID"], {})
-            prev = out.get(key, FreeCapacity(0.0, 0, 0.0))
+            cpus, gpus = float(avail.get("CPU", 0.0)), int(avail.get("GPU", 0))
+            whole = cpus + 1e-6 >= shape.cpus and gpus >= shape.gpus
+            prev = out.get(key, FreeCapacity(0.0, 0, 0.0, 0))
             out[key] = FreeCapacity(
-                prev.cpus + float(avail.get("CPU", 0.0)),
-                prev.gpus + int(avail.get("GPU", 0)),
+                prev.cpus + cpus,
+                prev.gpus + gpus,
                 prev.memory_gib + float(avail.get("memory", 0.0)) / GIB,
+                (prev.machines or 0) + int(whole),
             )
         return out
 
@@ -474,7 +480,7 @@ class RayCluster(Provider):
             except Exception as exc:  # RayActorError: its node died
                 events.append(NodeEvent(NodeEventKind.LOST, job, attempt, rank,
                                         reason=f"ray node lost: {type(exc).__name__}",
-                                        ended_at=time.time()))  # fmt: skip
+                                        ended_at=time.time(), capacity_lost=True))  # fmt: skip
                 self._untrack(key)
                 continue
             if code is not None:

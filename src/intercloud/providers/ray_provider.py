@@ -78,6 +78,7 @@ class RayProvider(Provider):
         self._gone: dict[NodeKey, str] = {}
         self._generation = 0
         self._unreachable_since: float | None = None
+        self._unreachable_why: str | None = None
         self._last_keys: set[OfferingKey] = set()
 
     # -- calls into the cluster ------------------------------------------------------------
@@ -89,11 +90,13 @@ class RayProvider(Provider):
                 if self._unreachable_since is None:
                     self._unreachable_since = time.time()
                     log.warning("ray: %s", exc)
+                self._unreachable_why = " ".join(str(exc).split())
             raise
         with self._mutex:
             if self._unreachable_since is not None:
                 log.info("ray at %s answers again", self.config.address)
             self._unreachable_since = None
+            self._unreachable_why = None
         if self._bridge.generation != self._generation:
             self._readopt()
         return out
@@ -112,6 +115,10 @@ class RayProvider(Provider):
     def _track(self, handle: NodeHandle) -> None:
         with self._mutex:
             self._handles[(handle.job_id, handle.attempt, handle.rank)] = handle
+
+    def unreachable(self) -> str | None:
+        """Why the cluster did not answer the last call (None: it did)."""
+        return self._unreachable_why
 
     def unreachable_for(self) -> float:
         """Seconds the cluster has not answered (0 while it does)."""
@@ -137,7 +144,7 @@ class RayProvider(Provider):
             got = self._call("free_capacity")
         except Exception as exc:  # a ProviderError, or a child that answered nonsense
             log.debug("free capacity of ray: %s", exc)
-            return dict.fromkeys(self._last_keys, FreeCapacity(0.0, 0, 0.0))
+            return dict.fromkeys(self._last_keys, FreeCapacity(0.0, 0, 0.0, 0))
         assert isinstance(got, dict)
         self._last_keys = set(got)
         return got
@@ -215,9 +222,9 @@ class RayProvider(Provider):
             for ev in events:
                 self._handles.pop((ev.job_id, ev.attempt, ev.rank), None)
             for (job, attempt, rank), why in self._gone.items():
-                events.append(
-                    NodeEvent(NodeEventKind.LOST, job, attempt, rank, reason=why, ended_at=now)
-                )
+                lost = NodeEvent(NodeEventKind.LOST, job, attempt, rank, reason=why, ended_at=now,
+                                 capacity_lost=True)  # fmt: skip
+                events.append(lost)
             self._gone.clear()
         return events
 

@@ -79,14 +79,14 @@ def _wait_for(cond: Callable[[], bool], timeout: float = 20) -> None:
 
 def test_offerings_are_the_node_shapes_at_price_zero(provider: RayProvider) -> None:
     offerings = provider.offerings()
-    # the two workers together (the head has no CPUs: nothing runs there)
-    assert [(o.instance_type, o.vcpus, o.memory_gib) for o in offerings] == [
-        ("ray-2cpu-2gib", 4.0, 4.0)
+    # one worker's shape, two machines of it (the head has no CPUs: nothing runs there)
+    assert [(o.instance_type, o.vcpus, o.memory_gib, o.machines) for o in offerings] == [
+        ("ray-2cpu-2gib", 2.0, 2.0, 2)
     ]
     assert all(o.provider == "ray" and o.on_demand_price == 0.0 for o in offerings)
     worker = _worker_offering(provider)
     free = provider.free_capacity()[("ray", "ray", "", worker.instance_type)]
-    assert free.cpus == pytest.approx(4.0)
+    assert free.cpus == pytest.approx(4.0) and free.machines == 2
     shape = node_shape({"CPU": 8, "GPU": 2, "accelerator_type:H100": 1, "memory": 64 * 1024**3})
     assert (shape.gpus, shape.accelerator, shape.memory_gib) == (2, "H100", 64.0)
 
