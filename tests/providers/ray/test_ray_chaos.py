@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -145,7 +146,7 @@ def test_a_killed_worker_then_a_killed_head_move_the_job_without_running_it_twic
             assert e1 is not None and e1 <= s2, f"attempts overlap: {spans}"
         assert not (ckpt / "double").exists(), "the job ran twice at once"
         assert health["ray"].down, health  # the loop saw the provider down
-        assert "ray node lost: RayActorError" in events, events  # the worker
+        assert re.search(r"rank 0 lost: ray node lost: \w+Error", events), events  # worker
         # the head: its node lost once fenced, or requeued as its provider is down
         assert "has not answered since" in events or "provider ray is down" in events, events
         assert "Traceback" not in (home / "daemon.log").read_text(), log_tail(home)
