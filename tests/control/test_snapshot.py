@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -19,7 +20,7 @@ from snapshot_helpers import (
     running_on,
 )
 
-from intercloud.control.decide import RunningJob, TenantLimits, offering_key
+from intercloud.control.decide import Demand, RunningJob, TenantLimits, offering_key
 from intercloud.control.snapshot import (
     Fleet,
     FleetPolicy,
@@ -251,3 +252,9 @@ def test_a_clusters_nodes_are_that_many_machines_never_one_big_one() -> None:
             o.vcpus,
         )
         assert usable(fleet, p) == usable_now
+        pool = fleet.pools[p]
+        fits = Demand(ranks=machines, cpus_per_node=o.vcpus, gpus_per_node=o.accelerator_count,
+                      memory_gib_per_node=o.memory_gib)  # fmt: skip
+        assert pool.too_big(fits) is None  # a gang of one rank per machine
+        assert "cannot run a gang" in str(pool.too_big(replace(fits, ranks=machines + 1)))
+        assert "a node needs" in str(pool.too_big(replace(fits, cpus_per_node=o.vcpus + 1)))

@@ -171,6 +171,20 @@ class PoolOf:
             nodes = d.ranks * self.nodes_per_rank(d.cpus_per_node)
             if nodes > self.total:
                 return f"{self.where}: the gang needs {d.cpus:g} CPUs, it has {o.vcpus:g} in all"
+        elif o.machines > 1:  # a cluster's nodes: one rank per machine
+            if d.ranks > self.total:
+                return (
+                    f"{self.where}: {self.total} machines of this shape cannot run a gang "
+                    f"of {d.ranks} nodes"
+                )
+            if d.cpus_per_node > o.vcpus + _EPS:
+                return f"{self.where}: a node needs {d.cpus_per_node:g} CPUs, it has {o.vcpus:g}"
+            if d.memory_gib_per_node > o.memory_gib + _EPS:
+                return (
+                    f"{self.where}: a node needs {d.memory_gib_per_node:g} GiB, "
+                    f"it has {o.memory_gib:g}"
+                )
+            return None
         else:
             if d.ranks > 1:
                 return (
