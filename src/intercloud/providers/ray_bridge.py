@@ -150,15 +150,16 @@ class RayBridge:
         self.generation += 1
         return parent
 
-    def _stop(self) -> None:
+    def _stop(self, grace_s: float = 0.0) -> None:
+        """End the child: its pipe closed, it returns (a clean Ray disconnect) within
+        ``grace_s``, else SIGKILL (SIGTERM makes Ray print a stack dump)."""
         proc, conn = self._proc, self._conn
         self._proc = self._conn = None
         if conn is not None:
             conn.close()
         if proc is not None:
             with contextlib.suppress(OSError, ValueError):
-                proc.terminate()
-                proc.join(5)
+                proc.join(grace_s)
                 if proc.is_alive():
                     proc.kill()
                     proc.join(5)
@@ -166,4 +167,4 @@ class RayBridge:
     def close(self) -> None:
         """Stop the child (the cluster's actors and groups live on)."""
         with self._lock:
-            self._stop()
+            self._stop(grace_s=5.0)
