@@ -44,6 +44,7 @@ from intercloud.providers.base import (
     NodeHandle,
     OfferingKey,
     Provider,
+    ProviderError,
     ProvisionRequest,
 )
 from intercloud.providers.ray_bridge import ClusterUnreachable, RayBridge
@@ -102,15 +103,21 @@ class RayProvider(Provider):
         return out
 
     def _readopt(self) -> None:
-        """Hand a new child the nodes the previous one tracked."""
-        self._generation = self._bridge.generation
+        """Hand a new child the nodes the previous one tracked (again on the next call
+        if the cluster stops answering meanwhile)."""
+        generation = self._bridge.generation
         with self._mutex:
             handles = dict(self._handles)
-        for key, handle in handles.items():
-            if not self._bridge.call("adopt", handle):
-                with self._mutex:
-                    self._handles.pop(key, None)
-                    self._gone[key] = "ray node lost: its actor is gone"
+        try:
+            for key, handle in handles.items():
+                if not self._bridge.call("adopt", handle):
+                    with self._mutex:
+                        self._handles.pop(key, None)
+                        self._gone[key] = "ray node lost: its actor is gone"
+        except ProviderError as exc:
+            log.warning("ray: handing the nodes to a new connection: %s", exc)
+            return
+        self._generation = generation
 
     def _track(self, handle: NodeHandle) -> None:
         with self._mutex:

@@ -136,20 +136,25 @@ def _poll(ctx: JobContext, name: str, provider: Provider) -> list[NodeEvent]:
         error = provider.unreachable()
     except ProviderError as exc:
         error = " ".join(str(exc).split())
-    # the last error (None: healthy); a provider not seen yet this run is recorded
-    # once either way, so a restarted loop brings up a provider the store says is down
+    # the last error (None: healthy; "": not seen yet this run)
     last = ctx.poll_errors.get(name, "")
     if error is not None and last != error:
         log.warning("provider %s: %s", name, error)
     elif error is None and last:
         log.info("provider %s answers again", name)
     backed = ctx.capacity.instance_backed if ctx.capacity is not None else frozenset()
-    if name not in backed and (error is not None or last is not None):
+    if name not in backed and (error is not None or last or (last == "" and _failing(ctx, name))):
         ctx.store.record_provider_call(
             name, ok=error is None, error=error, now=ctx.now(), down_after_s=ctx.down_after_s
         )
     ctx.poll_errors[name] = error
     return events
+
+
+def _failing(ctx: JobContext, name: str) -> bool:
+    """Whether the store has provider ``name`` failing (a restarted loop brings up, on
+    its first good poll, a provider that an earlier loop recorded failing)."""
+    return any(h.name == name and h.first_error_at for h in ctx.store.provider_health())
 
 
 def _capacity_loss(ctx: JobContext, provider: str, ev: NodeEvent) -> ReasonCode | None:
