@@ -156,9 +156,11 @@ def test_kill_stops_the_process_group_and_reports_the_exit(
 
 def test_a_new_provider_adopts_running_nodes(provider: RayProvider) -> None:
     alloc = provider.provision(_request(provider, "job-adopt", nodes=1))
+    closers: list[Callable[[], None]] = []
     try:
         handle = provider.start_node(alloc, _cmd("job-adopt", 0, "sleep 1; exit 7", nodes=1))
         again = RayProvider(provider.config)  # a restarted control loop
+        closers.append(again.close)
         assert again.provision(_request(provider, "job-adopt", nodes=1)) == alloc
         assert again.adopt(handle)
         [event] = _wait_events(again, 1)
@@ -170,6 +172,8 @@ def test_a_new_provider_adopts_running_nodes(provider: RayProvider) -> None:
         assert not again.adopt(type(handle)(gone.job_id, 1, 0, provider="ray", extra={}))
     finally:
         provider.release(alloc.allocation_id)
+        for close in closers:
+            close()
 
 
 def test_a_dead_ray_node_reports_its_rank_lost_and_stops_it(
