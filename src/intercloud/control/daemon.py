@@ -308,6 +308,7 @@ def _start(
         store_id = store.store_id()
         live = None
         checkpoint_root: str | None = None
+        down_after_s: float | None = None
         crash = crashpoint_from_env()
         if providers is None:
             from intercloud.config import load_config
@@ -316,6 +317,7 @@ def _start(
             env = {**os.environ, "INTERCLOUD_HOME": str(home)}
             config = load_config(env, home)
             checkpoint_root = config.checkpoint_dir
+            down_after_s = config.failover.down_after_s
             live = LiveCapacity(store, config, home, crashpoint=crash)
             providers = build_providers(
                 env, store_id=store_id, database=store.name, wrap_async=live.add
@@ -325,6 +327,8 @@ def _start(
             _reconcile_other_stores(env, store_id, store.name)
         reconciler = Reconciler(store, providers, crashpoint=crash)
         reconciler.ctx.checkpoint_root = checkpoint_root
+        if down_after_s is not None:
+            reconciler.ctx.down_after_s = down_after_s
         if live is not None:
             live.start()
             live.attach(reconciler)

@@ -13,7 +13,11 @@ pool, so that a gang can be restricted to the exact offerings the planner found
 feasible; ``TaggedCaps`` counts caps per real provider):
 
 - **sliced** / **one instance** — an offering whose provider knows its free capacity
-  (a local site), exactly as before this module (``fleet_decider``'s docstring).
+  (a local site), exactly as before this module (``fleet_decider``'s docstring). An
+  offering of several identical machines (``Offering.machines``: a Ray or Slurm
+  cluster's nodes of one shape) is a one-instance pool of that many nodes, never one
+  big machine: a gang's ranks land on distinct machines, each whole; its free nodes are
+  the machines its provider reports wholly free (``FreeCapacity.machines``).
 - **sized** — an offering of unknown capacity whose provider does not bring up
   instances through the store (a job-level provider): as many nodes as the running
   jobs hold plus ``spare_nodes``, so such a pool never holds a job.
@@ -167,6 +171,20 @@ class PoolOf:
             nodes = d.ranks * self.nodes_per_rank(d.cpus_per_node)
             if nodes > self.total:
                 return f"{self.where}: the gang needs {d.cpus:g} CPUs, it has {o.vcpus:g} in all"
+        elif o.machines > 1:  # a cluster's nodes: one rank per machine
+            if d.ranks > self.total:
+                return (
+                    f"{self.where}: {self.total} machines of this shape cannot run a gang "
+                    f"of {d.ranks} nodes"
+                )
+            if d.cpus_per_node > o.vcpus + _EPS:
+                return f"{self.where}: a node needs {d.cpus_per_node:g} CPUs, it has {o.vcpus:g}"
+            if d.memory_gib_per_node > o.memory_gib + _EPS:
+                return (
+                    f"{self.where}: a node needs {d.memory_gib_per_node:g} GiB, "
+                    f"it has {o.memory_gib:g}"
+                )
+            return None
         else:
             if d.ranks > 1:
                 return (
@@ -444,12 +462,13 @@ def build_snapshot(inp: SnapshotInputs) -> Fleet:
         by_key[key] = i
         offering_of[key] = o
         known = free is not None and key in free
-        if known and not o.is_gpu:
+        if known and not o.is_gpu and o.machines <= 1:
             unit = min(1.0, o.vcpus) if o.vcpus > 0 else 1.0
             total = max(1, math.floor(o.vcpus / unit + _EPS))
             add(PoolOf(o, f"{o.provider}#{i}", unit, True, total, PoolKind.SLICED))
-        elif known:
-            add(PoolOf(o, f"{o.provider}#{i}", None, True, 1, PoolKind.ONE_INSTANCE))
+        elif known:  # GPU machines, or a cluster's nodes: a rank takes one whole machine
+            machines = max(1, o.machines)
+            add(PoolOf(o, f"{o.provider}#{i}", None, True, machines, PoolKind.ONE_INSTANCE))
         elif o.provider in inp.instance_backed:
             why = frozen(key, PricingKind.ON_DEMAND) or _no_max(policy, key)
             add(PoolOf(o, f"{o.provider}#{i}", None, False, policy.max_of(key),
@@ -556,6 +575,8 @@ def build_snapshot(inp: SnapshotInputs) -> Fleet:
             o = pool.offering
             if pool.unit_cpus is not None:
                 reported = math.floor(max(0.0, fc.cpus) / pool.unit_cpus + _EPS)
+            elif fc.machines is not None:
+                reported = fc.machines
             else:
                 whole = fc.gpus >= o.accelerator_count and fc.cpus + _EPS >= o.vcpus
                 reported = 1 if whole else 0
