@@ -523,17 +523,18 @@ class FleetState:
 
     def _all_idle(self, nodes: Sequence[int], slots: int) -> bool:
         """Every node usable with all its ``slots`` free."""
-        usable = self._usable
-        lvl = self._lvl
-        return all(usable[n] and lvl[n] == slots for n in nodes)
+        if not all(map(self._usable.__getitem__, nodes)):
+            return False
+        return list(map(self._lvl.__getitem__, nodes)).count(slots) == len(nodes)
 
-    def _bulk_level(self, nodes: Sequence[int], p: int, old: int, new: int) -> None:
-        """``_set_level(n, p, old, new)`` for every usable node of ``nodes`` in order,
-        where one of ``old``/``new`` is the node's full slots (a whole-node gang placed
-        or released): the same buckets, counters and orders as the per-node calls, with
-        the per-level and per-domain updates done once per gang or per run of one
-        domain's nodes (a domain's one-step moves through intermediate buckets, each
-        appended and at once popped again, leave those buckets as they were)."""
+    def _bulk_level(self, nodes: Sequence[int], idx: I64, p: int, old: int, new: int) -> None:
+        """``_set_level(n, p, old, new)`` for every usable node of ``nodes`` (``idx``:
+        the same as an array) in order, where one of ``old``/``new`` is the node's full
+        slots (a whole-node gang placed or released): the same buckets, counters and
+        orders as the per-node calls, with the per-level and per-domain updates done
+        once per gang or per run of one domain's nodes (a domain's one-step moves
+        through intermediate buckets, each appended and at once popped again, leave
+        those buckets as they were)."""
         m = len(nodes)
         if not m:
             return
@@ -555,7 +556,7 @@ class FleetState:
         hist[old] -= m
         hist[new] += m
         if self._gpu_pool[p]:
-            self.free_gpus[np.fromiter(nodes, dtype=np.int64, count=m)] = new
+            self.free_gpus[idx] = new
         a = self._pool_acc[p]
         self.pool_version[p] += m
         self.acc_version[a] += m
@@ -699,7 +700,15 @@ class FleetState:
             raise ValueError(f"job {job_id}: a node twice in one gang")
         lvl = self._lvl
         vc = self._vcpu
-        for n in nodes:
+        m = len(nodes)
+        ok = (  # all at once (C loops); else the loop names the first node that fails
+            m > 0
+            and list(map(self._node_pool.__getitem__, nodes)).count(pool) == m
+            and all(map(self._usable.__getitem__, nodes))
+            and min(map(lvl.__getitem__, nodes)) >= slots
+            and min(map(vc.__getitem__, nodes)) + 1e-6 >= vcpus
+        )
+        for n in () if ok else nodes:
             if (
                 self._node_pool[n] != pool
                 or not self._usable[n]
@@ -737,8 +746,8 @@ class FleetState:
         if slots == self.pool_slots[pool] and self._all_idle(alloc.nodes, slots):
             # whole nodes, all idle before: every node goes from all free to 0
             nodes = alloc.nodes
-            self._bulk_level(nodes, pool, slots, 0)
             idx = np.fromiter(nodes, dtype=np.int64, count=len(nodes))
+            self._bulk_level(nodes, idx, pool, slots, 0)
             job[idx] = job_id
             self.idle_since[idx] = np.inf
             for n in nodes:
@@ -843,8 +852,8 @@ class FleetState:
         if slots == self.pool_slots[pool] and self._all_usable(alloc.nodes):
             # whole nodes (no other job on them): every node goes from 0 to all free
             nodes = alloc.nodes
-            self._bulk_level(nodes, pool, 0, slots)
             idx = np.fromiter(nodes, dtype=np.int64, count=len(nodes))
+            self._bulk_level(nodes, idx, pool, 0, slots)
             self.job[idx] = FREE
             self.idle_since[idx] = now_s
             vc = self._vcpu
