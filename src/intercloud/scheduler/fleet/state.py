@@ -543,6 +543,8 @@ class FleetState:
         pos = self._pos
         bo = self._buck[p][old]
         bn = self._buck[p][new]
+        # the removals from ``bo`` in order, then the appends to ``bn`` (another list):
+        # what the per-node calls leave, with fewer calls per node
         for n in nodes:
             lvl[n] = new
             i = pos[n]
@@ -550,8 +552,11 @@ class FleetState:
             if last != n:
                 bo[i] = last
                 pos[last] = i
-            pos[n] = len(bn)
-            bn.append(n)
+        k = len(bn)
+        for n in nodes:
+            pos[n] = k
+            k += 1
+        bn.extend(nodes)
         hist = self._hist[p]
         hist[old] -= m
         hist[new] += m
@@ -635,10 +640,12 @@ class FleetState:
                 for i in range(g + 1):
                     rise[i] += m
                     atl[i][p] += m
+                k = len(b)
                 for n in ns:
                     usable[n] = True
-                    pos[n] = len(b)
-                    b.append(n)
+                    pos[n] = k
+                    k += 1
+                b.extend(ns)
                 self._hist[p][g] += m
             else:
                 for i in range(g + 1):
