@@ -113,7 +113,8 @@ class _Reclaimable(AbstractSet[int]):
         self._parts = parts
 
     def __contains__(self, j: object) -> bool:
-        for every, mine in self._parts:  # (a loop: asked per job of a pool, per turn)
+        # a loop, not any(): asked per job of a pool, per preemption turn
+        for every, mine in self._parts:  # noqa: SIM110
             if j in every and j not in mine:
                 return True
         return False
