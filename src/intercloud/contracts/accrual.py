@@ -1,0 +1,103 @@
+"""The persisted ledger, kept up to date by the live loop and read by
+``intercloud contracts status``.
+
+The daemon's ``ledger`` step (``LedgerAccrual``) accrues, every ``every_s`` seconds, the
+usage of ``[mark, now)`` (``contracts.ledger.accrue`` with ``since``) and adds it to the
+store together with the new mark in one transaction (``store/ledger_repo.py``): a loop
+killed before the commit accrues the same stretch again, one killed after it starts
+from the new mark, so no hour is accrued twice or lost. The contracts' digest is kept
+with the mark; when the configured contracts change, the next step accrues the whole
+history again under the new ones and replaces the ledger.
+
+``drawn_ledger`` is the ledger up to any instant: the persisted one plus the tail since
+its mark when it was accrued under the same contracts and its mark is not after the
+instant, else accrued from the usage from scratch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+from intercloud.contracts.ledger import DEFAULT_RATE_WINDOW, Ledger, accrue, merge
+from intercloud.model.contract import Contract
+from intercloud.store import Store, utc_now
+from intercloud.store.usage import usage_intervals
+
+log = logging.getLogger("intercloud.control")
+
+#: How often the daemon adds to the persisted ledger.
+DEFAULT_EVERY_S = 60.0
+
+
+def contracts_key(contracts: Sequence[Contract]) -> str:
+    """A digest of the contracts' specs (frozen dataclasses: a stable ``repr``)."""
+    return hashlib.sha256(repr(tuple(contracts)).encode()).hexdigest()
+
+
+def accrue_to_store(store: Store, contracts: Sequence[Contract], now: datetime) -> bool:
+    """Add the usage since the store's mark up to ``now`` to the persisted ledger (the
+    whole history when there is none yet or the contracts changed); whether anything
+    was written (False: the mark is not before ``now``, or another writer moved it)."""
+    key = contracts_key(contracts)
+    mark = store.ledger_mark()
+    replace = mark is not None and mark.contracts_key != key
+    since = None if mark is None or replace else mark.accrued_until
+    if since is not None and now <= since:
+        return False
+    part = accrue(usage_intervals(store, now, since), contracts, now, since=since)
+    return store.add_ledger(part, key, mark, replace=replace)
+
+
+class LedgerAccrual:
+    """The daemon's ``ledger`` step: ``accrue_to_store`` at most every ``every_s``
+    seconds of ``clock``. Returns False always: keeping the books is not activity
+    that should keep an idle daemon up."""
+
+    def __init__(
+        self,
+        store: Store,
+        contracts: Sequence[Contract],
+        *,
+        every_s: float = DEFAULT_EVERY_S,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.store = store
+        self.contracts = tuple(contracts)
+        self.every_s = every_s
+        self.clock = clock
+        self._last: datetime | None = None
+
+    def __call__(self) -> bool:
+        now = self.clock()
+        if self._last is not None and (now - self._last).total_seconds() < self.every_s:
+            return False
+        self._last = now
+        if not accrue_to_store(self.store, self.contracts, now):
+            log.debug("ledger: nothing accrued at %s", now.isoformat())
+        return False
+
+
+def drawn_ledger(
+    store: Store,
+    contracts: Sequence[Contract],
+    at: datetime,
+    window: timedelta = DEFAULT_RATE_WINDOW,
+) -> tuple[Ledger, datetime | None]:
+    """The ledger up to ``at`` and the mark of the persisted part it was drawn from
+    (None: accrued from the usage alone; see the module docstring)."""
+    persisted = store.persisted_ledger()
+    if persisted is None:
+        return accrue(usage_intervals(store, at), contracts, at, window), None
+    mark, stored = persisted
+    if mark.contracts_key != contracts_key(contracts) or mark.accrued_until > at:
+        return accrue(usage_intervals(store, at), contracts, at, window), None
+    since = mark.accrued_until
+    tail = accrue(usage_intervals(store, at, since), contracts, at, window, since=since)
+    w0 = at - window
+    recent = accrue(usage_intervals(store, at, w0), contracts, at, window, since=w0)
+    starts = [c.start for c in contracts if c.start < at]
+    first = min(starts).date() if starts else None
+    return merge([stored, tail], at, window, recent.recent_usd_per_hour, first), since
