@@ -9,6 +9,12 @@ from the new mark, so no hour is accrued twice or lost. The contracts' digest is
 with the mark; when the configured contracts change, the next step accrues the whole
 history again under the new ones and replaces the ledger.
 
+After each addition the step stores every provider's *burn weight* (``burn_weights``:
+the share of its active commitment projected to go unused at the recent rate) in the
+store setting ``contracts.burn``; the live loop's fleet snapshot reads it into
+``FleetPolicy.burn``, so the scheduler ranks the pools that burn a lagging commitment
+cheaper (``scheduler/cost/pool_cost.py``).
+
 ``drawn_ledger`` is the ledger up to any instant: the persisted one plus the tail since
 its mark when it was accrued under the same contracts and its mark is not after the
 instant, else accrued from the usage from scratch.
@@ -21,12 +27,16 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
+from intercloud.contracts.burndown import burndown
 from intercloud.contracts.ledger import DEFAULT_RATE_WINDOW, Ledger, accrue, merge
 from intercloud.model.contract import Contract
 from intercloud.store import Store, utc_now
 from intercloud.store.usage import usage_intervals
 
 log = logging.getLogger("intercloud.control")
+
+#: The store setting the burn weights go to (read by ``control.snapshot``).
+BURN_SETTING = "contracts.burn"
 
 #: How often the daemon adds to the persisted ledger.
 DEFAULT_EVERY_S = 60.0
@@ -51,6 +61,20 @@ def accrue_to_store(store: Store, contracts: Sequence[Contract], now: datetime) 
     return store.add_ledger(part, key, mark, replace=replace)
 
 
+def burn_weights(contracts: Sequence[Contract], ledger: Ledger) -> dict[str, float]:
+    """Provider -> the largest share of one of its commitments in force at the ledger's
+    instant that its burn-down projects to go unused (providers on track: absent)."""
+    out: dict[str, float] = {}
+    for c in contracts:
+        if c.committed_usd <= 0 or not c.start <= ledger.at < c.end:
+            continue
+        b = burndown(c, ledger)
+        share = min(1.0, b.unused_usd / c.committed_usd)
+        if share > 0:
+            out[c.provider] = max(out.get(c.provider, 0.0), round(share, 6))
+    return out
+
+
 class LedgerAccrual:
     """The daemon's ``ledger`` step: ``accrue_to_store`` at most every ``every_s``
     seconds of ``clock``. Returns False always: keeping the books is not activity
@@ -69,6 +93,7 @@ class LedgerAccrual:
         self.every_s = every_s
         self.clock = clock
         self._last: datetime | None = None
+        self._burn: dict[str, float] | None = None
 
     def __call__(self) -> bool:
         now = self.clock()
@@ -77,6 +102,12 @@ class LedgerAccrual:
         self._last = now
         if not accrue_to_store(self.store, self.contracts, now):
             log.debug("ledger: nothing accrued at %s", now.isoformat())
+        if any(c.committed_usd > 0 for c in self.contracts):
+            ledger, _ = drawn_ledger(self.store, self.contracts, now)
+            weights = burn_weights(self.contracts, ledger)
+            if weights != self._burn:
+                self.store.set_setting(BURN_SETTING, weights)
+                self._burn = weights
         return False
 
 
