@@ -208,8 +208,8 @@ def _validate(intervals: Sequence[UsageInterval], at: datetime) -> None:
             raise ValueError(f"intervals[{i}].end: before its start")
         if not u.usd_per_hour >= 0:
             raise ValueError(f"intervals[{i}].usd_per_hour: must be >= 0")
-        if u.nodes < 1:
-            raise ValueError(f"intervals[{i}].nodes: must be >= 1")
+        if not u.nodes > 0:
+            raise ValueError(f"intervals[{i}].nodes: must be above 0")
 
 
 def accrue(
@@ -225,7 +225,7 @@ def accrue(
     increment the store adds to its persisted ledger; ``months`` then starts with
     ``since``'s month, and a reserved pool's rate is that of its blocks paid within the
     increment). ValueError naming the field for a naive time, an end before its start,
-    a negative price or a node count below one."""
+    a negative price or a node count not above zero."""
     _validate(intervals, at)
     at = at.astimezone(UTC)
     if since is not None:
