@@ -40,6 +40,8 @@ BURN_SETTING = "contracts.burn"
 
 #: How often the daemon adds to the persisted ledger.
 DEFAULT_EVERY_S = 60.0
+#: How far behind the clock its mark stays.
+DEFAULT_LAG_S = 5.0
 
 
 def contracts_key(contracts: Sequence[Contract]) -> str:
@@ -76,9 +78,9 @@ def burn_weights(contracts: Sequence[Contract], ledger: Ledger) -> dict[str, flo
 
 
 class LedgerAccrual:
-    """The daemon's ``ledger`` step: ``accrue_to_store`` at most every ``every_s``
-    seconds of ``clock``. Returns False always: keeping the books is not activity
-    that should keep an idle daemon up."""
+    """The daemon's ``ledger`` step: ``accrue_to_store`` up to ``lag_s`` seconds before
+    ``clock``, at most every ``every_s`` seconds. Returns False always: keeping the
+    books is not activity that should keep an idle daemon up."""
 
     def __init__(
         self,
@@ -87,7 +89,9 @@ class LedgerAccrual:
         *,
         every_s: float = DEFAULT_EVERY_S,
         clock: Callable[[], datetime] = utc_now,
+        lag_s: float = DEFAULT_LAG_S,
     ) -> None:
+        self.lag_s = lag_s
         self.store = store
         self.contracts = tuple(contracts)
         self.every_s = every_s
@@ -96,7 +100,9 @@ class LedgerAccrual:
         self._burn: dict[str, float] | None = None
 
     def __call__(self) -> bool:
-        now = self.clock()
+        # a few seconds behind the clock: a row another process stamped just before
+        # ``now`` but commits just after it is still seen before the mark passes it
+        now = self.clock() - timedelta(seconds=self.lag_s)
         if self._last is not None and (now - self._last).total_seconds() < self.every_s:
             return False
         self._last = now

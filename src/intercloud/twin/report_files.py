@@ -138,8 +138,8 @@ def summary_rows(report: TwinReport) -> list[tuple[str, str]]:
         track = "on track" if c["on_track"] else "NOT on track"
         out.append(
             (
-                f"contract {c['name']}: spent / committed (USD)",
-                f"{c['spent_usd']:,.0f} / {c['committed_usd']:,.0f}, "
+                f"contract {c['name']} (USD)",
+                f"spent {c['spent_usd']:,.0f} of {c['committed_usd']:,.0f}, "
                 f"projected {c['projected_usd']:,.0f}: {track}",
             )
         )
