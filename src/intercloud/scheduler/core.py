@@ -276,9 +276,11 @@ class Scheduler:
                 limit = [row[p] // n for p in fit]
             else:
                 limit = [state.nodes_with_at_least(p, slots_needed(state, p, r)) // n for p in fit]
+            # priced as ranked: a lagging commitment's pools at their burn-weighted price
+            factor = self.costs.rank_factor
             classes[ck] = GangClass(
-                ck, fit, [price[p] * max(units, 1) for p in fit], units, r.gpus, 1, pos,
-                needs_domain(r), limit,
+                ck, fit, [price[p] * float(factor[p]) * max(units, 1) for p in fit], units,
+                r.gpus, 1, pos, needs_domain(r), limit,
             )  # fmt: skip
             keys[r.job_id] = ck
         if len(classes) < 2:

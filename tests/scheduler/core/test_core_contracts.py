@@ -4,6 +4,7 @@ a commitment behind schedule rank cheaper (``PoolCosts``'s ``burn`` weights)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -136,3 +137,19 @@ def test_a_commitment_behind_schedule_wins_the_tie_break_of_prices() -> None:
     ids, usd = costs.ranked_usd_per_hour(gang(1, 1.0, spot=SpotPolicy.ALLOWED), now)
     assert ids.tolist() == [0, 2, 1]  # 78.40, 80 (spot, no burn), 88
     assert usd.tolist() == pytest.approx([98.0, 80.0, 88.0])  # prices stay the pools' own
+
+
+def test_the_cost_plan_prices_pools_as_they_rank() -> None:
+    """Two classes of gangs compete for GCP's one node (a cycle with a cost plan): with
+    AWS's commitment 20% behind, AWS is the cheaper rank for both and both go there
+    (the plan prices pools with the same burn weights as the ranking)."""
+    pools = [spec("aws", 98.0), spec("gcp", 88.0)]
+    queue = [gang(1, 1.0), replace(gang(2, 1.0), gpus_per_node=4)]
+
+    def run(burn: dict[str, float] | None) -> dict[int, int]:
+        state = FleetState(pools, initial_nodes={0: 2, 1: 1}, now_s=START)
+        sched = Scheduler(costs=PoolCosts(pools, [CONTRACT], burn), provisioning=False)
+        return {j: d.pool for j, d in by_job(sched.schedule(state, queue, START)).items()}
+
+    assert run({"aws": 0.2}) == {1: 0, 2: 0}
+    assert sorted(run(None).values()) == [0, 1]  # one of them on GCP's node
