@@ -159,12 +159,8 @@ def test_increments_add_up_to_the_hand_computed_books(
         "aws-edp": pytest.approx((480.0, 480.0)),
     }
     (pool,) = led.reserved
-    assert (pool.paid_node_hours, pool.running_node_hours, pool.used_node_hours, pool.usd) == (
-        pytest.approx(48.0),
-        pytest.approx(47.0),
-        pytest.approx(47.0),
-        pytest.approx(1440.0),
-    )
+    got = (pool.paid_node_hours, pool.running_node_hours, pool.used_node_hours, pool.usd)
+    assert got == pytest.approx((48.0, 47.0, 47.0, 1440.0))
     # The same books as one accrual of the whole usage.
     whole = accrue(usage_intervals(store, end), _contracts(), end)
     assert _books(whole) == _books(led)
@@ -201,6 +197,52 @@ def test_a_stale_writer_changes_nothing(store: Store, clock: FakeClock) -> None:
     assert _books(persisted[1])[(JAN, "aws-cb", "reserved", "alpha")] == pytest.approx(
         (24.0, 720.0)
     )
+
+
+def test_two_writers_at_once_one_wins(store: Store, clock: FakeClock, db_url: str) -> None:
+    """Two stores on one database add the same increment at the same moment, five
+    times over: each time exactly one of them writes it."""
+    import threading
+
+    _populate(store, clock, [])
+    key = contracts_key(_contracts())
+    others = [open_store(db_url, clock=clock) for _ in range(2)]
+    try:
+        t = CB_START
+        for _ in range(5):
+            mark = store.ledger_mark()
+            later = t + timedelta(hours=5)
+            part = accrue(usage_intervals(store, later, t), _contracts(), later, since=t)
+            if mark is None:
+                part = accrue(usage_intervals(store, later), _contracts(), later)
+            gate = threading.Barrier(2)
+            won: list[bool] = []
+
+            def write(
+                s: Store, gate: threading.Barrier, won: list[bool], part: Ledger, mark: object
+            ) -> None:
+                gate.wait()
+                won.append(s.add_ledger(part, key, mark))  # type: ignore[arg-type]
+
+            threads = [
+                threading.Thread(target=write, args=(s, gate, won, part, mark)) for s in others
+            ]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join()
+            assert sorted(won) == [False, True]
+            t = later
+    finally:
+        for s in others:
+            s.close()
+    persisted = store.persisted_ledger()
+    assert persisted is not None
+    assert persisted[0].accrued_until == CB_START + timedelta(hours=25)
+    books = _books(persisted[1])
+    # 25 h of the block: alpha 2 x 12 h in January, 2 x 11.5 h in February
+    assert books[(JAN, "aws-cb", "reserved", "alpha")] == (24.0, 720.0)
+    assert books[(FEB, "aws-cb", "reserved", "alpha")] == (23.0, 690.0)
 
 
 _KILLED_MID_WRITE = """

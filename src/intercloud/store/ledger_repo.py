@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -62,6 +62,8 @@ class LedgerRepo:
     if TYPE_CHECKING:
         _db: Database
 
+        def _insert_ignore(self, model: type[Any], keys: list[str]) -> sa.Insert: ...
+
     def ledger_mark(self) -> LedgerMark | None:
         """How far the persisted ledger runs (None: nothing accrued yet)."""
         with self._db.read() as conn:
@@ -84,8 +86,29 @@ class LedgerRepo:
         """Add ``part`` (accrued from ``expected.accrued_until``, or from the start when
         ``expected`` is None or ``replace``) and move the mark to ``part.at`` under
         ``contracts_key``, if the mark is still ``expected``; whether it was written."""
+        values = {"accrued_until": part.at, "contracts_key": contracts_key}
         with self._db.write() as conn:
-            if self._mark(conn) != expected:
+            # the mark moves first, conditionally: one statement, so of two writers
+            # holding the same mark (PostgreSQL's row lock serialises them) one wins
+            if expected is None:
+                # (RETURNING: an ignored insert's rowcount is not portable)
+                stmt: sa.Executable = (
+                    self._insert_ignore(LM, ["name"])
+                    .values(name=_MARK, **values)
+                    .returning(LM.name)
+                )
+            else:
+                stmt = (
+                    sa.update(LM)
+                    .where(
+                        LM.name == _MARK,
+                        LM.accrued_until == expected.accrued_until,
+                        LM.contracts_key == expected.contracts_key,
+                    )
+                    .values(**values)
+                    .returning(LM.name)
+                )
+            if conn.execute(stmt).first() is None:
                 return False
             if replace:
                 for model in (LA, LC, LP):
@@ -93,11 +116,6 @@ class LedgerRepo:
             self._add_accruals(conn, part.accruals)
             self._add_cash(conn, part)
             self._add_pools(conn, part.reserved)
-            values = {"accrued_until": part.at, "contracts_key": contracts_key}
-            if expected is None:
-                conn.execute(sa.insert(LM).values(name=_MARK, **values))
-            else:
-                conn.execute(sa.update(LM).where(LM.name == _MARK).values(**values))
             return True
 
     @staticmethod
