@@ -381,3 +381,29 @@ def test_the_daemon_keeps_the_books_and_status_reads_them(tmp_path: Path) -> Non
             timeout=60,
             cwd=REPO,
         )
+
+
+def test_a_ledger_step_that_fails_never_stops_the_loop(
+    store: Store,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The store unreachable while the books are kept: one warning, no exception into the
+    loop, and the next pass accrues what this one could not."""
+    from intercloud.contracts import accrual
+    from intercloud.store import StoreError
+
+    _populate(store, clock, [])
+
+    def down(*args: object, **kw: object) -> list[object]:
+        raise StoreError("state.db: unreachable")
+
+    step = accrual.LedgerAccrual(store, _contracts(), every_s=0, clock=lambda: clock.now)
+    monkeypatch.setattr(accrual, "usage_intervals", down)
+    assert step() is False
+    assert "ledger: not kept" in caplog.text and store.ledger_mark() is None
+    monkeypatch.undo()
+    assert step() is False
+    persisted = store.persisted_ledger()
+    assert persisted is not None and _books(persisted[1]) == EXPECTED

@@ -106,6 +106,13 @@ class LedgerAccrual:
         if self._last is not None and (now - self._last).total_seconds() < self.every_s:
             return False
         self._last = now
+        try:
+            self._keep(now)
+        except Exception as exc:  # the books must never stall the jobs: retried next time
+            log.warning("ledger: not kept at %s: %s", now.isoformat(), exc)
+        return False
+
+    def _keep(self, now: datetime) -> None:
         if not accrue_to_store(self.store, self.contracts, now):
             log.debug("ledger: nothing accrued at %s", now.isoformat())
         if any(c.committed_usd > 0 for c in self.contracts):
@@ -114,7 +121,6 @@ class LedgerAccrual:
             if weights != self._burn:
                 self.store.set_setting(BURN_SETTING, weights)
                 self._burn = weights
-        return False
 
 
 def drawn_ledger(
