@@ -62,7 +62,9 @@ def fleet_of(gpus: int, seed: int) -> Fleet:
         return Fleet(
             f"synthetic-{gpus}", "bench", tuple(pools), tuple(contracts), tuple(tenants), None
         )
-    seed_fleet = load_fleet(SEED_FLEET)
+    # training only: the fleet file's inference services are left out, so figures stay
+    # comparable with runs from before it had any
+    seed_fleet = replace(load_fleet(SEED_FLEET), services=())
     if gpus == seed_fleet.gpus:
         return seed_fleet
     f = gpus / seed_fleet.gpus

@@ -591,15 +591,19 @@ class Store(InstanceStoreMixin, AgentRepository, HealthRepo, ApiRepo, LeaseRepo,
         states: Iterable[JobState | str] | None = None,
         tenant: str | None = None,
         desired: Desired | str | None = None,
+        latest: int | None = None,
     ) -> list[WorkloadRecord]:
         """Workloads by id, optionally only those in ``states``, of ``tenant``, or with
-        ``desired``. Rows unchanged since an earlier call (same version: every write
-        bumps it) are not decoded again (``row_cache``)."""
+        ``desired``; ``latest``: only the last ``latest`` of them (by id). Rows unchanged
+        since an earlier call (same version: every write bumps it) are not decoded again
+        (``row_cache``)."""
         stmt = (
             sa.select(W.id, W.version)
             .join(TenantModel, TenantModel.id == W.tenant_id)
-            .order_by(W.id)
+            .order_by(W.id.desc() if latest is not None else W.id)
         )
+        if latest is not None:
+            stmt = stmt.limit(latest)
         if states is not None:
             stmt = stmt.where(W.state.in_([JobState(s).value for s in states]))
         if tenant is not None:
@@ -607,9 +611,10 @@ class Store(InstanceStoreMixin, AgentRepository, HealthRepo, ApiRepo, LeaseRepo,
         if desired is not None:
             stmt = stmt.where(W.desired == Desired(desired).value)
         with self._db.read() as conn:
-            return self._workload_rows.read(
+            rows = self._workload_rows.read(
                 conn, stmt, lambda ids: _SELECT_WORKLOAD.where(W.id.in_(ids))
             )
+        return rows[::-1] if latest is not None else rows
 
     def transition(
         self,

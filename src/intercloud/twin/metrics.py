@@ -105,6 +105,7 @@ class TwinReport:
     events_per_s: float
     series: list[Sample] = field(default_factory=list)
     ledger: dict[str, Any] = field(default_factory=dict)
+    services: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
