@@ -64,6 +64,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+from intercloud.contracts.ledger import block_rate
 from intercloud.control.decide import Demand, RunningJob, TenantLimits, offering_key
 from intercloud.control.failover import cooling_reason, provider_down_reason
 from intercloud.control.tenancy import build_ledger
@@ -131,6 +132,9 @@ class PoolOf:
     frozen: str | None = None
     down_since: float | None = None
     contract_usd: float | None = None  # a reserved pool's contracted node-hour price
+    #: a reserved block's usable (start, end) in epoch seconds; whether it ends hard
+    window: tuple[float, float] | None = None
+    ends_hard: bool = False
 
     @property
     def where(self) -> str:
@@ -224,6 +228,10 @@ class FleetPolicy:
     down: Mapping[str, datetime] = field(default_factory=dict)
     #: the configured limit of an offering (``config.yaml``'s pools), under ``max_instances``
     limit_of: Callable[[OfferingKey], int] | None = None
+    #: provider -> share of its commitment projected to go unused (the ledger's
+    #: burn-down, ``contracts.accrual.burn_weights``): its committed and on-demand pools
+    #: rank that much cheaper (``PoolCosts``)
+    burn: Mapping[str, float] = field(default_factory=dict)
 
     def max_of(self, key: OfferingKey) -> int:
         if key in self.max_instances:
@@ -301,13 +309,32 @@ class _HealthReader(Protocol):
 
     def provider_health(self) -> list[ProviderHealth]: ...
 
+    def get_setting(self, key: str, default: Any = None) -> Any: ...
+
+
+#: store setting: provider -> burn weight, written by the daemon's ledger step
+#: (``contracts.accrual``), read into ``FleetPolicy.burn`` each cycle
+BURN_SETTING = "contracts.burn"
+
+
+def _burn(value: Any) -> dict[str, float]:
+    if not isinstance(value, dict):
+        return {}
+    out: dict[str, float] = {}
+    for k, v in value.items():
+        if isinstance(k, str) and isinstance(v, int | float) and 0.0 < v < 1.0:
+            out[k] = float(v)
+    return out
+
 
 def with_store_state(policy: FleetPolicy, store: _HealthReader, now: datetime) -> FleetPolicy:
-    """``policy`` with the cool-downs in force at ``now`` and the down providers, as the
-    store records them (``store.health_repo``): what the control loop passes each
+    """``policy`` with the cool-downs in force at ``now``, the down providers (as the
+    store records them: ``store.health_repo``) and, under contracts, the burn weights
+    the ledger step stored (``BURN_SETTING``): what the control loop passes each
     cycle."""
     down = {h.name: h.down_since for h in store.provider_health() if h.down_since is not None}
-    return replace(policy, blocks=tuple(store.active_blocks(now)), down=down)
+    burn = _burn(store.get_setting(BURN_SETTING)) if policy.contracts else {}
+    return replace(policy, blocks=tuple(store.active_blocks(now)), down=down, burn=burn)
 
 
 def provider_of_tag(tag: str) -> str:
@@ -417,6 +444,8 @@ def _spec(pool: PoolOf, delay_s: float) -> PoolSpec:
         usd_per_node_hour=pool.usd_per_node_hour,
         provision_delay_s=delay_s if pool.backed else 0.0,
         contract=pool.contract,
+        window=pool.window,
+        ends_hard=pool.ends_hard,
     )
 
 
@@ -502,13 +531,15 @@ def build_snapshot(inp: SnapshotInputs) -> Fleet:
                 )  # fmt: skip
                 if sold is not None:
                     key = offering_key(sold)
-            if sold is None or b.nodes <= 0:
-                continue
+            w0, w1 = c.window(b)[0].timestamp(), c.usable_end(b).timestamp()
+            if sold is None or b.nodes <= 0 or w1 <= now_s:
+                continue  # not sold, empty, or its window is over
             backed = c.provider in inp.instance_backed
             add(PoolOf(sold, f"{sold.provider}#{len(pools)}", None, False, b.nodes,
                        PoolKind.RESERVED, PricingKind.RESERVED, c.name, backed,
                        frozen(key, PricingKind.RESERVED) if backed else None,
-                       contract_usd=c.usd_per_node_hour))  # fmt: skip
+                       contract_usd=block_rate(c, b), window=(w0, w1),
+                       ends_hard=b.capacity_block))  # fmt: skip
             used = True
         if used:
             contracts.append(c)
@@ -620,7 +651,7 @@ def build_snapshot(inp: SnapshotInputs) -> Fleet:
                 failed_rows.extend(filler)
         else:  # reserved: always full; rows without a running instance are failed
             failed_rows.extend(prow[k_ready:])
-            if pool.frozen is None and now_s >= _window_start(contracts, pool.contract):
+            if pool.frozen is None and now_s >= _window_start(contracts, pool):
                 missing = pool.total - len(order)
                 if missing > 0:
                     unbacked[p] = missing
@@ -697,7 +728,9 @@ def build_snapshot(inp: SnapshotInputs) -> Fleet:
             )
     state.set_healthy(sorted(set(failed_rows)), False)
 
-    costs = PoolCosts(specs, contracts)
+    # the core sees pools by tag: the burn weights of their providers, per tag
+    burn = {pool.tag: w for pool in pools if (w := policy.burn.get(pool.offering.provider))}
+    costs = PoolCosts(specs, contracts, burn)
     caps = TaggedCaps(policy.caps, policy.caps_min_fleet_gpus) if policy.caps is not None else None
     fleet = Fleet(
         state, pools, by_key, held, held_requests, pools_of, node_instance, waiting, unbacked,
@@ -731,20 +764,16 @@ def _no_max(policy: FleetPolicy, key: OfferingKey) -> str | None:
     return f"{'/'.join(x for x in key[:3] if x)} {key[3]}: no instances allowed (max 0)"
 
 
-def _window_start(contracts: Sequence[Contract], name: str | None) -> float:
-    c = next((c for c in contracts if c.name == name), None)
+def _window_start(contracts: Sequence[Contract], pool: PoolOf) -> float:
+    if pool.window is not None:
+        return pool.window[0]
+    c = next((c for c in contracts if c.name == pool.contract), None)
     return math.inf if c is None else c.start.timestamp()
 
 
 def _with_total(pool: PoolOf, total: int) -> PoolOf:
-    return PoolOf(
-        pool.offering, pool.tag, pool.unit_cpus, pool.known, total, pool.kind, pool.pricing,
-        pool.contract, pool.backed, pool.frozen, pool.down_since, pool.contract_usd,
-    )  # fmt: skip
+    return replace(pool, total=total)
 
 
 def _with_down(pool: PoolOf, since: float) -> PoolOf:
-    return PoolOf(
-        pool.offering, pool.tag, pool.unit_cpus, pool.known, pool.total, pool.kind,
-        pool.pricing, pool.contract, pool.backed, pool.frozen, since, pool.contract_usd,
-    )  # fmt: skip
+    return replace(pool, down_since=since)

@@ -39,6 +39,7 @@ from intercloud.store.errors import (
 from intercloud.store.health_repo import HealthRepo
 from intercloud.store.instance_repo import InstanceStoreMixin, instance_row_cache
 from intercloud.store.lease_repo import LeaseRepo
+from intercloud.store.ledger_repo import LedgerRepo
 from intercloud.store.records import (
     LIVE_NODE_STATES,
     AttemptRecord,
@@ -299,7 +300,7 @@ def _check_fields(fields: Mapping[str, Any]) -> None:
         raise TypeError(f"cannot set workload field(s) {', '.join(sorted(unknown))}")
 
 
-class Store(InstanceStoreMixin, AgentRepository, HealthRepo, ApiRepo, LeaseRepo):
+class Store(InstanceStoreMixin, AgentRepository, HealthRepo, ApiRepo, LeaseRepo, LedgerRepo):
     """Durable workloads, attempts, nodes, events, tenants and settings.
 
     Safe to share between threads (each method takes its own pooled connection); after

@@ -611,6 +611,7 @@ class _Engine:
         """Job ``j`` was evicted (its allocation is in ``state.evicted``): keep the
         checkpointed progress, count the rest as lost, queue it again."""
         alloc = self.state.evicted.pop(j)
+        self.rec.stopped(j, self.now)
         self.running -= 1
         if self.state.elastic[alloc.pool]:
             self._idle_elastic()

@@ -149,6 +149,18 @@ def summary_rows(report: TwinReport) -> list[tuple[str, str]]:
     for name in ("failures", "evictions", "cost_by_pricing"):
         for k, v in d[name].items():
             out.append((f"{name.replace('_', ' ')}: {k}", f"{v:,.0f}"))
+    ledger = d.get("ledger") or {}
+    for c in ledger.get("contracts", ()):
+        track = "on track" if c["on_track"] else "NOT on track"
+        out.append(
+            (
+                f"contract {c['name']} (USD)",
+                f"spent {c['spent_usd']:,.0f} of {c['committed_usd']:,.0f}, "
+                f"projected {c['projected_usd']:,.0f}: {track}",
+            )
+        )
+    for tenant, per in ledger.get("chargeback", {}).items():
+        out.append((f"chargeback: {tenant}", f"{sum(per.values()):,.0f}"))
     for s in report.services:
         n = s["name"]
         out.append(
