@@ -24,7 +24,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
-        ctx.client.close()
+        ctx.close()
 
     app = FastAPI(
         title="intercloud",

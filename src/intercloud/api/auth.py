@@ -54,7 +54,12 @@ def _secret(request: Request) -> str:
 
 async def principal(request: Request) -> Principal:
     ctx = context(request)
-    found = await run_in_threadpool(ctx.store.token_by_hash, hash_secret(_secret(request)))
+    key = hash_secret(_secret(request))
+    found = ctx.tokens.get(key)
+    if found is None:
+        found = await run_in_threadpool(ctx.store.token_by_hash, key)
+        if found is not None:
+            ctx.tokens.put(key, found)
     if found is None:
         raise ApiError(ErrorCode.UNAUTHORIZED, "unknown token", "Authorization")
     if found.revoked_at is not None:
