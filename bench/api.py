@@ -184,7 +184,7 @@ def _cpu_s(pid: int) -> dict[str, float]:
     daemon = 0.0
     for c in server.children(recursive=True):
         try:
-            is_daemon = "daemon" in c.cmdline()
+            is_daemon = "intercloud.control.daemon" in c.cmdline()
         except psutil.Error:
             continue
         if is_daemon:
