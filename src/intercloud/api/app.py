@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from intercloud.api.audit import install_audit
+from intercloud.api.body_limit import BodyLimit
 from intercloud.api.context import ApiContext, ApiSettings
 from intercloud.api.errors import ERROR_SCHEMA, install_handlers
 from intercloud.api.routes import fleet, tenants, tokens, workloads
@@ -43,7 +44,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     )
     app.state.ctx = ctx
     install_handlers(app)
-    install_audit(app)
+    app.add_middleware(BodyLimit, limit=ctx.settings.max_body_bytes)
+    install_audit(app)  # outside the body limit: a refused body is audited too
     for module in (workloads, tenants, tokens, fleet):
         app.include_router(module.router)
     return app
