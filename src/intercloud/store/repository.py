@@ -73,7 +73,7 @@ UPDATABLE_FIELDS: frozenset[str] = frozenset(
 )
 #: Tenant columns that ``create_tenant`` and ``update_tenant`` set (the tenant's limits).
 TENANT_FIELDS: frozenset[str] = frozenset(
-    {"weight", "guarantees", "quotas", "can_borrow", "monthly_budget_usd"}
+    {"weight", "guarantees", "quotas", "can_borrow", "monthly_budget_usd", "quota_ceiling"}
 )
 #: Largest GPU count a guarantee or quota may name (far above any fleet; keeps JSON sane).
 MAX_TENANT_GPUS = 10**9
@@ -135,6 +135,8 @@ def _tenant(row: RowMapping) -> TenantRecord:
     d = dict(row)
     d["guarantees"] = {str(k): int(v) for k, v in (d.get("guarantees") or {}).items()}
     d["quotas"] = {str(k): int(v) for k, v in (d.get("quotas") or {}).items()}
+    ceiling = d.get("quota_ceiling")
+    d["quota_ceiling"] = None if ceiling is None else {str(k): int(v) for k, v in ceiling.items()}
     d["can_borrow"] = bool(d["can_borrow"])
     d["updated_at"] = d.get("updated_at") or d["created_at"]
     return TenantRecord(**d)
@@ -176,6 +178,8 @@ def check_tenant_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
             out[k] = float(v)
         elif k in ("guarantees", "quotas"):
             out[k] = _gpu_map(k, v)
+        elif k == "quota_ceiling":
+            out[k] = None if v is None else _gpu_map(k, v)
         elif k == "can_borrow":
             if not isinstance(v, bool):
                 raise InvalidRequest(f"can_borrow must be true or false, not {v!r}")
