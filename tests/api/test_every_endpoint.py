@@ -58,9 +58,14 @@ def test_every_endpoint_refuses_strangers(server: Server) -> None:
     server.call(server.admin, "POST", f"/v1/tokens/{mine[-1]['id']}/revoke")
     refused = (None, "ic_" + "x" * 43, revoked, _expired(server, "alpha"))
     strangers = {role: server.token("beta", role) for role in ("tenant-admin", "member", "viewer")}
-    body = {"json": {"name": "beta-x", "tenant": "beta", "role": "viewer"}}
+    # bodies each endpoint accepts, so that what is judged is the id, not the body
+    bodies = {
+        "PATCH": {"json": {"quotas": {"H100": 1}}},
+        "POST": {"json": {"name": "beta-x", "tenant": "beta", "role": "viewer"}},
+    }
     before = _workloads(server)
     for method, path in calls:
+        body = bodies.get(method, {})
         for token in refused:
             got = server.call(token, method, path, **body)
             assert got.status_code == 401, (method, path, got.text)
