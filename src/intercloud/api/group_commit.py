@@ -17,7 +17,6 @@ import asyncio
 import logging
 import queue
 import threading
-import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -29,8 +28,6 @@ log = logging.getLogger(__name__)
 
 #: Most writes in one transaction (a bound on its size and on the time it holds locks).
 MAX_BATCH = 500
-#: How often the home's daemon is checked while submissions flow (seconds).
-DAEMON_CHECK_S = 2.0
 
 
 @dataclass
@@ -45,8 +42,8 @@ class GroupCommitter:
 
     ``before_submit`` (a check that the home's daemon serves this store) runs before a
     batch holding submissions is written, and ``after_submit`` (making sure the daemon
-    runs) after it is committed, each at most once per ``DAEMON_CHECK_S`` while they
-    succeed: the SDK's submit does both on every call."""
+    runs) after it is committed and before any of its callers is answered: the SDK's
+    submit does both for each submission, the committer once per batch."""
 
     def __init__(
         self,
@@ -57,8 +54,6 @@ class GroupCommitter:
         self.store = store
         self._before = before_submit
         self._after = after_submit
-        self._checked_at = float("-inf")
-        self._ensured_at = float("-inf")
         self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -116,7 +111,7 @@ class GroupCommitter:
 
     def _commit(self, batch: list[_Write]) -> None:
         submits = [w for w in batch if w.submission is not None]
-        if submits and not self._due_check(submits):
+        if submits and not self._check(submits):
             batch = [w for w in batch if w.submission is None]
             if not batch:
                 return
@@ -135,7 +130,7 @@ class GroupCommitter:
                         w.done.set_exception(exc_one)
                     else:
                         done.append((w, one[0] if one else None))
-        failure = self._due_ensure() if any(w.submission for w, _ in done) else None
+        failure = self._ensure() if any(w.submission for w, _ in done) else None
         for w, job_id in done:
             if failure is not None and w.submission is not None:
                 w.done.set_exception(_stored_but(failure, job_id))
@@ -154,11 +149,10 @@ class GroupCommitter:
                 audits.append(w.audit)
         return self.store.write_batch(submissions, audits)
 
-    def _due_check(self, submits: list[_Write]) -> bool:
-        """Run ``before_submit`` when due; False (each submission failed with its
-        error) when it refuses."""
-        now = time.monotonic()
-        if self._before is None or now - self._checked_at < DAEMON_CHECK_S:
+    def _check(self, submits: list[_Write]) -> bool:
+        """Run ``before_submit``; False (each submission failed with its error) when it
+        refuses."""
+        if self._before is None:
             return True
         try:
             self._before()
@@ -166,19 +160,16 @@ class GroupCommitter:
             for w in submits:
                 w.done.set_exception(exc)
             return False
-        self._checked_at = now
         return True
 
-    def _due_ensure(self) -> Exception | None:
-        """Run ``after_submit`` when due; its error, if it failed."""
-        now = time.monotonic()
-        if self._after is None or now - self._ensured_at < DAEMON_CHECK_S:
+    def _ensure(self) -> Exception | None:
+        """Run ``after_submit``; its error, if it failed."""
+        if self._after is None:
             return None
         try:
             self._after()
         except Exception as exc:  # stored all the same; the caller is told
             return exc
-        self._ensured_at = now
         return None
 
 
