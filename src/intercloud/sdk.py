@@ -67,6 +67,34 @@ class Submission:
     notes: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class PreparedSubmission:
+    """A submission checked and planned, not stored yet: ``store_args`` are
+    ``Store.submit``'s keyword arguments; ``submission(job_id)`` the answer once stored."""
+
+    store_args: dict[str, Any]
+    name: str
+    plan: PlanResult
+    ignored_fields: tuple[str, ...]
+    notes: tuple[str, ...]
+
+    def submission(self, job_id: int) -> Submission:
+        return Submission(job_id, self.name, self.plan, self.ignored_fields, self.notes)
+
+
+@dataclass(frozen=True)
+class _Planning:
+    """What submissions plan against: the catalog, the enabled providers' offerings, a
+    planner over them and their finite fleet (built once, reused while fresh)."""
+
+    catalog: Any
+    offerings: list[Offering]
+    can_sync: bool
+    planner: Any
+    fleet: Any
+    built_at: float
+
+
 #: The placement fields every job's summary shows.
 _WHERE_KEYS = (
     "provider",
@@ -151,8 +179,8 @@ def _names_tenant(spec_text: str) -> bool:
     """Whether the spec's top level has a ``tenant`` key (the default is implicit)."""
     import yaml
 
-    try:
-        data = yaml.safe_load(spec_text)
+    try:  # the C loader when built: this runs on every API submission
+        data = yaml.load(spec_text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError:
         return False
     return isinstance(data, dict) and "tenant" in data
@@ -176,12 +204,22 @@ class Client:
     ``$INTERCLOUD_HOME/state.db``) and the providers enabled on this machine."""
 
     def __init__(
-        self, home: Path | None = None, db_url: str | None = None, *, autostart: bool = True
+        self,
+        home: Path | None = None,
+        db_url: str | None = None,
+        *,
+        autostart: bool = True,
+        planning_ttl_s: float = 0.0,
     ) -> None:
+        """``planning_ttl_s`` > 0 (a long-lived process: the API server): the catalog,
+        configuration, providers and their offerings are built once and reused for that
+        many seconds by ``submit``, instead of for every submission."""
         self.home = (home or intercloud_home()).expanduser()
         self.db_url = db_url or database_url(self.home)
         self.autostart = autostart
+        self.planning_ttl_s = planning_ttl_s
         self._store: Store | None = None
+        self._planning: _Planning | None = None
 
     # -- plumbing ------------------------------------------------------------------------
     @property
@@ -263,18 +301,83 @@ class Client:
         ``file_mounts`` is refused, since its paths would be read on this host, not the
         submitter's.
         """
+        prepared = self.prepare(spec, text=text, env=env, tenant=tenant, host_files=host_files)
+        if self.autostart:  # a daemon serving another database would leave it pending
+            self.check_daemon()
+        job_id = self.store.submit(**prepared.store_args)
+        if self.autostart:
+            from intercloud.control.daemon import DaemonError
+
+            try:
+                self.ensure_daemon()
+            except DaemonError as exc:  # stored all the same: say so, with its id
+                raise DaemonError(f"job {job_id} is stored, but {exc}") from None
+        return prepared.submission(job_id)
+
+    def planning(self) -> _Planning:
+        """The catalog and the enabled providers' offerings submissions plan against:
+        built now, or the one built less than ``planning_ttl_s`` ago."""
+        import time
+
         from intercloud.catalog import Catalog
         from intercloud.catalog.loader import load_catalog
+        from intercloud.control.never_fits import finite_fleet
+        from intercloud.providers.base import Capability
+        from intercloud.scheduler.planner import Planner
+
+        now = time.monotonic()
+        cached = self._planning
+        if cached is not None and now - cached.built_at < self.planning_ttl_s:
+            return cached
+        async_ones: list[AsyncProvider] = []
+
+        def offered(name: str, p: AsyncProvider) -> Provider:
+            # Submission plans on what it sells; the daemon drives its instances.
+            from intercloud.control.instance_pool import InstancePoolProvider
+
+            async_ones.append(p)
+            return InstancePoolProvider(self.store, p)
+
+        try:
+            providers = self.providers(wrap_async=offered)
+            offerings = _offerings_of(providers)
+        finally:
+            for p in async_ones:
+                p.close()
+        built = _Planning(
+            catalog=load_catalog(),
+            offerings=offerings,
+            can_sync=any(Capability.FILE_SYNC in p.capabilities for p in providers.values()),
+            planner=Planner(Catalog.from_offerings(offerings)),
+            fleet=finite_fleet(offerings),
+            built_at=now,
+        )
+        if self.planning_ttl_s > 0:
+            self._planning = built
+        return built
+
+    def prepare(
+        self,
+        spec: Path | str,
+        *,
+        text: str | None = None,
+        env: Mapping[str, str] | None = None,
+        tenant: str | None = None,
+        host_files: bool = True,
+    ) -> PreparedSubmission:
+        """Everything ``submit`` does before storing (its arguments and errors): the
+        spec read and validated, the tenant checked, a placement that fits planned."""
+        from intercloud.catalog import Catalog
         from intercloud.control.decide import demand_of
         from intercloud.control.never_fits import split_fitting
-        from intercloud.providers.base import Capability
         from intercloud.scheduler.hints import exactness_hint
         from intercloud.scheduler.planner import Planner
         from intercloud.specs import SpecError, load_spec_text, read_spec_text
         from intercloud.submission import check_env, resolve_files
 
         submitted_env = check_env(env or {})
-        catalog = load_catalog()
+        planning = self.planning()
+        catalog = planning.catalog
         # Read once (bounded, regular files only): what is validated is what is stored.
         spec_text = read_spec_text(Path(spec)) if text is None else text
         loaded = load_spec_text(spec_text, catalog, source=str(spec))
@@ -298,32 +401,17 @@ class Client:
                 "read on the server's host); bake them into the image or fetch them in setup",
                 str(spec),
             )
-        async_ones: list[AsyncProvider] = []
-
-        def offered(name: str, p: AsyncProvider) -> Provider:
-            # Submission plans on what it sells; the daemon drives its instances.
-            from intercloud.control.instance_pool import InstancePoolProvider
-
-            async_ones.append(p)
-            return InstancePoolProvider(self.store, p)
-
-        try:
-            providers = self.providers(wrap_async=offered)
-            offerings = _offerings_of(providers)
-        finally:
-            for p in async_ones:
-                p.close()
+        offerings = planning.offerings
         files = resolve_files(
-            workload,
-            spec_dir,
-            can_sync=any(Capability.FILE_SYNC in p.capabilities for p in providers.values()),
-            source=str(spec),
-            state_dir=self.home,
+            workload, spec_dir, can_sync=planning.can_sync, source=str(spec), state_dir=self.home
         )
-        plan = Planner(Catalog.from_offerings(offerings)).plan(workload, top=_ALL_PLACEMENTS)
+        plan = planning.planner.plan(workload, top=_ALL_PLACEMENTS)
         # The planner sees unbounded offerings; the local sites are finite.
         fits, too_big = split_fitting(
-            workload, [c for c in (plan.choice, *plan.alternatives) if c is not None], offerings
+            workload,
+            [c for c in (plan.choice, *plan.alternatives) if c is not None],
+            offerings,
+            fleet=planning.fleet,
         )
         if not fits:
             enabled = Planner(Catalog.from_offerings(offerings))
@@ -342,32 +430,25 @@ class Client:
         choice = fits[0]
         plan = replace(plan, choice=choice, alternatives=tuple(fits[1:]))
         restart = getattr(workload, "restart", None)
-        if self.autostart:  # a daemon serving another database would leave it pending
-            self.check_daemon()
-        job_id = self.store.submit(
-            workload.kind,
-            workload.name,
-            spec_text,
-            spec_format=loaded.source_format,
-            tenant=workload.tenant,
-            priority=workload.priority,
-            max_restarts=restart.max_restarts if restart else 0,
-            submission={
+        store_args: dict[str, Any] = {
+            "kind": workload.kind,
+            "name": workload.name,
+            "spec_text": spec_text,
+            "spec_format": loaded.source_format,
+            "tenant": workload.tenant,
+            "priority": workload.priority,
+            "max_restarts": restart.max_restarts if restart else 0,
+            "submission": {
                 "env": submitted_env,
                 "spec_dir": str(spec_dir),
                 "files": files.to_json(),
                 "plan": choice.to_dict(),
                 "nodes": demand_of(workload, choice).ranks,
             },
+        }
+        return PreparedSubmission(
+            store_args, workload.name, plan, loaded.ignored_fields, loaded.notes
         )
-        if self.autostart:
-            from intercloud.control.daemon import DaemonError
-
-            try:
-                self.ensure_daemon()
-            except DaemonError as exc:  # stored all the same: say so, with its id
-                raise DaemonError(f"job {job_id} is stored, but {exc}") from None
-        return Submission(job_id, workload.name, plan, loaded.ignored_fields, loaded.notes)
 
     @staticmethod
     def _not_runnable(

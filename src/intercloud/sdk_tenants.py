@@ -98,17 +98,58 @@ def create_tenant(
     return describe(rec, TenantUsage())
 
 
-def set_tenant(store: Store, name: str, **changes: Any) -> dict[str, Any]:
+def set_tenant(
+    store: Store, name: str, *, within_ceiling: bool = False, **changes: Any
+) -> dict[str, Any]:
     """Change any of ``weight``, ``guarantees``, ``quotas`` (whole maps: they replace the
     stored ones), ``can_borrow``, ``monthly_budget_usd`` (None clears it). The default
-    tenant can be changed too. Re-reads and retries when another writer changed it between."""
+    tenant can be changed too. Re-reads and retries when another writer changed it between.
+
+    An admin's ``quotas`` are also the tenant's quota ceiling. ``within_ceiling`` (a
+    tenant-admin's change): only ``quotas``, within the ceiling (``BeyondCeiling``)."""
     changes.update(_limits(changes.pop("guarantees", None), changes.pop("quotas", None)))
+    if within_ceiling and set(changes) - {"quotas"}:
+        field = sorted(set(changes) - {"quotas"})[0]
+        raise BeyondCeiling(field, f"{field}: only an admin may change it")
     for _ in range(3):
         current = store.get_tenant(name)
+        if "quotas" in changes:
+            if within_ceiling:
+                beyond_ceiling(current, changes["quotas"])
+                # the ceiling stays what the admin gave, even when it was implicit
+                changes["quota_ceiling"] = current.ceiling()
+            else:
+                changes["quota_ceiling"] = changes["quotas"]
         rec = store.update_tenant(name, expected_version=current.version, **changes)
         if rec is not None:
             return describe(rec, store.tenant_usage().get(name, TenantUsage()))
     raise InvalidRequest(f"tenant {name!r} keeps changing under us; try again")
+
+
+class BeyondCeiling(PermissionError):
+    """A tenant-admin's change beyond what an admin gave its tenant (``field`` names it)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+def beyond_ceiling(tenant: TenantRecord, quotas: Mapping[str, int]) -> None:
+    """``BeyondCeiling`` when ``quotas`` leave the tenant's ceiling: every GPU type the
+    ceiling limits must stay limited, at most to the ceiling (a type it does not limit
+    may be limited freely)."""
+    for gpu, most in sorted(tenant.ceiling().items()):
+        asked = quotas.get(gpu)
+        if asked is None:
+            raise BeyondCeiling(
+                f"quotas.{gpu}",
+                f"quotas.{gpu}: an admin limited {tenant.name!r} to {most}; it may not be removed",
+            )
+        if asked > most:
+            raise BeyondCeiling(
+                f"quotas.{gpu}",
+                f"quotas.{gpu}: {asked} is above the {most} an admin gave {tenant.name!r}",
+            )
 
 
 def list_tenants(store: Store, now: datetime | None = None) -> list[dict[str, Any]]:
@@ -138,6 +179,7 @@ def describe(t: TenantRecord, use: TenantUsage, now: datetime | None = None) -> 
         "weight": t.weight,
         "guarantees": dict(t.guarantees),
         "quotas": dict(t.quotas),
+        "quota_ceiling": t.ceiling(),
         "can_borrow": t.can_borrow,
         "monthly_budget_usd": budget,
         "running_gpus": dict(use.running_gpus),

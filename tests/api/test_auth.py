@@ -83,7 +83,7 @@ MATRIX = [
     ("POST", "/v1/tokens", {"tenant": "alpha", "role": "admin"}, (201, 403, 403, 403)),
     ("GET", "/v1/tokens", None, (200, 200, 403, 403)),
     ("POST", "/v1/tenants", {"name": "t-{role}"}, (201, 403, 403, 403)),
-    ("PATCH", "/v1/tenants/alpha", {"quotas": {"H100": 8}}, (200, 403, 403, 403)),
+    ("PATCH", "/v1/tenants/alpha", {"quotas": {"H100": 8}}, (200, 200, 403, 403)),
     ("GET", "/v1/fleet", None, (200, 403, 403, 403)),
     ("GET", "/v1/audit", None, (200, 403, 403, 403)),
 ]

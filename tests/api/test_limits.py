@@ -101,3 +101,52 @@ def test_openapi_is_served(server: Server, tmp_path: Path) -> None:
     for path in ("/v1/workloads", "/v1/workloads/{job_id}/logs", "/v1/queue", "/v1/fleet",
                  "/v1/providers", "/v1/tenants", "/v1/tokens", "/v1/audit"):  # fmt: skip
         assert path in doc["paths"], path
+
+
+def _stored(server: Server) -> tuple[int, int, int]:
+    admin = server.admin
+    return (
+        len(server.call(admin, "GET", "/v1/workloads").json()),
+        len(server.call(admin, "GET", "/v1/tenants").json()),
+        len(server.call(admin, "GET", "/v1/tokens").json()),
+    )
+
+
+JSON = {"Content-Type": "application/json"}
+LIMIT = 1 << 20
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/v1/tenants"),
+        ("PATCH", "/v1/tenants/alpha"),
+        ("POST", "/v1/tokens"),
+        ("POST", "/v1/workloads"),
+    ],
+)
+def test_bad_json_bodies_on_every_writing_endpoint(server: Server, method: str, path: str) -> None:
+    """Malformed, wrongly typed, oversized (declared and chunked) bodies: the error
+    shape, never a 500, nothing stored."""
+    server.tenant("alpha")
+    before = _stored(server)
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the size shows while read
+        for _ in range(3):
+            yield b" " * (LIMIT // 2)
+
+    cases: list[tuple[dict[str, object], set[int], str | None]] = [
+        ({"content": b"{not json", "headers": JSON}, {422}, "invalid"),
+        ({"content": b'"a string"', "headers": JSON}, {422}, "invalid"),
+        ({"content": b"[]", "headers": JSON}, {422}, "invalid"),
+        ({"content": b"{}" + b" " * LIMIT, "headers": JSON}, {413}, "too_large"),
+        ({"content": chunks(), "headers": JSON}, {413}, "too_large"),
+        ({"content": b"\xff\xfe{}", "headers": JSON}, {422}, "invalid"),
+    ]
+    for kw, statuses, code in cases:
+        r = server.call(server.admin, method, path, **kw)  # type: ignore[arg-type]
+        assert r.status_code in statuses, (path, kw.get("content"), r.text)
+        body = r.json()
+        assert set(body) == {"code", "message", "field"} and body["code"] == code, r.text
+        assert "Traceback" not in r.text
+    assert _stored(server) == before

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from intercloud.api.audit import install_audit
+from intercloud.api.body_limit import BodyLimit
 from intercloud.api.context import ApiContext, ApiSettings
 from intercloud.api.dashboard import routes as dashboard
 from intercloud.api.errors import ERROR_SCHEMA, install_handlers
@@ -26,7 +27,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
-        ctx.client.close()
+        ctx.close()
 
     app = FastAPI(
         title="intercloud",
@@ -45,7 +46,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     )
     app.state.ctx = ctx
     install_handlers(app)
-    install_audit(app)
+    app.add_middleware(BodyLimit, limit=ctx.settings.max_body_bytes)
+    install_audit(app)  # outside the body limit: a refused body is audited too
     install_metrics(app, ApiMetrics(ctx.store))  # outermost: times the audit write too
     for module in (workloads, tenants, tokens, fleet):
         app.include_router(module.router)

@@ -62,7 +62,12 @@ async def authenticate(request: Request, secret: str) -> Principal:
     ctx = context(request)
     if len(secret) > MAX_SECRET_CHARS:
         raise ApiError(ErrorCode.UNAUTHORIZED, "unknown token", "Authorization")
-    found = await run_in_threadpool(ctx.store.token_by_hash, hash_secret(secret))
+    key = hash_secret(secret)
+    found = ctx.tokens.get(key)
+    if found is None:
+        found = await run_in_threadpool(ctx.store.token_by_hash, key)
+        if found is not None:
+            ctx.tokens.put(key, found)
     if found is None:
         raise ApiError(ErrorCode.UNAUTHORIZED, "unknown token", "Authorization")
     if found.revoked_at is not None:

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from intercloud.api.group_commit import GroupCommitter
 from intercloud.api.ratelimit import RateLimiter
+from intercloud.api.token_cache import TokenCache
 
 if TYPE_CHECKING:
     from intercloud.sdk import Client
@@ -15,6 +17,9 @@ if TYPE_CHECKING:
 
 #: Largest request body accepted (a spec is a few KiB); larger answers 413.
 MAX_BODY_BYTES = 1 << 20
+#: How long the server plans submissions against the same catalog, configuration and
+#: offerings before building them again (a changed configuration applies within this).
+PLANNING_TTL_S = 5.0
 #: Default per-tenant rate: requests a second on average, and at once.
 DEFAULT_RATE = 50.0
 DEFAULT_BURST = 100
@@ -61,6 +66,8 @@ class ApiContext:
     settings: ApiSettings
     client: Client
     limiter: RateLimiter
+    committer: GroupCommitter
+    tokens: TokenCache = field(default_factory=TokenCache)
     _catalog: Any = field(default=None, repr=False)
 
     @property
@@ -79,6 +86,21 @@ class ApiContext:
     def open(cls, settings: ApiSettings) -> ApiContext:
         from intercloud.sdk import Client
 
-        client = Client(settings.home, settings.db_url, autostart=settings.autostart)
+        client = Client(
+            settings.home,
+            settings.db_url,
+            autostart=settings.autostart,
+            planning_ttl_s=PLANNING_TTL_S,
+        )
         client.store.store_id()  # open (and migrate) now: a bad database fails the start
-        return cls(settings, client, RateLimiter(settings.rate, settings.burst))
+        auto = settings.autostart
+        committer = GroupCommitter(
+            client.store,
+            before_submit=client.check_daemon if auto else None,
+            after_submit=client.ensure_daemon if auto else None,
+        )
+        return cls(settings, client, RateLimiter(settings.rate, settings.burst), committer)
+
+    def close(self) -> None:
+        self.committer.close()
+        self.client.close()

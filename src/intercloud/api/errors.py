@@ -110,10 +110,13 @@ def error_response(err: ApiError, request: Request | None = None) -> JSONRespons
 def from_library(exc: Exception) -> ApiError | None:
     """The API error for one of the library's own (SDK, store, spec) exceptions."""
     from intercloud.sdk import NotRunnable
+    from intercloud.sdk_tenants import BeyondCeiling
     from intercloud.specs import SpecError
     from intercloud.store import StoreError, TenantExists, UnknownTenant, UnknownWorkload
     from intercloud.store.api_repo import UnknownToken
 
+    if isinstance(exc, BeyondCeiling):
+        return ApiError(ErrorCode.FORBIDDEN, str(exc), exc.field)
     if isinstance(exc, UnknownWorkload | UnknownToken | UnknownTenant):
         return ApiError(ErrorCode.NOT_FOUND, str(exc))
     if isinstance(exc, TenantExists):

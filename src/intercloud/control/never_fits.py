@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from intercloud.control.decide import demand_of, offering_key
 from intercloud.control.fleet_decider import build_fleet
+from intercloud.control.snapshot import Fleet
 from intercloud.model import Offering, Placement, Workload
 from intercloud.providers.base import FreeCapacity, OfferingKey
 
@@ -25,12 +26,23 @@ def whole_capacity(offerings: Sequence[Offering]) -> dict[OfferingKey, FreeCapac
     }
 
 
+def finite_fleet(offerings: Sequence[Offering]) -> Fleet:
+    """The fleet ``split_fitting`` judges against: every offering at its whole capacity
+    (build once and pass it in to judge many workloads against the same offerings)."""
+    return build_fleet(offerings, whole_capacity(offerings), [], 0.0)
+
+
 def split_fitting(
-    workload: Workload, placements: Sequence[Placement], offerings: Sequence[Offering]
+    workload: Workload,
+    placements: Sequence[Placement],
+    offerings: Sequence[Offering],
+    fleet: Fleet | None = None,
 ) -> tuple[list[Placement], list[str]]:
     """``placements`` that can run (in order) and the distinct reasons of those that never
-    can, judged against the finite-capacity ``offerings``."""
-    fleet = build_fleet(offerings, whole_capacity(offerings), [], 0.0)
+    can, judged against the finite-capacity ``offerings`` (``fleet``: their
+    ``finite_fleet``, when already built)."""
+    if fleet is None:
+        fleet = finite_fleet(offerings)
     kept: list[Placement] = []
     reasons: list[str] = []
     for c in placements:

@@ -8,6 +8,7 @@ Every read that serves a tenant takes ``tenant`` and filters by it in the SQL it
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -201,8 +202,40 @@ class ApiRepo:
         now: datetime | None = None,
     ) -> int:
         """Append one audit row; return its id."""
-        values: dict[str, Any] = {
-            "time": self._now(now),
+        values = self._audit_values(
+            self._now(now),
+            method=method,
+            path=path,
+            status=status,
+            token_id=token_id,
+            tenant=tenant,
+            role=role,
+            target=target,
+            code=code,
+            client=client,
+        )
+        with self._db.write() as conn:
+            key = conn.execute(sa.insert(AU).values(values)).inserted_primary_key
+        assert key is not None
+        return int(key[0])
+
+    @staticmethod
+    def _audit_values(
+        time: datetime,
+        *,
+        method: str,
+        path: str,
+        status: int,
+        token_id: int | None = None,
+        tenant: str | None = None,
+        role: str | None = None,
+        target: str | None = None,
+        code: str | None = None,
+        client: str | None = None,
+    ) -> dict[str, Any]:
+        """One audit row's columns, each cut to its column's size."""
+        return {
+            "time": time,
             "token_id": token_id,
             "tenant": tenant,
             "role": role,
@@ -213,10 +246,10 @@ class ApiRepo:
             "code": code,
             "client": client[:64] if client else None,
         }
-        with self._db.write() as conn:
-            key = conn.execute(sa.insert(AU).values(values)).inserted_primary_key
-        assert key is not None
-        return int(key[0])
+
+    @staticmethod
+    def _insert_audits(conn: Connection, values: Sequence[Mapping[str, Any]]) -> None:
+        conn.execute(sa.insert(AU), list(values))
 
     def audit(
         self, after_id: int = 0, limit: int = 100, tenant: str | None = None

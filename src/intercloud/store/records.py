@@ -72,6 +72,13 @@ class TenantRecord:
     monthly_budget_usd: float | None = None
     version: int = 1
     updated_at: datetime | None = None
+    #: The quotas an admin gave, within which a tenant-admin sets ``quotas`` (None:
+    #: no admin has set quotas since ceilings exist; the current quotas are the ceiling).
+    quota_ceiling: dict[str, int] | None = None
+
+    def ceiling(self) -> dict[str, int]:
+        """What a tenant-admin may set ``quotas`` within."""
+        return dict(self.quotas if self.quota_ceiling is None else self.quota_ceiling)
 
 
 @dataclass(frozen=True, slots=True)

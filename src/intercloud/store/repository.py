@@ -16,7 +16,7 @@ Contract, for every method:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -74,7 +74,7 @@ UPDATABLE_FIELDS: frozenset[str] = frozenset(
 )
 #: Tenant columns that ``create_tenant`` and ``update_tenant`` set (the tenant's limits).
 TENANT_FIELDS: frozenset[str] = frozenset(
-    {"weight", "guarantees", "quotas", "can_borrow", "monthly_budget_usd"}
+    {"weight", "guarantees", "quotas", "can_borrow", "monthly_budget_usd", "quota_ceiling"}
 )
 #: Largest GPU count a guarantee or quota may name (far above any fleet; keeps JSON sane).
 MAX_TENANT_GPUS = 10**9
@@ -136,6 +136,8 @@ def _tenant(row: RowMapping) -> TenantRecord:
     d = dict(row)
     d["guarantees"] = {str(k): int(v) for k, v in (d.get("guarantees") or {}).items()}
     d["quotas"] = {str(k): int(v) for k, v in (d.get("quotas") or {}).items()}
+    ceiling = d.get("quota_ceiling")
+    d["quota_ceiling"] = None if ceiling is None else {str(k): int(v) for k, v in ceiling.items()}
     d["can_borrow"] = bool(d["can_borrow"])
     d["updated_at"] = d.get("updated_at") or d["created_at"]
     return TenantRecord(**d)
@@ -177,6 +179,8 @@ def check_tenant_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
             out[k] = float(v)
         elif k in ("guarantees", "quotas"):
             out[k] = _gpu_map(k, v)
+        elif k == "quota_ceiling":
+            out[k] = None if v is None else _gpu_map(k, v)
         elif k == "can_borrow":
             if not isinstance(v, bool):
                 raise InvalidRequest(f"can_borrow must be true or false, not {v!r}")
@@ -537,38 +541,103 @@ class Store(InstanceStoreMixin, AgentRepository, HealthRepo, ApiRepo, LeaseRepo,
 
         ``submission`` (JSON-able) is stored with it as given and never changed: the
         context the spec text cannot carry (see ``WorkloadRecord.submission``)."""
-        try:
-            kind_v, format_v = WorkloadKind(kind), SpecFormat(spec_format)
-        except ValueError as exc:
-            raise InvalidRequest(str(exc)) from None
-        if max_restarts < 0:
-            raise InvalidRequest(f"max_restarts must be >= 0, not {max_restarts}")
+        return self.write_batch(
+            [
+                {
+                    "kind": kind,
+                    "name": name,
+                    "spec_text": spec_text,
+                    "spec_format": spec_format,
+                    "tenant": tenant,
+                    "priority": priority,
+                    "max_restarts": max_restarts,
+                    "submission": submission,
+                }
+            ],
+            now=now,
+        )[0]
+
+    def write_batch(
+        self,
+        submissions: Sequence[Mapping[str, Any]],
+        audits: Sequence[Mapping[str, Any]] = (),
+        now: datetime | None = None,
+    ) -> list[int]:
+        """Store several submissions (each ``submit``'s keyword arguments, ``now`` aside)
+        and audit rows (``add_audit``'s; one with ``target_of`` = the index of a
+        submission here gets ``workload <its id>`` as its target) in one transaction:
+        all or none, durable when this returns. The ids, in the submissions' order.
+
+        One commit for many callers: the API server's group commit (``api.group_commit``)
+        gathers concurrent requests into one call."""
         t = self._now(now)
+        rows = []
+        for item in submissions:
+            args = dict(item)
+            try:
+                kind_v = WorkloadKind(args.pop("kind"))
+                format_v = SpecFormat(args.pop("spec_format", "intercloud"))
+            except ValueError as exc:
+                raise InvalidRequest(str(exc)) from None
+            max_restarts = int(args.pop("max_restarts", 0))
+            if max_restarts < 0:
+                raise InvalidRequest(f"max_restarts must be >= 0, not {max_restarts}")
+            submission = args.pop("submission", None)
+            rows.append(
+                {
+                    "tenant": args.pop("tenant", "default"),
+                    "name": args.pop("name"),
+                    "kind": kind_v.value,
+                    "spec_text": args.pop("spec_text"),
+                    "spec_format": format_v.value,
+                    "state": JobState.PENDING.value,
+                    "desired": Desired.RUN.value,
+                    "priority": int(args.pop("priority", 0)),
+                    "attempt": 0,
+                    "restarts": 0,
+                    "max_restarts": max_restarts,
+                    "version": 1,
+                    "created_at": t,
+                    "updated_at": t,
+                    "submission": dict(submission) if submission is not None else None,
+                }
+            )
+            if args:
+                raise TypeError(f"submit: unexpected argument(s) {', '.join(sorted(args))}")
         with self._db.write() as conn:
-            result = conn.execute(
-                sa.insert(W).values(
-                    tenant_id=self._tenant_id(conn, tenant),
-                    name=name,
-                    kind=kind_v.value,
-                    spec_text=spec_text,
-                    spec_format=format_v.value,
-                    state=JobState.PENDING.value,
-                    desired=Desired.RUN.value,
-                    priority=priority,
-                    attempt=0,
-                    restarts=0,
-                    max_restarts=max_restarts,
-                    version=1,
-                    created_at=t,
-                    updated_at=t,
-                    submission=dict(submission) if submission is not None else None,
+            for row in rows:
+                row["tenant_id"] = self._tenant_id(conn, row.pop("tenant"))
+            ids: list[int] = []
+            if rows:
+                # one multi-row INSERT ... RETURNING, ids in the rows' order
+                stmt = sa.insert(W).returning(W.id, sort_by_parameter_order=True)
+                ids = [int(r[0]) for r in conn.execute(stmt, rows)]
+                conn.execute(
+                    sa.insert(E),
+                    [
+                        {
+                            "workload_id": i,
+                            "instance_id": None,
+                            "time": t,
+                            "kind": "transition",
+                            "from_state": None,
+                            "to_state": JobState.PENDING.value,
+                            "reason": "submitted",
+                            "data": None,
+                        }
+                        for i in ids
+                    ],
                 )
-            )
-            workload_id = _new_id(result)
-            self._event(
-                conn, workload_id, "transition", t, to_state=JobState.PENDING, reason="submitted"
-            )
-        return workload_id
+            if audits:
+                values = []
+                for a in audits:
+                    a = dict(a)
+                    index = a.pop("target_of", None)
+                    if index is not None:
+                        a["target"] = f"workload {ids[index]}"
+                    values.append(self._audit_values(t, **a))
+                self._insert_audits(conn, values)
+        return ids
 
     def get(self, workload_id: int, tenant: str | None = None) -> WorkloadRecord:
         """The workload, or UnknownWorkload (also when it belongs to another tenant)."""

@@ -85,6 +85,8 @@ class TenantModel(Base):
     weight: Mapped[float] = mapped_column(sa.Float, server_default=sa.text("1"))
     guarantees: Mapped[JSONDict] = mapped_column(sa.JSON, server_default=sa.text("'{}'"))
     quotas: Mapped[JSONDict] = mapped_column(sa.JSON, server_default=sa.text("'{}'"))
+    # the quotas an admin gave; tenant-admins set ``quotas`` within it (NULL: ``quotas``)
+    quota_ceiling: Mapped[JSONDict | None] = mapped_column(sa.JSON)
     can_borrow: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.true())
     monthly_budget_usd: Mapped[float | None] = mapped_column(sa.Float)
     version: Mapped[int] = mapped_column(sa.Integer, server_default=sa.text("1"))

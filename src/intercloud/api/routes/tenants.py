@@ -19,6 +19,7 @@ router = APIRouter(prefix="/v1", tags=["tenants"])
 
 Reader = Annotated[Principal, Depends(need(Action.READ))]
 Admin = Annotated[Principal, Depends(need(Action.ADMIN))]
+QuotaSetter = Annotated[Principal, Depends(need(Action.MANAGE_QUOTAS))]
 
 
 class TenantLimits(BaseModel):
@@ -81,14 +82,20 @@ def create_tenant(request: Request, body: NewTenant, who: Admin) -> dict[str, An
 
 
 @router.patch("/tenants/{name}")
-def set_tenant(request: Request, name: str, body: TenantLimits, who: Admin) -> dict[str, Any]:
-    """Change a tenant's limits (quotas, guarantees, weight, budget, borrowing)."""
+def set_tenant(request: Request, name: str, body: TenantLimits, who: QuotaSetter) -> dict[str, Any]:
+    """Change a tenant's limits (quotas, guarantees, weight, budget, borrowing). An
+    admin's ``quotas`` are also the tenant's ceiling; a tenant-admin may change only its
+    own tenant's ``quotas``, within that ceiling (403 naming ``quotas.<GPU>`` beyond it)."""
     request.state.audit_target = f"tenant {name}"
+    if not who.is_admin and name != who.tenant:
+        raise _not_found(name)
     changes = {k: getattr(body, k) for k in body.model_fields_set}
     for key in ("weight", "guarantees", "quotas", "can_borrow"):
         if key in changes and changes[key] is None:
             raise ApiError(ErrorCode.INVALID, f"{key}: may not be null", key)
     if not changes:
         raise ApiError(ErrorCode.INVALID, "nothing to change: give at least one limit")
-    result: dict[str, Any] = context(request).client.set_tenant(name, **changes)
+    result: dict[str, Any] = context(request).client.set_tenant(
+        name, within_ceiling=not who.is_admin, **changes
+    )
     return result

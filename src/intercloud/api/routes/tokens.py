@@ -133,4 +133,6 @@ def revoke_token(request: Request, token_id: int, who: Manager) -> dict[str, Any
         raise ApiError(
             ErrorCode.FORBIDDEN, f"role {who.role.value} may not revoke {current.role.value} tokens"
         )
-    return describe(store.revoke_token(token_id, who.scope()))
+    revoked = store.revoke_token(token_id, who.scope())
+    context(request).tokens.clear()  # refused from the next request on
+    return describe(revoked)

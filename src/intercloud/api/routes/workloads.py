@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from intercloud.api.audit import audit_row
 from intercloud.api.auth import Principal, context, need
 from intercloud.api.errors import ApiError, ErrorCode
 from intercloud.api.roles import Action
@@ -121,15 +122,19 @@ async def submit(request: Request, who: Submitter) -> dict[str, Any]:
     body = await _body(request, ctx.settings.max_body_bytes)
     text = _spec_text(request.headers.get("content-type", ""), body)
     env = _env(request)
-    sub = await run_in_threadpool(
-        ctx.client.submit,
+    prepared = await run_in_threadpool(
+        ctx.client.prepare,
         _source(request),
         text=text,
         env=env,
         tenant=who.scope(),
         host_files=False,
     )
-    request.state.audit_target = f"workload {sub.job_id}"
+    # stored with its audit row, in a transaction shared with concurrent requests
+    job_id = await ctx.committer.submit(prepared.store_args, audit_row(request, 201))
+    request.state.audited = True
+    request.state.audit_target = f"workload {job_id}"
+    sub = prepared.submission(job_id)
     choice = sub.plan.choice
     return {
         "id": sub.job_id,
