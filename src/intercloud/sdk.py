@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 if TYPE_CHECKING:  # the planner pulls in numpy: imported only where it is used
     from intercloud.config import IntercloudConfig
     from intercloud.model import Offering
-    from intercloud.providers.base import Provider
+    from intercloud.providers.base import OfferingKey, Provider
     from intercloud.providers.contract import AsyncProvider
     from intercloud.providers.registry import ProviderContext
     from intercloud.scheduler.planner import PlanResult
@@ -91,6 +91,22 @@ def _offerings_of(providers: Mapping[str, Provider]) -> list[Offering]:
         except Exception as exc:
             log.warning("provider %s: no offerings (%s)", name, " ".join(str(exc).split()))
     return out
+
+
+def _finite(providers: Mapping[str, Provider], offerings: Sequence[Offering]) -> list[Offering]:
+    """The ``offerings`` of known, finite capacity: those their provider reports free
+    capacity for (a local site, a cluster's CPU slices). The others (a cloud, a Slurm
+    partition's GPUs, where the provider's own queue decides) are unbounded here, as the
+    fleet decider sizes them."""
+    from intercloud.control.decide import offering_key
+
+    known: set[OfferingKey] = set()
+    for name, provider in providers.items():
+        try:
+            known |= set(provider.free_capacity() or {})
+        except Exception as exc:
+            log.warning("provider %s: no free capacity (%s)", name, " ".join(str(exc).split()))
+    return [o for o in offerings if offering_key(o) in known]
 
 
 def _read_from(paths: Sequence[Path], offset: int) -> bytes:
@@ -323,7 +339,9 @@ class Client:
         plan = Planner(Catalog.from_offerings(offerings)).plan(workload, top=_ALL_PLACEMENTS)
         # The planner sees unbounded offerings; the local sites are finite.
         fits, too_big = split_fitting(
-            workload, [c for c in (plan.choice, *plan.alternatives) if c is not None], offerings
+            workload,
+            [c for c in (plan.choice, *plan.alternatives) if c is not None],
+            _finite(providers, offerings),
         )
         if not fits:
             enabled = Planner(Catalog.from_offerings(offerings))

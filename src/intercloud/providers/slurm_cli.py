@@ -218,18 +218,22 @@ class SlurmCli:
                 stdin=subprocess.DEVNULL,
             )
         except FileNotFoundError:
-            raise ProviderError(f"slurm: {name} not found (is Slurm installed here?)") from None
+            raise ProviderError(
+                f"{name} not found (are Slurm's commands installed here?)"
+            ) from None
         except subprocess.TimeoutExpired:
             raise ProviderError(
-                f"slurm: {name} did not answer within {timeout or self.timeout_s:g}s"
+                f"{name} did not answer within {timeout or self.timeout_s:g}s"
             ) from None
         if check and proc.returncode != 0:
-            raise ProviderError(f"slurm: {name}: {one_line(proc.stderr or proc.stdout)}")
+            raise ProviderError(f"{name}: {one_line(proc.stderr or proc.stdout)}")
         return proc
 
     # -- the cluster -------------------------------------------------------------------
     def ping(self) -> None:
         """ProviderError unless the controller answers."""
+        if self.conf and not os.path.isfile(self.conf):
+            raise ProviderError(f"slurm.conf not found: {self.conf}")
         out = self.run("scontrol", ["ping"], check=False)
         text = one_line(out.stdout + " " + out.stderr)
         if " is UP" not in out.stdout:
@@ -241,7 +245,7 @@ class SlurmCli:
         if out.returncode == 0 and out.stdout.lstrip().startswith("{"):
             return nodes_from_sinfo_json(out.stdout)
         if "unrecognized option" not in out.stderr and out.returncode != 0:
-            raise ProviderError(f"slurm: sinfo: {one_line(out.stderr or out.stdout)}")
+            raise ProviderError(f"sinfo: {one_line(out.stderr or out.stdout)}")
         return nodes_from_scontrol(self.run("scontrol", ["-o", "show", "nodes"]).stdout)
 
     def partitions(self) -> dict[str, dict[str, str]]:
@@ -272,7 +276,7 @@ class SlurmCli:
         if out.returncode != 0:
             if "Invalid job id" in out.stderr:
                 return {}  # every one of them is gone
-            raise ProviderError(f"slurm: squeue: {one_line(out.stderr or out.stdout)}")
+            raise ProviderError(f"squeue: {one_line(out.stderr or out.stdout)}")
         return parse_squeue(out.stdout, self.expand)
 
     def accounting_state(self, job_id: str) -> str | None:

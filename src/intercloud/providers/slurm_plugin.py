@@ -6,11 +6,13 @@
       account: lab-a               # sbatch --account (default: none)
       work_root: /shared/intercloud  # a folder every node sees at this path
       region: lab                  # the region its offerings are sold in (default: slurm)
-      provision_timeout_s: 30      # a gang not running by then: no capacity now
+      start_wait_s: 3              # one placement waits this long for a queued gang to start
+      provision_timeout_s: 300     # a gang still queued this long after its sbatch: cancelled
       kill_grace_s: 5
       time_margin_s: 600           # --time = the job's expected duration + this
       fence_s: 60                  # a rank stops itself when the controller is away this long
       down_after_s: 90             # ... and is reported lost after this long (> fence_s)
+      gpu_type: H100               # the accelerator of GPUs whose GRES has no type (gpu:4)
 
 Needs Slurm's client commands here (``sbatch``, ``squeue``, ``scontrol``, ``scancel``)
 and a shared folder (``work_root``) between this machine and the nodes.
@@ -18,8 +20,9 @@ and a shared folder (``work_root``) between this machine and the nodes.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from intercloud.model import canonical_accelerator
 from intercloud.providers.registry import (
     AnyProvider,
     ProviderCheck,
@@ -43,11 +46,21 @@ class SlurmSettings(BaseModel):
     region: str = Field(default="slurm", min_length=1, max_length=64)
     work_root: str = Field(default="/tmp/intercloud-slurm", pattern=r"^/")
     bin_dir: str | None = Field(default=None, pattern=r"^/")
-    provision_timeout_s: float = Field(default=30.0, gt=0, le=3600, allow_inf_nan=False)
+    provision_timeout_s: float = Field(default=300.0, gt=0, le=86400, allow_inf_nan=False)
+    start_wait_s: float = Field(default=3.0, gt=0, le=600, allow_inf_nan=False)
     kill_grace_s: float = Field(default=5.0, ge=0, le=3600, allow_inf_nan=False)
     time_margin_s: float = Field(default=600.0, ge=0, le=7 * 86400, allow_inf_nan=False)
     fence_s: int = Field(default=60, ge=0, le=86400)
     down_after_s: float = Field(default=90.0, gt=0, le=86400, allow_inf_nan=False)
+    #: the accelerator of GPUs whose GRES has no type (``Gres=gpu:4``), e.g. H100
+    gpu_type: str | None = None
+
+    @field_validator("gpu_type")
+    @classmethod
+    def _known_accelerator(cls, value: str | None) -> str | None:
+        if value is not None and canonical_accelerator(value) is None:
+            raise ValueError(f"unknown accelerator {value!r}")
+        return canonical_accelerator(value) if value else None
 
     @model_validator(mode="after")
     def _fence_before_down(self) -> SlurmSettings:
@@ -80,10 +93,12 @@ class SlurmPlugin(ProviderPlugin[SlurmSettings]):
                 work_root=settings.work_root,
                 bin_dir=settings.bin_dir,
                 provision_timeout_s=settings.provision_timeout_s,
+                start_wait_s=settings.start_wait_s,
                 kill_grace_s=settings.kill_grace_s,
                 time_margin_s=settings.time_margin_s,
                 fence_s=settings.fence_s,
                 down_after_s=settings.down_after_s,
+                gpu_type=settings.gpu_type,
             )
         )
 

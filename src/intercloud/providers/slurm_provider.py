@@ -10,8 +10,10 @@ A gang (one allocation, one attempt of one job) is one Slurm job, named
 ``--nodes N --ntasks-per-node 1``, ``--gres=gpu:K``, the partition, the account, and
 ``--time`` = the expected duration plus ``time_margin_s``. ``provision`` submits it (or
 finds it by name) and returns once Slurm runs it, with each rank's node address
-(rank r = the r-th node of the job); not running within ``provision_timeout_s``: it is
-cancelled and the answer is ``CapacityError``. ``start_node`` writes the rank's command
+(rank r = the r-th node of the job); still queued after ``start_wait_s``, the answer is
+``CapacityError`` and the job stays in Slurm's queue for the next call (placed again
+after the loop's back-off), until ``provision_timeout_s`` after its submission: then it
+is cancelled. ``start_node`` writes the rank's command
 into the gang's folder (``slurm_scripts``: a shared folder every node sees), where that
 rank's ``srun`` task waits for it; ``kill`` asks that task to stop its command and waits
 for it; ``release`` cancels the job (``scancel``).
@@ -38,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from intercloud.control.agent_logs import agent_log_path
-from intercloud.model import Offering
+from intercloud.model import Offering, canonical_accelerator
 from intercloud.providers.base import (
     Allocation,
     Capability,
@@ -73,9 +75,9 @@ REQUEUED_STATES = frozenset({"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED
                              "SPECIAL_EXIT", "RESV_DEL_HOLD"})  # fmt: skip
 #: How often ``provision`` and ``kill`` look again.
 POLL_S = 0.05
-#: How long a rank's task waits for its command before giving up (a gang provisioned
-#: and then placed elsewhere must not hold its nodes forever).
-COMMAND_WAIT_S = 600
+#: How long a rank's task waits for its command before giving up (a gang that Slurm
+#: started after intercloud placed the job elsewhere must not hold its nodes).
+COMMAND_WAIT_S = 120
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,12 +95,17 @@ class SlurmConfig:
     #: its working and default checkpoint folders
     work_root: str = "/tmp/intercloud-slurm"
     bin_dir: str | None = None
-    provision_timeout_s: float = 30.0
+    provision_timeout_s: float = 300.0
+    #: how long one ``provision`` call waits for a queued gang to start
+    start_wait_s: float = 3.0
     kill_grace_s: float = 5.0
     time_margin_s: float = 600.0
     fence_s: int = 60
     down_after_s: float = 90.0
     command_timeout_s: float = 15.0
+    #: the accelerator of GPUs whose GRES names no type (``gpu:4``); typed ones
+    #: (``gpu:a100:4``) are named by their type
+    gpu_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +120,25 @@ class NodeShape:
         gpu = f"-{self.gpus}x{self.gpu_type or 'gpu'}" if self.gpus else ""
         return f"slurm-{self.cpus}cpu{gpu}-{self.memory_gib:g}gib"
 
+    def slice_types(self) -> list[tuple[str, int]]:
+        """The offerings of this shape as (instance type, GPUs per node). The planner
+        matches a spec's ``T4:K`` to an offering of exactly K GPUs, so a GPU node sells
+        each of 1..all its GPUs (``--gres=gpu:K``; the whole node keeps the plain name)
+        and its CPUs alone (``-cpu``: CPU-only jobs run on GPU nodes too)."""
+        if not self.gpus:
+            return [(self.instance_type, 0)]
+        return [(f"{self.instance_type}-cpu", 0)] + [
+            (self.instance_type if k == self.gpus else f"{self.instance_type}-use{k}", k)
+            for k in range(1, self.gpus + 1)
+        ]
 
-def node_shape(n: SlurmNode) -> NodeShape:
-    return NodeShape(n.cpus, n.gpus, n.gpu_type, round(n.memory_mb / 1024, 1))
+
+def node_shape(n: SlurmNode, default_gpu: str | None = None) -> NodeShape:
+    """The node's shape; its GPUs named as intercloud names accelerators (a GRES type
+    it does not know keeps Slurm's spelling)."""
+    kind = n.gpu_type or default_gpu
+    named = (canonical_accelerator(kind) or kind) if kind and n.gpus else None
+    return NodeShape(n.cpus, n.gpus, named, round(n.memory_mb / 1024, 1))
 
 
 def job_name(namespace: str, request_id: str) -> str:
@@ -169,8 +192,9 @@ class SlurmProvider(Provider):
         return [(p, n) for p in wanted for n in nodes if p in n.partitions]
 
     def offerings(self) -> list[Offering]:
-        """One offering per (partition, node shape) of the usable nodes, all of them
-        together (the scheduler slices it; a gang's ranks go to distinct nodes); price 0.
+        """Per (partition, node shape) of the usable nodes, all of them together (the
+        scheduler slices their CPUs; a gang's ranks go to distinct nodes), one offering per
+        GPU count a node can give (``NodeShape.slice_types``); price 0.
         Answers from a one-second cache (the loop asks several times per step)."""
         with self._mutex:
             if self._offerings and time.monotonic() - self._offerings[0] < 1.0:
@@ -178,16 +202,16 @@ class SlurmProvider(Provider):
         counts: dict[tuple[str, NodeShape], int] = {}
         for part, n in self._nodes():
             if n.usable and n.cpus > 0:
-                key = (part, node_shape(n))
+                key = (part, node_shape(n, self.config.gpu_type))
                 counts[key] = counts.get(key, 0) + 1
         out = [
             Offering(
                 provider=NAME,
                 region=self.config.region,
                 zone=part,
-                instance_type=shape.instance_type,
-                accelerator=(shape.gpu_type or "gpu") if shape.gpus else None,
-                accelerator_count=shape.gpus * count,
+                instance_type=itype,
+                accelerator=shape.gpu_type if k else None,
+                accelerator_count=k,
                 vcpus=float(shape.cpus * count),
                 memory_gib=shape.memory_gib * count,
                 on_demand_price=0.0,
@@ -195,14 +219,18 @@ class SlurmProvider(Provider):
             for (part, shape), count in sorted(
                 counts.items(), key=lambda kv: (kv[0][0], kv[0][1].instance_type)
             )
+            for itype, k in shape.slice_types()
         ]
         with self._mutex:
             self._offerings = (time.monotonic(), out)
         return list(out)
 
     def free_capacity(self) -> dict[OfferingKey, FreeCapacity]:
-        """Unallocated CPUs, GPUs and memory of the usable nodes, per offering; none at
-        all (for the offerings last seen) while the cluster cannot be reached."""
+        """Unallocated CPUs, GPUs and memory of the usable nodes, per CPU-only offering
+        (the scheduler slices those); none at all (for the offerings last seen) while the
+        cluster cannot be reached. GPU offerings are left out: the scheduler treats them
+        as capacity of unknown size (a gang of several GPU nodes can be placed there)
+        and Slurm's own queue holds a gang until its nodes are free."""
         try:
             nodes = self._nodes()
         except ProviderError as exc:
@@ -212,16 +240,19 @@ class SlurmProvider(Provider):
         for part, n in nodes:
             if n.cpus <= 0:
                 continue
-            key = (NAME, self.config.region, part, node_shape(n).instance_type)
-            prev = out.get(key, FreeCapacity(0.0, 0, 0.0))
-            if not n.usable:
-                out[key] = prev
-                continue
-            out[key] = FreeCapacity(
-                prev.cpus + max(0, n.cpus - n.alloc_cpus),
-                prev.gpus + max(0, n.gpus - n.gpus_used),
-                prev.memory_gib + max(0, n.memory_mb - n.alloc_memory_mb) / 1024,
-            )
+            for itype, gpus in node_shape(n, self.config.gpu_type).slice_types():
+                if gpus:
+                    continue  # unknown: Slurm's queue decides (module docstring)
+                key = (NAME, self.config.region, part, itype)
+                prev = out.get(key, FreeCapacity(0.0, 0, 0.0))
+                if not n.usable:
+                    out[key] = prev
+                    continue
+                out[key] = FreeCapacity(
+                    prev.cpus + max(0, n.cpus - n.alloc_cpus),
+                    prev.gpus + max(0, n.gpus - n.gpus_used),
+                    prev.memory_gib + max(0, n.memory_mb - n.alloc_memory_mb) / 1024,
+                )
         self._last_keys = set(out)
         return out
 
@@ -294,12 +325,22 @@ class SlurmProvider(Provider):
             args.append(f"--account={c.account}")
         if request.duration_s:
             args.append(f"--time={max(1, math.ceil((request.duration_s + c.time_margin_s) / 60))}")
+        (d / "submitted-at").write_text(repr(time.time()))
         job = self.cli.submit(args, str(d / "batch.sh"))
         (d / "slurm-job-id").write_text(job)
         return job
 
     def _wait_running(self, slurm_job: str, request: ProvisionRequest) -> JobInfo:
-        deadline = time.monotonic() + self.config.provision_timeout_s
+        """The job once it runs. Still queued after ``start_wait_s``: CapacityError, the
+        job left in Slurm's queue (the next ``provision`` of this request finds it),
+        unless it has waited ``provision_timeout_s`` since its submission: then it is
+        cancelled."""
+        d = self.job_dir(request.request_id)
+        try:
+            submitted = float((d / "submitted-at").read_text())
+        except (OSError, ValueError):
+            submitted = time.time()
+        deadline = time.monotonic() + self.config.start_wait_s
         while True:
             info = self.cli.jobs([slurm_job]).get(slurm_job)
             if info is not None and info.state == "RUNNING" and len(info.nodes) == request.nodes:
@@ -310,11 +351,16 @@ class SlurmProvider(Provider):
                     f"slurm job {slurm_job} of {request.request_id} ended before running ({state})"
                 )
             if time.monotonic() > deadline:
-                self.cli.cancel(slurm_job)
                 reason = info.reason if info.reason not in ("", "None") else "not started"
+                waited = time.time() - submitted
+                if waited >= self.config.provision_timeout_s:
+                    self.cli.cancel(slurm_job)
+                    raise CapacityError(
+                        f"slurm: {request.nodes} node(s) of partition {request.offering.zone} "
+                        f"not running within {self.config.provision_timeout_s:g}s ({reason})"
+                    )
                 raise CapacityError(
-                    f"slurm: {request.nodes} node(s) of partition {request.offering.zone} "
-                    f"not running within {self.config.provision_timeout_s:g}s ({reason})"
+                    f"slurm: queued as job {slurm_job} for {waited:.0f}s ({reason})"
                 )
             time.sleep(POLL_S)
 

@@ -1,6 +1,7 @@
 """A real Slurm cluster on this host for the slurm provider's tests and ``bench/engines.py``:
 munged with a key of its own, slurmctld and two slurmd (nodes n1 and n2, both 127.0.0.1,
-each with two CPUs and two GRES GPUs that have no device file) in one folder, on
+each with two CPUs and two GRES GPUs of type t4 whose device files are /dev/null and
+/dev/zero) in one folder, on
 non-default ports. Needs Debian's ``slurm-wlm`` and ``munge`` and root (``SlurmUser=root``).
 """
 
@@ -109,11 +110,11 @@ class SlurmCluster:
         r = self.root
         host = socket.gethostname()
         (r / "etc" / "gres.conf").write_text(
-            "AutoDetect=off\nName=gpu File=/dev/null\nName=gpu File=/dev/zero\n"
+            "AutoDetect=off\nName=gpu Type=t4 File=/dev/null\nName=gpu Type=t4 File=/dev/zero\n"
         )
         nodes = "\n".join(
             f"NodeName={n} NodeHostname={host} NodeAddr=127.0.0.1 Port={p} CPUs=2 "
-            "RealMemory=4000 Gres=gpu:2 State=UNKNOWN"
+            "RealMemory=4000 Gres=gpu:t4:2 State=UNKNOWN"
             for n, p in self.node_ports.items()
         )
         self.conf.write_text(

@@ -13,7 +13,6 @@ from slurm_cluster import SlurmCluster
 
 from intercloud.model import Offering
 from intercloud.providers.base import (
-    Allocation,
     CapacityError,
     NodeAlreadyRunning,
     NodeCommand,
@@ -31,7 +30,7 @@ from intercloud.providers.slurm_provider import SlurmConfig, SlurmProvider, job_
 def _config(cluster: SlurmCluster, tmp_path: Path, **kw: object) -> SlurmConfig:
     base: dict[str, object] = dict(
         conf=str(cluster.conf), namespace="ic-test", log_root=tmp_path / "logs",
-        work_root=str(tmp_path / "work"), provision_timeout_s=5, kill_grace_s=1,
+        work_root=str(tmp_path / "work"), provision_timeout_s=3, start_wait_s=2, kill_grace_s=1,
         fence_s=0, down_after_s=3,
     )  # fmt: skip
     base.update(kw)
@@ -43,14 +42,15 @@ def provider(slurm_cluster: SlurmCluster, tmp_path: Path) -> SlurmProvider:
     return SlurmProvider(_config(slurm_cluster, tmp_path))
 
 
-def _offering(p: SlurmProvider) -> Offering:
-    [o] = p.offerings()
+def _offering(p: SlurmProvider, gpus: int = 2) -> Offering:
+    [o] = [o for o in p.offerings() if o.accelerator_count == gpus]
     return o
 
 
 def _request(p: SlurmProvider, rid: str, nodes: int = 2, gpus: int = 0) -> ProvisionRequest:
     return ProvisionRequest(
-        request_id=rid, job_id=rid, offering=_offering(p), nodes=nodes, cpus_per_node=1,
+        request_id=rid, job_id=rid, offering=_offering(p, min(max(gpus, 1), 2)), nodes=nodes,
+        cpus_per_node=1,
         accelerators_per_node=gpus, duration_s=60,
     )  # fmt: skip
 
@@ -72,14 +72,23 @@ def _wait_events(p: SlurmProvider, count: int, timeout: float = 30) -> list[Node
 
 
 def test_offerings_are_the_partition_node_shapes_at_price_zero(provider: SlurmProvider) -> None:
+    # two nodes of 2 CPUs, 2 GRES GPUs (T4) and 4000 MB each, together; a node sells
+    # one GPU or both
+    assert [
+        (o.provider, o.region, o.zone, o.instance_type, o.accelerator, o.accelerator_count)
+        for o in provider.offerings()
+    ] == [
+        ("slurm", "slurm", "main", "slurm-2cpu-2xT4-3.9gib-cpu", None, 0),
+        ("slurm", "slurm", "main", "slurm-2cpu-2xT4-3.9gib-use1", "T4", 1),
+        ("slurm", "slurm", "main", "slurm-2cpu-2xT4-3.9gib", "T4", 2),
+    ]
     o = _offering(provider)
-    # two nodes of 2 CPUs, 2 GRES GPUs and 4000 MB each, together
-    assert (o.provider, o.region, o.zone, o.instance_type) == (
-        "slurm", "slurm", "main", "slurm-2cpu-2xgpu-3.9gib"
-    )  # fmt: skip
-    assert (o.vcpus, o.accelerator, o.accelerator_count, o.on_demand_price) == (4, "gpu", 4, 0)
-    free = provider.free_capacity()[("slurm", "slurm", "main", o.instance_type)]
-    assert (free.cpus, free.gpus) == (4, 4)
+    assert (o.vcpus, o.memory_gib, o.on_demand_price) == (4, 7.8, 0)
+    # CPU-only slices are counted; GPU ones are left to Slurm's queue
+    free = provider.free_capacity()
+    assert list(free) == [("slurm", "slurm", "main", "slurm-2cpu-2xT4-3.9gib-cpu")]
+    [cpu] = free.values()
+    assert (cpu.cpus, cpu.gpus) == (4, 4)
 
 
 def test_parsers_of_the_text_output() -> None:
@@ -193,13 +202,13 @@ def test_a_job_cancelled_outside_is_lost_with_slurms_verdict(
 def test_no_capacity_is_a_capacity_error_and_leaves_nothing(
     provider: SlurmProvider,
 ) -> None:
-    with pytest.raises(CapacityError, match="not running within"):
-        # three nodes: the partition has two
-        provider.provision(
-            ProvisionRequest(
-                request_id="job-big", job_id="job-big", offering=_offering(provider), nodes=3
-            )
-        )
+    big = ProvisionRequest(
+        request_id="job-big", job_id="job-big", offering=_offering(provider), nodes=3
+    )  # three nodes: the partition has two
+    with pytest.raises(CapacityError, match="queued as job"):
+        provider.provision(big)  # left in Slurm's queue: asked again, it is found
+    with pytest.raises(CapacityError, match="not running within 3s"):
+        provider.provision(big)  # queued past provision_timeout_s: cancelled
     with pytest.raises(ProviderError):  # more GPUs than a node has: sbatch refuses
         provider.provision(_request(provider, "job-gpus", nodes=1, gpus=3))
     assert not provider.cli.jobs(name=job_name("ic-test", "job-big")) or all(
