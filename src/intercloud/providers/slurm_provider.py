@@ -541,12 +541,24 @@ class SlurmProvider(Provider):
             if code is not None:
                 events.append(self._ended(key, NodeEventKind.EXITED, code=code))
                 continue
-            kind, why = verdict(t.slurm_job, state, info)
+            failed: tuple[str, ...] = ()
+            if state == "NODE_FAIL" and info is not None:
+                failed = self._unusable(info.nodes)
+            kind, why = verdict(t.slurm_job, state, info, failed)
             if state in REQUEUED_STATES:
                 self.cli.cancel(t.slurm_job)  # Slurm runs it no more: intercloud decides
+            # a task that outlived its job (its slurmd died, not its host) stops itself
+            (t.job_dir / f"rank-{key[2]}.kill").touch()
             self._pull_log(t)
             events.append(self._ended(key, kind, reason=why))
         return events
+
+    def _unusable(self, names: tuple[str, ...]) -> tuple[str, ...]:
+        try:
+            nodes = {n.name: n for n in self.cli.nodes()}
+        except ProviderError:
+            return ()
+        return tuple(n for n in names if n in nodes and not nodes[n].usable)
 
     def _controller_away(
         self, waiting: list[tuple[tuple[str, int, int], _Tracked]], error: str
@@ -613,9 +625,12 @@ class SlurmProvider(Provider):
         return agent_log_path(self.config.log_root, job_id, attempt, rank)
 
 
-def verdict(slurm_job: str, state: str | None, info: JobInfo | None) -> tuple[NodeEventKind, str]:
-    """The node event of a rank whose Slurm job ended without its exit code."""
-    nodes = ",".join(info.nodes) if info is not None and info.nodes else ""
+def verdict(
+    slurm_job: str, state: str | None, info: JobInfo | None, failed: tuple[str, ...] = ()
+) -> tuple[NodeEventKind, str]:
+    """The node event of a rank whose Slurm job ended without its exit code (``failed``:
+    the job's nodes that are down now, named for a node failure)."""
+    nodes = ",".join(failed or (info.nodes if info is not None else ()))
     on = f" on {nodes}" if nodes else ""
     if state == "PREEMPTED":
         return NodeEventKind.PREEMPTED, f"slurm preempted job {slurm_job}"

@@ -155,16 +155,25 @@ PartitionName=main Nodes={",".join(NODES)} Default=YES MaxTime=INFINITE State=UP
         )
 
     def start_node(self, name: str) -> None:
-        self._spawn(f"slurmd-{name}", ["slurmd", "-D", "-N", name, "-f", str(self.conf)])
+        # the marker is inherited by the node's step daemons (``kill_node`` finds them)
+        self._spawn(
+            f"slurmd-{name}",
+            ["slurmd", "-D", "-N", name, "-f", str(self.conf)],
+            IC_TEST_SLURM_NODE=f"{self.conf}:{name}",
+        )
 
     def start_controller(self) -> None:
         self._spawn("slurmctld", ["slurmctld", "-D", "-f", str(self.conf)])
         self.wait_controller()
 
-    def _spawn(self, name: str, argv: list[str]) -> None:
+    def _spawn(self, name: str, argv: list[str], **extra: str) -> None:
         log = open(self.root / "log" / f"{name}.stdout", "ab")  # noqa: SIM115 (kept by the child)
         self.procs[name] = subprocess.Popen(
-            argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            argv,
+            env={**self.env, **extra},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
 
@@ -208,12 +217,15 @@ PartitionName=main Nodes={",".join(NODES)} Default=YES MaxTime=INFINITE State=UP
 
     # -- faults ----------------------------------------------------------------------
     def kill_node(self, name: str) -> None:
-        """The node's host dies: its slurmd and every job step it runs (SIGKILL)."""
+        """The node's host dies: its slurmd, its step daemons and everything they
+        started (SIGKILL)."""
         self._kill(f"slurmd-{name}")
-        spool = self.root / "spool" / name
-        for pid in _pids_with_cwd_or_arg(str(spool), "slurmstepd"):
+        self._kill_steps(name)
+
+    def _kill_steps(self, *names: str) -> None:
+        markers = {f"IC_TEST_SLURM_NODE={self.conf}:{n}".encode() for n in names}
+        for pid in _with_descendants(_pids_with_env(markers)):
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
                 os.kill(pid, signal.SIGKILL)
 
     def kill_controller(self) -> None:
@@ -246,27 +258,39 @@ PartitionName=main Nodes={",".join(NODES)} Default=YES MaxTime=INFINITE State=UP
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(10)
-        spool = str(self.root / "spool")
-        for pid in _pids_with_cwd_or_arg(spool, "slurmstepd"):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        self._kill_steps(*NODES)
         shutil.rmtree(self.munge_dir, ignore_errors=True)
 
 
-def _pids_with_cwd_or_arg(folder: str, name: str) -> list[int]:
-    """Pids of processes called ``name`` working in (or naming) ``folder``: the step
-    daemons of one test node (each node has its own spool folder)."""
+def _pids_with_env(markers: set[bytes]) -> list[int]:
+    """Pids of processes whose environment holds one of ``markers``."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            if (entry / "comm").read_text().strip() != name:
-                continue
-            cmd = (entry / "cmdline").read_bytes().decode(errors="replace")
-            cwd = os.readlink(entry / "cwd")
+            env = set((entry / "environ").read_bytes().split(b"\0"))
         except OSError:
             continue
-        if folder in cmd or cwd.startswith(folder):
+        if env & markers:
             found.append(int(entry.name))
     return found
+
+
+def _with_descendants(pids: list[int]) -> list[int]:
+    """``pids`` and every process below them (by parent pid)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], list(pids)
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
