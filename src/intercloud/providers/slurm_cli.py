@@ -259,9 +259,11 @@ class SlurmCli:
         return parts
 
     def expand(self, nodelist: str) -> list[str]:
-        """``n[1-3],m1`` -> its node names, in Slurm's order."""
-        if not re.search(r"[\[,]", nodelist):
-            return [nodelist.strip()]
+        """``n[1-3,7],m1`` -> its node names, in Slurm's order (``scontrol show
+        hostnames`` for a form ``expand_hostlist`` does not read)."""
+        names = expand_hostlist(nodelist)
+        if names is not None:
+            return names
         return self.run("scontrol", ["show", "hostnames", nodelist]).stdout.split()
 
     # -- jobs --------------------------------------------------------------------------
@@ -296,6 +298,26 @@ class SlurmCli:
     def cancel(self, job_id: str, signal: str | None = None) -> None:
         args = [f"--signal={signal}", "--full"] if signal else []
         self.run("scancel", [*args, job_id], check=False)
+
+
+def expand_hostlist(nodelist: str) -> list[str] | None:
+    """Slurm's common host list forms: ``n1``, ``n[1-3,07]``, ``a[1-2],b3``; None for
+    others (several bracket groups in one name)."""
+    out: list[str] = []
+    for part in re.findall(r"[^,\[]+(?:\[[^\]]*\])?[^,\[]*", nodelist.strip()):
+        m = re.fullmatch(r"([^\[\]]*)\[([0-9,\-]+)\]([^\[\]]*)", part)
+        if m is None:
+            if "[" in part or "]" in part:
+                return None
+            out.append(part)
+            continue
+        head, ranges, tail = m.groups()
+        for r in ranges.split(","):
+            lo, _, hi = r.partition("-")
+            width = len(lo)
+            for i in range(int(lo), int(hi or lo) + 1):
+                out.append(f"{head}{i:0{width}d}{tail}")
+    return out
 
 
 def one_line(text: str) -> str:

@@ -73,6 +73,8 @@ LIVE_STATES = frozenset({"RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "S
 #: States of a job Slurm has put back in its queue.
 REQUEUED_STATES = frozenset({"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
                              "SPECIAL_EXIT", "RESV_DEL_HOLD"})  # fmt: skip
+#: How old the cached ``sinfo`` answer of offerings and free capacity may be.
+NODES_MAX_AGE_S = 0.25
 #: How often ``provision`` and ``kill`` look again.
 POLL_S = 0.05
 #: How long a rank's task waits for its command before giving up (a gang that Slurm
@@ -177,12 +179,14 @@ class SlurmProvider(Provider):
         self._down = _Down()
         self._last_keys: set[OfferingKey] = set()
         self._offerings: tuple[float, list[Offering]] | None = None
+        self._nodes_seen: tuple[float, list[SlurmNode]] | None = None
+        self._addr: dict[str, str] = {}  # node name -> NodeAddr, as last seen
 
     # -- the cluster -----------------------------------------------------------------
     def _nodes(self) -> list[tuple[str, SlurmNode]]:
         """(partition, node) for every configured partition's node; ProviderError naming
         a configured partition the cluster does not have."""
-        nodes = self.cli.nodes()
+        nodes = self._all_nodes()
         known = {p for n in nodes for p in n.partitions}
         wanted = self.config.partitions or tuple(sorted(known))
         unknown = [p for p in wanted if p not in known]
@@ -190,6 +194,17 @@ class SlurmProvider(Provider):
             have = ", ".join(sorted(known)) or "none"
             raise ProviderError(f"slurm partition {unknown[0]!r} does not exist (it has: {have})")
         return [(p, n) for p in wanted for n in nodes if p in n.partitions]
+
+    def _all_nodes(self, max_age_s: float = NODES_MAX_AGE_S) -> list[SlurmNode]:
+        """``sinfo``'s nodes, from a cache younger than ``max_age_s`` (one loop step asks
+        for offerings and free capacity, one submission too: one ``sinfo`` serves both)."""
+        with self._mutex:
+            if self._nodes_seen and time.monotonic() - self._nodes_seen[0] < max_age_s:
+                return self._nodes_seen[1]
+        nodes = self.cli.nodes()
+        with self._mutex:
+            self._nodes_seen = (time.monotonic(), nodes)
+        return nodes
 
     def offerings(self) -> list[Offering]:
         """Per (partition, node shape) of the usable nodes, all of them together (the
@@ -265,12 +280,16 @@ class SlurmProvider(Provider):
         if request.nodes < 1:
             raise ValueError("a provision request needs at least one node")
         name = job_name(self.config.namespace, request.request_id)
-        found = [
-            j for j in self.cli.jobs(name=name).values() if j.state in LIVE_STATES | REQUEUED_STATES
-        ]
+        # a request seen before has its folder: its job may be in Slurm (found by name)
+        found: list[JobInfo] = []
+        if self.job_dir(request.request_id).exists():
+            live = LIVE_STATES | REQUEUED_STATES
+            found = [j for j in self.cli.jobs(name=name).values() if j.state in live]
         slurm_job = found[0].job_id if found else self._submit(request, name)
         info = self._wait_running(slurm_job, request)
         hosts = self._addresses(info.nodes)
+        with self._mutex:
+            self._nodes_seen = None  # its nodes are taken now: free capacity asks again
         gpus = request.accelerators_per_node
         return Allocation(
             allocation_id=request.request_id,
@@ -350,7 +369,10 @@ class SlurmProvider(Provider):
                 raise ProviderError(
                     f"slurm job {slurm_job} of {request.request_id} ended before running ({state})"
                 )
-            if time.monotonic() > deadline:
+            # Slurm starts a job at once when its nodes are free; one it has looked at
+            # and left pending (Resources, Priority, ...) waits for others to end
+            evaluated = info.state == "PENDING" and info.reason not in ("", "None")
+            if evaluated or time.monotonic() > deadline:
                 reason = info.reason if info.reason not in ("", "None") else "not started"
                 waited = time.time() - submitted
                 if waited >= self.config.provision_timeout_s:
@@ -365,9 +387,13 @@ class SlurmProvider(Provider):
             time.sleep(POLL_S)
 
     def _addresses(self, names: tuple[str, ...]) -> list[str]:
-        """Each node's address (``NodeAddr``; its name when Slurm has none)."""
-        by_name = {n.name: n.address for n in self.cli.nodes()}
-        return [by_name.get(n, n) for n in names]
+        """Each node's address (``NodeAddr``; its name when Slurm has none), from the
+        addresses last seen (``sinfo`` again for a node not seen yet)."""
+        if any(n not in self._addr for n in names):
+            nodes = self._all_nodes(max_age_s=0.0)
+            with self._mutex:
+                self._addr.update({n.name: n.address for n in nodes})
+        return [self._addr.get(n, n) for n in names]
 
     def release(self, allocation_id: str) -> None:
         """Cancel the gang's Slurm job. Idempotent; a controller away: cancelled once back."""

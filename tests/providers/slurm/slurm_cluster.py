@@ -52,6 +52,8 @@ class SlurmCluster:
     """The folder, config and daemons of one test cluster."""
 
     root: Path
+    #: CPUs each node declares (more than the host has is fine for sleeping jobs)
+    cpus: int = 2
     ctld_port: int = 0
     node_ports: dict[str, int] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -113,7 +115,7 @@ class SlurmCluster:
             "AutoDetect=off\nName=gpu Type=t4 File=/dev/null\nName=gpu Type=t4 File=/dev/zero\n"
         )
         nodes = "\n".join(
-            f"NodeName={n} NodeHostname={host} NodeAddr=127.0.0.1 Port={p} CPUs=2 "
+            f"NodeName={n} NodeHostname={host} NodeAddr=127.0.0.1 Port={p} CPUs={self.cpus} "
             "RealMemory=4000 Gres=gpu:t4:2 State=UNKNOWN"
             for n, p in self.node_ports.items()
         )
@@ -132,6 +134,7 @@ SlurmdPidFile={r}/run/slurmd-%n.pid
 SlurmctldLogFile={r}/log/slurmctld.log
 SlurmdLogFile={r}/log/slurmd-%n.log
 ProctrackType=proctrack/linuxproc
+SlurmdParameters=config_overrides
 TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core

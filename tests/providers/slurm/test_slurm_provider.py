@@ -22,7 +22,12 @@ from intercloud.providers.base import (
     ProvisionRequest,
 )
 from intercloud.providers.registry import ProviderContext
-from intercloud.providers.slurm_cli import gres_gpus, key_values, nodes_from_scontrol
+from intercloud.providers.slurm_cli import (
+    expand_hostlist,
+    gres_gpus,
+    key_values,
+    nodes_from_scontrol,
+)
 from intercloud.providers.slurm_plugin import PLUGIN, SlurmSettings
 from intercloud.providers.slurm_provider import SlurmConfig, SlurmProvider, job_name
 
@@ -94,6 +99,8 @@ def test_offerings_are_the_partition_node_shapes_at_price_zero(provider: SlurmPr
 def test_parsers_of_the_text_output() -> None:
     assert gres_gpus("gpu:a100:4(S:0-1),shard:2") == (4, "a100")
     assert gres_gpus("gpu:2") == (2, None) and gres_gpus("") == (0, None)
+    assert expand_hostlist("n[1-3,07],gpu-a2") == ["n1", "n2", "n3", "n07", "gpu-a2"]
+    assert expand_hostlist("n1") == ["n1"] and expand_hostlist("r[1-2]n[1-2]") is None
     line = (
         "NodeName=g1 CPUAlloc=3 CPUTot=8 Gres=gpu:h100:4 NodeAddr=10.0.0.7 "
         "RealMemory=64000 AllocMem=1000 State=MIXED+DRAIN Partitions=gpu,all "
