@@ -73,6 +73,11 @@ LIVE_STATES = frozenset({"RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "S
 #: States of a job Slurm has put back in its queue.
 REQUEUED_STATES = frozenset({"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
                              "SPECIAL_EXIT", "RESV_DEL_HOLD"})  # fmt: skip
+#: Reasons of a pending job that no other job's end resolves (the request does not fit
+#: the partition or the account): such a job is cancelled at once.
+NEVER_REASONS = frozenset({"PartitionConfig", "PartitionNodeLimit", "PartitionTimeLimit",
+                           "BadConstraints", "InvalidAccount", "InvalidQOS",
+                           "AssocMaxNodesPerJobLimit", "QOSMaxNodePerJobLimit"})  # fmt: skip
 #: How old the cached ``sinfo`` answer of offerings and free capacity may be.
 NODES_MAX_AGE_S = 0.25
 #: How often ``provision`` and ``kill`` look again.
@@ -368,6 +373,12 @@ class SlurmProvider(Provider):
                 state = info.state if info else "gone"
                 raise ProviderError(
                     f"slurm job {slurm_job} of {request.request_id} ended before running ({state})"
+                )
+            if info.reason in NEVER_REASONS:
+                self.cli.cancel(slurm_job)
+                raise ProviderError(
+                    f"slurm cannot run {request.nodes} node(s) of partition "
+                    f"{request.offering.zone}: {info.reason} (job {slurm_job} cancelled)"
                 )
             # Slurm starts a job at once when its nodes are free; one it has looked at
             # and left pending (Resources, Priority, ...) waits for others to end

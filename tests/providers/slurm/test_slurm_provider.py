@@ -207,21 +207,35 @@ def test_a_job_cancelled_outside_is_lost_with_slurms_verdict(
 
 
 def test_no_capacity_is_a_capacity_error_and_leaves_nothing(
-    provider: SlurmProvider,
+    provider: SlurmProvider, slurm_cluster: SlurmCluster, tmp_path: Path
 ) -> None:
+    # three nodes: the partition has two; Slurm leaves it pending for PartitionConfig
     big = ProvisionRequest(
         request_id="job-big", job_id="job-big", offering=_offering(provider), nodes=3
-    )  # three nodes: the partition has two
-    with pytest.raises(CapacityError, match="queued as job"):
-        provider.provision(big)  # left in Slurm's queue: asked again, it is found
-    with pytest.raises(CapacityError, match="not running within 3s"):
-        provider.provision(big)  # queued past provision_timeout_s: cancelled
+    )
+    with pytest.raises(ProviderError, match="slurm cannot run 3 node"):
+        provider.provision(big)
     with pytest.raises(ProviderError):  # more GPUs than a node has: sbatch refuses
         provider.provision(_request(provider, "job-gpus", nodes=1, gpus=3))
-    assert not provider.cli.jobs(name=job_name("ic-test", "job-big")) or all(
-        j.state not in ("RUNNING", "PENDING")
-        for j in provider.cli.jobs(name=job_name("ic-test", "job-big")).values()
-    )
+    # both nodes taken by a job from outside: a gang waits in Slurm's queue
+    blocker = subprocess.run(
+        ["sbatch", "--parsable", "--nodes=2", "--exclusive", f"--output={tmp_path}/b.out",
+         "--wrap", "sleep 60"],
+        env=slurm_cluster.env, capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    try:
+        wait = _request(provider, "job-wait")
+        with pytest.raises(CapacityError, match="queued as job"):
+            provider.provision(wait)  # left in Slurm's queue: asked again, it is found
+        time.sleep(3.2)
+        with pytest.raises(CapacityError, match="not running within 3s"):
+            provider.provision(wait)  # queued past provision_timeout_s: cancelled
+    finally:
+        subprocess.run(["scancel", blocker], env=slurm_cluster.env, check=True)
+    left = provider.cli.jobs(name=job_name("ic-test", "job-wait")).values()
+    assert all(j.state not in ("RUNNING", "PENDING") for j in left), left
+    left = provider.cli.jobs(name=job_name("ic-test", "job-big")).values()
+    assert all(j.state not in ("RUNNING", "PENDING") for j in left), left
 
 
 def test_check_names_an_unknown_partition_and_an_unreachable_controller(
