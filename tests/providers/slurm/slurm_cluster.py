@@ -210,7 +210,8 @@ PartitionName=main Nodes={",".join(NODES)} Default=YES MaxTime=INFINITE State=UP
     def wait_idle(self, names: tuple[str, ...] | list[str], timeout: float = 40) -> None:
         deadline = time.monotonic() + timeout
         for n in names:
-            while not self.node_state(n).startswith("IDLE"):
+            # plain IDLE: "IDLE+NOT_RESPONDING" (a controller just back) takes no work
+            while self.node_state(n) != "IDLE":
                 if time.monotonic() > deadline:
                     state = self.node_state(n)
                     raise RuntimeError(f"node {n} is {state}: {self._log_tail('slurmd-' + n)}")
