@@ -17,6 +17,8 @@ Settings (name: meaning, default):
 - ``INTERCLOUD_DAEMON_IDLE_EXIT``: seconds the daemon stays up with nothing to do, 30.
 - ``INTERCLOUD_LEADER_TTL``: seconds the control-loop lease lasts unrenewed (a standby
   daemon takes over that long after the leader dies), 10.
+- ``INTERCLOUD_LEDGER_EVERY_S``: seconds between the daemon's additions to the persisted
+  spend ledger, 60.
 - ``INTERCLOUD_DECIDER``: ``fleet`` or ``planner``, ``fleet``.
 - ``INTERCLOUD_QUEUE_POLICY``: a queue-order name (``priority``, ``fair_share``,
   ``fifo``), else the store setting, else ``priority``.
@@ -49,6 +51,7 @@ HOME = "INTERCLOUD_HOME"
 DB_URL = "INTERCLOUD_DB_URL"
 DAEMON_IDLE_EXIT = "INTERCLOUD_DAEMON_IDLE_EXIT"
 LEADER_TTL = "INTERCLOUD_LEADER_TTL"
+LEDGER_EVERY = "INTERCLOUD_LEDGER_EVERY_S"
 DECIDER = "INTERCLOUD_DECIDER"
 QUEUE_POLICY = "INTERCLOUD_QUEUE_POLICY"
 PREEMPTION = "INTERCLOUD_PREEMPTION"
@@ -63,6 +66,7 @@ CONFIG_FILE = "config.yaml"
 
 DEFAULT_IDLE_EXIT_S = 30.0
 DEFAULT_LEADER_TTL_S = 10.0
+DEFAULT_LEDGER_EVERY_S = 60.0
 DECIDERS = ("fleet", "planner")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 #: Upper bounds that keep numbers meaningful (a week of idling; a million CPU slots).
@@ -202,6 +206,15 @@ def leader_ttl_s(env: Mapping[str, str] | None = None) -> float:
     if raw is None:
         return DEFAULT_LEADER_TTL_S
     return _number(LEADER_TTL, raw, 0.5, 3600.0, "a number of seconds between 0.5 and 3600")
+
+
+def ledger_every_s(env: Mapping[str, str] | None = None) -> float:
+    """Seconds between the daemon's additions to the persisted spend ledger (0 .. 86400;
+    0: every loop pass)."""
+    raw = _raw(LEDGER_EVERY, env)
+    if raw is None:
+        return DEFAULT_LEDGER_EVERY_S
+    return _number(LEDGER_EVERY, raw, 0.0, 86400.0, "a number of seconds between 0 and 86400")
 
 
 def decider(env: Mapping[str, str] | None = None) -> str | None:
@@ -384,6 +397,7 @@ def check_all(env: Mapping[str, str] | None = None) -> None:
     db_url(env)
     idle_exit_s(env)
     leader_ttl_s(env)
+    ledger_every_s(env)
     decider(env)
     queue_policy(env)
     preemption(env)
@@ -407,6 +421,7 @@ __all__ = [
     "decider",
     "home",
     "idle_exit_s",
+    "ledger_every_s",
     "local_cpus",
     "local_gpus",
     "local_sites",

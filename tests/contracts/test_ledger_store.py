@@ -183,7 +183,16 @@ def test_cli_json_shape(home: Path) -> None:
     r = _cli(home, "--json", "--contracts", str(home / "contracts.yaml"), "--at", at)
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
-    assert set(data) == {"at", "contracts", "by_kind", "chargeback", "total_usd", "alerts"}
+    assert set(data) == {
+        "at",
+        "persisted_until",
+        "contracts",
+        "by_kind",
+        "chargeback",
+        "total_usd",
+        "alerts",
+    }
+    assert data["persisted_until"] is None  # no daemon kept the books here
     (c,) = data["contracts"]
     assert {
         "name",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -19,7 +20,7 @@ from snapshot_helpers import (
     running_on,
 )
 
-from intercloud.control.decide import RunningJob, TenantLimits
+from intercloud.control.decide import Demand, RunningJob, TenantLimits, offering_key
 from intercloud.control.snapshot import (
     Fleet,
     FleetPolicy,
@@ -28,7 +29,8 @@ from intercloud.control.snapshot import (
     TaggedCaps,
     build_snapshot,
 )
-from intercloud.model import Contract, PricingKind, ReservedBlock
+from intercloud.model import Contract, Offering, PricingKind, ReservedBlock
+from intercloud.providers.base import FreeCapacity
 from intercloud.providers.contract import InstanceState as S
 from intercloud.store.records import InstanceRecord
 
@@ -222,3 +224,37 @@ def test_instances_a_placement_names_are_held_before_the_bridge_binds_them() -> 
     job = RunningJob(7, 0, "default", {**job.placement, "instances": [other.id, 12345]}, 0.0)
     fleet = snap(instances=[other], running=[job])
     assert 7 not in fleet.state.allocations
+
+
+def test_a_clusters_nodes_are_that_many_machines_never_one_big_one() -> None:
+    """A known-capacity offering of several identical machines (a Ray or Slurm
+    cluster's nodes of one shape): a pool of that many nodes of one machine's shape,
+    with as many usable as its provider reports wholly free."""
+    gpu = Offering("ray", "lab", "", "ray-8cpu-4xA100-64gib", "A100", 4, vcpus=8,
+                   memory_gib=64, on_demand_price=0.0, machines=3)  # fmt: skip
+    cpu = Offering("ray", "lab", "", "ray-2cpu-2gib", None, 0, vcpus=2, memory_gib=2,
+                   on_demand_price=0.0, machines=2)  # fmt: skip
+    free = {
+        offering_key(gpu): FreeCapacity(20.0, 10, 150.0, machines=2),
+        offering_key(cpu): FreeCapacity(3.0, 0, 3.0, machines=1),
+    }
+    inputs = SnapshotInputs([gpu, cpu], NOW, free, (), (), frozenset(), frozenset(), None,
+                            FleetPolicy())  # fmt: skip
+    fleet = build_snapshot(inputs)
+    fleet.state.check_invariants()
+    for o, machines, usable_now in ((gpu, 3, 2), (cpu, 2, 1)):
+        p = next(i for i, pool in enumerate(fleet.pools) if pool.offering == o)
+        assert fleet.pools[p].kind is PoolKind.ONE_INSTANCE
+        spec = fleet.state.pools[p]
+        assert (spec.max_nodes, spec.gpus_per_node, spec.vcpus_per_node) == (
+            machines,
+            o.accelerator_count,
+            o.vcpus,
+        )
+        assert usable(fleet, p) == usable_now
+        pool = fleet.pools[p]
+        fits = Demand(ranks=machines, cpus_per_node=o.vcpus, gpus_per_node=o.accelerator_count,
+                      memory_gib_per_node=o.memory_gib)  # fmt: skip
+        assert pool.too_big(fits) is None  # a gang of one rank per machine
+        assert "cannot run a gang" in str(pool.too_big(replace(fits, ranks=machines + 1)))
+        assert "a node needs" in str(pool.too_big(replace(fits, cpus_per_node=o.vcpus + 1)))

@@ -95,7 +95,8 @@ def test_committed_schema_is_current_and_documented() -> None:
     committed = json.loads(SCHEMA_PATH.read_text())
     assert committed == json_schema(), "run: python -m intercloud.twin.fleet_spec"
     assert committed["$schema"].endswith("2020-12/schema")
-    for model in ("PoolConfig", "ShapeSpec", "ContractConfig", "TenantConfig", "CapsConfig"):
+    models = ("PoolConfig", "ShapeSpec", "ContractConfig", "TenantConfig", "CapsConfig")
+    for model in (*models, "ServiceConfig"):
         for name, prop in committed["$defs"][model]["properties"].items():
             assert prop.get("description"), f"{model}.{name} has no description"
 

@@ -64,9 +64,17 @@ def test_conservation_without_failures() -> None:
     the GPU-hours used equal the trace's GPU-time."""
     big = "{instance_type: p5.48xlarge, pricing: committed, nodes: 64}"
     tr = random_trace(150, seed=3, days=2)
-    r = simulate(fleet(big), tr, TwinConfig(failures=FailureModels.off())).report
+    res = simulate(fleet(big), tr, TwinConfig(failures=FailureModels.off()), keep_decisions=True)
+    r = res.report
     assert r.jobs_completed == 150
     assert r.queue_delay_p99_s == 0.0
+    # no job waits: each is placed once, at its own submit time
+    placed = {d.job_id: t for t, d in res.decisions if d.kind is DecisionKind.PLACE}
+    t0 = min(placed.values())
+    first = float(tr.submit_s.min())
+    assert len(placed) == 150 and len(res.decisions) == 150
+    for j, t in placed.items():
+        assert t - t0 == pytest.approx(float(tr.submit_s[j]) - first)
     assert r.gpu_hours_used == pytest.approx(tr.gpu_seconds / H)
     assert r.goodput == pytest.approx(1.0)
 

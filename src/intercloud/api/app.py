@@ -10,7 +10,9 @@ from fastapi import FastAPI
 
 from intercloud.api.audit import install_audit
 from intercloud.api.context import ApiContext, ApiSettings
+from intercloud.api.dashboard import routes as dashboard
 from intercloud.api.errors import ERROR_SCHEMA, install_handlers
+from intercloud.api.metrics import ApiMetrics, install_metrics
 from intercloud.api.routes import fleet, tenants, tokens, workloads
 
 API_VERSION = "1"
@@ -44,8 +46,10 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.state.ctx = ctx
     install_handlers(app)
     install_audit(app)
+    install_metrics(app, ApiMetrics(ctx.store))  # outermost: times the audit write too
     for module in (workloads, tenants, tokens, fleet):
         app.include_router(module.router)
+    app.include_router(dashboard.router)
     return app
 
 

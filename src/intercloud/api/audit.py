@@ -1,7 +1,7 @@
 """The audit middleware: every mutating call (POST, PUT, PATCH, DELETE) leaves one
 ``audit_log`` row after it is answered: the caller's token, tenant and role (none when
 it could not be identified), method, path, target, status, error code, client address.
-Reads are not audited."""
+Reads are not audited; the dashboard's logins are."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from intercloud.api.context import ApiContext
 
 log = logging.getLogger(__name__)
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: The dashboard's logins: who tried which token, from where, and whether it worked.
+AUDITED_UI = frozenset({"/ui/login"})
 
 
 def install_audit(app: FastAPI) -> None:
@@ -32,7 +34,8 @@ def install_audit(app: FastAPI) -> None:
 
 
 async def _write(request: Request, status: int) -> None:
-    if request.method in MUTATING and request.url.path.startswith("/v1/"):
+    path = request.url.path
+    if request.method in MUTATING and (path.startswith("/v1/") or path in AUDITED_UI):
         ctx: ApiContext = request.app.state.ctx
         who = getattr(request.state, "principal", None)
         try:

@@ -53,8 +53,16 @@ def _secret(request: Request) -> str:
 
 
 async def principal(request: Request) -> Principal:
+    return await authenticate(request, _secret(request))
+
+
+async def authenticate(request: Request, secret: str) -> Principal:
+    """The principal of ``secret`` (401 unless live, 429 over the tenant's rate), kept
+    on the request; the header and the dashboard's cookie both come here."""
     ctx = context(request)
-    found = await run_in_threadpool(ctx.store.token_by_hash, hash_secret(_secret(request)))
+    if len(secret) > MAX_SECRET_CHARS:
+        raise ApiError(ErrorCode.UNAUTHORIZED, "unknown token", "Authorization")
+    found = await run_in_threadpool(ctx.store.token_by_hash, hash_secret(secret))
     if found is None:
         raise ApiError(ErrorCode.UNAUTHORIZED, "unknown token", "Authorization")
     if found.revoked_at is not None:

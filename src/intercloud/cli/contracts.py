@@ -2,8 +2,11 @@
 contract committed, spent, projected, on track or not, alerts; chargeback per tenant.
 
 Contracts come from ``--contracts`` or else from the files ``config.yaml`` names under
-``contracts:``; the usage from the store (``store/usage.py``). Exit codes: 0 a report
-(alerts included); 2 bad input (one line naming the option or file and field).
+``contracts:``; the ledger from the store: the one the daemon persisted plus the usage
+since (``contracts/accrual.py``), or the usage alone (``store/usage.py``) when the
+contracts differ from those it was persisted under or ``--at`` is before its mark.
+Exit codes: 0 a report (alerts included); 2 bad input (one line naming the option or
+file and field).
 """
 
 from __future__ import annotations
@@ -79,17 +82,17 @@ def status(
 ) -> None:
     """Per contract: committed, spent, projected, on track or not; chargeback per tenant."""
     from intercloud.cli.jobs import _client
-    from intercloud.contracts.status import contracts_status, to_json, to_text
-    from intercloud.store.usage import usage_intervals
+    from intercloud.contracts.accrual import drawn_ledger
+    from intercloud.contracts.status import status_of, to_json, to_text
 
     with bad_input_exits():
         when = parse_at(at)
         signed = _contracts(contracts)
         with _client() as client:
             store = client.store
-            intervals = usage_intervals(store, when)
+            ledger, persisted_until = drawn_ledger(store, signed, when)
             budgets = {t.name: t.monthly_budget_usd for t in store.tenants()}
-        report = contracts_status(intervals, signed, when, budgets)
+        report = status_of(ledger, signed, budgets, persisted_until=persisted_until)
     if as_json:
         sys.stdout.write(json.dumps(to_json(report), indent=2) + "\n")
         return

@@ -59,7 +59,10 @@ def start(
         check_workers(workers, database_url())
         check_address(host, port)
         settings = ApiSettings(rate=rate, burst=burst)
-    _out(f"intercloud API on http://{host}:{port} (OpenAPI: /openapi.json, docs: /docs)")
+    _out(
+        f"intercloud API on http://{host}:{port} "
+        "(OpenAPI: /openapi.json, docs: /docs, dashboard: /ui, metrics: /metrics)"
+    )
     with bad_input_exits():
         serve(settings, host, port, workers)
 

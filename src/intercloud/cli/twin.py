@@ -75,6 +75,14 @@ def run(
         float,
         typer.Option("--tick", metavar="S", help="Scheduling period in seconds (0: every change)."),
     ] = 0.0,
+    autoscale_interval: Annotated[
+        float | None,
+        typer.Option(
+            "--autoscale-interval",
+            metavar="S",
+            help="Seconds between the services' autoscaler looks (default: the fleet file's).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     out: Annotated[
         Path | None,
@@ -94,10 +102,14 @@ def run(
         raise fail(f"--days: must be in (0, 3660], got {days}")
     if not 0 <= tick <= _YEAR_S:  # also NaN
         raise fail(f"--tick: must be in [0, {_YEAR_S:g}], got {tick}")
+    if autoscale_interval is not None and not 10 <= autoscale_interval <= 86_400:
+        raise fail(f"--autoscale-interval: must be in [10, 86400], got {autoscale_interval}")
     check_out_dir(out)
     with bad_input_exits():
         fm = _failures(failures == "on", spot_trace)
-        opts = _Opts(jobs, load, days, seed, fm, tick, queue_order, as_json, out)
+        opts = _Opts(
+            jobs, load, days, seed, fm, tick, queue_order, as_json, out, autoscale_interval
+        )
         _run(fleet_file, trace, fmt, opts)
 
 
@@ -123,6 +135,7 @@ class _Opts:
     queue_order: str
     as_json: bool
     out: Path | None
+    autoscale_interval: float | None = None
 
 
 def _run(fleet_file: Path, trace_file: Path, fmt: str, o: _Opts) -> None:
@@ -162,6 +175,7 @@ def _run(fleet_file: Path, trace_file: Path, fmt: str, o: _Opts) -> None:
         tick_s=o.tick,
         queue_order=o.queue_order,
         failures=o.failures,
+        autoscale_interval_s=o.autoscale_interval,
     )
     err = Console(stderr=True)
     with Progress(

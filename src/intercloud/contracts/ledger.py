@@ -208,8 +208,8 @@ def _validate(intervals: Sequence[UsageInterval], at: datetime) -> None:
             raise ValueError(f"intervals[{i}].end: before its start")
         if not u.usd_per_hour >= 0:
             raise ValueError(f"intervals[{i}].usd_per_hour: must be >= 0")
-        if u.nodes < 1:
-            raise ValueError(f"intervals[{i}].nodes: must be >= 1")
+        if not u.nodes > 0:
+            raise ValueError(f"intervals[{i}].nodes: must be above 0")
 
 
 def accrue(
@@ -217,18 +217,30 @@ def accrue(
     contracts: Sequence[Contract],
     at: datetime,
     window: timedelta = DEFAULT_RATE_WINDOW,
+    since: datetime | None = None,
 ) -> Ledger:
     """The ledger of ``intervals`` under ``contracts`` up to ``at`` (see the module
     docstring for the rules). Intervals still running (``end`` None) run to ``at``;
-    time after ``at`` is not accrued. ValueError naming the field for a naive time, an
-    end before its start, a negative price or a node count below one."""
+    time after ``at`` is not accrued. ``since``: accrue only ``[since, at)`` (the
+    increment the store adds to its persisted ledger; ``months`` then starts with
+    ``since``'s month, and a reserved pool's rate is that of its blocks paid within the
+    increment). ValueError naming the field for a naive time, an end before its start,
+    a negative price or a node count not above zero."""
     _validate(intervals, at)
     at = at.astimezone(UTC)
+    if since is not None:
+        if since.tzinfo is None:
+            raise ValueError("since: must be timezone-aware (UTC)")
+        since = min(since.astimezone(UTC), at)
     known = {c.name: c for c in contracts}
-    first = min(
-        [u.start.astimezone(UTC) for u in intervals if u.start < at]
-        + [c.start for c in contracts if c.start < at],
-        default=at,
+    first = (
+        since
+        if since is not None
+        else min(
+            [u.start.astimezone(UTC) for u in intervals if u.start < at]
+            + [c.start for c in contracts if c.start < at],
+            default=at,
+        )
     )
     starts_dt = [month_start(first)]
     while next_month(starts_dt[-1]) < at:
@@ -236,8 +248,11 @@ def accrue(
     months = tuple(d.date() for d in starts_dt)
     m = len(months)
     w0 = at - window
-    # Month columns, then one column for the rate window (its own edges).
+    # Month columns (the first from ``since`` when given), then one column for the rate
+    # window (its own edges).
     edges = np.array([d.timestamp() for d in starts_dt] + [at.timestamp()])
+    if since is not None:
+        edges[0] = since.timestamp()
     n = len(intervals)
     s = np.fromiter((u.start.timestamp() for u in intervals), np.float64, n)
     e = np.fromiter(((u.end or at).timestamp() for u in intervals), np.float64, n)
@@ -433,3 +448,61 @@ def _reserved(
             )
         )
     return tuple(out)
+
+
+def _accrual_order(k: tuple[date, str, str | None, PricingKind, str]) -> tuple[str, ...]:
+    """``accrue``'s order: provider, contract, kind, tenant, then month."""
+    return (k[1], k[2] or "", k[3].value, k[4], k[0].isoformat())
+
+
+def merge(
+    parts: Sequence[Ledger],
+    at: datetime,
+    window: timedelta,
+    recent_usd_per_hour: Mapping[str, float],
+    first: date | None = None,
+) -> Ledger:
+    """One ledger from ``parts`` that accrued disjoint stretches of time (the store's
+    persisted increments and the tail since): accruals, reserved pools and contract
+    cash summed per key and month; instant, window and spend rate as given. ``months``
+    runs without a gap from the earliest month of the parts (or ``first``, when
+    earlier) to the latest."""
+    acc: dict[tuple[date, str, str | None, PricingKind, str], list[float]] = {}
+    pools: dict[tuple[str, str, str], list[float]] = {}
+    cash: dict[str, dict[date, float]] = {}
+    months: set[date] = set() if first is None else {first.replace(day=1)}
+    for led in parts:
+        months.update(led.months)
+        for a in led.accruals:
+            row = acc.setdefault((a.month, a.provider, a.contract, a.kind, a.tenant), [0.0, 0.0])
+            row[0] += a.node_hours
+            row[1] += a.usd
+        for r in led.reserved:
+            p = pools.setdefault((r.contract, r.region, r.instance_type), [0.0] * 4)
+            for i, x in enumerate(
+                (r.paid_node_hours, r.running_node_hours, r.used_node_hours, r.usd)
+            ):
+                p[i] += x
+        for name, series in led.contract_cash.items():
+            per = cash.setdefault(name, {})
+            for mo, x in zip(led.months, series, strict=True):
+                per[mo] = per.get(mo, 0.0) + x
+    if months:  # contiguous, as ``accrue`` draws them
+        first, last = min(months), max(months)
+        t = datetime(first.year, first.month, 1, tzinfo=UTC)
+        while t.date() <= last:
+            months.add(t.date())
+            t = next_month(t)
+    order = tuple(sorted(months))
+    return Ledger(
+        at=at,
+        window=window,
+        months=order,
+        accruals=tuple(
+            Accrual(k[0], k[1], k[2], k[3], k[4], v[0], v[1])
+            for k, v in sorted(acc.items(), key=lambda kv: _accrual_order(kv[0]))
+        ),
+        reserved=tuple(ReservedUse(k[0], k[1], k[2], *v) for k, v in sorted(pools.items())),
+        contract_cash={name: tuple(per.get(mo, 0.0) for mo in order) for name, per in cash.items()},
+        recent_usd_per_hour=dict(recent_usd_per_hour),
+    )

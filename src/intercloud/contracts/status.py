@@ -30,6 +30,8 @@ class ContractsStatus:
     ledger: Ledger
     burndowns: tuple[Burndown, ...]
     budget_alerts: tuple[Alert, ...]
+    #: the mark of the store's persisted ledger it was drawn from (None: from usage)
+    persisted_until: datetime | None = None
 
     @property
     def alerts(self) -> tuple[Alert, ...]:
@@ -46,11 +48,22 @@ def contracts_status(
 ) -> ContractsStatus:
     """Accrue ``intervals`` under ``contracts`` up to ``at`` and draw up the status;
     ``budgets``: monthly USD per tenant name (None: no budget)."""
-    ledger = accrue(intervals, contracts, at, window)
+    return status_of(accrue(intervals, contracts, at, window), contracts, budgets, tolerance)
+
+
+def status_of(
+    ledger: Ledger,
+    contracts: Sequence[Contract],
+    budgets: Mapping[str, float | None] | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+    persisted_until: datetime | None = None,
+) -> ContractsStatus:
+    """The status drawn from ``ledger`` (accrued under ``contracts``)."""
     return ContractsStatus(
         ledger,
         tuple(burndown(c, ledger, tolerance) for c in contracts),
         tuple(budget_alerts(ledger, budgets or {})),
+        persisted_until,
     )
 
 
@@ -129,8 +142,10 @@ def to_json(status: ContractsStatus) -> dict[str, Any]:
                 "reserved": [_pool(r) for r in led.reserved if r.contract == b.contract],
             }
         )
+    until = status.persisted_until
     return {
         "at": _iso(led.at),
+        "persisted_until": None if until is None else _iso(until),
         "contracts": contracts,
         "by_kind": {k.value: round(v, 2) for k, v in sorted(led.by_kind().items())},
         "chargeback": {
@@ -145,7 +160,9 @@ def to_json(status: ContractsStatus) -> dict[str, Any]:
 def to_text(status: ContractsStatus) -> list[str]:
     """The human form, one line each."""
     led = status.ledger
-    lines = [f"contracts at {_iso(led.at)}"]
+    until = status.persisted_until
+    source = "from usage" if until is None else f"ledger persisted to {_iso(until)}"
+    lines = [f"contracts at {_iso(led.at)} ({source})"]
     if not status.burndowns:
         lines.append("no contracts (pass --contracts FILE or name files under contracts:)")
     for b in status.burndowns:

@@ -307,7 +307,9 @@ def _start(
     try:
         store_id = store.store_id()
         live = None
+        config = None
         checkpoint_root: str | None = None
+        down_after_s: float | None = None
         crash = crashpoint_from_env()
         if providers is None:
             from intercloud.config import load_config
@@ -316,6 +318,7 @@ def _start(
             env = {**os.environ, "INTERCLOUD_HOME": str(home)}
             config = load_config(env, home)
             checkpoint_root = config.checkpoint_dir
+            down_after_s = config.failover.down_after_s
             live = LiveCapacity(store, config, home, crashpoint=crash)
             providers = build_providers(
                 env, store_id=store_id, database=store.name, wrap_async=live.add
@@ -325,9 +328,18 @@ def _start(
             _reconcile_other_stores(env, store_id, store.name)
         reconciler = Reconciler(store, providers, crashpoint=crash)
         reconciler.ctx.checkpoint_root = checkpoint_root
+        if down_after_s is not None:
+            reconciler.ctx.down_after_s = down_after_s
+        contracts: tuple[Any, ...] = ()
         if live is not None:
             live.start()
             live.attach(reconciler)
+            contracts = tuple(live.settings.policy.contracts)
+        elif config is not None:
+            from intercloud.control.fleet_settings import fleet_settings
+
+            contracts = tuple(fleet_settings(config, providers).policy.contracts)
+        _keep_ledger(reconciler, store, contracts)
         lease = LeaderLease(store, ttl_s=settings.leader_ttl_s())
         _succeed_last_holder(home, store, lease.holder)
         leader = Leadership(lease, _recovery(reconciler, live))
@@ -336,6 +348,16 @@ def _start(
         store.close()
         raise
     return store, reconciler, idle_exit_s, leader
+
+
+def _keep_ledger(reconciler: Any, store: Any, contracts: tuple[Any, ...]) -> None:
+    """Add the ``ledger`` step: the spend ledger persisted as time passes
+    (``contracts/accrual.py``), every ``$INTERCLOUD_LEDGER_EVERY_S`` seconds."""
+    from intercloud import settings
+    from intercloud.contracts.accrual import LedgerAccrual
+
+    step = LedgerAccrual(store, contracts, every_s=settings.ledger_every_s())
+    reconciler.steps.append(("ledger", step))
 
 
 def _succeed_last_holder(home: Path, store: Any, holder: str) -> None:

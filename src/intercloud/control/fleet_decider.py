@@ -483,14 +483,16 @@ class FleetDecider(PlannerCache):
             ]
             if idle:
                 capacity.append(_release(idle, CapacityReason.IDLE, text))
-        # reserved instances outlive their contract's window only until they are idle
+        # reserved instances outlive their contract's window (or their block's: no pool
+        # holds them any more) only until they are idle
         open_ = {c.name for c in fleet.contracts}
+        pooled = {inst.id for inst in fleet.node_instance.values()}
         ended: dict[str, list[InstanceRecord]] = {}
         for inst in sorted(inputs.instances, key=lambda i: i.id):
             if (
                 inst.pricing == PricingKind.RESERVED.value
                 and inst.contract is not None
-                and inst.contract not in open_
+                and (inst.contract not in open_ or inst.id not in pooled)
                 and inst.idle
                 and inst.state == InstanceState.RUNNING.value
             ):
@@ -694,6 +696,7 @@ def _gang(
     if topology in (Topology.ZONE, Topology.REGION):
         topology = Topology.ANY  # a gang always lies in one pool: one zone, one region
     duration = w.duration_hours * 3600.0 if w.duration_hours else None
+    every = getattr(w, "checkpoint_interval_minutes", None)  # training jobs only
     req = GangRequest(
         job_id=job.job_id,
         tenant=job.tenant,
@@ -708,6 +711,7 @@ def _gang(
         providers=frozenset(fleet.pools[c.pool].tag for c in kept),
         provider_preference=tuple(fleet.pools[c.pool].tag for c in kept),
         duration_s=duration,
+        checkpoint_interval_s=every * 60.0 if every else None,
     )
     ours = reasons.gang_label(accs, gpus, nodes)
     if accs:

@@ -13,7 +13,11 @@ pool, so that a gang can be restricted to the exact offerings the planner found
 feasible; ``TaggedCaps`` counts caps per real provider):
 
 - **sliced** / **one instance** — an offering whose provider knows its free capacity
-  (a local site), exactly as before this module (``fleet_decider``'s docstring).
+  (a local site), exactly as before this module (``fleet_decider``'s docstring). An
+  offering of several identical machines (``Offering.machines``: a Ray or Slurm
+  cluster's nodes of one shape) is a one-instance pool of that many nodes, never one
+  big machine: a gang's ranks land on distinct machines, each whole; its free nodes are
+  the machines its provider reports wholly free (``FreeCapacity.machines``).
 - **sized** — an offering of unknown capacity whose provider does not bring up
   instances through the store (a job-level provider): as many nodes as the running
   jobs hold plus ``spare_nodes``, so such a pool never holds a job.
@@ -60,6 +64,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+from intercloud.contracts.ledger import block_rate
 from intercloud.control.decide import Demand, RunningJob, TenantLimits, offering_key
 from intercloud.control.failover import cooling_reason, provider_down_reason
 from intercloud.control.tenancy import build_ledger
@@ -127,6 +132,9 @@ class PoolOf:
     frozen: str | None = None
     down_since: float | None = None
     contract_usd: float | None = None  # a reserved pool's contracted node-hour price
+    #: a reserved block's usable (start, end) in epoch seconds; whether it ends hard
+    window: tuple[float, float] | None = None
+    ends_hard: bool = False
 
     @property
     def where(self) -> str:
@@ -167,6 +175,20 @@ class PoolOf:
             nodes = d.ranks * self.nodes_per_rank(d.cpus_per_node)
             if nodes > self.total:
                 return f"{self.where}: the gang needs {d.cpus:g} CPUs, it has {o.vcpus:g} in all"
+        elif o.machines > 1:  # a cluster's nodes: one rank per machine
+            if d.ranks > self.total:
+                return (
+                    f"{self.where}: {self.total} machines of this shape cannot run a gang "
+                    f"of {d.ranks} nodes"
+                )
+            if d.cpus_per_node > o.vcpus + _EPS:
+                return f"{self.where}: a node needs {d.cpus_per_node:g} CPUs, it has {o.vcpus:g}"
+            if d.memory_gib_per_node > o.memory_gib + _EPS:
+                return (
+                    f"{self.where}: a node needs {d.memory_gib_per_node:g} GiB, "
+                    f"it has {o.memory_gib:g}"
+                )
+            return None
         else:
             if d.ranks > 1:
                 return (
@@ -206,6 +228,10 @@ class FleetPolicy:
     down: Mapping[str, datetime] = field(default_factory=dict)
     #: the configured limit of an offering (``config.yaml``'s pools), under ``max_instances``
     limit_of: Callable[[OfferingKey], int] | None = None
+    #: provider -> share of its commitment projected to go unused (the ledger's
+    #: burn-down, ``contracts.accrual.burn_weights``): its committed and on-demand pools
+    #: rank that much cheaper (``PoolCosts``)
+    burn: Mapping[str, float] = field(default_factory=dict)
 
     def max_of(self, key: OfferingKey) -> int:
         if key in self.max_instances:
@@ -283,13 +309,32 @@ class _HealthReader(Protocol):
 
     def provider_health(self) -> list[ProviderHealth]: ...
 
+    def get_setting(self, key: str, default: Any = None) -> Any: ...
+
+
+#: store setting: provider -> burn weight, written by the daemon's ledger step
+#: (``contracts.accrual``), read into ``FleetPolicy.burn`` each cycle
+BURN_SETTING = "contracts.burn"
+
+
+def _burn(value: Any) -> dict[str, float]:
+    if not isinstance(value, dict):
+        return {}
+    out: dict[str, float] = {}
+    for k, v in value.items():
+        if isinstance(k, str) and isinstance(v, int | float) and 0.0 < v < 1.0:
+            out[k] = float(v)
+    return out
+
 
 def with_store_state(policy: FleetPolicy, store: _HealthReader, now: datetime) -> FleetPolicy:
-    """``policy`` with the cool-downs in force at ``now`` and the down providers, as the
-    store records them (``store.health_repo``): what the control loop passes each
+    """``policy`` with the cool-downs in force at ``now``, the down providers (as the
+    store records them: ``store.health_repo``) and, under contracts, the burn weights
+    the ledger step stored (``BURN_SETTING``): what the control loop passes each
     cycle."""
     down = {h.name: h.down_since for h in store.provider_health() if h.down_since is not None}
-    return replace(policy, blocks=tuple(store.active_blocks(now)), down=down)
+    burn = _burn(store.get_setting(BURN_SETTING)) if policy.contracts else {}
+    return replace(policy, blocks=tuple(store.active_blocks(now)), down=down, burn=burn)
 
 
 def provider_of_tag(tag: str) -> str:
@@ -399,6 +444,8 @@ def _spec(pool: PoolOf, delay_s: float) -> PoolSpec:
         usd_per_node_hour=pool.usd_per_node_hour,
         provision_delay_s=delay_s if pool.backed else 0.0,
         contract=pool.contract,
+        window=pool.window,
+        ends_hard=pool.ends_hard,
     )
 
 
@@ -444,12 +491,13 @@ def build_snapshot(inp: SnapshotInputs) -> Fleet:
         by_key[key] = i
         offering_of[key] = o
         known = free is not None and key in free
-        if known and not o.is_gpu:
+        if known and not o.is_gpu and o.machines <= 1:
             unit = min(1.0, o.vcpus) if o.vcpus > 0 else 1.0
             total = max(1, math.floor(o.vcpus / unit + _EPS))
             add(PoolOf(o, f"{o.provider}#{i}", unit, True, total, PoolKind.SLICED))
-        elif known:
-            add(PoolOf(o, f"{o.provider}#{i}", None, True, 1, PoolKind.ONE_INSTANCE))
+        elif known:  # GPU machines, or a cluster's nodes: a rank takes one whole machine
+            machines = max(1, o.machines)
+            add(PoolOf(o, f"{o.provider}#{i}", None, True, machines, PoolKind.ONE_INSTANCE))
         elif o.provider in inp.instance_backed:
             why = frozen(key, PricingKind.ON_DEMAND) or _no_max(policy, key)
             add(PoolOf(o, f"{o.provider}#{i}", None, False, policy.max_of(key),
@@ -483,13 +531,15 @@ def build_snapshot(inp: SnapshotInputs) -> Fleet:
                 )  # fmt: skip
                 if sold is not None:
                     key = offering_key(sold)
-            if sold is None or b.nodes <= 0:
-                continue
+            w0, w1 = c.window(b)[0].timestamp(), c.usable_end(b).timestamp()
+            if sold is None or b.nodes <= 0 or w1 <= now_s:
+                continue  # not sold, empty, or its window is over
             backed = c.provider in inp.instance_backed
             add(PoolOf(sold, f"{sold.provider}#{len(pools)}", None, False, b.nodes,
                        PoolKind.RESERVED, PricingKind.RESERVED, c.name, backed,
                        frozen(key, PricingKind.RESERVED) if backed else None,
-                       contract_usd=c.usd_per_node_hour))  # fmt: skip
+                       contract_usd=block_rate(c, b), window=(w0, w1),
+                       ends_hard=b.capacity_block))  # fmt: skip
             used = True
         if used:
             contracts.append(c)
@@ -556,6 +606,8 @@ def build_snapshot(inp: SnapshotInputs) -> Fleet:
             o = pool.offering
             if pool.unit_cpus is not None:
                 reported = math.floor(max(0.0, fc.cpus) / pool.unit_cpus + _EPS)
+            elif fc.machines is not None:
+                reported = fc.machines
             else:
                 whole = fc.gpus >= o.accelerator_count and fc.cpus + _EPS >= o.vcpus
                 reported = 1 if whole else 0
@@ -599,7 +651,7 @@ def build_snapshot(inp: SnapshotInputs) -> Fleet:
                 failed_rows.extend(filler)
         else:  # reserved: always full; rows without a running instance are failed
             failed_rows.extend(prow[k_ready:])
-            if pool.frozen is None and now_s >= _window_start(contracts, pool.contract):
+            if pool.frozen is None and now_s >= _window_start(contracts, pool):
                 missing = pool.total - len(order)
                 if missing > 0:
                     unbacked[p] = missing
@@ -676,7 +728,9 @@ def build_snapshot(inp: SnapshotInputs) -> Fleet:
             )
     state.set_healthy(sorted(set(failed_rows)), False)
 
-    costs = PoolCosts(specs, contracts)
+    # the core sees pools by tag: the burn weights of their providers, per tag
+    burn = {pool.tag: w for pool in pools if (w := policy.burn.get(pool.offering.provider))}
+    costs = PoolCosts(specs, contracts, burn)
     caps = TaggedCaps(policy.caps, policy.caps_min_fleet_gpus) if policy.caps is not None else None
     fleet = Fleet(
         state, pools, by_key, held, held_requests, pools_of, node_instance, waiting, unbacked,
@@ -710,20 +764,16 @@ def _no_max(policy: FleetPolicy, key: OfferingKey) -> str | None:
     return f"{'/'.join(x for x in key[:3] if x)} {key[3]}: no instances allowed (max 0)"
 
 
-def _window_start(contracts: Sequence[Contract], name: str | None) -> float:
-    c = next((c for c in contracts if c.name == name), None)
+def _window_start(contracts: Sequence[Contract], pool: PoolOf) -> float:
+    if pool.window is not None:
+        return pool.window[0]
+    c = next((c for c in contracts if c.name == pool.contract), None)
     return math.inf if c is None else c.start.timestamp()
 
 
 def _with_total(pool: PoolOf, total: int) -> PoolOf:
-    return PoolOf(
-        pool.offering, pool.tag, pool.unit_cpus, pool.known, total, pool.kind, pool.pricing,
-        pool.contract, pool.backed, pool.frozen, pool.down_since, pool.contract_usd,
-    )  # fmt: skip
+    return replace(pool, total=total)
 
 
 def _with_down(pool: PoolOf, since: float) -> PoolOf:
-    return PoolOf(
-        pool.offering, pool.tag, pool.unit_cpus, pool.known, pool.total, pool.kind,
-        pool.pricing, pool.contract, pool.backed, pool.frozen, since, pool.contract_usd,
-    )  # fmt: skip
+    return replace(pool, down_since=since)

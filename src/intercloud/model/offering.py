@@ -14,6 +14,9 @@ class Offering:
     (an HGX server: 1 instance, 8 GPUs; a u-p6e-gb200x72 UltraServer: 18 instances of
     4 GPUs, 72 GPUs). Prices are USD per instance-hour; ``spot_price`` is None where
     the provider sells no spot for it. ``zone`` is "" when the provider prices by region.
+    ``machines``: for a provider that knows its free capacity, how many identical
+    machines of this shape it has (a cluster's nodes: Ray, Slurm); every other field
+    describes one of them, and a gang's ranks take one machine each.
     """
 
     provider: str
@@ -32,6 +35,7 @@ class Offering:
     fabric: str = ""
     egress_usd_per_gb: float = 0.0
     arch: str = "x86_64"
+    machines: int = 1
 
     @property
     def is_gpu(self) -> bool:

@@ -26,6 +26,8 @@ class UsageInterval:
     used only when the contract or its block is unknown). ``contract`` names the
     contract the capacity was launched under (None: none named). ``tenant`` is the
     tenant of the workload the nodes served (None: idle, accrued to ``UNASSIGNED``).
+    ``nodes`` may be a fraction: a workload's share of nodes it shares with others (the
+    twin's gangs of fewer GPUs than a node has).
     """
 
     provider: str
@@ -37,4 +39,4 @@ class UsageInterval:
     usd_per_hour: float
     start: datetime
     end: datetime | None
-    nodes: int = 1
+    nodes: float = 1

@@ -54,11 +54,14 @@ class NodeAlreadyRunning(NodeAlreadyStarted):
 
 @dataclass(frozen=True, slots=True)
 class FreeCapacity:
-    """Unreserved capacity of one offering (all its nodes together)."""
+    """Unreserved capacity of one offering (all its nodes together). ``machines``: how
+    many of an offering's ``machines`` are wholly free (None: not told; one machine is
+    free when the sums cover it)."""
 
     cpus: float
     gpus: int
     memory_gib: float
+    machines: int | None = None
 
 
 OfferingKey = tuple[str, str, str, str]  # provider, region, zone, instance_type
@@ -154,7 +157,9 @@ class NodeEventKind(StrEnum):
 class NodeEvent:
     """Something that happened to one node. ``ended_at`` (unix seconds) is when the node
     ended if the provider knows, so the first failure of a gang can be told from the
-    ones it caused."""
+    ones it caused. ``capacity_lost``: a LOST node whose machine went away (a cluster's
+    node died, its head is gone), not the job's failure: the job is requeued from its
+    checkpoint without counting a restart, as for a lost instance."""
 
     kind: NodeEventKind
     job_id: str
@@ -163,6 +168,7 @@ class NodeEvent:
     exit_code: int | None = None
     reason: str = ""
     ended_at: float | None = None
+    capacity_lost: bool = False
 
 
 class Provider(ABC):
@@ -177,6 +183,12 @@ class Provider(ABC):
     def free_capacity(self) -> dict[OfferingKey, FreeCapacity] | None:
         """Unreserved capacity per offering, for providers that know it; None when
         unknown (a cloud: treat as available, ``provision`` may raise CapacityError)."""
+        return None
+
+    def unreachable(self) -> str | None:
+        """Why the provider does not answer now (its last call failed for want of it),
+        or None. The control loop records it as a failed provider call every step, so
+        a provider unreachable for ``failover.down_after_s`` is down."""
         return None
 
     @abstractmethod

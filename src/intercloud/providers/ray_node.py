@@ -6,6 +6,12 @@ installed there, as on any provisioned node). The actor runs the node's ``setup`
 ``run`` in a new session (its own process group), appends their output to a log on its
 own node, and answers the provider's questions: exit code, log bytes since an offset,
 terminate. It outlives a restart of the control loop (a detached, named actor).
+
+A rank's processes never outlive its actor: each step runs beside a watchdog
+(``WATCHDOG``) that SIGKILLs the step's process
+group once the actor's process is gone. Ray ends the actor when its node dies, or when
+the head has been gone for the GCS reconnect timeout; without the watchdog the step (in
+a session of its own) would run on, and a job resumed elsewhere would run twice.
 """
 
 from __future__ import annotations
@@ -88,6 +94,7 @@ class NodeRunner:
                         stderr=subprocess.STDOUT,
                         start_new_session=True,
                     )
+                _watch(os.getpid(), self._proc.pid)
                 started.set()
                 code = self._proc.wait()
                 if code < 0:
@@ -131,3 +138,43 @@ class NodeRunner:
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+
+
+#: The watchdog (module docstring), run by a bare interpreter (``-I -S``: no site, no
+#: intercloud import, so it starts in milliseconds): until the group is empty, SIGKILL
+#: it as soon as the owner process has died (or is a zombie).
+WATCHDOG = """
+import os, signal, sys, time
+owner, pgid = int(sys.argv[1]), int(sys.argv[2])
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return not any(l.startswith("State:") and l.split()[1] in "ZX" for l in f)
+    except OSError:
+        return False
+while True:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        break
+    except PermissionError:
+        pass
+    if not alive(owner):
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except OSError:
+            pass
+        break
+    time.sleep(0.5)
+"""
+
+
+def _watch(owner: int, pgid: int) -> None:
+    """Start the watchdog of process group ``pgid`` (a step) for process ``owner``."""
+    subprocess.Popen(
+        [sys.executable, "-I", "-S", "-c", WATCHDOG, str(owner), str(pgid)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # not in the group it guards, nor in the actor's
+    )

@@ -7,12 +7,16 @@
       region: lab                  # the region its offerings are sold in (default: ray)
       provision_timeout_s: 30      # a gang not placed by then: no capacity now
       kill_grace_s: 5
+      call_timeout_s: 30           # a call unanswered this long: the cluster is unreachable
+      lost_after_s: 90             # unreachable this long: its nodes are lost, jobs move on
 
 Needs the ``ray`` extra (``pip install 'intercloud[ray]'``) here and intercloud on the
 cluster's nodes. ``ray`` is imported only when this provider is used.
 """
 
 from __future__ import annotations
+
+import importlib.util
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -41,6 +45,10 @@ class RaySettings(BaseModel):
     work_root: str = "/tmp/intercloud-ray"
     provision_timeout_s: float = Field(default=30.0, gt=0, le=3600, allow_inf_nan=False)
     kill_grace_s: float = Field(default=5.0, ge=0, le=3600, allow_inf_nan=False)
+    call_timeout_s: float = Field(default=30.0, gt=0, le=3600, allow_inf_nan=False)
+    #: longer than Ray's GCS reconnect timeout (60 s unless the cluster sets
+    #: ``RAY_gcs_rpc_server_reconnect_timeout_s``): by then its nodes have stopped
+    lost_after_s: float = Field(default=90.0, gt=0, le=86400, allow_inf_nan=False)
 
     @field_validator("address")
     @classmethod
@@ -67,15 +75,15 @@ class RayPlugin(ProviderPlugin[RaySettings]):
                 work_root=settings.work_root,
                 provision_timeout_s=settings.provision_timeout_s,
                 kill_grace_s=settings.kill_grace_s,
+                call_timeout_s=settings.call_timeout_s,
+                lost_after_s=settings.lost_after_s,
             )
         )
 
     def check(self, settings: RaySettings, ctx: ProviderContext) -> ProviderCheck:
         """Reachable (its port answers within ``CONNECT_TIMEOUT_S``, then a connection),
         and its node shapes as offerings; an unreachable cluster is the one-line reason."""
-        try:
-            import ray  # noqa: F401
-        except ImportError:
+        if importlib.util.find_spec("ray") is None:
             why = "ray is not installed (pip install 'intercloud[ray]')"
             return ProviderCheck(NAME, enabled=True, reason=why)
         provider = self.create(settings, ctx)
@@ -85,6 +93,8 @@ class RayPlugin(ProviderPlugin[RaySettings]):
         except Exception as exc:  # unreachable, or a port that answers but is no Ray cluster
             why = " ".join(str(exc).split())[:300]
             return ProviderCheck(NAME, enabled=True, reachable=False, reason=why)
+        finally:
+            provider.close()
         names: dict[str, list[str]] = {}
         for o in offerings:
             names.setdefault(o.region, []).append(o.instance_type)

@@ -276,9 +276,11 @@ class Scheduler:
                 limit = [row[p] // n for p in fit]
             else:
                 limit = [state.nodes_with_at_least(p, slots_needed(state, p, r)) // n for p in fit]
+            # priced as ranked: a lagging commitment's pools at their burn-weighted price
+            factor = self.costs.rank_factor
             classes[ck] = GangClass(
-                ck, fit, [price[p] * max(units, 1) for p in fit], units, r.gpus, 1, pos,
-                needs_domain(r), limit,
+                ck, fit, [price[p] * float(factor[p]) * max(units, 1) for p in fit], units,
+                r.gpus, 1, pos, needs_domain(r), limit,
             )  # fmt: skip
             keys[r.job_id] = ck
         if len(classes) < 2:
@@ -606,6 +608,9 @@ class Scheduler:
             else:
                 del self._blocked[key]
         pools = self._ordered(state, key, r, cands, cyc)
+        block_why: Reason | None = None
+        if self.costs is not None and self.costs.any_hard_end:
+            pools, block_why = self._before_block_ends(state, r, pools, cyc.now_s)
         res = cyc.reservation
         why: Reason | None = None
         any_fit = False
@@ -636,6 +641,9 @@ class Scheduler:
             if cyc.plan:
                 ck = cyc.plan_key.get(r.job_id)
                 first = cyc.plan.first(ck) if ck is not None else []
+                if block_why is not None:
+                    kept = set(pools)
+                    first = [p for p in first if p in kept]
                 if first:
                     # the plan's pools first; the refusal met first may then differ from
                     # the plain order's, so a replay of this turn's HOLD is not exact
@@ -691,7 +699,9 @@ class Scheduler:
                     if shortcuts and ledger is not None and self._quota_refuses_all(r, quota_no):
                         break  # every pool left is of an accelerator the quota refuses
         capacity = blocked
-        if not any_fit and blocked is None:
+        # a gang kept off a Capacity Block by its end may fit it where a shorter one of
+        # its shape fits: its "no pool fits" must not be the shape's memo
+        if not any_fit and blocked is None and block_why is None:
             capacity = self._capacity_reason(r)
             self._blocked[key] = (self._rise(state, sh), capacity)
             cyc.blocked_seen.add(key)
@@ -718,13 +728,33 @@ class Scheduler:
                 return not any_fit
         if why is None and behind and res is not None:
             why = Reason(ReasonCode.BEHIND_RESERVATION, reasons.behind_reservation(res.job_id))
+        why = why or block_why
         if why is not None:
             out.append(Decision(_HOLD, r.job_id, reason=why.text, code=why.code))
         else:
             out.append(
                 Decision(_HOLD, r.job_id, reason=capacity or self._capacity_reason(r), code=_WAIT)
             )
-        return not any_fit
+        return not any_fit and block_why is None
+
+    def _before_block_ends(
+        self, state: FleetState, r: GangRequest, pools: list[int], now_s: float
+    ) -> tuple[list[int], Reason | None]:
+        """``pools`` without those that end hard (Capacity Blocks) before ``r`` can
+        finish or checkpoint there, and why the first one left out was (None: none)."""
+        assert self.costs is not None
+        costs = self.costs
+        kept: list[int] = []
+        why: Reason | None = None
+        for p in pools:
+            left, need = costs.block_fit(r, p, now_s)
+            if need is not None and need <= left:
+                kept.append(p)
+            elif why is None:
+                label = reasons.gang_label(r.accelerators, r.gpus_per_node, r.nodes)
+                text = reasons.block_ends_too_soon(label, state.pools[p].key, left, need)
+                why = Reason(ReasonCode.BLOCK_ENDS_TOO_SOON, text)
+        return (pools, None) if why is None else (kept, why)
 
     def _quota_refuses_all(self, r: GangRequest, quota_no: dict[str | None, bool]) -> bool:
         """Whether the ledger's quota refuses ``r`` on every accelerator its candidate

@@ -113,14 +113,19 @@ def _greedy(
     # the fit is counted incrementally (eligible lists run to hundreds of jobs).
     lvl = state._lvl
     usable = state._usable
+    big = state.pool_slots[p]
     keyed: list[tuple[int, float, int, int]] = []
     for i, a in enumerate(eligible):
         s = a.slots
-        gain = 0
-        for x in a.nodes:
-            lv = lvl[x]
-            if lv < g <= lv + s:
-                gain += 1
+        if s == big:
+            # a whole-node gang: its nodes have no free slot (0 < g <= s), each one fits
+            gain = len(a.nodes)
+        else:
+            gain = 0
+            for x in a.nodes:
+                lv = lvl[x]
+                if lv < g <= lv + s:
+                    gain += 1
         lost = max(0.0, now_s - a.last_checkpoint_s) * max(
             a.request.gpus_per_node * len(a.nodes), 1
         )
@@ -184,14 +189,14 @@ def find_victims(
             continue
         skipped = False
         if reclaim:
-            eligible = []
-            for j in state._pool_jobs[p]:
-                if j in protect:
-                    continue
-                a = allocs[j]
-                q = a.request
-                if (q.preemptible and q.priority < q0) or j in reclaimable:
-                    eligible.append(a)
+            # preemptible of a lower priority (the pool's by-priority index) or
+            # reclaimable, in the pool's job order
+            lower = {j for q, js in state.pool_prio_jobs(p).items() if q < q0 for j in js}
+            eligible = [
+                allocs[j]
+                for j in state._pool_jobs[p]
+                if (j in lower or j in reclaimable) and j not in protect
+            ]
         else:
             # the pool's preemptible jobs by priority (no pass over all its jobs; the
             # order of ``eligible`` does not matter: every ordering below is total)

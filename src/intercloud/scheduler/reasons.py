@@ -48,6 +48,7 @@ class ReasonCode(StrEnum):
     INSTANCE_LOST = "instance_lost"
     RESTART = "restart"
     CANCELLED = "cancelled"
+    BLOCK_ENDS_TOO_SOON = "block_ends_too_soon"
 
 
 #: The short human text of each code (the detailed words are built by the functions of
@@ -75,6 +76,9 @@ REASON_TEXT: Mapping[ReasonCode, str] = {
     ReasonCode.INSTANCE_LOST: "an instance under the gang ended without intercloud asking",
     ReasonCode.RESTART: "restarting after a failure",
     ReasonCode.CANCELLED: "cancelled",
+    ReasonCode.BLOCK_ENDS_TOO_SOON: (
+        "the Capacity Block it fits ends before it can finish or checkpoint"
+    ),
 }
 
 #: Codes of a stop that requeues a job as a new attempt whatever its restart policy,
@@ -248,6 +252,22 @@ def no_free_domain(gpus: int, label: str) -> str:
 def reserved_at(label: str, pool: str, start_s: float) -> str:
     """``head of queue: 4 × H100:8 reserved on aws/… from t=3600`` (EASY backfill)."""
     return f"head of queue: {label} reserved on {pool} from t={_num(round(start_s, 3))}"
+
+
+def block_ends_too_soon(label: str, pool: str, left_s: float, need_s: float | None) -> str:
+    """``4 × H100:8 not placed on aws/… (Capacity Block): it ends in 2 h, the job needs 5
+    h to finish or checkpoint`` (``need_s`` None: unknown duration, no checkpoints)."""
+    need = (
+        "has no expected duration and no checkpoint interval"
+        if need_s is None
+        else f"needs {_hours(need_s)} to finish or checkpoint"
+    )
+    where = f"{label} not placed on {pool} (Capacity Block)"
+    return f"{where}: it ends in {_hours(left_s)}, the job {need}"
+
+
+def _hours(s: float) -> str:
+    return f"{s / 3600:.3g} h"
 
 
 def behind_reservation(job_id: int) -> str:

@@ -20,7 +20,9 @@ class GangRequest:
 
     ``duration_s`` is the expected run time (backfill uses it; None: unknown, never
     backfilled ahead of a reservation). ``last_checkpoint_s`` is when the job last saved
-    its state (preemption prefers victims that lose the least work).
+    its state (preemption prefers victims that lose the least work);
+    ``checkpoint_interval_s`` how often it saves it (None: never), so that it may run
+    on a pool that ends hard (a Capacity Block) if it can save before the end.
     """
 
     job_id: int
@@ -43,6 +45,7 @@ class GangRequest:
     data_gb: float = 0.0
     last_checkpoint_s: float | None = None
     preemptible: bool = True
+    checkpoint_interval_s: float | None = None
 
     @property
     def gpus(self) -> int:

@@ -39,6 +39,7 @@ from intercloud.store.errors import (
 from intercloud.store.health_repo import HealthRepo
 from intercloud.store.instance_repo import InstanceStoreMixin, instance_row_cache
 from intercloud.store.lease_repo import LeaseRepo
+from intercloud.store.ledger_repo import LedgerRepo
 from intercloud.store.records import (
     LIVE_NODE_STATES,
     AttemptRecord,
@@ -299,7 +300,7 @@ def _check_fields(fields: Mapping[str, Any]) -> None:
         raise TypeError(f"cannot set workload field(s) {', '.join(sorted(unknown))}")
 
 
-class Store(InstanceStoreMixin, AgentRepository, HealthRepo, ApiRepo, LeaseRepo):
+class Store(InstanceStoreMixin, AgentRepository, HealthRepo, ApiRepo, LeaseRepo, LedgerRepo):
     """Durable workloads, attempts, nodes, events, tenants and settings.
 
     Safe to share between threads (each method takes its own pooled connection); after
@@ -590,15 +591,19 @@ class Store(InstanceStoreMixin, AgentRepository, HealthRepo, ApiRepo, LeaseRepo)
         states: Iterable[JobState | str] | None = None,
         tenant: str | None = None,
         desired: Desired | str | None = None,
+        latest: int | None = None,
     ) -> list[WorkloadRecord]:
         """Workloads by id, optionally only those in ``states``, of ``tenant``, or with
-        ``desired``. Rows unchanged since an earlier call (same version: every write
-        bumps it) are not decoded again (``row_cache``)."""
+        ``desired``; ``latest``: only the last ``latest`` of them (by id). Rows unchanged
+        since an earlier call (same version: every write bumps it) are not decoded again
+        (``row_cache``)."""
         stmt = (
             sa.select(W.id, W.version)
             .join(TenantModel, TenantModel.id == W.tenant_id)
-            .order_by(W.id)
+            .order_by(W.id.desc() if latest is not None else W.id)
         )
+        if latest is not None:
+            stmt = stmt.limit(latest)
         if states is not None:
             stmt = stmt.where(W.state.in_([JobState(s).value for s in states]))
         if tenant is not None:
@@ -606,9 +611,10 @@ class Store(InstanceStoreMixin, AgentRepository, HealthRepo, ApiRepo, LeaseRepo)
         if desired is not None:
             stmt = stmt.where(W.desired == Desired(desired).value)
         with self._db.read() as conn:
-            return self._workload_rows.read(
+            rows = self._workload_rows.read(
                 conn, stmt, lambda ids: _SELECT_WORKLOAD.where(W.id.in_(ids))
             )
+        return rows[::-1] if latest is not None else rows
 
     def transition(
         self,

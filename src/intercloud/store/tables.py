@@ -348,6 +348,58 @@ class LeaseModel(Base):
     expires_at: Mapped[datetime]
 
 
+class LedgerAccrualModel(Base):
+    """The spend ledger (``contracts/ledger.py``) as accrued so far: node-hours and USD
+    per month (``YYYY-MM``), provider, contract ('' for none), pricing kind and tenant.
+    The live loop adds each increment and moves ``ledger_marks`` in one transaction."""
+
+    __tablename__ = "ledger_accruals"
+
+    month: Mapped[str] = mapped_column(sa.String(7), primary_key=True)
+    provider: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    contract: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    tenant: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    node_hours: Mapped[float] = mapped_column(sa.Float)
+    usd: Mapped[float] = mapped_column(sa.Float)
+
+
+class LedgerCashModel(Base):
+    """What each contract was billed per month (the burn-down's input)."""
+
+    __tablename__ = "ledger_cash"
+
+    contract: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    month: Mapped[str] = mapped_column(sa.String(7), primary_key=True)
+    usd: Mapped[float] = mapped_column(sa.Float)
+
+
+class LedgerPoolModel(Base):
+    """A contract's reserved pool (region, instance type): node-hours paid, running and
+    used, and what it cost, as accrued so far."""
+
+    __tablename__ = "ledger_pools"
+
+    contract: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    region: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    instance_type: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    paid_node_hours: Mapped[float] = mapped_column(sa.Float)
+    running_node_hours: Mapped[float] = mapped_column(sa.Float)
+    used_node_hours: Mapped[float] = mapped_column(sa.Float)
+    usd: Mapped[float] = mapped_column(sa.Float)
+
+
+class LedgerMarkModel(Base):
+    """How far the persisted ledger runs (``accrued_until``) and under which contracts
+    (``contracts_key``: a digest of their specs); one row, name ``ledger``."""
+
+    __tablename__ = "ledger_marks"
+
+    name: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    accrued_until: Mapped[datetime]
+    contracts_key: Mapped[str] = mapped_column(sa.String(64))
+
+
 class SettingModel(Base):
     __tablename__ = "settings"
 

@@ -70,14 +70,23 @@ def _bindings(events: Iterable[Any]) -> list[tuple[datetime, int | None]]:
     return out
 
 
-def usage_intervals(store: Store, at: datetime) -> list[UsageInterval]:
+def usage_intervals(
+    store: Store, at: datetime, since: datetime | None = None
+) -> list[UsageInterval]:
     """Every stretch of capacity the store records as running before ``at`` (see the
-    module docstring), instances first (by id), then job-level attempts."""
+    module docstring), instances first (by id), then job-level attempts; with ``since``,
+    only those still running at or after it (the stretches before it may be included:
+    the ledger clips them)."""
     db = store._db  # a reader of the store's own tables, inside the store package
+    inst_live = sa.true() if since is None else sa.or_(IM.ended_at.is_(None), IM.ended_at > since)
+    att_end = sa.func.coalesce(A.ended_at, W.finished_at)
+    att_live = sa.true() if since is None else sa.or_(att_end.is_(None), att_end > since)
     with db.read() as conn:
         insts = list(
             conn.execute(
-                sa.select(IM).where(IM.running_at.is_not(None), IM.running_at < at).order_by(IM.id)
+                sa.select(IM)
+                .where(IM.running_at.is_not(None), IM.running_at < at, inst_live)
+                .order_by(IM.id)
             ).mappings()
         )
         ids = [r["id"] for r in insts]
@@ -103,7 +112,7 @@ def usage_intervals(store: Store, at: datetime) -> list[UsageInterval]:
                 sa.select(A.started_at, A.ended_at, W.finished_at, W.placement, T.name)
                 .join(W, W.id == A.workload_id)
                 .join(T, T.id == W.tenant_id)
-                .where(A.started_at < at, W.placement.is_not(None))
+                .where(A.started_at < at, W.placement.is_not(None), att_live)
                 .order_by(A.id)
             )
         )

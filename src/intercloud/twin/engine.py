@@ -44,6 +44,12 @@ empty and grow only through the ``sim`` provider. The live loop builds a new
 keeps one of each for the run, so the ledger's decayed usage of ended jobs carries
 over (the core's memos are exact: they never change a decision).
 
+**Services.** The fleet's inference services (``twin/services.py``): every service's
+autoscaler looks at its own interval (``_AUTOSCALE`` events, periodic: they do not keep a
+run going) and queues or stops replicas; queued replicas join the trace's queue in the
+same ``schedule`` call, and the core's decisions on them (job ids after the trace's) go
+back to the services. Replicas count in GPU-hours and cost, not in the job figures.
+
 **Contracts.** A reserved pool exists only inside its contract's window, as the
 snapshot builder drops ended contracts: its rows are absent before the start and
 removed at the end, the jobs on them evicted (cause ``contract_ended``), so it is paid
@@ -87,6 +93,7 @@ from intercloud.scheduler.tenancy import TenantLedger
 from intercloud.twin.failures import FailureModels, JobModel, Outage
 from intercloud.twin.fleet_spec import Fleet
 from intercloud.twin.metrics import Recorder, TwinReport
+from intercloud.twin.services import ServiceDriver
 from intercloud.twin.shapes import JobShaper
 from intercloud.twin.traces.columns import TraceColumns
 
@@ -98,7 +105,7 @@ YEAR_S = 365 * 86_400.0
 # event kinds (ints: the heap compares tuples)
 _END, _CKPT, _INTERRUPT, _NODE_FAIL, _REPAIR, _SPOT = 1, 2, 3, 4, 5, 6
 _OUT_START, _OUT_END, _POLL, _COOL, _RELEASE, _SAMPLE, _TICK = 7, 8, 9, 10, 11, 12, 13
-_CONTRACT_START, _CONTRACT_END = 14, 15
+_CONTRACT_START, _CONTRACT_END, _AUTOSCALE, _NODE_LOSS = 14, 15, 16, 17
 
 # what keeps a run going once every job has arrived (periodic events do not)
 _PROGRESS = frozenset({_END, _CKPT, _INTERRUPT, _REPAIR, _OUT_END, _POLL, _CONTRACT_START})
@@ -137,6 +144,7 @@ class TwinConfig:
     sample_s: float | None = None
     checkpoint_events: bool = True
     stall_wakeups: int = 35
+    autoscale_interval_s: float | None = None
     failures: FailureModels = field(default_factory=FailureModels)
     jobs: JobModel = field(default_factory=JobModel)
 
@@ -150,6 +158,9 @@ class TwinConfig:
         for name in ("release_every_s", "idle_release_s", "launch_cooldown_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name}: must be > 0")
+        a = self.autoscale_interval_s
+        if a is not None and not (10 <= a <= 86_400):
+            raise ValueError(f"autoscale_interval_s: must be in [10, 86400], got {a}")
 
 
 @dataclass(slots=True)
@@ -307,6 +318,14 @@ class _Engine:
             for r in self.state.pool_rows(p)
         ]  # fmt: skip
         self.rec = Recorder(fleet, self.t0, n)
+        # inference services (twin/services.py): replicas are jobs numbered after the trace
+        self.services = (
+            ServiceDriver(
+                fleet.services, first_id=n, t0=self.t0, interval_s=cfg.autoscale_interval_s
+            )
+            if fleet.services
+            else None
+        )
 
     # ------------------------------------------------------------------ events ----
     def push(self, t: float, kind: int, a: int = 0, b: int = 0) -> None:
@@ -334,6 +353,10 @@ class _Engine:
         self.push(self.t0, _SAMPLE)
         self._arm_contracts()
         self._arm_failures()
+        if self.services is not None:
+            self.services.sample_s = sample_s
+            for i in range(len(self.services)):
+                self.push(self.t0, _AUTOSCALE, i)
         heap = self.heap
         events = 0
         next_progress = 0
@@ -388,18 +411,27 @@ class _Engine:
         self._in_progress()
         if self.progress is not None:
             self.progress(1.0)
-        return self.rec.report(
+        report = self.rec.report(
             self, events=events, wall_s=time.perf_counter() - wall0, no_duration=self.no_duration
         )
+        if self.services is not None:
+            report = replace(report, services=self.services.report(self.now))
+        return report
 
     def _in_progress(self) -> None:
         """Jobs still running at the end: their progress so far is useful work (it is
         kept while they run on), their restart overhead so far lost."""
         for j, alloc in sorted(self.state.allocations.items()):
+            if j >= self.n:
+                continue  # a service replica (below)
             elapsed = max(0.0, self.now - self.run_start[j])
             progress = min(max(0.0, elapsed - self.overhead[j]), self.remaining[j])
             self.rec.useful(alloc.gpus * progress, alloc.pool)
             self.rec.lost(alloc.gpus * (elapsed - progress), "restart_overhead")
+        if self.services is not None:
+            for j, served in self.services.running_seconds(self.now):
+                alloc = self.state.allocations[j]
+                self.rec.useful(alloc.gpus * served, alloc.pool)
 
     def _going(self) -> bool:
         """Whether jobs may still arrive or run: periodic processes (failures, samples,
@@ -455,6 +487,26 @@ class _Engine:
         elif kind == _RELEASE:
             self.release_at.discard(self.now)
             self._release()
+        elif kind == _AUTOSCALE:
+            self._autoscale(a)
+        elif kind == _NODE_LOSS:
+            loss = self.fm.node_losses[a]
+            if loss.job < self.n and self.status[loss.job] == _RUNNING:
+                self.rec.failures["node"] += 1
+                self._fail_node(self.state.allocations[loss.job].nodes[0], loss.repair_s)
+
+    def _autoscale(self, i: int) -> None:
+        svc = self.services
+        assert svc is not None
+        changed, freed = svc.tick(i, self.now, self.state, self.sched)
+        for pool, gpu_s in freed:
+            self.rec.useful(gpu_s, pool)
+            if self.state.elastic[pool]:
+                self._idle_elastic()
+        if changed:
+            self.changed()
+        if self._going() or self.queue:  # services run as long as training does
+            self.push(svc.next_tick(i, self.now), _AUTOSCALE, i)
 
     def _arrive(self, j: int) -> None:
         t = self.type_col[j]
@@ -469,19 +521,28 @@ class _Engine:
 
     def _schedule(self) -> None:
         self.dirty = False
-        if not self.queue:
+        queue = list(self.queue.values())
+        svc = self.services
+        if svc is not None:
+            queue += svc.waiting()
+        if not queue:
             return
         now = self.now
-        decisions = self.sched.schedule(self.state, list(self.queue.values()), now)
+        decisions = self.sched.schedule(self.state, queue, now)
         self.rec.cycles += 1
         for d in decisions:
             if self.keep:
                 self.decisions.append((now, d))
             k = d.kind
+            if svc is not None and d.job_id >= self.n and k is not DecisionKind.PROVISION:
+                self._replica_decided(d)
+                continue
             if k is DecisionKind.PLACE:
                 self._start(d.job_id)
             elif k is DecisionKind.PREEMPT:
                 self.rec.preemptions += 1
+                if svc is not None:
+                    svc.preempted_for(d.for_job)
                 self._stopped(d.job_id, "preempted")
             elif k is DecisionKind.REJECT:
                 self.status[d.job_id] = _REJECTED
@@ -489,6 +550,25 @@ class _Engine:
                 self.rec.rejected(d.job_id, d.reason)
             elif k is DecisionKind.PROVISION:
                 self._launch(d)
+
+    def _replica_decided(self, d: Decision) -> None:
+        svc = self.services
+        assert svc is not None
+        if d.kind is DecisionKind.PLACE:
+            svc.placed(d.job_id, self.now)
+        elif d.kind is DecisionKind.PREEMPT:
+            self._replica_stopped(d.job_id, "preempted")
+        elif d.kind is DecisionKind.REJECT:
+            svc.rejected(d.job_id, d.reason)
+
+    def _replica_stopped(self, j: int, cause: str) -> None:
+        svc = self.services
+        assert svc is not None
+        alloc = self.state.evicted.pop(j)
+        if self.state.elastic[alloc.pool]:
+            self._idle_elastic()
+        self.rec.useful(alloc.gpus * svc.stopped(j, self.now, cause), alloc.pool)
+        self.changed()
 
     def _start(self, j: int) -> None:
         self.queue.pop(j, None)
@@ -531,6 +611,7 @@ class _Engine:
         """Job ``j`` was evicted (its allocation is in ``state.evicted``): keep the
         checkpointed progress, count the rest as lost, queue it again."""
         alloc = self.state.evicted.pop(j)
+        self.rec.stopped(j, self.now)
         self.running -= 1
         if self.state.elastic[alloc.pool]:
             self._idle_elastic()
@@ -555,7 +636,10 @@ class _Engine:
                 if self.keep:
                     self.decisions.append((self.now, d))
                 self.rec.evictions[cause] += 1
-                self._stopped(d.job_id, cause)
+                if d.job_id >= self.n:
+                    self._replica_stopped(d.job_id, cause)
+                else:
+                    self._stopped(d.job_id, cause)
 
     # ------------------------------------------------------------- node health ----
     def _sicken(self, rows: Sequence[int]) -> None:
@@ -614,6 +698,8 @@ class _Engine:
             self._next_spot()
         for o in fm.outages:
             self._plan_outage(o)
+        for i, loss in enumerate(fm.node_losses):
+            self.push(self.t0 + loss.at_s, _NODE_LOSS, i)
         regions = sorted({(s.provider, s.region) for s in self.fleet.pools})
         provs = sorted({s.provider for s in self.fleet.pools})
         last = self.submit[self.order[-1]] - self.t0 if self.n else 0.0

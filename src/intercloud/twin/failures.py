@@ -12,6 +12,8 @@ Every model is a rate (0 turns it off) drawn from the engine's seeded random str
   busy or idle, and is repaired ``node_repair_s`` later.
 - **Spot reclaims** (``spot_reclaims_per_node_day``): a usable spot node is taken back
   by its (simulated) provider, which reports it as a ``RECLAIMED`` instance event.
+- **Node losses at fixed times** (``node_losses``): a node of a given trace job fails at
+  a given time (a scripted scenario, as a fidelity check injects into the live loop).
 - **Outages**: ``outages`` at fixed times (a region, or a whole provider when
   ``region`` is empty), and random ones per region (``region_outages_per_year``) or per
   provider (``provider_outages_per_year``), each lasting an exponential time of mean
@@ -27,7 +29,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields, replace
 
-__all__ = ["FailureModels", "JobModel", "Outage"]
+__all__ = ["FailureModels", "JobModel", "NodeLoss", "Outage"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +52,25 @@ class Outage:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeLoss:
+    """The first node of trace job ``job`` (its row in the trace) fails ``at_s`` seconds
+    after the simulation starts, if the job runs then; it is repaired ``repair_s`` later
+    (0: at once, as a local node whose process died frees its slot)."""
+
+    job: int
+    at_s: float
+    repair_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.job < 0:
+            raise ValueError(f"node_loss.job: must be >= 0, got {self.job}")
+        for name in ("at_s", "repair_s"):
+            v = getattr(self, name)
+            if not (v >= 0 and math.isfinite(v)):
+                raise ValueError(f"node_loss.{name}: must be >= 0, got {v}")
+
+
+@dataclass(frozen=True, slots=True)
 class FailureModels:
     """The failure models (module docstring); ``off()`` turns all of them off."""
 
@@ -59,6 +80,7 @@ class FailureModels:
     node_repair_s: float = 4 * 3600.0
     spot_reclaims_per_node_day: float = 0.1
     outages: tuple[Outage, ...] = field(default=())
+    node_losses: tuple[NodeLoss, ...] = field(default=())
     region_outages_per_year: float = 0.0
     provider_outages_per_year: float = 0.0
     outage_mean_s: float = 4 * 3600.0

@@ -14,6 +14,7 @@ is missing.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 import yaml
@@ -126,6 +127,11 @@ def fleet_document(fleet: Fleet, catalog: Catalog | None = None) -> dict[str, An
         ]
     if fleet.caps is not None:
         doc["caps"] = _caps(fleet.caps, list(tree))
+    if fleet.services:
+        doc["services"] = [
+            {k: _number(v) if isinstance(v, float) else v for k, v in asdict(s).items()}
+            for s in fleet.services
+        ]
     return doc
 
 

@@ -58,6 +58,8 @@ from intercloud.specs.errors import (
 )
 from intercloud.specs.loader import parse_yaml, read_spec_text
 from intercloud.twin.fleets import fleet_summary
+from intercloud.twin.service_load import ServiceSpec
+from intercloud.twin.service_spec import ServiceConfig, build_services
 
 SCHEMA_PATH = Path(__file__).with_name("schema") / "fleet.schema.json"
 SCHEMA_ID = "https://intercloud.dev/schema/fleet.schema.json"
@@ -242,6 +244,10 @@ class FleetSpec(_Spec):
     )
     tenants: list[TenantConfig] = Field(default_factory=list, description="Teams and quotas.")
     caps: CapsConfig | None = Field(None, description="Diversification caps; omit: none.")
+    services: list[ServiceConfig] = Field(
+        default_factory=list,
+        description="Inference services the twin autoscales (twin/service_spec.py).",
+    )
 
 
 @dataclass(frozen=True)
@@ -257,6 +263,7 @@ class Fleet:
     tenants: tuple[TenantSpec, ...]
     caps: DiversificationCaps | None
     borrowed: tuple[str, ...] = ()
+    services: tuple[ServiceSpec, ...] = ()
 
     @property
     def gpus(self) -> int:
@@ -417,6 +424,7 @@ def build_fleet(spec: FleetSpec, catalog: Catalog) -> Fleet:
         tenants=tuple(tenants),
         caps=_caps(spec.caps, {p.provider for p in pools}),
         borrowed=tuple(borrowed),
+        services=build_services(spec.services, pools, tenants),
     )
 
 

@@ -20,6 +20,10 @@ Definitions (``TwinReport`` fields; times in seconds, money in USD):
 - ``cost_usd``: node-hours present times each pool's price (reserved pools: their
   contract's price, paid whether used or not; elastic pools from launch to release),
   split by pricing kind, contract and provider.
+- ``ledger``: the spend ledger of the run (``contracts/ledger.py`` over the run's
+  ``UsageInterval`` values, ``twin/usage.py``), in the JSON form of
+  ``intercloud contracts status``: per contract committed, spent, projected, on track;
+  spend per pricing kind; chargeback per tenant and month; alerts.
 - ``preemptions``: jobs the scheduler preempted for others; ``evictions``: jobs stopped
   by an event (node failure, spot reclaim, outage); ``failures``: the events by kind.
 - ``events``: events the engine processed; ``cycles``: scheduling cycles; ``wall_s``:
@@ -37,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from intercloud.scheduler.fleet.state import Allocation, FleetState
+from intercloud.twin.usage import UsageTracker
 
 if TYPE_CHECKING:
     from intercloud.twin.fleet_spec import Fleet
@@ -99,6 +104,8 @@ class TwinReport:
     wall_s: float
     events_per_s: float
     series: list[Sample] = field(default_factory=list)
+    ledger: dict[str, Any] = field(default_factory=dict)
+    services: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -133,6 +140,8 @@ class Recorder:
     def __init__(self, fleet: Fleet, t0: float, n_jobs: int) -> None:
         pools = fleet.pools
         self.pools = pools
+        self.contracts = fleet.contracts
+        self.usage = UsageTracker(pools, t0)
         self.t0 = t0
         self.last = t0
         n_p = len(pools)
@@ -166,6 +175,7 @@ class Recorder:
     def advance(self, state: FleetState, t: float) -> None:
         dt = t - self.last
         if dt > 0:
+            self.usage.advance(state, t)
             self.alloc_area += state.pool_alloc_gpus * dt
             self.present_area += state.pool_present_nodes * dt
             self.last = t
@@ -190,11 +200,17 @@ class Recorder:
 
     # ------------------------------------------------------------------ jobs ----
     def started(self, j: int, t: float, submit_s: float, alloc: Allocation) -> None:
+        self.usage.job_started(j, t, alloc)
         if math.isnan(self.first_start[j]):
             self.first_start[j] = t
             self.submit[j] = submit_s
 
+    def stopped(self, j: int, t: float) -> None:
+        """Job ``j``'s attempt was cut at ``t`` (it is queued again)."""
+        self.usage.job_ended(j, t)
+
     def finished(self, j: int, t: float, submit_s: float) -> None:
+        self.usage.job_ended(j, t)
         self.finish[j] = t
         self.submit[j] = submit_s
         self.completed += 1
@@ -290,4 +306,16 @@ class Recorder:
             wall_s=wall_s,
             events_per_s=events / wall_s if wall_s > 0 else math.nan,
             series=self.series,
+            ledger=self.ledger(),
         )
+
+    def ledger(self) -> dict[str, Any]:
+        """The run's spend ledger up to the last instant, as ``contracts status --json``."""
+        from datetime import UTC, datetime
+
+        from intercloud.contracts.ledger import accrue
+        from intercloud.contracts.status import status_of, to_json
+
+        at = datetime.fromtimestamp(self.last, UTC)
+        led = accrue(self.usage.intervals(), self.contracts, at)
+        return to_json(status_of(led, self.contracts))

@@ -22,6 +22,7 @@ PLOTS = {
     "queue.png": "Jobs queued and running",
     "cost.png": "Cumulative cost (USD)",
     "jct_cdf.png": "Job completion time, CDF",
+    "services.png": "Inference service replicas, running and target",
 }
 
 
@@ -85,6 +86,21 @@ def _plots(report: TwinReport, out: Path, provs: list[str]) -> list[Path]:
     ax.plot(days, [s.cost_usd for s in report.series])
     ax.set_ylabel("USD")
     paths.append(_save(fig, ax, out / "cost.png", PLOTS["cost.png"]))
+    if any(s["series"] for s in report.services):
+        fig, ax = plt.subplots(figsize=(8, 3.2))
+        for s in report.services:
+            pts = s["series"]
+            ax.step(
+                [p[0] / 86_400 for p in pts],
+                [p[2] for p in pts],
+                where="post",
+                label=f"{s['name']} running",
+            )
+            ax.step([p[0] / 86_400 for p in pts], [p[1] for p in pts], where="post",
+                    linestyle=":", label=f"{s['name']} target")  # fmt: skip
+        ax.set_ylabel("replicas")
+        ax.legend(loc="upper left", fontsize=8)
+        paths.append(_save(fig, ax, out / "services.png", PLOTS["services.png"]))
     if report.jct_quantiles_s:
         fig, ax = plt.subplots(figsize=(8, 3.2))
         q = report.jct_quantiles_s
@@ -133,6 +149,26 @@ def summary_rows(report: TwinReport) -> list[tuple[str, str]]:
     for name in ("failures", "evictions", "cost_by_pricing"):
         for k, v in d[name].items():
             out.append((f"{name.replace('_', ' ')}: {k}", f"{v:,.0f}"))
+    ledger = d.get("ledger") or {}
+    for c in ledger.get("contracts", ()):
+        track = "on track" if c["on_track"] else "NOT on track"
+        out.append(
+            (
+                f"contract {c['name']} (USD)",
+                f"spent {c['spent_usd']:,.0f} of {c['committed_usd']:,.0f}, "
+                f"projected {c['projected_usd']:,.0f}: {track}",
+            )
+        )
+    for tenant, per in ledger.get("chargeback", {}).items():
+        out.append((f"chargeback: {tenant}", f"{sum(per.values()):,.0f}"))
+    for s in report.services:
+        n = s["name"]
+        out.append(
+            (f"service {n}: replicas mean / max", f"{s['replicas_mean']:.1f} / {s['replicas_max']}")
+        )
+        out.append((f"service {n}: unmet share of requests", f"{s['unmet_share']:.4f}"))
+        out.append((f"service {n}: time all requests served", f"{s['slo_met_share']:.3f}"))
+        out.append((f"service {n}: training jobs preempted", f"{s['training_preempted']:,}"))
     return out
 
 

@@ -10,7 +10,9 @@ set of accelerators. The rule (deterministic for a seed):
   accelerator of it;
 - on a family of ``k`` GPUs per node, ``g <= k`` GPUs are one node of ``g`` GPUs, more
   are ``ceil(g / k)`` whole nodes (the GPUs rounded up to whole nodes);
-- a job of 0 GPUs is one CPU node.
+- a job of 0 GPUs is one CPU node;
+- on a fleet without GPUs (a CPU cluster, like the local provider's sites, whose nodes
+  are CPU slots), a job's size counts CPU nodes: ``g`` is a gang of ``g`` CPU nodes.
 
 Tenants: a trace tenant that the fleet names keeps its name; others are spread over
 the fleet's tenants by code (``code % tenants``); a fleet without tenants keeps the
@@ -89,7 +91,9 @@ class JobShaper:
     ) -> GangRequest:
         """The gang request of one trace row (``tenant``: the trace's tenant code)."""
         accs: tuple[str, ...] = ()
-        if gpus <= 0 or not self._families:
+        if not self._families:
+            nodes, gpn = max(1, gpus), 0
+        elif gpus <= 0:
             nodes, gpn = 1, 0
         else:
             if gpu_type is not None and gpu_type in self._acc:

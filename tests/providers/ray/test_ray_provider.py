@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,8 @@ from intercloud.providers.registry import ProviderContext
 
 
 @pytest.fixture()
-def provider(ray_cluster: Any, tmp_path: Path) -> RayProvider:
-    return RayProvider(
+def provider(ray_cluster: Any, tmp_path: Path) -> Iterator[RayProvider]:
+    p = RayProvider(
         RayConfig(
             address=ray_cluster.address,
             namespace="ic-test",
@@ -39,6 +40,8 @@ def provider(ray_cluster: Any, tmp_path: Path) -> RayProvider:
             kill_grace_s=1,
         )
     )
+    yield p
+    p.close()
 
 
 def _worker_offering(p: RayProvider) -> Offering:
@@ -67,16 +70,23 @@ def _wait_events(p: RayProvider, count: int, timeout: float = 30) -> list[NodeEv
     return sorted(events, key=lambda e: e.rank)
 
 
+def _wait_for(cond: Callable[[], bool], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
 def test_offerings_are_the_node_shapes_at_price_zero(provider: RayProvider) -> None:
     offerings = provider.offerings()
-    # the two workers together (the head has no CPUs: nothing runs there)
-    assert [(o.instance_type, o.vcpus, o.memory_gib) for o in offerings] == [
-        ("ray-2cpu-2gib", 4.0, 4.0)
+    # one worker's shape, two machines of it (the head has no CPUs: nothing runs there)
+    assert [(o.instance_type, o.vcpus, o.memory_gib, o.machines) for o in offerings] == [
+        ("ray-2cpu-2gib", 2.0, 2.0, 2)
     ]
     assert all(o.provider == "ray" and o.on_demand_price == 0.0 for o in offerings)
     worker = _worker_offering(provider)
     free = provider.free_capacity()[("ray", "ray", "", worker.instance_type)]
-    assert free.cpus == pytest.approx(4.0)
+    assert free.cpus == pytest.approx(4.0) and free.machines == 2
     shape = node_shape({"CPU": 8, "GPU": 2, "accelerator_type:H100": 1, "memory": 64 * 1024**3})
     assert (shape.gpus, shape.accelerator, shape.memory_gib) == (2, "H100", 64.0)
 
@@ -91,7 +101,7 @@ def test_gang_runs_with_the_node_environment_and_exit_codes(
         ckpt = tmp_path / "ckpt"
         run = (
             'echo "$GREETING rank=$RANK world=$WORLD_SIZE master=$MASTER_ADDR:$MASTER_PORT '
-            'job=$INTERCLOUD_JOB_ID ckpt=$INTERCLOUD_CHECKPOINT_DIR"; sleep 1; exit $((RANK + 3))'
+            'job=$INTERCLOUD_JOB_ID ckpt=$INTERCLOUD_CHECKPOINT_DIR"; sleep 4; exit $((RANK + 3))'
         )
         for r in range(2):
             provider.start_node(alloc, _cmd("job-env", r, run, ckpt=str(ckpt)))
@@ -146,9 +156,11 @@ def test_kill_stops_the_process_group_and_reports_the_exit(
 
 def test_a_new_provider_adopts_running_nodes(provider: RayProvider) -> None:
     alloc = provider.provision(_request(provider, "job-adopt", nodes=1))
+    closers: list[Callable[[], None]] = []
     try:
         handle = provider.start_node(alloc, _cmd("job-adopt", 0, "sleep 1; exit 7", nodes=1))
         again = RayProvider(provider.config)  # a restarted control loop
+        closers.append(again.close)
         assert again.provision(_request(provider, "job-adopt", nodes=1)) == alloc
         assert again.adopt(handle)
         [event] = _wait_events(again, 1)
@@ -160,9 +172,13 @@ def test_a_new_provider_adopts_running_nodes(provider: RayProvider) -> None:
         assert not again.adopt(type(handle)(gone.job_id, 1, 0, provider="ray", extra={}))
     finally:
         provider.release(alloc.allocation_id)
+        for close in closers:
+            close()
 
 
-def test_a_dead_ray_node_reports_its_rank_lost(ray_cluster: Any, provider: RayProvider) -> None:
+def test_a_dead_ray_node_reports_its_rank_lost_and_stops_it(
+    ray_cluster: Any, provider: RayProvider, tmp_path: Path
+) -> None:
     extra = ray_cluster.add_node(num_cpus=3, memory=2 * 1024**3)
     ray_cluster.wait_for_nodes()
     offering = next(o for o in provider.offerings() if o.vcpus == 3)  # the new node alone
@@ -170,11 +186,19 @@ def test_a_dead_ray_node_reports_its_rank_lost(ray_cluster: Any, provider: RayPr
         request_id="job-lost", job_id="job-lost", offering=offering, nodes=1, cpus_per_node=3
     )
     alloc: Allocation = provider.provision(req)
+    marker = tmp_path / "still-running"
     try:
-        provider.start_node(alloc, _cmd("job-lost", 0, "sleep 600", nodes=1))
+        run = f"(while true; do touch {marker}; sleep 0.1; done) & sleep 600"
+        provider.start_node(alloc, _cmd("job-lost", 0, run, nodes=1))
+        _wait_for(marker.exists)
         ray_cluster.remove_node(extra)
         [event] = _wait_events(provider, 1, timeout=60)
         assert event.kind is NodeEventKind.LOST and event.rank == 0
+        # its processes (in a session of their own) stop with its actor: never twice
+        time.sleep(2)
+        marker.unlink()
+        time.sleep(1)
+        assert not marker.exists(), "a rank outlived its lost ray node"
     finally:
         provider.release(alloc.allocation_id)
 

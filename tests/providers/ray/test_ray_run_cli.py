@@ -40,6 +40,40 @@ def test_run_a_two_node_gang_on_ray(ray_cluster: Any, home: Path, tmp_path: Path
     assert "SUCCEEDED" in out.stdout
 
 
+def test_a_two_node_gpu_gang_takes_one_whole_node_each(
+    ray_cluster: Any, home: Path, tmp_path: Path
+) -> None:
+    """Two nodes of 4 (fake) A100s: one offering of 2 machines, so the scheduler places
+    a 2-node gang of 4 GPUs per node (not one 8-GPU machine), and Ray puts one bundle
+    on each node (STRICT_SPREAD): each rank sees its own node's 4 GPUs."""
+    from ray._private.ray_constants import PROCESS_TYPE_RAYLET
+
+    gpu = {"num_cpus": 1, "num_gpus": 4, "memory": 1024**3}
+    nodes = [ray_cluster.add_node(**gpu, resources={"accelerator_type:A100": 1}) for _ in range(2)]
+    ray_cluster.wait_for_nodes()
+    raylets = {str(n.all_processes[PROCESS_TYPE_RAYLET][0].process.pid) for n in nodes}
+    try:
+        (home / "config.yaml").write_text(
+            f"providers:\n  ray: {{address: '{ray_cluster.address}', namespace: e2e-gpu}}\n"
+        )
+        spec = tmp_path / "job.yaml"
+        spec.write_text(
+            "name: gpu-gang\nnum_nodes: 2\nresources: {accelerators: 'A100:4'}\n"
+            "run: echo rank $RANK gpus=$CUDA_VISIBLE_DEVICES"
+            " raylet=$(cut -d' ' -f4 /proc/$PPID/stat)\n"
+        )
+        out = ic(home, "run", str(spec), timeout=150)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "SUCCEEDED" in out.stdout
+        ranks = re.findall(r"rank (\d) gpus=(\S+) raylet=(\d+)", out.stdout)
+        assert sorted(r for r, _, _ in ranks) == ["0", "1"], out.stdout
+        assert all(len(g.split(",")) == 4 for _, g, _ in ranks), ranks
+        assert {r for _, _, r in ranks} == raylets, (ranks, raylets)  # one node each
+    finally:
+        for n in nodes:
+            ray_cluster.remove_node(n)
+
+
 def _status(home: Path, job: str) -> dict[str, Any]:
     out = ic(home, "status", job, "--json", timeout=60)
     assert out.returncode == 0, out.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from intercloud.control.crashpoints import Crashpoint
@@ -67,7 +68,14 @@ class JobContext:
         #: config ``checkpoint_dir``: checkpoints every provider's nodes reach (None:
         #: each provider keeps them, an instance's die with it)
         self.checkpoint_root: str | None = None
+        #: config ``failover.down_after_s``: a provider failing every call this long
+        #: is down
+        self.down_after_s: float = 300.0
+        #: provider -> why its last ``poll`` failed or it was unreachable (None: it
+        #: answered); ``nodes.observe`` keeps it
+        self.poll_errors: dict[str, str | None] = {}
         self._offerings: dict[str, list[Offering]] = {}  # last good answer per provider
+        self._offering_errors: dict[str, str] = {}  # provider -> its last failure
 
     def reset(self) -> None:
         """Forget every cache (a recovering loop rebuilds them)."""
@@ -77,6 +85,10 @@ class JobContext:
         self.holding = {}
         self.retry_at.clear()
         self.retries.clear()
+
+    def now(self) -> datetime:
+        """``wall_clock`` as a UTC datetime."""
+        return datetime.fromtimestamp(self.wall_clock(), UTC)
 
     def forget_inactive(self, active: set[int]) -> None:
         """Drop the per-job caches of jobs that are no longer active."""
@@ -116,9 +128,14 @@ class JobContext:
             try:
                 got = p.offerings()
             except ProviderError as exc:
-                log.warning("offerings of %s: %s (using its last answer)", name, exc)
+                text = " ".join(str(exc).split())
+                if self._offering_errors.get(name) != text:  # once per streak, not per step
+                    log.warning("offerings of %s: %s (using its last answer)", name, text)
+                self._offering_errors[name] = text
                 got = self._offerings.get(name, [])
             else:
+                if self._offering_errors.pop(name, None) is not None:
+                    log.info("offerings of %s: answered again", name)
                 self._offerings[name] = got
             out.extend(got)
         return out

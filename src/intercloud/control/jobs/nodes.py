@@ -96,7 +96,7 @@ def observe(ctx: JobContext) -> bool:
     node record changed. Events of jobs that are not ours are ignored."""
     changed = False
     for name, provider in ctx.providers.items():
-        for ev in provider.poll():
+        for ev in _poll(ctx, name, provider):
             try:
                 job_id = int(ev.job_id)
             except ValueError:
@@ -122,16 +122,52 @@ def observe(ctx: JobContext) -> bool:
     return changed
 
 
+def _poll(ctx: JobContext, name: str, provider: Provider) -> list[NodeEvent]:
+    """``provider.poll()``; a provider that fails is one warning per failure streak and
+    no events (its nodes are reported once it answers, or lost by the provider), never
+    a failed step for the other providers' nodes. A job-level provider's health is
+    recorded every step (``store.record_provider_call``): failed while its poll fails
+    or it says it is ``unreachable``, so one unreachable for ``failover.down_after_s``
+    is down for the fleet decider, ``status`` and ``fleet``; instance-backed ones
+    record their own calls."""
+    events: list[NodeEvent] = []
+    try:
+        events = provider.poll()
+        error = provider.unreachable()
+    except ProviderError as exc:
+        error = " ".join(str(exc).split())
+    # the last error (None: healthy; "": not seen yet this run)
+    last = ctx.poll_errors.get(name, "")
+    if error is not None and last != error:
+        log.warning("provider %s: %s", name, error)
+    elif error is None and last:
+        log.info("provider %s answers again", name)
+    backed = ctx.capacity.instance_backed if ctx.capacity is not None else frozenset()
+    if name not in backed and (error is not None or last or (last == "" and _failing(ctx, name))):
+        ctx.store.record_provider_call(
+            name, ok=error is None, error=error, now=ctx.now(), down_after_s=ctx.down_after_s
+        )
+    ctx.poll_errors[name] = error
+    return events
+
+
+def _failing(ctx: JobContext, name: str) -> bool:
+    """Whether the store has provider ``name`` failing (a restarted loop brings up, on
+    its first good poll, a provider that an earlier loop recorded failing)."""
+    return any(h.name == name and h.first_error_at for h in ctx.store.provider_health())
+
+
 def _capacity_loss(ctx: JobContext, provider: str, ev: NodeEvent) -> ReasonCode | None:
     """The requeue code when ``ev`` says the node's capacity went away rather than the
     job failing: a provider taking the node back (``PREEMPTED``), or the instance
     under it ending without our asking (``LOST`` from an instance-backed provider: its
-    instance was terminated from outside or vanished). None: the job's own failure
+    instance was terminated from outside or vanished; a cluster node that died:
+    ``capacity_lost``). None: the job's own failure
     (a ``LOST`` local process, an exit), which the restart policy judges."""
     if ev.kind is NodeEventKind.PREEMPTED:
         return ReasonCode.SPOT_RECLAIMED
     backed = ctx.capacity.instance_backed if ctx.capacity is not None else frozenset()
-    if ev.kind is NodeEventKind.LOST and provider in backed:
+    if ev.kind is NodeEventKind.LOST and (provider in backed or ev.capacity_lost):
         return ReasonCode.INSTANCE_LOST
     return None
 

@@ -72,6 +72,9 @@ def place(ctx: JobContext, pending: Sequence[WorkloadRecord]) -> bool:
     if ctx.capacity is not None and isinstance(ctx.decider, FleetDecider):
         decisions, more = _decide_with_instances(ctx, ctx.decider, ctx.capacity, queue)
         changed |= more
+    elif isinstance(ctx.decider, FleetDecider):
+        decisions, more = _decide_job_level(ctx, ctx.decider, queue)
+        changed |= more
     elif getattr(ctx.decider, "fleet_aware", False):
         fleet_decider: FleetAwareDecider = ctx.decider  # type: ignore[assignment]
         from intercloud.control.tenancy import load_tenant_limits
@@ -134,6 +137,32 @@ def _decide_with_instances(
         live = Counter(r.provider for r in inputs.instances)
         capacity = within_provider_limits(capacity, live, setup.provider_max)
     changed = apply_capacity_decisions(store, capacity, now)
+    for r in out.requeue:
+        changed |= preempt(ctx, Preempt(r.job_id, -1, r.reason, ReasonCode.PROVIDER_DOWN))
+    return out.jobs, changed
+
+
+def _decide_job_level(
+    ctx: JobContext, decider: FleetDecider, queue: list[PendingJob]
+) -> tuple[Sequence[Decision], bool]:
+    """The fleet decider over job-level providers only (local sites, Ray, ...), with
+    the store's cool-downs and down providers (``observe`` records a job-level
+    provider's failing polls): a down provider's pools take nothing new, and its running
+    jobs are requeued from their checkpoint (as a preemption), as with instances."""
+    from intercloud.control.snapshot import FleetPolicy, SnapshotInputs, with_store_state
+    from intercloud.control.tenancy import load_tenant_limits
+
+    now_s = ctx.wall_clock()
+    inputs = SnapshotInputs(
+        ctx.offerings(),
+        now_s,
+        ctx.free_capacity(),
+        holding(ctx),
+        tenants=load_tenant_limits(ctx.store),
+        policy=with_store_state(FleetPolicy(), ctx.store, datetime.fromtimestamp(now_s, UTC)),
+    )
+    out = decider.decide_fleet(queue, inputs)
+    changed = False
     for r in out.requeue:
         changed |= preempt(ctx, Preempt(r.job_id, -1, r.reason, ReasonCode.PROVIDER_DOWN))
     return out.jobs, changed

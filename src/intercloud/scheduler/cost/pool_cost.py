@@ -12,8 +12,18 @@ Cost model (kept consistent with the single-job planner, ``scheduler/planner.py`
   (``start <= now < end``) costs **0** (the contract is paid whether or not its nodes are
   used); a reserved pool whose contract has ended or not yet begun is **not usable**
   (never a candidate). A reserved pool without a contract (``PoolSpec.contract`` None:
-  capacity owned outright, e.g. on premises) is always active. Committed, on-demand and
-  spot pools cost their ``usd_per_node_hour``.
+  capacity owned outright, e.g. on premises) is always active. A pool with its own
+  ``window`` (a reserved block) is active within it instead of its contract's term.
+  Committed, on-demand and spot pools cost their ``usd_per_node_hour``.
+* Pools that end hard (``PoolSpec.ends_hard``: a Capacity Block, whose nodes stop at
+  the window's end): ``block_fit`` says whether a gang can finish or checkpoint there
+  before the end (the core never places it there otherwise).
+* Commitments behind schedule (``burn``: provider -> weight in [0, 1), the share of
+  its commitment projected to go unused, from the ledger's burn-down): the provider's
+  committed and on-demand pools *rank* as if ``weight`` of their price were already
+  paid (unused commitment is money thrown away), so equal work goes where it burns a
+  commitment that lags. Only the order changes: every price handed out stays the
+  pool's own.
 * A request's *unit* is a GPU (a CPU-only request's: a node). A pool with ``g`` GPUs per
   node sells GPUs at ``price / g`` per GPU-hour: a request with fewer GPUs per node than
   the pool's shares nodes with others and pays its share (GPUs it strands on a node are
@@ -52,7 +62,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -127,7 +137,12 @@ class PoolCosts:
     diversification caps); ``is_spot``. See the module docstring for the cost model.
     """
 
-    def __init__(self, pools: Sequence[PoolSpec], contracts: Sequence[Contract] = ()) -> None:
+    def __init__(
+        self,
+        pools: Sequence[PoolSpec],
+        contracts: Sequence[Contract] = (),
+        burn: Mapping[str, float] | None = None,
+    ) -> None:
         self.pools: tuple[PoolSpec, ...] = tuple(pools)
         n = len(self.pools)
         by_name = {c.name: c for c in contracts}
@@ -144,6 +159,9 @@ class PoolCosts:
         self.nodes_per_domain = np.empty(n, np.int64)
         starts = np.full(n, -np.inf)
         ends = np.full(n, np.inf)
+        self.hard_end = np.full(n, np.inf)
+        burn_of = {canonical_provider(k): v for k, v in (burn or {}).items()}
+        self.rank_factor = np.ones(n)
         self._region_lower: list[str] = []
         for i, p in enumerate(self.pools):
             prov = canonical_provider(p.provider)
@@ -164,6 +182,13 @@ class PoolCosts:
                 if c is None:
                     raise ValueError(f"pool {p.key} names unknown contract {p.contract!r}")
                 starts[i], ends[i] = _epoch_s(c.start), _epoch_s(c.end)
+            if p.window is not None:
+                starts[i], ends[i] = p.window
+                if p.ends_hard:
+                    self.hard_end[i] = p.window[1]
+            w = burn_of.get(prov)
+            if w and p.pricing in (PricingKind.COMMITTED, PricingKind.ON_DEMAND):
+                self.rank_factor[i] = 1.0 - min(max(float(w), 0.0), 0.99)
         self.providers: tuple[str, ...] = tuple(prov_code)
         self.provider_code = prov_code
         self.locations: tuple[tuple[str, str], ...] = tuple(loc_code)
@@ -177,6 +202,7 @@ class PoolCosts:
         self._thr = np.array([relative_throughput(a) for a in self.accelerators] + [1.0])
         self._starts = starts
         self._ends = ends
+        self.any_hard_end = bool(np.isfinite(self.hard_end).any())
         self._boundaries = sorted({float(t) for t in (*starts, *ends) if math.isfinite(t)})
         self._epoch = -1
         self._unit_price = np.zeros(n)
@@ -194,6 +220,8 @@ class PoolCosts:
             self.is_spot,
             self.reserved,
             self.capped,
+            self.hard_end,
+            self.rank_factor,
         ):
             a.setflags(write=False)
 
@@ -304,7 +332,7 @@ class PoolCosts:
             rates = self.egress_usd_per_gb(req.data_provider or "", req.data_region or "")
             k = k + amort * rates[base.loc]
         pref = self._preference(req.provider_preference)[base.provider]
-        order = np.lexsort((base.ids, pref, k))
+        order = np.lexsort((base.ids, pref, k * self.rank_factor[base.ids]))
         out = (base.ids[order], k[order])
         for a in out:
             a.setflags(write=False)
@@ -312,6 +340,31 @@ class PoolCosts:
             self._ranked.clear()
         self._ranked[key] = out
         return out
+
+    def block_fit(self, req: GangRequest, pool: int, now_s: float) -> tuple[float, float | None]:
+        """``(left_s, need_s)`` of a pool that ends hard: the seconds its nodes have left
+        at ``now_s`` and the seconds ``req`` needs there before it has saved its work
+        (its duration on the pool's accelerator, or its checkpoint interval if shorter;
+        None: unknown duration and no checkpoints). It fits when ``need_s <= left_s``.
+        A pool that does not end hard: ``(inf, 0)``."""
+        end = float(self.hard_end[pool])
+        if not math.isfinite(end):
+            return math.inf, 0.0
+        need: float | None = None
+        if req.duration_s:
+            need = req.duration_s
+            accs = {_acc_name(a) for a in req.accelerators}
+            code = int(self.accelerator[pool])
+            if len(accs) > 1 and code >= 0:
+                need *= relative_throughput(_acc_name(req.accelerators[0])) / self._thr[code]
+        if req.checkpoint_interval_s:
+            need = min(need or math.inf, req.checkpoint_interval_s)
+        return end - now_s, need
+
+    def fits_before_end(self, req: GangRequest, pool: int, now_s: float) -> bool:
+        """Whether ``req`` can finish or checkpoint on ``pool`` before it ends hard."""
+        left, need = self.block_fit(req, pool, now_s)
+        return need is not None and need <= left
 
     def _preference(self, preference: tuple[str, ...]) -> I64:
         pref = np.full(len(self.providers), len(preference), np.int64)

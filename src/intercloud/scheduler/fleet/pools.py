@@ -19,7 +19,11 @@ class PoolSpec:
     """One pool. ``nodes_per_domain`` instances share an NVLink domain (1 for an HGX
     server, 18 for an NVL72 rack of 4-GPU nodes); domains never span pools.
     ``usd_per_node_hour`` is the list price (reserved pools: the contract's price; their
-    marginal cost is zero while the contract is active)."""
+    marginal cost is zero while the contract is active). ``window``: a reserved block's
+    own ``(start, end)`` in POSIX seconds, when it is usable (None: its contract's
+    term); ``ends_hard``: its nodes are stopped at the window's end (a Capacity Block,
+    whose end is already 30 minutes before the block's), so a gang that cannot finish
+    or checkpoint by then is never placed there."""
 
     provider: str
     region: str
@@ -36,6 +40,8 @@ class PoolSpec:
     provision_delay_s: float = 0.0
     contract: str | None = None
     egress_usd_per_gb: float = 0.0
+    window: tuple[float, float] | None = None
+    ends_hard: bool = False
 
     @property
     def key(self) -> str:

@@ -38,6 +38,7 @@ clocks, no randomness, no iteration over unordered containers).
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -56,6 +57,10 @@ SHARED = -2
 I32 = npt.NDArray[np.int32]
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
+
+
+def _neg(x: int) -> int:
+    return -x
 
 
 @dataclass(slots=True)
@@ -88,6 +93,10 @@ class FleetState:
     """Nodes of ``pools`` as columns. ``initial_nodes[p]`` nodes of pool ``p`` exist at
     the start (default: every pool at its quota; reserved pools are always full), usable
     at once."""
+
+    #: groups of idle nodes at least this large change usability at once
+    #: (``_flip_usable``); smaller ones node by node (the same result either way)
+    _bulk_min: int = 2
 
     def __init__(
         self,
@@ -140,9 +149,10 @@ class FleetState:
         self.ready_at: F64 = np.zeros(n, dtype=np.float64)
         self.job: I64 = np.full(n, FREE, dtype=np.int64)
         self.idle_since: F64 = np.full(n, np.inf, dtype=np.float64)
-        self._node_vcpu: list[float] = np.repeat(
+        self._node_vcpu_col: F64 = np.repeat(
             np.array([p.vcpus_per_node for p in pools], dtype=np.float64), sizes
-        ).tolist()
+        )
+        self._node_vcpu: list[float] = self._node_vcpu_col.tolist()
         self._node_pool: list[int] = self.pool.tolist()
         self._node_dom: list[int] = self.domain.tolist()
 
@@ -250,8 +260,8 @@ class FleetState:
                 count = int(initial_nodes[p])
             if not 0 <= count <= spec.max_nodes:
                 raise ValueError(f"pool {spec.key}: {count} initial nodes, quota {spec.max_nodes}")
-            for _ in range(count):
-                self._add_node(self._absent[p].pop(), now_s, now_s)
+            ab = self._absent[p]
+            self._add_nodes([ab.pop() for _ in range(count)], p, now_s, now_s)
             if spec.elastic:
                 self.elastic_absent[self._pool_acc[p]] += len(self._absent[p])
 
@@ -508,6 +518,173 @@ class FleetState:
             elif new == g:
                 self._full_add(n, p)
 
+    def _all_usable(self, nodes: Sequence[int]) -> bool:
+        return all(map(self._usable.__getitem__, nodes))
+
+    def _all_idle(self, nodes: Sequence[int], slots: int) -> bool:
+        """Every node usable with all its ``slots`` free."""
+        if not all(map(self._usable.__getitem__, nodes)):
+            return False
+        return list(map(self._lvl.__getitem__, nodes)).count(slots) == len(nodes)
+
+    def _bulk_level(self, nodes: Sequence[int], idx: I64, p: int, old: int, new: int) -> None:
+        """``_set_level(n, p, old, new)`` for every usable node of ``nodes`` (``idx``:
+        the same as an array) in order, where one of ``old``/``new`` is the node's full
+        slots (a whole-node gang placed or released): the same buckets, counters and
+        orders as the per-node calls, with the per-level and per-domain updates done
+        once per gang or per run of one domain's nodes (a domain's one-step moves
+        through intermediate buckets, each appended and at once popped again, leave
+        those buckets as they were)."""
+        m = len(nodes)
+        if not m:
+            return
+        g = self.pool_slots[p]
+        lvl = self._lvl
+        pos = self._pos
+        bo = self._buck[p][old]
+        bn = self._buck[p][new]
+        # the removals from ``bo`` in order, then the appends to ``bn`` (another list):
+        # what the per-node calls leave, with fewer calls per node
+        for n in nodes:
+            lvl[n] = new
+            i = pos[n]
+            last = bo.pop()
+            if last != n:
+                bo[i] = last
+                pos[last] = i
+        k = len(bn)
+        for n in nodes:
+            pos[n] = k
+            k += 1
+        bn.extend(nodes)
+        hist = self._hist[p]
+        hist[old] -= m
+        hist[new] += m
+        if self._gpu_pool[p]:
+            self.free_gpus[idx] = new
+        a = self._pool_acc[p]
+        self.pool_version[p] += m
+        self.acc_version[a] += m
+        atl = self._atl
+        if new > old:
+            rise = self.rise_epoch[a]
+            for i in range(old + 1, new + 1):
+                rise[i] += m
+                atl[i][p] += m
+        else:
+            for i in range(new + 1, old + 1):
+                atl[i][p] -= m
+        self._bulk_full(nodes, p, -1 if old == g else 1)
+
+    def _bulk_full(self, nodes: Sequence[int], p: int, step: int) -> None:
+        """``_full_remove`` (``step`` -1) or ``_full_add`` (+1) of ``nodes`` of pool ``p``
+        in order, each domain's moves done once per run of its nodes."""
+        dcount = self._dcount
+        ndom = self._node_dom
+        if self.pool_npd[p] <= 1:
+            for n in nodes:
+                dcount[ndom[n]] += step
+            return
+        dfree = self._dfree
+        dpos = self._dpos
+        run_d = -1
+        run_c = 0
+        for n in nodes:
+            d = ndom[n]
+            if d != run_d:
+                if run_d >= 0:
+                    self._dom_jump(p, run_d, run_c, dcount[run_d])
+                run_d = d
+                run_c = dcount[d]
+            dcount[d] += step
+            f = dfree[d]
+            if step < 0:
+                i = dpos[n]
+                last = f.pop()
+                if last != n:
+                    f[i] = last
+                    dpos[last] = i
+                dpos[n] = -1
+            else:
+                dpos[n] = len(f)
+                f.append(n)
+        self._dom_jump(p, run_d, run_c, dcount[run_d])
+
+    def _flip_usable(self, nodes: Sequence[int], on: bool) -> None:
+        """``_make_usable`` (``on``) or ``_make_unusable`` of ``nodes`` in order (the
+        caller checked each needs it). Pools' structures are disjoint, so each pool's
+        nodes are done together, in their order; idle nodes in groups of at least
+        ``_bulk_min`` at once, others one by one."""
+        by_pool: dict[int, list[int]] = {}
+        npool = self._node_pool
+        for n in nodes:
+            by_pool.setdefault(npool[n], []).append(n)
+        lvl = self._lvl
+        for p, ns in by_pool.items():
+            g = self.pool_slots[p]
+            if len(ns) < self._bulk_min or any(lvl[n] != g for n in ns):
+                for n in ns:
+                    if on:
+                        self._make_usable(n)
+                    else:
+                        self._make_unusable(n)
+                continue
+            m = len(ns)
+            a = self._pool_acc[p]
+            atl = self._atl
+            usable = self._usable
+            pos = self._pos
+            b = self._buck[p][g]
+            if on:
+                rise = self.rise_epoch[a]
+                for i in range(g + 1):
+                    rise[i] += m
+                    atl[i][p] += m
+                k = len(b)
+                for n in ns:
+                    usable[n] = True
+                    pos[n] = k
+                    k += 1
+                b.extend(ns)
+                self._hist[p][g] += m
+            else:
+                for i in range(g + 1):
+                    atl[i][p] -= m
+                for n in ns:
+                    usable[n] = False
+                    i = pos[n]
+                    last = b.pop()
+                    if last != n:
+                        b[i] = last
+                        pos[last] = i
+                    pos[n] = -1
+                self._hist[p][g] -= m
+            self.pool_version[p] += m
+            self.acc_version[a] += m
+            self._bulk_full(ns, p, 1 if on else -1)
+
+    def _dom_jump(self, p: int, d: int, old: int, new: int) -> None:
+        """``_dom_move`` one step at a time from ``old`` to ``new`` fully free nodes."""
+        if old == new:
+            return
+        bs = self._dbuck[p]
+        b = bs[old]
+        i = self._dbpos[d]
+        last = b.pop()
+        if last != d:
+            b[i] = last
+            self._dbpos[last] = i
+        nb = bs[new]
+        self._dbpos[d] = len(nb)
+        nb.append(d)
+        datl = self._datl
+        if new > old:
+            for c in range(old + 1, new + 1):
+                datl[c][p] += 1
+        else:
+            for c in range(new + 1, old + 1):
+                datl[c][p] -= 1
+
     # ------------------------------------------------------------------ allocation ---
     def allocate(
         self,
@@ -530,7 +707,15 @@ class FleetState:
             raise ValueError(f"job {job_id}: a node twice in one gang")
         lvl = self._lvl
         vc = self._vcpu
-        for n in nodes:
+        m = len(nodes)
+        ok = (  # all at once (C loops); else the loop names the first node that fails
+            m > 0
+            and list(map(self._node_pool.__getitem__, nodes)).count(pool) == m
+            and all(map(self._usable.__getitem__, nodes))
+            and min(map(lvl.__getitem__, nodes)) >= slots
+            and min(map(vc.__getitem__, nodes)) + 1e-6 >= vcpus
+        )
+        for n in () if ok else nodes:
             if (
                 self._node_pool[n] != pool
                 or not self._usable[n]
@@ -563,6 +748,27 @@ class FleetState:
         pool = alloc.pool
         slots = alloc.slots
         vcpus = alloc.vcpus
+        vc = self._vcpu
+        job = self.job
+        if slots == self.pool_slots[pool] and self._all_idle(alloc.nodes, slots):
+            # whole nodes, all idle before: every node goes from all free to 0
+            nodes = alloc.nodes
+            idx = np.fromiter(nodes, dtype=np.int64, count=len(nodes))
+            self._bulk_level(nodes, idx, pool, slots, 0)
+            job[idx] = job_id
+            self.idle_since[idx] = np.inf
+            for n in nodes:
+                vc[n] -= vcpus
+            self.free_vcpu[idx] = [vc[n] for n in nodes]
+        else:
+            self._restore_nodes(alloc)
+        self._restored(alloc)
+
+    def _restore_nodes(self, alloc: Allocation) -> None:
+        job_id = alloc.job_id
+        pool = alloc.pool
+        slots = alloc.slots
+        vcpus = alloc.vcpus
         lvl = self._lvl
         vc = self._vcpu
         job = self.job
@@ -580,6 +786,10 @@ class FleetState:
             else:
                 self._shared[n] = {j: self.allocations[j].slots, job_id: slots}
                 job[n] = SHARED
+
+    def _restored(self, alloc: Allocation) -> None:
+        job_id = alloc.job_id
+        pool = alloc.pool
         self.allocations[job_id] = alloc
         self.pool_version[pool] += 1
         self.acc_version[self._pool_acc[pool]] += 1
@@ -646,6 +856,20 @@ class FleetState:
                     del ag[q]
         slots = alloc.slots
         vcpus = alloc.vcpus
+        if slots == self.pool_slots[pool] and self._all_usable(alloc.nodes):
+            # whole nodes (no other job on them): every node goes from 0 to all free
+            nodes = alloc.nodes
+            idx = np.fromiter(nodes, dtype=np.int64, count=len(nodes))
+            self._bulk_level(nodes, idx, pool, 0, slots)
+            self.job[idx] = FREE
+            self.idle_since[idx] = now_s
+            vc = self._vcpu
+            nv = self._node_vcpu
+            for n in nodes:
+                vc[n] = nv[n]  # no float drift on idle nodes
+            self.free_vcpu[idx] = self._node_vcpu_col[idx]
+            self._count_gpus(pool, -alloc.request.gpus_per_node * len(nodes))
+            return alloc
         lvl = self._lvl
         job = self.job
         for n in alloc.nodes:
@@ -673,25 +897,36 @@ class FleetState:
         a.last_checkpoint_s = max(a.last_checkpoint_s, at_s)
 
     # ------------------------------------------------------- nodes coming and going ---
-    def _add_node(self, n: int, now_s: float, ready_at: float) -> None:
-        p = self._node_pool[n]
-        self.present[n] = True
-        self.ready_at[n] = ready_at
-        self.free_gpus[n] = self.pools[p].gpus_per_node
-        self.free_vcpu[n] = self._node_vcpu[n]
-        self._lvl[n] = self.pool_slots[p]
-        self._vcpu[n] = self._node_vcpu[n]
-        self.job[n] = FREE
-        self.idle_since[n] = ready_at
-        self.pool_present_nodes[p] += 1
+    def _add_nodes(self, rows: Sequence[int], p: int, now_s: float, ready_at: float) -> None:
+        """Absent ``rows`` of pool ``p`` get a node, usable from ``ready_at``."""
+        m = len(rows)
+        if not m:
+            return
+        idx = np.fromiter(rows, dtype=np.int64, count=m)
+        self.present[idx] = True
+        self.ready_at[idx] = ready_at
+        self.free_gpus[idx] = self.pools[p].gpus_per_node
+        self.free_vcpu[idx] = self._node_vcpu_col[idx]
+        self.job[idx] = FREE
+        self.idle_since[idx] = ready_at
+        g = self.pool_slots[p]
+        lvl = self._lvl
+        vc = self._vcpu
+        nv = self._node_vcpu
+        for n in rows:
+            lvl[n] = g
+            vc[n] = nv[n]
+        self.pool_present_nodes[p] += m
         # absent rows are what provisioning reads: a pool's version covers them too
-        self.pool_version[p] += 1
-        self.acc_version[self._pool_acc[p]] += 1
+        self.pool_version[p] += m
+        self.acc_version[self._pool_acc[p]] += m
         if ready_at <= now_s:
-            if self.healthy[n]:
-                self._make_usable(n)
+            ok = self.healthy[idx]
+            self._flip_usable(rows if bool(ok.all()) else idx[ok].tolist(), True)
         else:
-            heapq.heappush(self._pending_ready, (ready_at, n))
+            heap = self._pending_ready
+            for n in rows:
+                heapq.heappush(heap, (ready_at, n))
 
     def provision(self, pool: int, count: int, now_s: float) -> tuple[int, ...]:
         """Ask for ``count`` more nodes of elastic ``pool``; they become usable
@@ -703,74 +938,99 @@ class FleetState:
             raise ValueError(f"pool {spec.key}: quota {spec.max_nodes} exceeded")
         rows = tuple(self._absent[pool].pop() for _ in range(count))
         self.elastic_absent[self._pool_acc[pool]] -= count
-        for n in rows:
-            self._add_node(n, now_s, now_s + spec.provision_delay_s)
+        self._add_nodes(rows, pool, now_s, now_s + spec.provision_delay_s)
         return rows
 
     def provision_rows(self, pool: int, rows: Sequence[int], now_s: float) -> None:
         """Like ``provision`` but for chosen absent ``rows`` of ``pool``."""
         spec = self.pools[pool]
         absent = self._absent[pool]
-        for n in rows:
-            absent.remove(n)
-            if spec.elastic:
-                self.elastic_absent[self._pool_acc[pool]] -= 1
-            self._add_node(n, now_s, now_s + spec.provision_delay_s)
+        taken = set(rows)
+        left = [n for n in absent if n not in taken]
+        if len(taken) != len(rows) or len(left) != len(absent) - len(rows):
+            raise ValueError(f"pool {spec.key}: rows {list(rows)} are not all absent")
+        absent[:] = left
+        if spec.elastic:
+            self.elastic_absent[self._pool_acc[pool]] -= len(rows)
+        self._add_nodes(rows, pool, now_s, now_s + spec.provision_delay_s)
 
     def advance(self, now_s: float) -> list[int]:
         """Move the clock: provisioned nodes whose delay has passed become usable."""
         self.now_s = max(self.now_s, now_s)
         out: list[int] = []
         heap = self._pending_ready
+        made: dict[int, None] = {}  # made usable, in order
+        usable = self._usable
         while heap and heap[0][0] <= now_s:
             t, n = heapq.heappop(heap)
-            if self.present[n] and self.ready_at[n] == t and not self._usable[n]:
+            if self.present[n] and self.ready_at[n] == t and not usable[n] and n not in made:
                 if self.healthy[n]:
-                    self._make_usable(n)
+                    made[n] = None
                 out.append(n)
+        if made:
+            self._flip_usable(list(made), True)
         return out
 
     def is_ready(self, node: int) -> bool:
         return bool(self.present[node]) and float(self.ready_at[node]) <= self.now_s
 
     def remove_nodes(self, nodes: Iterable[int]) -> None:
-        """Nodes gone (released, reclaimed, provisioning failed). They must host no job."""
-        for n in nodes:
-            if not self.present[n]:
-                continue
-            if self.job[n] != FREE:
-                raise ValueError(f"node {n} still hosts jobs {self.jobs_on(n)}")
-            if self._usable[n]:
-                self._make_unusable(n)
-            p = self._node_pool[n]
-            self.present[n] = False
-            self.idle_since[n] = np.inf
-            self.pool_present_nodes[p] -= 1
-            self.pool_version[p] += 1
-            self.acc_version[self._pool_acc[p]] += 1
+        """Nodes gone (released, reclaimed, provisioning failed). They must host no job
+        (checked for all before any is removed)."""
+        ns = list(dict.fromkeys(nodes))
+        if not ns:
+            return
+        idx = np.fromiter(ns, dtype=np.int64, count=len(ns))
+        idx = idx[self.present[idx]]
+        busy = idx[self.job[idx] != FREE]
+        if len(busy):
+            n = int(busy[0])
+            raise ValueError(f"node {n} still hosts jobs {self.jobs_on(n)}")
+        ns = idx.tolist()
+        usable = self._usable
+        self._flip_usable([n for n in ns if usable[n]], False)
+        self.present[idx] = False
+        self.idle_since[idx] = np.inf
+        gone: dict[int, list[int]] = {}
+        npool = self._node_pool
+        for n in ns:
+            gone.setdefault(npool[n], []).append(n)
+        for p, rows in gone.items():
+            m = len(rows)
+            self.pool_present_nodes[p] -= m
+            self.pool_version[p] += m
+            self.acc_version[self._pool_acc[p]] += m
             if self.elastic[p]:
-                self.elastic_absent[self._pool_acc[p]] += 1
+                self.elastic_absent[self._pool_acc[p]] += m
             absent = self._absent[p]
             # keep the stack sorted descending so the lowest row is reused first
-            i = len(absent)
-            while i > 0 and absent[i - 1] < n:
-                i -= 1
-            absent.insert(i, n)
+            if m <= 2:
+                for n in rows:
+                    absent.insert(bisect.bisect_left(absent, -n, key=_neg), n)
+            else:
+                absent.extend(rows)
+                absent.sort(reverse=True)
 
     def set_healthy(self, nodes: Iterable[int], healthy: bool) -> None:
-        """Mark nodes failed (``False``; they must host no job) or repaired."""
-        for n in nodes:
+        """Mark nodes failed (``False``; they must host no job, checked for all before
+        any is marked) or repaired."""
+        ns = nodes if isinstance(nodes, (list, tuple, range)) else list(nodes)
+        if not healthy:
+            for n in ns:
+                if self.healthy[n] and self.job[n] != FREE:
+                    raise ValueError(f"node {n} still hosts jobs {self.jobs_on(n)}")
+        flip: list[int] = []
+        usable = self._usable
+        for n in ns:
             if bool(self.healthy[n]) == healthy:
                 continue
-            if not healthy and self.job[n] != FREE:
-                raise ValueError(f"node {n} still hosts jobs {self.jobs_on(n)}")
             self.healthy[n] = healthy
             if not self.present[n]:
                 continue
-            if not healthy and self._usable[n]:
-                self._make_unusable(n)
-            elif healthy and float(self.ready_at[n]) <= self.now_s:
-                self._make_usable(n)
+            if usable[n] if not healthy else float(self.ready_at[n]) <= self.now_s:
+                flip.append(n)
+        if flip:
+            self._flip_usable(flip, healthy)
 
     def idle_nodes(self, pool: int, now_s: float, min_idle_s: float) -> list[int]:
         """Fully free usable nodes of ``pool`` idle for at least ``min_idle_s``."""

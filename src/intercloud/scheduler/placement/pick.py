@@ -124,6 +124,12 @@ def pick_nodes(
                 return out
     if npd == 1:
         b = state.bucket(p, big)
+        if not exclude:  # the last ones, newest first (what the loop below takes)
+            need = n - len(out)
+            if len(b) < need:
+                return None
+            out.extend(b[len(b) - need :][::-1])
+            return out
         for i in range(len(b) - 1, -1, -1):
             x = b[i]
             if exclude and x in exclude:
@@ -136,6 +142,13 @@ def pick_nodes(
         doms = state.domains_with_free(p, c)
         for i in range(len(doms) - 1, -1, -1):
             free = state.domain_free(doms[i])
+            if not exclude:  # the domain's idle nodes, newest first, as the loop takes
+                need = n - len(out)
+                if len(free) >= need:
+                    out.extend(free[len(free) - need :][::-1])
+                    return out
+                out.extend(free[::-1])
+                continue
             for j in range(len(free) - 1, -1, -1):
                 x = free[j]
                 if exclude and x in exclude:

@@ -113,7 +113,11 @@ class _Reclaimable(AbstractSet[int]):
         self._parts = parts
 
     def __contains__(self, j: object) -> bool:
-        return any(j in every and j not in mine for every, mine in self._parts)
+        # a loop, not any(): asked per job of a pool, per preemption turn
+        for every, mine in self._parts:  # noqa: SIM110
+            if j in every and j not in mine:
+                return True
+        return False
 
     def __iter__(self) -> Iterator[int]:
         seen: set[int] = set()
