@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 if TYPE_CHECKING:  # the planner pulls in numpy: imported only where it is used
     from intercloud.config import IntercloudConfig
     from intercloud.model import Offering
-    from intercloud.providers.base import Provider
+    from intercloud.providers.base import OfferingKey, Provider
     from intercloud.providers.contract import AsyncProvider
     from intercloud.providers.registry import ProviderContext
     from intercloud.scheduler.planner import PlanResult
@@ -91,6 +91,8 @@ class _Planning:
     offerings: list[Offering]
     can_sync: bool
     planner: Any
+    #: the offerings of known, finite capacity (``_finite``) and their fleet
+    finite: list[Offering]
     fleet: Any
     built_at: float
 
@@ -119,6 +121,22 @@ def _offerings_of(providers: Mapping[str, Provider]) -> list[Offering]:
         except Exception as exc:
             log.warning("provider %s: no offerings (%s)", name, " ".join(str(exc).split()))
     return out
+
+
+def _finite(providers: Mapping[str, Provider], offerings: Sequence[Offering]) -> list[Offering]:
+    """The ``offerings`` of known, finite capacity: those their provider reports free
+    capacity for (a local site, a cluster's CPU slices). The others (a cloud, a Slurm
+    partition's GPUs, where the provider's own queue decides) are unbounded here, as the
+    fleet decider sizes them."""
+    from intercloud.control.decide import offering_key
+
+    known: set[OfferingKey] = set()
+    for name, provider in providers.items():
+        try:
+            known |= set(provider.free_capacity() or {})
+        except Exception as exc:
+            log.warning("provider %s: no free capacity (%s)", name, " ".join(str(exc).split()))
+    return [o for o in offerings if offering_key(o) in known]
 
 
 def _read_from(paths: Sequence[Path], offset: int) -> bytes:
@@ -341,6 +359,7 @@ class Client:
         try:
             providers = self.providers(wrap_async=offered)
             offerings = _offerings_of(providers)
+            finite = _finite(providers, offerings)
         finally:
             for p in async_ones:
                 p.close()
@@ -349,7 +368,8 @@ class Client:
             offerings=offerings,
             can_sync=any(Capability.FILE_SYNC in p.capabilities for p in providers.values()),
             planner=Planner(Catalog.from_offerings(offerings)),
-            fleet=finite_fleet(offerings),
+            finite=finite,
+            fleet=finite_fleet(finite),
             built_at=now,
         )
         if self.planning_ttl_s > 0:
@@ -410,7 +430,7 @@ class Client:
         fits, too_big = split_fitting(
             workload,
             [c for c in (plan.choice, *plan.alternatives) if c is not None],
-            offerings,
+            planning.finite,
             fleet=planning.fleet,
         )
         if not fits:

@@ -82,6 +82,9 @@ class ProvisionRequest:
     #: the instances the scheduler chose, rank 0 first (instance-backed providers; empty:
     #: the provider picks)
     instance_ids: tuple[int, ...] = ()
+    #: the expected run time (the placement's duration; None: unknown), for providers
+    #: that bound a job's time (Slurm's ``--time``)
+    duration_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

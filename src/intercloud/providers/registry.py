@@ -50,6 +50,7 @@ BUILTIN: Mapping[str, str] = {
     "aws": "intercloud.providers.aws.plugin:PLUGIN",
     "sim": "intercloud.providers.sim_plugin:PLUGIN",
     "ray": "intercloud.providers.ray_plugin:PLUGIN",
+    "slurm": "intercloud.providers.slurm_plugin:PLUGIN",
 }
 #: How many offering names ``ProviderCheck`` keeps per region (the counts are complete).
 EXAMPLES_PER_REGION = 3

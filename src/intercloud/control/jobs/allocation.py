@@ -47,6 +47,7 @@ def request(ctx: JobContext, w: WorkloadRecord) -> tuple[Provider, ProvisionRequ
         cpus_per_node=jp.cpus_per_node,
         memory_gib_per_node=jp.memory_gib_per_node,
         instance_ids=jp.instances,
+        duration_s=p.duration_hours * 3600 if p.duration_hours > 0 else None,
     )
 
 

@@ -1,0 +1,38 @@
+"""A real Slurm cluster for the slurm provider's tests (``slurm_cluster``): munged,
+slurmctld and two slurmd (n1, n2 on 127.0.0.1), started once per session in a temporary
+folder and stopped at the end. Installs nothing: skipped, naming what is missing, when
+Slurm's or munge's binaries are absent (``.ci/run`` installs them) or not run as root."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from slurm_cluster import SlurmCluster, missing_binaries
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
+    missing = missing_binaries()
+    if missing:
+        pytest.skip(f"Slurm/munge not installed (missing {', '.join(missing)}): "
+                    "apt-get install slurm-wlm munge")  # fmt: skip
+    if os.geteuid() != 0:
+        pytest.skip("the test Slurm cluster runs as root (SlurmUser=root)")
+    cluster = SlurmCluster(tmp_path_factory.mktemp("slurm"))
+    try:
+        cluster.start()
+        # the first job of a new controller waits for its first scheduling pass
+        subprocess.run(
+            ["srun", "-N2", "--ntasks-per-node=1", "true"],
+            env=cluster.env, capture_output=True, timeout=60, check=True,
+        )  # fmt: skip
+        yield cluster
+    finally:
+        cluster.stop()
