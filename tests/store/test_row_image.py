@@ -34,6 +34,8 @@ def _reads(store: Store) -> tuple[object, ...]:
         store.instances(states=LIVE),
         store.instances(states=[I.RUNNING], bound=False),
         store.instances(states=LIVE, provider="aws", request_id="r3"),
+        store.instances(bound=True),
+        store.instances(provider="aws", bound=True),
         store.live_nodes(),
     )
 
@@ -70,7 +72,18 @@ def _random_write(store: Store, rng: random.Random, made: dict[str, list[int]]) 
             store.transition_instance(
                 rec.id, st, to, "moved", expected_version=rec.version, **extra
             )
-    elif roll < 0.8 and made["instances"]:
+    elif roll < 0.82 and made["instances"]:
+        # bind an idle running instance to a job, or give a bound one back
+        recs = store.instances(states=[I.RUNNING, I.TERMINATED])
+        idle = [r.id for r in recs if r.workload_id is None and r.state == I.RUNNING.value]
+        bound = [r for r in recs if r.workload_id is not None]
+        if idle and rng.random() < 0.6:
+            store.bind_instances(rng.choice(made["jobs"]), 1, [rng.choice(idle)])
+        elif bound:
+            r = rng.choice(bound)
+            assert r.workload_id is not None and r.attempt is not None
+            store.unbind_instances(r.workload_id, r.attempt)
+    elif roll < 0.86 and made["instances"]:
         store.agent_heartbeat(rng.choice(made["instances"]), address=f"10.0.0.{rng.randint(1, 9)}")
     else:
         w = store.get(rng.choice(made["jobs"]))

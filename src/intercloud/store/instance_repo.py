@@ -85,13 +85,15 @@ def _instance_key(rec: InstanceRecord) -> tuple[Any, ...]:
 
 
 def instance_row_image() -> RowImage[InstanceRecord]:
-    """The live instance rows, by id (``row_image``)."""
+    """The live instance rows and the bound ones (ended too: the node bridge reports
+    their end), by id (``row_image``)."""
     return RowImage(
         IM.__table__,  # type: ignore[arg-type]
         sa.select(IM),
         instance_from_row,
         _LIVE_VALUES,
         lambda r: r.id,
+        also=(IM.workload_id.is_not(None), lambda row: row["workload_id"] is not None),
     )
 
 
@@ -151,13 +153,13 @@ class InstanceStoreMixin:
         unchanged since an earlier call are not decoded again (``row_cache``); a read of
         live states only fetches the rows changed since the last one (``row_image``)."""
         wanted = None if states is None else {InstanceState(s).value for s in states}
-        if wanted is not None and self._instance_image.covers(wanted):
+        if (wanted is not None and self._instance_image.covers(wanted)) or bound is True:
             with self._db.read_snapshot() as conn:
                 rows = self._instance_image.rows(conn)
             return [
                 r
                 for r in rows
-                if r.state in wanted
+                if (wanted is None or r.state in wanted)
                 and (provider is None or r.provider == provider)
                 and (workload_id is None or r.workload_id == workload_id)
                 and (request_id is None or r.request_id == request_id)

@@ -47,11 +47,12 @@ def low_mark(conn: Connection) -> int:
 
 
 class RowImage(Generic[R]):
-    """The rows of ``table`` whose ``state`` is in ``tracked`` (module docstring).
+    """The rows of ``table`` whose ``state`` is in ``tracked``, or that ``also`` keeps
+    (module docstring).
 
     ``select`` selects the full rows (with ``id``, ``state`` and ``change_seq`` among
     its columns); ``decode`` makes a record of one; ``order`` sorts the records as the
-    callers expect."""
+    callers expect. ``also``: a second condition, as SQL and as a test of a row."""
 
     def __init__(
         self,
@@ -60,12 +61,17 @@ class RowImage(Generic[R]):
         decode: Callable[[RowMapping], R],
         tracked: Collection[str],
         order: Callable[[R], Any],
+        also: tuple[sa.ColumnElement[bool], Callable[[RowMapping], bool]] | None = None,
     ) -> None:
         self._table = table
         self._select = select
         self._decode = decode
         self.tracked = frozenset(tracked)
         self._order = order
+        self._where: sa.ColumnElement[bool] = table.c.state.in_(self.tracked)
+        if also is not None:
+            self._where = sa.or_(self._where, also[0])
+        self._also = also[1] if also is not None else None
         self._lock = threading.Lock()
         self._low: int | None = None  # None: read everything next time
         self._by_id: dict[int, tuple[int, R]] = {}  # id -> (change_seq, record)
@@ -85,17 +91,17 @@ class RowImage(Generic[R]):
 
     def _refresh(self, conn: Connection) -> None:
         t = self._table
-        state = t.c.state
         low = low_mark(conn)
         if self._low is None:
             self._by_id = {}
             self._sorted = None
-            stmt = self._select.where(state.in_(self.tracked))
+            stmt = self._select.where(self._where)
         else:
             stmt = self._select.where(t.c.change_seq >= self._low)
         by_id = self._by_id
         decode = self._decode
         tracked = self.tracked
+        also = self._also
         changed = False
         for row in conn.execute(stmt).mappings():
             ident = row["id"]
@@ -103,7 +109,7 @@ class RowImage(Generic[R]):
             hit = by_id.get(ident)
             if hit is not None and hit[0] == seq:
                 continue  # a transaction that was running at the last read: same row
-            if row["state"] in tracked:
+            if row["state"] in tracked or (also is not None and also(row)):
                 by_id[ident] = (seq, decode(row))
                 changed = True
             elif hit is not None:
@@ -111,9 +117,8 @@ class RowImage(Generic[R]):
                 changed = True
         if changed:
             self._sorted = None
-        count = conn.execute(
-            sa.select(sa.func.count()).select_from(t).where(state.in_(tracked))
-        ).scalar_one()
+        count = conn.execute(sa.select(sa.func.count()).select_from(t).where(self._where))
+        count = count.scalar_one()
         if count != len(by_id) and self._low is not None:
             self._low = None  # rows vanished (a table emptied): read all again
             self._refresh(conn)
