@@ -117,8 +117,8 @@ class RowImage(Generic[R]):
                 changed = True
         if changed:
             self._sorted = None
-        count = conn.execute(sa.select(sa.func.count()).select_from(t).where(self._where))
-        count = count.scalar_one()
+        counted = sa.select(sa.func.count()).select_from(t).where(self._where)
+        count = conn.execute(counted).scalar_one()
         if count != len(by_id) and self._low is not None:
             self._low = None  # rows vanished (a table emptied): read all again
             self._refresh(conn)
