@@ -52,6 +52,7 @@ MAX_REQUEST_ID = 64
 #: Most instances one request may bring up.
 MAX_REQUEST_COUNT = 10_000
 _LIVE_VALUES = [s.value for s in LIVE]
+_LIVE_SET = frozenset(_LIVE_VALUES)
 
 
 def instance_from_row(row: RowMapping) -> InstanceRecord:
@@ -156,6 +157,9 @@ class InstanceStoreMixin:
         if (wanted is not None and self._instance_image.covers(wanted)) or bound is True:
             with self._db.read_snapshot() as conn:
                 rows = self._instance_image.rows(conn)
+            only_state = (provider, workload_id, request_id, bound) == (None,) * 4
+            if only_state and wanted is not None and wanted == set(_LIVE_SET):
+                return [r for r in rows if r.state in _LIVE_SET]  # (bound ended rows too)
             return [
                 r
                 for r in rows

@@ -626,10 +626,13 @@ class Store(InstanceStoreMixin, AgentRepository, HealthRepo, ApiRepo, LeaseRepo)
             with self._db.read_snapshot() as conn:
                 rows = self._workload_image.rows(conn)
             want_desired = None if desired is None else Desired(desired)
+            if wanted == self._workload_image.tracked and tenant is None and desired is None:
+                return rows
+            want = {JobState(s) for s in wanted}
             return [
                 w
                 for w in rows
-                if w.state.value in wanted
+                if w.state in want
                 and (tenant is None or w.tenant == tenant)
                 and (want_desired is None or w.desired is want_desired)
             ]
