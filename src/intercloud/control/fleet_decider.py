@@ -274,14 +274,13 @@ class FleetDecider(PlannerCache):
         queue: list[GangRequest] = []
         cands: dict[int, list[_Cand]] = {}
         labels: dict[int, tuple[str, str]] = {}
-        plans = self._plans_for(pending, planner, enabled)
+        plans = self._plans_for(pending, planner, enabled, by_shape)
         for job in pending:
             planned = plans[job.job_id]
             if isinstance(planned, Reject):
                 out.append(planned)
                 continue
             w, placements = planned
-            placements = _with_zone_siblings(w, placements, by_shape)
             feasible: list[_Cand] = []
             too_big: list[str] = []
             down: list[PoolOf] = []
@@ -337,12 +336,17 @@ class FleetDecider(PlannerCache):
         return FleetDecisions(out, capacity, requeue)
 
     def _plans_for(
-        self, pending: Sequence[PendingJob], planner: Planner | None, enabled: list[str]
+        self,
+        pending: Sequence[PendingJob],
+        planner: Planner | None,
+        enabled: list[str],
+        by_shape: Mapping[tuple[str, str, str], list[Offering]],
     ) -> dict[int, tuple[TrainingJob | BatchJob, list[Placement]] | Reject]:
-        """``plan_or_reject`` of every pending job, reusing the last cycle's result for a
-        job whose workload object, planner (offerings) and enabled providers are the
-        same: a plan is a pure function of those, and the loop keeps one parsed workload
-        per job. Only the jobs of this call are kept."""
+        """``plan_or_reject`` of every pending job with its placements' sibling zones
+        (``_with_zone_siblings``), reusing the last cycle's result for a job whose
+        workload object, planner (offerings: ``by_shape`` is made of the same ones) and
+        enabled providers are the same: a plan is a pure function of those, and the loop
+        keeps one parsed workload per job. Only the jobs of this call are kept."""
         names = tuple(enabled)
         last = self._plans
         plans: dict[int, tuple[TrainingJob | BatchJob, list[Placement]] | Reject] = {}
@@ -353,6 +357,9 @@ class FleetDecider(PlannerCache):
                 planned = hit[3]
             else:
                 planned = plan_or_reject(job, planner, enabled)
+                if not isinstance(planned, Reject):
+                    w, placements = planned
+                    planned = (w, _with_zone_siblings(w, placements, by_shape))
             plans[job.job_id] = planned
             kept[job.job_id] = (job.workload, planner, names, planned)
         self._plans = kept

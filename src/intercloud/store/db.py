@@ -129,6 +129,16 @@ class Database:
             yield conn
 
     @contextmanager
+    def read_snapshot(self) -> Iterator[Connection]:
+        """A short read transaction whose statements all see one snapshot (PostgreSQL:
+        REPEATABLE READ; SQLite's read transactions already do)."""
+        with self.errors(), self.engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
+
+    @contextmanager
     def write(self) -> Iterator[Connection]:
         """A short write transaction, committed when the block exits normally (and
         durable then: the commit has returned), rolled back on any exception."""

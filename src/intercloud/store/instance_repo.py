@@ -23,6 +23,7 @@ from intercloud.providers.contract import InstanceState
 from intercloud.store.errors import InvalidRequest
 from intercloud.store.records import AssignmentState, EventRecord, InstanceRecord
 from intercloud.store.row_cache import RowCache
+from intercloud.store.row_image import RowImage
 from intercloud.store.tables import EventModel, InstanceModel
 
 if TYPE_CHECKING:
@@ -51,11 +52,13 @@ MAX_REQUEST_ID = 64
 #: Most instances one request may bring up.
 MAX_REQUEST_COUNT = 10_000
 _LIVE_VALUES = [s.value for s in LIVE]
+_LIVE_SET = frozenset(_LIVE_VALUES)
 
 
 def instance_from_row(row: RowMapping) -> InstanceRecord:
     """A stored ``instances`` row as its record."""
     d = dict(row)
+    d.pop("change_seq", None)
     if d["assignment_state"] is not None:
         d["assignment_state"] = AssignmentState(d["assignment_state"])
     return InstanceRecord(**d)
@@ -82,6 +85,19 @@ def _instance_key(rec: InstanceRecord) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
+def instance_row_image() -> RowImage[InstanceRecord]:
+    """The live instance rows and the bound ones (ended too: the node bridge reports
+    their end), by id (``row_image``)."""
+    return RowImage(
+        IM.__table__,  # type: ignore[arg-type]
+        sa.select(IM),
+        instance_from_row,
+        _LIVE_VALUES,
+        lambda r: r.id,
+        also=(IM.workload_id.is_not(None), lambda row: row["workload_id"] is not None),
+    )
+
+
 def instance_row_cache() -> RowCache[InstanceRecord]:
     """The cache ``Store.instances`` reads through (one per store)."""
     return RowCache(instance_from_row, _instance_key)
@@ -103,6 +119,7 @@ class InstanceStoreMixin:
     if TYPE_CHECKING:
         _db: Database
         _instance_rows: RowCache[InstanceRecord]
+        _instance_image: RowImage[InstanceRecord]
 
         def _now(self, now: datetime | None) -> datetime: ...
 
@@ -134,7 +151,24 @@ class InstanceStoreMixin:
     ) -> list[InstanceRecord]:
         """Instances (by id), filtered by any of: states, provider, the workload they
         serve, their launch request, whether they serve a job node (``bound``). Rows
-        unchanged since an earlier call are not decoded again (``row_cache``)."""
+        unchanged since an earlier call are not decoded again (``row_cache``); a read of
+        live states only fetches the rows changed since the last one (``row_image``)."""
+        wanted = None if states is None else {InstanceState(s).value for s in states}
+        if (wanted is not None and self._instance_image.covers(wanted)) or bound is True:
+            with self._db.read_snapshot() as conn:
+                rows = self._instance_image.rows(conn)
+            only_state = (provider, workload_id, request_id, bound) == (None,) * 4
+            if only_state and wanted is not None and wanted == set(_LIVE_SET):
+                return [r for r in rows if r.state in _LIVE_SET]  # (bound ended rows too)
+            return [
+                r
+                for r in rows
+                if (wanted is None or r.state in wanted)
+                and (provider is None or r.provider == provider)
+                and (workload_id is None or r.workload_id == workload_id)
+                and (request_id is None or r.request_id == request_id)
+                and (bound is None or (r.workload_id is not None) == bound)
+            ]
         stmt = sa.select(IM.id, *_KEY_COLUMNS)
         if states is not None:
             stmt = stmt.where(IM.state.in_([InstanceState(s).value for s in states]))

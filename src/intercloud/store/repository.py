@@ -37,7 +37,11 @@ from intercloud.store.errors import (
     UnknownWorkload,
 )
 from intercloud.store.health_repo import HealthRepo
-from intercloud.store.instance_repo import InstanceStoreMixin, instance_row_cache
+from intercloud.store.instance_repo import (
+    InstanceStoreMixin,
+    instance_row_cache,
+    instance_row_image,
+)
 from intercloud.store.lease_repo import LeaseRepo
 from intercloud.store.ledger_repo import LedgerRepo
 from intercloud.store.records import (
@@ -54,6 +58,7 @@ from intercloud.store.records import (
     WorkloadRecord,
 )
 from intercloud.store.row_cache import RowCache
+from intercloud.store.row_image import RowImage
 from intercloud.store.tables import (
     AttemptModel,
     EventModel,
@@ -224,9 +229,11 @@ def _placement_gpus(placement: Mapping[str, Any]) -> tuple[str | None, int]:
 
 
 def _workload(row: RowMapping) -> WorkloadRecord:
+    d = dict(row)
+    d.pop("change_seq", None)  # how the row image follows changes, not part of the record
     return WorkloadRecord(
         **{
-            **row,
+            **d,
             "kind": WorkloadKind(row["kind"]),
             "spec_format": SpecFormat(row["spec_format"]),
             "state": JobState(row["state"]),
@@ -264,7 +271,9 @@ def _event_data(fields: Mapping[str, Any], code: ReasonCode | None) -> dict[str,
 
 
 def _node(row: RowMapping) -> NodeRecord:
-    return NodeRecord(**{**row, "state": NodeState(row["state"])})
+    d = dict(row)
+    d.pop("change_seq", None)
+    return NodeRecord(**{**d, "state": NodeState(row["state"])})
 
 
 #: What says a node row changed (nodes have no version): every write moves its state
@@ -320,6 +329,23 @@ class Store(InstanceStoreMixin, AgentRepository, HealthRepo, ApiRepo, LeaseRepo,
         self._instance_rows = instance_row_cache()
         self._workload_rows: RowCache[WorkloadRecord] = RowCache(_workload, _workload_key)
         self._node_rows: RowCache[NodeRecord] = RowCache(_node, _node_row_key)
+        # reads of the live rows only: kept in memory, updated from the rows changed
+        # since the last read (``row_image``)
+        self._instance_image = instance_row_image()
+        self._workload_image: RowImage[WorkloadRecord] = RowImage(
+            W.__table__,  # type: ignore[arg-type]
+            _SELECT_WORKLOAD.add_columns(W.change_seq),
+            _workload,
+            [s.value for s in JobState if not s.terminal],
+            lambda r: r.id,
+        )
+        self._node_image: RowImage[NodeRecord] = RowImage(
+            N.__table__,  # type: ignore[arg-type]
+            sa.select(N),
+            _node,
+            [s.value for s in LIVE_NODE_STATES],
+            lambda r: (r.workload_id, r.attempt, r.rank),
+        )
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -665,7 +691,23 @@ class Store(InstanceStoreMixin, AgentRepository, HealthRepo, ApiRepo, LeaseRepo,
         """Workloads by id, optionally only those in ``states``, of ``tenant``, or with
         ``desired``; ``latest``: only the last ``latest`` of them (by id). Rows unchanged
         since an earlier call (same version: every write bumps it) are not decoded again
-        (``row_cache``)."""
+        (``row_cache``); a read of active states only fetches the rows changed since the
+        last one (``row_image``)."""
+        wanted = None if states is None else {JobState(s).value for s in states}
+        if wanted is not None and latest is None and self._workload_image.covers(wanted):
+            with self._db.read_snapshot() as conn:
+                rows = self._workload_image.rows(conn)
+            want_desired = None if desired is None else Desired(desired)
+            if wanted == self._workload_image.tracked and tenant is None and desired is None:
+                return rows
+            want = {JobState(s) for s in wanted}
+            return [
+                w
+                for w in rows
+                if w.state in want
+                and (tenant is None or w.tenant == tenant)
+                and (want_desired is None or w.desired is want_desired)
+            ]
         stmt = (
             sa.select(W.id, W.version)
             .join(TenantModel, TenantModel.id == W.tenant_id)
@@ -973,14 +1015,9 @@ class Store(InstanceStoreMixin, AgentRepository, HealthRepo, ApiRepo, LeaseRepo,
     def live_nodes(self) -> list[NodeRecord]:
         """Every node in ``starting`` or ``running``, of every workload (what a restarted
         control loop must adopt or clean up), by workload, attempt, rank. Rows unchanged
-        since an earlier call are not decoded again (``row_cache``)."""
-        stmt = (
-            sa.select(N.id, *_NODE_KEY_COLUMNS)
-            .where(N.state.in_([s.value for s in LIVE_NODE_STATES]))
-            .order_by(N.workload_id, N.attempt, N.rank)
-        )
-        with self._db.read() as conn:
-            return self._node_rows.read(conn, stmt, lambda ids: sa.select(N).where(N.id.in_(ids)))
+        since an earlier call are not read again (``row_image``)."""
+        with self._db.read_snapshot() as conn:
+            return self._node_image.rows(conn)
 
     def _node(self, conn: Connection, workload_id: int, attempt: int, rank: int) -> NodeRecord:
         stmt = sa.select(N).where(*_node_key(workload_id, attempt, rank))

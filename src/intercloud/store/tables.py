@@ -127,6 +127,8 @@ class WorkloadModel(Base):
     finished_at: Mapped[datetime | None]
     #: submission context (submitter's env, resolved file paths, planned placement)
     submission: Mapped[JSONDict | None]
+    #: stamped by trigger on every insert and update (migration 0007, ``store.row_image``)
+    change_seq: Mapped[int] = mapped_column(sa.BigInteger, server_default=sa.text("0"), index=True)
 
 
 class AttemptModel(Base):
@@ -166,6 +168,8 @@ class NodeModel(Base):
     started_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
     extra: Mapped[JSONDict | None]
+    #: stamped by trigger on every insert and update (migration 0007, ``store.row_image``)
+    change_seq: Mapped[int] = mapped_column(sa.BigInteger, server_default=sa.text("0"), index=True)
 
 
 class EventModel(Base):
@@ -248,6 +252,8 @@ class InstanceModel(Base):
     heartbeat_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
     extra: Mapped[JSONDict | None]
+    #: stamped by trigger on every insert and update (migration 0007, ``store.row_image``)
+    change_seq: Mapped[int] = mapped_column(sa.BigInteger, server_default=sa.text("0"), index=True)
 
 
 class OfferingBlockModel(Base):
@@ -407,6 +413,16 @@ class SettingModel(Base):
 
     key: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
     value: Mapped[Any] = mapped_column(sa.JSON)
+
+
+class ChangeCounterModel(Base):
+    """SQLite's change sequence (migration 0007): one row, bumped by the triggers that
+    stamp ``change_seq``. PostgreSQL stamps transaction ids and leaves it unused."""
+
+    __tablename__ = "change_counter"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    value: Mapped[int] = mapped_column(sa.BigInteger)
 
 
 metadata = Base.metadata

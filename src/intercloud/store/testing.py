@@ -94,5 +94,7 @@ def reset_database(url: str) -> None:
                 conn.execute(sa.text("DELETE FROM sqlite_sequence"))
             tenants = metadata.tables["tenants"]
             conn.execute(tenants.insert().values(name="default", created_at=datetime.now(UTC)))
+            counter = metadata.tables["change_counter"]
+            conn.execute(counter.insert().values(id=1, value=0))
     finally:
         engine.dispose()
