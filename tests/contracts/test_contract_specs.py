@@ -226,3 +226,18 @@ def test_minimal_contract_of_the_scheduler_keeps_its_meaning() -> None:
     assert c.total_usd == pytest.approx(2 * 10 * 30.0)
     assert c.usable_end(c.blocks[0]) == c.end
     assert c.active(start) and not c.active(c.end)
+
+
+def test_a_provider_the_catalog_does_not_describe_is_not_checked_against_it() -> None:
+    """The daemon and ``contracts status`` load with the catalog: a plugin's own provider
+    (``sim`` here: no catalog rows) keeps its own instance types, a catalog provider not."""
+    doc = _base()
+    c = doc["contracts"][0]
+    c["provider"] = "sim"
+    c["capacity_blocks"] = []
+    c["reserved_blocks"][0]["instance_type"] = "sim.gpu8"
+    pf = load_contracts_text(yaml.safe_dump(doc), load_bundled(), "x.yaml", ["sim"])
+    assert pf.contracts[0].blocks[0].instance_type == "sim.gpu8"
+    c["provider"] = "aws"
+    with pytest.raises(SpecError, match=r"reserved_blocks\[0\]\.instance_type: aws has no"):
+        load_contracts_text(yaml.safe_dump(doc), load_bundled(), "x.yaml")

@@ -21,7 +21,8 @@ never overlap in time (state them as one block; Capacity Blocks may overlap); ra
 months increase. Capacity Blocks
 follow AWS EC2: 1 to 182 days, 1 to 64 instances per block, at most 256 instances across
 blocks at any instant, paid upfront, no cancellation, instances stop 30 minutes before
-the block ends. With a catalog, instance types and regions must exist for the provider.
+the block ends. With a catalog, instance types and regions must exist for the provider
+(for a provider the catalog describes; a plugin's own provider is not checked).
 Every problem is one ``SpecError`` line naming the field.
 """
 
@@ -342,6 +343,8 @@ def _check_capacity_block_total(here: str, blocks: list[ReservedBlock]) -> None:
 
 def _check_offering(path: str, provider: str, b: BlockSpec, catalog: Catalog) -> None:
     rows = [o for o in catalog.filter(provider=provider).offerings]
+    if not rows:  # a provider the catalog does not describe (a plugin's own): nothing to check
+        return
     types = {o.instance_type for o in rows}
     if b.instance_type not in types:
         raise SpecProblem(
