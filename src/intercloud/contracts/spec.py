@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -58,6 +59,7 @@ from intercloud.specs.errors import (
     FieldValueError,
     SpecError,
     SpecProblem,
+    describe,
     problem_from_validation,
     suggest,
 )
@@ -116,8 +118,22 @@ def parse_month(value: Any) -> date:
     return date(int(m.group(1)), int(m.group(2)), 1)
 
 
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def _date_or_time(value: Any) -> Any:
+    """Only a date, a time or an ISO string: pydantic's lax mode would read a number
+    (or a string of digits) as seconds since 1970, so ``start: 2025`` meant 1970-01-01."""
+    if isinstance(value, date) or (isinstance(value, str) and _ISO_DATE.match(value.strip())):
+        return value.strip() if isinstance(value, str) else value
+    raise FieldValueError(f"expected a date like 2026-01-01, got {describe(value)}")
+
+
 #: a date or time; YAML gives a date, JSON (the schema) a string: both parse
-When = Annotated[date, Field(strict=False)] | Annotated[datetime, Field(strict=False)]
+When = Annotated[
+    Annotated[date, Field(strict=False)] | Annotated[datetime, Field(strict=False)],
+    BeforeValidator(_date_or_time),
+]
 
 
 class _Strict(BaseModel):
