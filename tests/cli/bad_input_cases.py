@@ -613,6 +613,17 @@ def config_check_cases() -> Iterator[Case]:
         env=config,
         needle="bad.yaml: (yaml)",
     )
+    seed = (Path(__file__).resolve().parents[2] / "examples/contracts/seed.yaml").read_text()
+    yield Case(  # the daemon's contracts are checked against the catalog as status's are
+        "config-contracts-unknown-region-check",
+        ("check",),
+        files={
+            "config.yaml": "contracts: [c.yaml]\n",
+            "c.yaml": seed.replace("region: eastus,", "region: mars-1,", 1),
+        },
+        env=config,
+        needle="contracts[1].reserved_blocks[0].region",
+    )
 
 
 # --- today's commands: twin, contracts status, capacity plan ---------------------------------
@@ -681,6 +692,16 @@ def planning_cases() -> Iterator[Case]:
         "count-bool": (("count: 2304", "count: true"), "reserved_blocks[0].count"),
         "discount-bool": (("discount: 0.08", "discount: yes"), "contracts[0].discount"),
         "total-text": (("total_usd: 38.0e+9", "total_usd: '38e9'"), "commitment.total_usd"),
+        # status once read contracts without the catalog: any type or region passed
+        "type-unknown": (("u-p6e-gb200x72,", "p9.huge,"), "reserved_blocks[0].instance_type"),
+        "region-unknown": (
+            ("region: us-east-1, count: 2304", "region: mars-1, count: 2304"),
+            "reserved_blocks[0].region",
+        ),
+        "type-other-provider": (
+            ("u-p6e-gb200x72,", "BM.GPU.GB200.4,"),
+            "aws has no instance type 'BM.GPU.GB200.4'",
+        ),
     }
     for name, ((old, new), needle) in contracts.items():
         yield Case(

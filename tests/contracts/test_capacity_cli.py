@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -150,3 +151,77 @@ def test_seed_scenario_with_its_signed_contracts() -> None:
     res = _run(*args, "--json", "--no-baselines")
     # Capacity already paid for makes the rest of the plan cheaper.
     assert with_signed["total_usd"] < json.loads(res.stdout)["total_usd"]
+
+
+def _policy_offers(tmp_path: Path, policy: dict[str, object]) -> Path:
+    """aws up to 1,000 GPUs, gcp 1 GPU: a cap on aws binds through gcp's ramp."""
+    offers = tmp_path / "policy.yaml"
+    providers = [
+        {"provider": "aws", "max_gpus": [{"month": "2026-01", "gpus": 1000}]},
+        {"provider": "gcp", "max_gpus": [{"month": "2026-01", "gpus": 1}]},
+    ]
+    for p, usd in zip(providers, (6.9, 10.0), strict=True):
+        p["offers"] = [{"accelerator": "H100", "on_demand": usd}]
+    offers.write_text(yaml.safe_dump({"providers": providers, "policy": policy}))
+    return offers
+
+
+@pytest.mark.parametrize(
+    ("policy", "needle"),
+    [
+        ({"max_share": 0.4}, "policy.max_share: 0.4 x 2 provider(s) is below 1"),
+        (
+            {"max_share": 0.6, "primary": "aws", "primary_min_share": 0.7},
+            "policy.primary_min_share: is above policy.max_share",
+        ),
+        ({"max_share": "0.6"}, "policy.max_share: expected a number, got '0.6'"),
+        ({"max_share": True}, "policy.max_share: expected a number, got true"),
+        # By hand: gcp supplies at most 1 GPU x 672 h in February (744 h in March) and
+        # aws at most 0.6 of the total, so aws <= 1.5 x gcp: 1,680 of 2,000 GPU-hours,
+        # 1,860 of 5,000 in March. January's 1,000 fits.
+        (
+            {"max_share": 0.6},
+            "cannot be met with the offers' limits; under it: "
+            "H100 2026-02 short 320 GPU-hours, H100 2026-03 short 3,140 GPU-hours",
+        ),
+        # gcp as primary with half of each month: at most 2 x gcp's hours.
+        (
+            {"max_share": 1.0, "primary": "gcp", "primary_min_share": 0.5},
+            "H100 2026-02 short 656 GPU-hours, H100 2026-03 short 3,512 GPU-hours",
+        ),
+    ],
+)
+def test_infeasible_policy_is_one_line_naming_it(
+    tmp_path: Path, policy: dict[str, object], needle: str
+) -> None:
+    demand = tmp_path / "demand.yaml"
+    series = [{"accelerator": "H100", "kind": "training", "gpu_hours": [1000, 2000, 5000]}]
+    demand.write_text(yaml.safe_dump({"start": "2026-01", "demand": series}))
+    res = _run(str(demand), "--offers", str(_policy_offers(tmp_path, policy)))
+    assert res.returncode == 2, res.stdout
+    assert res.stdout == "" and res.stderr.count("\n") == 1
+    assert needle in res.stderr and "Traceback" not in res.stderr
+
+
+def test_contracts_status_of_the_seed_from_the_readme(tmp_path: Path) -> None:
+    """The README's burn-down command: every seed contract, its alerts, exit 0."""
+    args = ["--contracts", "examples/contracts/seed.yaml", "--at", "2026-12-01", "--json"]
+    res = subprocess.run(
+        [sys.executable, "-m", "intercloud", "contracts", "status", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env={**os.environ, "INTERCLOUD_HOME": str(tmp_path / "home")},
+    )
+    assert res.returncode == 0, res.stderr
+    data = json.loads(res.stdout)
+    by_name = {c["name"]: c for c in data["contracts"]}
+    assert set(by_name) == {"aws-2025", "azure-2025", "gcp-2026", "oci-2027"}
+    aws = by_name["aws-2025"]
+    assert aws["committed_usd"] == 38.0e9 and aws["started"] and not aws["on_track"]
+    # No job ran: the spend is the reserved blocks' bills, all unassigned.
+    assert aws["spent_usd"] > 0 and set(data["chargeback"]) == {"unassigned"}
+    assert not by_name["oci-2027"]["started"]
+    codes = {(a["code"], a.get("contract")) for a in data["alerts"]}
+    assert ("under_consumption", "aws-2025") in codes

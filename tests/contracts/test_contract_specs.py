@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -226,3 +227,40 @@ def test_minimal_contract_of_the_scheduler_keeps_its_meaning() -> None:
     assert c.total_usd == pytest.approx(2 * 10 * 30.0)
     assert c.usable_end(c.blocks[0]) == c.end
     assert c.active(start) and not c.active(c.end)
+
+
+def test_a_provider_the_catalog_does_not_describe_is_not_checked_against_it() -> None:
+    """The daemon and ``contracts status`` load with the catalog: a plugin's own provider
+    (``sim`` here: no catalog rows) keeps its own instance types, a catalog provider not."""
+    doc = _base()
+    c = doc["contracts"][0]
+    c["provider"] = "sim"
+    c["capacity_blocks"] = []
+    c["reserved_blocks"][0]["instance_type"] = "sim.gpu8"
+    pf = load_contracts_text(yaml.safe_dump(doc), load_bundled(), "x.yaml", ["sim"])
+    assert pf.contracts[0].blocks[0].instance_type == "sim.gpu8"
+    c["provider"] = "aws"
+    with pytest.raises(SpecError, match=r"reserved_blocks\[0\]\.instance_type: aws has no"):
+        load_contracts_text(yaml.safe_dump(doc), load_bundled(), "x.yaml")
+
+
+@pytest.mark.parametrize("value", [2025, "2025", "1700000000", True, 2025.5, "next year", None])
+def test_a_date_is_a_date_not_seconds_since_1970(value: object) -> None:
+    """pydantic's lax dates read a number as a Unix time: ``start: 2025`` was 1970-01-01."""
+    for where in ("term", "block"):
+        doc = _base()
+        c = doc["contracts"][0]
+        target = c["term"] if where == "term" else c["reserved_blocks"][0]
+        target["start"] = value
+        field = "term.start" if where == "term" else "reserved_blocks[0].start"
+        with pytest.raises(SpecError, match=re.escape(field)) as exc:
+            _load(doc)
+        assert exc.value.field == f"contracts[0].{field}"
+        assert "date" in exc.value.problem or "null" in exc.value.problem
+
+
+def test_dates_and_iso_strings_still_parse() -> None:
+    doc = _base()
+    doc["contracts"][0]["term"]["start"] = "2026-01-01T00:00:00Z"
+    doc["contracts"][0]["reserved_blocks"][0]["end"] = datetime(2026, 7, 1, tzinfo=UTC)
+    _load(doc)

@@ -54,14 +54,16 @@ def parse_at(raw: str | None) -> datetime:
 
 def _contracts(path: Path | None) -> tuple[Contract, ...]:
     """From ``path``, else from the configuration's contract files (none: empty)."""
+    from intercloud.catalog import load_bundled
     from intercloud.config import load_config
     from intercloud.contracts.spec import load_contracts
 
     config = load_config()
     names = config.enabled
+    catalog = load_bundled()  # unknown instance types and regions are bad input
     if path is not None:
-        return load_contracts(path, None, names).contracts
-    return tuple(c for p in config.contracts for c in load_contracts(p, None, names).contracts)
+        return load_contracts(path, catalog, names).contracts
+    return tuple(c for p in config.contracts for c in load_contracts(p, catalog, names).contracts)
 
 
 @contracts_app.command("status")

@@ -21,7 +21,8 @@ never overlap in time (state them as one block; Capacity Blocks may overlap); ra
 months increase. Capacity Blocks
 follow AWS EC2: 1 to 182 days, 1 to 64 instances per block, at most 256 instances across
 blocks at any instant, paid upfront, no cancellation, instances stop 30 minutes before
-the block ends. With a catalog, instance types and regions must exist for the provider.
+the block ends. With a catalog, instance types and regions must exist for the provider
+(for a provider the catalog describes; a plugin's own provider is not checked).
 Every problem is one ``SpecError`` line naming the field.
 """
 
@@ -36,6 +37,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -57,6 +59,7 @@ from intercloud.specs.errors import (
     FieldValueError,
     SpecError,
     SpecProblem,
+    describe,
     problem_from_validation,
     suggest,
 )
@@ -115,8 +118,22 @@ def parse_month(value: Any) -> date:
     return date(int(m.group(1)), int(m.group(2)), 1)
 
 
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def _date_or_time(value: Any) -> Any:
+    """Only a date, a time or an ISO string: pydantic's lax mode would read a number
+    (or a string of digits) as seconds since 1970, so ``start: 2025`` meant 1970-01-01."""
+    if isinstance(value, date) or (isinstance(value, str) and _ISO_DATE.match(value.strip())):
+        return value.strip() if isinstance(value, str) else value
+    raise FieldValueError(f"expected a date like 2026-01-01, got {describe(value)}")
+
+
 #: a date or time; YAML gives a date, JSON (the schema) a string: both parse
-When = Annotated[date, Field(strict=False)] | Annotated[datetime, Field(strict=False)]
+When = Annotated[
+    Annotated[date, Field(strict=False)] | Annotated[datetime, Field(strict=False)],
+    BeforeValidator(_date_or_time),
+]
 
 
 class _Strict(BaseModel):
@@ -342,6 +359,8 @@ def _check_capacity_block_total(here: str, blocks: list[ReservedBlock]) -> None:
 
 def _check_offering(path: str, provider: str, b: BlockSpec, catalog: Catalog) -> None:
     rows = [o for o in catalog.filter(provider=provider).offerings]
+    if not rows:  # a provider the catalog does not describe (a plugin's own): nothing to check
+        return
     types = {o.instance_type for o in rows}
     if b.instance_type not in types:
         raise SpecProblem(

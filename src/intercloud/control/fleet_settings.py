@@ -42,11 +42,13 @@ def _contracts(config: IntercloudConfig, providers: Collection[str]) -> tuple[Co
     contract may name any enabled provider (``providers`` too)."""
     if not config.contracts:
         return ()
+    from intercloud.catalog import load_bundled
     from intercloud.contracts.spec import load_contracts
 
     names = sorted({*config.enabled, *providers})
+    catalog = load_bundled()  # unknown instance types and regions are bad input
     return tuple(
-        c for path in config.contracts for c in load_contracts(path, None, names).contracts
+        c for path in config.contracts for c in load_contracts(path, catalog, names).contracts
     )
 
 
