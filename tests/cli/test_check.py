@@ -156,7 +156,7 @@ def test_bad_config_refuses_run_and_stores_nothing(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
         f"error: {tmp_path / 'home' / 'config.yaml'}: providers.awz: unknown provider "
-        "'awz'; did you mean 'aws'? (known: aws, local, ray, sim)"
+        "'awz'; did you mean 'aws'? (known: aws, local, ray, sim, slurm)"
     ]
     # Refused before the store was even opened, and no daemon started.
     assert sorted(p.name for p in (tmp_path / "home").iterdir()) == ["config.yaml"]
