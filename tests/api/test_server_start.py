@@ -56,3 +56,47 @@ def test_an_address_in_use_is_one_line(tmp_path: Path) -> None:
     assert r.stderr.startswith(f"error: --port: cannot listen on 127.0.0.1:{port} (")
     bad = ic(tmp_path / "home", "server", "start", "--host", "no.such.host.invalid")
     assert bad.returncode == 2 and bad.stderr.startswith("error: --host: cannot resolve")
+
+
+def _ipv6_loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback here")
+def test_an_ipv6_host_is_written_in_brackets(tmp_path: Path) -> None:
+    """``--host ::1``: the address in use and the banner are ``[::1]:PORT`` (a URL one
+    can paste), not ``::1:PORT``."""
+    import socket
+    import subprocess
+    import sys
+
+    from cli_helpers import cli_env
+
+    with socket.socket(socket.AF_INET6) as busy:
+        busy.bind(("::1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        r = ic(tmp_path / "home", "server", "start", "--host", "::1", "--port", port)
+    assert r.returncode == 2
+    assert r.stderr.startswith(f"error: --port: cannot listen on [::1]:{port} (")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "intercloud", "server", "start", "--host", "::1", "--port", port],
+        env=cli_env(tmp_path / "home"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        banner = proc.stdout.readline()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    assert banner.startswith(f"intercloud API on http://[::1]:{port} "), banner

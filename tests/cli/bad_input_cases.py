@@ -564,6 +564,37 @@ BAD_CONFIGS: dict[str, tuple[str | bytes, str]] = {
     "cap-bool": ("caps: {local: true}\n", "caps.local: expected a number"),
     "pools-bool": ("pools: {max_instances: yes}\n", "pools.max_instances"),
     "number-text": ("failover: {down_after_s: '300'}\n", "failover.down_after_s"),
+    # the slurm and ray sections: type confusion, ranges, names written into scripts
+    "slurm-fence-text": ("providers: {slurm: {fence_s: '60'}}\n", "providers.slurm.fence_s"),
+    "slurm-down-bool": ("providers: {slurm: {down_after_s: true}}\n", "slurm.down_after_s"),
+    "slurm-fence-neg": ("providers: {slurm: {fence_s: -1}}\n", "providers.slurm.fence_s"),
+    "slurm-fence-order": (
+        "providers: {slurm: {fence_s: 90, down_after_s: 90}}\n",
+        "down_after_s must be longer than fence_s",
+    ),
+    "slurm-partition-empty": ("providers: {slurm: {partitions: ['']}}\n", "partitions"),
+    "slurm-work-root-newline": (
+        'providers: {slurm: {work_root: "/a\\nb"}}\n',
+        "providers.slurm.work_root",
+    ),
+    "slurm-conf-relative": ("providers: {slurm: {conf: slurm.conf}}\n", "providers.slurm.conf"),
+    "slurm-region-slash": ("providers: {slurm: {region: a/b}}\n", "providers.slurm.region"),
+    "slurm-unknown-key": ("providers: {slurm: {fence: 60}}\n", "providers.slurm.fence"),
+    "ray-lost-text": (
+        "providers: {ray: {address: 'h:1', lost_after_s: '90'}}\n",
+        "providers.ray.lost_after_s",
+    ),
+    "ray-timeout-zero": (
+        "providers: {ray: {address: 'h:1', call_timeout_s: 0}}\n",
+        "providers.ray.call_timeout_s",
+    ),
+    "ray-address-scheme": ("providers: {ray: {address: 'http://h:1'}}\n", "providers.ray.address"),
+    "ray-address-space": ("providers: {ray: {address: 'a b:1'}}\n", "providers.ray.address"),
+    "ray-address-missing": ("providers: {ray: {}}\n", "providers.ray.address"),
+    "ray-work-root-relative": (
+        "providers: {ray: {address: 'h:1', work_root: rel}}\n",
+        "providers.ray.work_root",
+    ),
 }
 CONFIG_COMMANDS = {
     "run": ("run", "-d", "{spec}"),

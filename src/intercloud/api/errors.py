@@ -17,8 +17,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 log = logging.getLogger(__name__)
+DISCONNECTED = "body: the client disconnected before sending all of it"
 
 
 class ErrorCode(StrEnum):
@@ -177,6 +179,12 @@ def install_handlers(app: FastAPI) -> None:
     # middleware: the audit log sees the refusal.
     for cls in (ValueError, KeyError, RuntimeError, OSError):
         app.add_exception_handler(cls, _library)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        # the caller hung up before its body was all sent: its fault, not a bug (no
+        # traceback, no 500 in the audit log); nobody reads this answer
+        return error_response(ApiError(ErrorCode.INVALID, DISCONNECTED, "body"), request)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -26,6 +26,11 @@ def check_workers(workers: int, db_url: str) -> None:
         )
 
 
+def address_text(host: str, port: int) -> str:
+    """``host:port`` as a URL writes it: an IPv6 host in brackets (``[::1]:8420``)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def check_address(host: str, port: int) -> None:
     """Whether this process can listen on ``host:port`` now: ValueError naming ``--host``
     (cannot be resolved) or ``--port`` (in use, not allowed), before anything starts."""
@@ -42,7 +47,7 @@ def check_address(host: str, port: int) -> None:
             sock.bind(addr)
         except OSError as exc:
             raise ValueError(
-                f"--port: cannot listen on {host}:{port} ({exc.strerror or exc})"
+                f"--port: cannot listen on {address_text(host, port)} ({exc.strerror or exc})"
             ) from None
 
 

@@ -50,7 +50,7 @@ def start(
 ) -> None:
     """Serve the API on HOST:PORT over this home's store (blocks; Ctrl-C stops it)."""
     from intercloud.api.context import ApiSettings
-    from intercloud.api.server import check_address, check_workers, serve
+    from intercloud.api.server import address_text, check_address, check_workers, serve
     from intercloud.settings import check_all
     from intercloud.store import database_url
 
@@ -60,7 +60,7 @@ def start(
         check_address(host, port)
         settings = ApiSettings(rate=rate, burst=burst)
     _out(
-        f"intercloud API on http://{host}:{port} "
+        f"intercloud API on http://{address_text(host, port)} "
         "(OpenAPI: /openapi.json, docs: /docs, dashboard: /ui, metrics: /metrics)"
     )
     with bad_input_exits():

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import socket
 import threading
 import time
@@ -121,11 +122,20 @@ def node_shape(resources: Mapping[str, float]) -> NodeShape:
     )
 
 
+#: a host name, IPv4 address or bracketed IPv6 address (no scheme, no spaces)
+_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)$")
+
+
 def host_port(address: str) -> tuple[str, int]:
     """Host and port of ``host:port`` or ``ray://host:port``; ValueError if neither."""
     rest = address.removeprefix("ray://")
     host, sep, port = rest.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if (
+        not sep
+        or not _HOST.match(host)
+        or not (port.isascii() and port.isdigit())
+        or not 0 < int(port) < 65536
+    ):
         raise ValueError(f"expected HOST:PORT or ray://HOST:PORT, got {address!r}")
     return host, int(port)
 

@@ -29,6 +29,11 @@ from intercloud.providers.registry import (
     offerings_by_region,
 )
 
+#: an absolute path without whitespace or control characters (on every node)
+_PATH = r"^/[^\s\x00-\x1f\x7f]*$"
+#: a region is one part of an offering key (``provider/region/instance_type``)
+REGION = r"^[A-Za-z0-9_.-]{1,64}$"
+
 #: How long ``check`` waits for the cluster's port.
 CONNECT_TIMEOUT_S = 3.0
 
@@ -36,13 +41,14 @@ CONNECT_TIMEOUT_S = 3.0
 class RaySettings(BaseModel):
     """The ``providers.ray`` section (module docstring)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a quoted number or a YAML boolean is no number (it was read as 90 or 1)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     address: str = Field(min_length=1)
     #: default: ``intercloud-<store id>`` (each database its own names)
     namespace: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    region: str = Field(default="ray", min_length=1, max_length=64)
-    work_root: str = "/tmp/intercloud-ray"
+    region: str = Field(default="ray", pattern=REGION)
+    work_root: str = Field(default="/tmp/intercloud-ray", pattern=_PATH)
     provision_timeout_s: float = Field(default=30.0, gt=0, le=3600, allow_inf_nan=False)
     kill_grace_s: float = Field(default=5.0, ge=0, le=3600, allow_inf_nan=False)
     call_timeout_s: float = Field(default=30.0, gt=0, le=3600, allow_inf_nan=False)

@@ -32,20 +32,27 @@ from intercloud.providers.registry import (
 )
 from intercloud.providers.slurm_provider import NAME, SlurmConfig, SlurmProvider
 
+#: an absolute path without whitespace or control characters: it is written into batch
+#: scripts and command lines unquoted by the shell on the nodes
+_PATH = r"^/[^\s\x00-\x1f\x7f]*$"
+#: a region is one part of an offering key (``provider/region/instance_type``)
+REGION = r"^[A-Za-z0-9_.-]{1,64}$"
+
 
 class SlurmSettings(BaseModel):
     """The ``providers.slurm`` section (module docstring)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a quoted number or a YAML boolean is no number (it was read as 300 or 1)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    conf: str | None = Field(default=None, min_length=1)
-    partitions: tuple[str, ...] = ()
+    conf: str | None = Field(default=None, pattern=_PATH)
+    partitions: tuple[str, ...] = Field(default=(), strict=False)  # a YAML list
     account: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     #: default: ``intercloud-<store id>`` (each database its own job names)
     namespace: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    region: str = Field(default="slurm", min_length=1, max_length=64)
-    work_root: str = Field(default="/tmp/intercloud-slurm", pattern=r"^/")
-    bin_dir: str | None = Field(default=None, pattern=r"^/")
+    region: str = Field(default="slurm", pattern=REGION)
+    work_root: str = Field(default="/tmp/intercloud-slurm", pattern=_PATH)
+    bin_dir: str | None = Field(default=None, pattern=_PATH)
     provision_timeout_s: float = Field(default=300.0, gt=0, le=86400, allow_inf_nan=False)
     start_wait_s: float = Field(default=3.0, gt=0, le=600, allow_inf_nan=False)
     kill_grace_s: float = Field(default=5.0, ge=0, le=3600, allow_inf_nan=False)
