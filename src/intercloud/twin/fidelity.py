@@ -40,7 +40,7 @@ import math
 import os
 import signal
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,10 +51,9 @@ import yaml
 
 from intercloud.control.decide import Decision as LiveDecision
 from intercloud.control.decide import Place, Preempt, Reject
-from intercloud.control.fleet_decider import FleetDecider
+from intercloud.control.fleet_decider import FleetDecider, FleetDecisions
 from intercloud.control.reconciler import Reconciler
 from intercloud.control.states import JobState
-from intercloud.model import Offering
 from intercloud.providers.local import LocalProvider, pid_of
 from intercloud.providers.local_config import LocalConfig, LocalSite
 from intercloud.scheduler.reasons import ReasonCode
@@ -231,18 +230,13 @@ class _GatedDecider(FleetDecider):
         self.held = False
         self.log: list[tuple[float, LiveDecision]] = []
 
-    def decide(
-        self,
-        pending: Sequence[Any],
-        offerings: Sequence[Offering],
-        free: Mapping[Any, Any] | None = None,
-        **kw: Any,
-    ) -> list[LiveDecision]:
+    def decide_fleet(self, pending: Sequence[Any], inputs: Any) -> FleetDecisions:
+        # Every path of the loop (``decide`` too) comes through here.
         if self.held:
-            return []
-        out = super().decide(pending, offerings, free, **kw)
-        now = float(kw.get("now_s", 0.0))
-        self.log.extend((now, d) for d in out if isinstance(d, Place | Preempt | Reject))
+            return FleetDecisions()
+        out = super().decide_fleet(pending, inputs)
+        now = float(inputs.now_s)
+        self.log.extend((now, d) for d in out.jobs if isinstance(d, Place | Preempt | Reject))
         return out
 
 

@@ -17,8 +17,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from slurm_cluster import SlurmCluster, missing_binaries
 
 
+@pytest.fixture()
+def slurm_cluster(_slurm_session: SlurmCluster) -> SlurmCluster:
+    """The session's cluster, handed to each test empty: no job left queued or
+    completing by an earlier test (a chaos test's cancelled gang can hold its nodes in
+    COMPLETING for a while), both nodes IDLE."""
+    _slurm_session.drain()
+    return _slurm_session
+
+
 @pytest.fixture(scope="session")
-def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
+def _slurm_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
     missing = missing_binaries()
     if missing:
         pytest.skip(f"Slurm/munge not installed (missing {', '.join(missing)}): "

@@ -219,6 +219,23 @@ PartitionName=main Nodes={",".join(NODES)} Default=YES MaxTime=INFINITE State=UP
                     self.scontrol("update", f"NodeName={n}", "State=RESUME")
                 time.sleep(0.2)
 
+    def drain(self, timeout: float = 90) -> None:
+        """Cancel every job of the cluster and wait until none is left and both nodes
+        are IDLE."""
+        subprocess.run(["scancel", "--user", "root"], env=self.env, capture_output=True, timeout=30)
+        deadline = time.monotonic() + timeout
+        while True:
+            out = subprocess.run(
+                ["squeue", "-h", "-o", "%i %T"], env=self.env, capture_output=True, text=True,
+                timeout=30,
+            ).stdout.strip()  # fmt: skip
+            if not out:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"jobs left on the test cluster: {out}")
+            time.sleep(0.3)
+        self.wait_idle(["n1", "n2"], timeout=max(5.0, deadline - time.monotonic()))
+
     # -- faults ----------------------------------------------------------------------
     def kill_node(self, name: str) -> None:
         """The node's host dies: its slurmd, its step daemons and everything they
