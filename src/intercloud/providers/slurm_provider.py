@@ -371,8 +371,10 @@ class SlurmProvider(Provider):
                 return info
             if info is None or info.state not in REQUEUED_STATES | {"CONFIGURING", "RUNNING"}:
                 state = info.state if info else "gone"
+                said = _last_line(d / f"slurm-{slurm_job}.out")
                 raise ProviderError(
-                    f"slurm job {slurm_job} of {request.request_id} ended before running ({state})"
+                    f"slurm job {slurm_job} of {request.request_id} ended before running "
+                    f"({state}{': ' + said if said else ''})"
                 )
             if info.reason in NEVER_REASONS:
                 self.cli.cancel(slurm_job)
@@ -690,3 +692,13 @@ def _read_code(path: Path) -> int | None:
 
 
 __all__ = ["NAME", "NodeShape", "SlurmConfig", "SlurmProvider", "job_name", "node_shape", "verdict"]
+
+
+def _last_line(path: Path) -> str:
+    """The last non-empty line of a job's Slurm output (why its launch failed), or ""."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    said = [ln.strip() for ln in lines if ln.strip()]
+    return said[-1][:300] if said else ""

@@ -17,31 +17,53 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from slurm_cluster import SlurmCluster, missing_binaries
 
 
+class _Session:
+    """The session's cluster; replaced by a fresh one after a test that killed daemons."""
+
+    def __init__(self, factory: pytest.TempPathFactory) -> None:
+        self.factory = factory
+        self.cluster: SlurmCluster | None = None
+
+    def get(self) -> SlurmCluster:
+        if self.cluster is not None and self.cluster.faulted:
+            # a node or controller killed and restarted can leave a node that takes
+            # a job and fails its launch: the next test gets a cluster that saw no fault
+            self.cluster.stop()
+            self.cluster = None
+        if self.cluster is None:
+            cluster = SlurmCluster(self.factory.mktemp("slurm"))
+            self.cluster = cluster
+            cluster.start()
+            # the first job of a new controller waits for its first scheduling pass
+            subprocess.run(
+                ["srun", "-N2", "--ntasks-per-node=1", "true"],
+                env=cluster.env, capture_output=True, timeout=60, check=True,
+            )  # fmt: skip
+        else:
+            self.cluster.drain()
+        return self.cluster
+
+
 @pytest.fixture()
-def slurm_cluster(_slurm_session: SlurmCluster) -> SlurmCluster:
+def slurm_cluster(_slurm_session: _Session) -> SlurmCluster:
     """The session's cluster, handed to each test empty: no job left queued or
     completing by an earlier test (a chaos test's cancelled gang can hold its nodes in
-    COMPLETING for a while), both nodes IDLE."""
-    _slurm_session.drain()
-    return _slurm_session
+    COMPLETING for a while), both nodes IDLE; a fresh cluster after a test that killed
+    one of its daemons."""
+    return _slurm_session.get()
 
 
 @pytest.fixture(scope="session")
-def _slurm_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
+def _slurm_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Session]:
     missing = missing_binaries()
     if missing:
         pytest.skip(f"Slurm/munge not installed (missing {', '.join(missing)}): "
                     "apt-get install slurm-wlm munge")  # fmt: skip
     if os.geteuid() != 0:
         pytest.skip("the test Slurm cluster runs as root (SlurmUser=root)")
-    cluster = SlurmCluster(tmp_path_factory.mktemp("slurm"))
+    session = _Session(tmp_path_factory)
     try:
-        cluster.start()
-        # the first job of a new controller waits for its first scheduling pass
-        subprocess.run(
-            ["srun", "-N2", "--ntasks-per-node=1", "true"],
-            env=cluster.env, capture_output=True, timeout=60, check=True,
-        )  # fmt: skip
-        yield cluster
+        yield session
     finally:
-        cluster.stop()
+        if session.cluster is not None:
+            session.cluster.stop()

@@ -60,6 +60,9 @@ class SlurmCluster:
     #: munged's folder, outside ``root`` (munged must reach it, and pytest's tmp folders
     #: are root's alone)
     munge_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="ic-munge-")))
+    #: a daemon was killed (``kill_node``, ``kill_controller``): restarted daemons can
+    #: leave Slurm's view of the nodes stale, so the tests' fixture starts a fresh cluster
+    faulted: bool = False
 
     @property
     def conf(self) -> Path:
@@ -240,6 +243,7 @@ PartitionName=main Nodes={",".join(NODES)} Default=YES MaxTime=INFINITE State=UP
     def kill_node(self, name: str) -> None:
         """The node's host dies: its slurmd, its step daemons and everything they
         started (SIGKILL)."""
+        self.faulted = True
         self._kill(f"slurmd-{name}")
         self._kill_steps(name)
 
@@ -250,6 +254,7 @@ PartitionName=main Nodes={",".join(NODES)} Default=YES MaxTime=INFINITE State=UP
                 os.kill(pid, signal.SIGKILL)
 
     def kill_controller(self) -> None:
+        self.faulted = True
         self._kill("slurmctld")
 
     def _kill(self, name: str) -> None:
