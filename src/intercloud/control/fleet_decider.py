@@ -6,9 +6,10 @@ says hold capacity, the store's instance rows, contracts, cool-downs and down pr
 (``SnapshotInputs``) — and asks the scheduler core (``scheduler/core.py``) for
 decisions on the pending jobs, with the snapshot's pool costs (contracts' reserved
 pools at zero marginal cost), diversification caps and tenant ledger. Nothing is kept
-across calls but caches of pure functions (planners per offering list), so a control
-loop killed at any instant and restarted decides from the store and the providers
-alone.
+across calls but caches of pure functions (planners per offering list, plans per
+parsed workload) and the last cycle of holds, handed back while its inputs stay the
+same (``control.decision_reuse``), so a control loop killed at any instant and
+restarted decides from the store and the providers alone.
 
 Pools: ``control.snapshot`` says how offerings map to pools (sliced and one-instance
 local sites, sized-to-fit clouds of job-level providers, elastic pools of instances,
@@ -92,6 +93,7 @@ from intercloud.control.decide import (
     offering_key,
     plan_or_reject,
 )
+from intercloud.control.decision_reuse import DecisionReuse
 from intercloud.control.failover import Requeue, provider_down_reason, requeue_on_down
 from intercloud.control.snapshot import Fleet, PoolOf, SnapshotInputs, build_snapshot
 from intercloud.control.tenancy import QuotaCaps
@@ -237,6 +239,8 @@ class FleetDecider(PlannerCache):
         self.backfill = backfill
         # job id -> (workload, planner, enabled, its plan): ``_plans_for``
         self._plans: dict[int, tuple[object, object, tuple[str, ...], Any]] = {}
+        # the last cycle, while nothing it read changes (``control.decision_reuse``)
+        self.reuse = DecisionReuse()
         super().__init__()
 
     def decide(
@@ -257,7 +261,21 @@ class FleetDecider(PlannerCache):
     def decide_fleet(self, pending: Sequence[PendingJob], inputs: SnapshotInputs) -> FleetDecisions:
         """Decisions for ``pending`` on the fleet of ``inputs`` (``control.snapshot``):
         one job decision per pending job, and the capacity decisions (``Provision``
-        before the holds they serve, ``Release`` of idle instances last). Pure."""
+        before the holds they serve, ``Release`` of idle instances last). A function of
+        its arguments: a cycle of holds only is handed back while its inputs stay the
+        same (``self.reuse``)."""
+        spare = max(1, sum(max(1, _ranks_hint(j)) for j in pending))
+        inputs = replace(inputs, spare_nodes=spare)
+        again = self.reuse.get(pending, inputs)
+        if again is not None:
+            return again
+        decisions = self._decide_fleet(pending, inputs)
+        self.reuse.keep(pending, inputs, decisions)
+        return decisions
+
+    def _decide_fleet(
+        self, pending: Sequence[PendingJob], inputs: SnapshotInputs
+    ) -> FleetDecisions:
         out: list[Decision] = []
         capacity: list[CapacityDecision] = []
         offerings = inputs.offerings
@@ -265,9 +283,7 @@ class FleetDecider(PlannerCache):
         tenants = inputs.tenants
         planner = self._planner_for(offerings) if offerings else None
         enabled = sorted({o.provider for o in offerings})
-        spare = max(1, sum(max(1, _ranks_hint(j)) for j in pending))
         by_shape = _zones_by_shape(offerings)
-        inputs = replace(inputs, spare_nodes=spare)
         fleet = build_snapshot(inputs)
         caps = QuotaCaps(tenants or ())
         scheduler = self._scheduler(fleet, caps)
