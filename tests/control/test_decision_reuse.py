@@ -174,3 +174,23 @@ def test_reused_cycles_equal_fresh_ones_over_a_random_run() -> None:
                     fresh = _bind(instance(o), None, None, now)
                     insts[fresh.id] = fresh
     assert reusing.reuse.reused > 10
+
+
+def test_a_priority_raised_between_cycles_reorders_the_queue() -> None:
+    """The decider keeps each pending job's candidates while the pools are the same;
+    a job's new priority still reaches its gang request."""
+    running, insts = _full_fleet()
+    decider = FleetDecider()
+    low, high = gpu_job(5), gpu_job(6)
+    held = decider.decide_fleet([low, high], inputs(running, insts))
+    assert all(isinstance(d, Hold) for d in held.jobs)
+    idle = replace(insts[0], workload_id=None, rank=None, attempt=None, version=2,
+                   idle_since=NOW_DT)  # fmt: skip
+    freed = inputs(running[1:], [idle, insts[1]], NOW + 1)
+    first = decider.decide_fleet([low, replace(high, priority=5)], freed)
+    placed = [d.job_id for d in first.jobs if isinstance(d, Place)]
+    assert placed == [6]
+    other = FleetDecider()
+    other.decide_fleet([low, high], inputs(running, insts))
+    flipped = other.decide_fleet([replace(low, priority=5), high], freed)
+    assert [d.job_id for d in flipped.jobs if isinstance(d, Place)] == [5]
