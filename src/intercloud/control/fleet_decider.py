@@ -6,9 +6,10 @@ says hold capacity, the store's instance rows, contracts, cool-downs and down pr
 (``SnapshotInputs``) — and asks the scheduler core (``scheduler/core.py``) for
 decisions on the pending jobs, with the snapshot's pool costs (contracts' reserved
 pools at zero marginal cost), diversification caps and tenant ledger. Nothing is kept
-across calls but caches of pure functions (planners per offering list), so a control
-loop killed at any instant and restarted decides from the store and the providers
-alone.
+across calls but caches of pure functions (planners per offering list, plans per
+parsed workload) and the last cycle of holds, handed back while its inputs stay the
+same (``control.decision_reuse``), so a control loop killed at any instant and
+restarted decides from the store and the providers alone.
 
 Pools: ``control.snapshot`` says how offerings map to pools (sliced and one-instance
 local sites, sized-to-fit clouds of job-level providers, elastic pools of instances,
@@ -92,6 +93,7 @@ from intercloud.control.decide import (
     offering_key,
     plan_or_reject,
 )
+from intercloud.control.decision_reuse import DecisionReuse
 from intercloud.control.failover import Requeue, provider_down_reason, requeue_on_down
 from intercloud.control.snapshot import Fleet, PoolOf, SnapshotInputs, build_snapshot
 from intercloud.control.tenancy import QuotaCaps
@@ -237,6 +239,12 @@ class FleetDecider(PlannerCache):
         self.backfill = backfill
         # job id -> (workload, planner, enabled, its plan): ``_plans_for``
         self._plans: dict[int, tuple[object, object, tuple[str, ...], Any]] = {}
+        # the last cycle's pools, and per job (its plan, priority, tenant and submit
+        # time; its candidates on those pools): ``_decide_fleet``
+        self._layout: list[PoolOf] = []
+        self._gangs: dict[int, tuple[Any, _Gangs]] = {}
+        # the last cycle, while nothing it read changes (``control.decision_reuse``)
+        self.reuse = DecisionReuse()
         super().__init__()
 
     def decide(
@@ -257,7 +265,21 @@ class FleetDecider(PlannerCache):
     def decide_fleet(self, pending: Sequence[PendingJob], inputs: SnapshotInputs) -> FleetDecisions:
         """Decisions for ``pending`` on the fleet of ``inputs`` (``control.snapshot``):
         one job decision per pending job, and the capacity decisions (``Provision``
-        before the holds they serve, ``Release`` of idle instances last). Pure."""
+        before the holds they serve, ``Release`` of idle instances last). A function of
+        its arguments: a cycle of holds only is handed back while its inputs stay the
+        same (``self.reuse``)."""
+        spare = max(1, sum(max(1, _ranks_hint(j)) for j in pending))
+        inputs = replace(inputs, spare_nodes=spare)
+        again = self.reuse.get(pending, inputs)
+        if again is not None:
+            return again
+        decisions = self._decide_fleet(pending, inputs)
+        self.reuse.keep(pending, inputs, decisions)
+        return decisions
+
+    def _decide_fleet(
+        self, pending: Sequence[PendingJob], inputs: SnapshotInputs
+    ) -> FleetDecisions:
         out: list[Decision] = []
         capacity: list[CapacityDecision] = []
         offerings = inputs.offerings
@@ -265,9 +287,7 @@ class FleetDecider(PlannerCache):
         tenants = inputs.tenants
         planner = self._planner_for(offerings) if offerings else None
         enabled = sorted({o.provider for o in offerings})
-        spare = max(1, sum(max(1, _ranks_hint(j)) for j in pending))
         by_shape = _zones_by_shape(offerings)
-        inputs = replace(inputs, spare_nodes=spare)
         fleet = build_snapshot(inputs)
         caps = QuotaCaps(tenants or ())
         scheduler = self._scheduler(fleet, caps)
@@ -275,47 +295,28 @@ class FleetDecider(PlannerCache):
         cands: dict[int, list[_Cand]] = {}
         labels: dict[int, tuple[str, str]] = {}
         plans = self._plans_for(pending, planner, enabled, by_shape)
+        # a job's pools depend on its plan and the fleet's pools only: while the pools
+        # are the same as last cycle's, a job with the same plan keeps its candidates
+        layout = list(fleet.pools)
+        same_pools = layout == self._layout
+        last = self._gangs if same_pools else {}
+        gangs: dict[int, tuple[Any, _Gangs]] = {}
         for job in pending:
             planned = plans[job.job_id]
             if isinstance(planned, Reject):
                 out.append(planned)
                 continue
-            w, placements = planned
-            feasible: list[_Cand] = []
-            too_big: list[str] = []
-            down: list[PoolOf] = []
-            for c in placements:
-                for p in fleet.pools_of.get(offering_key(c), ()):
-                    if any(x.pool == p for x in feasible):
-                        continue
-                    pool = fleet.pools[p]
-                    if pool.backed and not _spot_allows(w.resources.spot, pool.pricing):
-                        continue
-                    d = demand_of(w, c)
-                    big = pool.too_big(d)
-                    if big is not None:
-                        if big not in too_big:
-                            too_big.append(big)
-                        continue
-                    if pool.down_since is not None:
-                        down.append(pool)  # takes nothing new
-                        continue
-                    feasible.append(_Cand(p, c, d))
-            if not feasible and down:
-                gone = down[0]
-                since = datetime.fromtimestamp(gone.down_since or now_s, UTC)
-                out.append(
-                    Hold(
-                        job.job_id,
-                        provider_down_reason(gone.offering.provider, since),
-                        ReasonCode.PROVIDER_DOWN,
-                    )
-                )
+            key = (planned, job.priority, job.tenant, job.submitted_s)
+            hit = last.get(job.job_id)
+            if hit is not None and hit[0] == key and job.submitted_s:
+                got = hit[1]
+            else:
+                got = _candidates(job, planned, fleet, now_s)
+            gangs[job.job_id] = (key, got)
+            if not isinstance(got, tuple):
+                out.append(got)
                 continue
-            if not feasible:
-                why = "; ".join(too_big) or "no offering of an enabled provider"
-                out.append(Reject(job.job_id, f"no enabled provider can run it ({why})"))
-                continue
+            feasible, gang = got
             if caps:
                 # only the offerings whose GPU type its tenant's quota still allows
                 why_not = [caps.why(job.tenant, c.placement.accelerator, c.demand.gpus)
@@ -323,11 +324,14 @@ class FleetDecider(PlannerCache):
                 if all(why_not):
                     out.append(Hold(job.job_id, str(why_not[0]), ReasonCode.OVER_QUOTA))
                     continue
-                feasible = [c for c, no in zip(feasible, why_not, strict=True) if no is None]
-            req, kept, label = _gang(job, feasible, fleet, now_s)
+                if any(why_not):
+                    feasible = [c for c, no in zip(feasible, why_not, strict=True) if no is None]
+                    gang = _gang(job, feasible, fleet, now_s)
+            req, kept, label = gang
             cands[job.job_id] = kept
             labels[job.job_id] = label
             queue.append(req)
+        self._layout, self._gangs = layout, gangs
         if queue:
             self._cycle(inputs, fleet, scheduler, caps, queue, cands, labels, out, capacity)
         if inputs.instance_backed or inputs.instances:
@@ -674,6 +678,56 @@ def _ranks_hint(job: PendingJob) -> int:
     if isinstance(w, BatchJob):
         return w.count
     return w.resources.num_nodes
+
+
+_Gang = tuple[GangRequest, list[_Cand], tuple[str, str]]
+#: a job's candidates and gang on the fleet's pools, or why it has none
+_Gangs = tuple[list[_Cand], _Gang] | Hold | Reject
+
+
+def _candidates(
+    job: PendingJob,
+    planned: tuple[TrainingJob | BatchJob, list[Placement]],
+    fleet: Fleet,
+    now_s: float,
+) -> _Gangs:
+    """The pools of the fleet that can take ``job`` by its plan, and its gang over them
+    (before tenant quotas); or the hold (only down providers could) or the reject (no
+    pool is big enough) instead. A function of the plan and ``fleet.pools`` (and of
+    ``now_s`` for a job with no submit time)."""
+    w, placements = planned
+    feasible: list[_Cand] = []
+    too_big: list[str] = []
+    down: list[PoolOf] = []
+    for c in placements:
+        for p in fleet.pools_of.get(offering_key(c), ()):
+            if any(x.pool == p for x in feasible):
+                continue
+            pool = fleet.pools[p]
+            if pool.backed and not _spot_allows(w.resources.spot, pool.pricing):
+                continue
+            d = demand_of(w, c)
+            big = pool.too_big(d)
+            if big is not None:
+                if big not in too_big:
+                    too_big.append(big)
+                continue
+            if pool.down_since is not None:
+                down.append(pool)  # takes nothing new
+                continue
+            feasible.append(_Cand(p, c, d))
+    if not feasible and down:
+        gone = down[0]
+        since = datetime.fromtimestamp(gone.down_since or now_s, UTC)
+        return Hold(
+            job.job_id,
+            provider_down_reason(gone.offering.provider, since),
+            ReasonCode.PROVIDER_DOWN,
+        )
+    if not feasible:
+        why = "; ".join(too_big) or "no offering of an enabled provider"
+        return Reject(job.job_id, f"no enabled provider can run it ({why})")
+    return feasible, _gang(job, feasible, fleet, now_s)
 
 
 def _gang(

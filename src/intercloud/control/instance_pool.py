@@ -93,6 +93,9 @@ class InstancePoolProvider(Provider):
         #: wakes the instance's agent at once (``AgentServer.notify``); None: it polls
         self.notify = notify
         self._reported: set[tuple[int, int, int, int]] = set()  # (instance, job, attempt, rank)
+        # instance id -> the record the last poll looked at (the store hands back an
+        # unchanged row as the same object): ``poll`` skips those it has judged
+        self._polled: dict[int, InstanceRecord] = {}
         self._kill_asked: dict[int, datetime] = {}
 
     # -- what it sells -----------------------------------------------------------------
@@ -261,12 +264,18 @@ class InstancePoolProvider(Provider):
         )
         if alive:  # poll reports what happens to it from now on, its exit included
             self._reported = {k for k in self._reported if k[0] != inst.id}
+            self._polled.pop(inst.id, None)
         return alive
 
     def poll(self) -> list[NodeEvent]:
         """Exits and losses of assigned nodes since the last poll, each once."""
         out: list[NodeEvent] = []
+        last = self._polled
+        self._polled = polled = {}
         for inst in self.store.instances(provider=self.name, bound=True):
+            polled[inst.id] = inst
+            if last.get(inst.id) is inst:
+                continue  # the same record as last poll: judged then
             if inst.assignment_state is None or inst.assignment_state is A.KILLED:
                 continue
             key = (inst.id, inst.workload_id or 0, inst.attempt or 0, inst.rank or 0)

@@ -228,10 +228,13 @@ class Reconciler:
     def step(self) -> bool:
         """One pass of every step in ``steps``, in order; True if anything changed.
         Provider failures of one job are logged and retried on a later step; store
-        failures (``StoreError``) propagate (the caller retries the step)."""
+        failures (``StoreError``) propagate (the caller retries the step). The step's
+        reads of live rows are coalesced (``Store.coalesced_reads``): a row image is read
+        from the database again only after this store wrote."""
         changed = False
-        for _name, run in self.steps:
-            changed |= run()
+        with self.store.coalesced_reads():
+            for _name, run in self.steps:
+                changed |= run()
         return changed
 
     def _observe_nodes(self) -> bool:

@@ -65,6 +65,8 @@ class Database:
         self.busy_timeout_s = busy_timeout_s
         self.dialect = url.get_backend_name()
         self.engine = self._create_engine(url, connect_timeout_s)
+        #: bumped after every write transaction of this object (``Store.coalesced_reads``)
+        self.write_generation = 0
 
     @property
     def is_sqlite(self) -> bool:
@@ -141,11 +143,16 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A short write transaction, committed when the block exits normally (and
-        durable then: the commit has returned), rolled back on any exception."""
-        with self.errors(), self.engine.connect() as conn:
-            conn.execution_options(**{_WRITE: True})
-            with conn.begin():
-                yield conn
+        durable then: the commit has returned), rolled back on any exception. Each one
+        bumps ``write_generation`` once it has ended."""
+        try:
+            with self.errors(), self.engine.connect() as conn:
+                conn.execution_options(**{_WRITE: True})
+                with conn.begin():
+                    yield conn
+        finally:
+            # after the commit: a reader that saw the old number reads again
+            self.write_generation += 1
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -10,7 +10,7 @@ bumps ``version`` and writes an ``events`` row of kind ``instance`` naming the i
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Hashable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -123,6 +123,8 @@ class InstanceStoreMixin:
 
         def _now(self, now: datetime | None) -> datetime: ...
 
+        def _read_token(self) -> Hashable | None: ...
+
         def _event(
             self,
             conn: Connection,
@@ -155,8 +157,7 @@ class InstanceStoreMixin:
         live states only fetches the rows changed since the last one (``row_image``)."""
         wanted = None if states is None else {InstanceState(s).value for s in states}
         if (wanted is not None and self._instance_image.covers(wanted)) or bound is True:
-            with self._db.read_snapshot() as conn:
-                rows = self._instance_image.rows(conn)
+            rows = self._instance_image.read(self._db.read_snapshot, self._read_token())
             only_state = (provider, workload_id, request_id, bound) == (None,) * 4
             if only_state and wanted is not None and wanted == set(_LIVE_SET):
                 return [r for r in rows if r.state in _LIVE_SET]  # (bound ended rows too)

@@ -15,6 +15,7 @@ Contract, for every method:
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -44,6 +45,7 @@ from intercloud.store.instance_repo import (
 )
 from intercloud.store.lease_repo import LeaseRepo
 from intercloud.store.ledger_repo import LedgerRepo
+from intercloud.store.read_epoch import ReadEpochs
 from intercloud.store.records import (
     LIVE_NODE_STATES,
     AttemptRecord,
@@ -313,7 +315,9 @@ def _check_fields(fields: Mapping[str, Any]) -> None:
         raise TypeError(f"cannot set workload field(s) {', '.join(sorted(unknown))}")
 
 
-class Store(InstanceStoreMixin, AgentRepository, HealthRepo, ApiRepo, LeaseRepo, LedgerRepo):
+class Store(
+    ReadEpochs, InstanceStoreMixin, AgentRepository, HealthRepo, ApiRepo, LeaseRepo, LedgerRepo
+):
     """Durable workloads, attempts, nodes, events, tenants and settings.
 
     Safe to share between threads (each method takes its own pooled connection); after
@@ -325,6 +329,7 @@ class Store(InstanceStoreMixin, AgentRepository, HealthRepo, ApiRepo, LeaseRepo,
         self._clock = clock or utc_now
         self._tenant_ids: dict[str, int] = {}
         self._store_id: str | None = None
+        self._read_local = threading.local()  # ``coalesced_reads``: this thread's epoch
         # bulk reads decode only the rows changed since the last one (``row_cache``)
         self._instance_rows = instance_row_cache()
         self._workload_rows: RowCache[WorkloadRecord] = RowCache(_workload, _workload_key)
@@ -695,8 +700,7 @@ class Store(InstanceStoreMixin, AgentRepository, HealthRepo, ApiRepo, LeaseRepo,
         last one (``row_image``)."""
         wanted = None if states is None else {JobState(s).value for s in states}
         if wanted is not None and latest is None and self._workload_image.covers(wanted):
-            with self._db.read_snapshot() as conn:
-                rows = self._workload_image.rows(conn)
+            rows = self._workload_image.read(self._db.read_snapshot, self._read_token())
             want_desired = None if desired is None else Desired(desired)
             if wanted == self._workload_image.tracked and tenant is None and desired is None:
                 return rows
@@ -1016,8 +1020,7 @@ class Store(InstanceStoreMixin, AgentRepository, HealthRepo, ApiRepo, LeaseRepo,
         """Every node in ``starting`` or ``running``, of every workload (what a restarted
         control loop must adopt or clean up), by workload, attempt, rank. Rows unchanged
         since an earlier call are not read again (``row_image``)."""
-        with self._db.read_snapshot() as conn:
-            return self._node_image.rows(conn)
+        return self._node_image.read(self._db.read_snapshot, self._read_token())
 
     def _node(self, conn: Connection, workload_id: int, attempt: int, rank: int) -> NodeRecord:
         stmt = sa.select(N).where(*_node_key(workload_id, attempt, rank))

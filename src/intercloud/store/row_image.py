@@ -22,7 +22,8 @@ snapshot. Thread-safe (one lock per image).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Hashable
+from contextlib import AbstractContextManager
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
@@ -76,6 +77,7 @@ class RowImage(Generic[R]):
         self._low: int | None = None  # None: read everything next time
         self._by_id: dict[int, tuple[int, R]] = {}  # id -> (change_seq, record)
         self._sorted: list[R] | None = []
+        self._token: Hashable | None = None  # the ``read`` token the image is as of
 
     def covers(self, states: Collection[str]) -> bool:
         """Whether a read of rows in ``states`` can be answered from this image."""
@@ -85,9 +87,26 @@ class RowImage(Generic[R]):
         """Every tracked row as of ``conn``'s snapshot, in ``order`` (a fresh list)."""
         with self._lock:
             self._refresh(conn)
-            if self._sorted is None:
-                self._sorted = sorted((rec for _, rec in self._by_id.values()), key=self._order)
-            return list(self._sorted)
+            self._token = None
+            return self._listed()
+
+    def read(self, snapshot: Callable[[], AbstractContextManager[Connection]],
+             token: Hashable | None) -> list[R]:  # fmt: skip
+        """``rows`` in a read transaction opened by ``snapshot``, or, when ``token`` is
+        the one of the last read, that read's rows without asking the database (None:
+        always ask). The store's token changes with each of its writes and each step of
+        the loop (``Store.coalesced_reads``)."""
+        with self._lock:
+            if token is None or token != self._token:
+                with snapshot() as conn:
+                    self._refresh(conn)
+                self._token = token
+            return self._listed()
+
+    def _listed(self) -> list[R]:
+        if self._sorted is None:
+            self._sorted = sorted((rec for _, rec in self._by_id.values()), key=self._order)
+        return list(self._sorted)
 
     def _refresh(self, conn: Connection) -> None:
         t = self._table

@@ -284,3 +284,32 @@ def test_slow_launch_stays_requested_and_is_not_relaunched(
     steps(step, 2)
     assert states(store) == ["running"]
     assert len(provider.launch_calls) == 1 and cloud.run_calls == 1
+
+
+def test_an_unchanged_instance_is_skipped_and_a_changed_one_applied(
+    store: Store, make_step: MakeStep, cloud: FakeCloud
+) -> None:
+    """``observe.apply`` skips a row and an observation both as they were when it last
+    found nothing to do, and applies a change of either."""
+    from dataclasses import replace
+
+    ids = request(store, count=2)
+    step, _provider = make_step()
+    steps(step, 3)
+    assert states(store) == ["running", "running"]
+    before = [row(store, i) for i in ids]
+    steps(step, 2)
+    assert [row(store, i) for i in ids] == before  # nothing written
+    judged = step.ctx.judged["fake"]
+    assert sorted(judged) == ids
+    # the provider now shows another address for the first one: stored
+    vm = next(v for v in cloud.vms.values() if v.view.instance_id == before[0].provider_instance_id)
+    vm.view = replace(vm.view, address="10.9.9.9")
+    step.step()
+    assert row(store, ids[0]).address == "10.9.9.9" and row(store, ids[1]) == before[1]
+    step.step()  # judged as it is now: nothing to do
+    assert sorted(step.ctx.judged["fake"]) == ids
+    # the row changes under it (the address cleared by hand): applied again
+    assert store.set_instance_fields(ids[0], row(store, ids[0]).version, address="10.0.0.0")
+    step.step()
+    assert row(store, ids[0]).address == "10.9.9.9"

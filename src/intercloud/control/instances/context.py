@@ -73,6 +73,11 @@ class InstanceContext:
     terminate_asked: dict[int, datetime] = field(default_factory=dict)
     #: What each provider showed in this step, by (provider, request id, slot).
     observed: dict[tuple[str, str, int], InstanceObservation] = field(default_factory=dict)
+    #: Per provider, row id -> (row, observation) that ``observe.apply`` found nothing
+    #: to do about: the same row object seen the same way again is skipped.
+    judged: dict[str, dict[int, tuple[InstanceRecord, InstanceObservation]]] = field(
+        default_factory=dict
+    )
 
     def rows(self, state: InstanceState) -> list[InstanceRecord]:
         """The rows in ``state`` of the providers this step drives."""

@@ -65,11 +65,25 @@ def apply(ctx: InstanceContext, provider: str, obs: Observation, *, full: bool =
     rows = ctx.store.instances(
         states=[S.REQUESTED, S.ALLOCATED, S.RUNNING, S.DRAINING, S.TERMINATING], provider=provider
     )
+    # a row and an observation both as they were at the last full observe, which found
+    # nothing to do about them: nothing to do now either (``_seen`` is a function of
+    # those, and the store hands back an unchanged row as the same object)
+    last = ctx.judged.get(provider, {}) if full else {}
+    judged: dict[int, tuple[InstanceRecord, InstanceObservation]] = {}
     for row in rows:
         inst = seen.get((row.request_id, row.slot))
         failure = failures.get(row.request_id)
         if inst is not None:
-            changed |= _seen(ctx, row, inst, events.get(inst.instance_id, []))
+            evs = events.get(inst.instance_id, [])
+            if not evs:
+                hit = last.get(row.id)
+                if hit is not None and hit[0] is row and (hit[1] is inst or hit[1] == inst):
+                    judged[row.id] = hit
+                    continue
+            moved = _seen(ctx, row, inst, evs)
+            changed |= moved
+            if not moved and not evs:
+                judged[row.id] = (row, inst)
         elif failure is not None and row.state == S.REQUESTED:
             kind = failure.kind
             reason = f"{FAILURE_TEXT[kind]}: {failure.message}"
@@ -79,6 +93,8 @@ def apply(ctx: InstanceContext, provider: str, obs: Observation, *, full: bool =
             changed |= rec is not None
         elif full:
             changed |= _missing(ctx, row, obs)
+    if full:
+        ctx.judged[provider] = judged
     for failure in obs.failures:
         ctx.on_failure(failure)
     return changed
