@@ -109,6 +109,10 @@ class _Cycle:
     # the cycle's cost plan (``cost.plan``) and each planned job's class in it
     plan: Plan | None = None
     plan_key: dict[int, Hashable] = field(default_factory=dict)
+    # Interchangeable gangs (``Scheduler._one``): per (shape key, priority, tenant), the
+    # HOLD reason and accelerator versions of its last fast HOLD, with the mutation
+    # count (``Scheduler._mut``) it was taken at
+    fast: dict[Hashable, tuple[int, str, tuple[int, ...]]] = field(default_factory=dict)
 
 
 class Scheduler:
@@ -187,9 +191,15 @@ class Scheduler:
         self._unsafe = False
         self._fast = False  # set by a turn that the ``_blocked`` memo held at once
         self._admits = 0  # calls of ``_admit`` (did a turn consult the ledger and caps?)
+        # bumped by every turn that may have changed what a fast HOLD reads (any turn but
+        # a fast HOLD or a replayed HOLD): equal counts, the same fleet, ledger and memos
+        self._mut = 0
         # exact in-turn shortcuts (per-accelerator quota and per-provider caps refusals,
         # no-victims without lower priorities or reclaim); off only in tests, to compare
         self._shortcuts = True
+        # interchangeable gangs decided once per class in a cycle (the cost plan's
+        # grouping, fast HOLDs: exact); off only in tests, to compare
+        self._aggregate = True
 
     # ----------------------------------------------------------------- the cycle ----
     def schedule(
@@ -236,6 +246,10 @@ class Scheduler:
         keys = cyc.plan_key
         jobs = self._jobs
         ledger = self.ledger
+        # Interchangeable gangs: what the steps below decide for a gang depends on its
+        # shape, tenant, preference and whether its duration is known (the ranking's
+        # inputs without data to move), and on nothing that changes during the loop
+        same: dict[Hashable, Hashable | None] = {}
         for pos, i in enumerate(order):
             r = queue[i]
             ent = jobs.get(r.job_id)
@@ -246,6 +260,18 @@ class Scheduler:
                 sh = self._shape(state, key, r)
             if not sh.cands.pools:
                 continue
+            sk: Hashable | None = None
+            if self._aggregate and (r.data_provider is None or r.data_gb <= 0):
+                sk = (key, r.tenant, r.provider_preference, bool(r.duration_s))
+                if sk in same:
+                    ck0 = same[sk]
+                    if ck0 is not None:
+                        c = classes.get(ck0)
+                        if c is not None:
+                            c.count += 1
+                            keys[r.job_id] = ck0
+                    continue
+                same[sk] = None
             if (
                 ledger is not None
                 and r.gpus
@@ -254,6 +280,8 @@ class Scheduler:
                 continue  # held by its quota at its turn whatever the pool: not planned
             pools = self._ordered(state, key, r, sh.cands, cyc)
             ck = (key, id(pools))
+            if sk is not None:
+                same[sk] = ck
             c = classes.get(ck)
             if c is not None:
                 c.count += 1
@@ -534,6 +562,17 @@ class Scheduler:
         last_acc: tuple[int, ...] | None = None
         if ent is not None and ent[0] is r:
             key, sh, held, seen, last_acc = ent[1], ent[2], ent[3], ent[4], ent[5]
+            if seen is None and self._aggregate:
+                # A gang interchangeable with one that this cycle's ``_fast_hold`` held,
+                # with no turn since that could change what it read (``_mut``): its turn
+                # would be the same fast HOLD (what that reads of the gang: its shape,
+                # priority and tenant; of the cycle: ``blocked_seen``, which holds the
+                # key, and ``reserved_tried``, which stays set).
+                got = cyc.fast.get((key, r.priority, r.tenant))
+                if got is not None and got[0] == self._mut:
+                    out.append(Decision(_HOLD, r.job_id, reason=got[1], code=_WAIT))
+                    self._jobs[r.job_id] = (r, key, sh, None, None, got[2])
+                    return
             if (
                 quiet
                 and held is not None
@@ -556,10 +595,16 @@ class Scheduler:
         admits = self._admits
         blocked = self._turn(state, r, key, sh, cyc, out)
         if r.job_id in state.allocations:
+            self._mut += 1
             self._jobs.pop(r.job_id, None)
             return
         d = out[n0] if len(out) == n0 + 1 else None
         acc = tuple(state.acc_version[a] for a in sh.acc_rows)
+        if self._fast and self._aggregate:
+            assert d is not None and d.reason is not None
+            cyc.fast[(key, r.priority, r.tenant)] = (self._mut, d.reason, acc)
+        else:
+            self._mut += 1
         if (
             quiet
             and d is not None

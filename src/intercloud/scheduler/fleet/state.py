@@ -41,8 +41,10 @@ from __future__ import annotations
 import bisect
 import heapq
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import groupby, repeat
 
 import numpy as np
 import numpy.typing as npt
@@ -545,17 +547,22 @@ class FleetState:
         bn = self._buck[p][new]
         # the removals from ``bo`` in order, then the appends to ``bn`` (another list):
         # what the per-node calls leave, with fewer calls per node
-        for n in nodes:
-            lvl[n] = new
-            i = pos[n]
-            last = bo.pop()
-            if last != n:
-                bo[i] = last
-                pos[last] = i
+        t = len(bo) - m
+        if t >= 0 and bo[t:] == list(nodes[::-1]):
+            # the nodes are ``bo``'s last ones, last first (what ``pick_nodes`` takes):
+            # each removal pops the node itself
+            del bo[t:]
+            _consume(map(lvl.__setitem__, nodes, repeat(new, m)))
+        else:
+            for n in nodes:
+                lvl[n] = new
+                i = pos[n]
+                last = bo.pop()
+                if last != n:
+                    bo[i] = last
+                    pos[last] = i
         k = len(bn)
-        for n in nodes:
-            pos[n] = k
-            k += 1
+        _consume(map(pos.__setitem__, nodes, range(k, k + m)))
         bn.extend(nodes)
         hist = self._hist[p]
         hist[old] -= m
@@ -587,28 +594,30 @@ class FleetState:
             return
         dfree = self._dfree
         dpos = self._dpos
-        run_d = -1
-        run_c = 0
-        for n in nodes:
-            d = ndom[n]
-            if d != run_d:
-                if run_d >= 0:
-                    self._dom_jump(p, run_d, run_c, dcount[run_d])
-                run_d = d
-                run_c = dcount[d]
-            dcount[d] += step
+        # per run of one domain's nodes, in order: the domain's count moves once
+        for d, grp in groupby(nodes, ndom.__getitem__):
+            run = list(grp)
+            k = len(run)
+            c0 = dcount[d]
+            dcount[d] = c0 + step * k
             f = dfree[d]
-            if step < 0:
-                i = dpos[n]
-                last = f.pop()
-                if last != n:
-                    f[i] = last
-                    dpos[last] = i
-                dpos[n] = -1
+            t = len(f)
+            if step > 0:
+                _consume(map(dpos.__setitem__, run, range(t, t + k)))
+                f.extend(run)
+            elif t >= k and f[t - k :] == run[::-1]:
+                # the domain's last idle nodes, last first: each removal pops the node
+                del f[t - k :]
+                _consume(map(dpos.__setitem__, run, repeat(-1, k)))
             else:
-                dpos[n] = len(f)
-                f.append(n)
-        self._dom_jump(p, run_d, run_c, dcount[run_d])
+                for n in run:
+                    i = dpos[n]
+                    last = f.pop()
+                    if last != n:
+                        f[i] = last
+                        dpos[last] = i
+                    dpos[n] = -1
+            self._dom_jump(p, d, c0, c0 + step * k)
 
     def _flip_usable(self, nodes: Sequence[int], on: bool) -> None:
         """``_make_usable`` (``on``) or ``_make_unusable`` of ``nodes`` in order (the
@@ -757,9 +766,9 @@ class FleetState:
             self._bulk_level(nodes, idx, pool, slots, 0)
             job[idx] = job_id
             self.idle_since[idx] = np.inf
-            for n in nodes:
-                vc[n] -= vcpus
-            self.free_vcpu[idx] = [vc[n] for n in nodes]
+            left = [v - vcpus for v in map(vc.__getitem__, nodes)]
+            _consume(map(vc.__setitem__, nodes, left))
+            self.free_vcpu[idx] = left
         else:
             self._restore_nodes(alloc)
         self._restored(alloc)
@@ -864,9 +873,8 @@ class FleetState:
             self.job[idx] = FREE
             self.idle_since[idx] = now_s
             vc = self._vcpu
-            nv = self._node_vcpu
-            for n in nodes:
-                vc[n] = nv[n]  # no float drift on idle nodes
+            # no float drift on idle nodes
+            _consume(map(vc.__setitem__, nodes, map(self._node_vcpu.__getitem__, nodes)))
             self.free_vcpu[idx] = self._node_vcpu_col[idx]
             self._count_gpus(pool, -alloc.request.gpus_per_node * len(nodes))
             return alloc
@@ -1165,3 +1173,8 @@ class FleetState:
                     f = self._dfree[d]
                     assert len(f) == dfree[d]
                     assert all(self._dpos[x] == i for i, x in enumerate(f))
+
+
+def _consume(it: Iterator[object]) -> None:
+    """Run ``it`` to its end at C speed (the ``map(list.__setitem__, ...)`` idiom)."""
+    deque(it, maxlen=0)
