@@ -322,17 +322,6 @@ class Client:
                 raise DaemonError(f"job {job_id} is stored, but {exc}") from None
         return prepared.submission(job_id)
 
-    def planning_ready(self, margin_s: float = 0.5) -> bool:
-        """Whether ``planning()`` answers from what it keeps, now and for ``margin_s``
-        more: ``prepare`` then only computes (no provider is built, nothing is read)."""
-        import time
-
-        cached = self._planning
-        return (
-            cached is not None
-            and time.monotonic() + margin_s - cached.built_at < self.planning_ttl_s
-        )
-
     def planning(self) -> _Planning:
         """The catalog and the enabled providers' offerings submissions plan against:
         built now, or the one built less than ``planning_ttl_s`` ago."""

@@ -125,17 +125,3 @@ def test_a_service_is_refused_at_submission(client: Client, tmp_path: Path, text
         with pytest.raises(NotRunnable, match="'s' is a service: the control loop runs"):
             client.submit(spec)
         assert client.jobs() == []
-
-
-def test_planning_is_ready_only_while_kept(tmp_path: Path, client: Client) -> None:
-    """The API server prepares small specs on its event loop only when ``planning``
-    answers from what it keeps (nothing built, no provider asked)."""
-    with client:
-        client.planning()
-        assert not client.planning_ready()  # a one-shot client keeps nothing
-    kept = Client(tmp_path / "home", autostart=False, planning_ttl_s=60.0)
-    with kept:
-        assert not kept.planning_ready()  # nothing built yet
-        kept.planning()
-        assert kept.planning_ready()
-        assert not kept.planning_ready(margin_s=60.0)  # stale within that margin

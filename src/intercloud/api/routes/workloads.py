@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -29,8 +28,6 @@ YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "
 ENV_HEADER = "X-Intercloud-Env"
 SOURCE_HEADER = "X-Intercloud-Spec-Name"
 MAX_ID = 2**31 - 1
-#: Specs up to this size are prepared on the event loop (when the offerings are kept).
-INLINE_SPEC_BYTES = 16 * 1024
 JobId = Annotated[int, "path"]
 
 Reader = Annotated[Principal, Depends(need(Action.READ))]
@@ -124,21 +121,15 @@ async def submit(request: Request, who: Submitter) -> dict[str, Any]:
     ctx = context(request)
     body = await _body(request, ctx.settings.max_body_bytes)
     text = _spec_text(request.headers.get("content-type", ""), body)
-    prepare = partial(
+    env = _env(request)
+    prepared = await run_in_threadpool(
         ctx.client.prepare,
         _source(request),
         text=text,
-        env=_env(request),
+        env=env,
         tenant=who.scope(),
         host_files=False,
     )
-    if len(body) <= INLINE_SPEC_BYTES and ctx.client.planning_ready():
-        # a small spec against the kept offerings: a fraction of a millisecond of CPU,
-        # cheaper here than the hop to a worker thread and back (the GIL gives a thread
-        # no parallelism for it anyway)
-        prepared = prepare()
-    else:  # a large spec, or offerings to build (providers may be asked): off the loop
-        prepared = await run_in_threadpool(prepare)
     # stored with its audit row, in a transaction shared with concurrent requests
     job_id = await ctx.committer.submit(prepared.store_args, audit_row(request, 201))
     request.state.audited = True
