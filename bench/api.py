@@ -167,9 +167,9 @@ def _wait_up(url: str, proc: subprocess.Popen[bytes]) -> None:
     raise SystemExit("server did not come up")
 
 
-def _cpu_s(pid: int) -> dict[str, float]:
-    """CPU seconds so far of the server (its worker processes included) and of every
-    PostgreSQL process on the machine."""
+def _cpu_s(pid: int) -> tuple[dict[str, float], dict[int, float]]:
+    """CPU seconds so far of the server (its worker processes included) and of its
+    control loop; and of each PostgreSQL process on the machine, by pid."""
     import psutil
 
     def used(p: psutil.Process) -> float:
@@ -191,11 +191,15 @@ def _cpu_s(pid: int) -> dict[str, float]:
             daemon += used(c)
         else:
             total += used(c)
-    pg = 0.0
-    for p in psutil.process_iter(["name"]):
-        if p.info["name"] == "postgres":
-            pg += used(p)
-    return {"server": total, "daemon": daemon, "postgres": pg}
+    pg = {p.pid: used(p) for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres"}
+    return {"server": total, "daemon": daemon}, pg
+
+
+def _pg_used(before: dict[int, float], after: dict[int, float]) -> float:
+    """PostgreSQL CPU seconds between two samples: processes seen at the end, less what
+    each had used at the start (a backend that exited meanwhile, another user's, would
+    otherwise count negative)."""
+    return sum(used - before.get(pid, 0.0) for pid, used in after.items())
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:
@@ -254,7 +258,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         content=SPEC,
                         headers={"Authorization": f"Bearer {token}", "Content-Type": "text/yaml"},
                     ).raise_for_status()
-            cpu_before = _cpu_s(server.pid)
+            cpu_before, pg_before = _cpu_s(server.pid)
             load = subprocess.run(
                 [sys.executable, __file__, "--load", url, token, str(args.seconds),
                  str(args.rate), str(args.connections)],
@@ -263,7 +267,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 check=True,
             )  # fmt: skip
             out = json.loads(load.stdout)
-            server_cpu = {k: v - cpu_before.get(k, 0.0) for k, v in _cpu_s(server.pid).items()}
+            cpu_after, pg_after = _cpu_s(server.pid)
+            server_cpu = {k: v - cpu_before[k] for k, v in cpu_after.items()}
+            server_cpu["postgres"] = _pg_used(pg_before, pg_after)
             lost = _missing(db_url, out["ids"])
         finally:
             server.send_signal(signal.SIGINT)  # uvicorn's graceful stop

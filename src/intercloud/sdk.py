@@ -180,28 +180,18 @@ def _iso(t: datetime | None) -> str | None:
     return None if t is None else t.isoformat(timespec="seconds")
 
 
-def _owner(spec_text: str, named: str, caller: str, source: Path | str) -> str:
+def _owner(names_tenant: bool, named: str, caller: str, source: Path | str) -> str:
     """The tenant a submission by ``caller`` belongs to: ``caller``, when the spec names
-    no tenant or names ``caller``; a spec naming another tenant is a ``SpecError``."""
+    no tenant or names ``caller``; a spec naming another tenant is a ``SpecError``
+    (``names_tenant``: the spec has a ``tenant`` key, even one saying ``default``)."""
     from intercloud.specs import SpecError
 
-    explicit = named != "default" or _names_tenant(spec_text)
+    explicit = named != "default" or names_tenant
     if explicit and named != caller:
         raise SpecError(
             "tenant", f"names tenant {named!r}, but this submission is {caller!r}'s", str(source)
         )
     return caller
-
-
-def _names_tenant(spec_text: str) -> bool:
-    """Whether the spec's top level has a ``tenant`` key (the default is implicit)."""
-    import yaml
-
-    try:  # the C loader when built: this runs on every API submission
-        data = yaml.load(spec_text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError:
-        return False
-    return isinstance(data, dict) and "tenant" in data
 
 
 def _money(x: float) -> str:
@@ -409,7 +399,8 @@ class Client:
             spec_dir = Path.cwd()
         workload = loaded.workload
         if tenant is not None:
-            workload = replace(workload, tenant=_owner(spec_text, workload.tenant, tenant, spec))
+            owner = _owner(loaded.names_tenant, workload.tenant, tenant, spec)
+            workload = replace(workload, tenant=owner)
         if not (workload.run or "").strip():
             # plan and validate accept a spec without commands; running one needs them.
             raise SpecError("run", "required to submit a job: the commands it runs", str(spec))

@@ -45,6 +45,33 @@ def test_set_fields_writes_the_code_only_with_a_reason(store: Store) -> None:
     assert store.events(job)[-2].data == {"reason_code": "over_quota"}
 
 
+def test_set_reasons_changes_many_held_jobs_each_guarded_by_its_version(store: Store) -> None:
+    a, b, c = (store.submit("training", n, "run: x\n") for n in "abc")
+    stale = store.get(c).version
+    store.set_fields(c, stale, priority=2)  # c moved on since the loop read it
+    changed = store.set_reasons(
+        [
+            (a, store.get(a).version, "no capacity", C.WAITING_FOR_CAPACITY),
+            (b, store.get(b).version, "over quota", C.OVER_QUOTA),
+            (c, stale, "no capacity", C.WAITING_FOR_CAPACITY),
+        ]
+    )
+    assert changed == [a, b]
+    held = store.get(a)
+    assert (held.reason, held.reason_code) == ("no capacity", C.WAITING_FOR_CAPACITY)
+    assert (store.get(b).reason, store.get(b).reason_code) == ("over quota", C.OVER_QUOTA)
+    assert store.get(c).reason_code is None
+    assert store.get(a).version == 2  # as set_fields: the version moves on
+    last = store.events(b)[-1]
+    assert (last.kind, last.reason, last.data) == (
+        "updated",
+        "over quota",
+        {"reason_code": "over_quota"},
+    )
+    assert store.events(c)[-1].data == {"priority": 2}
+    assert store.set_reasons([]) == []
+
+
 def test_a_code_this_version_does_not_know_reads_as_none(store: Store, db_url: str) -> None:
     job = store.submit("training", "j", "run: x\n")
     engine = sa.create_engine(normalize_url(db_url))

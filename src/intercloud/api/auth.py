@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
-from starlette.concurrency import run_in_threadpool
 
 from intercloud.api.context import ApiContext
 from intercloud.api.errors import ApiError, ErrorCode
@@ -63,11 +62,7 @@ async def authenticate(request: Request, secret: str) -> Principal:
     if len(secret) > MAX_SECRET_CHARS:
         raise ApiError(ErrorCode.UNAUTHORIZED, "unknown token", "Authorization")
     key = hash_secret(secret)
-    found = ctx.tokens.get(key)
-    if found is None:
-        found = await run_in_threadpool(ctx.store.token_by_hash, key)
-        if found is not None:
-            ctx.tokens.put(key, found)
+    found = await ctx.tokens.lookup(key, ctx.store.token_by_hash)
     if found is None:
         raise ApiError(ErrorCode.UNAUTHORIZED, "unknown token", "Authorization")
     if found.revoked_at is not None:

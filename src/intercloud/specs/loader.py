@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,13 +39,17 @@ class LoadedSpec:
     """A validated workload and how it was read.
 
     ``ignored_fields``: dotted paths of fields of an imported file that intercloud does
-    not use; ``notes``: one-line remarks on how the import was interpreted.
+    not use; ``notes``: one-line remarks on how the import was interpreted;
+    ``names_tenant``: the document's top level has a ``tenant`` key (``tenant: default``
+    written out is not the same as no tenant: the API server refuses the first from
+    another tenant's token).
     """
 
     workload: Workload
     source_format: str  # "intercloud" or "skypilot"
     ignored_fields: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    names_tenant: bool = False
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -174,11 +178,14 @@ def load_spec_text(
 ) -> LoadedSpec:
     """Parse and validate one spec. Raises ``SpecError`` (one line) on any problem."""
     try:
-        return _load(parse_yaml(text), catalog, source)
+        data = parse_yaml(text)
+        loaded = _load(data, catalog, source)
     except SpecProblem as p:
         raise SpecError(p.field, p.problem, source) from None
     except (OverflowError, RecursionError) as exc:  # a last line of defence: no traceback
         raise SpecError(ROOT, f"a value is out of range ({one_line(str(exc))})", source) from None
+    # data is a mapping here (``_load`` refuses anything else)
+    return replace(loaded, names_tenant=True) if "tenant" in data else loaded
 
 
 def read_spec_text(path: Path) -> str:

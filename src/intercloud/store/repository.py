@@ -132,6 +132,17 @@ _WORKLOAD_COLUMNS = (
 #: Ids are SQL INTEGER: 32-bit signed on PostgreSQL.
 _MAX_ID = 2**31 - 1
 _SELECT_WORKLOAD = sa.select(*_WORKLOAD_COLUMNS).join(TenantModel, TenantModel.id == W.tenant_id)
+#: ``set_reasons``' guarded update, built once (its cache key is computed once, too).
+_SET_REASON = (
+    sa.update(W)
+    .where(W.id == sa.bindparam("w_id"), W.version == sa.bindparam("w_version"))
+    .values(
+        version=W.version + 1,
+        updated_at=sa.bindparam("w_time"),
+        reason=sa.bindparam("w_reason"),
+        reason_code=sa.bindparam("w_code"),
+    )
+)
 
 
 def utc_now() -> datetime:
@@ -813,6 +824,49 @@ class Store(
             data = _event_data(fields, reason_code) or {}
             self._event(conn, workload_id, "updated", t, reason=reason, data=data)
             return self._get(conn, workload_id)
+
+    def set_reasons(
+        self, holds: Sequence[tuple[int, int, str, ReasonCode | None]], now: datetime | None = None
+    ) -> list[int]:
+        """``set_fields(id, version, reason=..., reason_code=...)`` for many held jobs at
+        once: ``holds`` are ``(id, expected_version, reason, code)``; each is changed (with
+        its ``updated`` event) only if still at its version. One transaction, one commit:
+        the control loop holds every new submission once, and under a submission burst
+        one transaction per job cost it more than the decisions. The ids changed."""
+        if not holds:
+            return []
+        t = self._now(now)
+        changed: list[int] = []
+        with self._db.write() as conn:
+            for workload_id, version, reason, code in holds:
+                params = {
+                    "w_id": workload_id,
+                    "w_version": version,
+                    "w_reason": reason,
+                    "w_code": _code_value(code),
+                    "w_time": t,
+                }
+                if conn.execute(_SET_REASON, params).rowcount == 1:
+                    changed.append(workload_id)
+            if changed:
+                reasons = {h[0]: (h[2], h[3]) for h in holds}
+                conn.execute(
+                    sa.insert(E),
+                    [
+                        {
+                            "workload_id": i,
+                            "instance_id": None,
+                            "time": t,
+                            "kind": "updated",
+                            "from_state": None,
+                            "to_state": None,
+                            "reason": reasons[i][0],
+                            "data": _event_data({}, reasons[i][1]),
+                        }
+                        for i in changed
+                    ],
+                )
+        return changed
 
     def request_cancel(
         self, workload_id: int, now: datetime | None = None, tenant: str | None = None

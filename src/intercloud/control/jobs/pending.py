@@ -89,6 +89,7 @@ def place(ctx: JobContext, pending: Sequence[WorkloadRecord]) -> bool:
         )
     else:
         decisions = ctx.decider.decide(queue, ctx.offerings(), ctx.free_capacity())
+    holds: list[tuple[int, int, str, ReasonCode | None]] = []
     for d in decisions:
         if isinstance(d, Preempt):
             changed |= preempt(ctx, d)
@@ -98,10 +99,11 @@ def place(ctx: JobContext, pending: Sequence[WorkloadRecord]) -> bool:
             changed |= reject(ctx, w, d.reason, d.code)
         elif isinstance(d, Hold):
             if w.reason != d.reason or w.reason_code != d.code:
-                rec = ctx.store.set_fields(w.id, w.version, reason=d.reason, reason_code=d.code)
-                changed |= rec is not None
+                holds.append((w.id, w.version, d.reason, d.code))
         elif isinstance(d, Place):
             changed |= _apply_place(ctx, w, d)
+    # every changed reason in one transaction: a burst of submissions is held at once
+    changed |= bool(ctx.store.set_reasons(holds))
     return changed
 
 
