@@ -16,9 +16,9 @@ answers for all of them (``provision`` asks until it is done). Still queued afte
 ``start_wait_s``, the answer is ``CapacityError`` and the job stays in Slurm's queue
 for the next call (placed again after the loop's back-off), until
 ``provision_timeout_s`` after its submission: then it is cancelled. ``start_node``
-writes the rank's command into the gang's folder (``slurm_scripts``: a shared folder every node sees), where that
-rank's ``srun`` task waits for it; ``kill`` asks that task to stop its command and waits
-for it; ``release`` cancels the job (``scancel --name``).
+writes the rank's command into the gang's folder (``slurm_scripts``: a shared folder
+every node sees), where that rank's ``srun`` task waits for it; ``kill`` asks that task
+to stop its command and waits for it; ``release`` cancels the job (``scancel --name``).
 
 ``poll`` copies each rank's output (``rank-<r>.log``, Slurm's output file of the task)
 to ``agent_log_path`` (where ``intercloud logs`` reads), reports EXITED with the exit
