@@ -353,18 +353,15 @@ class SlurmProvider(Provider):
                 f"{request.offering.zone}: {info.reason} (job {slurm_job} cancelled)"
             )
         now = time.monotonic()
-        if info.state in ("RUNNING", "CONFIGURING"):
-            # allocated: its tasks are being launched (srun); bounded like a queued one
+        if info.state == "RUNNING" and len(info.nodes) == request.nodes:
+            # allocated: its tasks are being launched (srun). One whose tasks do not say
+            # so within start_wait_s (a gang submitted by an older intercloud) is handed
+            # out as it is: ``start_node`` waits for each task
             with self._mutex:
                 since = self._running_since.setdefault(rid, now)
-            if now - since > self.config.provision_timeout_s:
-                self._forget(rid)
-                self.cli.cancel(slurm_job)
-                raise ProviderError(
-                    f"slurm job {slurm_job} of {rid} runs but its tasks did not start within "
-                    f"{self.config.provision_timeout_s:g}s (cancelled)"
-                )
-            return None
+            if now - since <= self.config.start_wait_s:
+                return None
+            return self._allocation(request, slurm_job, list(info.nodes))
         # Slurm starts a job at once when its nodes are free; one it has looked at and
         # left pending (Resources, Priority, ...) waits for others to end
         evaluated = info.state == "PENDING" and info.reason not in ("", "None")
