@@ -28,7 +28,9 @@ def provision(ctx: JobContext, w: WorkloadRecord) -> bool:
     except (CapacityError, ProviderError) as exc:
         return back_to_pending(ctx, w, f"waiting for capacity: {exc}")
     if allocation is None:
-        return False  # still being brought up: asked again next step (no back-off)
+        # still being brought up: asked again next step, with no back-off, and counted
+        # as a change so the loop keeps its shortest pause until the gang runs
+        return True
     ctx.crashpoint("provisioning")
     ctx.store.begin_attempt(w.id, w.attempt, allocation=allocation_dict(allocation))
     ctx.crashpoint("provisioning")
