@@ -259,6 +259,33 @@ def test_capacity_error_goes_back_to_pending_with_backoff(
     ]
 
 
+def test_a_gang_still_being_brought_up_stays_placing_without_back_off(
+    store: Store, make_reconciler: Make
+) -> None:
+    # a provider that queues (Slurm) answers try_provision with None until the gang runs:
+    # the job is asked again on the next steps, never sent back to PENDING
+    now = [0.0]
+    rec = make_reconciler(clock=lambda: now[0])
+    provider = next(iter(rec.providers.values()))
+    asked: list[str] = []
+
+    def try_provision(req):  # type: ignore[no-untyped-def]
+        asked.append(req.request_id)
+        return provider.provision(req) if len(asked) > 2 else None
+
+    provider.try_provision = try_provision  # type: ignore[method-assign]
+    job = submit(store, "true", name="queued")
+    rec.step()
+    rec.step()
+    assert store.get(job).state is S.PLACING and len(asked) == 2
+    run_until(rec, all_terminal(store, job))  # the clock never moves: no back-off passes
+    assert store.get(job).state is S.SUCCEEDED
+    assert len(set(asked)) == 1 and len(asked) == 3
+    assert [d for _, d, _ in transitions(store, job)] == [
+        "PENDING", "PLACING", "PROVISIONING", "RUNNING", "SUCCEEDED"
+    ]  # fmt: skip
+
+
 def test_spec_no_provider_can_run_fails_with_the_reason(
     store: Store, make_reconciler: Make
 ) -> None:

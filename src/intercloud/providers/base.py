@@ -199,6 +199,14 @@ class Provider(ABC):
     def provision(self, request: ProvisionRequest) -> Allocation:
         """Reserve/launch the nodes; raise CapacityError if they are not available."""
 
+    def try_provision(self, request: ProvisionRequest) -> Allocation | None:
+        """``provision`` without waiting: the allocation once it is ready, None while the
+        provider is still bringing it up (ask again with the same request later; the
+        control loop keeps the job placing meanwhile, so one slow gang does not hold
+        up the others). Raises as ``provision``. By default ``provision`` itself, for
+        providers whose ``provision`` answers promptly."""
+        return self.provision(request)
+
     @abstractmethod
     def release(self, allocation_id: str) -> None:
         """Give the nodes back. Idempotent."""

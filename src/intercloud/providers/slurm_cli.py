@@ -295,6 +295,11 @@ class SlurmCli:
         out = self.run("sbatch", ["--parsable", *args, script])
         return out.stdout.strip().split(";")[0]
 
+    def cancel_named(self, name: str) -> None:
+        """``scancel --name NAME``: every live job of that name; ProviderError when the
+        controller does not answer."""
+        self.run("scancel", [f"--name={name}"])
+
     def cancel(self, job_id: str, signal: str | None = None) -> None:
         args = [f"--signal={signal}", "--full"] if signal else []
         self.run("scancel", [*args, job_id], check=False)

@@ -8,15 +8,17 @@ unallocated CPUs, GPUs and memory of the usable nodes of each.
 A gang (one allocation, one attempt of one job) is one Slurm job, named
 ``ic-<namespace>-<request id>`` with intercloud's ids in its ``--comment``:
 ``--nodes N --ntasks-per-node 1``, ``--gres=gpu:K``, the partition, the account, and
-``--time`` = the expected duration plus ``time_margin_s``. ``provision`` submits it (or
-finds it by name) and returns once Slurm runs it, with each rank's node address
-(rank r = the r-th node of the job); still queued after ``start_wait_s``, the answer is
-``CapacityError`` and the job stays in Slurm's queue for the next call (placed again
-after the loop's back-off), until ``provision_timeout_s`` after its submission: then it
-is cancelled. ``start_node`` writes the rank's command
-into the gang's folder (``slurm_scripts``: a shared folder every node sees), where that
-rank's ``srun`` task waits for it; ``kill`` asks that task to stop its command and waits
-for it; ``release`` cancels the job (``scancel``).
+``--time`` = the expected duration plus ``time_margin_s``. ``try_provision`` submits it
+(or finds it by name) and returns at once: None until every rank's task runs, then the
+allocation with each rank's node address (the node its task names); the control loop
+asks again each step, so gangs placed together start together, and one ``squeue``
+answers for all of them (``provision`` asks until it is done). Still queued after
+``start_wait_s``, the answer is ``CapacityError`` and the job stays in Slurm's queue
+for the next call (placed again after the loop's back-off), until
+``provision_timeout_s`` after its submission: then it is cancelled. ``start_node``
+writes the rank's command into the gang's folder (``slurm_scripts``: a shared folder
+every node sees), where that rank's ``srun`` task waits for it; ``kill`` asks that task
+to stop its command and waits for it; ``release`` cancels the job (``scancel --name``).
 
 ``poll`` copies each rank's output (``rank-<r>.log``, Slurm's output file of the task)
 to ``agent_log_path`` (where ``intercloud logs`` reads), reports EXITED with the exit
@@ -82,6 +84,11 @@ NEVER_REASONS = frozenset({"PartitionConfig", "PartitionNodeLimit", "PartitionTi
 NODES_MAX_AGE_S = 0.25
 #: How often ``provision`` and ``kill`` look again.
 POLL_S = 0.05
+#: How old the one ``squeue`` answer about the gangs being provisioned may be.
+QUEUE_MAX_AGE_S = 0.1
+#: How often ``poll`` asks ``squeue`` about the running gangs (their exits come from
+#: files at every poll; Slurm's verdicts on the others, at most this often).
+QUEUE_POLL_S = 0.25
 #: How long a rank's task waits for its command before giving up (a gang that Slurm
 #: started after intercloud placed the job elsewhere must not hold its nodes).
 COMMAND_WAIT_S = 120
@@ -186,6 +193,14 @@ class SlurmProvider(Provider):
         self._offerings: tuple[float, list[Offering]] | None = None
         self._nodes_seen: tuple[float, list[SlurmNode]] | None = None
         self._addr: dict[str, str] = {}  # node name -> NodeAddr, as last seen
+        # the gangs being provisioned (``try_provision``): request id -> Slurm job, the
+        # end of the current ask's ``start_wait_s``, since when its job runs; one
+        # ``squeue`` answer for all of them (time, the jobs it covered, their states)
+        self._asked: dict[str, str] = {}
+        self._ask_until: dict[str, float] = {}
+        self._running_since: dict[str, float] = {}
+        self._queue_view: tuple[float, frozenset[str], dict[str, JobInfo]] | None = None
+        self._queue_polled = -math.inf  # when ``poll`` last asked ``squeue``
 
     # -- the cluster -----------------------------------------------------------------
     def _nodes(self) -> list[tuple[str, SlurmNode]]:
@@ -281,18 +296,128 @@ class SlurmProvider(Provider):
         return Path(self.config.work_root) / self.config.namespace / request_id
 
     def provision(self, request: ProvisionRequest) -> Allocation:
-        """The gang's Slurm job (submitted, or found by name) once it runs."""
+        """The gang's Slurm job (submitted, or found by name) once its tasks run:
+        ``try_provision`` asked again until it answers."""
+        while True:
+            allocation = self.try_provision(request)
+            if allocation is not None:
+                return allocation
+            time.sleep(POLL_S)
+
+    def try_provision(self, request: ProvisionRequest) -> Allocation | None:
+        """Submit the gang's Slurm job (or find it by name) and return at once: the
+        allocation once every rank's task runs (``rank-<r>.ready``), None while Slurm
+        is starting it or it has queued for less than ``start_wait_s`` of this ask.
+        Queued longer (or left pending by Slurm's scheduler): CapacityError, the job
+        kept in Slurm's queue for the next ask (cancelled ``provision_timeout_s`` after
+        its submission). The state of every gang being asked for comes from one
+        ``squeue``, so a loop step with many gangs placed costs one call, not one each."""
         if request.nodes < 1:
             raise ValueError("a provision request needs at least one node")
+        rid = request.request_id
+        d = self.job_dir(rid)
+        with self._mutex:
+            slurm_job = self._asked.get(rid)
+        if slurm_job is None:
+            slurm_job = self._find(request)
+            fresh = slurm_job is None
+            if slurm_job is None:
+                slurm_job = self._submit(request, job_name(self.config.namespace, rid))
+            with self._mutex:
+                self._asked[rid] = slurm_job
+                self._ask_until[rid] = time.monotonic() + self.config.start_wait_s
+            if fresh:
+                return None  # just submitted: its tasks cannot run yet
+        try:
+            info = self._queued(slurm_job)
+        except ProviderError:
+            self._forget(rid)
+            raise
+        if info is None or info.state not in REQUEUED_STATES | {"CONFIGURING", "RUNNING"}:
+            self._forget(rid)
+            state = info.state if info else "gone"
+            said = _last_line(d / f"slurm-{slurm_job}.out")
+            raise ProviderError(
+                f"slurm job {slurm_job} of {rid} ended before running "
+                f"({state}{': ' + said if said else ''})"
+            )
+        ready = _ready_nodes(d, request.nodes)
+        if ready is not None and info.state == "RUNNING":
+            # every task runs (a task that could not name its node: Slurm's node order)
+            return self._allocation(request, slurm_job, ready if all(ready) else list(info.nodes))
+        if info.reason in NEVER_REASONS:
+            self._forget(rid)
+            self.cli.cancel(slurm_job)
+            raise ProviderError(
+                f"slurm cannot run {request.nodes} node(s) of partition "
+                f"{request.offering.zone}: {info.reason} (job {slurm_job} cancelled)"
+            )
+        now = time.monotonic()
+        if info.state == "RUNNING" and len(info.nodes) == request.nodes:
+            # allocated: its tasks are being launched (srun). One whose tasks do not say
+            # so within start_wait_s (a gang submitted by an older intercloud) is handed
+            # out as it is: ``start_node`` waits for each task
+            with self._mutex:
+                since = self._running_since.setdefault(rid, now)
+            if now - since <= self.config.start_wait_s:
+                return None
+            return self._allocation(request, slurm_job, list(info.nodes))
+        # Slurm starts a job at once when its nodes are free; one it has looked at and
+        # left pending (Resources, Priority, ...) waits for others to end
+        evaluated = info.state == "PENDING" and info.reason not in ("", "None")
+        with self._mutex:
+            until = self._ask_until.setdefault(rid, now + self.config.start_wait_s)
+        if not evaluated and now <= until:
+            return None
+        self._forget(rid)  # asked again later: found by name, a fresh start_wait_s
+        reason = info.reason if info.reason not in ("", "None") else "not started"
+        try:
+            submitted = float((d / "submitted-at").read_text())
+        except (OSError, ValueError):
+            submitted = time.time()
+        waited = time.time() - submitted
+        if waited >= self.config.provision_timeout_s:
+            self.cli.cancel(slurm_job)
+            raise CapacityError(
+                f"slurm: {request.nodes} node(s) of partition {request.offering.zone} "
+                f"not running within {self.config.provision_timeout_s:g}s ({reason})"
+            )
+        raise CapacityError(f"slurm: queued as job {slurm_job} for {waited:.0f}s ({reason})")
+
+    def _find(self, request: ProvisionRequest) -> str | None:
+        """The live Slurm job of a request seen before (it has its folder), by name."""
+        if not self.job_dir(request.request_id).exists():
+            return None
         name = job_name(self.config.namespace, request.request_id)
-        # a request seen before has its folder: its job may be in Slurm (found by name)
-        found: list[JobInfo] = []
-        if self.job_dir(request.request_id).exists():
-            live = LIVE_STATES | REQUEUED_STATES
-            found = [j for j in self.cli.jobs(name=name).values() if j.state in live]
-        slurm_job = found[0].job_id if found else self._submit(request, name)
-        info = self._wait_running(slurm_job, request)
-        hosts = self._addresses(info.nodes)
+        live = LIVE_STATES | REQUEUED_STATES
+        found = [j for j in self.cli.jobs(name=name).values() if j.state in live]
+        return found[0].job_id if found else None
+
+    def _queued(self, slurm_job: str) -> JobInfo | None:
+        """``squeue``'s view of ``slurm_job``, from one call for every gang being asked
+        for, at most ``QUEUE_MAX_AGE_S`` old (asked again for a job it did not cover)."""
+        now = time.monotonic()
+        with self._mutex:
+            view = self._queue_view
+            if view is not None and now - view[0] < QUEUE_MAX_AGE_S and slurm_job in view[1]:
+                return view[2].get(slurm_job)
+            asked = frozenset({*self._asked.values(), slurm_job})
+        jobs = self.cli.jobs(sorted(asked))
+        with self._mutex:
+            self._queue_view = (now, asked, jobs)
+        return jobs.get(slurm_job)
+
+    def _forget(self, request_id: str) -> None:
+        with self._mutex:
+            self._asked.pop(request_id, None)
+            self._ask_until.pop(request_id, None)
+            self._running_since.pop(request_id, None)
+
+    def _allocation(
+        self, request: ProvisionRequest, slurm_job: str, nodes: list[str]
+    ) -> Allocation:
+        self._forget(request.request_id)
+        hosts = self._addresses(tuple(nodes))
         with self._mutex:
             self._nodes_seen = None  # its nodes are taken now: free capacity asks again
         gpus = request.accelerators_per_node
@@ -309,7 +434,7 @@ class SlurmProvider(Provider):
             extra={
                 "slurm_job_id": slurm_job,
                 "job_dir": str(self.job_dir(request.request_id)),
-                "slurm_nodes": list(info.nodes),
+                "slurm_nodes": list(nodes),
                 "job_id": request.job_id,
                 "gpus_per_node": gpus,
                 "master_port": PORT_BASE + zlib.crc32(request.request_id.encode()) % PORT_SPAN,
@@ -354,51 +479,6 @@ class SlurmProvider(Provider):
         (d / "slurm-job-id").write_text(job)
         return job
 
-    def _wait_running(self, slurm_job: str, request: ProvisionRequest) -> JobInfo:
-        """The job once it runs. Still queued after ``start_wait_s``: CapacityError, the
-        job left in Slurm's queue (the next ``provision`` of this request finds it),
-        unless it has waited ``provision_timeout_s`` since its submission: then it is
-        cancelled."""
-        d = self.job_dir(request.request_id)
-        try:
-            submitted = float((d / "submitted-at").read_text())
-        except (OSError, ValueError):
-            submitted = time.time()
-        deadline = time.monotonic() + self.config.start_wait_s
-        while True:
-            info = self.cli.jobs([slurm_job]).get(slurm_job)
-            if info is not None and info.state == "RUNNING" and len(info.nodes) == request.nodes:
-                return info
-            if info is None or info.state not in REQUEUED_STATES | {"CONFIGURING", "RUNNING"}:
-                state = info.state if info else "gone"
-                said = _last_line(d / f"slurm-{slurm_job}.out")
-                raise ProviderError(
-                    f"slurm job {slurm_job} of {request.request_id} ended before running "
-                    f"({state}{': ' + said if said else ''})"
-                )
-            if info.reason in NEVER_REASONS:
-                self.cli.cancel(slurm_job)
-                raise ProviderError(
-                    f"slurm cannot run {request.nodes} node(s) of partition "
-                    f"{request.offering.zone}: {info.reason} (job {slurm_job} cancelled)"
-                )
-            # Slurm starts a job at once when its nodes are free; one it has looked at
-            # and left pending (Resources, Priority, ...) waits for others to end
-            evaluated = info.state == "PENDING" and info.reason not in ("", "None")
-            if evaluated or time.monotonic() > deadline:
-                reason = info.reason if info.reason not in ("", "None") else "not started"
-                waited = time.time() - submitted
-                if waited >= self.config.provision_timeout_s:
-                    self.cli.cancel(slurm_job)
-                    raise CapacityError(
-                        f"slurm: {request.nodes} node(s) of partition {request.offering.zone} "
-                        f"not running within {self.config.provision_timeout_s:g}s ({reason})"
-                    )
-                raise CapacityError(
-                    f"slurm: queued as job {slurm_job} for {waited:.0f}s ({reason})"
-                )
-            time.sleep(POLL_S)
-
     def _addresses(self, names: tuple[str, ...]) -> list[str]:
         """Each node's address (``NodeAddr``; its name when Slurm has none), from the
         addresses last seen (``sinfo`` again for a node not seen yet)."""
@@ -410,12 +490,12 @@ class SlurmProvider(Provider):
 
     def release(self, allocation_id: str) -> None:
         """Cancel the gang's Slurm job. Idempotent; a controller away: cancelled once back."""
+        self._forget(allocation_id)
         d = self.job_dir(allocation_id)
         ids = {(d / "slurm-job-id").read_text().strip()} if (d / "slurm-job-id").exists() else set()
         try:
-            ids |= set(self.cli.jobs(name=job_name(self.config.namespace, allocation_id)))
-            for job in ids:
-                self.cli.cancel(job)
+            # every job of that name (one submitted twice around a crash too), one call
+            self.cli.cancel_named(job_name(self.config.namespace, allocation_id))
         except ProviderError as exc:
             log.warning("release of %s: %s (cancelled once slurm answers)", allocation_id, exc)
             with self._mutex:
@@ -563,8 +643,10 @@ class SlurmProvider(Provider):
             else:
                 waiting.append((key, t))
         self._cancel_orphans()
-        if not waiting:
-            return events
+        now = time.monotonic()
+        if not waiting or now - self._queue_polled < QUEUE_POLL_S:
+            return events  # exits come from the files; Slurm's verdicts can wait a little
+        self._queue_polled = now
         try:
             jobs = self.cli.jobs(sorted({t.slurm_job for _, t in waiting}))
         except ProviderError as exc:
@@ -683,6 +765,18 @@ def verdict(
         NodeEventKind.LOST,
         f"slurm job {slurm_job} ended {state.lower()}{on} without an exit code",
     )
+
+
+def _ready_nodes(job_dir: Path, ranks: int) -> list[str] | None:
+    """The node each rank's task says it runs on (``rank-<r>.ready``; "" where it could
+    not name it), or None while some task has not started."""
+    out = []
+    for r in range(ranks):
+        try:
+            out.append((job_dir / f"rank-{r}.ready").read_text().strip())
+        except OSError:
+            return None
+    return out
 
 
 def _read_code(path: Path) -> int | None:

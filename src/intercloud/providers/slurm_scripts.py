@@ -3,7 +3,8 @@ the cluster's shared filesystem:
 
 - ``batch.sh``: the ``sbatch`` script; one ``srun`` step, one task per node, each
   task's output in ``rank-<task>.log`` (Slurm writes it);
-- ``rank.sh``: each task waits for its rank's command (``rank-<r>.sh``, written by
+- ``rank.sh``: each task says it runs (``rank-<r>.ready``, holding its node's name),
+  waits for its rank's command (``rank-<r>.sh``, written by
   ``start_node``), runs it in its own process group and records the exit code in
   ``rank-<r>.exit``. It stops the command on a kill request (``rank-<r>.kill``), on
   Slurm's own signal (the job cancelled, its node failing: no exit file, so the
@@ -34,6 +35,8 @@ finish() {
   echo "$1" >"$d/rank-$r.exit.tmp" && mv -f "$d/rank-$r.exit.tmp" "$d/rank-$r.exit"
   exit "$1"
 }
+# ready: this task runs, on this node (the provider hands out the gang once all are)
+echo "${SLURMD_NODENAME:-}" >"$d/.rank-$r.ready" && mv -f "$d/.rank-$r.ready" "$d/rank-$r.ready"
 start=$SECONDS
 while [ ! -f "$d/rank-$r.sh" ]; do
   [ -f "$d/rank-$r.kill" ] && finish 143

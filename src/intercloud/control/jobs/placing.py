@@ -1,5 +1,7 @@
-"""PLACING: reserve the placement's nodes (``provision``, idempotent by request id
-``{job}-a{attempt}``) -> PROVISIONING, then start them at once (``provisioning.start``).
+"""PLACING: reserve the placement's nodes (``try_provision``, idempotent by request id
+``{job}-a{attempt}``) -> PROVISIONING, then start them at once (``provisioning.start``);
+while the provider is still bringing them up, the job stays PLACING and is asked again
+on the next step (a provider that queues, as Slurm, never blocks the loop).
 A refusal (``CapacityError``, an offering no longer sold, a provider not enabled) ->
 PENDING with the reason, placed again after a growing back-off."""
 
@@ -22,9 +24,13 @@ def provision(ctx: JobContext, w: WorkloadRecord) -> bool:
     """PLACING: reserve the nodes (idempotent by request id) -> PROVISIONING."""
     try:
         provider, req = request(ctx, w)
-        allocation = provider.provision(req)
+        allocation = provider.try_provision(req)
     except (CapacityError, ProviderError) as exc:
         return back_to_pending(ctx, w, f"waiting for capacity: {exc}")
+    if allocation is None:
+        # still being brought up: asked again next step, with no back-off, and counted
+        # as a change so the loop keeps its shortest pause until the gang runs
+        return True
     ctx.crashpoint("provisioning")
     ctx.store.begin_attempt(w.id, w.attempt, allocation=allocation_dict(allocation))
     ctx.crashpoint("provisioning")
