@@ -26,8 +26,11 @@ from slurm_cluster import SlurmCluster
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "aws"))
 from chaos_helpers import CHECKPOINTING_RUN, ic, log_tail, store_of, submit, wait_for
 
-#: steps of the job (0.25 s each): the gang is far from done when the fault comes
-STEPS = 100
+#: steps of the job (0.25 s each): the gang is far from done when the fault comes (at
+#: step 3) and when its ranks stop (a killed controller fences them ~4 s = 16 steps
+#: later; a dead node's gang is failed once Slurm declares it down, SlurmdTimeout=5),
+#: and what is left after the resume is short
+STEPS = 64
 #: each rank checkpoints in its own folder (two ranks of one gang are not a double run)
 RUN = CHECKPOINTING_RUN.replace(
     'ck="$INTERCLOUD_CHECKPOINT_DIR"', 'ck="$INTERCLOUD_CHECKPOINT_DIR/r$RANK"'
