@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hypothesis_budget import examples
 from intercloud.catalog import Catalog
 from intercloud.catalog.egress import transfer_usd_per_gb
 from intercloud.model import (
@@ -242,7 +243,7 @@ def brute_force(
 
 
 @settings(
-    max_examples=300,
+    max_examples=examples(300),
     derandomize=True,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],

@@ -223,7 +223,13 @@ def test_foreign_database_is_left_alone(empty_db_url: str) -> None:
         engine.dispose()
 
 
-def test_locked_fresh_database_cannot_be_initialised(tmp_path: Path) -> None:
+def test_locked_fresh_database_cannot_be_initialised(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a first open retries a lock for ``migration_wait_s`` (60 s: another opener may be
+    # mid-migration); this lock is never released, so the test waits half a second
+    wait = engine_module.ensure_schema
+    monkeypatch.setattr(engine_module, "ensure_schema", lambda db: wait(db, migration_wait_s=0.5))
     path = tmp_path / "state.db"
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")

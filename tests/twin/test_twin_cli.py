@@ -97,7 +97,7 @@ def test_empty_trace_is_one_line(tmp_path: Path) -> None:
 
 def test_compare_two_runs(tmp_path: Path) -> None:
     base = [SMALL, "--trace", str(FIX / "philly_small.csv"), "--format", "philly",
-            "--jobs", "60", "--days", "2"]  # fmt: skip
+            "--jobs", "20", "--days", "1"]  # fmt: skip
     for name, fail in (("on", "on"), ("off", "off")):
         code, out, _ = invoke(*base, "--failures", fail, "--out", str(tmp_path / name))
         assert code == 0, out
@@ -105,7 +105,7 @@ def test_compare_two_runs(tmp_path: Path) -> None:
                                  "--json"])  # fmt: skip
     assert r.exit_code == 0, r.stdout
     rows = {x["field"]: x for x in json.loads(r.stdout)}
-    assert rows["jobs_total"]["a"] == rows["jobs_total"]["b"] == 60
+    assert rows["jobs_total"]["a"] == rows["jobs_total"]["b"] == 20
     assert rows["jobs_total"]["change"] == 0.0
     bad = CliRunner().invoke(app, ["twin", "compare", str(tmp_path / "on"), str(tmp_path)])
     assert bad.exit_code == 2 and "no such report" in bad.stderr

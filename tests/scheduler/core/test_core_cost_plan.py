@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from sched_helpers import pool
 from test_core_memo_exact import fleets, request
 
+from hypothesis_budget import examples
 from intercloud.model import PricingKind, SpotPolicy
 from intercloud.scheduler.core import Scheduler
 from intercloud.scheduler.cost.pool_cost import PoolCosts
@@ -55,7 +56,7 @@ def test_reserved_nodes_go_to_the_gangs_without_a_cheap_fallback() -> None:
     assert runs[True] == ({1: 1, 2: 1, 3: 0, 4: 0}, 16.0)  # the plan: 2 x spot
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.data())
 def test_the_plan_changes_where_not_how_many_when_capacity_is_plentiful(
     data: st.DataObject,

@@ -12,6 +12,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypothesis_budget import examples
 from intercloud.model import PricingKind, SpotPolicy, Topology
 from intercloud.scheduler.core import Scheduler, requeue
 from intercloud.scheduler.cost.caps import DiversificationCaps
@@ -91,7 +92,7 @@ def _apply(ds: list[Decision], queue: list[GangRequest], state: FleetState) -> N
     queue.extend(requeue(state, ds))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     pools=fleets(),
     data=st.data(),
@@ -142,7 +143,7 @@ def test_memos_never_change_a_decision(
         _apply(want, queue_f, fresh_state)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(pools=fleets(), data=st.data())
 def test_fitting_pools_is_fits_now_in_order(pools: list[PoolSpec], data: st.DataObject) -> None:
     state = FleetState(pools)

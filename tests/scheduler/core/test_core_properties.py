@@ -9,6 +9,7 @@ import copy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypothesis_budget import examples
 from intercloud.model import PricingKind, SpotPolicy, Topology
 from intercloud.scheduler.core import Scheduler, requeue
 from intercloud.scheduler.cost.caps import DiversificationCaps
@@ -179,7 +180,7 @@ def _fields(r: GangRequest) -> dict[str, object]:
     return {f: getattr(r, f) for f in GangRequest.__slots__}
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80), deadline=None)
 @given(pools(), requests(), st.integers(0, 30), st.integers(1, 4), st.sampled_from(list(Topology)))
 def test_preemption_frees_no_more_than_needed(
     fleet: list[PoolSpec], running: list[GangRequest], seed: int, nodes: int, topo: Topology

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_core_memo_exact import _apply, fleets, request
 
+from hypothesis_budget import examples
 from intercloud.scheduler.core import Scheduler
 from intercloud.scheduler.cost.caps import DiversificationCaps
 from intercloud.scheduler.cost.pool_cost import PoolCosts
@@ -49,7 +50,7 @@ def _request(data: st.DataObject, job_id: int, now: float) -> GangRequest:
     )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     pools=fleets(),
     data=st.data(),

@@ -11,6 +11,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypothesis_budget import examples
 from intercloud.scheduler.requests import GangRequest, TenantSpec
 from intercloud.scheduler.tenancy import TenantLedger
 
@@ -50,7 +51,7 @@ def _fingerprint(led: TenantLedger) -> dict[str, Any]:
     return copy.deepcopy({k: v for k, v in vars(led).items()})
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(data=st.data())
 def test_rollback_restores_everything(data: st.DataObject) -> None:
     led, running, now = _ledger(data)
@@ -86,7 +87,7 @@ def _reclaimable(before: dict[str, Any], t: str, g: str) -> list[int]:
     return other.reclaimable(t, g, 1)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(data=st.data())
 def test_refuses_whatever_stops_is_sound(data: st.DataObject) -> None:
     led, running, now = _ledger(data)
@@ -111,7 +112,7 @@ def test_refuses_whatever_stops_is_sound(data: st.DataObject) -> None:
             assert why is not None and why.startswith("over quota")
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(data=st.data())
 def test_reclaimable_ids_is_reclaimable_as_a_set(data: st.DataObject) -> None:
     led, _, _ = _ledger(data)

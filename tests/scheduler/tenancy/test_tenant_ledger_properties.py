@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from hypothesis_budget import examples
 from intercloud.scheduler.requests import GangRequest, TenantSpec
 from intercloud.scheduler.tenancy import UNKNOWN_DURATION_S, TenantLedger
 
@@ -198,7 +199,7 @@ def record_events(decisions: list[str]) -> None:
             event(kind)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     specs=tenant_specs(),
     capacity=st.fixed_dictionaries({g: st.integers(0, 96) for g in TYPES}),
@@ -212,7 +213,7 @@ def test_quotas_budgets_and_determinism(
     assert simulate(specs, capacity, steps) == first
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(specs=tenant_specs(min_guarantee=8, budgets=False), steps=ops(submits=4, min_size=30))
 def test_reclaim_always_frees_a_guarantee_when_capacity_covers_guarantees(
     specs: tuple[TenantSpec, ...], steps: list[object]
