@@ -21,7 +21,9 @@ from intercloud.store.testing import temporary_postgres_database
 
 @pytest.mark.usefixtures("postgres_required")
 def test_two_servers_two_homes_one_database_one_leader(tmp_path: Path) -> None:
-    extra = {"INTERCLOUD_LEADER_TTL": "2", "INTERCLOUD_LOCAL_CPUS": "8"}
+    # a lease of a few seconds: short enough to matter, long enough that a loaded
+    # 2-core box does not let the leader's renewal lapse (this test is not a takeover)
+    extra = {"INTERCLOUD_LEADER_TTL": "6", "INTERCLOUD_LOCAL_CPUS": "8"}
     with temporary_postgres_database() as url:
         extra["INTERCLOUD_DB_URL"] = url
         with running_server(tmp_path / "a", **extra) as a:
@@ -53,7 +55,8 @@ def _one_leader_both_answer(a: Server, b: Server, url: str) -> None:
         assert r.status_code == 201, r.text
         ids.append(r.json()["id"])
     daemons = {daemon_status(s.home)["pid"] for s in (a, b)}
-    assert None not in daemons and len(daemons) == 2  # each server started its home's
+    # each server started its home's
+    assert None not in daemons and len(daemons) == 2, _daemon_logs(a, b)
     store = open_store(url)
     try:
         deadline = time.monotonic() + 60
@@ -71,3 +74,14 @@ def _one_leader_both_answer(a: Server, b: Server, url: str) -> None:
         for j in ids:
             r = server.call(member, "GET", f"/v1/workloads/{j}")
             assert r.status_code == 200 and r.json()["state"] == "SUCCEEDED", r.text
+
+
+def _daemon_logs(*servers: Server) -> str:
+    """The tail of each home's daemon log (why a daemon is missing)."""
+    out = []
+    for s in servers:
+        status = daemon_status(s.home)
+        log = Path(status["log"])
+        tail = log.read_text(errors="replace")[-1500:] if log.exists() else "(no log)"
+        out.append(f"--- {s.home}: {status}\n{tail}")
+    return "\n".join(out)

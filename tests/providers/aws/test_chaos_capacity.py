@@ -47,11 +47,16 @@ def test_capacity_refusal_cools_the_offering_down_and_the_job_runs_on_the_next(
             proxy.url,
             cluster,
             moto_image,
-            extra="failover: {cooldown_s: {first: 10, max: 60}}\n",
+            extra="failover: {cooldown_s: {first: 20, max: 60}}\n",
         )
         proxy.refuse_run = "InsufficientInstanceCapacity"
         try:
             job1 = submit(home, spec1)
+            # status shows the cool-down while it lasts (looked at as soon as it begins:
+            # on a loaded box the job may take longer than the cool-down to finish)
+            _wait_blocked(home)
+            shown = ic(home, "status").stdout
+            assert "cooling down" in shown and "aws/us-east-1" in shown, shown
             st = wait_for(home, job1, ("SUCCEEDED", "FAILED", "CANCELLED"))
             assert st["state"] == "SUCCEEDED", f"{st}\n{log_tail(home)}"
             assert st["placement"]["provider"] == "gcp", st["placement"]
@@ -67,8 +72,6 @@ def test_capacity_refusal_cools_the_offering_down_and_the_job_runs_on_the_next(
                 blocked[0].reason or ""
             ), blocked
             assert [r.provider for r in failed] == ["aws"], failed
-            shown = ic(home, "status").stdout
-            assert "cooling down" in shown and "aws/us-east-1" in shown, shown
             # AWS answers again: once the cool-down is over, the cheaper provider wins
             proxy.refuse_run = None
             _wait_cooled(home)
@@ -101,7 +104,20 @@ def _wait_released(home: Path, timeout_s: float = 60) -> None:
     raise AssertionError(f"instances still live: {rows}")
 
 
-def _wait_cooled(home: Path, timeout_s: float = 30) -> None:
+def _wait_blocked(home: Path, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        store = store_of(home)
+        try:
+            if store.active_blocks():
+                return
+        finally:
+            store.close()
+        time.sleep(0.2)
+    raise AssertionError(f"no cool-down began: {log_tail(home)}")
+
+
+def _wait_cooled(home: Path, timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         store = store_of(home)
