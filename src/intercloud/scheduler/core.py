@@ -578,6 +578,10 @@ class Scheduler:
                 and held is not None
                 and seen is not None
                 and r.job_id not in state.provisioning
+                # a recorded turn walked the plain order (a plan-first walk is
+                # ``_unsafe``): where this cycle's plan puts pools first, the refusal met
+                # first, hence the HOLD's reason, may differ from the recorded one
+                and not self._plan_first_pools(r, cyc)
                 and self._replay(state, r, key, sh, cyc, seen)
             ):
                 if seen[-1] is True:
@@ -684,8 +688,7 @@ class Scheduler:
             # nothing below changes the state before a return: the fit is read lazily
             fitting: Iterable[int] = iter_fitting_pools(state, pools, r)
             if cyc.plan:
-                ck = cyc.plan_key.get(r.job_id)
-                first = cyc.plan.first(ck) if ck is not None else []
+                first = self._plan_first_pools(r, cyc)
                 if block_why is not None:
                     kept = set(pools)
                     first = [p for p in first if p in kept]
@@ -781,6 +784,14 @@ class Scheduler:
                 Decision(_HOLD, r.job_id, reason=capacity or self._capacity_reason(r), code=_WAIT)
             )
         return not any_fit and block_why is None
+
+    @staticmethod
+    def _plan_first_pools(r: GangRequest, cyc: _Cycle) -> list[int]:
+        """The pools this cycle's cost plan has ``r`` try first ([]: the plain order)."""
+        if not cyc.plan:
+            return []
+        ck = cyc.plan_key.get(r.job_id)
+        return cyc.plan.first(ck) if ck is not None else []
 
     def _before_block_ends(
         self, state: FleetState, r: GangRequest, pools: list[int], now_s: float

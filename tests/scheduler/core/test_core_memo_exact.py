@@ -160,3 +160,58 @@ def test_fitting_pools_is_fits_now_in_order(pools: list[PoolSpec], data: st.Data
         r = request(data.draw, 1000 + i, 0.0, tuple(Topology))
         want = [p for p in order if fits_now(state, p, r)]
         assert fitting_pools(state, order, r) == want
+
+
+def _gang(job_id: int, nodes: int, gpn: int, accs: tuple[str, ...], **kw: Any) -> GangRequest:
+    return GangRequest(job_id=job_id, tenant="a", nodes=nodes, gpus_per_node=gpn,
+                       accelerators=accs, preemptible=False, **kw)  # fmt: skip
+
+
+def test_a_replayed_hold_follows_this_cycles_cost_plan() -> None:
+    """Hypothesis's example: a HOLD recorded when no cost plan ran (both providers' caps
+    refuse; the reason names the first refusing pool of the plain order) was replayed
+    in a cycle whose plan puts the other provider's pool first, where a fresh scheduler
+    names that provider instead."""
+    pools = [
+        PoolSpec("aws", "r1", "z0", "i0", PricingKind.SPOT, "A100", 8, 64.0, 256.0,
+                 nodes_per_domain=1, max_nodes=1, usd_per_node_hour=1.0),
+        PoolSpec("gcp", "r1", "z1", "i1", PricingKind.COMMITTED, "H100", 4, 64.0, 256.0,
+                 nodes_per_domain=1, max_nodes=3, usd_per_node_hour=1.0),
+    ]  # fmt: skip
+    kept_state = FleetState(pools)
+    fresh_state = copy.deepcopy(kept_state)
+    kept = _scheduler(pools, None)
+    spot, dom = SpotPolicy.ALLOWED, Topology.NVLINK_DOMAIN
+    held = _gang(9, 1, 4, ACCS, spot=spot, topology=dom)  # 4 more GPUs: 70% on either
+    cycles = [
+        [
+            _gang(4, 2, 1, ("H100",), topology=Topology.ZONE),
+            _gang(5, 1, 1, ("H100",), topology=dom),
+            # held for capacity, first in every cycle: it tries the reservation, after
+            # which a recorded HOLD may be replayed
+            _gang(7, 2, 4, ("H100",), topology=Topology.ZONE),
+            _gang(6, 1, 2, ("A100",), spot=spot, topology=dom),
+            _gang(8, 1, 1, ("A100",), spot=spot, topology=dom),
+        ],
+        [held],
+        [],  # held again: its HOLD is recorded for replay
+        [_gang(11, 1, 2, ("A100",), spot=spot, topology=dom)],  # a second class: a plan
+    ]
+    queue_k: list[GangRequest] = []
+    queue_f: list[GangRequest] = []
+    reasons = []
+    for new in cycles:
+        queue_k += new
+        queue_f += new
+        got = kept.schedule(kept_state, queue_k, 0.0)
+        want = _scheduler(pools, None).schedule(fresh_state, queue_f, 0.0)
+        assert got == want
+        reasons.append(next(d.reason for d in got if d.job_id == 9) if held in queue_k else None)
+        _apply(got, queue_k, kept_state)
+        _apply(want, queue_f, fresh_state)
+    # the scenario is the one that diverged: aws named without the plan, gcp with it
+    assert reasons[1:] == [
+        "cap: aws would run 70.0% of the fleet's GPUs (cap 60%)",
+        "cap: aws would run 70.0% of the fleet's GPUs (cap 60%)",
+        "cap: gcp would run 70.0% of the fleet's GPUs (cap 60%)",
+    ]
