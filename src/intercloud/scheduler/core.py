@@ -74,6 +74,8 @@ _HOLD = DecisionKind.HOLD
 _WAIT = ReasonCode.WAITING_FOR_CAPACITY
 _NEVER = ReasonCode.NEVER_FITS
 _RESERVED = ReasonCode.RESERVED
+# entries of a cross-cycle memo (``_rank_memo``, ``_price_memo``) before it is cleared
+_MEMO_MAX = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,7 +281,10 @@ class Scheduler:
             ):
                 continue  # held by its quota at its turn whatever the pool: not planned
             pools = self._ordered(state, key, r, sh.cands, cyc)
-            ck = (key, id(pools))
+            # the class: the shape and what its ranking reads (hence the same pools, in
+            # the same order, at the same prices); not the ranked list's identity, which
+            # depends on when the memos (``_rank_memo``, the costs' own) were last cleared
+            ck = (key, self.costs.rank_key(r))
             if sk is not None:
                 same[sk] = ck
             c = classes.get(ck)
@@ -331,7 +336,7 @@ class Scheduler:
         ids, unit = self.costs.ranked_unit_usd_per_hour(r, now_s)
         got = self._price_memo.get(id(unit))
         if got is None or got[0] is not unit:
-            if len(self._price_memo) >= 4096:
+            if len(self._price_memo) >= _MEMO_MAX:
                 self._price_memo.clear()
             got = self._price_memo[id(unit)] = (
                 unit,
@@ -476,7 +481,7 @@ class Scheduler:
             else:
                 allowed = set(cands.pools)
                 got = [p for p in ranked_ids.tolist() if p in allowed]
-                if len(self._rank_memo) >= 4096:
+                if len(self._rank_memo) >= _MEMO_MAX:
                     self._rank_memo.clear()
                 self._rank_memo[mkey] = (ranked_ids, got)
             cyc.order[okey] = got
