@@ -244,6 +244,7 @@ class Scheduler:
         domains with enough free nodes)."""
         assert self.costs is not None
         classes: dict[Hashable, GangClass] = {}
+        class_ids: dict[Hashable, int] = {}
         dead: set[Hashable] = set()
         keys = cyc.plan_key
         jobs = self._jobs
@@ -283,8 +284,9 @@ class Scheduler:
             pools = self._ordered(state, key, r, sh.cands, cyc)
             # the class: the shape and what its ranking reads (hence the same pools, in
             # the same order, at the same prices); not the ranked list's identity, which
-            # depends on when the memos (``_rank_memo``, the costs' own) were last cleared
-            ck = (key, self.costs.rank_key(r))
+            # depends on when the memos (``_rank_memo``, the costs' own) were last cleared.
+            # Numbered in order of first sight: the turns look classes up by a cheap key.
+            ck = class_ids.setdefault((key, self.costs.rank_key(r)), len(class_ids))
             if sk is not None:
                 same[sk] = ck
             c = classes.get(ck)
