@@ -74,6 +74,8 @@ _HOLD = DecisionKind.HOLD
 _WAIT = ReasonCode.WAITING_FOR_CAPACITY
 _NEVER = ReasonCode.NEVER_FITS
 _RESERVED = ReasonCode.RESERVED
+# entries of a cross-cycle memo (``_rank_memo``, ``_price_memo``) before it is cleared
+_MEMO_MAX = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +244,7 @@ class Scheduler:
         domains with enough free nodes)."""
         assert self.costs is not None
         classes: dict[Hashable, GangClass] = {}
+        class_ids: dict[Hashable, int] = {}
         dead: set[Hashable] = set()
         keys = cyc.plan_key
         jobs = self._jobs
@@ -279,7 +282,11 @@ class Scheduler:
             ):
                 continue  # held by its quota at its turn whatever the pool: not planned
             pools = self._ordered(state, key, r, sh.cands, cyc)
-            ck = (key, id(pools))
+            # the class: the shape and what its ranking reads (hence the same pools, in
+            # the same order, at the same prices); not the ranked list's identity, which
+            # depends on when the memos (``_rank_memo``, the costs' own) were last cleared.
+            # Numbered in order of first sight: the turns look classes up by a cheap key.
+            ck = class_ids.setdefault((key, self.costs.rank_key(r)), len(class_ids))
             if sk is not None:
                 same[sk] = ck
             c = classes.get(ck)
@@ -331,7 +338,7 @@ class Scheduler:
         ids, unit = self.costs.ranked_unit_usd_per_hour(r, now_s)
         got = self._price_memo.get(id(unit))
         if got is None or got[0] is not unit:
-            if len(self._price_memo) >= 4096:
+            if len(self._price_memo) >= _MEMO_MAX:
                 self._price_memo.clear()
             got = self._price_memo[id(unit)] = (
                 unit,
@@ -476,7 +483,7 @@ class Scheduler:
             else:
                 allowed = set(cands.pools)
                 got = [p for p in ranked_ids.tolist() if p in allowed]
-                if len(self._rank_memo) >= 4096:
+                if len(self._rank_memo) >= _MEMO_MAX:
                     self._rank_memo.clear()
                 self._rank_memo[mkey] = (ranked_ids, got)
             cyc.order[okey] = got
@@ -578,6 +585,10 @@ class Scheduler:
                 and held is not None
                 and seen is not None
                 and r.job_id not in state.provisioning
+                # a recorded turn walked the plain order (a plan-first walk is
+                # ``_unsafe``): where this cycle's plan puts pools first, the refusal met
+                # first, hence the HOLD's reason, may differ from the recorded one
+                and not self._plan_first_pools(r, cyc)
                 and self._replay(state, r, key, sh, cyc, seen)
             ):
                 if seen[-1] is True:
@@ -684,8 +695,7 @@ class Scheduler:
             # nothing below changes the state before a return: the fit is read lazily
             fitting: Iterable[int] = iter_fitting_pools(state, pools, r)
             if cyc.plan:
-                ck = cyc.plan_key.get(r.job_id)
-                first = cyc.plan.first(ck) if ck is not None else []
+                first = self._plan_first_pools(r, cyc)
                 if block_why is not None:
                     kept = set(pools)
                     first = [p for p in first if p in kept]
@@ -781,6 +791,14 @@ class Scheduler:
                 Decision(_HOLD, r.job_id, reason=capacity or self._capacity_reason(r), code=_WAIT)
             )
         return not any_fit and block_why is None
+
+    @staticmethod
+    def _plan_first_pools(r: GangRequest, cyc: _Cycle) -> list[int]:
+        """The pools this cycle's cost plan has ``r`` try first ([]: the plain order)."""
+        if not cyc.plan:
+            return []
+        ck = cyc.plan_key.get(r.job_id)
+        return cyc.plan.first(ck) if ck is not None else []
 
     def _before_block_ends(
         self, state: FleetState, r: GangRequest, pools: list[int], now_s: float

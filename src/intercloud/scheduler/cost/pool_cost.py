@@ -302,12 +302,15 @@ class PoolCosts:
         units, hours = _units_hours(req)
         return float(key[at[0]]) * units * hours if at.size else math.inf
 
-    def _rank(self, req: GangRequest, now_s: float) -> tuple[I64, F64]:
-        self._at(now_s)
+    def rank_key(self, req: GangRequest) -> tuple[object, ...]:
+        """What ``rank`` reads of ``req``: within a contract epoch, requests with equal
+        keys get the same ranking (the same memoised arrays while the memo holds them)."""
         has_data = req.data_provider is not None and req.data_gb > 0
-        units, hours = _units_hours(req)
-        amort = req.data_gb / (units * hours) if has_data else 0.0
-        key = (
+        amort = 0.0
+        if has_data:
+            units, hours = _units_hours(req)
+            amort = req.data_gb / (units * hours)
+        return (
             req.accelerators,
             req.gpus_per_node,
             req.nodes,
@@ -323,9 +326,18 @@ class PoolCosts:
             req.data_region if has_data else None,
             amort,
         )
+
+    def _rank(self, req: GangRequest, now_s: float) -> tuple[I64, F64]:
+        self._at(now_s)
+        key = self.rank_key(req)
         hit = self._ranked.get(key)
         if hit is not None:
             return hit
+        has_data = req.data_provider is not None and req.data_gb > 0
+        amort = 0.0
+        if has_data:
+            units, hours = _units_hours(req)
+            amort = req.data_gb / (units * hours)
         base = self._base_of(_shape(req))
         k = base.key
         if has_data and base.ids.size:
