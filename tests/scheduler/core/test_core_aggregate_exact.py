@@ -7,15 +7,13 @@ with it off, cycle after cycle, on random fleets and queues full of look-alike g
 
 from __future__ import annotations
 
-import copy
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_core_memo_exact import ACCS, _apply, fleets
+from lockstep import flagged_scheduler, fleet_gpus, run_in_lockstep
+from test_core_memo_exact import ACCS, fleets
 
+from hypothesis_budget import examples
 from intercloud.scheduler.core import Scheduler
-from intercloud.scheduler.cost.caps import DiversificationCaps
-from intercloud.scheduler.cost.pool_cost import PoolCosts
 from intercloud.scheduler.fleet.pools import PoolSpec, PricingKind
 from intercloud.scheduler.fleet.state import FleetState
 from intercloud.scheduler.requests import GangRequest, TenantSpec, Topology
@@ -28,16 +26,7 @@ SHAPES = ((1, 8, Topology.ANY), (2, 8, Topology.ANY), (2, 4, Topology.NVLINK_DOM
 def _scheduler(
     pools: list[PoolSpec], ledger: TenantLedger | None, caps: bool, costs: bool, on: bool
 ) -> Scheduler:
-    s = Scheduler(
-        queue_order="fair_share",
-        ledger=ledger,
-        costs=PoolCosts(pools) if costs else None,
-        caps=DiversificationCaps(0.5, min_fleet_gpus=8) if caps else None,
-        reservation_pools=2,
-        preemption_pools=2,
-    )
-    s._aggregate = on
-    return s
+    return flagged_scheduler(pools, ledger, caps, costs, "_aggregate", on)
 
 
 def _request(data: st.DataObject, job_id: int, now: float) -> GangRequest:
@@ -56,7 +45,7 @@ def _request(data: st.DataObject, job_id: int, now: float) -> GangRequest:
     )
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=examples(120), deadline=None)
 @given(
     pools=fleets(),
     data=st.data(),
@@ -72,36 +61,8 @@ def test_aggregation_never_changes_a_decision(
         TenantSpec("b", can_borrow=data.draw(st.booleans()), guaranteed_gpus={"H100": 8}),
         TenantSpec("c", guaranteed_gpus={"A100": data.draw(st.sampled_from((0, 16)))}),
     ]
-    fleet: dict[str, int] = {}
-    for p in pools:
-        if p.accelerator:
-            fleet[p.accelerator] = fleet.get(p.accelerator, 0) + p.max_gpus
-    ledger = TenantLedger(tenants, fleet) if with_ledger else None
-    state_on = FleetState(pools)
-    state_off = copy.deepcopy(state_on)
-    on = _scheduler(pools, ledger, caps, costs, True)
-    off = _scheduler(pools, copy.deepcopy(ledger), caps, costs, False)
-    queue_on: list[GangRequest] = []
-    queue_off: list[GangRequest] = []
-    next_id = 0
-    now = 0.0
-    for _ in range(data.draw(st.integers(2, 8))):
-        now += data.draw(st.sampled_from((0.0, 10.0, 200.0)))
-        for _ in range(data.draw(st.integers(0, 20))):
-            r = _request(data, next_id, now)
-            next_id += 1
-            queue_on.append(r)
-            queue_off.append(r)
-        ends = sorted((a.end_s, j) for j, a in state_on.allocations.items() if a.end_s <= now)
-        for _, j in ends:
-            on.finished(state_on, j, now)
-            off.finished(state_off, j, now)
-        got = on.schedule(state_on, queue_on, now)
-        want = off.schedule(state_off, queue_off, now)
-        assert got == want
-        _apply(got, queue_on, state_on)
-        _apply(want, queue_off, state_off)
-    state_on.check_invariants()
+    ledger = TenantLedger(tenants, fleet_gpus(pools)) if with_ledger else None
+    run_in_lockstep(data, pools, ledger, caps, costs, "_aggregate", _request, max_new=20)
 
 
 def test_look_alike_held_gangs_take_one_turn_per_class() -> None:
