@@ -333,14 +333,11 @@ class PoolCosts:
         hit = self._ranked.get(key)
         if hit is not None:
             return hit
-        has_data = req.data_provider is not None and req.data_gb > 0
-        amort = 0.0
-        if has_data:
-            units, hours = _units_hours(req)
-            amort = req.data_gb / (units * hours)
+        amort = key[-1]  # the key's data amortisation (0: no data to move)
+        assert isinstance(amort, float)
         base = self._base_of(_shape(req))
         k = base.key
-        if has_data and base.ids.size:
+        if amort and base.ids.size:
             rates = self.egress_usd_per_gb(req.data_provider or "", req.data_region or "")
             k = k + amort * rates[base.loc]
         pref = self._preference(req.provider_preference)[base.provider]
