@@ -71,6 +71,8 @@ def test_same_seed_same_report() -> None:
         (["--trace", str(FIX / "philly_small.csv"), "--failures", "maybe"], "--failures"),
         (["--trace", str(FIX / "philly_small.csv"), "--jobs", "0"], "--jobs"),
         (["--trace", str(FIX / "philly_small.csv"), "--queue-order", "x"], "--queue-order"),
+        (["--trace", str(FIX / "philly_small.csv"), "--handoff", "-1"], "--handoff"),
+        (["--trace", str(FIX / "philly_small.csv"), "--handoff", "5", "--tick", "60"], "--handoff"),
     ],
 )
 def test_bad_input_is_one_line(args: list[str], message: str) -> None:

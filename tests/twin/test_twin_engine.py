@@ -59,6 +59,26 @@ def test_a_job_waits_for_the_one_before_it() -> None:
     assert r.utilization_mean == pytest.approx(1.0)
 
 
+def test_handoff_decides_a_fixed_time_after_each_change() -> None:
+    """A live loop's hand-off latency: one node, handoff 30 s. A (2 h) arrives at 0 and
+    starts at 30 s; B (1 h, at 60 s) and C (1 h, at 100 s) hold; A's end at 2 h + 30 s
+    is decided on 30 s later (B starts), B's end likewise (C starts)."""
+    one = "{instance_type: p5.48xlarge, pricing: committed, nodes: 1}"
+    cfg = TwinConfig(failures=FailureModels.off(), handoff_s=30.0)
+    jobs = trace([(0, 2 * H, 8), (60, H, 8), (100, H, 8)])
+    res = simulate(fleet(one), jobs, cfg, keep_decisions=True)
+    t0 = res.decisions[0][0] - 30.0
+    placed = [t - t0 for t, d in res.decisions if d.kind is DecisionKind.PLACE]
+    assert placed == pytest.approx([30.0, 2 * H + 60.0, 3 * H + 90.0])
+    assert res.report.makespan_s == pytest.approx(4 * H + 90.0)
+    # changes inside one hand-off window are decided on together, once
+    both = simulate(fleet(TWO_NODES), trace([(0, H, 8), (10, H, 8)]), cfg, keep_decisions=True)
+    when = [t for t, d in both.decisions if d.kind is DecisionKind.PLACE]
+    assert len(when) == 2 and when[0] == when[1]
+    with pytest.raises(ValueError, match="handoff_s"):
+        TwinConfig(tick_s=60.0, handoff_s=30.0)
+
+
 def test_conservation_without_failures() -> None:
     """A fleet large enough for the trace, failures off: every job starts at once and
     the GPU-hours used equal the trace's GPU-time."""
@@ -213,7 +233,13 @@ def test_reserved_capacity_lives_only_inside_its_contract() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("tick_s", -1.0), ("until_s", 0.0), ("cloud_capacity", 0.0), ("launch_cooldown_s", 0.0)],
+    [
+        ("tick_s", -1.0),
+        ("handoff_s", -1.0),
+        ("until_s", 0.0),
+        ("cloud_capacity", 0.0),
+        ("launch_cooldown_s", 0.0),
+    ],
 )
 def test_bad_config_names_the_field(field: str, value: float) -> None:
     with pytest.raises(ValueError, match=field):

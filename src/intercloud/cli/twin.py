@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -75,6 +75,14 @@ def run(
         float,
         typer.Option("--tick", metavar="S", help="Scheduling period in seconds (0: every change)."),
     ] = 0.0,
+    handoff: Annotated[
+        float,
+        typer.Option(
+            "--handoff",
+            metavar="S",
+            help="Decide this long after a change (a live loop's hand-off latency; 0: off).",
+        ),
+    ] = 0.0,
     autoscale_interval: Annotated[
         float | None,
         typer.Option(
@@ -102,14 +110,17 @@ def run(
         raise fail(f"--days: must be in (0, 3660], got {days}")
     if not 0 <= tick <= _YEAR_S:  # also NaN
         raise fail(f"--tick: must be in [0, {_YEAR_S:g}], got {tick}")
+    if not 0 <= handoff <= 86_400:
+        raise fail(f"--handoff: must be in [0, 86400], got {handoff}")
+    if handoff > 0 and tick > 0:
+        raise fail("--handoff: give either --tick or --handoff, not both")
     if autoscale_interval is not None and not 10 <= autoscale_interval <= 86_400:
         raise fail(f"--autoscale-interval: must be in [10, 86400], got {autoscale_interval}")
     check_out_dir(out)
     with bad_input_exits():
         fm = _failures(failures == "on", spot_trace)
-        opts = _Opts(
-            jobs, load, days, seed, fm, tick, queue_order, as_json, out, autoscale_interval
-        )
+        opts = _Opts(jobs, load, days, seed, fm, tick, queue_order, as_json, out)
+        opts = replace(opts, autoscale_interval=autoscale_interval, handoff=handoff)
         _run(fleet_file, trace, fmt, opts)
 
 
@@ -136,6 +147,7 @@ class _Opts:
     as_json: bool
     out: Path | None
     autoscale_interval: float | None = None
+    handoff: float = 0.0
 
 
 def _run(fleet_file: Path, trace_file: Path, fmt: str, o: _Opts) -> None:
@@ -173,6 +185,7 @@ def _run(fleet_file: Path, trace_file: Path, fmt: str, o: _Opts) -> None:
         seed=seed,
         until_s=None if days is None else days * 86_400.0,
         tick_s=o.tick,
+        handoff_s=o.handoff,
         queue_order=o.queue_order,
         failures=o.failures,
         autoscale_interval_s=o.autoscale_interval,

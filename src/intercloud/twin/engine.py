@@ -21,7 +21,9 @@ in the order events were made, so a run is deterministic for a seed.
 unaware: whenever something changed (an arrival, a completion, a failure, nodes ready),
 one ``schedule(state, queue, now)`` runs after every event of that instant
 (``tick_s`` 0), or at the next multiple of ``tick_s`` (a control loop's period; faster
-at fleet scale). Its decisions are applied as the reconciler would: PLACE starts the
+at fleet scale), or ``handoff_s`` after the first change not yet decided on (a live
+loop's hand-off latency: it sees a change a step after it happens and decides on
+everything seen by then). Its decisions are applied as the reconciler would: PLACE starts the
 job, PREEMPT stops it (work since its checkpoint lost) and queues it again, REJECT
 counts it unplaceable, PROVISION launches instances through the ``sim`` provider of
 the pool's provider, RELEASE (``release_idle`` every ``release_every_s``) terminates
@@ -121,7 +123,9 @@ class TwinConfig:
     ``queue_order``: a ``scheduler/queue_order`` name (default the live loop's,
     ``priority``). ``until_s``: stop this long after the start (None: when every job has
     finished or can no longer start). ``tick_s``: scheduling period (0: after every
-    instant with a change). ``sample_s``: time-series step (None: about 200 samples).
+    instant with a change). ``handoff_s``: decide this long after the first change not
+    yet decided on (a live loop's hand-off latency; 0: not used). ``sample_s``:
+    time-series step (None: about 200 samples).
     ``refuse_probability``: the ``sim`` providers' random stock-outs.
     ``cloud_capacity``: the share of each elastic pool's quota its provider can actually
     supply (1.0: all). ``stall_wakeups``: once nothing runs and nothing is due, jobs
@@ -132,6 +136,7 @@ class TwinConfig:
     start_s: float | None = None
     until_s: float | None = None
     tick_s: float = 0.0
+    handoff_s: float = 0.0
     queue_order: str = "priority"
     preemption: bool = True
     backfill: bool = True
@@ -151,6 +156,10 @@ class TwinConfig:
     def __post_init__(self) -> None:
         if self.tick_s < 0 or not math.isfinite(self.tick_s):
             raise ValueError(f"tick_s: must be >= 0, got {self.tick_s}")
+        if self.handoff_s < 0 or not math.isfinite(self.handoff_s):
+            raise ValueError(f"handoff_s: must be >= 0, got {self.handoff_s}")
+        if self.handoff_s > 0 and self.tick_s > 0:
+            raise ValueError("handoff_s: give either tick_s or handoff_s, not both")
         if self.until_s is not None and not self.until_s > 0:
             raise ValueError(f"until_s: must be > 0, got {self.until_s}")
         if not 0.0 < self.cloud_capacity <= 1.0:
@@ -336,11 +345,16 @@ class _Engine:
 
     def changed(self) -> None:
         self.dirty = True
-        tick = self.cfg.tick_s
-        if tick > 0 and not self.tick_pending:
+        if self.tick_pending:
+            return
+        tick, handoff = self.cfg.tick_s, self.cfg.handoff_s
+        if tick > 0:
             self.tick_pending = True
             k = math.floor((self.now - self.t0) / tick + 1e-9) + 1
             self.push(self.t0 + k * tick, _TICK)
+        elif handoff > 0:
+            self.tick_pending = True
+            self.push(self.now + handoff, _TICK)
 
     # --------------------------------------------------------------------- run ----
     def run(self) -> TwinReport:
@@ -399,7 +413,7 @@ class _Engine:
                     self._handle(kind, a, b)
             if self.poll_at <= t:
                 self._poll()
-            if self.dirty and cfg.tick_s == 0:
+            if self.dirty and cfg.tick_s == 0 and cfg.handoff_s == 0:
                 self._schedule()
             if self.progress is not None and events >= next_progress:
                 next_progress = events + 5000

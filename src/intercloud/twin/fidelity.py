@@ -167,13 +167,16 @@ def twin_trace(jobs: Sequence[ScenarioJob]) -> TraceColumns:
     )
 
 
-def run_twin(sc: Scenario, *, tick_s: float = 0.0, restart_overhead_s: float = 0.0) -> Outcome:
+def run_twin(
+    sc: Scenario, *, tick_s: float = 0.0, handoff_s: float = 0.0, restart_overhead_s: float = 0.0
+) -> Outcome:
     """The scenario in the twin: checkpoints off (a restarted local job starts over),
     ``restart_overhead_s`` paid by every restarted attempt, scheduling after every
-    instant (``tick_s`` 0) or every ``tick_s`` (a loop's period)."""
+    instant (``tick_s`` and ``handoff_s`` 0), every ``tick_s`` (a loop's period) or
+    ``handoff_s`` after a change (a loop's hand-off latency)."""
     fm = FailureModels.off().with_(node_losses=sc.losses)
     cfg = TwinConfig(
-        start_s=sc.t0, tick_s=tick_s, failures=fm,
+        start_s=sc.t0, tick_s=tick_s, handoff_s=handoff_s, failures=fm,
         jobs=JobModel(checkpoint_interval_s=0.0, restart_overhead_s=restart_overhead_s),
     )  # fmt: skip
     t = time.perf_counter()
