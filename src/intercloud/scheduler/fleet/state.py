@@ -45,6 +45,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import groupby, repeat
+from types import ModuleType
 
 import numpy as np
 import numpy.typing as npt
@@ -52,6 +53,13 @@ import numpy.typing as npt
 from intercloud.model import PricingKind
 from intercloud.scheduler.fleet.pools import PoolSpec
 from intercloud.scheduler.requests import GangRequest
+
+try:  # the compiled whole-gang bookkeeping (setup.py builds it where it can)
+    from intercloud.scheduler.fleet import _fleetc as _native_mod
+
+    _NATIVE: ModuleType | None = _native_mod
+except ImportError:  # no compiler at install time: the pure-Python path below
+    _NATIVE = None
 
 FREE = -1
 SHARED = -2
@@ -99,6 +107,8 @@ class FleetState:
     #: groups of idle nodes at least this large change usability at once
     #: (``_flip_usable``); smaller ones node by node (the same result either way)
     _bulk_min: int = 2
+    #: the compiled whole-gang bookkeeping, None for the pure-Python path (same result)
+    _native: ModuleType | None = _NATIVE
 
     def __init__(
         self,
@@ -521,10 +531,14 @@ class FleetState:
                 self._full_add(n, p)
 
     def _all_usable(self, nodes: Sequence[int]) -> bool:
+        if self._native is not None:
+            return bool(self._native.all_idle(nodes, self._usable, self._lvl, -1))
         return all(map(self._usable.__getitem__, nodes))
 
     def _all_idle(self, nodes: Sequence[int], slots: int) -> bool:
         """Every node usable with all its ``slots`` free."""
+        if self._native is not None:
+            return bool(self._native.all_idle(nodes, self._usable, self._lvl, slots))
         if not all(map(self._usable.__getitem__, nodes)):
             return False
         return list(map(self._lvl.__getitem__, nodes)).count(slots) == len(nodes)
@@ -541,29 +555,12 @@ class FleetState:
         if not m:
             return
         g = self.pool_slots[p]
-        lvl = self._lvl
-        pos = self._pos
         bo = self._buck[p][old]
         bn = self._buck[p][new]
-        # the removals from ``bo`` in order, then the appends to ``bn`` (another list):
-        # what the per-node calls leave, with fewer calls per node
-        t = len(bo) - m
-        if t >= 0 and bo[t:] == list(nodes[::-1]):
-            # the nodes are ``bo``'s last ones, last first (what ``pick_nodes`` takes):
-            # each removal pops the node itself
-            del bo[t:]
-            _consume(map(lvl.__setitem__, nodes, repeat(new, m)))
+        if self._native is not None:
+            self._native.bulk_level(nodes, self._lvl, self._pos, bo, bn, new)
         else:
-            for n in nodes:
-                lvl[n] = new
-                i = pos[n]
-                last = bo.pop()
-                if last != n:
-                    bo[i] = last
-                    pos[last] = i
-        k = len(bn)
-        _consume(map(pos.__setitem__, nodes, range(k, k + m)))
-        bn.extend(nodes)
+            _bulk_move(nodes, self._lvl, self._pos, bo, bn, new)
         hist = self._hist[p]
         hist[old] -= m
         hist[new] += m
@@ -588,6 +585,14 @@ class FleetState:
         in order, each domain's moves done once per run of its nodes."""
         dcount = self._dcount
         ndom = self._node_dom
+        nat = self._native
+        if nat is not None:
+            multi = self.pool_npd[p] > 1
+            nat.bulk_full(
+                nodes, step, dcount, ndom, self._dfree, self._dpos,
+                self._dbuck[p] if multi else None, self._dbpos, self._datl, p,
+            )  # fmt: skip
+            return
         if self.pool_npd[p] <= 1:
             for n in nodes:
                 dcount[ndom[n]] += step
@@ -717,8 +722,11 @@ class FleetState:
         lvl = self._lvl
         vc = self._vcpu
         m = len(nodes)
+        nat = self._native
         ok = (  # all at once (C loops); else the loop names the first node that fails
-            m > 0
+            nat.fits(nodes, self._node_pool, pool, self._usable, lvl, vc, slots, vcpus)
+            if nat is not None
+            else m > 0
             and list(map(self._node_pool.__getitem__, nodes)).count(pool) == m
             and all(map(self._usable.__getitem__, nodes))
             and min(map(lvl.__getitem__, nodes)) >= slots
@@ -766,8 +774,11 @@ class FleetState:
             self._bulk_level(nodes, idx, pool, slots, 0)
             job[idx] = job_id
             self.idle_since[idx] = np.inf
-            left = [v - vcpus for v in map(vc.__getitem__, nodes)]
-            _consume(map(vc.__setitem__, nodes, left))
+            if self._native is not None:
+                left = self._native.take_vcpus(vc, nodes, vcpus)
+            else:
+                left = [v - vcpus for v in map(vc.__getitem__, nodes)]
+                _consume(map(vc.__setitem__, nodes, left))
             self.free_vcpu[idx] = left
         else:
             self._restore_nodes(alloc)
@@ -874,7 +885,10 @@ class FleetState:
             self.idle_since[idx] = now_s
             vc = self._vcpu
             # no float drift on idle nodes
-            _consume(map(vc.__setitem__, nodes, map(self._node_vcpu.__getitem__, nodes)))
+            if self._native is not None:
+                self._native.copy_items(vc, self._node_vcpu, nodes)
+            else:
+                _consume(map(vc.__setitem__, nodes, map(self._node_vcpu.__getitem__, nodes)))
             self.free_vcpu[idx] = self._node_vcpu_col[idx]
             self._count_gpus(pool, -alloc.request.gpus_per_node * len(nodes))
             return alloc
@@ -1173,6 +1187,32 @@ class FleetState:
                     f = self._dfree[d]
                     assert len(f) == dfree[d]
                     assert all(self._dpos[x] == i for i, x in enumerate(f))
+
+
+def _bulk_move(
+    nodes: Sequence[int], lvl: list[int], pos: list[int], bo: list[int], bn: list[int], new: int
+) -> None:
+    """The bucket part of ``FleetState._bulk_level`` (``_fleetc.bulk_level`` compiled):
+    the removals from ``bo`` in order, then the appends to ``bn`` (another list): what
+    the per-node calls leave, with fewer calls per node."""
+    m = len(nodes)
+    t = len(bo) - m
+    if t >= 0 and bo[t:] == list(nodes[::-1]):
+        # the nodes are ``bo``'s last ones, last first (what ``pick_nodes`` takes):
+        # each removal pops the node itself
+        del bo[t:]
+        _consume(map(lvl.__setitem__, nodes, repeat(new, m)))
+    else:
+        for n in nodes:
+            lvl[n] = new
+            i = pos[n]
+            last = bo.pop()
+            if last != n:
+                bo[i] = last
+                pos[last] = i
+    k = len(bn)
+    _consume(map(pos.__setitem__, nodes, range(k, k + m)))
+    bn.extend(nodes)
 
 
 def _consume(it: Iterator[object]) -> None:
