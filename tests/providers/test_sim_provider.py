@@ -150,3 +150,23 @@ def test_registered_as_a_plugin() -> None:
     assert isinstance(aws, SimProvider) and aws.offerings()
     check = plugin.check(settings, ctx)
     assert check.usable and check.offerings
+
+
+def test_state_changes_keep_every_other_field() -> None:
+    """The provider's cheap state change (``_evolve``) equals ``dataclasses.replace``
+    on an observation whose every field differs from its default."""
+    import dataclasses
+
+    from intercloud.providers.contract import InstanceObservation
+    from intercloud.providers.sim import _evolve
+
+    o = InstanceObservation(
+        "i", "r", "aws", "us-east-1", "us-east-1a", "p5", InstanceState.ALLOCATED,
+        PricingKind.SPOT, rank=3, job_id="9", attempt=2, launched_at=5.0,
+        provider_state="booting", labels={"a": "b"}, address="10.0.0.1",
+    )  # fmt: skip
+    got = _evolve(o, InstanceState.RUNNING, "running")
+    want = dataclasses.replace(o, state=InstanceState.RUNNING, provider_state="running")
+    assert got == want
+    # a field added to the contract must be added to ``_evolve`` (and here)
+    assert len(dataclasses.fields(o)) == 15
