@@ -7,7 +7,11 @@ The goal case (issue 12): one simulated year (``--days 365``, the default) of th
 fleet (500k GPUs) with 1M synthetic jobs, failures on, in at most 60 s on 2 cores, with
 mean utilisation >= 0.8 and a non-zero median queueing delay. ``--quick``: a month (30
 days, the jobs of a month). Reported per case: wall and CPU seconds, events per wall
-second, peak RSS, utilisation and queueing delay p50.
+second, peak RSS, utilisation and queueing delay p50, and ``util_bound``: the utilisation
+a scheduler that started every job at its submission would reach (the trace's GPU-seconds
+inside the horizon over the fleet's; work submitted late runs past it, and the
+generator's offered load counts that work too, so a short run of long jobs stays well
+below its offered load however well it is scheduled).
 
 Per fleet size: the fleet (``examples/fleets/seed-500k.yaml``, at 10k and 50k GPUs with
 every pool, guarantee and budget scaled down: ``fleet_of``),
@@ -37,6 +41,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchlib import REPO, append_results, machine
@@ -100,6 +105,15 @@ def job_cap(fleet: Fleet) -> int:
     return 8
 
 
+def util_bound(submit_s: Any, duration_s: Any, gpus: Any, fleet_gpus: int, days: float) -> float:
+    """GPU-seconds of the trace inside ``[0, days)`` if every job ran from its
+    submission, over the fleet's GPU-seconds: what no scheduler can beat (failures
+    apart: work redone after one counts as used)."""
+    h = days * 86_400
+    inside = np.clip(np.minimum(duration_s, h - submit_s), 0.0, None)
+    return float(np.dot(gpus.astype(np.float64), inside)) / (fleet_gpus * h)
+
+
 def run_case(gpus: int, days: float, seed: int, fit: TraceFit, profile: bool) -> dict[str, Any]:
     t = time.perf_counter()
     fleet = fleet_of(gpus, seed)
@@ -109,6 +123,7 @@ def run_case(gpus: int, days: float, seed: int, fit: TraceFit, profile: bool) ->
         jobs=jobs, fleet_gpus=fleet.gpus, offered_load=0.9, days=days, max_job_gpus=cap
     )
     trace = generate(fit, target, seed).columns
+    bound = util_bound(trace.submit_s, trace.duration_s, trace.gpus, fleet.gpus, days)
     build_s = time.perf_counter() - t
     cfg = TwinConfig(seed=seed, until_s=days * 86_400, tick_s=TICK_S, queue_order="fair_share")
     prof = cProfile.Profile() if profile else None
@@ -137,6 +152,7 @@ def run_case(gpus: int, days: float, seed: int, fit: TraceFit, profile: bool) ->
         "sim_days_per_wall_s": round(days / wall, 3) if wall else None,
         "year_wall_s": round(wall * 365 / days, 1),
         "utilization_mean": round(rep.utilization_mean, 3),
+        "util_bound": round(bound, 3),
         "queue_delay_p50_s": round(rep.queue_delay_p50_s, 1),
         "completed": rep.jobs_completed,
         "failures": rep.failures,
@@ -164,13 +180,15 @@ def render(rows: list[dict[str, Any]], quick: bool) -> str:
         f"load {m['load']}. Failures on, scheduling every {TICK_S:g} s, "
         f"{JOBS_PER_GPU_YEAR:g} jobs per GPU-year at offered load 0.9 (bench/twin.py).\n\n"
         "| GPUs | fleet | days simulated | jobs | events | wall s | CPU s | events/s | "
-        "sim days / wall s | year wall s (extrapolated) | util | queue p50 s | peak RSS MiB |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "sim days / wall s | year wall s (extrapolated) | util | util bound | queue p50 s | "
+        "peak RSS MiB |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     body = "".join(
         f"| {r['gpus']:,} | {r['fleet']} | {r['days']:g} | {r['jobs']:,} | {r['events']:,} | "
         f"{r['wall_s']} | {r['cpu_s']} | {r['events_per_s']:,} | {r['sim_days_per_wall_s']} | "
-        f"{r['year_wall_s']:,} | {r['utilization_mean']} | {r['queue_delay_p50_s']} | "
+        f"{r['year_wall_s']:,} | {r['utilization_mean']} | {r['util_bound']} | "
+        f"{r['queue_delay_p50_s']} | "
         f"{r['peak_rss_mib']} |\n"
         for r in rows
     )

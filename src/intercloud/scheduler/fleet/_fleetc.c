@@ -51,23 +51,10 @@ static inline int append_long(PyObject *list, long v) {
     return r;
 }
 
-/* list.pop() as a C long */
-static inline long pop_long(PyObject *list) {
-    Py_ssize_t s = PyList_GET_SIZE(list);
-    if (s == 0) {
-        PyErr_SetString(PyExc_IndexError, "pop from empty list");
-        return -1;
-    }
-    long v = PyLong_AsLong(PyList_GET_ITEM(list, s - 1));
-    if (v == -1 && PyErr_Occurred())
-        return -1;
-    if (PyList_SetSlice(list, s - 1, s, NULL) < 0)
-        return -1;
-    return v;
-}
-
-/* the nodes of a sequence as a C array (caller frees); NULL with an error set */
-static long *node_array(PyObject *seq, Py_ssize_t *m) {
+/* the nodes of a sequence as a C array (caller frees) and, when ``keep`` is given, the
+ * sequence as a list or tuple whose items are those nodes (caller releases); NULL with
+ * an error set */
+static long *node_array_keep(PyObject *seq, Py_ssize_t *m, PyObject **keep) {
     PyObject *fast = PySequence_Fast(seq, "nodes must be a sequence");
     if (fast == NULL)
         return NULL;
@@ -87,23 +74,53 @@ static long *node_array(PyObject *seq, Py_ssize_t *m) {
             return NULL;
         }
     }
-    Py_DECREF(fast);
+    if (keep != NULL)
+        *keep = fast;
+    else
+        Py_DECREF(fast);
     *m = n;
     return out;
 }
 
+static long *node_array(PyObject *seq, Py_ssize_t *m) { return node_array_keep(seq, m, NULL); }
+
 /* swap-remove of ``v`` at position ``pos[v]`` from ``b`` (``pos`` of the moved last
- * element updated; ``pos[v]`` itself left to the caller) */
+ * element updated; ``pos[v]`` itself left to the caller). The popped object moves into
+ * the hole and ``pos[v]``'s object becomes ``pos[last]``: no int is allocated (the
+ * lists are large and scattered in memory; fewer objects touched is what counts). */
 static inline int swap_remove(PyObject *b, PyObject *pos, long v) {
-    long i = item_long(pos, v);
+    if (v < 0 || v >= PyList_GET_SIZE(pos)) {
+        PyErr_SetString(PyExc_IndexError, "list index out of range");
+        return -1;
+    }
+    PyObject *iobj = PyList_GET_ITEM(pos, v);
+    long i = PyLong_AsLong(iobj);
     if (i == -1 && PyErr_Occurred())
         return -1;
-    long last = pop_long(b);
-    if (last == -1 && PyErr_Occurred())
+    Py_ssize_t s = PyList_GET_SIZE(b);
+    if (s == 0) {
+        PyErr_SetString(PyExc_IndexError, "pop from empty list");
         return -1;
-    if (last != v) {
-        if (set_long(b, i, last) < 0 || set_long(pos, last, i) < 0)
-            return -1;
+    }
+    PyObject *last = PyList_GET_ITEM(b, s - 1);
+    long lv = PyLong_AsLong(last);
+    if (lv == -1 && PyErr_Occurred())
+        return -1;
+    if (lv != v && (i < 0 || i >= s - 1 || lv < 0 || lv >= PyList_GET_SIZE(pos))) {
+        PyErr_SetString(PyExc_IndexError, "bucket position out of range");
+        return -1;
+    }
+    Py_SET_SIZE(b, s - 1); /* popped: its reference is ours now */
+    if (lv != v) {
+        PyObject *old = PyList_GET_ITEM(b, i);
+        PyList_SET_ITEM(b, i, last); /* our reference moves in */
+        Py_INCREF(iobj);
+        PyObject *oldp = PyList_GET_ITEM(pos, lv);
+        PyList_SET_ITEM(pos, lv, iobj);
+        Py_DECREF(old);
+        Py_DECREF(oldp);
+    } else {
+        Py_DECREF(last);
     }
     return 0;
 }
@@ -125,9 +142,11 @@ static PyObject *bulk_level(PyObject *self, PyObject *args) {
         need_list(bn, "bn"))
         return NULL;
     Py_ssize_t m;
-    long *ns = node_array(nodes, &m);
+    PyObject *seq = NULL;
+    long *ns = node_array_keep(nodes, &m, &seq);
     if (ns == NULL)
         return NULL;
+    PyObject **objs = PySequence_Fast_ITEMS(seq);
     Py_ssize_t t = PyList_GET_SIZE(bo) - m;
     int tail = t >= 0;
     for (Py_ssize_t i = 0; tail && i < m; i++) {
@@ -150,12 +169,15 @@ static PyObject *bulk_level(PyObject *self, PyObject *args) {
     }
     Py_ssize_t k = PyList_GET_SIZE(bn);
     for (Py_ssize_t i = 0; i < m; i++) {
-        if (set_long(pos, ns[i], (long)(k + i)) < 0 || append_long(bn, ns[i]) < 0)
+        /* the node objects themselves join ``bn`` (as ``bn.extend(nodes)``) */
+        if (set_long(pos, ns[i], (long)(k + i)) < 0 || PyList_Append(bn, objs[i]) < 0)
             goto fail;
     }
+    Py_DECREF(seq);
     PyMem_Free(ns);
     Py_RETURN_NONE;
 fail:
+    Py_DECREF(seq);
     PyMem_Free(ns);
     return NULL;
 }
@@ -209,15 +231,18 @@ static PyObject *bulk_full(PyObject *self, PyObject *args) {
     if (need_list(dcount, "dcount") || need_list(ndom, "ndom"))
         return NULL;
     Py_ssize_t m;
-    long *ns = node_array(nodes, &m);
+    PyObject *seq = NULL;
+    long *ns = node_array_keep(nodes, &m, &seq);
     if (ns == NULL)
         return NULL;
+    PyObject **objs = PySequence_Fast_ITEMS(seq);
     if (dbuck == Py_None) {
         for (Py_ssize_t i = 0; i < m; i++) {
             long d = item_long(ndom, ns[i]);
             if ((d == -1 && PyErr_Occurred()) || add_long(dcount, d, step) < 0)
                 goto fail;
         }
+        Py_DECREF(seq);
         PyMem_Free(ns);
         Py_RETURN_NONE;
     }
@@ -253,7 +278,7 @@ static PyObject *bulk_full(PyObject *self, PyObject *args) {
         Py_ssize_t t = PyList_GET_SIZE(f);
         if (step > 0) {
             for (Py_ssize_t i = a; i < b; i++)
-                if (set_long(dpos, ns[i], (long)(t + i - a)) < 0 || append_long(f, ns[i]) < 0)
+                if (set_long(dpos, ns[i], (long)(t + i - a)) < 0 || PyList_Append(f, objs[i]) < 0)
                     goto fail;
         } else {
             int tail = t >= k;
@@ -280,9 +305,11 @@ static PyObject *bulk_full(PyObject *self, PyObject *args) {
             goto fail;
         a = b;
     }
+    Py_DECREF(seq);
     PyMem_Free(ns);
     Py_RETURN_NONE;
 fail:
+    Py_DECREF(seq);
     PyMem_Free(ns);
     return NULL;
 }
@@ -457,7 +484,7 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_fleetc", "Compiled hot path of FleetState (see state.py).", -1,
-    methods,
+    methods, NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__fleetc(void) { return PyModule_Create(&module); }
