@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchlib import REPO, append_results, machine

@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from intercloud.model import PricingKind
-from intercloud.scheduler.fleet.pools import PoolSpec
 from intercloud.scheduler.fleet import state as state_mod
+from intercloud.scheduler.fleet.pools import PoolSpec
 from intercloud.scheduler.fleet.state import FREE, FleetState
 from intercloud.scheduler.placement import pick_nodes
 from intercloud.scheduler.requests import GangRequest

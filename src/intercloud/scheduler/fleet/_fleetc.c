@@ -8,6 +8,8 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
+#include <string.h>
 
 /* ---------------------------------------------------------------- helpers ------ */
 
@@ -150,7 +152,10 @@ static PyObject *bulk_level(PyObject *self, PyObject *args) {
     Py_ssize_t t = PyList_GET_SIZE(bo) - m;
     int tail = t >= 0;
     for (Py_ssize_t i = 0; tail && i < m; i++) {
-        long v = PyLong_AsLong(PyList_GET_ITEM(bo, t + i));
+        PyObject *x = PyList_GET_ITEM(bo, t + i);
+        if (x == objs[m - 1 - i])
+            continue; /* the very object (picked from this bucket): no int read */
+        long v = PyLong_AsLong(x);
         if (v == -1 && PyErr_Occurred())
             goto fail;
         tail = v == ns[m - 1 - i];
@@ -217,10 +222,20 @@ static int dom_jump(PyObject *bs, PyObject *dbpos, PyObject *datl, long p, long 
 }
 
 PyDoc_STRVAR(bulk_full_doc,
-"bulk_full(nodes, step, dcount, ndom, dfree, dpos, dbuck, dbpos, datl, p)\n\n"
+"bulk_full(nodes, step, dcount, domain, dfree, dpos, dbuck, dbpos, datl, p)\n\n"
 "FleetState._bulk_full: ``nodes`` of pool ``p`` become fully free (``step`` 1) or\n"
 "stop being so (-1), in order, each domain's moves once per run of its nodes.\n"
+"``domain``: each node's domain, a contiguous int32 array (FleetState.domain).\n"
 "``dbuck`` None: the pool's domains are single nodes (counts only).");
+
+/* node ``n``'s domain from the int32 column; -1 with an error set when out of range */
+static inline long dom_of(const Py_buffer *v, long n) {
+    if (n < 0 || n >= (long)(v->len / 4)) {
+        PyErr_SetString(PyExc_IndexError, "node out of range");
+        return -1;
+    }
+    return (long)((const int32_t *)v->buf)[n];
+}
 
 static PyObject *bulk_full(PyObject *self, PyObject *args) {
     PyObject *nodes, *dcount, *ndom, *dfree, *dpos, *dbuck, *dbpos, *datl;
@@ -228,20 +243,33 @@ static PyObject *bulk_full(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OlOOOOOOOl", &nodes, &step, &dcount, &ndom, &dfree, &dpos,
                           &dbuck, &dbpos, &datl, &p))
         return NULL;
-    if (need_list(dcount, "dcount") || need_list(ndom, "ndom"))
+    if (need_list(dcount, "dcount"))
         return NULL;
+    Py_buffer dv;
+    if (PyObject_GetBuffer(ndom, &dv, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        return NULL;
+    if (dv.itemsize != 4 || dv.format == NULL ||
+        (strcmp(dv.format, "i") != 0 && strcmp(dv.format, "<i") != 0 &&
+         strcmp(dv.format, "=i") != 0)) {
+        PyBuffer_Release(&dv);
+        PyErr_SetString(PyExc_TypeError, "domain must be a contiguous int32 array");
+        return NULL;
+    }
     Py_ssize_t m;
     PyObject *seq = NULL;
     long *ns = node_array_keep(nodes, &m, &seq);
-    if (ns == NULL)
+    if (ns == NULL) {
+        PyBuffer_Release(&dv);
         return NULL;
+    }
     PyObject **objs = PySequence_Fast_ITEMS(seq);
     if (dbuck == Py_None) {
         for (Py_ssize_t i = 0; i < m; i++) {
-            long d = item_long(ndom, ns[i]);
+            long d = dom_of(&dv, ns[i]);
             if ((d == -1 && PyErr_Occurred()) || add_long(dcount, d, step) < 0)
                 goto fail;
         }
+        PyBuffer_Release(&dv);
         Py_DECREF(seq);
         PyMem_Free(ns);
         Py_RETURN_NONE;
@@ -251,12 +279,12 @@ static PyObject *bulk_full(PyObject *self, PyObject *args) {
         goto fail;
     Py_ssize_t a = 0;
     while (a < m) {
-        long d = item_long(ndom, ns[a]);
+        long d = dom_of(&dv, ns[a]);
         if (d == -1 && PyErr_Occurred())
             goto fail;
         Py_ssize_t b = a + 1;
         for (; b < m; b++) {
-            long e = item_long(ndom, ns[b]);
+            long e = dom_of(&dv, ns[b]);
             if (e == -1 && PyErr_Occurred())
                 goto fail;
             if (e != d)
@@ -283,7 +311,10 @@ static PyObject *bulk_full(PyObject *self, PyObject *args) {
         } else {
             int tail = t >= k;
             for (Py_ssize_t i = 0; tail && i < k; i++) {
-                long v = PyLong_AsLong(PyList_GET_ITEM(f, t - k + i));
+                PyObject *x = PyList_GET_ITEM(f, t - k + i);
+                if (x == objs[b - 1 - i])
+                    continue;
+                long v = PyLong_AsLong(x);
                 if (v == -1 && PyErr_Occurred())
                     goto fail;
                 tail = v == ns[b - 1 - i];
@@ -305,10 +336,12 @@ static PyObject *bulk_full(PyObject *self, PyObject *args) {
             goto fail;
         a = b;
     }
+    PyBuffer_Release(&dv);
     Py_DECREF(seq);
     PyMem_Free(ns);
     Py_RETURN_NONE;
 fail:
+    PyBuffer_Release(&dv);
     Py_DECREF(seq);
     PyMem_Free(ns);
     return NULL;

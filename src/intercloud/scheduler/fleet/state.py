@@ -55,7 +55,7 @@ from intercloud.scheduler.fleet.pools import PoolSpec
 from intercloud.scheduler.requests import GangRequest
 
 try:  # the compiled whole-gang bookkeeping (setup.py builds it where it can)
-    from intercloud.scheduler.fleet import _fleetc as _native_mod
+    import intercloud.scheduler.fleet._fleetc as _native_mod
 
     _NATIVE: ModuleType | None = _native_mod
 except ImportError:  # no compiler at install time: the pure-Python path below
@@ -589,7 +589,7 @@ class FleetState:
         if nat is not None:
             multi = self.pool_npd[p] > 1
             nat.bulk_full(
-                nodes, step, dcount, ndom, self._dfree, self._dpos,
+                nodes, step, dcount, self.domain, self._dfree, self._dpos,
                 self._dbuck[p] if multi else None, self._dbpos, self._datl, p,
             )  # fmt: skip
             return
