@@ -505,7 +505,54 @@ static PyObject *copy_items(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ---------------------------------------------------------------- picking ------ */
+
+PyDoc_STRVAR(take_domain_idle_doc,
+"take_domain_idle(dbuck, dfree, n, out) -> list | None\n\n"
+"FleetState.take_domain_idle: whole idle nodes of a pool with multi-node domains\n"
+"(``dbuck`` its domains by count of idle nodes), domains with the fewest idle nodes\n"
+"first (each bucket from its end), each domain's idle nodes newest first, appended to\n"
+"``out`` until it holds ``n``; ``out``, or None when the pool has too few.");
+
+static PyObject *take_domain_idle(PyObject *self, PyObject *args) {
+    PyObject *dbuck, *dfree, *out;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "OOnO", &dbuck, &dfree, &n, &out))
+        return NULL;
+    if (need_list(dbuck, "dbuck") || need_list(dfree, "dfree") || need_list(out, "out"))
+        return NULL;
+    for (Py_ssize_t c = 1; c < PyList_GET_SIZE(dbuck); c++) {
+        PyObject *doms = PyList_GET_ITEM(dbuck, c);
+        if (need_list(doms, "dbuck[c]"))
+            return NULL;
+        for (Py_ssize_t i = PyList_GET_SIZE(doms) - 1; i >= 0; i--) {
+            long d = PyLong_AsLong(PyList_GET_ITEM(doms, i));
+            if (d == -1 && PyErr_Occurred())
+                return NULL;
+            if (d < 0 || d >= PyList_GET_SIZE(dfree)) {
+                PyErr_SetString(PyExc_IndexError, "domain out of range");
+                return NULL;
+            }
+            PyObject *free = PyList_GET_ITEM(dfree, d);
+            if (need_list(free, "dfree[d]"))
+                return NULL;
+            Py_ssize_t len = PyList_GET_SIZE(free);
+            Py_ssize_t need = n - PyList_GET_SIZE(out);
+            Py_ssize_t stop = len >= need ? len - need : 0;
+            for (Py_ssize_t j = len - 1; j >= stop; j--)
+                if (PyList_Append(out, PyList_GET_ITEM(free, j)) < 0)
+                    return NULL;
+            if (len >= need) {
+                Py_INCREF(out);
+                return out;
+            }
+        }
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"take_domain_idle", take_domain_idle, METH_VARARGS, take_domain_idle_doc},
     {"bulk_level", bulk_level, METH_VARARGS, bulk_level_doc},
     {"bulk_full", bulk_full, METH_VARARGS, bulk_full_doc},
     {"fits", fits, METH_VARARGS, fits_doc},

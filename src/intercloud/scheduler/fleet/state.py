@@ -349,6 +349,26 @@ class FleetState:
         """Fully free usable nodes of domain ``d`` (live list; multi-node domains only)."""
         return self._dfree[d]
 
+    def take_domain_idle(self, p: int, n: int, out: list[int]) -> list[int] | None:
+        """Whole idle nodes of pool ``p`` (multi-node domains) for ``pick_nodes``: domains
+        with the fewest idle nodes first (each bucket from its end), each domain's idle
+        nodes newest first, appended to ``out`` until it holds ``n``; ``out``, or None
+        when the pool has too few."""
+        if self._native is not None:
+            return self._native.take_domain_idle(self._dbuck[p], self._dfree, n, out)
+        dbuck = self._dbuck[p]
+        dfree = self._dfree
+        for c in range(1, self.pool_npd[p] + 1):
+            doms = dbuck[c]
+            for i in range(len(doms) - 1, -1, -1):
+                free = dfree[doms[i]]
+                need = n - len(out)
+                if len(free) >= need:
+                    out.extend(free[len(free) - need :][::-1])
+                    return out
+                out.extend(free[::-1])
+        return None
+
     def domain_free_count(self, d: int) -> int:
         return self._dcount[d]
 
