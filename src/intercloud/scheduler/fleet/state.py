@@ -355,7 +355,10 @@ class FleetState:
         nodes newest first, appended to ``out`` until it holds ``n``; ``out``, or None
         when the pool has too few."""
         if self._native is not None:
-            return self._native.take_domain_idle(self._dbuck[p], self._dfree, n, out)
+            got: list[int] | None = self._native.take_domain_idle(
+                self._dbuck[p], self._dfree, n, out
+            )
+            return got
         dbuck = self._dbuck[p]
         dfree = self._dfree
         for c in range(1, self.pool_npd[p] + 1):
