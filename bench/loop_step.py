@@ -8,11 +8,17 @@ The fleet (``live_fleet.build_fleet_store``): 4 offerings per region of the benc
 running jobs), plus ``pending`` PENDING jobs of 1 to 4 nodes that all hold (every pool
 is full). A new live loop is built on that store (as the daemon does after a restart:
 ``recover``), then ``Reconciler.step`` runs: the first step writes the holds' reasons,
-the next ones are the steady state the goal is about (at most 100 ms). Each of the
+the next ones are the steady state the goal is about (at most 100 ms). With
+``--changed N`` the bench then runs N more steps in each of which something changes, as
+in a busy loop: before the step one RUNNING job ends (every node agent of its instances
+reports its exit, as ``agent_report`` records a real one) and one new job is submitted;
+the loop then observes the exits, finishes the job, places what fits on the freed
+instances and decides the new job (``changed_*`` figures). Each of the
 loop's named steps (``Reconciler.steps``: nodes, instances, jobs) is timed by wrapping
 its entry in that public list; ``steady_cpu_median_s`` is the loop process's own CPU
 time of a steady step (the database's is not in it). ``--profile N`` prints cProfile's
-top N functions of one steady step.
+top N functions of one steady step
+(of one changed step with ``--changed``).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import cProfile
 import gc
 import io
 import pstats
+import random
 import statistics
 import sys
 import tempfile
@@ -32,10 +39,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_cloud import BenchCloud
+from intercloud.agent.protocol import ReportState
 from intercloud.control.reconciler import Reconciler
 from intercloud.store import open_store
+from intercloud.store.records import AssignmentState as A
 from intercloud.store.testing import postgres_unavailable, temporary_postgres_database
-from live_fleet import bench_offerings, build_fleet_store, live_loop
+from live_fleet import bench_offerings, build_fleet_store, live_loop, pending_spec
 
 __all__ = ["bench_loop_step"]
 
@@ -59,7 +68,12 @@ def _timed(loop: Reconciler) -> dict[str, list[float]]:
 
 
 def bench_loop_step(
-    pending: int = 1000, regions: int = 5, steps: int = 5, profile: int = 0, freeze: bool = False
+    pending: int = 1000,
+    regions: int = 5,
+    steps: int = 5,
+    profile: int = 0,
+    freeze: bool = False,
+    changed_steps: int = 0,
 ) -> dict[str, Any]:
     """Seconds of one live-loop step over the fleet above (module docstring)."""
     why = postgres_unavailable()
@@ -91,14 +105,22 @@ def bench_loop_step(
             walls.append(time.perf_counter() - t)
             cpus.append(time.process_time() - c)
         prof_text = ""
-        if profile:
-            prof = cProfile.Profile()
-            prof.enable()
+        if profile and not changed_steps:
+            prof_text = _profiled(loop.step, profile)
+        n_steady = 1 + steps
+        rng = random.Random(7)
+        c_walls: list[float] = []
+        c_cpus: list[float] = []
+        for i in range(changed_steps + (1 if profile and changed_steps else 0)):
+            _end_one_job(store, i)
+            store.submit("training", f"late-{i}", pending_spec(f"late-{i}", rng))
+            if profile and i == changed_steps:
+                prof_text = _profiled(loop.step, profile)
+                break
+            t, c = time.perf_counter(), time.process_time()
             loop.step()
-            prof.disable()
-            buf = io.StringIO()
-            pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(profile)
-            prof_text = buf.getvalue()
+            c_walls.append(time.perf_counter() - t)
+            c_cpus.append(time.process_time() - c)
         states = {s.value: n for s, n in _counts(store).items()}
         loop.close()
         store.close()
@@ -116,10 +138,56 @@ def bench_loop_step(
         "steady_steps": len(steady),
         "steady_changed": any(changed[1:]),
         "gc_frozen": freeze,
-        "by_step_median_s": {k: statistics.median(v[1:]) for k, v in times.items() if v[1:]},
+        "by_step_median_s": {
+            k: statistics.median(v[1:n_steady]) for k, v in times.items() if v[1:n_steady]
+        },
         "job_states_after": states,
+        **(
+            {
+                "changed_median_s": statistics.median(c_walls),
+                "changed_min_s": min(c_walls),
+                "changed_cpu_median_s": statistics.median(c_cpus),
+                "changed_steps": len(c_walls),
+                "changed_by_step_median_s": {
+                    k: statistics.median(v[n_steady : n_steady + len(c_walls)])
+                    for k, v in times.items()
+                    if v[n_steady:]
+                },
+            }
+            if c_walls
+            else {}
+        ),
         "profile": prof_text,
     }
+
+
+def _profiled(step: Any, top: int) -> str:
+    prof = cProfile.Profile()
+    prof.enable()
+    step()
+    prof.disable()
+    buf = io.StringIO()
+    pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(top)
+    return buf.getvalue()
+
+
+def _end_one_job(store: Any, i: int) -> None:
+    """The ``i``-th changed step's end of a job: a RUNNING job (one-node and gangs in
+    turn) whose node agents all report their exit (code 0), as they do over the agent
+    channel (``agent_report``); the loop sees it through the node bridge's poll."""
+    by_job: dict[int, list[Any]] = {}
+    for inst in store.instances(bound=True):
+        if inst.workload_id is not None and inst.assignment_state in (A.ASSIGNED, A.STARTED):
+            by_job.setdefault(inst.workload_id, []).append(inst)
+    want = 3 if i % 2 else 1  # a gang of three, then a one-node job
+    job = min((j for j, rows in by_job.items() if len(rows) == want), default=None)
+    if job is None:
+        job = min(by_job)
+    for inst in by_job[job]:
+        key = str((inst.assignment or {}).get("key"))
+        if inst.assignment_state is A.ASSIGNED:
+            store.agent_report(inst.id, key, ReportState.STARTED)
+        store.agent_report(inst.id, key, ReportState.EXITED, exit_code=0)
 
 
 def _counts(store: Any) -> dict[Any, int]:
@@ -136,8 +204,17 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--profile", type=int, default=0)
     ap.add_argument("--freeze", action="store_true", help="gc.freeze() before the steps")
+    ap.add_argument(
+        "--changed",
+        type=int,
+        default=0,
+        help="then this many steps in each of which a job ends and one is submitted "
+        "(--profile then profiles one more of those)",
+    )
     args = ap.parse_args()
-    res = bench_loop_step(args.pending, args.regions, args.steps, args.profile, args.freeze)
+    res = bench_loop_step(
+        args.pending, args.regions, args.steps, args.profile, args.freeze, args.changed
+    )
     prof = res.pop("profile", "")
     for k, v in res.items():
         print(f"{k}: {v}")

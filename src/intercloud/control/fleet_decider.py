@@ -95,6 +95,7 @@ from intercloud.control.decide import (
 )
 from intercloud.control.decision_reuse import DecisionReuse
 from intercloud.control.failover import Requeue, provider_down_reason, requeue_on_down
+from intercloud.control.kept_snapshot import SnapshotKeeper
 from intercloud.control.snapshot import Fleet, PoolOf, SnapshotInputs, build_snapshot
 from intercloud.control.tenancy import QuotaCaps
 from intercloud.model import (
@@ -245,6 +246,8 @@ class FleetDecider(PlannerCache):
         self._gangs: dict[int, tuple[Any, _Gangs]] = {}
         # the last cycle, while nothing it read changes (``control.decision_reuse``)
         self.reuse = DecisionReuse()
+        # the fleet snapshot, kept across cycles and updated by what changed
+        self.keeper = SnapshotKeeper()
         super().__init__()
 
     def decide(
@@ -282,13 +285,29 @@ class FleetDecider(PlannerCache):
     ) -> FleetDecisions:
         out: list[Decision] = []
         capacity: list[CapacityDecision] = []
-        offerings = inputs.offerings
+        fleet = self.keeper.snapshot(inputs)
+        try:
+            return self._decide_on(fleet, pending, inputs, out, capacity)
+        except BaseException:
+            self.keeper.drop()
+            raise
+        finally:
+            self.keeper.settle()
+
+    def _decide_on(
+        self,
+        fleet: Fleet,
+        pending: Sequence[PendingJob],
+        inputs: SnapshotInputs,
+        out: list[Decision],
+        capacity: list[CapacityDecision],
+    ) -> FleetDecisions:
         now_s = inputs.now_s
         tenants = inputs.tenants
+        offerings = inputs.offerings
         planner = self._planner_for(offerings) if offerings else None
         enabled = sorted({o.provider for o in offerings})
         by_shape = _zones_by_shape(offerings)
-        fleet = build_snapshot(inputs)
         caps = QuotaCaps(tenants or ())
         scheduler = self._scheduler(fleet, caps)
         queue: list[GangRequest] = []
@@ -485,13 +504,18 @@ class FleetDecider(PlannerCache):
         for dec in scheduler.release_idle(fleet.state, inputs.now_s, idle_s):
             if dec.pool in growing:
                 continue
-            idle = [
-                inst
-                for n in dec.node_ids
-                if (inst := fleet.node_instance.get(n)) is not None
-                and inst.idle
-                and inst.state == InstanceState.RUNNING.value
-            ]
+            # in instance order: a kept snapshot's rows are not in that order (a fresh
+            # one's idle rows are)
+            idle = sorted(
+                (
+                    inst
+                    for n in dec.node_ids
+                    if (inst := fleet.node_instance.get(n)) is not None
+                    and inst.idle
+                    and inst.state == InstanceState.RUNNING.value
+                ),
+                key=lambda i: i.id,
+            )
             if idle:
                 capacity.append(_release(idle, CapacityReason.IDLE, text))
         # reserved instances outlive their contract's window (or their block's: no pool

@@ -89,6 +89,8 @@ __all__ = [
     "SnapshotInputs",
     "TaggedCaps",
     "build_snapshot",
+    "canonical_free",
+    "finish_fleet",
     "provider_of_tag",
     "with_store_state",
 ]
@@ -727,6 +729,9 @@ def build_snapshot(inp: SnapshotInputs) -> Fleet:
                 n for n in state.pool_rows(p) if state.present[n] and state.job[n] == FREE
             )
     state.set_healthy(sorted(set(failed_rows)), False)
+    for p, pool in enumerate(pools):
+        if pool.backed:
+            canonical_free(state, p, node_instance)
 
     # the core sees pools by tag: the burn weights of their providers, per tag
     burn = {pool.tag: w for pool in pools if (w := policy.burn.get(pool.offering.provider))}
@@ -736,15 +741,44 @@ def build_snapshot(inp: SnapshotInputs) -> Fleet:
         state, pools, by_key, held, held_requests, pools_of, node_instance, waiting, unbacked,
         costs, caps, tuple(contracts),
     )  # fmt: skip
+    finish_fleet(fleet, inp)
+    return fleet
+
+
+def finish_fleet(fleet: Fleet, inp: SnapshotInputs) -> None:
+    """The running jobs as the tenant ledger replays them (``fleet.replay``, in the
+    order of ``inp.running``) and the ledger: from ``fleet.held`` and
+    ``fleet.held_requests``."""
+    held, held_requests, state = fleet.held, fleet.held_requests, fleet.state
+    fleet.replay = []
     for job in inp.running:
         got = held_requests.get(job.job_id)
         if got is not None:
             gpu_type = state.pools[held[job.job_id]].accelerator
             usd = float(job.placement.get("hourly_usd") or 0.0)
             fleet.replay.append((job, gpu_type, got.gpus, usd))
+    fleet.ledger = None
     if inp.tenants is not None:
-        fleet.ledger = build_ledger(inp.tenants, gpu_capacity(state), fleet.replay, now_s)
-    return fleet
+        fleet.ledger = build_ledger(inp.tenants, gpu_capacity(state), fleet.replay, inp.now_s)
+
+
+def canonical_free(state: FleetState, p: int, node_instance: Mapping[int, InstanceRecord]) -> None:
+    """Put the idle nodes of instance-backed pool ``p`` in the order of their instances
+    (lowest id taken first): which idle instance a gang gets then depends on the
+    instances alone, not on the order of the operations that built the state, so a
+    snapshot kept across cycles (``control.kept_snapshot``) decides as a fresh one."""
+    g = state.pool_slots[p]
+    free = list(state.bucket(p, g))
+    if len(free) < 2 or any(int(state.job[n]) != FREE for n in free):
+        return
+    big = 1 << 62
+    order = sorted(
+        free, key=lambda n: -(inst.id if (inst := node_instance.get(n)) is not None else big)
+    )
+    if order == free:
+        return
+    state.set_healthy(free, False)
+    state.set_healthy(order, True)
 
 
 def gpu_capacity(state: FleetState) -> dict[str, int]:

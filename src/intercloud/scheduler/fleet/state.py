@@ -986,8 +986,12 @@ class FleetState:
         self._add_nodes(rows, pool, now_s, now_s + spec.provision_delay_s)
         return rows
 
-    def provision_rows(self, pool: int, rows: Sequence[int], now_s: float) -> None:
-        """Like ``provision`` but for chosen absent ``rows`` of ``pool``."""
+    def provision_rows(
+        self, pool: int, rows: Sequence[int], now_s: float, ready_at: float | None = None
+    ) -> None:
+        """Like ``provision`` but for chosen absent ``rows`` of ``pool``; ``ready_at``
+        (default: ``now_s`` plus the pool's delay) at or before ``now_s`` makes them
+        usable at once, as the nodes a state starts with."""
         spec = self.pools[pool]
         absent = self._absent[pool]
         taken = set(rows)
@@ -997,7 +1001,8 @@ class FleetState:
         absent[:] = left
         if spec.elastic:
             self.elastic_absent[self._pool_acc[pool]] -= len(rows)
-        self._add_nodes(rows, pool, now_s, now_s + spec.provision_delay_s)
+        at = now_s + spec.provision_delay_s if ready_at is None else ready_at
+        self._add_nodes(rows, pool, now_s, at)
 
     def advance(self, now_s: float) -> list[int]:
         """Move the clock: provisioned nodes whose delay has passed become usable."""
