@@ -36,6 +36,10 @@ def _reads(store: Store) -> tuple[object, ...]:
         store.instances(states=LIVE, provider="aws", request_id="r3"),
         store.instances(bound=True),
         store.instances(provider="aws", bound=True),
+        # by job and by state: filters the image keeps until its rows change
+        *(store.instances(states=LIVE, workload_id=j) for j in range(1, 4)),
+        store.instances(bound=True, workload_id=2),
+        store.instances(states=[I.RUNNING], provider="aws"),
         store.live_nodes(),
     )
 

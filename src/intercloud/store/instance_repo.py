@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Hashable, Mapping
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -157,16 +158,23 @@ class InstanceStoreMixin:
         live states only fetches the rows changed since the last one (``row_image``)."""
         wanted = None if states is None else {InstanceState(s).value for s in states}
         if (wanted is not None and self._instance_image.covers(wanted)) or bound is True:
-            rows = self._instance_image.read(self._db.read_snapshot, self._read_token())
-            only_state = (provider, workload_id, request_id, bound) == (None,) * 4
-            if only_state and wanted is not None and wanted == set(_LIVE_SET):
-                return [r for r in rows if r.state in _LIVE_SET]  # (bound ended rows too)
+            image = self._instance_image
+            image.read(self._db.read_snapshot, self._read_token())
+            # filters over the image kept until its rows change (``RowImage.derived``)
+            if workload_id is not None:
+                by_job = image.derived("by_job", _by_job)
+                rows: list[InstanceRecord] = by_job.get(workload_id, [])
+            else:
+                key = None if wanted is None else frozenset(wanted)
+                make = partial(_rows_of, key, bound, provider)
+                rows = image.derived(("rows", key, bound, provider), make)
+                if request_id is None:
+                    return list(rows)
             return [
                 r
                 for r in rows
                 if (wanted is None or r.state in wanted)
                 and (provider is None or r.provider == provider)
-                and (workload_id is None or r.workload_id == workload_id)
                 and (request_id is None or r.request_id == request_id)
                 and (bound is None or (r.workload_id is not None) == bound)
             ]
@@ -568,3 +576,26 @@ def _jsonable(fields: Mapping[str, Any]) -> dict[str, Any]:
 
 
 __all__ = ["INSTANCE_FIELDS", "InstanceStoreMixin"]
+
+
+def _by_job(rows: list[InstanceRecord]) -> dict[int, list[InstanceRecord]]:
+    out: dict[int, list[InstanceRecord]] = {}
+    for r in rows:
+        if r.workload_id is not None:
+            out.setdefault(r.workload_id, []).append(r)
+    return out
+
+
+def _rows_of(
+    states: frozenset[str] | None,
+    bound: bool | None,
+    provider: str | None,
+    rows: list[InstanceRecord],
+) -> list[InstanceRecord]:
+    return [
+        r
+        for r in rows
+        if (states is None or r.state in states)
+        and (bound is None or (r.workload_id is not None) == bound)
+        and (provider is None or r.provider == provider)
+    ]
