@@ -27,6 +27,7 @@ import argparse
 import cProfile
 import gc
 import io
+import os
 import pstats
 import random
 import statistics
@@ -109,6 +110,9 @@ def bench_loop_step(
             prof_text = _profiled(loop.step, profile)
         n_steady = 1 + steps
         rng = random.Random(7)
+        gc_s = _GcClock()
+        gc.callbacks.append(gc_s)
+        c_gc: list[float] = []
         c_walls: list[float] = []
         c_cpus: list[float] = []
         for i in range(changed_steps + (1 if profile and changed_steps else 0)):
@@ -117,10 +121,12 @@ def bench_loop_step(
             if profile and i == changed_steps:
                 prof_text = _profiled(loop.step, profile)
                 break
-            t, c = time.perf_counter(), time.process_time()
+            t, c, g0 = time.perf_counter(), time.process_time(), gc_s.total
             loop.step()
             c_walls.append(time.perf_counter() - t)
             c_cpus.append(time.process_time() - c)
+            c_gc.append(gc_s.total - g0)
+        gc.callbacks.remove(gc_s)
         states = {s.value: n for s, n in _counts(store).items()}
         loop.close()
         store.close()
@@ -147,6 +153,7 @@ def bench_loop_step(
                 "changed_median_s": statistics.median(c_walls),
                 "changed_min_s": min(c_walls),
                 "changed_cpu_median_s": statistics.median(c_cpus),
+                "changed_gc_median_s": statistics.median(c_gc),
                 "changed_steps": len(c_walls),
                 "changed_by_step_median_s": {
                     k: statistics.median(v[n_steady : n_steady + len(c_walls)])
@@ -161,13 +168,28 @@ def bench_loop_step(
     }
 
 
+class _GcClock:
+    """A ``gc.callbacks`` entry adding up the seconds the cyclic collector runs."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self._t = 0.0
+
+    def __call__(self, phase: str, _info: dict[str, int]) -> None:
+        if phase == "start":
+            self._t = time.perf_counter()
+        else:
+            self.total += time.perf_counter() - self._t
+
+
 def _profiled(step: Any, top: int) -> str:
     prof = cProfile.Profile()
     prof.enable()
     step()
     prof.disable()
     buf = io.StringIO()
-    pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(top)
+    order = os.environ.get("PROFILE_SORT", "cumulative")  # or tottime
+    pstats.Stats(prof, stream=buf).sort_stats(order).print_stats(top)
     return buf.getvalue()
 
 
