@@ -1,15 +1,17 @@
 """The fleet scheduler as the control loop's decider (``FleetDecider``).
 
-Each call rebuilds the fleet snapshot (``control.snapshot.build_snapshot``) from what
-it is given — the enabled providers' offerings, their free capacity, the jobs the store
+Each call takes the fleet snapshot (``control.snapshot.build_snapshot``; kept across
+calls and brought up to date with what changed: ``control.kept_snapshot``) of what it
+is given — the enabled providers' offerings, their free capacity, the jobs the store
 says hold capacity, the store's instance rows, contracts, cool-downs and down providers
 (``SnapshotInputs``) — and asks the scheduler core (``scheduler/core.py``) for
 decisions on the pending jobs, with the snapshot's pool costs (contracts' reserved
 pools at zero marginal cost), diversification caps and tenant ledger. Nothing is kept
 across calls but caches of pure functions (planners per offering list, plans per
-parsed workload) and the last cycle of holds, handed back while its inputs stay the
-same (``control.decision_reuse``), so a control loop killed at any instant and
-restarted decides from the store and the providers alone.
+parsed workload), the snapshot (equal to a fresh build of the call's inputs) and the
+last cycle of holds, handed back while its inputs stay the same
+(``control.decision_reuse``), so a control loop killed at any instant and restarted
+decides from the store and the providers alone.
 
 Pools: ``control.snapshot`` says how offerings map to pools (sliced and one-instance
 local sites, sized-to-fit clouds of job-level providers, elastic pools of instances,
