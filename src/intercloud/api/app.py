@@ -52,6 +52,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     for module in (workloads, tenants, tokens, fleet):
         app.include_router(module.router)
     app.include_router(dashboard.router)
+    workloads.install_lean_submit(app.router.routes)
     return app
 
 
