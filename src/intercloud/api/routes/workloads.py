@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Scope
 
@@ -158,7 +158,7 @@ async def _submit(request: Request, who: Principal) -> dict[str, Any]:
     body = await _body(request, ctx.settings.max_body_bytes)
     text = _spec_text(request.headers.get("content-type", ""), body)
     env = _env(request)
-    prepared = await run_in_threadpool(
+    prepare = partial(
         ctx.client.prepare,
         _source(request),
         text=text,
@@ -166,8 +166,9 @@ async def _submit(request: Request, who: Principal) -> dict[str, Any]:
         tenant=who.scope(),
         host_files=False,
     )
-    # stored with its audit row, in a transaction shared with concurrent requests
-    job_id = await ctx.committer.submit(prepared.store_args, audit_row(request, 201))
+    # prepared in the group commit's thread, then stored with its audit row, in a
+    # transaction shared with concurrent requests
+    prepared, job_id = await ctx.committer.submit_prepared(prepare, audit_row(request, 201))
     request.state.audited = True
     request.state.audit_target = f"workload {job_id}"
     sub = prepared.submission(job_id)
