@@ -100,6 +100,8 @@ class GroupCommitter:
         return await asyncio.wrap_future(write.done)
 
     def _start(self) -> None:
+        if self._thread is not None and not self._closed:
+            return  # running: no lock on the path of every request
         with self._lock:
             if self._closed:
                 raise RuntimeError("the server is shutting down")

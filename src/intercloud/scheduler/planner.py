@@ -199,12 +199,20 @@ PLAN_IGNORES: frozenset[str] = frozenset(
 )  # fmt: skip
 
 
+_PLAN_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
 def plan_key(workload: Workload) -> Hashable | None:
     """What ``Planner.plan(workload)`` depends on in ``workload`` (its class and every
     field not in ``PLAN_IGNORES``), for callers that keep plans by it; None when a
     field cannot be hashed."""
-    read = [getattr(workload, f.name) for f in fields(workload) if f.name not in PLAN_IGNORES]
-    key = (type(workload), *read)
+    cls = type(workload)
+    names = _PLAN_FIELDS.get(cls)
+    if names is None:  # ``fields()`` per call would cost as much as the rest
+        names = _PLAN_FIELDS[cls] = tuple(
+            f.name for f in fields(workload) if f.name not in PLAN_IGNORES
+        )
+    key = (cls, *[getattr(workload, n) for n in names])
     try:
         hash(key)
     except TypeError:
