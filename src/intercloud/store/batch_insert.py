@@ -53,7 +53,7 @@ _AUDIT_COLUMNS = (
 
 
 def _unnest(prefix: str, columns: Sequence[tuple[str, str]]) -> str:
-    arrays = ", ".join(f"%({prefix}{c})s::{t}[]" for c, t in columns)
+    arrays = ", ".join(f"%({prefix}{c})b::{t}[]" for c, t in columns)  # binary: cheaper to dump
     names = ", ".join(c for c, _ in columns)
     return f"unnest({arrays}) WITH ORDINALITY AS {prefix[0]}({names}, ord)"
 
