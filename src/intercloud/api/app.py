@@ -58,4 +58,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
 def app_from_env() -> FastAPI:
     """The app of a worker process, configured by the environment."""
+    from intercloud.gc_tuning import tune_gc
+
+    tune_gc()
     return create_app(ApiSettings.from_env())

@@ -61,6 +61,9 @@ def serve(settings: ApiSettings, host: str, port: int, workers: int = 1) -> None
     db_url = settings.db_url or database_url(settings.home)
     check_workers(workers, db_url)
     if workers == 1:
+        from intercloud.gc_tuning import tune_gc
+
+        tune_gc()
         uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
         return
     os.environ["INTERCLOUD_DB_URL"] = db_url
