@@ -1,4 +1,5 @@
-"""``Store.write_batch`` on PostgreSQL: one statement of a fixed shape for any batch.
+"""``Store.write_batch`` (and ``Store.set_reasons``) on PostgreSQL: one statement of a
+fixed shape for any batch.
 
 A multi-row ``INSERT ... VALUES`` has as many parameters as rows times columns, so each
 batch size is a new statement for psycopg to convert (past 50 parameters it does not
@@ -7,6 +8,10 @@ as one array (``unnest``), so the text and the parameter count never change: psy
 converts it once and, after a few uses, PostgreSQL runs it as a prepared statement.
 The workloads, their ``submitted`` events and the audit rows go in one statement (data-
 modifying CTEs), one round trip instead of three.
+
+``set_reasons`` is the same idea for the control loop's holds of a burst of new jobs:
+one guarded ``UPDATE ... FROM unnest`` with the events in a CTE, instead of one
+``UPDATE`` round trip per job.
 
 Ids come back in the submissions' order: the rows are inserted ``ORDER BY`` their
 ordinal, so the sequence hands out ascending ids in that order (SQLAlchemy's
@@ -118,3 +123,42 @@ def write_batch(
         params["a_" + c] = [a.get(c) for a in audits]
     result = conn.exec_driver_sql(SQL, params)
     return [int(r[0]) for r in result]
+
+
+SET_REASONS_SQL = """
+WITH h AS (
+    SELECT * FROM unnest(%(ids)b::int8[], %(versions)b::int8[], %(reasons)b::text[],
+        %(codes)b::text[], %(data)b::text[]) WITH ORDINALITY AS h(id, version, reason, code,
+        data, ord)
+), u AS (
+    UPDATE workloads AS w
+    SET version = w.version + 1, updated_at = %(t)s, reason = h.reason, reason_code = h.code
+    FROM h
+    WHERE w.id = h.id AND w.version = h.version
+    RETURNING w.id, h.reason, h.data, h.ord
+), e AS (
+    INSERT INTO events (workload_id, instance_id, time, kind, from_state, to_state, reason,
+        data)
+    SELECT id, NULL, %(t)s, 'updated', NULL, NULL, reason, data::json FROM u ORDER BY ord
+)
+SELECT id FROM u ORDER BY ord
+"""
+
+
+def set_reasons(
+    conn: Connection,
+    holds: Sequence[tuple[int, int, str, str | None, Mapping[str, Any] | None]],
+    t: datetime,
+) -> list[int]:
+    """``Store.set_reasons`` in one statement: ``holds`` are ``(id, expected_version,
+    reason, code, event data)`` with distinct ids; the ids changed, in ``holds``' order
+    (their ``updated`` events too)."""
+    params = {
+        "t": t,
+        "ids": [h[0] for h in holds],
+        "versions": [h[1] for h in holds],
+        "reasons": [h[2] for h in holds],
+        "codes": [h[3] for h in holds],
+        "data": [None if h[4] is None else json.dumps(h[4]) for h in holds],
+    }
+    return [int(r[0]) for r in conn.exec_driver_sql(SET_REASONS_SQL, params)]

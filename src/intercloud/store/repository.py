@@ -846,6 +846,13 @@ class Store(
         t = self._now(now)
         changed: list[int] = []
         with self._db.write() as conn:
+            if not self._db.is_sqlite and len({h[0] for h in holds}) == len(holds):
+                # one statement (and round trip) for all of them
+                return batch_insert.set_reasons(
+                    conn,
+                    [(i, v, r, _code_value(c), _event_data({}, c)) for i, v, r, c in holds],
+                    t,
+                )
             for workload_id, version, reason, code in holds:
                 params = {
                     "w_id": workload_id,
