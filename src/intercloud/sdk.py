@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from dataclasses import field as dataclass_field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,6 +57,8 @@ class NotRunnable(ValueError):
 #: ``top`` for planning on the enabled (local) offerings: every placement, so one that
 #: fits the finite sites is found even when cheaper ones never fit.
 _ALL_PLACEMENTS = 1000
+#: Most plans one ``_Planning`` keeps (then it forgets them all and starts again).
+_MAX_PLANS = 4096
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,23 @@ class _Planning:
     finite: list[Offering]
     fleet: Any
     built_at: float
+    #: plans by ``plan_key``: the same resources plan the same against these offerings
+    #: (rebuilt with them, so never staler than they are)
+    plans: dict[Hashable, PlanResult] = dataclass_field(default_factory=dict)
+
+    def plan(self, workload: Workload) -> PlanResult:
+        """``planner.plan(workload, top=_ALL_PLACEMENTS)``, kept by ``plan_key``."""
+        from intercloud.scheduler.planner import plan_key
+
+        key = plan_key(workload)
+        found = self.plans.get(key) if key is not None else None
+        if found is None:
+            found = self.planner.plan(workload, top=_ALL_PLACEMENTS)
+            if key is not None:
+                if len(self.plans) >= _MAX_PLANS:
+                    self.plans.clear()
+                self.plans[key] = found
+        return found if found.workload == workload.name else replace(found, workload=workload.name)
 
 
 #: The placement fields every job's summary shows.
@@ -416,7 +436,7 @@ class Client:
         files = resolve_files(
             workload, spec_dir, can_sync=planning.can_sync, source=str(spec), state_dir=self.home
         )
-        plan = planning.planner.plan(workload, top=_ALL_PLACEMENTS)
+        plan = planning.plan(workload)
         # The planner sees unbounded offerings; the local sites are finite.
         fits, too_big = split_fitting(
             workload,

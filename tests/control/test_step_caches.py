@@ -54,13 +54,19 @@ def test_a_jobs_plan_is_reused_while_its_workload_and_offerings_stay(planned: li
     assert planned == [1, 2]
 
 
-def test_new_offerings_or_a_new_workload_plan_again(planned: list[int]) -> None:
+def test_new_offerings_or_other_resources_plan_again(planned: list[int]) -> None:
     d = FleetDecider()
-    d.decide_fleet([gpu_job(1)], _inputs([AWS, GCP]))
-    out = d.decide_fleet([gpu_job(1)], _inputs([AWS, GCP]))  # a new parse of job 1
-    assert planned == [1, 1]
-    out = d.decide_fleet([gpu_job(1)], _inputs([AWS]))
-    assert planned == [1, 1, 1]
+    first = d.decide_fleet([gpu_job(1)], _inputs([AWS, GCP]))
+    # a new parse of job 1, and a new job, with the same resources: planned already
+    out = d.decide_fleet([gpu_job(1), gpu_job(3)], _inputs([AWS, GCP]))
+    assert planned == [1]
+    fresh = FleetDecider().decide_fleet([gpu_job(1), gpu_job(3)], _inputs([AWS, GCP]))
+    assert out.jobs == fresh.jobs and out.jobs[0] == first.jobs[0]
+    assert planned == [1, 1]  # the fresh decider's, once for both
+    out = d.decide_fleet([gpu_job(2, nodes=2)], _inputs([AWS, GCP]))  # other resources
+    assert planned == [1, 1, 2]
+    out = d.decide_fleet([gpu_job(1)], _inputs([AWS]))  # other offerings
+    assert planned == [1, 1, 2, 1]
     assert {c.offering for c in out.capacity if isinstance(c, Provision)} == {AWS_KEY}
 
 

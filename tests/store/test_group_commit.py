@@ -136,3 +136,48 @@ def test_daemon_checks_refuse_or_report_stored(store: Store) -> None:
         starting.close()
     job_id = int(str(err.value).split()[1])
     assert store.get(job_id).name == "kept"
+
+
+def test_batches_of_every_size_keep_order_fields_and_audit_targets(store: Store) -> None:
+    """Batches of several sizes (on PostgreSQL one prepared statement serves them all):
+    each row as given, ids in the submissions' order, each audit row aimed at its own
+    submission or left as given, the ``submitted`` event of each."""
+    store.create_tenant("other")
+    seen: list[int] = []
+    for size in (1, 7, 2, 40, 3, 1, 12):
+        subs = [
+            {
+                **_args(f"n{size}-{i}", tenant="other" if i % 3 == 0 else "default"),
+                "priority": i - 2,
+                "max_restarts": i % 4,
+                "kind": "batch" if i % 2 else "training",
+                "submission": None if i % 5 == 0 else {"i": i, "text": 'é\n"q"'},
+            }
+            for i in range(size)
+        ]
+        audits = [{**_audit(f"s{size}-{i}"), "target_of": i} for i in range(size)]
+        audits.insert(1, {**_audit(f"plain{size}"), "target": "tenant x", "token_id": 5})
+        ids = store.write_batch(subs, audits)
+        assert ids == sorted(ids) and len(set(ids)) == size
+        assert not set(ids) & set(seen)
+        seen += ids
+        for i, job_id in enumerate(ids):
+            w = store.get(job_id)
+            assert (w.name, w.tenant, w.priority, w.max_restarts, w.kind.value) == (
+                f"n{size}-{i}",
+                "other" if i % 3 == 0 else "default",
+                i - 2,
+                i % 4,
+                "batch" if i % 2 else "training",
+            )
+            assert w.submission == subs[i]["submission"]
+            assert w.spec_text == subs[i]["spec_text"]
+            assert w.state.value == "PENDING" and w.version == 1
+            assert [e.reason for e in store.events(job_id)] == ["submitted"]
+    rows = {a.tenant: a for a in store.audit(limit=10_000)}
+    for size in (1, 7, 2, 40, 3, 12):
+        assert rows[f"plain{size}"].target == "tenant x" and rows[f"plain{size}"].token_id == 5
+    by_name = {store.get(i).name: i for i in seen}
+    for size in (1, 7, 2, 40, 3, 12):
+        for i in range(size):
+            assert rows[f"s{size}-{i}"].target == f"workload {by_name[f'n{size}-{i}']}"

@@ -115,3 +115,14 @@ def test_upgrade_from_0004_keeps_rows(empty_db_url: str) -> None:
         job = store.submit("training", "new", "run: y\n")
         w = store.transition(job, "PENDING", "CANCELLED", "bye", reason_code=C.CANCELLED)
         assert w is not None and w.reason_code is C.CANCELLED
+
+
+def test_set_reasons_with_one_job_twice_changes_it_once_with_the_first(store: Store) -> None:
+    a = store.submit("training", "a", "run: x\n")
+    v = store.get(a).version
+    changed = store.set_reasons(
+        [(a, v, "first", C.WAITING_FOR_CAPACITY), (a, v, "second", C.OVER_QUOTA)]
+    )
+    assert changed == [a]
+    assert (store.get(a).reason, store.get(a).version) == ("first", v + 1)
+    assert len([e for e in store.events(a) if e.kind == "updated"]) == 1

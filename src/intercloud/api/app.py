@@ -52,9 +52,13 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     for module in (workloads, tenants, tokens, fleet):
         app.include_router(module.router)
     app.include_router(dashboard.router)
+    workloads.install_lean_submit(app.router.routes)
     return app
 
 
 def app_from_env() -> FastAPI:
     """The app of a worker process, configured by the environment."""
+    from intercloud.gc_tuning import tune_gc
+
+    tune_gc()
     return create_app(ApiSettings.from_env())

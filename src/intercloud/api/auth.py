@@ -40,7 +40,8 @@ def context(request: Request) -> ApiContext:
     return ctx
 
 
-def _secret(request: Request) -> str:
+def bearer_secret(request: Request) -> str:
+    """The token of the ``Authorization: Bearer`` header (401 without one)."""
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
     secret = secret.strip()
@@ -52,7 +53,7 @@ def _secret(request: Request) -> str:
 
 
 async def principal(request: Request) -> Principal:
-    return await authenticate(request, _secret(request))
+    return await authenticate(request, bearer_secret(request))
 
 
 async def authenticate(request: Request, secret: str) -> Principal:
@@ -86,10 +87,14 @@ def need(action: Action) -> Callable[..., object]:
 
     async def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
         if not allowed(who.role, action):
-            raise ApiError(
-                ErrorCode.FORBIDDEN,
-                f"role {who.role.value} may not {action.value.replace('_', ' ')}",
-            )
+            raise forbidden(who, action)
         return who
 
     return check
+
+
+def forbidden(who: Principal, action: Action) -> ApiError:
+    """The 403 for ``who`` asking for ``action``."""
+    return ApiError(
+        ErrorCode.FORBIDDEN, f"role {who.role.value} may not {action.value.replace('_', ' ')}"
+    )

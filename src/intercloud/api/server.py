@@ -7,12 +7,22 @@ One process on the embedded store (SQLite allows one writer process well); sever
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from intercloud.api.context import BURST_ENV, RATE_ENV, ApiSettings
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8420
 MAX_WORKERS = 64
+#: uvicorn's settings in server mode: no access log (the audit log and the metrics say
+#: who called what; a line per request costs CPU on the hot path), httptools and uvloop
+#: when installed ("auto": the pure-Python h11 and asyncio otherwise).
+UVICORN_OPTIONS: dict[str, Any] = {
+    "log_level": "warning",
+    "access_log": False,
+    "http": "auto",
+    "loop": "auto",
+}
 
 
 def check_workers(workers: int, db_url: str) -> None:
@@ -61,7 +71,10 @@ def serve(settings: ApiSettings, host: str, port: int, workers: int = 1) -> None
     db_url = settings.db_url or database_url(settings.home)
     check_workers(workers, db_url)
     if workers == 1:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+        from intercloud.gc_tuning import tune_gc
+
+        tune_gc()
+        uvicorn.run(create_app(settings), host=host, port=port, **UVICORN_OPTIONS)
         return
     os.environ["INTERCLOUD_DB_URL"] = db_url
     if settings.home is not None:
@@ -75,5 +88,5 @@ def serve(settings: ApiSettings, host: str, port: int, workers: int = 1) -> None
         host=host,
         port=port,
         workers=workers,
-        log_level="warning",
+        **UVICORN_OPTIONS,
     )

@@ -98,6 +98,10 @@ class Catalog:
         return frozenset(o.instance_type for o in self.offerings)
 
     @cached_property
+    def regions(self) -> frozenset[str]:
+        return frozenset(o.region for o in self.offerings)
+
+    @cached_property
     def accelerators(self) -> frozenset[str]:
         return frozenset(o.accelerator for o in self.offerings if o.accelerator)
 

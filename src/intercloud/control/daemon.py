@@ -718,6 +718,9 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)  # a line per migration step
+    from intercloud.gc_tuning import tune_gc
+
+    tune_gc()
     return run_daemon(home, os.environ.get("INTERCLOUD_DB_URL") or None)
 
 

@@ -68,10 +68,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from intercloud.control.decide import (
     CAPACITY_TEXT,
@@ -113,7 +113,7 @@ from intercloud.providers.base import FreeCapacity, OfferingKey
 from intercloud.providers.contract import InstanceState
 from intercloud.scheduler import reasons
 from intercloud.scheduler.core import Scheduler
-from intercloud.scheduler.planner import Planner
+from intercloud.scheduler.planner import Planner, plan_key
 from intercloud.scheduler.reasons import Reason, ReasonCode
 from intercloud.scheduler.requests import DecisionKind, GangRequest
 from intercloud.store.records import InstanceRecord
@@ -141,6 +141,8 @@ PREEMPTION_ENV = "INTERCLOUD_PREEMPTION"
 PREEMPTION_SETTING = "scheduler.preemption"
 
 _EPS = 1e-9
+#: Most plans kept by ``plan_key`` for new jobs (then forgotten all at once).
+_MAX_SHARED_PLANS = 4096
 
 
 class _Settings(Protocol):
@@ -242,6 +244,12 @@ class FleetDecider(PlannerCache):
         self.backfill = backfill
         # job id -> (workload, planner, enabled, its plan): ``_plans_for``
         self._plans: dict[int, tuple[object, object, tuple[str, ...], Any]] = {}
+        # (planner, enabled, placements by ``plan_key``) for new jobs: ``_plans_for``
+        self._shared: tuple[object, tuple[str, ...], dict[Hashable, tuple[Placement, ...]]] = (
+            None,
+            (),
+            {},
+        )
         # the last cycle's pools, and per job (its plan, priority, tenant and submit
         # time; its candidates on those pools): ``_decide_fleet``
         self._layout: list[PoolOf] = []
@@ -376,15 +384,16 @@ class FleetDecider(PlannerCache):
         last = self._plans
         plans: dict[int, tuple[TrainingJob | BatchJob, list[Placement]] | Reject] = {}
         kept: dict[int, tuple[object, object, tuple[str, ...], Any]] = {}
+        owner, owner_names, shared = self._shared
+        if owner is not planner or owner_names != names:
+            shared = {}
+            self._shared = (planner, names, shared)
         for job in pending:
             hit = last.get(job.job_id)
             if hit is not None and hit[0] is job.workload and hit[1] is planner and hit[2] == names:
                 planned = hit[3]
             else:
-                planned = plan_or_reject(job, planner, enabled)
-                if not isinstance(planned, Reject):
-                    w, placements = planned
-                    planned = (w, _with_zone_siblings(w, placements, by_shape))
+                planned = _plan_new(job, planner, enabled, by_shape, shared)
             plans[job.job_id] = planned
             kept[job.job_id] = (job.workload, planner, names, planned)
         self._plans = kept
@@ -646,6 +655,34 @@ def _zones_by_shape(offerings: Sequence[Offering]) -> dict[tuple[str, str, str],
     for o in offerings:
         out.setdefault((o.provider, o.region, o.instance_type), []).append(o)
     return out
+
+
+def _plan_new(
+    job: PendingJob,
+    planner: Planner | None,
+    enabled: list[str],
+    by_shape: Mapping[tuple[str, str, str], list[Offering]],
+    shared: dict[Hashable, tuple[Placement, ...]],
+) -> tuple[TrainingJob | BatchJob, list[Placement]] | Reject:
+    """``plan_or_reject`` with zone siblings; a job with the same ``plan_key`` (what the
+    planner and the siblings read) as one planned before on this planner gets its
+    placements from ``shared`` (a burst of like jobs plans once)."""
+    w = job.workload
+    runnable = planner is not None and isinstance(w, TrainingJob | BatchJob) and w.run
+    key = plan_key(w) if runnable else None
+    same = shared.get(key) if key is not None else None
+    if same is not None:
+        return cast(TrainingJob | BatchJob, w), list(same)
+    planned = plan_or_reject(job, planner, enabled)
+    if isinstance(planned, Reject):
+        return planned
+    w, placements = planned
+    placements = _with_zone_siblings(w, placements, by_shape)
+    if key is not None:
+        if len(shared) >= _MAX_SHARED_PLANS:
+            shared.clear()
+        shared[key] = tuple(placements)
+    return w, placements
 
 
 def _with_zone_siblings(

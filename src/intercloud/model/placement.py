@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any, TypeVar, cast
 
 from intercloud.model.pricing import PricingKind
@@ -49,7 +49,9 @@ class Placement:
         return f"{loc} {self.instance_type}".strip()
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        # field by field: ``asdict``'s recursive deep copy costs more than the rest of
+        # a submission's bookkeeping, and every field here is a scalar
+        d = {name: getattr(self, name) for name in _PLACEMENT_FIELDS}
         d["pricing"] = self.pricing.value
         d["gpus"] = self.gpus
         if self.option is None:
@@ -109,6 +111,9 @@ def _optional_str(x: Any) -> str:
 
 def _optional_int(x: Any) -> int | None:
     return None if x is None else int(x)
+
+
+_PLACEMENT_FIELDS = tuple(f.name for f in fields(Placement))
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,8 +71,8 @@ builds ``Placement`` objects only for the top-k.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Collection, Hashable, Mapping
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -185,6 +185,39 @@ class _Chunks:
     alt: list[int] = field(default_factory=list)
     duration: list[float] = field(default_factory=list)
     nodes: list[F64 | int] = field(default_factory=list)  # batch: per candidate
+
+
+#: Workload fields ``Planner.plan`` never reads (``name`` only labels the result): two
+#: workloads equal but for these get the same plan from one planner. A field missing
+#: here is part of ``plan_key``, so a new field is safe until it is listed.
+PLAN_IGNORES: frozenset[str] = frozenset(
+    {
+        "name", "tenant", "priority", "setup", "run", "envs", "restart", "workdir",
+        "file_mounts", "deadline", "checkpoint_interval_minutes", "max_replicas",
+        "target_rps_per_replica",
+    }
+)  # fmt: skip
+
+
+_PLAN_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def plan_key(workload: Workload) -> Hashable | None:
+    """What ``Planner.plan(workload)`` depends on in ``workload`` (its class and every
+    field not in ``PLAN_IGNORES``), for callers that keep plans by it; None when a
+    field cannot be hashed."""
+    cls = type(workload)
+    names = _PLAN_FIELDS.get(cls)
+    if names is None:  # ``fields()`` per call would cost as much as the rest
+        names = _PLAN_FIELDS[cls] = tuple(
+            f.name for f in fields(workload) if f.name not in PLAN_IGNORES
+        )
+    key = (cls, *[getattr(workload, n) for n in names])
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
 
 
 class Planner:

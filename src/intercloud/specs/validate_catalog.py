@@ -215,7 +215,9 @@ def _matching(offerings: Iterable[Offering], req: AcceleratorRequest) -> list[Of
 def _check_regions(
     regions: Iterable[str], catalog: Catalog, paths: Mapping[str, str], default: str
 ) -> None:
-    known = {o.region for o in catalog.offerings}
+    if not regions:
+        return
+    known = catalog.regions  # kept on the catalog: a scan of every row per spec otherwise
     for region in sorted(regions, key=lambda r: paths.get(r, default)):
         if region not in known:
             path = paths.get(region, default)

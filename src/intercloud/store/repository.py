@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from intercloud.control.states import TERMINAL, JobState, check_transition
 from intercloud.scheduler.reasons import ReasonCode
+from intercloud.store import batch_insert
 from intercloud.store.agent_repo import AgentRepository
 from intercloud.store.api_repo import ApiRepo
 from intercloud.store.db import Database
@@ -649,6 +650,13 @@ class Store(
         with self._db.write() as conn:
             for row in rows:
                 row["tenant_id"] = self._tenant_id(conn, row.pop("tenant"))
+            if not self._db.is_sqlite:  # one prepared statement, one round trip
+                values = []
+                for a in audits:
+                    a = dict(a)
+                    index = a.pop("target_of", None)
+                    values.append({**self._audit_values(t, **a), "target_of": index})
+                return batch_insert.write_batch(conn, rows, values, t, JobState.PENDING.value)
             ids: list[int] = []
             if rows:
                 # one multi-row INSERT ... RETURNING, ids in the rows' order
@@ -838,6 +846,13 @@ class Store(
         t = self._now(now)
         changed: list[int] = []
         with self._db.write() as conn:
+            if not self._db.is_sqlite and len({h[0] for h in holds}) == len(holds):
+                # one statement (and round trip) for all of them
+                return batch_insert.set_reasons(
+                    conn,
+                    [(i, v, r, _code_value(c), _event_data({}, c)) for i, v, r, c in holds],
+                    t,
+                )
             for workload_id, version, reason, code in holds:
                 params = {
                     "w_id": workload_id,

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import StreamingResponse
-from starlette.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Match, Route
+from starlette.types import Scope
 
 from intercloud.api.audit import audit_row
-from intercloud.api.auth import Principal, context, need
+from intercloud.api.auth import Principal, authenticate, bearer_secret, context, forbidden, need
 from intercloud.api.errors import ApiError, ErrorCode
-from intercloud.api.roles import Action
+from intercloud.api.roles import Action, allowed
 from intercloud.control.states import JobState
 
 router = APIRouter(prefix="/v1", tags=["workloads"])
@@ -118,11 +120,45 @@ async def submit(request: Request, who: Submitter) -> dict[str, Any]:
     """Submit a workload; answers with its ``id`` once the submission is durable. The
     tenant is the token's: a spec naming another tenant is refused (an admin's token
     submits for the spec's tenant)."""
+    return await _submit(request, who)
+
+
+async def submit_lean(request: Request) -> Response:
+    """``submit`` without FastAPI's per-request dependency solving and response
+    encoding (a third of the server's CPU per submission): the same checks in the same
+    order (token, rate, role, body), the same answer. Mounted ahead of the documented
+    route by ``install_lean_submit``; that route stays for OpenAPI."""
+    who = await authenticate(request, bearer_secret(request))
+    if not allowed(who.role, Action.SUBMIT):
+        raise forbidden(who, Action.SUBMIT)
+    return JSONResponse(await _submit(request, who), status_code=201)
+
+
+def install_lean_submit(routes: list[BaseRoute]) -> None:
+    """Put ``submit_lean`` first among ``routes`` (the app's: matched before the
+    routers, so it answers ``POST /v1/workloads``; other methods go on to them)."""
+    routes.insert(
+        0, _NamedRoute("/v1/workloads", submit_lean, methods=["POST"], include_in_schema=False)
+    )
+
+
+class _NamedRoute(Route):
+    """A route that writes itself into the scope as FastAPI's do (the metrics label
+    requests with the matched route's path)."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is not Match.NONE:
+            child = {**child, "route": self}
+        return match, child
+
+
+async def _submit(request: Request, who: Principal) -> dict[str, Any]:
     ctx = context(request)
     body = await _body(request, ctx.settings.max_body_bytes)
     text = _spec_text(request.headers.get("content-type", ""), body)
     env = _env(request)
-    prepared = await run_in_threadpool(
+    prepare = partial(
         ctx.client.prepare,
         _source(request),
         text=text,
@@ -130,8 +166,9 @@ async def submit(request: Request, who: Submitter) -> dict[str, Any]:
         tenant=who.scope(),
         host_files=False,
     )
-    # stored with its audit row, in a transaction shared with concurrent requests
-    job_id = await ctx.committer.submit(prepared.store_args, audit_row(request, 201))
+    # prepared in the group commit's thread, then stored with its audit row, in a
+    # transaction shared with concurrent requests
+    prepared, job_id = await ctx.committer.submit_prepared(prepare, audit_row(request, 201))
     request.state.audited = True
     request.state.audit_target = f"workload {job_id}"
     sub = prepared.submission(job_id)
