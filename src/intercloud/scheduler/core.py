@@ -61,7 +61,12 @@ from intercloud.scheduler.placement.pick import (
     pick_nodes,
     slots_needed,
 )
-from intercloud.scheduler.preemption import find_victims, jobs_on_nodes, requeued
+from intercloud.scheduler.preemption import (
+    find_victims,
+    find_victims_scan,
+    jobs_on_nodes,
+    requeued,
+)
 from intercloud.scheduler.queue_order import QueueOrder, get_policy
 from intercloud.scheduler.reasons import Reason, ReasonCode
 from intercloud.scheduler.requests import Decision, DecisionKind, GangRequest
@@ -202,6 +207,9 @@ class Scheduler:
         # interchangeable gangs decided once per class in a cycle (the cost plan's
         # grouping, fast HOLDs: exact); off only in tests, to compare
         self._aggregate = True
+        # preemption's candidates from the indexes (``find_victims``); off only in tests,
+        # where the former scan (``find_victims_scan``) is the oracle
+        self._victim_index = True
 
     # ----------------------------------------------------------------- the cycle ----
     def schedule(
@@ -904,7 +912,8 @@ class Scheduler:
         reclaim: AbstractSet[int] = frozenset()
         if self.ledger is not None and r.gpus:
             reclaim = self.ledger.reclaimable_ids(r.tenant, r.accelerators, r.gpus)
-        found = find_victims(
+        search = find_victims if self._victim_index else find_victims_scan
+        found = search(
             state,
             r,
             pools,

@@ -30,6 +30,7 @@ from intercloud.scheduler.fleet.state import Allocation, FleetState
 from intercloud.scheduler.placement.filter import needs_domain
 from intercloud.scheduler.placement.pick import slots_needed
 from intercloud.scheduler.requests import GangRequest
+from intercloud.scheduler.tenancy.ledger import Reclaimable
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +150,15 @@ def _greedy(
     return None
 
 
+def _in_pool(pool_jobs: dict[int, None], reclaimable: Set[int]) -> set[int]:
+    """The jobs of ``reclaimable`` among ``pool_jobs`` (a pool's running jobs)."""
+    if isinstance(reclaimable, Reclaimable):
+        return reclaimable.among(pool_jobs)
+    if isinstance(reclaimable, set | frozenset):
+        return pool_jobs.keys() & reclaimable
+    return {j for j in pool_jobs if j in reclaimable}
+
+
 def find_victims(
     state: FleetState,
     r: GangRequest,
@@ -166,6 +176,85 @@ def find_victims(
     ``memo`` (kept by the caller between calls on one state): per request shape and
     priority, the ``pool_version`` at which a pool had no victims; such a pool is skipped
     while unchanged (fewer protected or reclaimable jobs can only find fewer victims)."""
+    best: tuple[int, float, int] | None = None
+    out: Victims | None = None
+    allocs = state.allocations
+    found = 0
+    q0 = r.priority
+    version = state.pool_version
+    none_at: dict[int, int] | None = None
+    reclaim = bool(reclaimable)  # (a ledger's view counts its jobs: ask once)
+    if memo is not None and not reclaim:
+        none_at = memo.setdefault((r.gpus_per_node, r.nodes, needs_domain(r), q0), {})
+    prio = state.pool_prio
+    # no job anywhere of a lower priority: no victims (skips the pass over pools)
+    if not reclaim and not any(d and min(d) < q0 for d in state.acc_prio):
+        return None
+    for rank, p in enumerate(pools):
+        if not reclaim and not (prio[p] and min(prio[p]) < q0):
+            continue
+        if found >= max_pools or (best is not None and best[0] <= 1):
+            break  # (no later pool beats one victim, nor none: it ranks later)
+        if none_at is not None and none_at.get(p) == version[p]:
+            continue
+        skipped = False
+        if reclaim:
+            # reclaimable (the ledger's borrowing jobs met with the pool's, not a
+            # membership call per job of the pool) or preemptible of a lower priority
+            # (the pool's by-priority index); in any order, as below
+            cand = _in_pool(state._pool_jobs[p], reclaimable)
+            for q, js in state.pool_prio_jobs(p).items():
+                if q < q0:
+                    cand.update(js)
+            eligible = [allocs[j] for j in cand if j not in protect]
+        else:
+            # the pool's preemptible jobs by priority (no pass over all its jobs; the
+            # order of ``eligible`` does not matter: every ordering below is total)
+            ids = [j for q, js in state.pool_prio_jobs(p).items() if q < q0 for j in js]
+            if protect:
+                n_ids = len(ids)
+                ids = [j for j in ids if j not in protect]
+                skipped = len(ids) < n_ids
+            eligible = [allocs[j] for j in ids]
+        # Fitting is monotone in the victims: when evicting every eligible job does not
+        # make room, the greedy pass cannot either (for NVLink gangs, check that first
+        # and skip its per-domain sorts; the other greedy pass counts incrementally).
+        chosen: list[Allocation] | None = None
+        if eligible and fits_after(state, p, r, ()):
+            # room already (the aggregates; the turn's pick failed for another reason):
+            # the greedy pass takes one victim and the pruning drops it
+            chosen = []
+        elif eligible and (not needs_domain(r) or fits_after(state, p, r, eligible)):
+            chosen = _greedy(state, p, r, eligible, now_s)
+        if chosen is None:
+            if none_at is not None and not skipped:
+                none_at[p] = version[p]
+            continue
+        if chosen:
+            chosen = _prune(state, p, r, chosen, now_s)
+        found += 1
+        work = sum(a.work_lost_s(now_s) for a in chosen)
+        key = (len(chosen), work, rank)
+        if best is None or key < best:
+            best = key
+            out = Victims(p, tuple(sorted(a.job_id for a in chosen)), work)
+    return out
+
+
+def find_victims_scan(
+    state: FleetState,
+    r: GangRequest,
+    pools: Sequence[int],
+    now_s: float,
+    protect: Set[int] = frozenset(),
+    reclaimable: Set[int] = frozenset(),
+    max_pools: int = 8,
+    memo: dict[tuple[int, int, bool, int], dict[int, int]] | None = None,
+) -> Victims | None:
+    """``find_victims`` as it was (the reference the exactness tests compare it with,
+    ``Scheduler._victim_index`` off): a reclaiming search asks the ledger's view about
+    every job of each pool, greedy-searches a pool the gang already fits, and goes on
+    after a set with no victim."""
     best: tuple[int, float, int] | None = None
     out: Victims | None = None
     allocs = state.allocations

@@ -104,7 +104,7 @@ class _Job:
     committed: bool  # still counted in its tenant's committed cost
 
 
-class _Reclaimable(AbstractSet[int]):
+class Reclaimable(AbstractSet[int]):
     """Borrowing jobs of some types, less the asking tenant's own (``reclaimable_ids``)."""
 
     __slots__ = ("_parts",)
@@ -130,6 +130,17 @@ class _Reclaimable(AbstractSet[int]):
     def __bool__(self) -> bool:
         # the asking tenant's borrowing jobs of a type are among the type's
         return any(len(every) > len(mine) for every, mine in self._parts)
+
+    def among(self, ids: Mapping[int, object]) -> set[int]:
+        """The members that are keys of ``ids`` (a pool's jobs): intersections of key
+        views, done in C, not a ``__contains__`` call per job of the pool."""
+        out: set[int] = set()
+        for every, mine in self._parts:
+            hit = ids.keys() & every.keys()
+            if hit and mine:
+                hit -= mine.keys()
+            out |= hit
+        return out
 
     def __len__(self) -> int:
         if len(self._parts) == 1:  # the usual case: O(1)
@@ -790,7 +801,7 @@ class TenantLedger:
                 every = self._borrowing.get(g)
                 if every:
                     parts.append((every, st.borrowing.get(g) or {}))
-        return _Reclaimable(parts)
+        return Reclaimable(parts)
 
     # ---------------------------------------------------------------------- read side
 
