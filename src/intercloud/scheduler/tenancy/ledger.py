@@ -136,9 +136,11 @@ class Reclaimable(AbstractSet[int]):
         views, done in C, not a ``__contains__`` call per job of the pool."""
         out: set[int] = set()
         for every, mine in self._parts:
-            hit = ids.keys() & every.keys()
+            hit = ids.keys() & every.keys()  # (CPython walks the smaller of the two)
             if hit and mine:
-                hit -= mine.keys()
+                # not ``hit -= mine.keys()``: that walks all of the asking tenant's
+                # borrowing jobs (thousands), where a pool holds a few of them
+                hit = {j for j in hit if j not in mine}
             out |= hit
         return out
 
