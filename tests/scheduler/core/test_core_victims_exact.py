@@ -179,3 +179,18 @@ def test_a_gang_that_fits_already_gets_no_victims_without_a_greedy_pass(
     got = find_victims(state, r, [0, 1], 2.0, frozenset(), view)
     assert got == find_victims_scan(state, r, [0, 1], 2.0, frozenset(), view)
     assert got is not None and len(got.jobs) == 1 and greedy
+
+
+@settings(max_examples=examples(100), deadline=None)
+@given(
+    parts=st.lists(st.tuples(st.sets(st.integers(0, 40)), st.sets(st.integers(0, 40))), max_size=3),
+    pool_jobs=st.sets(st.integers(0, 40)),
+)
+def test_among_is_membership(parts: list[tuple[set[int], set[int]]], pool_jobs: set[int]) -> None:
+    """``Reclaimable.among`` is the membership test over a pool's jobs, the asking
+    tenant's own borrowing jobs (``mine``, here overlapping ``every`` at random) left out."""
+    view = Reclaimable(
+        [(dict.fromkeys(every), dict.fromkeys(mine & every)) for every, mine in parts]
+    )
+    ids = dict.fromkeys(sorted(pool_jobs))
+    assert view.among(ids) == {j for j in ids if j in view}
