@@ -214,6 +214,7 @@ class SlurmProvider(Provider):
         # end of the current ask's ``start_wait_s``, since when its job runs; one
         # ``squeue`` answer for all of them (time, the jobs it covered, their states)
         self._asked: dict[str, str] = {}
+        self._partition: dict[str, str] = {}  # request id -> its partition (``queued``)
         self._ask_until: dict[str, float] = {}
         self._running_since: dict[str, float] = {}
         self._queue_view: tuple[float, frozenset[str], dict[str, JobInfo]] | None = None
@@ -350,6 +351,7 @@ class SlurmProvider(Provider):
         ``squeue`` of the gangs being provisioned), or None (not pending there)."""
         with self._mutex:
             slurm_job = self._asked.get(request_id)
+            partition = self._partition.get(request_id, "?")
             view = self._queue_view
         if slurm_job is None or view is None:
             return None
@@ -361,10 +363,10 @@ class SlurmProvider(Provider):
             for j in view[2].values()
             if j.state == "PENDING" and _job_number(j.job_id) < _job_number(slurm_job)
         )
-        why = "its turn" if info.reason in ("", "None") else info.reason
+        why = "" if info.reason in ("", "None") else f", {info.reason}"
         return (
-            f"queued in slurm (job {slurm_job}, {why}) behind {ahead} gang(s) "
-            f"of intercloud waiting there"
+            f"queued in slurm partition {partition} as job {slurm_job}, behind {ahead} "
+            f"gang(s) of intercloud{why}"
         )
 
     def withdraw(self, request_id: str) -> bool:
@@ -415,6 +417,7 @@ class SlurmProvider(Provider):
                 slurm_job = self._submit(request, job_name(self.config.namespace, rid))
             with self._mutex:
                 self._asked[rid] = slurm_job
+                self._partition[rid] = request.offering.zone
                 self._ask_until[rid] = time.monotonic() + self.config.start_wait_s
             if fresh:
                 return None  # just submitted: its tasks cannot run yet
@@ -504,6 +507,7 @@ class SlurmProvider(Provider):
             self._asked.pop(request_id, None)
             self._ask_until.pop(request_id, None)
             self._running_since.pop(request_id, None)
+            self._partition.pop(request_id, None)
 
     def _allocation(
         self, request: ProvisionRequest, slurm_job: str, nodes: list[str]
