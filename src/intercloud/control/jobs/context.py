@@ -22,6 +22,7 @@ from intercloud.providers.base import (
     Provider,
     ProviderError,
 )
+from intercloud.scheduler.reasons import ReasonCode
 from intercloud.store import NodeRecord, Store, WorkloadRecord
 
 if TYPE_CHECKING:
@@ -71,6 +72,9 @@ class JobContext:
         #: PLACING job -> why it waits in its engine's own queue (``Capability.QUEUE``),
         #: as the PLACING handler last heard; rebuilt by that handler after a restart
         self.queued_ahead: dict[int, str] = {}
+        #: reasons to store for such jobs, (id, version, reason, code): written with the
+        #: step's holds in one transaction (``pending.place``), not one commit per job
+        self.queued_reasons: list[tuple[int, int, str, ReasonCode | None]] = []
         #: instance-backed capacity (``control.live``); None: providers of known capacity
         #: only, the fleet decider sizes the others to fit
         self.capacity: CapacitySetup | None = None
@@ -95,6 +99,7 @@ class JobContext:
         self.retry_at.clear()
         self.retries.clear()
         self.queued_ahead.clear()
+        self.queued_reasons = []
 
     def now(self) -> datetime:
         """``wall_clock`` as a UTC datetime."""

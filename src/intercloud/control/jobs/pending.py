@@ -89,7 +89,9 @@ def place(ctx: JobContext, pending: Sequence[WorkloadRecord]) -> bool:
         )
     else:
         decisions = ctx.decider.decide(queue, ctx.offerings(), ctx.free_capacity())
-    holds: list[tuple[int, int, str, ReasonCode | None]] = []
+    # the reasons of gangs waiting in an engine's queue (PLACING handler) go with them
+    holds: list[tuple[int, int, str, ReasonCode | None]] = ctx.queued_reasons
+    ctx.queued_reasons = []
     for d in decisions:
         if isinstance(d, Preempt):
             changed |= preempt(ctx, d)

@@ -59,7 +59,7 @@ def _note_queued(ctx: JobContext, w: WorkloadRecord, provider: Provider, rid: st
         return
     ctx.queued_ahead[w.id] = why
     if w.reason != why:
-        ctx.store.set_reasons([(w.id, w.version, why, ReasonCode.WAITING_FOR_CAPACITY)])
+        ctx.queued_reasons.append((w.id, w.version, why, ReasonCode.WAITING_FOR_CAPACITY))
 
 
 def withdraw(ctx: JobContext, w: WorkloadRecord, reason: str, code: ReasonCode) -> bool:
