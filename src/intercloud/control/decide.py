@@ -78,6 +78,10 @@ class RunningJob:
     since_s: float
     duration_s: float | None = None
     preemptible: bool = False
+    #: PLACING, waiting in its engine's own queue (``Capability.QUEUE``): it holds a
+    #: queue slot, not capacity that runs, so the tenant ledger does not count it and
+    #: the scheduler may withdraw it (preemptible) for work of a higher priority
+    queued: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,6 +67,8 @@ def _same_inputs(a: SnapshotInputs, b: SnapshotInputs) -> bool:
     """Every field of the snapshot's inputs but the clock."""
     if a.free != b.free or a.policy != b.policy or a.spare_nodes != b.spare_nodes:
         return False
+    if a.queue != b.queue:
+        return False
     if a.instance_backed != b.instance_backed or a.spot_providers != b.spot_providers:
         return False
     if (a.tenants is None) != (b.tenants is None):
@@ -148,6 +150,7 @@ class DecisionReuse:
             inputs,
             offerings=list(inputs.offerings),
             free=dict(inputs.free) if inputs.free is not None else None,
+            queue=dict(inputs.queue) if inputs.queue is not None else None,
             running=list(inputs.running),
             instances=list(inputs.instances),
             tenants=list(inputs.tenants) if inputs.tenants is not None else None,

@@ -413,7 +413,7 @@ class FleetDecider(PlannerCache):
     ) -> None:
         """The scheduler's cycle over ``queue``; its decisions in the decider's types."""
         now_s = inputs.now_s
-        left = dict(inputs.free) if inputs.free is not None else None
+        left = _with_queue(inputs.free, inputs.queue)
         by_id = {r.job_id: r for r in inputs.running}
         requests = {r.job_id: r for r in queue}
         self._waiting(fleet, requests)
@@ -889,6 +889,23 @@ def _frozen(kept: list[_Cand], fleet: Fleet) -> str:
     if not whys or any(w is None for w in whys):
         return ""
     return str(whys[0])
+
+
+def _with_queue(
+    free: Mapping[OfferingKey, FreeCapacity] | None,
+    queue: Mapping[OfferingKey, FreeCapacity] | None,
+) -> dict[OfferingKey, FreeCapacity] | None:
+    """What a placement may take per offering: its free capacity plus what its engine
+    may queue beyond it (``SnapshotInputs.queue``)."""
+    if free is None:
+        return None
+    left = dict(free)
+    for key, q in (queue or {}).items():
+        fc = left.get(key)
+        if fc is not None:
+            left[key] = FreeCapacity(fc.cpus + q.cpus, fc.gpus + q.gpus,
+                                     fc.memory_gib + q.memory_gib)  # fmt: skip
+    return left
 
 
 def _give_back(left: dict[OfferingKey, FreeCapacity] | None, p: Mapping[str, Any]) -> None:

@@ -268,5 +268,8 @@ class Reconciler:
         if pending or ctx.capacity is not None:
             # with instance-backed pools, idle capacity is released even with no queue
             changed |= place(ctx, pending)
+        if ctx.queued_reasons:  # (no placement this step: written on their own)
+            changed |= bool(self.store.set_reasons(ctx.queued_reasons))
+            ctx.queued_reasons = []
         self.active_jobs = len(jobs)
         return changed

@@ -18,6 +18,10 @@ feasible; ``TaggedCaps`` counts caps per real provider):
   cluster's nodes of one shape) is a one-instance pool of that many nodes, never one
   big machine: a gang's ranks land on distinct machines, each whole; its free nodes are
   the machines its provider reports wholly free (``FreeCapacity.machines``).
+  An engine that keeps its own queue (``Capability.QUEUE``: Slurm) gives such a pool
+  ``queued`` more nodes (``SnapshotInputs.queue``, its configured depth, in the same
+  units as the free capacity): gangs placed there are handed to the engine before its
+  nodes are free and wait in its queue, so the next one is there when a gang ends.
 - **sized** — an offering of unknown capacity whose provider does not bring up
   instances through the store (a job-level provider): as many nodes as the running
   jobs hold plus ``spare_nodes``, so such a pool never holds a job.
@@ -137,6 +141,8 @@ class PoolOf:
     #: a reserved block's usable (start, end) in epoch seconds; whether it ends hard
     window: tuple[float, float] | None = None
     ends_hard: bool = False
+    #: nodes beyond ``total`` that wait in the engine's own queue (module docstring)
+    queued: int = 0
 
     @property
     def where(self) -> str:
@@ -262,6 +268,9 @@ class SnapshotInputs:
     tenants: Sequence[TenantLimits] | None = None
     policy: FleetPolicy = field(default_factory=FleetPolicy)
     spare_nodes: int = 1
+    #: per offering of a known pool, the capacity its engine may queue beyond what is
+    #: free (``Provider.queue_capacity``; None or absent: none)
+    queue: Mapping[OfferingKey, FreeCapacity] | None = None
 
 
 @dataclass(slots=True)
@@ -442,7 +451,7 @@ def _spec(pool: PoolOf, delay_s: float) -> PoolSpec:
             else o.memory_gib
         ),
         nodes_per_domain=1 if sliced else max(1, o.instances_per_domain),
-        max_nodes=max(1, pool.total),
+        max_nodes=max(1, pool.total + pool.queued),
         usd_per_node_hour=pool.usd_per_node_hour,
         provision_delay_s=delay_s if pool.backed else 0.0,
         contract=pool.contract,
@@ -604,17 +613,16 @@ def build_snapshot(inp: SnapshotInputs) -> Fleet:
             present[p] = total
         elif pool.kind in (PoolKind.SLICED, PoolKind.ONE_INSTANCE):
             assert free is not None
-            fc = free[offering_key(pool.offering)]
-            o = pool.offering
-            if pool.unit_cpus is not None:
-                reported = math.floor(max(0.0, fc.cpus) / pool.unit_cpus + _EPS)
-            elif fc.machines is not None:
-                reported = fc.machines
-            else:
-                whole = fc.gpus >= o.accelerator_count and fc.cpus + _EPS >= o.vcpus
-                reported = 1 if whole else 0
-            free_nodes = max(0, min(pool.total - held_nodes[p], reported))
-            present[p] = min(pool.total, held_nodes[p] + free_nodes)
+            key = offering_key(pool.offering)
+            reported = _nodes_in(pool, free[key])
+            qc = (inp.queue or {}).get(key)
+            if qc is not None and pool.offering.provider not in down:
+                pools[p] = pool = replace(pool, queued=_nodes_in(pool, qc))
+            # the queue's slots count only as long as the engine holds them: a gang
+            # placed on one is PLACING (held) until it runs
+            size = pool.total + pool.queued
+            free_nodes = max(0, min(size - held_nodes[p], reported + pool.queued))
+            present[p] = min(size, held_nodes[p] + free_nodes)
         elif pool.kind is PoolKind.INSTANCES:
             rows = len(ready[p]) + len(coming[p]) + len(leaving[p])
             total = max(pool.total, rows, 1)
@@ -687,8 +695,11 @@ def build_snapshot(inp: SnapshotInputs) -> Fleet:
         nodes = pick_nodes(state, p, req)
         if nodes is None:
             continue  # more held than the pool has (it shrank): nothing left to offer
-        end = job.since_s + job.duration_s if job.duration_s is not None else None
-        state.allocate(req, p, nodes, job.since_s, end_s=end)
+        # a gang waiting in its engine's queue has run nothing: it starts (as far as
+        # the core's end times and the work a withdrawal loses go) now
+        start = now_s if job.queued else job.since_s
+        end = start + job.duration_s if job.duration_s is not None else None
+        state.allocate(req, p, nodes, start, end_s=end)
         held[job.job_id] = p
         held_requests[job.job_id] = req
     if bound:
@@ -753,7 +764,7 @@ def finish_fleet(fleet: Fleet, inp: SnapshotInputs) -> None:
     fleet.replay = []
     for job in inp.running:
         got = held_requests.get(job.job_id)
-        if got is not None:
+        if got is not None and not job.queued:  # queued in an engine: not running yet
             gpu_type = state.pools[held[job.job_id]].accelerator
             usd = float(job.placement.get("hourly_usd") or 0.0)
             fleet.replay.append((job, gpu_type, got.gpus, usd))
@@ -790,6 +801,18 @@ def gpu_capacity(state: FleetState) -> dict[str, int]:
             gpus = spec.max_nodes * spec.gpus_per_node
             capacity[spec.accelerator] = capacity.get(spec.accelerator, 0) + gpus
     return capacity
+
+
+def _nodes_in(pool: PoolOf, fc: FreeCapacity) -> int:
+    """How many of ``pool``'s nodes the capacity ``fc`` makes (CPU slots of a sliced
+    pool, else whole machines)."""
+    o = pool.offering
+    if pool.unit_cpus is not None:
+        return math.floor(max(0.0, fc.cpus) / pool.unit_cpus + _EPS)
+    if fc.machines is not None:
+        return max(0, fc.machines)
+    whole = fc.gpus >= o.accelerator_count and fc.cpus + _EPS >= o.vcpus
+    return 1 if whole else 0
 
 
 def _no_max(policy: FleetPolicy, key: OfferingKey) -> str | None:

@@ -29,6 +29,9 @@ class Capability(StrEnum):
     GPUS = "gpus"  # has (real or emulated) accelerators
     ADOPT = "adopt"  # can re-attach to running nodes after a control-loop restart
     FILE_SYNC = "file_sync"  # copies local-path workdir/file_mounts onto each node
+    #: keeps its own queue (Slurm): a gang may be handed to it before its nodes are free
+    #: and waits in the engine's queue (``queue_capacity``, ``queued``, ``withdraw``)
+    QUEUE = "queue"
 
 
 class ProviderError(RuntimeError):
@@ -184,6 +187,24 @@ class Provider(ABC):
         """Unreserved capacity per offering, for providers that know it; None when
         unknown (a cloud: treat as available, ``provision`` may raise CapacityError)."""
         return None
+
+    def queue_capacity(self) -> dict[OfferingKey, FreeCapacity]:
+        """``Capability.QUEUE``: per offering, how much more than its free capacity may
+        be handed to the engine to wait in its own queue (the configured depth)."""
+        return {}
+
+    def queued(self, request_id: str) -> str | None:
+        """``Capability.QUEUE``: why request ``request_id`` (provisioning, not running
+        yet) waits in the engine's queue, e.g. "queued in slurm partition debug behind
+        2"; None when it is not waiting there (starting, running, unknown)."""
+        return None
+
+    def withdraw(self, request_id: str) -> bool:
+        """``Capability.QUEUE``: take the request back out of the engine's queue if it
+        still waits there. True: withdrawn, nothing of it runs (its folder is kept,
+        a later ``try_provision`` submits it again); False: it started (or the engine
+        cannot say), leave it be."""
+        return False
 
     def unreachable(self) -> str | None:
         """Why the provider does not answer now (its last call failed for want of it),

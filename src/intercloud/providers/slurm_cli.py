@@ -300,6 +300,12 @@ class SlurmCli:
         controller does not answer."""
         self.run("scancel", [f"--name={name}"])
 
+    def cancel_pending_named(self, name: str) -> None:
+        """``scancel --state=PENDING --name NAME``: the jobs of that name still queued
+        (one that started meanwhile is left running); ProviderError when the controller
+        does not answer."""
+        self.run("scancel", ["--state=PENDING", f"--name={name}"])
+
     def cancel(self, job_id: str, signal: str | None = None) -> None:
         args = [f"--signal={signal}", "--full"] if signal else []
         self.run("scancel", [*args, job_id], check=False)

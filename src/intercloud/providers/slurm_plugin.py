@@ -13,6 +13,8 @@
       fence_s: 60                  # a rank stops itself when the controller is away this long
       down_after_s: 90             # ... and is reported lost after this long (> fence_s)
       gpu_type: H100               # the accelerator of GPUs whose GRES has no type (gpu:4)
+      queue_nodes: 8               # nodes per CPU offering that may wait in Slurm's queue
+                                   # beyond the free ones (default: the offering's nodes; 0: none)
 
 Needs Slurm's client commands here (``sbatch``, ``squeue``, ``scontrol``, ``scancel``)
 and a shared folder (``work_root``) between this machine and the nodes.
@@ -61,6 +63,8 @@ class SlurmSettings(BaseModel):
     down_after_s: float = Field(default=90.0, gt=0, le=86400, allow_inf_nan=False)
     #: the accelerator of GPUs whose GRES has no type (``Gres=gpu:4``), e.g. H100
     gpu_type: str | None = None
+    #: nodes per CPU offering queued ahead in Slurm's queue (None: the offering's nodes)
+    queue_nodes: int | None = Field(default=None, ge=0, le=100_000)
 
     @field_validator("gpu_type")
     @classmethod
@@ -106,6 +110,7 @@ class SlurmPlugin(ProviderPlugin[SlurmSettings]):
                 fence_s=settings.fence_s,
                 down_after_s=settings.down_after_s,
                 gpu_type=settings.gpu_type,
+                queue_nodes=settings.queue_nodes,
             )
         )
 

@@ -28,6 +28,14 @@ requeue, a cancel from outside or a time limit is LOST, a preemption PREEMPTED. 
 controller does not answer, nothing is reported; after ``down_after_s`` every tracked
 node is LOST (its task stopped itself after ``fence_s``; the job is cancelled once the
 controller is back). ``adopt`` needs only the Slurm job id and folder kept in the handle.
+
+Slurm keeps its own queue (``Capability.QUEUE``): ``queue_capacity`` lets the scheduler
+place gangs on a CPU offering up to ``queue_nodes`` nodes beyond its free ones (default:
+as many as the offering has), so the next gang already waits in Slurm's queue when one
+ends. Such a gang stays PLACING while Slurm keeps it pending for Resources or Priority
+(``queued`` says where it waits; no ``start_wait_s`` bounce and no
+``provision_timeout_s``); ``withdraw`` takes it back out (``scancel --state=PENDING``)
+when intercloud's order changes. A restarted loop finds it by name, as a running one.
 """
 
 from __future__ import annotations
@@ -89,6 +97,8 @@ QUEUE_MAX_AGE_S = 0.1
 #: How often ``poll`` asks ``squeue`` about the running gangs (their exits come from
 #: files at every poll; Slurm's verdicts on the others, at most this often).
 QUEUE_POLL_S = 0.25
+#: Reasons of a pending job that waits for other jobs' ends (its turn in the queue).
+QUEUE_REASONS = frozenset({"Resources", "Priority", "None", ""})
 #: How long a rank's task waits for its command before giving up (a gang that Slurm
 #: started after intercloud placed the job elsewhere must not hold its nodes).
 COMMAND_WAIT_S = 120
@@ -120,6 +130,10 @@ class SlurmConfig:
     #: the accelerator of GPUs whose GRES names no type (``gpu:4``); typed ones
     #: (``gpu:a100:4``) are named by their type
     gpu_type: str | None = None
+    #: nodes per CPU offering that may wait in Slurm's queue beyond its free ones
+    #: (None: as many as the offering has; 0: none, a gang is submitted only when its
+    #: nodes are free)
+    queue_nodes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +198,10 @@ class SlurmProvider(Provider):
 
     def __init__(self, config: SlurmConfig) -> None:
         self.config = config
-        self.capabilities = frozenset({Capability.MULTI_NODE, Capability.ADOPT, Capability.GPUS})
+        caps = {Capability.MULTI_NODE, Capability.ADOPT, Capability.GPUS}
+        if config.queue_nodes != 0:
+            caps.add(Capability.QUEUE)
+        self.capabilities = frozenset(caps)
         self.cli = SlurmCli(config.conf, config.bin_dir, config.command_timeout_s)
         self._mutex = threading.RLock()
         self._tracked: dict[tuple[str, int, int], _Tracked] = {}
@@ -197,6 +214,7 @@ class SlurmProvider(Provider):
         # end of the current ask's ``start_wait_s``, since when its job runs; one
         # ``squeue`` answer for all of them (time, the jobs it covered, their states)
         self._asked: dict[str, str] = {}
+        self._partition: dict[str, str] = {}  # request id -> its partition (``queued``)
         self._ask_until: dict[str, float] = {}
         self._running_since: dict[str, float] = {}
         self._queue_view: tuple[float, frozenset[str], dict[str, JobInfo]] | None = None
@@ -291,6 +309,80 @@ class SlurmProvider(Provider):
         self._last_keys = set(out)
         return out
 
+    def queue_capacity(self) -> dict[OfferingKey, FreeCapacity]:
+        """Per CPU offering, ``queue_nodes`` of its nodes (None: all of them) that may
+        wait in Slurm's queue (``Capability.QUEUE``); none while the cluster cannot be
+        reached."""
+        if not self.supports(Capability.QUEUE):
+            return {}
+        try:
+            nodes = self._nodes()
+        except ProviderError:
+            return {}
+        shape: dict[OfferingKey, tuple[int, float]] = {}
+        count: dict[OfferingKey, int] = {}
+        for part, n in nodes:
+            if not n.usable or n.cpus <= 0:
+                continue
+            for itype, gpus in node_shape(n, self.config.gpu_type).slice_types():
+                if gpus:
+                    continue  # GPU offerings are of unknown size already (free_capacity)
+                key = (NAME, self.config.region, part, itype)
+                shape[key] = (n.cpus, n.memory_mb / 1024)
+                count[key] = count.get(key, 0) + 1
+        out: dict[OfferingKey, FreeCapacity] = {}
+        for key, (cpus, mem) in shape.items():
+            k = count[key] if self.config.queue_nodes is None else self.config.queue_nodes
+            out[key] = FreeCapacity(float(k * cpus), 0, k * mem, k)
+        return out
+
+    def _queues(self, request: ProvisionRequest) -> bool:
+        """Whether a pending gang of ``request`` is one the scheduler queued ahead (it
+        waits in Slurm's queue for its turn, without a time limit)."""
+        # the CPU offerings only: those the scheduler queues ahead (``queue_capacity``)
+        return (
+            self.supports(Capability.QUEUE)
+            and not request.accelerators_per_node
+            and not request.offering.accelerator_count
+        )
+
+    def queued(self, request_id: str) -> str | None:
+        """Where the gang of ``request_id`` waits in Slurm's queue (from the last
+        ``squeue`` of the gangs being provisioned), or None (not pending there)."""
+        with self._mutex:
+            slurm_job = self._asked.get(request_id)
+            partition = self._partition.get(request_id, "?")
+            view = self._queue_view
+        if slurm_job is None or view is None:
+            return None
+        info = view[2].get(slurm_job)
+        if info is None or info.state != "PENDING" or info.reason in NEVER_REASONS:
+            return None
+        ahead = sum(
+            1
+            for j in view[2].values()
+            if j.state == "PENDING" and _job_number(j.job_id) < _job_number(slurm_job)
+        )
+        why = "" if info.reason in ("", "None") else f", {info.reason}"
+        return (
+            f"queued in slurm partition {partition} as job {slurm_job}, behind {ahead} "
+            f"gang(s) of intercloud{why}"
+        )
+
+    def withdraw(self, request_id: str) -> bool:
+        """Cancel the gang's Slurm job if it is still pending (``scancel --state=PENDING``):
+        True when no job of it is left, False when one started meanwhile (it goes on)."""
+        name = job_name(self.config.namespace, request_id)
+        self.cli.cancel_pending_named(name)
+        live = LIVE_STATES | REQUEUED_STATES
+        left = [j for j in self.cli.jobs(name=name).values() if j.state in live]
+        if left:
+            return False
+        self._forget(request_id)
+        with self._mutex:
+            self._queue_view = None
+        return True
+
     # -- allocations -----------------------------------------------------------------
     def job_dir(self, request_id: str) -> Path:
         return Path(self.config.work_root) / self.config.namespace / request_id
@@ -325,6 +417,7 @@ class SlurmProvider(Provider):
                 slurm_job = self._submit(request, job_name(self.config.namespace, rid))
             with self._mutex:
                 self._asked[rid] = slurm_job
+                self._partition[rid] = request.offering.zone
                 self._ask_until[rid] = time.monotonic() + self.config.start_wait_s
             if fresh:
                 return None  # just submitted: its tasks cannot run yet
@@ -362,6 +455,8 @@ class SlurmProvider(Provider):
             if now - since <= self.config.start_wait_s:
                 return None
             return self._allocation(request, slurm_job, list(info.nodes))
+        if info.state == "PENDING" and info.reason in QUEUE_REASONS and self._queues(request):
+            return None  # queued ahead by the scheduler: it waits for its turn in Slurm
         # Slurm starts a job at once when its nodes are free; one it has looked at and
         # left pending (Resources, Priority, ...) waits for others to end
         evaluated = info.state == "PENDING" and info.reason not in ("", "None")
@@ -412,6 +507,7 @@ class SlurmProvider(Provider):
             self._asked.pop(request_id, None)
             self._ask_until.pop(request_id, None)
             self._running_since.pop(request_id, None)
+            self._partition.pop(request_id, None)
 
     def _allocation(
         self, request: ProvisionRequest, slurm_job: str, nodes: list[str]
@@ -777,6 +873,12 @@ def _ready_nodes(job_dir: Path, ranks: int) -> list[str] | None:
         except OSError:
             return None
     return out
+
+
+def _job_number(job_id: str) -> int:
+    """A Slurm job id's number (``123`` and ``123_4`` of an array: 123), for the order."""
+    head = job_id.split("_", 1)[0]
+    return int(head) if head.isdigit() else 0
 
 
 def _read_code(path: Path) -> int | None:

@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING
 from intercloud.control.crashpoints import Crashpoint
 from intercloud.control.decide import Decider, RunningJob
 from intercloud.model import JobPlacement, Offering, Workload
-from intercloud.providers.base import FreeCapacity, OfferingKey, Provider, ProviderError
+from intercloud.providers.base import (
+    Capability,
+    FreeCapacity,
+    OfferingKey,
+    Provider,
+    ProviderError,
+)
+from intercloud.scheduler.reasons import ReasonCode
 from intercloud.store import NodeRecord, Store, WorkloadRecord
 
 if TYPE_CHECKING:
@@ -62,6 +69,12 @@ class JobContext:
         self.holding: dict[int, tuple[WorkloadRecord, RunningJob]] = {}
         self.retry_at: dict[int, float] = {}
         self.retries: dict[int, int] = {}
+        #: PLACING job -> why it waits in its engine's own queue (``Capability.QUEUE``),
+        #: as the PLACING handler last heard; rebuilt by that handler after a restart
+        self.queued_ahead: dict[int, str] = {}
+        #: reasons to store for such jobs, (id, version, reason, code): written with the
+        #: step's holds in one transaction (``pending.place``), not one commit per job
+        self.queued_reasons: list[tuple[int, int, str, ReasonCode | None]] = []
         #: instance-backed capacity (``control.live``); None: providers of known capacity
         #: only, the fleet decider sizes the others to fit
         self.capacity: CapacitySetup | None = None
@@ -85,6 +98,8 @@ class JobContext:
         self.holding = {}
         self.retry_at.clear()
         self.retries.clear()
+        self.queued_ahead.clear()
+        self.queued_reasons = []
 
     def now(self) -> datetime:
         """``wall_clock`` as a UTC datetime."""
@@ -92,7 +107,8 @@ class JobContext:
 
     def forget_inactive(self, active: set[int]) -> None:
         """Drop the per-job caches of jobs that are no longer active."""
-        for cache in (self.workloads, self.placements, self.retry_at, self.retries):
+        caches = (self.workloads, self.placements, self.retry_at, self.retries, self.queued_ahead)
+        for cache in caches:
             for job_id in [j for j in cache if j not in active]:
                 del cache[job_id]
 
@@ -146,6 +162,15 @@ class JobContext:
         for p in self.providers.values():
             free.update(p.free_capacity() or {})
         return free or None
+
+    def queue_capacity(self) -> dict[OfferingKey, FreeCapacity]:
+        """What the providers that keep their own queue (``Capability.QUEUE``) may take
+        beyond their free capacity, per offering."""
+        out: dict[OfferingKey, FreeCapacity] = {}
+        for p in self.providers.values():
+            if p.supports(Capability.QUEUE):
+                out.update(p.queue_capacity())
+        return out
 
 
 #: A per-state handler: one step of job ``w`` (the record this step read) given its live

@@ -33,7 +33,7 @@ from intercloud.control.decide import (
 )
 from intercloud.control.fleet_decider import FleetDecider
 from intercloud.control.jobs.context import JobContext
-from intercloud.control.jobs.placing import provision
+from intercloud.control.jobs.placing import provision, withdraw
 from intercloud.control.jobs.recovering import recover
 from intercloud.control.states import JobState
 from intercloud.model import JobPlacement
@@ -89,7 +89,9 @@ def place(ctx: JobContext, pending: Sequence[WorkloadRecord]) -> bool:
         )
     else:
         decisions = ctx.decider.decide(queue, ctx.offerings(), ctx.free_capacity())
-    holds: list[tuple[int, int, str, ReasonCode | None]] = []
+    # the reasons of gangs waiting in an engine's queue (PLACING handler) go with them
+    holds: list[tuple[int, int, str, ReasonCode | None]] = ctx.queued_reasons
+    ctx.queued_reasons = []
     for d in decisions:
         if isinstance(d, Preempt):
             changed |= preempt(ctx, d)
@@ -132,6 +134,7 @@ def _decide_with_instances(
         spot_providers=setup.spot_providers,
         tenants=load_tenant_limits(store),
         policy=with_store_state(setup.settings.policy, store, now),
+        queue=ctx.queue_capacity(),
     )
     out = decider.decide_fleet(queue, inputs)
     capacity = out.capacity
@@ -162,6 +165,7 @@ def _decide_job_level(
         holding(ctx),
         tenants=load_tenant_limits(ctx.store),
         policy=with_store_state(FleetPolicy(), ctx.store, datetime.fromtimestamp(now_s, UTC)),
+        queue=ctx.queue_capacity(),
     )
     out = decider.decide_fleet(queue, inputs)
     changed = False
@@ -192,11 +196,36 @@ def _apply_place(ctx: JobContext, w: WorkloadRecord, d: Place) -> bool:
     if rec is None:
         return False
     ctx.crashpoint("placing")
+    _withdraw_behind(ctx, w, d)
     try:
         provision(ctx, rec)
     except ProviderError as exc:
         log.warning("job %s (PLACING): %s", w.id, exc)
     return True
+
+
+def _withdraw_behind(ctx: JobContext, w: WorkloadRecord, d: Place) -> None:
+    """Keep intercloud's order in an engine's own queue: the gangs of a lower priority
+    than ``w`` waiting there on the same offering are taken back out (placed again
+    after ``w``, so the engine, first come first served, starts ``w`` first)."""
+    if not ctx.queued_ahead:
+        return
+    p = d.placement
+    key = (p.provider, p.region, p.zone, p.instance_type)
+    for j, (rec, job) in sorted(ctx.holding.items()):
+        pl = job.placement
+        where = (
+            pl.get("provider"),
+            pl.get("region"),
+            pl.get("zone") or "",
+            pl.get("instance_type"),
+        )
+        if j in ctx.queued_ahead and job.priority < w.priority and where == key:
+            why = f"job {w.id} of priority {w.priority} goes first"
+            try:
+                withdraw(ctx, rec, why, ReasonCode.PREEMPTED)
+            except ProviderError as exc:
+                log.warning("job %s (PLACING): withdraw: %s", j, exc)
 
 
 def holding(ctx: JobContext) -> list[RunningJob]:
@@ -210,8 +239,9 @@ def holding(ctx: JobContext) -> list[RunningJob]:
     for w in ctx.store.list_workloads(states=HOLDING):
         if not w.placement or w.attempt < 1:
             continue
+        queued = w.state is S.PLACING and w.id in ctx.queued_ahead
         hit = last.get(w.id)
-        if hit is not None and hit[0] is w:
+        if hit is not None and hit[0] is w and hit[1].queued == queued:
             now[w.id] = hit
             out.append(hit[1])
             continue
@@ -225,7 +255,10 @@ def holding(ctx: JobContext) -> list[RunningJob]:
                 placement=w.placement,
                 since_s=w.updated_at.timestamp(),
                 duration_s=hours * 3600.0 if hours else None,
-                preemptible=w.state is S.RUNNING and w.desired is not Desired.CANCEL,
+                # a gang waiting in its engine's queue may be withdrawn for work of a
+                # higher priority (``preempt``), as a running one may be preempted
+                preemptible=(w.state is S.RUNNING or queued) and w.desired is not Desired.CANCEL,
+                queued=queued,
             )
         )
         now[w.id] = (w, out[-1])
@@ -235,6 +268,13 @@ def holding(ctx: JobContext) -> list[RunningJob]:
 def preempt(ctx: JobContext, d: Preempt) -> bool:
     """Stop a running job for ``d.for_job`` and requeue it (``recovering.recover``)."""
     w = ctx.store.get(d.job_id)
+    if w.state is S.PLACING and w.id in ctx.queued_ahead and w.desired is not Desired.CANCEL:
+        try:
+            why = f"job {d.for_job} of a higher priority goes first"
+            return withdraw(ctx, w, why, d.code)
+        except ProviderError as exc:
+            log.warning("job %s (PLACING): withdraw: %s", w.id, exc)
+            return False
     if w.state is not S.RUNNING or w.desired is Desired.CANCEL:
         return False
     rec = ctx.store.transition(

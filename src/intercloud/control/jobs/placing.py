@@ -13,7 +13,7 @@ from intercloud.control.jobs.allocation import allocation_dict, request
 from intercloud.control.jobs.context import JobContext
 from intercloud.control.jobs.provisioning import start
 from intercloud.control.states import JobState
-from intercloud.providers.base import CapacityError, ProviderError
+from intercloud.providers.base import Capability, CapacityError, Provider, ProviderError
 from intercloud.scheduler.reasons import ReasonCode
 from intercloud.store import NodeRecord, WorkloadRecord
 
@@ -30,7 +30,9 @@ def provision(ctx: JobContext, w: WorkloadRecord) -> bool:
     if allocation is None:
         # still being brought up: asked again next step, with no back-off, and counted
         # as a change so the loop keeps its shortest pause until the gang runs
+        _note_queued(ctx, w, provider, req.request_id)
         return True
+    ctx.queued_ahead.pop(w.id, None)
     ctx.crashpoint("provisioning")
     ctx.store.begin_attempt(w.id, w.attempt, allocation=allocation_dict(allocation))
     ctx.crashpoint("provisioning")
@@ -46,6 +48,34 @@ def provision(ctx: JobContext, w: WorkloadRecord) -> bool:
     ctx.crashpoint("provisioning")
     start(ctx, rec, provider, allocation)
     return True
+
+
+def _note_queued(ctx: JobContext, w: WorkloadRecord, provider: Provider, rid: str) -> None:
+    """Remember (and show as the job's reason) whether its gang waits in its engine's
+    own queue: such a gang holds a queue slot, not running capacity (``holding``)."""
+    why = provider.queued(rid) if provider.supports(Capability.QUEUE) else None
+    if why is None:
+        ctx.queued_ahead.pop(w.id, None)
+        return
+    ctx.queued_ahead[w.id] = why
+    if w.reason != why:
+        ctx.queued_reasons.append((w.id, w.version, why, ReasonCode.WAITING_FOR_CAPACITY))
+
+
+def withdraw(ctx: JobContext, w: WorkloadRecord, reason: str, code: ReasonCode) -> bool:
+    """PLACING -> PENDING for a gang that waits in its engine's queue, once the engine
+    has taken it back (nothing of it ran); placed again at once, without back-off. A
+    gang that started meanwhile is left to run (False)."""
+    provider, req = request(ctx, w)
+    if not provider.withdraw(req.request_id):
+        return False
+    ctx.queued_ahead.pop(w.id, None)
+    why = f"withdrawn from the queue of {provider.name}: {reason}"
+    rec = ctx.store.transition(
+        w.id, S.PLACING, S.PENDING, why, expected_version=w.version, reason_code=code
+    )
+    ctx.crashpoint("placing")
+    return rec is not None
 
 
 def back_to_pending(ctx: JobContext, w: WorkloadRecord, reason: str) -> bool:
