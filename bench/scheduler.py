@@ -634,6 +634,17 @@ def render(res: dict[str, Any]) -> str:
                 f"| {100 * t0['alloc_min']:.1f}% / {100 * t0['alloc_mean']:.1f}% "
                 f"| {fmt(t0['fragmentation'])} |"
             )
+        tp = res.get("throughput_pure_python")
+        if isinstance(tp, dict):
+            lines.append(
+                f"| same, pure-Python `FleetState` | {tp['decisions']:,} "
+                f"| {tp['place']:,} / {tp['preempt']:,} | {tp['decisions_per_s']:,.0f} "
+                f"| {tp['p50_ms']:.4f} | {tp['p99_ms']:.4f} | {tp['max_ms']:.3f} "
+                f"| {100 * tp['alloc_min']:.1f}% / {100 * tp['alloc_mean']:.1f}% "
+                f"| {fmt(tp['fragmentation'])} |"
+            )
+        elif isinstance(tp, str):
+            lines.append(f"| same, pure-Python `FleetState` | {tp} |||||||| ")
         lines += [
             "",
             f"Fill to {100 * t['fill_alloc']:.1f}% allocated: {t['fill_jobs']:,} jobs "
@@ -681,9 +692,33 @@ def render(res: dict[str, Any]) -> str:
         f"ratio <= 1.01: {fmt(s['cost_ratio_vs_milp'], '.4f')}. Without the plan: "
         f"{fmt(s['decisions_per_s_without_plan'], ',.0f')} decisions/s, cost ratio "
         f"{fmt(s['cost_ratio_without_plan'], '.4f')}. With the cap binding at the optimum: "
-        f"{fmt(s['cost_ratio_cap_binding_at_optimum'], '.4f')}.",
+        f"{fmt(s['cost_ratio_cap_binding_at_optimum'], '.4f')}. Pure-Python `FleetState` "
+        f"(the compiled `_fleetc` module set aside): "
+        f"{fmt(s['decisions_per_s_pure_python'], ',.0f')} decisions/s, same decisions as "
+        f"the compiled path: {s['pure_python_same_decisions']}.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def pure_throughput(*args: Any) -> dict[str, Any] | str:
+    """``run_throughput`` again with ``FleetState``'s compiled module set aside (the path
+    a machine without a C compiler runs), for the side-by-side the issue asks for."""
+    if FleetState._native is None:
+        return "compiled module not built here: every run above is pure Python"
+    native, FleetState._native = FleetState._native, None
+    try:
+        return run_throughput(*args)
+    finally:
+        FleetState._native = native
+
+
+def same_decisions(a: dict[str, Any] | str, b: dict[str, Any] | str) -> bool | None:
+    """Whether two throughput runs made the same decisions (counts by kind and the
+    fleet's allocation at the end): the compiled and pure paths must not differ."""
+    if not isinstance(a, dict) or not isinstance(b, dict):
+        return None
+    keys = ("decisions", "place", "preempt", "alloc_min", "alloc_mean", "held_end")
+    return all(a[k] == b[k] for k in keys)
 
 
 def main() -> None:
@@ -702,6 +737,7 @@ def main() -> None:
     samples = load_trace(args.trace)
     throughput = run_throughput(pools, contracts, tenants, samples, args.seed, args.quick)
     plain = run_throughput(pools, contracts, tenants, samples, args.seed, args.quick, False)
+    pure = pure_throughput(pools, contracts, tenants, samples, args.seed, args.quick)
     cost = run_cost(pools, contracts, tenants, samples, args.seed, args.quick)
     tight = (
         None if args.quick else run_cost(pools, contracts, tenants, samples, args.seed, False, True)
@@ -719,6 +755,10 @@ def main() -> None:
         "decisions_per_s_without_plan": (
             plain["decisions_per_s"] if isinstance(plain, dict) else None
         ),
+        "decisions_per_s_pure_python": (
+            pure["decisions_per_s"] if isinstance(pure, dict) else None
+        ),
+        "pure_python_same_decisions": same_decisions(throughput, pure),
         "cost_ratio_vs_milp": cost["cost_ratio_vs_milp"] if isinstance(cost, dict) else None,
         "cost_ratio_without_plan": cost["cost_ratio_queue_order"]
         if isinstance(cost, dict)
@@ -738,6 +778,7 @@ def main() -> None:
         "fleet": fleet,
         "throughput": throughput,
         "throughput_without_plan": plain,
+        "throughput_pure_python": pure,
         "cost": cost,
         "cost_cap_binding_at_optimum": tight,
         "summary": summary,
