@@ -590,6 +590,16 @@ def fmt(v: Any, spec: str = "") -> str:
     return format(v, spec) if spec else str(v)
 
 
+def _throughput_row(label: str, t: dict[str, Any]) -> str:
+    return (
+        f"| {label} | {t['decisions']:,} "
+        f"| {t['place']:,} / {t['preempt']:,} | {t['decisions_per_s']:,.0f} "
+        f"| {t['p50_ms']:.4f} | {t['p99_ms']:.4f} | {t['max_ms']:.3f} "
+        f"| {100 * t['alloc_min']:.1f}% / {100 * t['alloc_mean']:.1f}% "
+        f"| {fmt(t['fragmentation'])} |"
+    )
+
+
 def render(res: dict[str, Any]) -> str:
     m = res["machine"]
     f = res["fleet"]
@@ -619,32 +629,15 @@ def render(res: dict[str, Any]) -> str:
             "| phase | decisions | place / preempt | decisions/s | p50 ms | p99 ms | max ms "
             "| allocated min / mean | fragmentation |",
             "|---|---|---|---|---|---|---|---|---|",
-            f"| measured ({t['cycles']:,} cycles) | {t['decisions']:,} "
-            f"| {t['place']:,} / {t['preempt']:,} | {t['decisions_per_s']:,.0f} "
-            f"| {t['p50_ms']:.4f} | {t['p99_ms']:.4f} | {t['max_ms']:.3f} "
-            f"| {100 * t['alloc_min']:.1f}% / {100 * t['alloc_mean']:.1f}% "
-            f"| {fmt(t['fragmentation'])} |",
+            _throughput_row(f"measured ({t['cycles']:,} cycles)", t),
         ]
-        t0 = res.get("throughput_without_plan")
-        if isinstance(t0, dict):
-            lines.append(
-                f"| same, `cost_plan=False` | {t0['decisions']:,} "
-                f"| {t0['place']:,} / {t0['preempt']:,} | {t0['decisions_per_s']:,.0f} "
-                f"| {t0['p50_ms']:.4f} | {t0['p99_ms']:.4f} | {t0['max_ms']:.3f} "
-                f"| {100 * t0['alloc_min']:.1f}% / {100 * t0['alloc_mean']:.1f}% "
-                f"| {fmt(t0['fragmentation'])} |"
-            )
-        tp = res.get("throughput_pure_python")
-        if isinstance(tp, dict):
-            lines.append(
-                f"| same, pure-Python `FleetState` | {tp['decisions']:,} "
-                f"| {tp['place']:,} / {tp['preempt']:,} | {tp['decisions_per_s']:,.0f} "
-                f"| {tp['p50_ms']:.4f} | {tp['p99_ms']:.4f} | {tp['max_ms']:.3f} "
-                f"| {100 * tp['alloc_min']:.1f}% / {100 * tp['alloc_mean']:.1f}% "
-                f"| {fmt(tp['fragmentation'])} |"
-            )
-        elif isinstance(tp, str):
-            lines.append(f"| same, pure-Python `FleetState` | {tp} |||||||| ")
+        for label, key in (
+            ("same, `cost_plan=False`", "throughput_without_plan"),
+            ("same, pure-Python `FleetState`", "throughput_pure_python"),
+        ):
+            other = res.get(key)
+            if isinstance(other, dict):
+                lines.append(_throughput_row(label, other))
         lines += [
             "",
             f"Fill to {100 * t['fill_alloc']:.1f}% allocated: {t['fill_jobs']:,} jobs "
