@@ -127,9 +127,7 @@ def _greedy(
                 lv = lvl[x]
                 if lv < g <= lv + s:
                     gain += 1
-        lost = max(0.0, now_s - a.last_checkpoint_s) * max(
-            a.request.gpus_per_node * len(a.nodes), 1
-        )
+        lost = max(0.0, now_s - a.saved_s(now_s)) * max(a.request.gpus_per_node * len(a.nodes), 1)
         keyed.append((-gain, lost, a.job_id, i))
     heapq.heapify(keyed)
     count = state.nodes_with_at_least(p, g)

@@ -65,10 +65,10 @@ back, so the core neither retries at once nor grows into them meanwhile.
 
 **Work.** A job has ``duration`` seconds of work. An attempt started at ``t0`` after a
 restart pays ``restart_overhead_s`` first, then progresses; checkpoints fall every
-``checkpoint_interval_s`` of progress (events that tell the core, through
-``FleetState.checkpoint``, what a preemption would lose). When an attempt is cut at
-``t``, the checkpointed progress is kept and the rest of the attempt's GPU-time is lost
-work; the job is queued again with its remaining work.
+``checkpoint_interval_s`` of progress (the core reads them from the attempt's schedule,
+``FleetState.checkpoint_every``, to know what a preemption would lose: no event each).
+When an attempt is cut at ``t``, the checkpointed progress is kept and the rest of the
+attempt's GPU-time is lost work; the job is queued again with its remaining work.
 """
 
 from __future__ import annotations
@@ -105,12 +105,12 @@ DEFAULT_START_S = dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp()
 YEAR_S = 365 * 86_400.0
 
 # event kinds (ints: the heap compares tuples)
-_END, _CKPT, _INTERRUPT, _NODE_FAIL, _REPAIR, _SPOT = 1, 2, 3, 4, 5, 6
+_END, _INTERRUPT, _NODE_FAIL, _REPAIR, _SPOT = 1, 3, 4, 5, 6
 _OUT_START, _OUT_END, _POLL, _COOL, _RELEASE, _SAMPLE, _TICK = 7, 8, 9, 10, 11, 12, 13
 _CONTRACT_START, _CONTRACT_END, _AUTOSCALE, _NODE_LOSS = 14, 15, 16, 17
 
 # what keeps a run going once every job has arrived (periodic events do not)
-_PROGRESS = frozenset({_END, _CKPT, _INTERRUPT, _REPAIR, _OUT_END, _POLL, _CONTRACT_START})
+_PROGRESS = frozenset({_END, _INTERRUPT, _REPAIR, _OUT_END, _POLL, _CONTRACT_START})
 
 # job status
 _FUTURE, _QUEUED, _RUNNING, _DONE, _REJECTED = 0, 1, 2, 3, 4
@@ -466,12 +466,6 @@ class _Engine:
         elif kind == _END:
             if self.status[a] == _RUNNING and self.attempt[a] == b:
                 self._finish(a)
-        elif kind == _CKPT:
-            if self.status[a] == _RUNNING and self.attempt[a] == b:
-                self.state.checkpoint(a, self.now)
-                nxt = self.now + self.jm.checkpoint_interval_s
-                if nxt < self.run_start[a] + self.overhead[a] + self.remaining[a]:
-                    self.push(nxt, _CKPT, a, b)
         elif kind == _INTERRUPT:
             if self.status[a] == _RUNNING and self.attempt[a] == b:
                 alloc = self.state.allocations[a]
@@ -601,7 +595,7 @@ class _Engine:
         self.push(now + length, _END, j, a)
         c = self.jm.checkpoint_interval_s
         if self.cfg.checkpoint_events and c > 0 and ov + c < length:
-            self.push(now + ov + c, _CKPT, j, a)
+            self.state.checkpoint_every(j, now + ov + c, c, now + length)
         rate = self.fm.interrupts_per_gpu_hour * max(alloc.gpus, 0) / 3600.0
         if rate > 0:
             dt_ = self.rng.expovariate(rate)

@@ -78,7 +78,10 @@ class Allocation:
     """A running gang: ``request`` placed on ``nodes`` of ``pool``, ``slots`` slots and
     ``vcpus`` vCPUs on each. ``end_s`` is the expected end (``inf``: unknown);
     ``last_checkpoint_s`` the latest moment its state was saved (at least ``start_s``:
-    a job resumes from its checkpoint when it starts)."""
+    a job resumes from its checkpoint when it starts). A job that saves on a schedule
+    (``FleetState.checkpoint_every``) saves at ``ckpt_first_s`` and every
+    ``ckpt_every_s`` after, while before ``ckpt_until_s``: ``saved_s`` reads the latest,
+    so a simulator need not report each one."""
 
     job_id: int
     request: GangRequest
@@ -89,14 +92,30 @@ class Allocation:
     start_s: float
     end_s: float
     last_checkpoint_s: float
+    ckpt_every_s: float = 0.0
+    ckpt_first_s: float = math.inf
+    ckpt_until_s: float = math.inf
 
     @property
     def gpus(self) -> int:
         return self.request.gpus_per_node * len(self.nodes)
 
+    def saved_s(self, now_s: float) -> float:
+        """When the job last saved its state, at or before ``now_s``."""
+        last = self.last_checkpoint_s
+        e = self.ckpt_every_s
+        first = self.ckpt_first_s
+        if e <= 0 or now_s < first:
+            return last
+        until = self.ckpt_until_s
+        t = first + math.floor((min(now_s, until) - first) / e) * e
+        if t >= until:  # the schedule's last save comes strictly before ``until``
+            t -= e
+        return last if t < first or t <= last else t
+
     def work_lost_s(self, now_s: float) -> float:
         """GPU-seconds of work lost if the job stopped at ``now_s``."""
-        return max(0.0, now_s - self.last_checkpoint_s) * max(self.gpus, 1)
+        return max(0.0, now_s - self.saved_s(now_s)) * max(self.gpus, 1)
 
 
 class FleetState:
@@ -871,6 +890,8 @@ class FleetState:
         """The job ended (finished, cancelled, preempted or evicted): free its nodes.
         ``evicted``: keep the allocation in ``evicted`` for the caller to requeue."""
         alloc = self.allocations.pop(job_id)
+        if alloc.ckpt_every_s > 0:  # fixed now: ``requeued`` reads the field
+            alloc.last_checkpoint_s = alloc.saved_s(now_s)
         if evicted:
             self.evicted[job_id] = alloc
         pool = alloc.pool
@@ -940,6 +961,15 @@ class FleetState:
         """Job ``job_id`` saved its state at ``at_s``."""
         a = self.allocations[job_id]
         a.last_checkpoint_s = max(a.last_checkpoint_s, at_s)
+
+    def checkpoint_every(self, job_id: int, first_s: float, every_s: float, until_s: float) -> None:
+        """Job ``job_id`` saves its state at ``first_s`` and every ``every_s`` after,
+        while before ``until_s`` (``Allocation.saved_s``): what a checkpoint at each of
+        those moments would tell, without a call for each."""
+        if not every_s > 0:
+            raise ValueError(f"job {job_id}: every_s must be > 0, got {every_s}")
+        a = self.allocations[job_id]
+        a.ckpt_every_s, a.ckpt_first_s, a.ckpt_until_s = every_s, first_s, until_s
 
     # ------------------------------------------------------- nodes coming and going ---
     def _add_nodes(self, rows: Sequence[int], p: int, now_s: float, ready_at: float) -> None:
