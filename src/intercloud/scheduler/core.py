@@ -99,6 +99,30 @@ class _Shape:
     capped_providers: tuple[str, ...]
 
 
+class _Job:
+    """What the scheduler keeps per queued job between cycles: its request (the entry
+    holds while the queue hands back the same object), shape key and shape; its last
+    HOLD and what that HOLD was computed from (``_inputs``; None when it cannot be
+    replayed); ``acc_version`` of its accelerators after its last turn; small ints for
+    its interchangeability classes (``fast``: shape, priority, tenant; ``same``: the
+    cost plan's, or -1 when it has none), so a cycle's lookups hash an int, not the
+    shape key; and the HOLD last handed out by the fast path, reused while its reason
+    is the same."""
+
+    __slots__ = ("acc", "fast", "held", "hold", "key", "r", "same", "seen", "sh")
+
+    def __init__(self, r: GangRequest, key: Hashable, sh: _Shape, fast: int, same: int) -> None:
+        self.r = r
+        self.key = key
+        self.sh = sh
+        self.held: Decision | None = None
+        self.seen: tuple[object, ...] | None = None
+        self.acc: tuple[int, ...] | None = None
+        self.fast = fast
+        self.same = same
+        self.hold: Decision | None = None
+
+
 @dataclass(slots=True)
 class _Cycle:
     """What one ``schedule`` call learns as it goes."""
@@ -116,10 +140,10 @@ class _Cycle:
     # the cycle's cost plan (``cost.plan``) and each planned job's class in it
     plan: Plan | None = None
     plan_key: dict[int, Hashable] = field(default_factory=dict)
-    # Interchangeable gangs (``Scheduler._one``): per (shape key, priority, tenant), the
-    # HOLD reason and accelerator versions of its last fast HOLD, with the mutation
-    # count (``Scheduler._mut``) it was taken at
-    fast: dict[Hashable, tuple[int, str, tuple[int, ...]]] = field(default_factory=dict)
+    # Interchangeable gangs (``Scheduler._one``): per (shape key, priority, tenant)
+    # (``_Job.fast``), the HOLD reason and accelerator versions of its last fast HOLD,
+    # with the mutation count (``Scheduler._mut``) it was taken at
+    fast: dict[int, tuple[int, str, tuple[int, ...]]] = field(default_factory=dict)
 
 
 class Scheduler:
@@ -178,20 +202,9 @@ class Scheduler:
         self._rank_memo: dict[Hashable, tuple[object, list[int]]] = {}
         # per ranking's price array (identity): (the array, pool -> USD per unit-hour)
         self._price_memo: dict[int, tuple[object, dict[int, float]]] = {}
-        # per queued job: (request, shape key, shape, its last HOLD, what that HOLD was
-        # computed from: ``_inputs``; None when it cannot be replayed;
-        # and ``acc_version`` of its accelerators after its last turn)
-        self._jobs: dict[
-            int,
-            tuple[
-                GangRequest,
-                Hashable,
-                _Shape,
-                Decision | None,
-                tuple[object, ...] | None,
-                tuple[int, ...],
-            ],
-        ] = {}
+        # per queued job (``_Job``), and the ints of its interchangeability classes
+        self._jobs: dict[int, _Job] = {}
+        self._class_ids: dict[Hashable, int] = {}
         # set while a gang's turn does something a replay of its HOLD would not redo
         # (evict and undo, a fast HOLD that skipped provisioning, a search that the
         # cycle's protected placements may have narrowed)
@@ -226,6 +239,7 @@ class Scheduler:
             self._rank_memo.clear()
             self._price_memo.clear()
             self._jobs.clear()
+            self._class_ids.clear()
         state.advance(now_s)
         if self.ledger is not None:
             # the ledger's clock (month rolls) must not depend on which turns ran
@@ -260,20 +274,18 @@ class Scheduler:
         # Interchangeable gangs: what the steps below decide for a gang depends on its
         # shape, tenant, preference and whether its duration is known (the ranking's
         # inputs without data to move), and on nothing that changes during the loop
-        same: dict[Hashable, Hashable | None] = {}
+        same: dict[int, Hashable | None] = {}
         for pos, i in enumerate(order):
             r = queue[i]
             ent = jobs.get(r.job_id)
-            if ent is not None and ent[0] is r:
-                key, sh = ent[1], ent[2]
-            else:
-                key = shape_key(r)
-                sh = self._shape(state, key, r)
+            if ent is None or ent.r is not r:
+                ent = self._job(state, r)
+            key, sh = ent.key, ent.sh
             if not sh.cands.pools:
                 continue
-            sk: Hashable | None = None
-            if self._aggregate and (r.data_provider is None or r.data_gb <= 0):
-                sk = (key, r.tenant, r.provider_preference, bool(r.duration_s))
+            sk: int | None = None
+            if self._aggregate and ent.same >= 0:
+                sk = ent.same
                 if sk in same:
                     ck0 = same[sk]
                     if ck0 is not None:
@@ -574,19 +586,23 @@ class Scheduler:
         # "unschedulable queue"; ``_inputs`` says why that is exact).
         quiet = cyc.reserved_tried or not self.backfill
         ent = self._jobs.get(r.job_id)
-        last_acc: tuple[int, ...] | None = None
-        if ent is not None and ent[0] is r:
-            key, sh, held, seen, last_acc = ent[1], ent[2], ent[3], ent[4], ent[5]
-            if seen is None and self._aggregate:
+        if ent is not None and ent.r is r:
+            key, sh, held, seen = ent.key, ent.sh, ent.held, ent.seen
+            # (``acc`` None: no turn yet, the entry made by the cost plan)
+            if seen is None and self._aggregate and ent.acc is not None:
                 # A gang interchangeable with one that this cycle's ``_fast_hold`` held,
                 # with no turn since that could change what it read (``_mut``): its turn
                 # would be the same fast HOLD (what that reads of the gang: its shape,
                 # priority and tenant; of the cycle: ``blocked_seen``, which holds the
                 # key, and ``reserved_tried``, which stays set).
-                got = cyc.fast.get((key, r.priority, r.tenant))
+                got = cyc.fast.get(ent.fast)
                 if got is not None and got[0] == self._mut:
-                    out.append(Decision(_HOLD, r.job_id, reason=got[1], code=_WAIT))
-                    self._jobs[r.job_id] = (r, key, sh, None, None, got[2])
+                    d = ent.hold
+                    if d is None or d.reason != got[1]:
+                        d = ent.hold = Decision(_HOLD, r.job_id, reason=got[1], code=_WAIT)
+                    out.append(d)
+                    ent.held = None
+                    ent.acc = got[2]
                     return
             if (
                 quiet
@@ -607,8 +623,9 @@ class Scheduler:
                 out.append(held)
                 return
         else:
-            key = shape_key(r)
-            sh = self._shape(state, key, r)
+            ent = self._job(state, r)
+            key, sh = ent.key, ent.sh
+        last_acc = ent.acc
         n0 = len(out)
         self._unsafe = self._fast = False
         admits = self._admits
@@ -621,7 +638,7 @@ class Scheduler:
         acc = tuple(state.acc_version[a] for a in sh.acc_rows)
         if self._fast and self._aggregate:
             assert d is not None and d.reason is not None
-            cyc.fast[(key, r.priority, r.tenant)] = (self._mut, d.reason, acc)
+            cyc.fast[ent.fast] = (self._mut, d.reason, acc)
         else:
             self._mut += 1
         if (
@@ -636,10 +653,24 @@ class Scheduler:
             # Recording less never changes a decision.
             and acc == last_acc
         ):
-            seen = (*self._inputs(state, r, key, sh, cyc, self._admits != admits), blocked)
-            self._jobs[r.job_id] = (r, key, sh, d, seen, acc)
+            ent.seen = (*self._inputs(state, r, key, sh, cyc, self._admits != admits), blocked)
+            ent.held = d
         else:
-            self._jobs[r.job_id] = (r, key, sh, None, None, acc)
+            ent.seen = ent.held = None
+        ent.acc = acc
+
+    def _job(self, state: FleetState, r: GangRequest) -> _Job:
+        """A new ``_Job`` for ``r`` (kept in ``_jobs``)."""
+        key = shape_key(r)
+        ids = self._class_ids
+        fk = ("fast", key, r.priority, r.tenant)
+        fast = ids.setdefault(fk, len(ids))
+        same = -1
+        if r.data_provider is None or r.data_gb <= 0:
+            sk = ("same", key, r.tenant, r.provider_preference, bool(r.duration_s))
+            same = ids.setdefault(sk, len(ids))
+        ent = self._jobs[r.job_id] = _Job(r, key, self._shape(state, key, r), fast, same)
+        return ent
 
     def _turn(
         self,
