@@ -58,7 +58,28 @@ def _by_end(state: FleetState, p: int) -> list[tuple[float, int]]:
 
 def shadow(state: FleetState, p: int, r: GangRequest, now_s: float) -> Reservation | None:
     """When and where ``r`` fits pool ``p`` as the running jobs end by their estimates,
-    or None when it does not fit even once every job with a known end has ended."""
+    or None when it does not fit even once every job with a known end has ended.
+
+    Everything the walk reads is pool ``p``'s (its nodes, domains and running jobs,
+    whose every change moves ``pool_version[p]``) and the gang's shape; the clock only
+    bounds the start: the answer is kept on the state per (pool, shape) while the
+    pool's version holds (``_shadow_walk``)."""
+    key = (p, r.nodes, r.gpus_per_node, r.vcpus_per_node, needs_domain(r))
+    version = state.pool_version[p]
+    got = state._shadows.get(key)
+    if got is None or got[0] != version:
+        if len(state._shadows) >= 4096:
+            state._shadows.clear()
+        got = state._shadows[key] = (version, *_shadow_walk(state, p, r))
+    _, end, nodes = got
+    if nodes is None:
+        return None
+    return Reservation(r.job_id, p, max(end, now_s), nodes)
+
+
+def _shadow_walk(state: FleetState, p: int, r: GangRequest) -> tuple[float, frozenset[int] | None]:
+    """``shadow``'s walk: the expected end at which ``r`` fits and the nodes it would
+    take then (None: it never fits)."""
     g = slots_needed(state, p, r)
     big = state.pool_slots[p]
     n = r.nodes
@@ -73,7 +94,7 @@ def shadow(state: FleetState, p: int, r: GangRequest, now_s: float) -> Reservati
     dom_freed: dict[int, list[int]] = {}
     for i, (end, j) in enumerate(jobs):
         if math.isinf(end):
-            return None
+            return math.inf, None
         a = allocs[j]
         for x in a.nodes:
             old = sim.get(x, state.level(x))
@@ -91,7 +112,6 @@ def shadow(state: FleetState, p: int, r: GangRequest, now_s: float) -> Reservati
                     count += 1
         if i + 1 < len(jobs) and jobs[i + 1][0] == end:
             continue
-        start = max(end, now_s)
         if domain:
             best = min(
                 ((c, d) for d, c in dom_full.items() if c >= n),
@@ -102,16 +122,16 @@ def shadow(state: FleetState, p: int, r: GangRequest, now_s: float) -> Reservati
                 busy = dom_freed[d]
                 idle = [x for x in reversed(state.domain_free(d)) if x not in sim]
                 nodes = (busy + idle)[:n]
-                return Reservation(r.job_id, p, start, frozenset(nodes))
+                return end, frozenset(nodes)
         elif count >= n:
             nodes = freed[:n]
             if len(nodes) < n:
                 rest = pick_nodes(state, p, replace(r, nodes=n - len(nodes)), frozenset(sim))
                 if rest is None:  # vCPUs on shared nodes: give up on this pool
-                    return None
+                    return math.inf, None
                 nodes += rest
-            return Reservation(r.job_id, p, start, frozenset(nodes))
-    return None
+            return end, frozenset(nodes)
+    return math.inf, None
 
 
 def reserve(

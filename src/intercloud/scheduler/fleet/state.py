@@ -224,6 +224,8 @@ class FleetState:
         self._capped_prov: list[int] = [0] * len(self.providers)
         # per pool: (pool_version, its jobs' (end_s, job) ascending), for backfill's shadow
         self._by_end: dict[int, tuple[int, list[tuple[float, int]]]] = {}
+        # backfill's shadow per (pool, gang shape): (pool version, end, nodes)
+        self._shadows: dict[tuple[object, ...], tuple[int, float, frozenset[int] | None]] = {}
         self.pool_present_nodes: I64 = np.zeros(n_pools, dtype=np.int64)
         self._hist: list[list[int]] = [[0] * (g + 1) for g in self.pool_slots]
         self._buck: list[list[list[int]]] = [[[] for _ in range(g + 1)] for g in self.pool_slots]
