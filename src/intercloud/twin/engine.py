@@ -110,6 +110,7 @@ _OUT_START, _OUT_END, _POLL, _COOL, _RELEASE, _SAMPLE, _TICK = 7, 8, 9, 10, 11, 
 _CONTRACT_START, _CONTRACT_END, _AUTOSCALE, _NODE_LOSS = 14, 15, 16, 17
 
 # what keeps a run going once every job has arrived (periodic events do not)
+_HOLD, _PLACE = DecisionKind.HOLD, DecisionKind.PLACE
 _PROGRESS = frozenset({_END, _INTERRUPT, _REPAIR, _OUT_END, _POLL, _CONTRACT_START})
 
 # job status
@@ -538,14 +539,17 @@ class _Engine:
         now = self.now
         decisions = self.sched.schedule(self.state, queue, now)
         self.rec.cycles += 1
+        keep = self.keep
         for d in decisions:
-            if self.keep:
+            if keep:
                 self.decisions.append((now, d))
             k = d.kind
+            if k is _HOLD:
+                continue  # most of a cycle's decisions: nothing to do
             if svc is not None and d.job_id >= self.n and k is not DecisionKind.PROVISION:
                 self._replica_decided(d)
                 continue
-            if k is DecisionKind.PLACE:
+            if k is _PLACE:
                 self._start(d.job_id)
             elif k is DecisionKind.PREEMPT:
                 self.rec.preemptions += 1
