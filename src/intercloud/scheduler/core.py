@@ -79,6 +79,7 @@ _HOLD = DecisionKind.HOLD
 _WAIT = ReasonCode.WAITING_FOR_CAPACITY
 _NEVER = ReasonCode.NEVER_FITS
 _RESERVED = ReasonCode.RESERVED
+_UNSEEN = object()  # a ``dict.get`` default no value can be
 # entries of a cross-cycle memo (``_rank_memo``, ``_price_memo``) before it is cleared
 _MEMO_MAX = 4096
 
@@ -275,25 +276,28 @@ class Scheduler:
         # shape, tenant, preference and whether its duration is known (the ranking's
         # inputs without data to move), and on nothing that changes during the loop
         same: dict[int, Hashable | None] = {}
+        agg = self._aggregate
         for pos, i in enumerate(order):
             r = queue[i]
             ent = jobs.get(r.job_id)
             if ent is None or ent.r is not r:
                 ent = self._job(state, r)
-            key, sh = ent.key, ent.sh
-            if not sh.cands.pools:
-                continue
-            sk: int | None = None
-            if self._aggregate and ent.same >= 0:
-                sk = ent.same
-                if sk in same:
-                    ck0 = same[sk]
+            sk: int | None = ent.same if agg and ent.same >= 0 else None
+            if sk is not None:
+                # a later gang of a class: counted (a shape without candidates never
+                # enters ``same``, so its gangs all come past here to the check below)
+                ck0 = same.get(sk, _UNSEEN)
+                if ck0 is not _UNSEEN:
                     if ck0 is not None:
                         c = classes.get(ck0)
                         if c is not None:
                             c.count += 1
                             keys[r.job_id] = ck0
                     continue
+            key, sh = ent.key, ent.sh
+            if not sh.cands.pools:
+                continue
+            if sk is not None:
                 same[sk] = None
             if (
                 ledger is not None
