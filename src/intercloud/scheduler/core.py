@@ -41,6 +41,7 @@ import math
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from types import ModuleType
 
 from intercloud.scheduler import reasons
 from intercloud.scheduler.backfill import Reservation, reserve
@@ -71,6 +72,13 @@ from intercloud.scheduler.queue_order import QueueOrder, get_policy
 from intercloud.scheduler.reasons import Reason, ReasonCode
 from intercloud.scheduler.requests import Decision, DecisionKind, GangRequest
 from intercloud.scheduler.tenancy import TenantLedger
+
+try:  # the compiled walk over held gangs (optional; the same decisions as ``_one``)
+    from intercloud.scheduler import _walkc as _walk_mod
+
+    _WALK: ModuleType | None = _walk_mod
+except ImportError:  # not built here: the walk stays in Python
+    _WALK = None
 
 __all__ = ["Scheduler", "requeue"]
 
@@ -224,6 +232,9 @@ class Scheduler:
         # preemption's candidates from the indexes (``find_victims``); off only in tests,
         # where the former scan (``find_victims_scan``) is the oracle
         self._victim_index = True
+        # the compiled walk over held gangs (``_walkc``) where it was built; off only in
+        # tests, to compare
+        self._compiled_walk = True
 
     # ----------------------------------------------------------------- the cycle ----
     def schedule(
@@ -250,8 +261,22 @@ class Scheduler:
         order = self.queue_order.order(queue, self._order_ledger, now_s)
         if self.cost_plan and self.costs is not None and len(order) > 1:
             self._plan(state, queue, order, cyc)
-        for i in order:
-            self._one(state, queue[i], cyc, out)
+        walk = _WALK if self._compiled_walk and self._aggregate else None
+        if walk is None:
+            for i in order:
+                self._one(state, queue[i], cyc, out)
+        else:
+            # the gangs ``_one``'s fast path holds, in C; every other turn in Python
+            order = order if isinstance(order, list) else list(order)
+            q = queue if isinstance(queue, list) else list(queue)
+            allocs = state.allocations
+            at, n = 0, len(order)
+            while True:
+                at = walk.fast_holds(order, q, self._jobs, cyc.fast, self._mut, allocs, out, at)
+                if at >= n:
+                    break
+                self._one(state, q[order[at]], cyc, out)
+                at += 1
         if len(self._jobs) > 2 * len(queue) + 1024:
             ids = {r.job_id for r in queue}
             self._jobs = {j: e for j, e in self._jobs.items() if j in ids}

@@ -1,0 +1,129 @@
+/* Compiled part of the scheduler's walk over the queue (core.py, Scheduler.schedule).
+ *
+ * In a saturated fleet most queued gangs are held at once by the fast path of
+ * Scheduler._one: a gang interchangeable with one that this cycle's _fast_hold held,
+ * with no turn since (the mutation count). fast_holds does exactly what that path does,
+ * for as many gangs in a row as it can, and hands the first other gang back to Python.
+ * Optional: when this does not build or import, core.py walks in Python (the same
+ * decisions: tests/scheduler/core/test_core_walk_compiled.py runs both).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+static PyObject *s_job_id, *s_r, *s_seen, *s_acc, *s_fast, *s_hold, *s_held, *s_reason;
+
+PyDoc_STRVAR(fast_holds_doc,
+"fast_holds(order, queue, jobs, fast, mut, allocations, out, start) -> int\n\n"
+"From position ``start`` of ``order`` (indices into ``queue``), each gang that\n"
+"Scheduler._one's fast path would hold with the HOLD it kept (``_Job.hold``, same\n"
+"reason) gets it appended to ``out`` (and ``held`` None, ``acc`` the class's\n"
+"versions); returns the position of the first gang it cannot hold so\n"
+"(``len(order)`` at the end): Python takes that one's turn.");
+
+/* 1: held here; 0: not this path (Python's turn); -1: error */
+static int hold_one(PyObject *r, PyObject *jobs, PyObject *fast, PyObject *mut,
+                    PyObject *allocations, PyObject *out) {
+    int rc = 0;
+    PyObject *jid = NULL, *ent = NULL, *er = NULL, *seen = NULL, *acc = NULL, *fk = NULL;
+    PyObject *hold = NULL, *reason = NULL;
+    jid = PyObject_GetAttr(r, s_job_id);
+    if (jid == NULL)
+        return -1;
+    int running = PyDict_Contains(allocations, jid);
+    if (running != 0) { /* error, or queued but running: Python raises */
+        rc = running < 0 ? -1 : 0;
+        goto done;
+    }
+    ent = PyDict_GetItemWithError(jobs, jid); /* borrowed */
+    if (ent == NULL) {
+        rc = PyErr_Occurred() ? -1 : 0;
+        goto done;
+    }
+    Py_INCREF(ent);
+    if ((er = PyObject_GetAttr(ent, s_r)) == NULL) { rc = -1; goto done; }
+    if (er != r) goto done;
+    if ((seen = PyObject_GetAttr(ent, s_seen)) == NULL) { rc = -1; goto done; }
+    if (seen != Py_None) goto done;
+    if ((acc = PyObject_GetAttr(ent, s_acc)) == NULL) { rc = -1; goto done; }
+    if (acc == Py_None) goto done;
+    if ((fk = PyObject_GetAttr(ent, s_fast)) == NULL) { rc = -1; goto done; }
+    PyObject *got = PyDict_GetItemWithError(fast, fk); /* borrowed */
+    if (got == NULL) {
+        rc = PyErr_Occurred() ? -1 : 0;
+        goto done;
+    }
+    if (!PyTuple_Check(got) || PyTuple_GET_SIZE(got) != 3) goto done;
+    int same_mut = PyObject_RichCompareBool(PyTuple_GET_ITEM(got, 0), mut, Py_EQ);
+    if (same_mut <= 0) { rc = same_mut; goto done; }
+    if ((hold = PyObject_GetAttr(ent, s_hold)) == NULL) { rc = -1; goto done; }
+    if (hold == Py_None) goto done;
+    if ((reason = PyObject_GetAttr(hold, s_reason)) == NULL) { rc = -1; goto done; }
+    int same_reason = PyObject_RichCompareBool(reason, PyTuple_GET_ITEM(got, 1), Py_EQ);
+    if (same_reason <= 0) { rc = same_reason; goto done; }
+    if (PyList_Append(out, hold) < 0 || PyObject_SetAttr(ent, s_held, Py_None) < 0 ||
+        PyObject_SetAttr(ent, s_acc, PyTuple_GET_ITEM(got, 2)) < 0) {
+        rc = -1;
+        goto done;
+    }
+    rc = 1;
+done:
+    Py_XDECREF(jid);
+    Py_XDECREF(ent);
+    Py_XDECREF(er);
+    Py_XDECREF(seen);
+    Py_XDECREF(acc);
+    Py_XDECREF(fk);
+    Py_XDECREF(hold);
+    Py_XDECREF(reason);
+    return rc;
+}
+
+static PyObject *fast_holds(PyObject *self, PyObject *args) {
+    PyObject *order, *queue, *jobs, *fast, *mut, *allocations, *out;
+    Py_ssize_t start;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!OO!O!n", &PyList_Type, &order, &PyList_Type, &queue,
+                          &PyDict_Type, &jobs, &PyDict_Type, &fast, &mut, &PyDict_Type,
+                          &allocations, &PyList_Type, &out, &start))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(order);
+    Py_ssize_t i = start < 0 ? 0 : start;
+    for (; i < n; i++) {
+        Py_ssize_t q = PyLong_AsSsize_t(PyList_GET_ITEM(order, i));
+        if (q == -1 && PyErr_Occurred())
+            return NULL;
+        if (q < 0 || q >= PyList_GET_SIZE(queue)) {
+            PyErr_SetString(PyExc_IndexError, "order: index out of the queue");
+            return NULL;
+        }
+        int rc = hold_one(PyList_GET_ITEM(queue, q), jobs, fast, mut, allocations, out);
+        if (rc < 0)
+            return NULL;
+        if (rc == 0)
+            break;
+    }
+    return PyLong_FromSsize_t(i);
+}
+
+static PyMethodDef methods[] = {
+    {"fast_holds", fast_holds, METH_VARARGS, fast_holds_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_walkc", "Compiled part of the scheduler's queue walk (core.py).",
+    -1, methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__walkc(void) {
+#define INTERN(v, s) if ((v = PyUnicode_InternFromString(s)) == NULL) return NULL
+    INTERN(s_job_id, "job_id");
+    INTERN(s_r, "r");
+    INTERN(s_seen, "seen");
+    INTERN(s_acc, "acc");
+    INTERN(s_fast, "fast");
+    INTERN(s_hold, "hold");
+    INTERN(s_held, "held");
+    INTERN(s_reason, "reason");
+#undef INTERN
+    return PyModule_Create(&module);
+}

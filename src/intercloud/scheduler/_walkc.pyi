@@ -1,0 +1,12 @@
+"""Types of the compiled part of the scheduler's queue walk (``_walkc.c``; optional)."""
+
+def fast_holds(
+    order: list[int],
+    queue: list[object],
+    jobs: dict[int, object],
+    fast: dict[int, tuple[int, str, tuple[int, ...]]],
+    mut: int,
+    allocations: dict[int, object],
+    out: list[object],
+    start: int,
+) -> int: ...

@@ -1,0 +1,107 @@
+"""The compiled walk over held gangs (``scheduler/_walkc.c``) decides exactly as the
+Python walk: a scheduler with ``_compiled_walk`` on decides as one with it off, cycle
+after cycle, on random fleets and queues full of look-alike gangs (most of them held by
+the fast path the compiled walk takes over)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from lockstep import fleet_gpus, run_in_lockstep
+from test_core_aggregate_exact import _request
+from test_core_memo_exact import fleets
+
+from hypothesis_budget import examples
+from intercloud.scheduler import core
+from intercloud.scheduler.fleet.pools import PoolSpec
+from intercloud.scheduler.requests import TenantSpec
+from intercloud.scheduler.tenancy import TenantLedger
+
+needs_walk = pytest.mark.skipif(core._WALK is None, reason="the compiled _walkc was not built")
+
+
+@needs_walk
+@settings(max_examples=examples(120), deadline=None)
+@given(
+    pools=fleets(),
+    data=st.data(),
+    with_ledger=st.booleans(),
+    caps=st.booleans(),
+    costs=st.booleans(),
+)
+def test_compiled_walk_decides_as_the_python_walk(
+    pools: list[PoolSpec], data: st.DataObject, with_ledger: bool, caps: bool, costs: bool
+) -> None:
+    tenants = [
+        TenantSpec("a", guaranteed_gpus={"H100": data.draw(st.sampled_from((0, 8, 16)))}),
+        TenantSpec("b", can_borrow=data.draw(st.booleans()), guaranteed_gpus={"H100": 8}),
+        TenantSpec("c", guaranteed_gpus={"A100": data.draw(st.sampled_from((0, 16)))}),
+    ]
+    ledger = TenantLedger(tenants, fleet_gpus(pools)) if with_ledger else None
+    run_in_lockstep(data, pools, ledger, caps, costs, "_compiled_walk", _request, max_new=20)
+
+
+@needs_walk
+def test_the_compiled_walk_holds_look_alikes_without_a_python_turn() -> None:
+    """A full fleet and 40 identical gangs: after the first cycle, ``_one`` runs twice a
+    cycle (the head's turn, which reserves, and the class's fast HOLD); the compiled walk
+    holds the other 38 with their kept HOLD."""
+    from sched_helpers import pool
+
+    from intercloud.model import PricingKind
+    from intercloud.scheduler.core import Scheduler
+    from intercloud.scheduler.fleet.state import FleetState
+    from intercloud.scheduler.requests import DecisionKind, GangRequest
+
+    pools = [pool("H100", gpus=8, nodes=2, pricing=PricingKind.RESERVED)]
+    state = FleetState(pools)
+    s = Scheduler(queue_order="fair_share")
+    big = GangRequest(999, "a", 2, 8, ("H100",), priority=5)
+    s.schedule(state, [big], 0.0)  # fills the fleet
+    queue = [GangRequest(i, "a", 1, 8, ("H100",)) for i in range(40)]
+    calls = 0
+    inner = s._one
+
+    def counted(*args: object) -> None:
+        nonlocal calls
+        calls += 1
+        inner(*args)  # type: ignore[arg-type]
+
+    s._one = counted  # type: ignore[method-assign]
+    for t in range(1, 5):
+        calls = 0
+        out = s.schedule(state, queue, float(t))
+        assert [d.kind for d in out] == [DecisionKind.HOLD] * 40
+    assert calls == 2
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_a_turn_between_look_alikes_ends_their_fast_hold(compiled: bool) -> None:
+    """FIFO queue: A1, then P (of a higher priority, preempts a running job and frees
+    more than it takes), then A2 (A1's look-alike). A1 is held fast; after P's turn the
+    kept HOLD no longer holds for A2, which takes its own turn and starts on the freed
+    node, with the compiled walk as without it."""
+    from sched_helpers import pool
+
+    from intercloud.model import PricingKind
+    from intercloud.scheduler.core import Scheduler
+    from intercloud.scheduler.fleet.state import FleetState
+    from intercloud.scheduler.requests import DecisionKind, GangRequest
+
+    pools = [pool("H100", gpus=8, nodes=4, pricing=PricingKind.RESERVED)]
+    state = FleetState(pools)
+    s = Scheduler(queue_order="fifo", backfill=False, provisioning=False)
+    s._compiled_walk = compiled
+    low = GangRequest(900, "x", 2, 8, ("H100",), priority=0, submit_s=-10.0)
+    keep = GangRequest(901, "x", 2, 8, ("H100",), priority=9, submit_s=-10.0, preemptible=False)
+    s.schedule(state, [low, keep], 0.0)  # the fleet is full
+    a1 = GangRequest(1, "a", 1, 8, ("H100",), submit_s=0.0)
+    a2 = GangRequest(3, "a", 1, 8, ("H100",), submit_s=2.0)
+    for t in (1.0, 2.0, 3.0):  # held, then held fast (kept HOLDs)
+        assert {d.kind for d in s.schedule(state, [a1, a2], t)} == {DecisionKind.HOLD}
+    p = GangRequest(2, "b", 1, 8, ("H100",), priority=5, submit_s=1.0)
+    out = s.schedule(state, [a1, p, a2], 4.0)
+    kinds = {d.job_id: d.kind for d in out if d.kind is not DecisionKind.PREEMPT}
+    assert [d.job_id for d in out if d.kind is DecisionKind.PREEMPT] == [900]
+    assert kinds == {1: DecisionKind.HOLD, 2: DecisionKind.PLACE, 3: DecisionKind.PLACE}
