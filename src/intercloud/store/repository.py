@@ -719,7 +719,9 @@ class Store(
         last one (``row_image``)."""
         wanted = None if states is None else {JobState(s).value for s in states}
         if wanted is not None and latest is None and self._workload_image.covers(wanted):
-            rows = self._workload_image.read(self._db.read_snapshot, self._read_token())
+            rows = self._workload_image.read(
+                self._db.read_snapshot, self._read_token(), self._read_epoch()
+            )
             want_desired = None if desired is None else Desired(desired)
             if wanted == self._workload_image.tracked and tenant is None and desired is None:
                 return rows
@@ -1089,7 +1091,7 @@ class Store(
         """Every node in ``starting`` or ``running``, of every workload (what a restarted
         control loop must adopt or clean up), by workload, attempt, rank. Rows unchanged
         since an earlier call are not read again (``row_image``)."""
-        return self._node_image.read(self._db.read_snapshot, self._read_token())
+        return self._node_image.read(self._db.read_snapshot, self._read_token(), self._read_epoch())
 
     def _node(self, conn: Connection, workload_id: int, attempt: int, rank: int) -> NodeRecord:
         stmt = sa.select(N).where(*_node_key(workload_id, attempt, rank))
