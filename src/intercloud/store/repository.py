@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -393,6 +394,16 @@ class Store(
         return t.astimezone(UTC)
 
     # -- tenants ---------------------------------------------------------------------
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """The store's writes made on this thread inside the block, in one transaction:
+        all or none, durable when the block ends (one commit for several guarded
+        moves). Inside it: no provider calls, no write whose failure the caller catches
+        and goes on from (the transaction is then spoiled), and no reads that expect to
+        see the block's own writes (reads run on other connections)."""
+        with self._db.atomic():
+            yield
 
     def tenants(self) -> list[TenantRecord]:
         """All tenants by id (``default`` exists from the first migration)."""
