@@ -168,16 +168,15 @@ class InstanceStoreMixin:
             image = self._instance_image
             image.read(self._db.read_snapshot, self._read_token(), self._read_epoch())
             # filters and the rows by job over the image, kept and patched with the
-            # changed rows (``RowImage.filtered``, ``RowImage.grouped``)
+            # changed rows (``RowImage.filtered``, ``RowImage.group``)
             if workload_id is not None:
-                by_job = image.grouped("by_job", _job_of)
-                rows: list[InstanceRecord] = by_job.get(workload_id, [])
+                rows = image.group("by_job", _job_of, workload_id)
             else:
                 key = None if wanted is None else frozenset(wanted)
                 test = partial(_keeps, key, bound, provider)
                 rows = image.filtered(("rows", key, bound, provider), test)
                 if request_id is None:
-                    return list(rows)
+                    return rows
             return [
                 r
                 for r in rows

@@ -19,7 +19,8 @@ read transaction of one snapshot:
    first read only. The store never deletes these rows itself; another process's
    deletion is then noticed at the next step, as its other writes are.
 
-The image's sorted list and its kept filters (``filtered``) are patched in place when a
+The image's sorted list and its kept filters and groupings (``filtered``, ``group``) are
+patched in place (under the image's lock; readers get copies) when a
 read changed a few rows (each found or placed by bisection on ``order``), instead of
 sorting 10,000 records and filtering them again after each of the loop's writes; a
 change whose order key ties another row's is left to a full sort, so the list is always
@@ -98,7 +99,7 @@ class RowImage(Generic[R]):
         self._derived: dict[Hashable, Any] = {}
         # filters of the rows (``filtered``): key -> (test, rows passing it, in order)
         self._filters: dict[Hashable, tuple[Callable[[R], bool], list[R]]] = {}
-        # groupings of the rows (``grouped``): key -> (group of a row, group -> rows)
+        # groupings of the rows (``group``): key -> (group of a row, group -> rows)
         self._groups: dict[Hashable, tuple[Callable[[R], Hashable], dict[Hashable, list[R]]]] = {}
 
     def covers(self, states: Collection[str]) -> bool:
@@ -144,8 +145,8 @@ class RowImage(Generic[R]):
 
     def filtered(self, key: Hashable, test: Callable[[R], bool]) -> list[R]:
         """The rows passing ``test`` (a pure function of a record), in order, as of the
-        last read: kept by ``key`` and patched with each read's changed rows, not made
-        again. The list is shared by the callers: they must not mutate it."""
+        last read (a fresh list): the filter is kept by ``key`` and patched with each
+        read's changed rows, not made again."""
         with self._lock:
             if self._sorted is None:
                 self._listed()
@@ -153,12 +154,12 @@ class RowImage(Generic[R]):
             if got is None:
                 assert self._sorted is not None
                 got = self._filters[key] = (test, [r for r in self._sorted if test(r)])
-            return got[1]
+            return list(got[1])  # (a copy: the kept list is patched by later reads)
 
-    def grouped(self, key: Hashable, group: Callable[[R], Hashable]) -> dict[Hashable, list[R]]:
-        """The rows by ``group(row)`` (a pure function of a record; None: in no group),
-        each group in order, as of the last read: kept and patched as ``filtered``'s
-        lists are. Shared by the callers: they must not mutate it."""
+    def group(self, key: Hashable, group: Callable[[R], Hashable], g: Hashable) -> list[R]:
+        """The rows whose ``group(row)`` (a pure function of a record; None: in no
+        group) is ``g``, in order, as of the last read (a fresh list): the grouping is
+        kept by ``key`` and patched as ``filtered``'s lists are."""
         with self._lock:
             if self._sorted is None:
                 self._listed()
@@ -167,11 +168,11 @@ class RowImage(Generic[R]):
                 assert self._sorted is not None
                 by: dict[Hashable, list[R]] = {}
                 for r in self._sorted:
-                    g = group(r)
-                    if g is not None:
-                        by.setdefault(g, []).append(r)
+                    k = group(r)
+                    if k is not None:
+                        by.setdefault(k, []).append(r)
                 got = self._groups[key] = (group, by)
-            return got[1]
+            return list(got[1].get(g, ()))
 
     def _listed(self) -> list[R]:
         if self._sorted is None:
