@@ -166,7 +166,7 @@ def test_cancel_in_every_state(store: Store, make_reconciler: Make, root: Path) 
     stops = [
         ("placing", 1, S.PLACING),
         ("provisioning", 1, S.PLACING),  # allocated, the store does not know yet
-        ("provisioning", 3, S.PROVISIONING),
+        ("provisioning", 2, S.PROVISIONING),  # the attempt and the move: one commit
         ("starting", 1, S.PROVISIONING),  # rank 0 claimed, not started
         ("starting", 2, S.PROVISIONING),  # rank 0 started, pid not recorded
         ("started", 2, S.PROVISIONING),  # ranks 0 and 1 of 3 running

@@ -11,7 +11,14 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from intercloud.store import HEAD_REVISION, StoreError, database_url, normalize_url, open_store
+from intercloud.store import (
+    HEAD_REVISION,
+    Store,
+    StoreError,
+    database_url,
+    normalize_url,
+    open_store,
+)
 from intercloud.store import engine as engine_module
 from intercloud.store.engine import alembic_head
 from intercloud.store.tables import metadata
@@ -277,3 +284,15 @@ def test_in_memory_sqlite_works() -> None:
     with open_store("sqlite://") as store:
         job = store.submit("batch", "m", "x: 1")
         assert store.get(job).name == "m"
+
+
+def test_postgresql_plans_each_execution_for_its_parameters(store: Store) -> None:
+    """A prepared statement's generic plan turned the row images' ``change_seq >= :low``
+    into a scan of every row: the store's PostgreSQL sessions plan per execution."""
+    if store.dialect != "postgresql":
+        pytest.skip("a PostgreSQL setting")
+    for _ in range(2):  # every pooled connection, not only the first
+        with store._db.engine.connect() as a, store._db.engine.connect() as b:
+            for conn in (a, b):
+                mode = conn.execute(sa.text("SHOW plan_cache_mode")).scalar()
+                assert mode == "force_custom_plan"

@@ -39,6 +39,9 @@ def _reads(store: Store) -> tuple[object, ...]:
         # by job and by state: filters the image keeps until its rows change
         *(store.instances(states=LIVE, workload_id=j) for j in range(1, 4)),
         store.instances(bound=True, workload_id=2),
+        # by job in any state (the image keeps every bound row), with a provider
+        *(store.instances(workload_id=j) for j in range(1, 4)),
+        store.instances(workload_id=1, provider="aws"),
         store.instances(states=[I.RUNNING], provider="aws"),
         store.live_nodes(),
     )
@@ -160,6 +163,38 @@ def test_rows_deleted_under_the_image_are_noticed(db_url: str, clock: FakeClock)
         j = store.submit("training", "again", "run: x\n")
         assert [w.name for w in store.list_workloads(states=ACTIVE)] == ["again"]
         assert store.get(j).name == "again"
+
+
+def test_in_a_step_rows_are_counted_once_and_deletions_seen_at_the_next_step(
+    db_url: str, clock: FakeClock
+) -> None:
+    """Inside ``coalesced_reads`` the deletion check (a count of the tracked rows, a
+    scan of 10,000 instances) runs on the first read of each image only; a read after
+    this store's own write fetches the changed rows without it. A deletion by another
+    process is noticed at the next step."""
+    counts: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "count(" in statement.lower():
+            counts.append(statement)
+
+    with open_store(db_url, clock=clock) as store:
+        store.request_instances("r1", 2, OFFER, PricingKind.SPOT, 1.0)
+        assert len(store.instances(states=LIVE)) == 2
+        sa.event.listen(sa.Engine, "before_cursor_execute", count)
+        try:
+            with store.coalesced_reads():
+                store.instances(states=LIVE)  # the step's first read: counted
+                first = len(counts)
+                for n in range(3):
+                    store.request_instances(f"r{n + 2}", 1, OFFER, PricingKind.SPOT, 1.0)
+                    assert len(store.instances(states=LIVE)) == 3 + n  # own writes seen
+                assert len(counts) == first == 1
+                reset_database(db_url)
+            with store.coalesced_reads():
+                assert store.instances(states=LIVE) == []  # the next step notices
+        finally:
+            sa.event.remove(sa.Engine, "before_cursor_execute", count)
 
 
 def test_every_write_path_stamps_a_growing_change_seq(store: Store, db_url: str) -> None:

@@ -186,7 +186,9 @@ class Requeue:
 def requeue_on_down(running: Sequence[RunningJob], down: Mapping[str, datetime]) -> list[Requeue]:
     """The running jobs to move off the providers in ``down`` (provider -> down since),
     by job id."""
-    out = []
+    out: list[Requeue] = []
+    if not down:  # (the usual case: no need to walk every running job)
+        return out
     for job in sorted(running, key=lambda j: j.job_id):
         provider = str(job.placement.get("provider") or "")
         since = down.get(provider)

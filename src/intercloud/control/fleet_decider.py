@@ -551,8 +551,9 @@ class FleetDecider(PlannerCache):
         """A scheduler for this cycle: the snapshot's tenant ledger (the running jobs'
         GPUs counted in ``caps``), costs and caps; provisioning on where some pool is
         made of instances."""
-        for job, gpu_type, gpus, _usd in fleet.replay:
-            caps.running(job.tenant, gpu_type, gpus)
+        if caps:  # (without quotas nothing reads what runs)
+            for job, gpu_type, gpus, _usd in fleet.replay:
+                caps.running(job.tenant, gpu_type, gpus)
         return Scheduler(
             queue_order=self.queue_policy,
             ledger=fleet.ledger,

@@ -16,6 +16,7 @@ propagate for the repository to turn into its own errors.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -67,6 +68,7 @@ class Database:
         self.engine = self._create_engine(url, connect_timeout_s)
         #: bumped after every write transaction of this object (``Store.coalesced_reads``)
         self.write_generation = 0
+        self._atomic = threading.local()  # ``atomic``: this thread's open write, if any
 
     @property
     def is_sqlite(self) -> bool:
@@ -106,11 +108,22 @@ class Database:
                 conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
             return engine
-        return sa.create_engine(
+        engine = sa.create_engine(
             url,
             pool_pre_ping=True,
             connect_args={"connect_timeout": connect_timeout_s},
         )
+
+        @event.listens_for(engine, "connect")
+        def _on_pg_connect(dbapi_conn: Any, _record: object) -> None:
+            # psycopg prepares a statement run five times, and PostgreSQL then plans it
+            # once for any parameters: the row images' ``change_seq >= :low`` (a handful
+            # of rows) became a scan of 10,000 instances, the loop's updates by id
+            # slower too. A plan for each execution's parameters costs less than that.
+            dbapi_conn.execute("SET plan_cache_mode = force_custom_plan")
+            dbapi_conn.commit()
+
+        return engine
 
     @contextmanager
     def errors(self) -> Iterator[None]:
@@ -144,7 +157,12 @@ class Database:
     def write(self) -> Iterator[Connection]:
         """A short write transaction, committed when the block exits normally (and
         durable then: the commit has returned), rolled back on any exception. Each one
-        bumps ``write_generation`` once it has ended."""
+        bumps ``write_generation`` once it has ended. Inside ``atomic`` on this thread:
+        that block's transaction (committed when the block ends)."""
+        joined = getattr(self._atomic, "conn", None)
+        if joined is not None:
+            yield joined
+            return
         try:
             with self.errors(), self.engine.connect() as conn:
                 conn.execution_options(**{_WRITE: True})
@@ -153,6 +171,21 @@ class Database:
         finally:
             # after the commit: a reader that saw the old number reads again
             self.write_generation += 1
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """Every ``write`` of this thread inside the block in one transaction: committed
+        (durable) when the block exits normally, rolled back, all of it, on any
+        exception. Nested blocks join the outer one."""
+        if getattr(self._atomic, "conn", None) is not None:
+            yield
+            return
+        with self.write() as conn:
+            self._atomic.conn = conn
+            try:
+                yield
+            finally:
+                self._atomic.conn = None
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -126,6 +126,8 @@ class InstanceStoreMixin:
 
         def _read_token(self) -> Hashable | None: ...
 
+        def _read_epoch(self) -> Hashable | None: ...
+
         def _event(
             self,
             conn: Connection,
@@ -157,19 +159,24 @@ class InstanceStoreMixin:
         unchanged since an earlier call are not decoded again (``row_cache``); a read of
         live states only fetches the rows changed since the last one (``row_image``)."""
         wanted = None if states is None else {InstanceState(s).value for s in states}
-        if (wanted is not None and self._instance_image.covers(wanted)) or bound is True:
+        # the image holds every live row and every row bound to a job (in any state)
+        if (
+            (wanted is not None and self._instance_image.covers(wanted))
+            or bound is True
+            or workload_id is not None
+        ):
             image = self._instance_image
-            image.read(self._db.read_snapshot, self._read_token())
-            # filters over the image kept until its rows change (``RowImage.derived``)
+            image.read(self._db.read_snapshot, self._read_token(), self._read_epoch())
+            # filters and the rows by job over the image, kept and patched with the
+            # changed rows (``RowImage.filtered``, ``RowImage.group``)
             if workload_id is not None:
-                by_job = image.derived("by_job", _by_job)
-                rows: list[InstanceRecord] = by_job.get(workload_id, [])
+                rows = image.group("by_job", _job_of, workload_id)
             else:
                 key = None if wanted is None else frozenset(wanted)
-                make = partial(_rows_of, key, bound, provider)
-                rows = image.derived(("rows", key, bound, provider), make)
+                test = partial(_keeps, key, bound, provider)
+                rows = image.filtered(("rows", key, bound, provider), test)
                 if request_id is None:
-                    return list(rows)
+                    return rows
             return [
                 r
                 for r in rows
@@ -578,24 +585,18 @@ def _jsonable(fields: Mapping[str, Any]) -> dict[str, Any]:
 __all__ = ["INSTANCE_FIELDS", "InstanceStoreMixin"]
 
 
-def _by_job(rows: list[InstanceRecord]) -> dict[int, list[InstanceRecord]]:
-    out: dict[int, list[InstanceRecord]] = {}
-    for r in rows:
-        if r.workload_id is not None:
-            out.setdefault(r.workload_id, []).append(r)
-    return out
+def _job_of(r: InstanceRecord) -> int | None:
+    return r.workload_id
 
 
-def _rows_of(
+def _keeps(
     states: frozenset[str] | None,
     bound: bool | None,
     provider: str | None,
-    rows: list[InstanceRecord],
-) -> list[InstanceRecord]:
-    return [
-        r
-        for r in rows
-        if (states is None or r.state in states)
+    r: InstanceRecord,
+) -> bool:
+    return (
+        (states is None or r.state in states)
         and (bound is None or (r.workload_id is not None) == bound)
         and (provider is None or r.provider == provider)
-    ]
+    )

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -394,6 +395,16 @@ class Store(
 
     # -- tenants ---------------------------------------------------------------------
 
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """The store's writes made on this thread inside the block, in one transaction:
+        all or none, durable when the block ends (one commit for several guarded
+        moves). Inside it: no provider calls, no write whose failure the caller catches
+        and goes on from (the transaction is then spoiled), and no reads that expect to
+        see the block's own writes (reads run on other connections)."""
+        with self._db.atomic():
+            yield
+
     def tenants(self) -> list[TenantRecord]:
         """All tenants by id (``default`` exists from the first migration)."""
         with self._db.read() as conn:
@@ -719,7 +730,9 @@ class Store(
         last one (``row_image``)."""
         wanted = None if states is None else {JobState(s).value for s in states}
         if wanted is not None and latest is None and self._workload_image.covers(wanted):
-            rows = self._workload_image.read(self._db.read_snapshot, self._read_token())
+            rows = self._workload_image.read(
+                self._db.read_snapshot, self._read_token(), self._read_epoch()
+            )
             want_desired = None if desired is None else Desired(desired)
             if wanted == self._workload_image.tracked and tenant is None and desired is None:
                 return rows
@@ -1089,7 +1102,7 @@ class Store(
         """Every node in ``starting`` or ``running``, of every workload (what a restarted
         control loop must adopt or clean up), by workload, attempt, rank. Rows unchanged
         since an earlier call are not read again (``row_image``)."""
-        return self._node_image.read(self._db.read_snapshot, self._read_token())
+        return self._node_image.read(self._db.read_snapshot, self._read_token(), self._read_epoch())
 
     def _node(self, conn: Connection, workload_id: int, attempt: int, rank: int) -> NodeRecord:
         stmt = sa.select(N).where(*_node_key(workload_id, attempt, rank))

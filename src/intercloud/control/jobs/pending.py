@@ -92,6 +92,7 @@ def place(ctx: JobContext, pending: Sequence[WorkloadRecord]) -> bool:
     # the reasons of gangs waiting in an engine's queue (PLACING handler) go with them
     holds: list[tuple[int, int, str, ReasonCode | None]] = ctx.queued_reasons
     ctx.queued_reasons = []
+    placed = _to_placing(ctx, by_id, [d for d in decisions if isinstance(d, Place)])
     for d in decisions:
         if isinstance(d, Preempt):
             changed |= preempt(ctx, d)
@@ -103,7 +104,10 @@ def place(ctx: JobContext, pending: Sequence[WorkloadRecord]) -> bool:
             if w.reason != d.reason or w.reason_code != d.code:
                 holds.append((w.id, w.version, d.reason, d.code))
         elif isinstance(d, Place):
-            changed |= _apply_place(ctx, w, d)
+            rec = placed.get(d.job_id)
+            if rec is not None:
+                _provision_placed(ctx, w, d, rec)
+                changed = True
     # every changed reason in one transaction: a burst of submissions is held at once
     changed |= bool(ctx.store.set_reasons(holds))
     return changed
@@ -174,34 +178,52 @@ def _decide_job_level(
     return out.jobs, changed
 
 
-def _apply_place(ctx: JobContext, w: WorkloadRecord, d: Place) -> bool:
-    """PENDING -> PLACING with the placement stored, then provision at once."""
-    p = d.placement
-    jp = JobPlacement(
-        p, d.demand.ranks, d.demand.cpus_per_node, d.demand.memory_gib_per_node, d.instances
-    )
-    reason = (
-        f"placed on {p.where}: {d.demand.ranks} node(s), "
-        f"{p.pricing.value}, {p.hourly_usd:.2f} USD/h"
-    )
-    rec = ctx.store.transition(
-        w.id,
-        S.PENDING,
-        S.PLACING,
-        reason,
-        expected_version=w.version,
-        placement=jp.to_stored(),
-        attempt=max(w.attempt, 1),
-    )
-    if rec is None:
-        return False
+def _to_placing(
+    ctx: JobContext, by_id: dict[int, WorkloadRecord], places: Sequence[Place]
+) -> dict[int, WorkloadRecord]:
+    """PENDING -> PLACING with the placement stored, for every ``Place`` of the cycle in
+    one transaction (one commit, not one per job): each move still a guarded
+    compare-and-set with its event; a job whose guard fails (it changed meanwhile) is
+    left out of the returned records (job id -> PLACING record), the others go on.
+    Provisioning comes after the commit (``_provision_placed``): a crash in between
+    leaves PLACING jobs, which the PLACING handler provisions."""
+    out: dict[int, WorkloadRecord] = {}
+    if not places:
+        return out
+    with ctx.store.atomic():
+        for d in places:
+            w = by_id[d.job_id]
+            p = d.placement
+            jp = JobPlacement(
+                p, d.demand.ranks, d.demand.cpus_per_node, d.demand.memory_gib_per_node,
+                d.instances,
+            )  # fmt: skip
+            reason = (
+                f"placed on {p.where}: {d.demand.ranks} node(s), "
+                f"{p.pricing.value}, {p.hourly_usd:.2f} USD/h"
+            )
+            rec = ctx.store.transition(
+                w.id,
+                S.PENDING,
+                S.PLACING,
+                reason,
+                expected_version=w.version,
+                placement=jp.to_stored(),
+                attempt=max(w.attempt, 1),
+            )
+            if rec is not None:
+                out[w.id] = rec
+    return out
+
+
+def _provision_placed(ctx: JobContext, w: WorkloadRecord, d: Place, rec: WorkloadRecord) -> None:
+    """What follows a job's move to PLACING: keep the engines' queue order, provision."""
     ctx.crashpoint("placing")
     _withdraw_behind(ctx, w, d)
     try:
         provision(ctx, rec)
     except ProviderError as exc:
         log.warning("job %s (PLACING): %s", w.id, exc)
-    return True
 
 
 def _withdraw_behind(ctx: JobContext, w: WorkloadRecord, d: Place) -> None:

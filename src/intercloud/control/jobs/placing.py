@@ -34,15 +34,15 @@ def provision(ctx: JobContext, w: WorkloadRecord) -> bool:
         return True
     ctx.queued_ahead.pop(w.id, None)
     ctx.crashpoint("provisioning")
-    ctx.store.begin_attempt(w.id, w.attempt, allocation=allocation_dict(allocation))
-    ctx.crashpoint("provisioning")
-    rec = ctx.store.transition(
-        w.id,
-        S.PLACING,
-        S.PROVISIONING,
-        f"allocated {allocation.allocation_id} on {allocation.provider}",
-        expected_version=w.version,
-    )
+    with ctx.store.atomic():  # the attempt and the move, one commit
+        ctx.store.begin_attempt(w.id, w.attempt, allocation=allocation_dict(allocation))
+        rec = ctx.store.transition(
+            w.id,
+            S.PLACING,
+            S.PROVISIONING,
+            f"allocated {allocation.allocation_id} on {allocation.provider}",
+            expected_version=w.version,
+        )
     if rec is None:
         return True
     ctx.crashpoint("provisioning")

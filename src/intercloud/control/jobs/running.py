@@ -28,16 +28,16 @@ def handle(ctx: JobContext, w: WorkloadRecord, live: Sequence[NodeRecord]) -> bo
         return False
     release(ctx, w)
     ctx.crashpoint("finishing")
-    ctx.store.end_attempt(w.id, w.attempt, "succeeded")
-    ctx.crashpoint("finishing")
-    rec = ctx.store.transition(
-        w.id,
-        S.RUNNING,
-        S.SUCCEEDED,
-        f"all {ranks} node(s) exited 0",
-        expected_version=w.version,
-        exit_code=0,
-    )
+    with ctx.store.atomic():  # the attempt's end and the move, one commit
+        ctx.store.end_attempt(w.id, w.attempt, "succeeded")
+        rec = ctx.store.transition(
+            w.id,
+            S.RUNNING,
+            S.SUCCEEDED,
+            f"all {ranks} node(s) exited 0",
+            expected_version=w.version,
+            exit_code=0,
+        )
     if rec is not None:
         ctx.crashpoint("finishing")
     return True

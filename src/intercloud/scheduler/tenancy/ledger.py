@@ -547,6 +547,89 @@ class TenantLedger:
             heapq.heappush(st.c_heap, (job.end_s, job_id))
         return b
 
+    def start_many(
+        self,
+        started: Iterable[tuple[int, str, str | None, int, float, float, float | None]],
+    ) -> None:
+        """``on_start(job_id, tenant, gpu_type, gpus, usd_per_hour, None, now_s,
+        expected_duration_s)`` of each ``started`` tuple ``(job_id, tenant, gpu_type,
+        gpus, usd_per_hour, now_s, expected_duration_s)``, in order: the same operations
+        in the same order (so the same floats, to the last bit), with the per-call
+        overhead taken out; a control loop replays thousands of running jobs per cycle
+        (``control.tenancy.build_ledger``). Raises as ``on_start`` does."""
+        jobs = self._jobs
+        tenants = self._tenants
+        lam = self._lam
+        exp = math.exp
+        heappush = heapq.heappush
+        running = self._running
+        borrowing = self._borrowing
+        bver = self._bver
+        for job_id, tenant, gpu_type, gpus, usd, now_s, expected in started:
+            # _advance
+            if now_s > self._now:
+                self._now = now_s
+            now = self._now
+            if now >= self._month_end:
+                self._roll(now)
+            if job_id in jobs:
+                raise ValueError(f"job {job_id} is already running")
+            st = tenants.get(tenant)
+            if st is None:
+                st = self._tenant(tenant)
+                if st is None:
+                    raise KeyError(reasons.unknown_tenant(tenant))
+            g = gpu_type if gpu_type is not None and gpus > 0 else ""
+            n = gpus if g else 0
+            b = 0
+            if n:
+                # _decay(st, g, now)
+                usage = st.usage
+                u = usage.get(g, 0.0)
+                dt = now - st.usage_s.get(g, now)
+                if dt > 0:
+                    r = st.running.get(g, 0)
+                    if lam:
+                        d = exp(-lam * dt)
+                        u = u * d + (r * (1.0 - d) / lam if r else 0.0)
+                    else:
+                        u += r * dt
+                usage[g] = u
+                st.usage_s[g] = now
+                slack = max(0, st.guaranteed.get(g, 0) - st.own.get(g, 0))
+                b = max(0, n - slack)
+            dur = expected if expected is not None else UNKNOWN_DURATION_S
+            job = _Job(job_id, tenant, g, n, b, usd, now, now + max(0.0, dur), False)
+            jobs[job_id] = job
+            if n:
+                st.own[g] = st.own.get(g, 0) + n - b
+                st.running[g] = st.running.get(g, 0) + n
+                running[g] = running.get(g, 0) + n
+                if b:
+                    st.borrowed[g] = st.borrowed.get(g, 0) + b
+                    st.borrowing.setdefault(g, OrderedDict())[job_id] = job
+                    borrowing.setdefault(g, {})[job_id] = job
+                    bver[g] = bver.get(g, 0) + 1
+            st.version += 1
+            # _accrue(st, now), then the rest of on_start's spend bookkeeping
+            dt = now - st.spend_s
+            if dt > 0:
+                if st.usd_rate:
+                    st.spent += st.usd_rate * dt / 3600.0
+                st.spend_s = now
+            st.spend_s = now
+            st.usd_rate += usd
+            st.jobs += 1
+            if usd > 0 and job.end_s > now:
+                if st.c_heap and st.c_heap[0][0] <= now:
+                    self._committed(st, now)
+                job.committed = True
+                rate = usd / 3600.0
+                st.c_area += rate * job.end_s
+                st.c_rate += rate
+                st.c_jobs += 1
+                heappush(st.c_heap, (job.end_s, job_id))
+
     def add_spend(self, tenant: str, usd: float, now_s: float) -> None:
         """Count ``usd`` more as spent this month by ``tenant``: work the ledger never saw
         run (a control loop rebuilding the ledger adds the month's finished work this
