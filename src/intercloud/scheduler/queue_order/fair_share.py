@@ -34,7 +34,6 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import numpy.typing as npt
 
 from intercloud.scheduler.queue_order.base import neg_priority, register, tie_keys
 from intercloud.scheduler.requests import GangRequest
@@ -48,20 +47,9 @@ _TENANT = attrgetter("tenant")
 _ACCELERATORS = attrgetter("accelerators")
 
 
-_NODES = attrgetter("nodes")
-_GPN = attrgetter("gpus_per_node")
-_DURATION = attrgetter("duration_s")
-
-
-def _gpu_seconds(pending: Sequence[GangRequest]) -> npt.NDArray[np.float64]:
-    """GPUs × expected seconds of each request (``UNKNOWN_DURATION_S`` when its duration
-    is unknown), in C loops: None reads as NaN."""
-    n = len(pending)
-    gpus = np.fromiter(map(_NODES, pending), dtype=np.float64, count=n)
-    gpus *= np.fromiter(map(_GPN, pending), dtype=np.float64, count=n)
-    d = np.array(list(map(_DURATION, pending)), dtype=np.float64)
-    d[np.isnan(d)] = UNKNOWN_DURATION_S
-    return gpus * d
+def _gpu_seconds(r: GangRequest) -> float:
+    d = r.duration_s
+    return r.nodes * r.gpus_per_node * (UNKNOWN_DURATION_S if d is None else d)
 
 
 @register
@@ -91,7 +79,7 @@ class FairShareOrder:
         # inc = GPUs × expected seconds × (1 / pool of the first accelerator with one).
         accs = list(map(_ACCELERATORS, pending))
         per_gpu_s = {a: ledger.share_increment(a, 1.0) for a in dict.fromkeys(accs)}
-        gpu_s = _gpu_seconds(pending)
+        gpu_s = np.fromiter(map(_gpu_seconds, pending), dtype=np.float64, count=n)
         inc = gpu_s * np.fromiter(map(per_gpu_s.__getitem__, accs), dtype=np.float64, count=n)
 
         # Per tenant, in the order its requests are tried: increments of the requests ahead
