@@ -507,6 +507,54 @@ static PyObject *copy_items(PyObject *self, PyObject *args) {
 
 /* ---------------------------------------------------------------- picking ------ */
 
+PyDoc_STRVAR(take_from_doc,
+"take_from(bucket, exclude, vcpu, v, n, out) -> bool\n\n"
+"pick_nodes' scan of one bucket: its nodes from the end, skipping those in ``exclude``\n"
+"(a set, or None) and those with ``vcpu[x] + 1e-6 < v``, appended to ``out`` until it\n"
+"holds ``n``; True once it does.");
+
+static PyObject *take_from(PyObject *self, PyObject *args) {
+    PyObject *b, *ex, *vcpu, *out;
+    double v;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "O!OO!dnO!", &PyList_Type, &b, &ex, &PyList_Type, &vcpu, &v, &n,
+                          &PyList_Type, &out))
+        return NULL;
+    if (ex != Py_None && !PyAnySet_Check(ex)) {
+        PyErr_SetString(PyExc_TypeError, "exclude must be a set or None");
+        return NULL;
+    }
+    if (PyList_GET_SIZE(out) >= n)
+        Py_RETURN_TRUE;
+    for (Py_ssize_t i = PyList_GET_SIZE(b) - 1; i >= 0; i--) {
+        PyObject *x = PyList_GET_ITEM(b, i);
+        if (ex != Py_None) {
+            int c = PySet_Contains(ex, x);
+            if (c < 0)
+                return NULL;
+            if (c)
+                continue;
+        }
+        Py_ssize_t xi = PyLong_AsSsize_t(x);
+        if (xi == -1 && PyErr_Occurred())
+            return NULL;
+        if (xi < 0 || xi >= PyList_GET_SIZE(vcpu)) {
+            PyErr_SetString(PyExc_IndexError, "vcpu: node out of range");
+            return NULL;
+        }
+        double free = PyFloat_AsDouble(PyList_GET_ITEM(vcpu, xi));
+        if (free == -1.0 && PyErr_Occurred())
+            return NULL;
+        if (free + 1e-6 < v)
+            continue;
+        if (PyList_Append(out, x) < 0)
+            return NULL;
+        if (PyList_GET_SIZE(out) == n)
+            Py_RETURN_TRUE;
+    }
+    Py_RETURN_FALSE;
+}
+
 PyDoc_STRVAR(take_domain_idle_doc,
 "take_domain_idle(dbuck, dfree, n, out) -> list | None\n\n"
 "FleetState.take_domain_idle: whole idle nodes of a pool with multi-node domains\n"
@@ -553,6 +601,7 @@ static PyObject *take_domain_idle(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"take_domain_idle", take_domain_idle, METH_VARARGS, take_domain_idle_doc},
+    {"take_from", take_from, METH_VARARGS, take_from_doc},
     {"bulk_level", bulk_level, METH_VARARGS, bulk_level_doc},
     {"bulk_full", bulk_full, METH_VARARGS, bulk_full_doc},
     {"fits", fits, METH_VARARGS, fits_doc},

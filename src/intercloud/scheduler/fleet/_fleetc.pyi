@@ -1,6 +1,6 @@
 """Types of the compiled FleetState hot path (``_fleetc.c``; optional)."""
 
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 
 import numpy as np
 import numpy.typing as npt
@@ -33,6 +33,14 @@ def fits(
 def all_idle(nodes: Sequence[int], usable: list[bool], lvl: list[int], slots: int) -> bool: ...
 def take_vcpus(vcpu: list[float], nodes: Sequence[int], vcpus: float) -> list[float]: ...
 def copy_items(dst: list[float], src: list[float], nodes: Sequence[int]) -> None: ...
+def take_from(
+    bucket: list[int],
+    exclude: Set[int] | None,
+    vcpu: list[float],
+    v: float,
+    n: int,
+    out: list[int],
+) -> bool: ...
 def take_domain_idle(
     dbuck: list[list[int]], dfree: list[list[int]], n: int, out: list[int]
 ) -> list[int] | None: ...

@@ -17,6 +17,7 @@ the queue's head) is skipped over.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence, Set
 
 from intercloud.scheduler.fleet.state import FleetState
@@ -113,15 +114,26 @@ def pick_nodes(
         return [b[-1]]
     v = r.vcpus_per_node
     vcpu = state._vcpu
-    for k in range(g, big):
-        b = state.bucket(p, k)
-        for i in range(len(b) - 1, -1, -1):
-            x = b[i]
-            if (exclude and x in exclude) or vcpu[x] + 1e-6 < v:
-                continue
-            out.append(x)
-            if len(out) == n:
+    nat = state._native
+    if nat is not None:  # the same scans, compiled (``_fleetc.take_from``)
+        ex = exclude if exclude else None
+        for k in range(g, big):
+            if nat.take_from(state.bucket(p, k), ex, vcpu, v, n, out):
                 return out
+        if npd == 1 and exclude:
+            if nat.take_from(state.bucket(p, big), ex, vcpu, -math.inf, n, out):
+                return out
+            return None
+    else:
+        for k in range(g, big):
+            b = state.bucket(p, k)
+            for i in range(len(b) - 1, -1, -1):
+                x = b[i]
+                if (exclude and x in exclude) or vcpu[x] + 1e-6 < v:
+                    continue
+                out.append(x)
+                if len(out) == n:
+                    return out
     if npd == 1:
         b = state.bucket(p, big)
         if not exclude:  # the last ones, newest first (what the loop below takes)
