@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from intercloud.control.states import JobState
 from intercloud.store import (
     HEAD_REVISION,
     Store,
@@ -286,13 +288,23 @@ def test_in_memory_sqlite_works() -> None:
         assert store.get(job).name == "m"
 
 
-def test_postgresql_plans_each_execution_for_its_parameters(store: Store) -> None:
+def test_row_image_reads_send_their_mark_inline(store: Store) -> None:
     """A prepared statement's generic plan turned the row images' ``change_seq >= :low``
-    into a scan of every row: the store's PostgreSQL sessions plan per execution."""
-    if store.dialect != "postgresql":
-        pytest.skip("a PostgreSQL setting")
-    for _ in range(2):  # every pooled connection, not only the first
-        with store._db.engine.connect() as a, store._db.engine.connect() as b:
-            for conn in (a, b):
-                mode = conn.execute(sa.text("SHOW plan_cache_mode")).scalar()
-                assert mode == "force_custom_plan"
+    into a scan of every row: the mark goes in the SQL text, never as a parameter, so
+    PostgreSQL plans each read for its mark."""
+    seen: list[tuple[str, object]] = []
+
+    def capture(conn: object, cursor: object, sql: str, params: object, *_: object) -> None:
+        if "change_seq >=" in sql:
+            seen.append((sql, params))
+
+    sa.event.listen(store._db.engine, "before_cursor_execute", capture)
+    try:
+        for _ in range(3):  # the first read takes every row; later ones from the mark
+            store.submit("batch", "m", "x: 1")
+            store.list_workloads(states=[s for s in JobState if not s.terminal])
+    finally:
+        sa.event.remove(store._db.engine, "before_cursor_execute", capture)
+    assert seen
+    for sql, _params in seen:
+        assert re.search(r"change_seq >= \d+", sql), sql

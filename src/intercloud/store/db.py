@@ -114,15 +114,6 @@ class Database:
             connect_args={"connect_timeout": connect_timeout_s},
         )
 
-        @event.listens_for(engine, "connect")
-        def _on_pg_connect(dbapi_conn: Any, _record: object) -> None:
-            # psycopg prepares a statement run five times, and PostgreSQL then plans it
-            # once for any parameters: the row images' ``change_seq >= :low`` (a handful
-            # of rows) became a scan of 10,000 instances, the loop's updates by id
-            # slower too. A plan for each execution's parameters costs less than that.
-            dbapi_conn.execute("SET plan_cache_mode = force_custom_plan")
-            dbapi_conn.commit()
-
         return engine
 
     @contextmanager

@@ -236,7 +236,10 @@ class RowImage(Generic[R]):
             self._sorted = None
             stmt = self._select.where(self._where)
         else:
-            stmt = self._select.where(t.c.change_seq >= self._low)
+            # the mark inline, not a parameter: a generic plan (PostgreSQL's, for a
+            # statement prepared after five runs) scans the whole table for it
+            low_now: sa.BindParameter[int] = sa.bindparam("low", self._low, literal_execute=True)
+            stmt = self._select.where(t.c.change_seq >= low_now)
         by_id = self._by_id
         decode = self._decode
         tracked = self.tracked
