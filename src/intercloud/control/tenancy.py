@@ -77,12 +77,17 @@ def build_ledger(
         for t in tenants
     ]
     ledger = TenantLedger(specs, capacity_by_type, default_tenant=DEFAULT_TENANT)
-    # ``on_start`` of each, in start order (``start_many``: the same floats, faster)
-    order = sorted(running, key=lambda x: (x[0].since_s, x[0].job_id))
-    ledger.start_many(
-        (job.job_id, job.tenant, gpu_type, gpus, usd, min(job.since_s, now_s), job.duration_s)
-        for job, gpu_type, gpus, usd in order
-    )
+    for job, gpu_type, gpus, usd in sorted(running, key=lambda x: (x[0].since_s, x[0].job_id)):
+        ledger.on_start(
+            job.job_id,
+            job.tenant,
+            gpu_type,
+            gpus,
+            usd,
+            None,
+            min(job.since_s, now_s),
+            expected_duration_s=job.duration_s,
+        )
     ledger.advance(now_s)
     for t in tenants:
         if t.spent_usd > 0 and t.monthly_budget_usd is not None:

@@ -56,13 +56,21 @@ def _request(data: st.DataObject, job_id: int, now: float) -> GangRequest:
 def test_aggregation_never_changes_a_decision(
     pools: list[PoolSpec], data: st.DataObject, with_ledger: bool, caps: bool, costs: bool
 ) -> None:
+    run_look_alikes(pools, data, with_ledger, caps, costs, "_aggregate")
+
+
+def run_look_alikes(
+    pools: list[PoolSpec], data: st.DataObject, with_ledger: bool, caps: bool, costs: bool,
+    flag: str,
+) -> None:  # fmt: skip
+    """Lockstep runs of queues full of look-alike gangs, ``flag`` on against off."""
     tenants = [
         TenantSpec("a", guaranteed_gpus={"H100": data.draw(st.sampled_from((0, 8, 16)))}),
         TenantSpec("b", can_borrow=data.draw(st.booleans()), guaranteed_gpus={"H100": 8}),
         TenantSpec("c", guaranteed_gpus={"A100": data.draw(st.sampled_from((0, 16)))}),
     ]
     ledger = TenantLedger(tenants, fleet_gpus(pools)) if with_ledger else None
-    run_in_lockstep(data, pools, ledger, caps, costs, "_aggregate", _request, max_new=20)
+    run_in_lockstep(data, pools, ledger, caps, costs, flag, _request, max_new=20)
 
 
 def test_look_alike_held_gangs_take_one_turn_per_class() -> None:

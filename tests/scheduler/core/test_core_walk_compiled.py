@@ -8,15 +8,12 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lockstep import fleet_gpus, run_in_lockstep
-from test_core_aggregate_exact import _request
+from test_core_aggregate_exact import run_look_alikes
 from test_core_memo_exact import fleets
 
 from hypothesis_budget import examples
 from intercloud.scheduler import core
 from intercloud.scheduler.fleet.pools import PoolSpec
-from intercloud.scheduler.requests import TenantSpec
-from intercloud.scheduler.tenancy import TenantLedger
 
 needs_walk = pytest.mark.skipif(core._WALK is None, reason="the compiled _walkc was not built")
 
@@ -33,13 +30,7 @@ needs_walk = pytest.mark.skipif(core._WALK is None, reason="the compiled _walkc 
 def test_compiled_walk_decides_as_the_python_walk(
     pools: list[PoolSpec], data: st.DataObject, with_ledger: bool, caps: bool, costs: bool
 ) -> None:
-    tenants = [
-        TenantSpec("a", guaranteed_gpus={"H100": data.draw(st.sampled_from((0, 8, 16)))}),
-        TenantSpec("b", can_borrow=data.draw(st.booleans()), guaranteed_gpus={"H100": 8}),
-        TenantSpec("c", guaranteed_gpus={"A100": data.draw(st.sampled_from((0, 16)))}),
-    ]
-    ledger = TenantLedger(tenants, fleet_gpus(pools)) if with_ledger else None
-    run_in_lockstep(data, pools, ledger, caps, costs, "_compiled_walk", _request, max_new=20)
+    run_look_alikes(pools, data, with_ledger, caps, costs, "_compiled_walk")
 
 
 @needs_walk
