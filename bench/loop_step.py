@@ -1,6 +1,7 @@
 """One step of the live loop at fleet scale, on PostgreSQL (part of ``bench/control.py``).
 
     .venv/bin/python bench/loop_step.py [--pending 1000] [--regions 5] [--profile N]
+                                        [--changed N] [--default-gc]
 
 The fleet (``live_fleet.build_fleet_store``): 4 offerings per region of the bench cloud
 (which stands in for AWS), each pool at its maximum of 500 RUNNING instances held by
@@ -16,7 +17,9 @@ the loop then observes the exits, finishes the job, places what fits on the free
 instances and decides the new job (``changed_*`` figures). Each of the
 loop's named steps (``Reconciler.steps``: nodes, instances, jobs) is timed by wrapping
 its entry in that public list; ``steady_cpu_median_s`` is the loop process's own CPU
-time of a steady step (the database's is not in it). ``--profile N`` prints cProfile's
+time of a steady step (the database's is not in it). The process collects garbage as
+the daemon's does (``gc_tuning.tune_gc``, which ``intercloud.control.daemon`` calls at
+start; ``--default-gc`` keeps Python's default thresholds). ``--profile N`` prints cProfile's
 top N functions of one steady step
 (of one changed step with ``--changed``).
 """
@@ -42,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_cloud import BenchCloud
 from intercloud.agent.protocol import ReportState
 from intercloud.control.reconciler import Reconciler
+from intercloud.gc_tuning import tune_gc
 from intercloud.store import open_store
 from intercloud.store.records import AssignmentState as A
 from intercloud.store.testing import postgres_unavailable, temporary_postgres_database
@@ -75,8 +79,23 @@ def bench_loop_step(
     profile: int = 0,
     freeze: bool = False,
     changed_steps: int = 0,
+    daemon_gc: bool = True,
 ) -> dict[str, Any]:
     """Seconds of one live-loop step over the fleet above (module docstring)."""
+    before = gc.get_threshold()
+    if daemon_gc:
+        tune_gc()  # as the daemon process runs its loop
+    try:
+        return _bench(pending, regions, steps, profile, freeze, changed_steps) | {
+            "daemon_gc": daemon_gc
+        }
+    finally:
+        gc.set_threshold(*before)
+
+
+def _bench(
+    pending: int, regions: int, steps: int, profile: int, freeze: bool, changed_steps: int
+) -> dict[str, Any]:
     why = postgres_unavailable()
     if why:
         return {"skipped": why}
@@ -233,9 +252,20 @@ def main() -> None:
         help="then this many steps in each of which a job ends and one is submitted "
         "(--profile then profiles one more of those)",
     )
+    ap.add_argument(
+        "--default-gc",
+        action="store_true",
+        help="Python's default GC thresholds, not the daemon's (gc_tuning.tune_gc)",
+    )
     args = ap.parse_args()
     res = bench_loop_step(
-        args.pending, args.regions, args.steps, args.profile, args.freeze, args.changed
+        args.pending,
+        args.regions,
+        args.steps,
+        args.profile,
+        args.freeze,
+        args.changed,
+        daemon_gc=not args.default_gc,
     )
     prof = res.pop("profile", "")
     for k, v in res.items():

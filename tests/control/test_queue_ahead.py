@@ -72,7 +72,7 @@ def test_queued_gangs_fill_the_queue_and_count_as_held_not_as_running() -> None:
     fleet.state.check_invariants()
     assert set(fleet.held) == {1, 2, 3, 4}  # all hold rows of the pool (running + queued)
     # the tenant ledger replays the running gangs only
-    assert sorted(job.job_id for job, *_ in fleet.replay) == [1, 2]
+    assert sorted(start.job_id for start in fleet.replay) == [1, 2]
     # the pool is its 4 slots plus 4 queue slots; too_big still judges the real size
     [pool] = fleet.pools
     assert (pool.total, pool.queued, fleet.spec_of(0).max_nodes) == (4, 4, 8)

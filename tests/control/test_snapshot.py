@@ -190,7 +190,7 @@ def test_tenants_get_a_ledger_with_the_running_jobs_replayed() -> None:
     fleet = snap(instances=rows, running=[running_on(7, AWS, 1, tenant="research")],
                  tenants=tenants)  # fmt: skip
     assert fleet.ledger is not None
-    assert [(j.job_id, g, n) for j, g, n, _ in fleet.replay] == [(7, "H100", 8)]
+    assert [(s.job_id, s.gpu_type, s.gpus) for s in fleet.replay] == [(7, "H100", 8)]
     assert snap().ledger is None
 
 

@@ -552,8 +552,8 @@ class FleetDecider(PlannerCache):
         GPUs counted in ``caps``), costs and caps; provisioning on where some pool is
         made of instances."""
         if caps:  # (without quotas nothing reads what runs)
-            for job, gpu_type, gpus, _usd in fleet.replay:
-                caps.running(job.tenant, gpu_type, gpus)
+            for start in fleet.replay:
+                caps.running(start.tenant, start.gpu_type, start.gpus)
         return Scheduler(
             queue_order=self.queue_policy,
             ledger=fleet.ledger,

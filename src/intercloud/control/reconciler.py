@@ -57,8 +57,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Callable, Mapping
+from itertools import groupby
+from operator import attrgetter
 
 from intercloud.control.crashpoints import Crashpoint, no_crash
 from intercloud.control.decide import Decider
@@ -77,6 +78,8 @@ log = logging.getLogger("intercloud.control")
 
 S = JobState
 NON_TERMINAL: tuple[JobState, ...] = tuple(s for s in JobState if not s.terminal)
+_WORKLOAD_ID = attrgetter("workload_id")
+_NODE_RUNNING = NodeState.RUNNING
 
 #: The handler of each non-terminal state but PENDING (placed in one batch, after them);
 #: a job whose cancel was requested goes to ``cancelling`` whatever its state.
@@ -246,23 +249,30 @@ class Reconciler:
         ctx = self.ctx
         changed = False
         jobs = self.store.list_workloads(states=NON_TERMINAL)
-        live: dict[int, list[NodeRecord]] = defaultdict(list)
-        for n in self.store.live_nodes():
-            live[n.workload_id].append(n)
-            if n.state is NodeState.RUNNING and (n.workload_id, n.attempt, n.rank) not in (
-                ctx.tracked
-            ):
+        nodes = self.store.live_nodes()  # (by workload, attempt, rank)
+        live: dict[int, list[NodeRecord]] = {
+            j: list(group) for j, group in groupby(nodes, _WORKLOAD_ID)
+        }
+        tracked = ctx.tracked
+        for n in nodes:
+            if n.state is _NODE_RUNNING and (n.workload_id, n.attempt, n.rank) not in tracked:
                 changed |= bool(reattach(ctx, n))
         ctx.forget_inactive({w.id for w in jobs})
         pending: list[WorkloadRecord] = []
+        none: list[NodeRecord] = []
         for w in jobs:
             try:
                 if w.desired is Desired.CANCEL or w.state is S.CANCELLING:
-                    changed |= cancelling.handle(ctx, w, live.get(w.id, []))
+                    changed |= cancelling.handle(ctx, w, live.get(w.id, none))
                 elif w.state is S.PENDING:
                     pending.append(w)
+                elif w.state is S.RUNNING:
+                    mine = live.get(w.id, none)
+                    # (most of a fleet's jobs: every rank live, nothing to do)
+                    if not running.quiet(ctx, w, mine):
+                        changed |= running.handle(ctx, w, mine)
                 else:
-                    changed |= HANDLERS[w.state](ctx, w, live.get(w.id, []))
+                    changed |= HANDLERS[w.state](ctx, w, live.get(w.id, none))
             except ProviderError as exc:
                 log.warning("job %s (%s): %s", w.id, w.state.value, exc)
         if pending or ctx.capacity is not None:

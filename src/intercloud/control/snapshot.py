@@ -81,7 +81,7 @@ from intercloud.scheduler.fleet.pools import PoolSpec
 from intercloud.scheduler.fleet.state import FREE, FleetState
 from intercloud.scheduler.placement.pick import pick_nodes
 from intercloud.scheduler.requests import GangRequest
-from intercloud.scheduler.tenancy import TenantLedger
+from intercloud.scheduler.tenancy import RunningStart, TenantLedger
 from intercloud.store.records import InstanceRecord, OfferingBlock, ProviderHealth
 
 __all__ = [
@@ -282,7 +282,9 @@ class Fleet:
     ``waiting``: pending job -> (pool, rows, ready at) of the instances launched for it
     and not ready yet. ``unbacked_reserved``: reserved pool -> instances its contract
     still lacks (window open, pool not frozen). ``replay``: the running jobs as the
-    tenant ledger replays them (job, GPU type, GPUs, USD per hour)."""
+    tenant ledger loads them (``RunningStart``: job, tenant, GPU type, GPUs, USD per
+    hour, start, expected duration); ``starts``: the same by job id with the inputs
+    each was made from, kept for the next cycle of a kept snapshot."""
 
     state: FleetState
     pools: list[PoolOf]
@@ -298,7 +300,10 @@ class Fleet:
     caps: DiversificationCaps | None = None
     contracts: tuple[Contract, ...] = ()
     ledger: TenantLedger | None = None
-    replay: list[tuple[RunningJob, str | None, int, float]] = field(default_factory=list)
+    replay: list[RunningStart] = field(default_factory=list)
+    starts: dict[int, tuple[RunningJob, GangRequest, str | None, RunningStart]] = field(
+        default_factory=dict
+    )
 
     def spec_of(self, p: int) -> PoolSpec:
         return self.state.pools[p]
@@ -757,20 +762,34 @@ def build_snapshot(inp: SnapshotInputs) -> Fleet:
 
 
 def finish_fleet(fleet: Fleet, inp: SnapshotInputs) -> None:
-    """The running jobs as the tenant ledger replays them (``fleet.replay``, in the
+    """The running jobs as the tenant ledger loads them (``fleet.replay``, in the
     order of ``inp.running``) and the ledger: from ``fleet.held`` and
-    ``fleet.held_requests``."""
-    held, held_requests, state = fleet.held, fleet.held_requests, fleet.state
-    fleet.replay = []
+    ``fleet.held_requests``. A job whose ``RunningJob``, held gang and GPU type are the
+    objects of the last cycle (a kept snapshot) keeps its ``RunningStart``."""
+    held, held_requests, pools = fleet.held, fleet.held_requests, fleet.state.pools
+    last = fleet.starts
+    fleet.starts = starts = {}
+    fleet.replay = replay = []
     for job in inp.running:
-        got = held_requests.get(job.job_id)
-        if got is not None and not job.queued:  # queued in an engine: not running yet
-            gpu_type = state.pools[held[job.job_id]].accelerator
+        j = job.job_id
+        got = held_requests.get(j)
+        if got is None or job.queued:  # queued in an engine: not running yet
+            continue
+        gpu_type = pools[held[j]].accelerator
+        hit = last.get(j)
+        if hit is not None and hit[0] is job and hit[1] is got and hit[2] == gpu_type:
+            start = hit[3]
+            starts[j] = hit
+        else:
             usd = float(job.placement.get("hourly_usd") or 0.0)
-            fleet.replay.append((job, gpu_type, got.gpus, usd))
+            start = RunningStart(
+                j, job.tenant, gpu_type, got.gpus, usd, job.since_s, job.duration_s
+            )
+            starts[j] = (job, got, gpu_type, start)
+        replay.append(start)
     fleet.ledger = None
     if inp.tenants is not None:
-        fleet.ledger = build_ledger(inp.tenants, gpu_capacity(state), fleet.replay, inp.now_s)
+        fleet.ledger = build_ledger(inp.tenants, gpu_capacity(fleet.state), replay, inp.now_s)
 
 
 def canonical_free(state: FleetState, p: int, node_instance: Mapping[int, InstanceRecord]) -> None:

@@ -7,21 +7,21 @@ decides with the same limits, usage and spend.
 
 Mapping to the scheduler's ``TenantLedger`` (``scheduler/tenancy/ledger.py``), one to one:
 ``weight``, ``guarantees`` (its ``guaranteed_gpus``), ``can_borrow`` and
-``monthly_budget_usd`` are its ``TenantSpec``; the running jobs are replayed with
-``on_start`` from when they started (their cost accrues from there), and the month's
-spend of work that no longer runs is added with ``add_spend``. ``quotas`` are a ceiling
+``monthly_budget_usd`` are its ``TenantSpec``; the running jobs are loaded with
+``load_running`` as started when they started (their cost accrues from there), and the
+month's spend of work that no longer runs is added with ``add_spend``. ``quotas`` are a ceiling
 the ledger has no notion of: ``QuotaCaps`` applies them around the scheduler's cycle.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from intercloud.control.decide import RunningJob, TenantLimits
+from intercloud.control.decide import TenantLimits
 from intercloud.scheduler.requests import Decision, DecisionKind, GangRequest, TenantSpec
-from intercloud.scheduler.tenancy import DEFAULT_TENANT, TenantLedger
+from intercloud.scheduler.tenancy import DEFAULT_TENANT, RunningStart, TenantLedger
 
 if TYPE_CHECKING:  # the decider side of this module never touches the store
     from intercloud.store import Store
@@ -59,13 +59,14 @@ def over_gpu_quota(tenant: str, gpu_type: str, runs: int, quota: int, needs: int
 def build_ledger(
     tenants: Sequence[TenantLimits],
     capacity_by_type: Mapping[str, int],
-    running: Iterable[tuple[RunningJob, str | None, int, float]],
+    running: Sequence[RunningStart],
     now_s: float,
 ) -> TenantLedger:
     """The ledger for one cycle: ``tenants`` (unknown tenants get the ledger's default:
     weight 1, no guarantee, may borrow, no budget), the fleet's GPUs per type, and the
-    jobs holding capacity as ``(job, gpu type, GPUs, USD per hour)``, replayed in start
-    order; then each tenant's ``spent_usd`` added at ``now_s``."""
+    jobs holding capacity, loaded as if started in start order (``TenantLedger.
+    load_running``: a function of the running set, whatever order it comes in); then
+    each tenant's ``spent_usd`` added at ``now_s``."""
     specs = [
         TenantSpec(
             name=t.name,
@@ -77,18 +78,7 @@ def build_ledger(
         for t in tenants
     ]
     ledger = TenantLedger(specs, capacity_by_type, default_tenant=DEFAULT_TENANT)
-    for job, gpu_type, gpus, usd in sorted(running, key=lambda x: (x[0].since_s, x[0].job_id)):
-        ledger.on_start(
-            job.job_id,
-            job.tenant,
-            gpu_type,
-            gpus,
-            usd,
-            None,
-            min(job.since_s, now_s),
-            expected_duration_s=job.duration_s,
-        )
-    ledger.advance(now_s)
+    ledger.load_running(running, now_s)
     for t in tenants:
         if t.spent_usd > 0 and t.monthly_budget_usd is not None:
             ledger.add_spend(t.name, t.spent_usd, now_s)

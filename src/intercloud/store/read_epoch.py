@@ -8,7 +8,9 @@ its step in it), a read of an image is answered from the image's last read while
 store has written nothing since: its own writes are always seen (every write
 transaction bumps ``Database.write_generation``), and other processes' writes are seen
 at the next step, as if the step had read a moment earlier. The epoch is per thread: a
-server thread sharing the store keeps reading the database each time.
+server thread sharing the store keeps reading the database each time. The block's
+transactions also share one connection (``Database.pinned``): on PostgreSQL one checkout
+and one ping per step, not one per transaction.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ class ReadEpochs:
             return
         local.epoch = next(_EPOCHS)
         try:
-            yield
+            with self._db.pinned():  # the block's transactions on one connection
+                yield
         finally:
             local.epoch = None
 

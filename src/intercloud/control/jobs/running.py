@@ -15,6 +15,18 @@ from intercloud.store import NodeRecord, WorkloadRecord
 S = JobState
 
 
+def quiet(ctx: JobContext, w: WorkloadRecord, live: Sequence[NodeRecord]) -> bool:
+    """Whether every rank of the job's attempt is live (``live``: its live nodes by
+    attempt, then rank, as ``Store.live_nodes`` lists them): then ``handle`` has nothing
+    to do. O(1): in that order, when the last ``ranks`` nodes start and end with the
+    job's attempt, they all are of it."""
+    ranks = ctx.placement(w).ranks
+    if ranks <= 0:
+        return True
+    a = w.attempt
+    return len(live) >= ranks and live[-ranks].attempt == a and live[-1].attempt == a
+
+
 def handle(ctx: JobContext, w: WorkloadRecord, live: Sequence[NodeRecord]) -> bool:
     """The RUNNING handler (``JobHandler``): nothing to do while every rank of the
     attempt is live; else decide from the attempt's node records."""
