@@ -9,8 +9,9 @@ job reconciler.
 - the **instance reconcile step** (``control.instances``), run before the jobs' step, with
   its hooks: a launch refused for capacity or quota puts the offering in a cool-down
   (``store.block_offering``, growing per ``failover.cooldown_s``), and every provider
-  call is recorded (``store.record_provider_call``) so a provider whose calls all fail
-  for ``failover.down_after_s`` is marked down;
+  call is recorded (``store.record_provider_call``; a success after a success, at most
+  every ``OK_REFRESH``) so a provider whose calls all fail for ``failover.down_after_s``
+  is marked down;
 - the **agent server** (``control.agent_server``) that node agents on the instances
   enrol with, and the user-data that boots them (``agent.bootstrap``);
 - the job context's ``CapacitySetup``, so placement runs the fleet scheduler over the
@@ -31,7 +32,7 @@ import hmac
 import logging
 import secrets
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -56,6 +57,10 @@ if TYPE_CHECKING:
 __all__ = ["BOOTSTRAP_KEY_SETTING", "LiveCapacity", "agent_log_root"]
 
 log = logging.getLogger("intercloud.control")
+
+#: How often a provider answering every call has its success written again (its
+#: ``last_ok_at`` in the store is at most this old while it answers)
+OK_REFRESH = timedelta(seconds=10)
 
 #: store setting holding the key bootstrap secrets are derived from (hex)
 BOOTSTRAP_KEY_SETTING = "agent.bootstrap_key"
@@ -102,6 +107,8 @@ class LiveCapacity:
         #: whether each provider was down at its last call (to log changes once; the
         #: store's ``provider_health`` is the record)
         self._down: dict[str, bool] = {}
+        #: provider -> when a success was last recorded, while it is healthy
+        self._ok_at: dict[str, datetime] = {}
 
     def add(self, name: str, provider: AsyncProvider) -> Provider:
         """Take ``provider`` (enabled as ``name``); returns its bridge, the job-level
@@ -266,14 +273,26 @@ class LiveCapacity:
     def _on_call(self, name: str, error: Exception | None) -> None:
         kind = error.kind if isinstance(error, ProviderCallFailed) else None
         before = self._down.get(name, False)
+        now = self.clock()
+        if error is None:
+            # a success after a success recorded less than OK_REFRESH_S ago changes
+            # nothing but ``last_ok_at``: not written again every step (a write each
+            # step also makes every row image read again)
+            last = self._ok_at.get(name)
+            if last is not None and timedelta(0) <= now - last < OK_REFRESH:
+                return
         health = self.store.record_provider_call(
             name,
             ok=error is None,
             error=None if error is None else str(error),
             kind=kind,
-            now=self.clock(),
+            now=now,
             down_after_s=self.settings.down_after_s,
         )
+        if error is None and health.first_error_at is None and not health.down:
+            self._ok_at[name] = now
+        else:
+            self._ok_at.pop(name, None)
         if health.down and not before:
             log.warning("provider %s is down: %s", name, health.error)
         elif before and not health.down:

@@ -16,7 +16,7 @@ from fake_cloud import OFFER, OTHER, FakeCloud, FakeProvider
 
 from intercloud.config import IntercloudConfig, PoolsConfig, load_config
 from intercloud.control.fleet_decider import FleetDecider
-from intercloud.control.live import LiveCapacity
+from intercloud.control.live import OK_REFRESH, LiveCapacity
 from intercloud.control.reconciler import Reconciler
 from intercloud.control.states import JobState
 from intercloud.providers.contract import FailureKind
@@ -204,5 +204,36 @@ def test_a_provider_total_caps_launches_across_its_offerings(
         assert len(store.instances()) == 1  # the second gang waits for the provider's total
         states = sorted(store.get(j).state.value for j in jobs)
         assert states[0] == "PENDING" and states[1] != "PENDING"  # one runs, one waits
+    finally:
+        rec.close()
+
+
+def test_successive_successes_are_written_every_ok_refresh_and_errors_always(
+    store: Store, clock: FakeClock, tmp_path: Path
+) -> None:
+    cfg = config(tmp_path, "providers: {local: {}}\nfailover: {down_after_s: 600}\n")
+    cloud = FakeCloud()
+    rec, _ = loop(store, clock, cfg, FakeProvider(cloud), tmp_path)
+    try:
+        rec.step()
+        (first,) = store.provider_health()
+        assert first.last_ok_at == clock()
+        start = clock()
+        clock.tick(1)
+        rec.step()  # answered again a second later: nothing written
+        assert store.provider_health()[0].updated_at == first.updated_at
+        clock.tick(OK_REFRESH.total_seconds())
+        rec.step()  # older than OK_REFRESH: written again
+        assert store.provider_health()[0].last_ok_at == clock() > start
+        cloud.down = True
+        clock.tick(1)
+        rec.step()  # an error is always written
+        failing = store.provider_health()[0]
+        assert failing.first_error_at == clock() and not failing.down
+        cloud.down = False
+        clock.tick(1)
+        rec.step()  # and the success after it too, however soon
+        healthy = store.provider_health()[0]
+        assert healthy.first_error_at is None and healthy.last_ok_at == clock()
     finally:
         rec.close()

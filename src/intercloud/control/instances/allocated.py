@@ -28,7 +28,7 @@ def handle(ctx: InstanceContext) -> bool:
                 rec = ctx.move(row, S.TERMINATING, f"{waited:.0f} s", EndCause.BOOT_TIMEOUT)
                 changed |= rec is not None
             continue
-        seen = ctx.observed.get((row.provider, row.request_id, row.slot))
+        seen = ctx.seen(row)
         if seen is not None and seen.state is S.RUNNING:
             changed |= ctx.move(row, S.RUNNING, "the provider reports it running") is not None
     return changed

@@ -71,8 +71,8 @@ class InstanceContext:
     launched: dict[str, datetime] = field(default_factory=dict)
     #: Instance rows this process asked the provider to terminate, and when.
     terminate_asked: dict[int, datetime] = field(default_factory=dict)
-    #: What each provider showed in this step, by (provider, request id, slot).
-    observed: dict[tuple[str, str, int], InstanceObservation] = field(default_factory=dict)
+    #: What each provider showed in this step: provider -> (request id, slot) -> it.
+    observed: dict[str, dict[tuple[str, int], InstanceObservation]] = field(default_factory=dict)
     #: Per provider, row id -> (row, observation) that ``observe.apply`` found nothing
     #: to do about: the same row object seen the same way again is skipped.
     judged: dict[str, dict[int, tuple[InstanceRecord, InstanceObservation]]] = field(
@@ -81,7 +81,12 @@ class InstanceContext:
 
     def rows(self, state: InstanceState) -> list[InstanceRecord]:
         """The rows in ``state`` of the providers this step drives."""
-        return [r for r in self.store.instances(states=[state]) if r.provider in self.providers]
+        providers = self.providers
+        return [r for r in self.store.instances(states=[state]) if r.provider in providers]
+
+    def seen(self, row: InstanceRecord) -> InstanceObservation | None:
+        """What the row's provider showed of its instance in this step, if anything."""
+        return self.observed.get(row.provider, {}).get((row.request_id, row.slot))
 
     def move(
         self,

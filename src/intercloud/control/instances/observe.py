@@ -55,8 +55,7 @@ def apply(ctx: InstanceContext, provider: str, obs: Observation, *, full: bool =
     ``full=False``: only what they show counts.
     """
     seen = {(i.request_id, i.rank): i for i in obs.instances}
-    for one in obs.instances:
-        ctx.observed[(provider, one.request_id, one.rank)] = one
+    ctx.observed.setdefault(provider, {}).update(seen)
     events: dict[str, list[InstanceEvent]] = defaultdict(list)
     for ev in obs.events:
         events[ev.instance_id].append(ev)
@@ -70,11 +69,11 @@ def apply(ctx: InstanceContext, provider: str, obs: Observation, *, full: bool =
     # those, and the store hands back an unchanged row as the same object)
     last = ctx.judged.get(provider, {}) if full else {}
     judged: dict[int, tuple[InstanceRecord, InstanceObservation]] = {}
+    no_events: list[InstanceEvent] = []
     for row in rows:
         inst = seen.get((row.request_id, row.slot))
-        failure = failures.get(row.request_id)
         if inst is not None:
-            evs = events.get(inst.instance_id, [])
+            evs = events.get(inst.instance_id, no_events) if events else no_events
             if not evs:
                 hit = last.get(row.id)
                 if hit is not None and hit[0] is row and (hit[1] is inst or hit[1] == inst):
@@ -84,7 +83,9 @@ def apply(ctx: InstanceContext, provider: str, obs: Observation, *, full: bool =
             changed |= moved
             if not moved and not evs:
                 judged[row.id] = (row, inst)
-        elif failure is not None and row.state == S.REQUESTED:
+            continue
+        failure = failures.get(row.request_id) if failures else None
+        if failure is not None and row.state == S.REQUESTED:
             kind = failure.kind
             reason = f"{FAILURE_TEXT[kind]}: {failure.message}"
             if failure.code:

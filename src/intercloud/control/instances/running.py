@@ -8,6 +8,8 @@ its job node lost.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from intercloud.control.instances.context import InstanceContext
 from intercloud.control.instances.transitions import EndCause
 from intercloud.providers.contract import InstanceState
@@ -18,11 +20,16 @@ S = InstanceState
 def handle(ctx: InstanceContext) -> bool:
     changed = False
     now = ctx.clock()
+    agents = {name for name, p in ctx.providers.items() if p.needs_agent}
+    if not agents:
+        return False
+    # silent longer than agent_s <=> last heard before this (one comparison per row)
+    cutoff = now - timedelta(seconds=ctx.timeouts.agent_s)
     for row in ctx.rows(S.RUNNING):
-        if not ctx.providers[row.provider].needs_agent or row.heartbeat_at is None:
+        heard = row.heartbeat_at
+        if heard is None or heard >= cutoff or row.provider not in agents:
             continue
-        silent = (now - row.heartbeat_at).total_seconds()
-        if silent > ctx.timeouts.agent_s:
-            rec = ctx.move(row, S.TERMINATING, f"silent for {silent:.0f} s", EndCause.AGENT_SILENT)
-            changed |= rec is not None
+        silent = (now - heard).total_seconds()
+        rec = ctx.move(row, S.TERMINATING, f"silent for {silent:.0f} s", EndCause.AGENT_SILENT)
+        changed |= rec is not None
     return changed

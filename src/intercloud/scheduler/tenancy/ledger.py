@@ -636,10 +636,11 @@ class TenantLedger:
         if len(self._jobs) != m:
             self._jobs = {}
             raise ValueError(f"a job id is given twice among {m} jobs")
+        t_list = t_idx.tolist()
         for k in np.flatnonzero(borrowed).tolist():  # the borrowers, in start order
             one = made[k]
             g = one.gpu_type
-            sts[t_idx[k]].borrowing.setdefault(g, OrderedDict())[one.job_id] = one
+            sts[t_list[k]].borrowing.setdefault(g, OrderedDict())[one.job_id] = one
             self._borrowing.setdefault(g, {})[one.job_id] = one
             self._bver[g] = self._bver.get(g, 0) + 1
 
@@ -693,12 +694,13 @@ class TenantLedger:
                 st.last_month_spent = float(last[c])
             if c_jobs[c]:
                 st.c_area, st.c_rate, st.c_jobs = float(c_area[c]), float(c_rate[c]), int(c_jobs[c])
+        heaps: list[list[tuple[float, int]]] = [st.c_heap for st in sts]
         for k in np.flatnonzero(live).tolist():
             one = made[k]
             one.committed = True
-            sts[t_idx[k]].c_heap.append((one.end_s, one.job_id))
-        for st in sts:
-            heapq.heapify(st.c_heap)
+            heaps[t_list[k]].append((one.end_s, one.job_id))
+        for heap in heaps:
+            heapq.heapify(heap)
 
     def add_spend(self, tenant: str, usd: float, now_s: float) -> None:
         """Count ``usd`` more as spent this month by ``tenant``: work the ledger never saw
