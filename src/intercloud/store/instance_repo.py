@@ -206,6 +206,13 @@ class InstanceStoreMixin:
         with self._db.read() as conn:
             return self._get_instance(conn, instance_id)
 
+    @staticmethod
+    def _updated_instance(conn: Connection, stmt: sa.Update) -> InstanceRecord | None:
+        """Run a guarded UPDATE of one instance row; the row as it wrote it (RETURNING:
+        no second statement to read it back), or None when the guard matched nothing."""
+        row = conn.execute(stmt.returning(*IM.__table__.columns)).mappings().one_or_none()
+        return None if row is None else instance_from_row(row)
+
     def _get_instance(self, conn: Connection, instance_id: int) -> InstanceRecord | None:
         row = conn.execute(sa.select(IM).where(IM.id == instance_id)).mappings().one_or_none()
         return None if row is None else instance_from_row(row)
@@ -335,10 +342,9 @@ class InstanceStoreMixin:
         if expected_version is not None:
             stmt = stmt.where(IM.version == expected_version)
         with self._db.write() as conn:
-            if conn.execute(stmt.values(values)).rowcount != 1:
+            rec = self._updated_instance(conn, stmt.values(values))
+            if rec is None:
                 return None
-            rec = self._get_instance(conn, instance_id)
-            assert rec is not None
             data = {k: v for k, v in fields.items() if k not in ("secret_hash",)}
             self._event(
                 conn,
@@ -370,10 +376,9 @@ class InstanceStoreMixin:
             values["reason"] = reason
         stmt = sa.update(IM).where(IM.id == instance_id, IM.version == expected_version)
         with self._db.write() as conn:
-            if conn.execute(stmt.values(values)).rowcount != 1:
+            rec = self._updated_instance(conn, stmt.values(values))
+            if rec is None:
                 return None
-            rec = self._get_instance(conn, instance_id)
-            assert rec is not None
             data = {k: v for k, v in fields.items() if k not in ("secret_hash",)}
             self._event(
                 conn,
@@ -426,7 +431,8 @@ class InstanceStoreMixin:
                             updated_at=t,
                         )
                     )
-                    if conn.execute(stmt).rowcount != 1:
+                    rec = self._updated_instance(conn, stmt)
+                    if rec is None:
                         raise _BindConflict
                     self._event(
                         conn,
@@ -437,8 +443,6 @@ class InstanceStoreMixin:
                         data={"attempt": attempt, "rank": rank},
                         instance_id=iid,
                     )
-                    rec = self._get_instance(conn, iid)
-                    assert rec is not None
                     out.append(rec)
                 return out
         except _BindConflict:
@@ -462,7 +466,8 @@ class InstanceStoreMixin:
             out: list[InstanceRecord] = []
             for row in rows:
                 live = InstanceState(row["state"]) in LIVE
-                conn.execute(
+                rec = self._updated_instance(
+                    conn,
                     sa.update(IM)
                     .where(IM.id == row["id"])
                     .values(
@@ -474,8 +479,9 @@ class InstanceStoreMixin:
                         idle_since=t if live else None,
                         version=IM.version + 1,
                         updated_at=t,
-                    )
+                    ),
                 )
+                assert rec is not None  # (the row, read above in this transaction)
                 self._event(
                     conn,
                     workload_id,
@@ -485,8 +491,6 @@ class InstanceStoreMixin:
                     data={"attempt": attempt, "rank": row["rank"]},
                     instance_id=int(row["id"]),
                 )
-                rec = self._get_instance(conn, int(row["id"]))
-                assert rec is not None
                 out.append(rec)
             return out
 
@@ -522,7 +526,8 @@ class InstanceStoreMixin:
             )
         )
         with self._db.write() as conn:
-            if conn.execute(stmt).rowcount != 1:
+            rec = self._updated_instance(conn, stmt)
+            if rec is None:
                 return None
             self._event(
                 conn,
@@ -533,7 +538,7 @@ class InstanceStoreMixin:
                 data={"attempt": attempt, "rank": rank, "assignment_state": "assigned"},
                 instance_id=instance_id,
             )
-            return self._get_instance(conn, instance_id)
+            return rec
 
     def set_assignment_state(
         self,
@@ -558,10 +563,9 @@ class InstanceStoreMixin:
             )
         )
         with self._db.write() as conn:
-            if conn.execute(stmt).rowcount != 1:
+            rec = self._updated_instance(conn, stmt)
+            if rec is None:
                 return None
-            rec = self._get_instance(conn, instance_id)
-            assert rec is not None
             data: dict[str, Any] = {"assignment_state": new.value, "rank": rec.rank}
             if exit_code is not None:
                 data["exit_code"] = exit_code

@@ -1005,19 +1005,25 @@ class Store(
         try:
             with self._db.write() as conn:
                 self._get(conn, workload_id)
-                conn.execute(
-                    sa.insert(N).values(
-                        workload_id=workload_id,
-                        attempt=attempt,
-                        rank=rank,
-                        provider=provider,
-                        state=NodeState.STARTING.value,
-                        started_at=t,
+                row = (
+                    conn.execute(
+                        sa.insert(N)
+                        .values(
+                            workload_id=workload_id,
+                            attempt=attempt,
+                            rank=rank,
+                            provider=provider,
+                            state=NodeState.STARTING.value,
+                            started_at=t,
+                        )
+                        .returning(*N.__table__.columns)
                     )
+                    .mappings()
+                    .one()
                 )
                 data = {"attempt": attempt, "rank": rank, "provider": provider}
                 self._event(conn, workload_id, "node_starting", t, data=data)
-                return self._node(conn, workload_id, attempt, rank)
+                return _node(row)
         except sa.exc.IntegrityError:
             existing = self.nodes(workload_id, attempt)
             for node in existing:
@@ -1054,11 +1060,12 @@ class Store(
             *_node_key(workload_id, attempt, rank), N.state == NodeState.STARTING.value
         )
         with self._db.write() as conn:
-            if conn.execute(stmt.values(values)).rowcount != 1:
+            rec = self._updated_node(conn, stmt.values(values))
+            if rec is None:
                 return None
             data = {"attempt": attempt, "rank": rank, "host": host, "pid": pid}
             self._event(conn, workload_id, "node_started", t, data=data)
-            return self._node(conn, workload_id, attempt, rank)
+            return rec
 
     def record_node_ended(
         self,
@@ -1083,11 +1090,12 @@ class Store(
         )
         with self._db.write() as conn:
             values = {"state": end.value, "exit_code": exit_code, "ended_at": t}
-            if conn.execute(stmt.values(values)).rowcount != 1:
+            rec = self._updated_node(conn, stmt.values(values))
+            if rec is None:
                 return None
             data = {"attempt": attempt, "rank": rank, "exit_code": exit_code}
             self._event(conn, workload_id, f"node_{end.value}", t, reason=reason, data=data)
-            return self._node(conn, workload_id, attempt, rank)
+            return rec
 
     def nodes(self, workload_id: int, attempt: int | None = None) -> list[NodeRecord]:
         """The workload's nodes (of one attempt when given), by attempt then rank."""
@@ -1104,9 +1112,12 @@ class Store(
         since an earlier call are not read again (``row_image``)."""
         return self._node_image.read(self._db.read_snapshot, self._read_token(), self._read_epoch())
 
-    def _node(self, conn: Connection, workload_id: int, attempt: int, rank: int) -> NodeRecord:
-        stmt = sa.select(N).where(*_node_key(workload_id, attempt, rank))
-        return _node(conn.execute(stmt).mappings().one())
+    @staticmethod
+    def _updated_node(conn: Connection, stmt: sa.Update) -> NodeRecord | None:
+        """Run a guarded UPDATE of one node row; the row as it wrote it (RETURNING), or
+        None when the guard matched nothing."""
+        row = conn.execute(stmt.returning(*N.__table__.columns)).mappings().one_or_none()
+        return None if row is None else _node(row)
 
     # -- events ----------------------------------------------------------------------
 
