@@ -54,3 +54,16 @@ def test_instance_writes_return_the_stored_row(store: Store) -> None:
     assert store.set_assignment_state(inst.id, A.ASSIGNED, A.STARTED) is None
     freed = store.unbind_instances(job, 1)
     assert freed == [_row(store, inst.id)] and freed[0].workload_id is None
+
+
+def test_workload_writes_return_the_stored_record(store: Store) -> None:
+    store.create_tenant("research")
+    job = store.submit("training", "j", "run: x\n", tenant="research")
+    w = store.get(job)
+    placing = store.transition(job, "PENDING", "PLACING", "placed", expected_version=w.version)
+    assert placing is not None and placing == store.get(job) and placing.tenant == "research"
+    assert store.transition(job, "PENDING", "PLACING", "again") is None
+    noted = store.set_fields(job, placing.version, reason="why", placement={"ranks": 1})
+    assert noted is not None and noted == store.get(job)
+    assert store.set_fields(job, placing.version, reason="stale") is None
+    assert store.get(job) == noted

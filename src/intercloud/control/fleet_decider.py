@@ -226,6 +226,10 @@ _TAG_RE = re.compile(r"[A-Za-z0-9_.-]+#(\d+)")
 _T_RE = re.compile(r"\bt=(\d{9,}(?:\.\d+)?)")
 
 
+_RESERVED = PricingKind.RESERVED.value
+_RUNNING = InstanceState.RUNNING.value
+
+
 class FleetDecider(PlannerCache):
     """The fleet scheduler core behind the ``Decider`` seam (module docstring).
 
@@ -434,6 +438,9 @@ class FleetDecider(PlannerCache):
             self._waiting(fleet, {r.job_id: r for r in queue})
             decisions = scheduler.schedule(fleet.state, queue, now_s) if queue else []
         new_nodes: dict[int, tuple[int, int]] = {}  # job -> (pool, nodes) launched for it
+        # a held gang's words, per (core's reason, label): the same for many gangs
+        words: dict[tuple[str, tuple[str, str] | None], str] = {}
+        frozen = any(p.frozen is not None for p in fleet.pools)
         for dec in decisions:
             job_id = dec.job_id
             if dec.kind == DecisionKind.PROVISION:
@@ -463,12 +470,17 @@ class FleetDecider(PlannerCache):
                 if got is not None:
                     out.append(Hold(job_id, _waiting_for(got[1], fleet.pools[got[0]])))
                     continue
-                why = self._words(dec.reason, fleet, labels.get(job_id))
+                label = labels.get(job_id)
+                why = words.get((dec.reason, label))
+                if why is None:
+                    why = words[(dec.reason, label)] = self._words(dec.reason, fleet, label)
                 limit = _tenant_limit(scheduler, requests[job_id], cands[job_id], now_s)
                 if limit is not None:
                     out.append(Hold(job_id, limit.text, limit.code))
                     continue
-                detail = _shortfall(cands[job_id], fleet, left) or _frozen(cands[job_id], fleet)
+                detail = _shortfall(cands[job_id], fleet, left)
+                if not detail and frozen:
+                    detail = _frozen(cands[job_id], fleet)
                 code = dec.code or ReasonCode.WAITING_FOR_CAPACITY
                 out.append(Hold(job_id, f"{why}; {detail}" if detail else why, code))
             elif dec.kind == DecisionKind.REJECT:
@@ -531,18 +543,23 @@ class FleetDecider(PlannerCache):
                 capacity.append(_release(idle, CapacityReason.IDLE, text))
         # reserved instances outlive their contract's window (or their block's: no pool
         # holds them any more) only until they are idle
-        open_ = {c.name for c in fleet.contracts}
-        pooled = {inst.id for inst in fleet.node_instance.values()}
+        reserved_idle = [
+            inst
+            for inst in inputs.instances
+            if inst.pricing == _RESERVED
+            and inst.contract is not None
+            and inst.idle
+            and inst.state == _RUNNING
+        ]
         ended: dict[str, list[InstanceRecord]] = {}
-        for inst in sorted(inputs.instances, key=lambda i: i.id):
-            if (
-                inst.pricing == PricingKind.RESERVED.value
-                and inst.contract is not None
-                and (inst.contract not in open_ or inst.id not in pooled)
-                and inst.idle
-                and inst.state == InstanceState.RUNNING.value
-            ):
-                ended.setdefault(inst.contract, []).append(inst)
+        if reserved_idle:  # (most fleets' cycles: none, and no walk of every node)
+            open_ = {c.name for c in fleet.contracts}
+            pooled = {inst.id for inst in fleet.node_instance.values()}
+            for inst in sorted(reserved_idle, key=lambda i: i.id):
+                if inst.contract is not None and (
+                    inst.contract not in open_ or inst.id not in pooled
+                ):
+                    ended.setdefault(inst.contract, []).append(inst)
         for name, insts in sorted(ended.items()):
             why = CAPACITY_TEXT[CapacityReason.CONTRACT_ENDED].format(contract=name)
             capacity.append(_release(insts, CapacityReason.CONTRACT_ENDED, why))

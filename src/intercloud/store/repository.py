@@ -134,6 +134,17 @@ _WORKLOAD_COLUMNS = (
 #: Ids are SQL INTEGER: 32-bit signed on PostgreSQL.
 _MAX_ID = 2**31 - 1
 _SELECT_WORKLOAD = sa.select(*_WORKLOAD_COLUMNS).join(TenantModel, TenantModel.id == W.tenant_id)
+#: The same columns as an UPDATE's RETURNING clause (the tenant's name by a scalar
+#: subquery: RETURNING names only the updated table's columns)
+_RETURN_WORKLOAD = tuple(
+    sa.select(TenantModel.name)
+    .where(TenantModel.id == W.tenant_id)
+    .scalar_subquery()
+    .label("tenant")
+    if c.key == "tenant"
+    else c
+    for c in _WORKLOAD_COLUMNS
+)
 #: ``set_reasons``' guarded update, built once (its cache key is computed once, too).
 _SET_REASON = (
     sa.update(W)
@@ -705,6 +716,14 @@ class Store(
         with self._db.read() as conn:
             return self._get(conn, workload_id, tenant)
 
+    @staticmethod
+    def _updated_workload(conn: Connection, stmt: sa.Update) -> WorkloadRecord | None:
+        """Run a guarded UPDATE of one workload row; the record as it wrote it
+        (RETURNING: no second statement to read it back), or None when the guard
+        matched nothing."""
+        row = conn.execute(stmt.returning(*_RETURN_WORKLOAD)).mappings().one_or_none()
+        return None if row is None else _workload(row)
+
     def _get(self, conn: Connection, workload_id: int, tenant: str | None = None) -> WorkloadRecord:
         if not 0 < workload_id <= _MAX_ID:  # no such row, and no driver OverflowError
             raise UnknownWorkload(f"no workload {workload_id}")
@@ -803,7 +822,8 @@ class Store(
         if expected_version is not None:
             stmt = stmt.where(W.version == expected_version)
         with self._db.write() as conn:
-            if conn.execute(stmt.values(values)).rowcount != 1:
+            rec = self._updated_workload(conn, stmt.values(values))
+            if rec is None:
                 self._get(conn, workload_id)  # raises UnknownWorkload if it is missing
                 return None
             self._event(
@@ -816,7 +836,7 @@ class Store(
                 reason=reason,
                 data=_event_data(fields, reason_code),
             )
-            return self._get(conn, workload_id)
+            return rec
 
     def set_fields(
         self,
@@ -839,12 +859,13 @@ class Store(
             values["reason_code"] = _code_value(reason_code)
         stmt = sa.update(W).where(W.id == workload_id, W.version == expected_version)
         with self._db.write() as conn:
-            if conn.execute(stmt.values(values)).rowcount != 1:
+            rec = self._updated_workload(conn, stmt.values(values))
+            if rec is None:
                 self._get(conn, workload_id)
                 return None
             data = _event_data(fields, reason_code) or {}
             self._event(conn, workload_id, "updated", t, reason=reason, data=data)
-            return self._get(conn, workload_id)
+            return rec
 
     def set_reasons(
         self, holds: Sequence[tuple[int, int, str, ReasonCode | None]], now: datetime | None = None
