@@ -18,7 +18,9 @@ last cycle to the state it kept, through ``FleetState``'s public operations:
   again when the clock moved; the idle nodes of every pool touched put back in
   instance order (``snapshot.canonical_free``, which the fresh build applies too).
 
-The tenant ledger is rebuilt each cycle (its replay sums floats in start order).
+The tenant ledger is rebuilt each cycle, in bulk (``TenantLedger.load_running``: a
+function of the running set), from each running job's ``RunningStart``, kept while its
+inputs are the same objects (``snapshot.finish_fleet``).
 
 A cycle's scheduler mutates the state it is given (the gangs it places, the nodes it
 provisions, the jobs it preempts): ``settle`` undoes that after the cycle (releases
