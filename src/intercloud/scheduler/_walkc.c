@@ -4,6 +4,8 @@
  * Scheduler._one: a gang interchangeable with one that this cycle's _fast_hold held,
  * with no turn since (the mutation count). fast_holds does exactly what that path does,
  * for as many gangs in a row as it can, and hands the first other gang back to Python.
+ * plan_counts does the same for the cost plan's loop (Scheduler._plan): a gang of a class
+ * the plan has already seen is only counted.
  * Optional: when this does not build or import, core.py walks in Python (the same
  * decisions: tests/scheduler/core/test_core_walk_compiled.py runs both).
  */
@@ -11,6 +13,7 @@
 #include <Python.h>
 
 static PyObject *s_job_id, *s_r, *s_seen, *s_acc, *s_fast, *s_hold, *s_held, *s_reason;
+static PyObject *s_same, *s_count, *one;
 
 PyDoc_STRVAR(fast_holds_doc,
 "fast_holds(order, queue, jobs, fast, mut, allocations, out, start) -> int\n\n"
@@ -104,8 +107,97 @@ static PyObject *fast_holds(PyObject *self, PyObject *args) {
     return PyLong_FromSsize_t(i);
 }
 
+PyDoc_STRVAR(plan_counts_doc,
+"plan_counts(order, queue, jobs, same, classes, keys, start) -> int\n\n"
+"The counting step of Scheduler._plan: from position ``start`` of ``order``, each gang\n"
+"whose interchangeability class (``_Job.same``) this cycle's plan has already seen is\n"
+"counted in its class as the Python loop does (``GangClass.count`` + 1 and\n"
+"``keys[job_id]``, or nothing when the class was left out); returns the position of\n"
+"the first other gang (``len(order)`` at the end): Python takes that one.");
+
+/* 1: counted (or skipped) here; 0: Python's; -1: error */
+static int count_one(PyObject *r, PyObject *jobs, PyObject *same, PyObject *classes,
+                     PyObject *keys) {
+    int rc = 0;
+    PyObject *jid = NULL, *ent = NULL, *er = NULL, *sk = NULL, *cnt = NULL, *cnt1 = NULL;
+    jid = PyObject_GetAttr(r, s_job_id);
+    if (jid == NULL)
+        return -1;
+    ent = PyDict_GetItemWithError(jobs, jid); /* borrowed */
+    if (ent == NULL) {
+        rc = PyErr_Occurred() ? -1 : 0;
+        goto done;
+    }
+    Py_INCREF(ent);
+    if ((er = PyObject_GetAttr(ent, s_r)) == NULL) { rc = -1; goto done; }
+    if (er != r) goto done;
+    if ((sk = PyObject_GetAttr(ent, s_same)) == NULL) { rc = -1; goto done; }
+    if (!PyLong_Check(sk)) goto done;
+    long skv = PyLong_AsLong(sk);
+    if (skv == -1 && PyErr_Occurred()) { rc = -1; goto done; }
+    if (skv < 0) goto done;
+    PyObject *ck = PyDict_GetItemWithError(same, sk); /* borrowed */
+    if (ck == NULL) {
+        rc = PyErr_Occurred() ? -1 : 0;
+        goto done;
+    }
+    rc = 1;
+    if (ck == Py_None)
+        goto done; /* a class left out of the plan: nothing to count */
+    Py_INCREF(ck);
+    PyObject *c = PyDict_GetItemWithError(classes, ck); /* borrowed */
+    if (c == NULL) {
+        if (PyErr_Occurred())
+            rc = -1;
+        Py_DECREF(ck);
+        goto done;
+    }
+    Py_INCREF(c);
+    if ((cnt = PyObject_GetAttr(c, s_count)) == NULL ||
+        (cnt1 = PyNumber_Add(cnt, one)) == NULL ||
+        PyObject_SetAttr(c, s_count, cnt1) < 0 || PyDict_SetItem(keys, jid, ck) < 0)
+        rc = -1;
+    Py_DECREF(c);
+    Py_DECREF(ck);
+done:
+    Py_XDECREF(jid);
+    Py_XDECREF(ent);
+    Py_XDECREF(er);
+    Py_XDECREF(sk);
+    Py_XDECREF(cnt);
+    Py_XDECREF(cnt1);
+    return rc;
+}
+
+static PyObject *plan_counts(PyObject *self, PyObject *args) {
+    PyObject *order, *queue, *jobs, *same, *classes, *keys;
+    Py_ssize_t start;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O!O!n", &PyList_Type, &order, &PyList_Type, &queue,
+                          &PyDict_Type, &jobs, &PyDict_Type, &same, &PyDict_Type, &classes,
+                          &PyDict_Type, &keys, &start))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(order);
+    Py_ssize_t i = start < 0 ? 0 : start;
+    for (; i < n; i++) {
+        Py_ssize_t q = PyLong_AsSsize_t(PyList_GET_ITEM(order, i));
+        if (q == -1 && PyErr_Occurred())
+            return NULL;
+        if (q < 0 || q >= PyList_GET_SIZE(queue)) {
+            PyErr_SetString(PyExc_IndexError, "order: index out of the queue");
+            return NULL;
+        }
+        int rc = count_one(PyList_GET_ITEM(queue, q), jobs, same, classes, keys);
+        if (rc < 0)
+            return NULL;
+        if (rc == 0)
+            break;
+    }
+    return PyLong_FromSsize_t(i);
+}
+
 static PyMethodDef methods[] = {
     {"fast_holds", fast_holds, METH_VARARGS, fast_holds_doc},
+    {"plan_counts", plan_counts, METH_VARARGS, plan_counts_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -124,6 +216,10 @@ PyMODINIT_FUNC PyInit__walkc(void) {
     INTERN(s_hold, "hold");
     INTERN(s_held, "held");
     INTERN(s_reason, "reason");
+    INTERN(s_same, "same");
+    INTERN(s_count, "count");
+    if ((one = PyLong_FromLong(1)) == NULL)
+        return NULL;
 #undef INTERN
     return PyModule_Create(&module);
 }

@@ -10,3 +10,12 @@ def fast_holds(
     out: list[object],
     start: int,
 ) -> int: ...
+def plan_counts(
+    order: list[int],
+    queue: list[object],
+    jobs: dict[int, object],
+    same: dict[int, object],
+    classes: dict[object, object],
+    keys: dict[int, object],
+    start: int,
+) -> int: ...

@@ -96,3 +96,26 @@ def test_a_turn_between_look_alikes_ends_their_fast_hold(compiled: bool) -> None
     kinds = {d.job_id: d.kind for d in out if d.kind is not DecisionKind.PREEMPT}
     assert [d.job_id for d in out if d.kind is DecisionKind.PREEMPT] == [900]
     assert kinds == {1: DecisionKind.HOLD, 2: DecisionKind.PLACE, 3: DecisionKind.PLACE}
+
+
+@needs_walk
+@settings(max_examples=examples(60), deadline=None)
+@given(pools=fleets(), data=st.data(), with_ledger=st.booleans())
+def test_compiled_plan_counts_build_the_python_loops_cost_plan(
+    pools: list[PoolSpec], data: st.DataObject, with_ledger: bool
+) -> None:
+    """The cost plan's counting (``_walkc.plan_counts``) on and off: each cycle's plan
+    and its gangs' class keys are equal (not only the decisions they lead to)."""
+    plans: dict[bool, list[object]] = {True: [], False: []}
+    inner = core.Scheduler._plan
+
+    def recorded(self: core.Scheduler, state: object, queue: object, order: object,
+                 cyc: core._Cycle) -> None:  # fmt: skip
+        inner(self, state, queue, order, cyc)  # type: ignore[arg-type]
+        allot = None if cyc.plan is None else cyc.plan.allot
+        plans[self._compiled_walk].append((allot, dict(cyc.plan_key)))
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(core.Scheduler, "_plan", recorded)
+        run_look_alikes(pools, data, with_ledger, False, True, "_compiled_walk")
+    assert plans[True] == plans[False]
