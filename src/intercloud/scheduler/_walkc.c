@@ -11,9 +11,71 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 
 static PyObject *s_job_id, *s_r, *s_seen, *s_acc, *s_fast, *s_hold, *s_held, *s_reason;
 static PyObject *s_same, *s_count, *one;
+
+/* Attribute reads and writes straight from an object's slot. The objects walked here
+ * (_Job, GangRequest, Decision, GangClass) keep their fields in __slots__, where
+ * PyObject_GetAttr finds the member descriptor and reads the slot at its offset; a
+ * slot_t caches that offset for one type, valid while the type is unchanged (its
+ * version tag), so a read is one load. Any other object, type or descriptor (a
+ * property, a type changed since) goes through PyObject_GetAttr/SetAttr as before. */
+typedef struct {
+    PyTypeObject *tp; /* strong reference; NULL: nothing cached */
+    unsigned int tag;
+    Py_ssize_t off;
+} slot_t;
+
+static slot_t c_job_id, c_r, c_seen, c_acc, c_fast, c_hold, c_held, c_reason, c_same, c_count;
+
+static int cache_slot(PyTypeObject *tp, PyObject *name, slot_t *s) {
+    if (tp->tp_getattro != PyObject_GenericGetAttr)
+        return 0;
+    PyObject *d = _PyType_Lookup(tp, name); /* borrowed; sets the version tag */
+    if (d == NULL || !Py_IS_TYPE(d, &PyMemberDescr_Type) ||
+        !(tp->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) || tp->tp_version_tag == 0)
+        return 0;
+    PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
+    if (m->type != T_OBJECT_EX || (m->flags & READONLY))
+        return 0;
+    Py_INCREF(tp);
+    Py_XSETREF(s->tp, tp);
+    s->tag = tp->tp_version_tag;
+    s->off = m->offset;
+    return 1;
+}
+
+static inline int slot_ok(PyObject *obj, PyObject *name, slot_t *s) {
+    PyTypeObject *tp = Py_TYPE(obj);
+    return (tp == s->tp && tp->tp_version_tag == s->tag) || cache_slot(tp, name, s);
+}
+
+/* a new reference to obj.name */
+static PyObject *get_attr(PyObject *obj, PyObject *name, slot_t *s) {
+    if (slot_ok(obj, name, s)) {
+        PyObject *v = *(PyObject **)((char *)obj + s->off);
+        if (v != NULL) {
+            Py_INCREF(v);
+            return v;
+        }
+    }
+    return PyObject_GetAttr(obj, name); /* an unset slot raises as Python does */
+}
+
+/* obj.name = v where obj's type sets attributes the generic way (no __setattr__) */
+static int set_attr(PyObject *obj, PyObject *name, slot_t *s, PyObject *v) {
+    if (Py_TYPE(obj)->tp_setattro == PyObject_GenericSetAttr && slot_ok(obj, name, s)) {
+        PyObject **p = (PyObject **)((char *)obj + s->off);
+        PyObject *old = *p;
+        Py_INCREF(v);
+        *p = v;
+        Py_XDECREF(old);
+        return 0;
+    }
+    return PyObject_SetAttr(obj, name, v);
+}
 
 PyDoc_STRVAR(fast_holds_doc,
 "fast_holds(order, queue, jobs, fast, mut, allocations, out, start) -> int\n\n"
@@ -29,7 +91,7 @@ static int hold_one(PyObject *r, PyObject *jobs, PyObject *fast, PyObject *mut,
     int rc = 0;
     PyObject *jid = NULL, *ent = NULL, *er = NULL, *seen = NULL, *acc = NULL, *fk = NULL;
     PyObject *hold = NULL, *reason = NULL;
-    jid = PyObject_GetAttr(r, s_job_id);
+    jid = get_attr(r, s_job_id, &c_job_id);
     if (jid == NULL)
         return -1;
     int running = PyDict_Contains(allocations, jid);
@@ -43,13 +105,13 @@ static int hold_one(PyObject *r, PyObject *jobs, PyObject *fast, PyObject *mut,
         goto done;
     }
     Py_INCREF(ent);
-    if ((er = PyObject_GetAttr(ent, s_r)) == NULL) { rc = -1; goto done; }
+    if ((er = get_attr(ent, s_r, &c_r)) == NULL) { rc = -1; goto done; }
     if (er != r) goto done;
-    if ((seen = PyObject_GetAttr(ent, s_seen)) == NULL) { rc = -1; goto done; }
+    if ((seen = get_attr(ent, s_seen, &c_seen)) == NULL) { rc = -1; goto done; }
     if (seen != Py_None) goto done;
-    if ((acc = PyObject_GetAttr(ent, s_acc)) == NULL) { rc = -1; goto done; }
+    if ((acc = get_attr(ent, s_acc, &c_acc)) == NULL) { rc = -1; goto done; }
     if (acc == Py_None) goto done;
-    if ((fk = PyObject_GetAttr(ent, s_fast)) == NULL) { rc = -1; goto done; }
+    if ((fk = get_attr(ent, s_fast, &c_fast)) == NULL) { rc = -1; goto done; }
     PyObject *got = PyDict_GetItemWithError(fast, fk); /* borrowed */
     if (got == NULL) {
         rc = PyErr_Occurred() ? -1 : 0;
@@ -58,13 +120,13 @@ static int hold_one(PyObject *r, PyObject *jobs, PyObject *fast, PyObject *mut,
     if (!PyTuple_Check(got) || PyTuple_GET_SIZE(got) != 3) goto done;
     int same_mut = PyObject_RichCompareBool(PyTuple_GET_ITEM(got, 0), mut, Py_EQ);
     if (same_mut <= 0) { rc = same_mut; goto done; }
-    if ((hold = PyObject_GetAttr(ent, s_hold)) == NULL) { rc = -1; goto done; }
+    if ((hold = get_attr(ent, s_hold, &c_hold)) == NULL) { rc = -1; goto done; }
     if (hold == Py_None) goto done;
-    if ((reason = PyObject_GetAttr(hold, s_reason)) == NULL) { rc = -1; goto done; }
+    if ((reason = get_attr(hold, s_reason, &c_reason)) == NULL) { rc = -1; goto done; }
     int same_reason = PyObject_RichCompareBool(reason, PyTuple_GET_ITEM(got, 1), Py_EQ);
     if (same_reason <= 0) { rc = same_reason; goto done; }
-    if (PyList_Append(out, hold) < 0 || PyObject_SetAttr(ent, s_held, Py_None) < 0 ||
-        PyObject_SetAttr(ent, s_acc, PyTuple_GET_ITEM(got, 2)) < 0) {
+    if (PyList_Append(out, hold) < 0 || set_attr(ent, s_held, &c_held, Py_None) < 0 ||
+        set_attr(ent, s_acc, &c_acc, PyTuple_GET_ITEM(got, 2)) < 0) {
         rc = -1;
         goto done;
     }
@@ -120,7 +182,7 @@ static int count_one(PyObject *r, PyObject *jobs, PyObject *same, PyObject *clas
                      PyObject *keys) {
     int rc = 0;
     PyObject *jid = NULL, *ent = NULL, *er = NULL, *sk = NULL, *cnt = NULL, *cnt1 = NULL;
-    jid = PyObject_GetAttr(r, s_job_id);
+    jid = get_attr(r, s_job_id, &c_job_id);
     if (jid == NULL)
         return -1;
     ent = PyDict_GetItemWithError(jobs, jid); /* borrowed */
@@ -129,9 +191,9 @@ static int count_one(PyObject *r, PyObject *jobs, PyObject *same, PyObject *clas
         goto done;
     }
     Py_INCREF(ent);
-    if ((er = PyObject_GetAttr(ent, s_r)) == NULL) { rc = -1; goto done; }
+    if ((er = get_attr(ent, s_r, &c_r)) == NULL) { rc = -1; goto done; }
     if (er != r) goto done;
-    if ((sk = PyObject_GetAttr(ent, s_same)) == NULL) { rc = -1; goto done; }
+    if ((sk = get_attr(ent, s_same, &c_same)) == NULL) { rc = -1; goto done; }
     if (!PyLong_Check(sk)) goto done;
     long skv = PyLong_AsLong(sk);
     if (skv == -1 && PyErr_Occurred()) { rc = -1; goto done; }
@@ -153,9 +215,9 @@ static int count_one(PyObject *r, PyObject *jobs, PyObject *same, PyObject *clas
         goto done;
     }
     Py_INCREF(c);
-    if ((cnt = PyObject_GetAttr(c, s_count)) == NULL ||
+    if ((cnt = get_attr(c, s_count, &c_count)) == NULL ||
         (cnt1 = PyNumber_Add(cnt, one)) == NULL ||
-        PyObject_SetAttr(c, s_count, cnt1) < 0 || PyDict_SetItem(keys, jid, ck) < 0)
+        set_attr(c, s_count, &c_count, cnt1) < 0 || PyDict_SetItem(keys, jid, ck) < 0)
         rc = -1;
     Py_DECREF(c);
     Py_DECREF(ck);
