@@ -10,8 +10,9 @@ size (a compaction that is linear in the cache, rare).
 
 The columns are exactly the straightforward ones (:func:`fresh_columns` reads them anew,
 the oracle of the tests): the same Python values converted to numpy the same way; the
-tenant and accelerator codes are numbered by first sight in this cache and renumbered per
-call by first appearance in ``pending``, as the straightforward path numbers them.
+tenant codes are numbered by first sight in this cache and renumbered per call by first
+appearance in ``pending``, as the straightforward path numbers them (accelerator codes
+keep the cache's numbering: which number an accelerator list has changes nothing).
 """
 
 from __future__ import annotations
@@ -42,8 +43,10 @@ def gpu_seconds(r: GangRequest) -> float:
 
 @dataclass(frozen=True, slots=True)
 class Columns:
-    """The columns of ``pending`` in its order. ``tenant``: codes into ``tenants``, and
-    ``acc``: codes into ``accs``, both numbered by first appearance in ``pending``."""
+    """The columns of ``pending`` in its order. ``tenant``: codes into ``tenants``,
+    numbered by first appearance in ``pending`` (the order of tenants' groups in the
+    fair-share key's sums, hence its rounding); ``acc``: codes into ``accs`` (any
+    numbering: only ``accs[acc[i]]`` is read)."""
 
     submit: npt.NDArray[np.float64]
     job_id: npt.NDArray[np.int64]
@@ -78,9 +81,13 @@ def fresh_columns(pending: Sequence[GangRequest]) -> Columns:
 
 
 def _first_seen(codes: npt.NDArray[np.int64], size: int) -> tuple[npt.NDArray[np.int64], list[int]]:
-    """``codes`` renumbered by first appearance, and the old code of each new one."""
-    uniq, first = np.unique(codes, return_index=True)
-    old = uniq[np.argsort(first, kind="stable")]
+    """``codes`` (each < ``size``) renumbered by first appearance, and the old code of
+    each new one."""
+    n = len(codes)
+    first = np.full(size, n, dtype=np.int64)
+    np.minimum.at(first, codes, np.arange(n, dtype=np.int64))  # first position per code
+    present = np.flatnonzero(first < n)
+    old = present[np.argsort(first[present])]
     lut = np.empty(size, dtype=np.int64)
     lut[old] = np.arange(len(old), dtype=np.int64)
     return lut[codes], old.tolist()
@@ -139,20 +146,18 @@ class RequestColumns:
 
     def columns(self, pending: Sequence[GangRequest]) -> Columns:
         n = len(pending)
-        ids = list(map(id, pending))
-        rows = np.fromiter(map(self._row.get, ids, repeat(-1)), dtype=np.int64, count=n)
+        rows = np.fromiter(map(self._row.get, map(id, pending), repeat(-1)), np.int64, n)
         for i in np.flatnonzero(rows < 0).tolist():
             r = pending[i]
             got = self._row.get(id(r))  # the same object twice in pending: one row
             rows[i] = self._add(r) if got is None else got
         if len(self._objs) > 2 * n + 1024:
             self._compact(pending)
-            rows = np.fromiter(map(self._row.__getitem__, ids), dtype=np.int64, count=n)
+            rows = np.fromiter(map(self._row.__getitem__, map(id, pending)), np.int64, n)
         submit, job_id, neg_prio, gpu_s, tcode, acode = (c[rows] for c in self._cols)
         tenant, t_old = _first_seen(tcode, len(self._tenants))  # type: ignore[arg-type]
-        acc, a_old = _first_seen(acode, len(self._accs))  # type: ignore[arg-type]
         return Columns(
             submit, job_id, neg_prio, gpu_s,  # type: ignore[arg-type]
             tenant, [self._tenants[i] for i in t_old],
-            acc, [self._accs[i] for i in a_old],
+            acode, self._accs.copy(),  # type: ignore[arg-type]
         )  # fmt: skip
