@@ -257,7 +257,49 @@ static PyObject *plan_counts(PyObject *self, PyObject *args) {
     return PyLong_FromSsize_t(i);
 }
 
+PyDoc_STRVAR(rows_by_id_doc,
+"rows_by_id(items, rows, out) -> None\n\n"
+"``out[i] = rows.get(id(items[i]), -1)`` for each item of the list ``items``, into the\n"
+"writable int64 buffer ``out`` of ``len(items)``: the per-request column cache's\n"
+"lookup (queue_order/columns.py) without a Python call per request.");
+
+static PyObject *rows_by_id(PyObject *self, PyObject *args) {
+    PyObject *items, *rows;
+    Py_buffer out;
+    if (!PyArg_ParseTuple(args, "O!O!w*", &PyList_Type, &items, &PyDict_Type, &rows, &out))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(items);
+    if (out.itemsize != 8 || out.len != n * 8 || !PyBuffer_IsContiguous(&out, 'C')) {
+        PyBuffer_Release(&out);
+        PyErr_SetString(PyExc_ValueError, "out: a contiguous int64 buffer of len(items)");
+        return NULL;
+    }
+    long long *o = (long long *)out.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *key = PyLong_FromVoidPtr(PyList_GET_ITEM(items, i)); /* id(item) */
+        if (key == NULL)
+            goto fail;
+        PyObject *v = PyDict_GetItemWithError(rows, key); /* borrowed */
+        Py_DECREF(key);
+        if (v == NULL) {
+            if (PyErr_Occurred())
+                goto fail;
+            o[i] = -1;
+            continue;
+        }
+        o[i] = PyLong_AsLongLong(v);
+        if (o[i] == -1 && PyErr_Occurred())
+            goto fail;
+    }
+    PyBuffer_Release(&out);
+    Py_RETURN_NONE;
+fail:
+    PyBuffer_Release(&out);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
+    {"rows_by_id", rows_by_id, METH_VARARGS, rows_by_id_doc},
     {"fast_holds", fast_holds, METH_VARARGS, fast_holds_doc},
     {"plan_counts", plan_counts, METH_VARARGS, plan_counts_doc},
     {NULL, NULL, 0, NULL},

@@ -1,5 +1,7 @@
 """Types of the compiled part of the scheduler's queue walk (``_walkc.c``; optional)."""
 
+from typing import Any
+
 def fast_holds(
     order: list[int],
     queue: list[object],
@@ -19,3 +21,4 @@ def plan_counts(
     keys: dict[int, object],
     start: int,
 ) -> int: ...
+def rows_by_id(items: list[Any], rows: dict[int, int], out: object) -> None: ...

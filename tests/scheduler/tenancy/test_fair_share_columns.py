@@ -8,10 +8,12 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hypothesis_budget import examples
+from intercloud.scheduler.queue_order import columns
 from intercloud.scheduler.queue_order.columns import RequestColumns, fresh_columns
 from intercloud.scheduler.queue_order.fair_share import FairShareOrder
 from intercloud.scheduler.requests import GangRequest, TenantSpec
@@ -43,11 +45,23 @@ def _same(a: object, b: object) -> None:
     assert [a.accs[i] for i in a.acc] == [b.accs[i] for i in b.acc]  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("compiled", [True, False])
 @settings(max_examples=examples(200), deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), cycles=st.integers(1, 25))
 def test_cached_columns_and_order_equal_the_fresh_ones_across_cycles(
-    seed: int, cycles: int
+    compiled: bool, seed: int, cycles: int
 ) -> None:
+    """``compiled``: the row lookup in C (``_walkc.rows_by_id``) where it was built, or
+    the Python map."""
+    if compiled and columns._ROWS is None:
+        pytest.skip("the compiled _walkc was not built")
+    with pytest.MonkeyPatch.context() as mp:
+        if not compiled:
+            mp.setattr(columns, "_ROWS", None)
+        _cycles(seed, cycles)
+
+
+def _cycles(seed: int, cycles: int) -> None:
     rng = random.Random(seed)
     specs = [TenantSpec(t, float(rng.choice([1, 2, 3]))) for t in TENANTS[:3]]
     led = TenantLedger(specs, {"H100": 64, "A100": 32}, half_life_s=600.0, month_start_s=0.0)
@@ -87,3 +101,16 @@ def test_compaction_keeps_the_live_rows_and_drops_the_gone_ones() -> None:
     assert len(cache) == len(small)  # 3005 rows > 2 * 10 + 1024: compacted
     again = [*small[::-1], _request(rng, 6000)]
     _same(cache.columns(again), fresh_columns(again))
+
+
+def test_compiled_rows_by_id_looks_up_ids_and_checks_its_buffer() -> None:
+    if columns._ROWS is None:
+        pytest.skip("the compiled _walkc was not built")
+    a, b, c = object(), object(), object()
+    out = np.empty(3, dtype=np.int64)
+    columns._ROWS([a, b, c], {id(a): 4, id(c): 0}, out)
+    assert out.tolist() == [4, -1, 0]
+    with pytest.raises(ValueError, match="int64 buffer"):
+        columns._ROWS([a, b], {}, out)  # the wrong length
+    with pytest.raises(ValueError, match="int64 buffer"):
+        columns._ROWS([a], {}, np.empty(1, dtype=np.int32))
