@@ -302,8 +302,21 @@ class Scheduler:
         # inputs without data to move), and on nothing that changes during the loop
         same: dict[int, Hashable | None] = {}
         agg = self._aggregate
-        for pos, i in enumerate(order):
-            r = queue[i]
+        # the compiled counting of gangs of seen classes (``_walkc.plan_counts``): the
+        # loop below does the same for each, and every other gang
+        walk = _WALK if self._compiled_walk and agg else None
+        if walk is not None:
+            order = order if isinstance(order, list) else list(order)
+            queue = queue if isinstance(queue, list) else list(queue)
+        at, n_order = 0, len(order)
+        while at < n_order:
+            if walk is not None:
+                at = walk.plan_counts(order, queue, jobs, same, classes, keys, at)
+                if at >= n_order:
+                    break
+            pos = at
+            at += 1
+            r = queue[order[pos]]
             ent = jobs.get(r.job_id)
             if ent is None or ent.r is not r:
                 ent = self._job(state, r)

@@ -96,3 +96,88 @@ def test_a_turn_between_look_alikes_ends_their_fast_hold(compiled: bool) -> None
     kinds = {d.job_id: d.kind for d in out if d.kind is not DecisionKind.PREEMPT}
     assert [d.job_id for d in out if d.kind is DecisionKind.PREEMPT] == [900]
     assert kinds == {1: DecisionKind.HOLD, 2: DecisionKind.PLACE, 3: DecisionKind.PLACE}
+
+
+@needs_walk
+@settings(max_examples=examples(60), deadline=None)
+@given(pools=fleets(), data=st.data(), with_ledger=st.booleans())
+def test_compiled_plan_counts_build_the_python_loops_cost_plan(
+    pools: list[PoolSpec], data: st.DataObject, with_ledger: bool
+) -> None:
+    """The cost plan's counting (``_walkc.plan_counts``) on and off: each cycle's plan
+    and its gangs' class keys are equal (not only the decisions they lead to)."""
+    plans: dict[bool, list[object]] = {True: [], False: []}
+    inner = core.Scheduler._plan
+
+    def recorded(self: core.Scheduler, state: object, queue: object, order: object,
+                 cyc: core._Cycle) -> None:  # fmt: skip
+        inner(self, state, queue, order, cyc)  # type: ignore[arg-type]
+        allot = None if cyc.plan is None else cyc.plan.allot
+        plans[self._compiled_walk].append((allot, dict(cyc.plan_key)))
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(core.Scheduler, "_plan", recorded)
+        run_look_alikes(pools, data, with_ledger, False, True, "_compiled_walk")
+    assert plans[True] == plans[False]
+
+
+@needs_walk
+def test_plan_counts_reads_slots_and_falls_back_to_attribute_lookup() -> None:
+    """``plan_counts`` reads fields from slots by cached offset (``_walkc.c``); objects
+    of other types (a ``__dict__``, a property) and a type changed after the offset was
+    cached go through the normal lookup: the same counts as the Python loop's rule."""
+    from types import SimpleNamespace
+
+    from intercloud.scheduler.cost.plan import GangClass
+    from intercloud.scheduler.requests import GangRequest
+
+    walk = core._WALK
+    assert walk is not None
+
+    class Ent:
+        __slots__ = ("r", "same")
+
+        def __init__(self, r: object, same: int) -> None:
+            self.r, self.same = r, same
+
+    def reference(order: list[int], queue: list[object], jobs: dict[int, object],
+                  same: dict[int, object], classes: dict[object, object],
+                  keys: dict[int, object]) -> int:  # fmt: skip
+        for pos, i in enumerate(order):
+            r = queue[i]
+            ent = jobs.get(r.job_id)  # type: ignore[attr-defined]
+            if ent is None or ent.r is not r or ent.same < 0 or ent.same not in same:  # type: ignore[attr-defined]
+                return pos
+            ck = same[ent.same]  # type: ignore[attr-defined]
+            c = None if ck is None else classes.get(ck)
+            if c is not None:
+                c.count += 1  # type: ignore[attr-defined]
+                keys[r.job_id] = ck  # type: ignore[attr-defined]
+        return len(order)
+
+    def run(fn: object, mutate: bool) -> tuple[int, list[int], dict[int, object]]:
+        reqs: list[object] = [GangRequest(j, "a", 1, 8, ("H100",)) for j in range(6)]
+        reqs.append(SimpleNamespace(job_id=6))
+        jobs: dict[int, object] = {j: Ent(r, j % 3) for j, r in enumerate(reqs[:5])}
+        jobs[5] = SimpleNamespace(r=reqs[5], same=1)
+        jobs[6] = Ent(reqs[6], 2)
+        cls = {k: GangClass(k, [0], [1.0], 8, 8, 1, 0) for k in ("x", "y")}
+        classes: dict[object, object] = {**cls, "z": SimpleNamespace(count=1)}
+        same: dict[int, object] = {0: "x", 1: "z", 2: None}
+        if mutate:
+            same[1] = "y"
+        keys: dict[int, object] = {}
+        order = [6, 0, 5, 1, 2, 3, 4]
+        at = fn(order, reqs, jobs, same, classes, keys, 0)  # type: ignore[operator]
+        return at, [c.count for c in classes.values()], keys  # type: ignore[attr-defined]
+
+    def ref(*a: object) -> int:
+        return reference(*a[:6])  # type: ignore[arg-type]
+
+    for mutate in (False, True):
+        assert run(walk.plan_counts, mutate) == run(ref, mutate)
+    assert run(walk.plan_counts, False)[0] == 7
+    # the offset cached for Ent.same is stale once a property replaces the slot
+    Ent.same = property(lambda self: -1, lambda self, v: None)  # type: ignore[assignment]
+    assert run(walk.plan_counts, False) == run(ref, False)
+    assert run(walk.plan_counts, False)[0] == 0  # every Ent reads -1 now: Python's turn
