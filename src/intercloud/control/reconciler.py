@@ -259,7 +259,7 @@ class Reconciler:
                 changed |= bool(reattach(ctx, n))
         ctx.forget_inactive({w.id for w in jobs})
         pending: list[WorkloadRecord] = []
-        none: list[NodeRecord] = []
+        none: tuple[NodeRecord, ...] = ()  # (shared: handlers take a Sequence, never change it)
         for w in jobs:
             try:
                 if w.desired is Desired.CANCEL or w.state is S.CANCELLING:
