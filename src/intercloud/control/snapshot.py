@@ -281,10 +281,10 @@ class Fleet:
     pools. ``node_instance``: row -> the instance behind it (instance-backed pools).
     ``waiting``: pending job -> (pool, rows, ready at) of the instances launched for it
     and not ready yet. ``unbacked_reserved``: reserved pool -> instances its contract
-    still lacks (window open, pool not frozen). ``replay``: the running jobs as the
+    still lacks (window open, pool not frozen). ``starts``: the running jobs as the
     tenant ledger loads them (``RunningStart``: job, tenant, GPU type, GPUs, USD per
-    hour, start, expected duration); ``starts``: the same by job id with the inputs
-    each was made from, kept for the next cycle of a kept snapshot."""
+    hour, start, expected duration), by job id with the inputs each was made from (kept
+    for the next cycle of a kept snapshot); ``replay``: those ``RunningStart``s in order."""
 
     state: FleetState
     pools: list[PoolOf]
@@ -300,10 +300,13 @@ class Fleet:
     caps: DiversificationCaps | None = None
     contracts: tuple[Contract, ...] = ()
     ledger: TenantLedger | None = None
-    replay: list[RunningStart] = field(default_factory=list)
     starts: dict[int, tuple[RunningJob, GangRequest, str | None, RunningStart]] = field(
         default_factory=dict
     )
+
+    @property
+    def replay(self) -> list[RunningStart]:
+        return [start for *_, start in self.starts.values()]
 
     def spec_of(self, p: int) -> PoolSpec:
         return self.state.pools[p]
@@ -769,7 +772,6 @@ def finish_fleet(fleet: Fleet, inp: SnapshotInputs) -> None:
     held, held_requests, pools = fleet.held, fleet.held_requests, fleet.state.pools
     last = fleet.starts
     fleet.starts = starts = {}
-    fleet.replay = replay = []
     for job in inp.running:
         j = job.job_id
         got = held_requests.get(j)
@@ -778,7 +780,6 @@ def finish_fleet(fleet: Fleet, inp: SnapshotInputs) -> None:
         gpu_type = pools[held[j]].accelerator
         hit = last.get(j)
         if hit is not None and hit[0] is job and hit[1] is got and hit[2] == gpu_type:
-            start = hit[3]
             starts[j] = hit
         else:
             usd = float(job.placement.get("hourly_usd") or 0.0)
@@ -786,10 +787,9 @@ def finish_fleet(fleet: Fleet, inp: SnapshotInputs) -> None:
                 j, job.tenant, gpu_type, got.gpus, usd, job.since_s, job.duration_s
             )
             starts[j] = (job, got, gpu_type, start)
-        replay.append(start)
     fleet.ledger = None
     if inp.tenants is not None:
-        fleet.ledger = build_ledger(inp.tenants, gpu_capacity(fleet.state), replay, inp.now_s)
+        fleet.ledger = build_ledger(inp.tenants, gpu_capacity(fleet.state), fleet.replay, inp.now_s)
 
 
 def canonical_free(state: FleetState, p: int, node_instance: Mapping[int, InstanceRecord]) -> None:

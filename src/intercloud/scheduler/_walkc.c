@@ -77,6 +77,32 @@ static int set_attr(PyObject *obj, PyObject *name, slot_t *s, PyObject *v) {
     return PyObject_SetAttr(obj, name, v);
 }
 
+/* The gangs of ``queue`` in ``order`` from position ``start``, each through ``step``
+ * (gang, args) while it answers 1 (done in C); the position of the first it does not
+ * (0: Python's turn; ``len(order)`` at the end), or -1 with an exception set. */
+typedef int (*step_fn)(PyObject *r, PyObject **args);
+
+static Py_ssize_t walk(PyObject *order, PyObject *queue, Py_ssize_t start, step_fn step,
+                       PyObject **args) {
+    Py_ssize_t n = PyList_GET_SIZE(order);
+    Py_ssize_t i = start < 0 ? 0 : start;
+    for (; i < n; i++) {
+        Py_ssize_t q = PyLong_AsSsize_t(PyList_GET_ITEM(order, i));
+        if (q == -1 && PyErr_Occurred())
+            return -1;
+        if (q < 0 || q >= PyList_GET_SIZE(queue)) {
+            PyErr_SetString(PyExc_IndexError, "order: index out of the queue");
+            return -1;
+        }
+        int rc = step(PyList_GET_ITEM(queue, q), args);
+        if (rc < 0)
+            return -1;
+        if (rc == 0)
+            break;
+    }
+    return i;
+}
+
 PyDoc_STRVAR(fast_holds_doc,
 "fast_holds(order, queue, jobs, fast, mut, allocations, out, start) -> int\n\n"
 "From position ``start`` of ``order`` (indices into ``queue``), each gang that\n"
@@ -143,30 +169,20 @@ done:
     return rc;
 }
 
+/* hold_one with fast_holds' arguments: jobs, fast, mut, allocations, out */
+static int hold_step(PyObject *r, PyObject **a) {
+    return hold_one(r, a[0], a[1], a[2], a[3], a[4]);
+}
+
 static PyObject *fast_holds(PyObject *self, PyObject *args) {
-    PyObject *order, *queue, *jobs, *fast, *mut, *allocations, *out;
+    PyObject *order, *queue, *a[5];
     Py_ssize_t start;
     if (!PyArg_ParseTuple(args, "O!O!O!O!OO!O!n", &PyList_Type, &order, &PyList_Type, &queue,
-                          &PyDict_Type, &jobs, &PyDict_Type, &fast, &mut, &PyDict_Type,
-                          &allocations, &PyList_Type, &out, &start))
+                          &PyDict_Type, &a[0], &PyDict_Type, &a[1], &a[2], &PyDict_Type,
+                          &a[3], &PyList_Type, &a[4], &start))
         return NULL;
-    Py_ssize_t n = PyList_GET_SIZE(order);
-    Py_ssize_t i = start < 0 ? 0 : start;
-    for (; i < n; i++) {
-        Py_ssize_t q = PyLong_AsSsize_t(PyList_GET_ITEM(order, i));
-        if (q == -1 && PyErr_Occurred())
-            return NULL;
-        if (q < 0 || q >= PyList_GET_SIZE(queue)) {
-            PyErr_SetString(PyExc_IndexError, "order: index out of the queue");
-            return NULL;
-        }
-        int rc = hold_one(PyList_GET_ITEM(queue, q), jobs, fast, mut, allocations, out);
-        if (rc < 0)
-            return NULL;
-        if (rc == 0)
-            break;
-    }
-    return PyLong_FromSsize_t(i);
+    Py_ssize_t at = walk(order, queue, start, hold_step, a);
+    return at < 0 ? NULL : PyLong_FromSsize_t(at);
 }
 
 PyDoc_STRVAR(plan_counts_doc,
@@ -231,30 +247,20 @@ done:
     return rc;
 }
 
+/* count_one with plan_counts' arguments: jobs, same, classes, keys */
+static int count_step(PyObject *r, PyObject **a) {
+    return count_one(r, a[0], a[1], a[2], a[3]);
+}
+
 static PyObject *plan_counts(PyObject *self, PyObject *args) {
-    PyObject *order, *queue, *jobs, *same, *classes, *keys;
+    PyObject *order, *queue, *a[4];
     Py_ssize_t start;
     if (!PyArg_ParseTuple(args, "O!O!O!O!O!O!n", &PyList_Type, &order, &PyList_Type, &queue,
-                          &PyDict_Type, &jobs, &PyDict_Type, &same, &PyDict_Type, &classes,
-                          &PyDict_Type, &keys, &start))
+                          &PyDict_Type, &a[0], &PyDict_Type, &a[1], &PyDict_Type, &a[2],
+                          &PyDict_Type, &a[3], &start))
         return NULL;
-    Py_ssize_t n = PyList_GET_SIZE(order);
-    Py_ssize_t i = start < 0 ? 0 : start;
-    for (; i < n; i++) {
-        Py_ssize_t q = PyLong_AsSsize_t(PyList_GET_ITEM(order, i));
-        if (q == -1 && PyErr_Occurred())
-            return NULL;
-        if (q < 0 || q >= PyList_GET_SIZE(queue)) {
-            PyErr_SetString(PyExc_IndexError, "order: index out of the queue");
-            return NULL;
-        }
-        int rc = count_one(PyList_GET_ITEM(queue, q), jobs, same, classes, keys);
-        if (rc < 0)
-            return NULL;
-        if (rc == 0)
-            break;
-    }
-    return PyLong_FromSsize_t(i);
+    Py_ssize_t at = walk(order, queue, start, count_step, a);
+    return at < 0 ? NULL : PyLong_FromSsize_t(at);
 }
 
 PyDoc_STRVAR(rows_by_id_doc,

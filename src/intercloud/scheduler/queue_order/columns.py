@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from intercloud.scheduler.queue_order.base import neg_priority, tie_keys
 from intercloud.scheduler.requests import GangRequest
 from intercloud.scheduler.tenancy.ledger import UNKNOWN_DURATION_S
 
@@ -38,9 +39,6 @@ except ImportError:  # not built here
 
 _TENANT = attrgetter("tenant")
 _ACCELERATORS = attrgetter("accelerators")
-_SUBMIT = attrgetter("submit_s")
-_JOB_ID = attrgetter("job_id")
-_PRIORITY = attrgetter("priority")
 
 
 def gpu_seconds(r: GangRequest) -> float:
@@ -78,10 +76,11 @@ def fresh_columns(pending: Sequence[GangRequest]) -> Columns:
     n = len(pending)
     tenant, tenants = _codes(list(map(_TENANT, pending)))
     acc, accs = _codes(list(map(_ACCELERATORS, pending)))
+    submit, job_id = tie_keys(pending)
     return Columns(
-        np.fromiter(map(_SUBMIT, pending), dtype=np.float64, count=n),
-        np.fromiter(map(_JOB_ID, pending), dtype=np.int64, count=n),
-        -np.fromiter(map(_PRIORITY, pending), dtype=np.int64, count=n),
+        submit,
+        job_id,
+        neg_priority(pending),
         np.fromiter(map(gpu_seconds, pending), dtype=np.float64, count=n),
         tenant, tenants,  # type: ignore[arg-type]
         acc, accs,  # type: ignore[arg-type]

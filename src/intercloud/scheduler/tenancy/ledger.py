@@ -598,13 +598,13 @@ class TenantLedger:
         ends = starts + np.maximum(dur, 0.0)
 
         # tenants, registered in order of first start (as the replay meets them)
+        tcode = {name: c for c, name in enumerate(dict.fromkeys(names))}
         sts: list[_Tenant] = []
-        for name in dict.fromkeys(names):
+        for name in tcode:
             st = self._tenant(name)
             if st is None:
                 raise KeyError(reasons.unknown_tenant(name))
             sts.append(st)
-        tcode = {st.spec.name: c for c, st in enumerate(sts)}
         t_idx = np.fromiter(map(tcode.__getitem__, names), dtype=np.int64, count=m)
         gcode: dict[str, int] = {}
         g_idx = np.fromiter((gcode.setdefault(g, len(gcode)) for g in typed), np.int64, m)
@@ -614,9 +614,10 @@ class TenantLedger:
 
         # own and borrowed in start order, per (tenant, type): what fits the guarantee
         by_pair = np.argsort(pair, kind="stable")
+        sorted_pair = pair[by_pair]
         csum = np.cumsum(gpus[by_pair])
         first = np.ones(m, dtype=np.bool_)
-        first[1:] = pair[by_pair][1:] != pair[by_pair][:-1]
+        first[1:] = sorted_pair[1:] != sorted_pair[:-1]
         base = (csum - gpus[by_pair])[first]
         cum = np.empty(m, dtype=np.int64)
         cum[by_pair] = csum - np.repeat(base, np.diff(np.append(np.flatnonzero(first), m)))
@@ -663,27 +664,25 @@ class TenantLedger:
             st.usage_s[g] = now
             self._running[g] = self._running.get(g, 0) + run[q]
         month_start = self._month_start
-        prev_start = (
-            _next_calendar_month_s(month_start - 1.0)[0]
-            if self._calendar
-            else month_start - self._month_length
-        )
         nt = len(sts)
         rate = usd / 3600.0
         spent = np.bincount(t_idx, rate * (now - np.maximum(starts, month_start)), nt)
         earlier = starts < month_start
-        last = np.bincount(
-            t_idx,
-            np.where(earlier, rate * (month_start - np.maximum(starts, prev_start)), 0.0),
-            nt,
-        )
+        any_earlier = bool(earlier.any())
+        if any_earlier:  # the last month's spend of the jobs that ran in it
+            prev_start = (
+                _next_calendar_month_s(month_start - 1.0)[0]
+                if self._calendar
+                else month_start - self._month_length
+            )
+            ran = np.where(earlier, rate * (month_start - np.maximum(starts, prev_start)), 0.0)
+            last = np.bincount(t_idx, ran, nt)
         usd_rate = np.bincount(t_idx, usd, nt)
         live = (usd > 0) & (ends > now)
         c_area = np.bincount(t_idx, np.where(live, rate * ends, 0.0), nt)
         c_rate = np.bincount(t_idx, np.where(live, rate, 0.0), nt)
         c_jobs = np.bincount(t_idx[live], minlength=nt)
         count = np.bincount(t_idx, minlength=nt)
-        any_earlier = bool(earlier.any())
         for c, st in enumerate(sts):
             st.version += int(count[c])
             st.jobs = int(count[c])
