@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,6 +47,21 @@ def machine() -> dict[str, str]:
         "git": git,
         "load": load,
     }
+
+
+def python_reference_s(n: int = 2_000_000, tries: int = 3) -> float:
+    """Seconds of a fixed pure-Python loop (best of ``tries``): this machine's speed for
+    interpreted code now. The 2-core machines here differ by up to 2x between sessions
+    (and within one, with their neighbours' load), so a figure from another day compares
+    only after scaling by the ratio of this reference."""
+    best = float("inf")
+    for _ in range(tries):
+        t = time.perf_counter()
+        acc = 0
+        for i in range(n):
+            acc += i & 7
+        best = min(best, time.perf_counter() - t)
+    return best
 
 
 def append_results(text: str) -> None:

@@ -19,9 +19,11 @@ loop's named steps (``Reconciler.steps``: nodes, instances, jobs) is timed by wr
 its entry in that public list; ``steady_cpu_median_s`` is the loop process's own CPU
 time of a steady step (the database's is not in it). The process collects garbage as
 the daemon's does (``gc_tuning.tune_gc``, which ``intercloud.control.daemon`` calls at
-start; ``--default-gc`` keeps Python's default thresholds). ``--profile N`` prints cProfile's
-top N functions of one steady step
-(of one changed step with ``--changed``).
+start; ``--default-gc`` keeps Python's default thresholds). ``python_reference_s``
+(``benchlib.python_reference_s``) is the machine's speed for interpreted code at the
+start of the run: figures of different days compare after scaling by it.
+``--profile N`` prints cProfile's top N functions of one steady step (of one changed
+step with ``--changed``).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_cloud import BenchCloud
+from benchlib import python_reference_s
 from intercloud.agent.protocol import ReportState
 from intercloud.control.reconciler import Reconciler
 from intercloud.gc_tuning import tune_gc
@@ -100,6 +103,7 @@ def _bench(
     if why:
         return {"skipped": why}
     with temporary_postgres_database() as url, tempfile.TemporaryDirectory() as tmp:
+        reference_s = python_reference_s()
         store = open_store(url)
         cloud = BenchCloud(bench_offerings(regions))
         t = time.perf_counter()
@@ -154,6 +158,7 @@ def _bench(
     return {
         **made,
         "offerings": len(cloud.sells),
+        "python_reference_s": reference_s,
         "build_s": build_s,
         "recover_s": recover_s,
         "first_step_s": walls[0],

@@ -317,6 +317,9 @@ def test_a_node_cannot_start_twice(store: Store) -> None:
     store.record_node_starting(job, 1, 1, "local")  # other rank: fine
     store.record_node_starting(job, 2, 0, "local")  # next attempt: fine
     assert [(n.attempt, n.rank) for n in store.nodes(job)] == [(1, 0), (1, 1), (2, 0)]
+    with pytest.raises(UnknownWorkload):  # no such job: its key refers to nothing
+        store.record_node_starting(404, 1, 0, "local")
+    assert [n.workload_id for n in store.nodes(404)] == []
     assert [n.rank for n in store.nodes(job, attempt=1)] == [0, 1]
     with pytest.raises(UnknownWorkload):
         store.record_node_starting(404, 1, 0, "local")

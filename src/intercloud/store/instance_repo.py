@@ -22,6 +22,7 @@ from intercloud.control.instances.transitions import LIVE, check_instance_transi
 from intercloud.model import PricingKind
 from intercloud.providers.contract import InstanceState
 from intercloud.store.errors import InvalidRequest
+from intercloud.store.prepared import guarded_update, prepared, set_param, where_param
 from intercloud.store.records import AssignmentState, EventRecord, InstanceRecord
 from intercloud.store.row_cache import RowCache
 from intercloud.store.row_image import RowImage
@@ -207,10 +208,26 @@ class InstanceStoreMixin:
             return self._get_instance(conn, instance_id)
 
     @staticmethod
-    def _updated_instance(conn: Connection, stmt: sa.Update) -> InstanceRecord | None:
-        """Run a guarded UPDATE of one instance row; the row as it wrote it (RETURNING:
-        no second statement to read it back), or None when the guard matched nothing."""
-        row = conn.execute(stmt.returning(*IM.__table__.columns)).mappings().one_or_none()
+    def _updated_instance(
+        conn: Connection,
+        values: Mapping[str, Any],
+        guards: Mapping[str, Any],
+        kind: str = "",
+        extra: Mapping[str, Any] | None = None,
+    ) -> InstanceRecord | None:
+        """Set ``values`` on the instance row matching every ``guards`` column (and the
+        conditions of ``kind``: ``_instance_update``), its version bumped; the row as it
+        wrote it (RETURNING: no second statement to read it back), or None when the
+        guards matched nothing. The statement is ``prepared`` once per shape."""
+        sets, where = tuple(sorted(values)), tuple(sorted(guards))
+        stmt = prepared(
+            ("instance", kind, sets, where), lambda: _instance_update(kind, sets, where)
+        )
+        params = {set_param(k): v for k, v in values.items()}
+        params.update((where_param(k), v) for k, v in guards.items())
+        if extra:
+            params.update(extra)
+        row = conn.execute(stmt, params).mappings().one_or_none()
         return None if row is None else instance_from_row(row)
 
     def _get_instance(self, conn: Connection, instance_id: int) -> InstanceRecord | None:
@@ -326,23 +343,19 @@ class InstanceStoreMixin:
         check_instance_transition(src, dst)
         _check_instance_fields(fields)
         t = self._now(now)
-        values: dict[str, Any] = {
-            **fields,
-            "state": dst.value,
-            "reason": reason,
-            "version": IM.version + 1,
-            "updated_at": t,
-        }
+        values: dict[str, Any] = {**fields, "state": dst.value, "reason": reason, "updated_at": t}
+        kind, extra = "", None
         if dst is InstanceState.RUNNING:
             values["running_at"] = t
-            values["idle_since"] = sa.case((IM.workload_id.is_(None), t), else_=IM.idle_since)
+            # idle from now unless it serves a job (``_instance_update``)
+            kind, extra = "running", {_IDLE_FROM: t}
         if dst.is_final:
             values["ended_at"] = t
-        stmt = sa.update(IM).where(IM.id == instance_id, IM.state == src.value)
+        guards: dict[str, Any] = {"id": instance_id, "state": src.value}
         if expected_version is not None:
-            stmt = stmt.where(IM.version == expected_version)
+            guards["version"] = expected_version
         with self._db.write() as conn:
-            rec = self._updated_instance(conn, stmt.values(values))
+            rec = self._updated_instance(conn, values, guards, kind, extra)
             if rec is None:
                 return None
             data = {k: v for k, v in fields.items() if k not in ("secret_hash",)}
@@ -371,12 +384,12 @@ class InstanceStoreMixin:
         ``expected_version``; the new record, or None (guard failed)."""
         _check_instance_fields(fields)
         t = self._now(now)
-        values: dict[str, Any] = {**fields, "version": IM.version + 1, "updated_at": t}
+        values: dict[str, Any] = {**fields, "updated_at": t}
         if reason is not None:
             values["reason"] = reason
-        stmt = sa.update(IM).where(IM.id == instance_id, IM.version == expected_version)
+        guards = {"id": instance_id, "version": expected_version}
         with self._db.write() as conn:
-            rec = self._updated_instance(conn, stmt.values(values))
+            rec = self._updated_instance(conn, values, guards)
             if rec is None:
                 return None
             data = {k: v for k, v in fields.items() if k not in ("secret_hash",)}
@@ -412,26 +425,18 @@ class InstanceStoreMixin:
             with self._db.write() as conn:
                 out: list[InstanceRecord] = []
                 for rank, iid in enumerate(instance_ids):
-                    stmt = (
-                        sa.update(IM)
-                        .where(
-                            IM.id == iid,
-                            IM.state == InstanceState.RUNNING.value,
-                            IM.workload_id.is_(None),
-                        )
-                        .values(
-                            workload_id=workload_id,
-                            attempt=attempt,
-                            rank=rank,
-                            assignment=None,
-                            assignment_state=None,
-                            exit_code=None,
-                            idle_since=None,
-                            version=IM.version + 1,
-                            updated_at=t,
-                        )
-                    )
-                    rec = self._updated_instance(conn, stmt)
+                    values = {
+                        "workload_id": workload_id,
+                        "attempt": attempt,
+                        "rank": rank,
+                        "assignment": None,
+                        "assignment_state": None,
+                        "exit_code": None,
+                        "idle_since": None,
+                        "updated_at": t,
+                    }
+                    guards = {"id": iid, "state": InstanceState.RUNNING.value}
+                    rec = self._updated_instance(conn, values, guards, "idle")
                     if rec is None:
                         raise _BindConflict
                     self._event(
@@ -466,21 +471,16 @@ class InstanceStoreMixin:
             out: list[InstanceRecord] = []
             for row in rows:
                 live = InstanceState(row["state"]) in LIVE
-                rec = self._updated_instance(
-                    conn,
-                    sa.update(IM)
-                    .where(IM.id == row["id"])
-                    .values(
-                        workload_id=None,
-                        attempt=None,
-                        rank=None,
-                        assignment=None,
-                        assignment_state=None,
-                        idle_since=t if live else None,
-                        version=IM.version + 1,
-                        updated_at=t,
-                    ),
-                )
+                values = {
+                    "workload_id": None,
+                    "attempt": None,
+                    "rank": None,
+                    "assignment": None,
+                    "assignment_state": None,
+                    "idle_since": t if live else None,
+                    "updated_at": t,
+                }
+                rec = self._updated_instance(conn, values, {"id": row["id"]})
                 assert rec is not None  # (the row, read above in this transaction)
                 self._event(
                     conn,
@@ -507,26 +507,15 @@ class InstanceStoreMixin:
         ``assigned``), if the instance is bound to exactly this node, live, and has no
         assignment yet; else None."""
         t = self._now(now)
-        stmt = (
-            sa.update(IM)
-            .where(
-                IM.id == instance_id,
-                IM.workload_id == workload_id,
-                IM.attempt == attempt,
-                IM.rank == rank,
-                IM.assignment_state.is_(None),
-                IM.state.in_([InstanceState.RUNNING.value, InstanceState.DRAINING.value]),
-            )
-            .values(
-                assignment=dict(assignment),
-                assignment_state=AssignmentState.ASSIGNED.value,
-                exit_code=None,
-                version=IM.version + 1,
-                updated_at=t,
-            )
-        )
+        values = {
+            "assignment": dict(assignment),
+            "assignment_state": AssignmentState.ASSIGNED.value,
+            "exit_code": None,
+            "updated_at": t,
+        }
+        guards = {"id": instance_id, "workload_id": workload_id, "attempt": attempt, "rank": rank}
         with self._db.write() as conn:
-            rec = self._updated_instance(conn, stmt)
+            rec = self._updated_instance(conn, values, guards, "assign")
             if rec is None:
                 return None
             self._event(
@@ -552,18 +541,10 @@ class InstanceStoreMixin:
         """Move the assignment ``expected -> new`` (with ``exit_code`` for EXITED) if it
         is still ``expected``; the new record or None (guard failed)."""
         t = self._now(now)
-        stmt = (
-            sa.update(IM)
-            .where(IM.id == instance_id, IM.assignment_state == expected.value)
-            .values(
-                assignment_state=new.value,
-                exit_code=exit_code,
-                version=IM.version + 1,
-                updated_at=t,
-            )
-        )
+        values = {"assignment_state": new.value, "exit_code": exit_code, "updated_at": t}
+        guards = {"id": instance_id, "assignment_state": expected.value}
         with self._db.write() as conn:
-            rec = self._updated_instance(conn, stmt)
+            rec = self._updated_instance(conn, values, guards)
             if rec is None:
                 return None
             data: dict[str, Any] = {"assignment_state": new.value, "rank": rec.rank}
@@ -579,6 +560,32 @@ class InstanceStoreMixin:
                 instance_id=instance_id,
             )
             return rec
+
+
+#: The parameter of the time an instance entering RUNNING is idle from.
+_IDLE_FROM = "idle_from"
+
+
+def _instance_update(kind: str, sets: tuple[str, ...], where: tuple[str, ...]) -> sa.Update:
+    """The guarded UPDATE of one instance (``InstanceStoreMixin._updated_instance``), its
+    version bumped; by ``kind``: ``idle``, only an instance serving no job; ``assign``,
+    only a live one with no assignment yet; ``running``, ``idle_since`` set to the
+    ``_IDLE_FROM`` parameter unless it serves a job."""
+    table = IM.__table__
+    c = table.c
+    computed: dict[str, Any] = {"version": c.version + 1}
+    also: tuple[sa.ColumnElement[bool], ...] = ()
+    if kind == "idle":
+        also = (c.workload_id.is_(None),)
+    elif kind == "assign":
+        live = [InstanceState.RUNNING.value, InstanceState.DRAINING.value]
+        also = (c.assignment_state.is_(None), c.state.in_(live))
+    elif kind == "running":
+        idle_from = sa.bindparam(_IDLE_FROM, type_=c.idle_since.type)
+        computed["idle_since"] = sa.case((c.workload_id.is_(None), idle_from), else_=c.idle_since)
+    elif kind:
+        raise ValueError(f"unknown instance update kind {kind!r}")
+    return guarded_update(table, sets, where, also=also, computed=computed, returning=c)
 
 
 def _jsonable(fields: Mapping[str, Any]) -> dict[str, Any]:

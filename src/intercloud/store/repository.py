@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
@@ -47,6 +47,7 @@ from intercloud.store.instance_repo import (
 )
 from intercloud.store.lease_repo import LeaseRepo
 from intercloud.store.ledger_repo import LedgerRepo
+from intercloud.store.prepared import guarded_update, prepared, set_param, where_param
 from intercloud.store.read_epoch import ReadEpochs
 from intercloud.store.records import (
     LIVE_NODE_STATES,
@@ -130,6 +131,33 @@ _WORKLOAD_COLUMNS = (
     W.finished_at,
     W.submission,
     W.reason_code,
+)
+#: One event row (``Store._event``), built once (``prepared``: the store's hot writes).
+_INSERT_EVENT = sa.insert(cast(sa.Table, E.__table__)).values(
+    {
+        c: sa.bindparam(f"e_{c}")
+        for c in (
+            "workload_id",
+            "instance_id",
+            "time",
+            "kind",
+            "from_state",
+            "to_state",
+            "reason",
+            "data",
+        )
+    }
+)
+#: One node claim (``Store.record_node_starting``), built once.
+_INSERT_NODE = (
+    sa.insert(cast(sa.Table, N.__table__))
+    .values(
+        {
+            c: sa.bindparam(f"n_{c}")
+            for c in ("workload_id", "attempt", "rank", "provider", "state", "started_at")
+        }
+    )
+    .returning(*N.__table__.columns)
 )
 #: Ids are SQL INTEGER: 32-bit signed on PostgreSQL.
 _MAX_ID = 2**31 - 1
@@ -319,14 +347,34 @@ def _event(row: RowMapping) -> EventRecord:
     return EventRecord(**row)
 
 
+def _workload_update(sets: tuple[str, ...], where: tuple[str, ...]) -> sa.Update:
+    table = W.__table__
+    return guarded_update(
+        table,
+        sets,
+        where,
+        computed={"version": table.c.version + 1},
+        returning=_RETURN_WORKLOAD,
+    )
+
+
+def _node_update(sets: tuple[str, ...], where: tuple[str, ...], live_only: bool) -> sa.Update:
+    table = N.__table__
+    live = [s.value for s in LIVE_NODE_STATES]
+    also = (table.c.state.in_(live),) if live_only else ()
+    return guarded_update(table, sets, where, also=also, returning=table.columns)
+
+
+def _check_id(workload_id: int) -> None:
+    """UnknownWorkload for an id no row can have (and no driver OverflowError)."""
+    if not 0 < workload_id <= _MAX_ID:
+        raise UnknownWorkload(f"no workload {workload_id}")
+
+
 def _new_id(result: sa.CursorResult[Any]) -> int:
     key = result.inserted_primary_key
     assert key is not None
     return int(key[0])
-
-
-def _node_key(workload_id: int, attempt: int, rank: int) -> list[sa.ColumnElement[bool]]:
-    return [N.workload_id == workload_id, N.attempt == attempt, N.rank == rank]
 
 
 def _unknown_tenant(name: str) -> str:
@@ -717,16 +765,22 @@ class Store(
             return self._get(conn, workload_id, tenant)
 
     @staticmethod
-    def _updated_workload(conn: Connection, stmt: sa.Update) -> WorkloadRecord | None:
-        """Run a guarded UPDATE of one workload row; the record as it wrote it
-        (RETURNING: no second statement to read it back), or None when the guard
-        matched nothing."""
-        row = conn.execute(stmt.returning(*_RETURN_WORKLOAD)).mappings().one_or_none()
+    def _updated_workload(
+        conn: Connection, values: Mapping[str, Any], guards: Mapping[str, Any]
+    ) -> WorkloadRecord | None:
+        """Set ``values`` on the workload row matching every ``guards`` column, its
+        version bumped; the record as it wrote it (RETURNING: no second statement to
+        read it back), or None when the guards matched nothing. The statement is
+        ``prepared`` once per shape."""
+        sets, where = tuple(sorted(values)), tuple(sorted(guards))
+        stmt = prepared(("workload", sets, where), lambda: _workload_update(sets, where))
+        params = {set_param(k): v for k, v in values.items()}
+        params.update((where_param(k), v) for k, v in guards.items())
+        row = conn.execute(stmt, params).mappings().one_or_none()
         return None if row is None else _workload(row)
 
     def _get(self, conn: Connection, workload_id: int, tenant: str | None = None) -> WorkloadRecord:
-        if not 0 < workload_id <= _MAX_ID:  # no such row, and no driver OverflowError
-            raise UnknownWorkload(f"no workload {workload_id}")
+        _check_id(workload_id)
         stmt = _SELECT_WORKLOAD.where(W.id == workload_id)
         if tenant is not None:
             stmt = stmt.where(TenantModel.name == tenant)
@@ -813,16 +867,15 @@ class Store(
             "state": dst.value,
             "reason": reason,
             "reason_code": _code_value(reason_code),
-            "version": W.version + 1,
             "updated_at": t,
         }
         if dst.terminal:
             values["finished_at"] = t
-        stmt = sa.update(W).where(W.id == workload_id, W.state == src.value)
+        guards: dict[str, Any] = {"id": workload_id, "state": src.value}
         if expected_version is not None:
-            stmt = stmt.where(W.version == expected_version)
+            guards["version"] = expected_version
         with self._db.write() as conn:
-            rec = self._updated_workload(conn, stmt.values(values))
+            rec = self._updated_workload(conn, values, guards)
             if rec is None:
                 self._get(conn, workload_id)  # raises UnknownWorkload if it is missing
                 return None
@@ -853,13 +906,13 @@ class Store(
         ``updated`` event. UnknownWorkload, TypeError as for ``transition``."""
         _check_fields(fields)
         t = self._now(now)
-        values: dict[str, Any] = {**fields, "version": W.version + 1, "updated_at": t}
+        values: dict[str, Any] = {**fields, "updated_at": t}
         if reason is not None:
             values["reason"] = reason
             values["reason_code"] = _code_value(reason_code)
-        stmt = sa.update(W).where(W.id == workload_id, W.version == expected_version)
+        guards = {"id": workload_id, "version": expected_version}
         with self._db.write() as conn:
-            rec = self._updated_workload(conn, stmt.values(values))
+            rec = self._updated_workload(conn, values, guards)
             if rec is None:
                 self._get(conn, workload_id)
                 return None
@@ -959,18 +1012,29 @@ class Store(
         """Record attempt ``attempt`` (state ``active``). Idempotent: when the attempt is
         already recorded it is returned unchanged, so a restarted control loop can
         repeat the call. UnknownWorkload when the workload is missing."""
-        values = {
-            "workload_id": workload_id,
-            "attempt": attempt,
-            "allocation": dict(allocation) if allocation is not None else None,
-            "state": "active",
-            "started_at": self._now(now),
+        params = {
+            "a_workload_id": workload_id,
+            "a_attempt": attempt,
+            "a_allocation": dict(allocation) if allocation is not None else None,
+            "a_state": "active",
+            "a_started_at": self._now(now),
         }
-        with self._db.write() as conn:
-            self._get(conn, workload_id)
-            stmt = self._insert_ignore(AttemptModel, ["workload_id", "attempt"])
-            conn.execute(stmt.values(values))
-            return self._attempt(conn, workload_id, attempt)
+        _check_id(workload_id)
+        stmt = prepared(("begin_attempt", self._db.dialect), self._begin_attempt_stmt)
+        try:
+            with self._db.write() as conn:
+                row = conn.execute(stmt, params).mappings().one_or_none()
+                if row is None:  # recorded before: returned unchanged
+                    return self._attempt(conn, workload_id, attempt)
+                return _attempt(row)
+        except sa.exc.IntegrityError:  # (the key is ignored: only the workload can be)
+            raise UnknownWorkload(f"no workload {workload_id}") from None
+
+    def _begin_attempt_stmt(self) -> sa.Insert:
+        stmt = self._insert_ignore(AttemptModel, ["workload_id", "attempt"])
+        cols = ("workload_id", "attempt", "allocation", "state", "started_at")
+        values: dict[str, Any] = {c: sa.bindparam(f"a_{c}") for c in cols}
+        return stmt.values(values).returning(*A.__table__.columns)
 
     def end_attempt(
         self,
@@ -1023,25 +1087,18 @@ class Store(
         the workload is missing.
         """
         t = self._now(now)
+        _check_id(workload_id)
         try:
             with self._db.write() as conn:
-                self._get(conn, workload_id)
-                row = (
-                    conn.execute(
-                        sa.insert(N)
-                        .values(
-                            workload_id=workload_id,
-                            attempt=attempt,
-                            rank=rank,
-                            provider=provider,
-                            state=NodeState.STARTING.value,
-                            started_at=t,
-                        )
-                        .returning(*N.__table__.columns)
-                    )
-                    .mappings()
-                    .one()
-                )
+                params = {
+                    "n_workload_id": workload_id,
+                    "n_attempt": attempt,
+                    "n_rank": rank,
+                    "n_provider": provider,
+                    "n_state": NodeState.STARTING.value,
+                    "n_started_at": t,
+                }
+                row = conn.execute(_INSERT_NODE, params).mappings().one()
                 data = {"attempt": attempt, "rank": rank, "provider": provider}
                 self._event(conn, workload_id, "node_starting", t, data=data)
                 return _node(row)
@@ -1053,6 +1110,7 @@ class Store(
                         f"node {rank} of job {workload_id} attempt {attempt} "
                         f"is already recorded ({node.state.value})"
                     ) from None
+            self.get(workload_id)  # (UnknownWorkload: the key it refers to is missing)
             raise
 
     def record_node_started(
@@ -1077,11 +1135,14 @@ class Store(
             "extra": dict(extra) if extra is not None else None,
             "started_at": t,
         }
-        stmt = sa.update(N).where(
-            *_node_key(workload_id, attempt, rank), N.state == NodeState.STARTING.value
-        )
+        guards = {
+            "workload_id": workload_id,
+            "attempt": attempt,
+            "rank": rank,
+            "state": NodeState.STARTING.value,
+        }
         with self._db.write() as conn:
-            rec = self._updated_node(conn, stmt.values(values))
+            rec = self._updated_node(conn, values, guards)
             if rec is None:
                 return None
             data = {"attempt": attempt, "rank": rank, "host": host, "pid": pid}
@@ -1105,13 +1166,10 @@ class Store(
         if end not in _ENDED_NODE_STATES:
             raise ValueError(f"{end.value} is not an end state for a node")
         t = self._now(now)
-        stmt = sa.update(N).where(
-            *_node_key(workload_id, attempt, rank),
-            N.state.in_([s.value for s in LIVE_NODE_STATES]),
-        )
+        guards = {"workload_id": workload_id, "attempt": attempt, "rank": rank}
         with self._db.write() as conn:
             values = {"state": end.value, "exit_code": exit_code, "ended_at": t}
-            rec = self._updated_node(conn, stmt.values(values))
+            rec = self._updated_node(conn, values, guards, live_only=True)
             if rec is None:
                 return None
             data = {"attempt": attempt, "rank": rank, "exit_code": exit_code}
@@ -1134,10 +1192,21 @@ class Store(
         return self._node_image.read(self._db.read_snapshot, self._read_token(), self._read_epoch())
 
     @staticmethod
-    def _updated_node(conn: Connection, stmt: sa.Update) -> NodeRecord | None:
-        """Run a guarded UPDATE of one node row; the row as it wrote it (RETURNING), or
-        None when the guard matched nothing."""
-        row = conn.execute(stmt.returning(*N.__table__.columns)).mappings().one_or_none()
+    def _updated_node(
+        conn: Connection,
+        values: Mapping[str, Any],
+        guards: Mapping[str, Any],
+        live_only: bool = False,
+    ) -> NodeRecord | None:
+        """Set ``values`` on the node row matching every ``guards`` column (and in a
+        live state when ``live_only``); the row as it wrote it (RETURNING), or None when
+        the guards matched nothing. The statement is ``prepared`` once per shape."""
+        sets, where = tuple(sorted(values)), tuple(sorted(guards))
+        key = ("node", sets, where, live_only)
+        stmt = prepared(key, lambda: _node_update(sets, where, live_only))
+        params = {set_param(k): v for k, v in values.items()}
+        params.update((where_param(k), v) for k, v in guards.items())
+        row = conn.execute(stmt, params).mappings().one_or_none()
         return None if row is None else _node(row)
 
     # -- events ----------------------------------------------------------------------
@@ -1180,19 +1249,17 @@ class Store(
         data: Mapping[str, Any] | None = None,
         instance_id: int | None = None,
     ) -> int:
-        result = conn.execute(
-            sa.insert(E).values(
-                workload_id=workload_id,
-                instance_id=instance_id,
-                time=time,
-                kind=kind,
-                from_state=from_state.value if from_state else None,
-                to_state=to_state.value if to_state else None,
-                reason=reason,
-                data=dict(data) if data is not None else None,
-            )
-        )
-        return _new_id(result)
+        params = {
+            "e_workload_id": workload_id,
+            "e_instance_id": instance_id,
+            "e_time": time,
+            "e_kind": kind,
+            "e_from_state": from_state.value if from_state else None,
+            "e_to_state": to_state.value if to_state else None,
+            "e_reason": reason,
+            "e_data": dict(data) if data is not None else None,
+        }
+        return _new_id(conn.execute(_INSERT_EVENT, params))
 
     # -- settings --------------------------------------------------------------------
 
