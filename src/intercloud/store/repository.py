@@ -162,6 +162,18 @@ _INSERT_NODE = (
 #: Ids are SQL INTEGER: 32-bit signed on PostgreSQL.
 _MAX_ID = 2**31 - 1
 _SELECT_WORKLOAD = sa.select(*_WORKLOAD_COLUMNS).join(TenantModel, TenantModel.id == W.tenant_id)
+#: The hot reads by key, built once (``prepared``'s reason).
+_GET_WORKLOAD = _SELECT_WORKLOAD.where(W.id == sa.bindparam("id"))
+_GET_OF_TENANT = _GET_WORKLOAD.where(TenantModel.name == sa.bindparam("tenant"))
+_GET_ATTEMPT = sa.select(*A.__table__.columns).where(
+    A.workload_id == sa.bindparam("workload_id"), A.attempt == sa.bindparam("attempt")
+)
+_NODES = (
+    sa.select(*N.__table__.columns)
+    .where(N.workload_id == sa.bindparam("workload_id"))
+    .order_by(N.attempt, N.rank)
+)
+_NODES_OF_ATTEMPT = _NODES.where(N.attempt == sa.bindparam("attempt"))
 #: The same columns as an UPDATE's RETURNING clause (the tenant's name by a scalar
 #: subquery: RETURNING names only the updated table's columns)
 _RETURN_WORKLOAD = tuple(
@@ -781,10 +793,11 @@ class Store(
 
     def _get(self, conn: Connection, workload_id: int, tenant: str | None = None) -> WorkloadRecord:
         _check_id(workload_id)
-        stmt = _SELECT_WORKLOAD.where(W.id == workload_id)
+        params: dict[str, Any] = {"id": workload_id}
         if tenant is not None:
-            stmt = stmt.where(TenantModel.name == tenant)
-        row = conn.execute(stmt).mappings().one_or_none()
+            params["tenant"] = tenant
+        stmt = _GET_OF_TENANT if tenant is not None else _GET_WORKLOAD
+        row = conn.execute(stmt, params).mappings().one_or_none()
         if row is None:
             raise UnknownWorkload(f"no workload {workload_id}")
         return _workload(row)
@@ -1063,8 +1076,8 @@ class Store(
             return [_attempt(r) for r in conn.execute(stmt).mappings()]
 
     def _attempt(self, conn: Connection, workload_id: int, attempt: int) -> AttemptRecord:
-        stmt = sa.select(A).where(A.workload_id == workload_id, A.attempt == attempt)
-        row = conn.execute(stmt).mappings().one_or_none()
+        params = {"workload_id": workload_id, "attempt": attempt}
+        row = conn.execute(_GET_ATTEMPT, params).mappings().one_or_none()
         if row is None:
             raise InvalidRequest(f"job {workload_id} has no attempt {attempt}")
         return _attempt(row)
@@ -1178,12 +1191,12 @@ class Store(
 
     def nodes(self, workload_id: int, attempt: int | None = None) -> list[NodeRecord]:
         """The workload's nodes (of one attempt when given), by attempt then rank."""
-        stmt = sa.select(N).where(N.workload_id == workload_id)
+        params: dict[str, Any] = {"workload_id": workload_id}
         if attempt is not None:
-            stmt = stmt.where(N.attempt == attempt)
+            params["attempt"] = attempt
+        stmt = _NODES if attempt is None else _NODES_OF_ATTEMPT
         with self._db.read() as conn:
-            rows = conn.execute(stmt.order_by(N.attempt, N.rank)).mappings()
-            return [_node(r) for r in rows]
+            return [_node(r) for r in conn.execute(stmt, params).mappings()]
 
     def live_nodes(self) -> list[NodeRecord]:
         """Every node in ``starting`` or ``running``, of every workload (what a restarted

@@ -89,6 +89,11 @@ class RowImage(Generic[R]):
         if also is not None:
             self._where = sa.or_(self._where, also[0])
         self._also = also[1] if also is not None else None
+        # the rows changed since a mark, built once; the mark inline, not a parameter:
+        # a generic plan (PostgreSQL's, for a statement prepared after five runs) scans
+        # the whole table for it
+        low: sa.BindParameter[int] = sa.bindparam("low", type_=sa.BigInteger, literal_execute=True)
+        self._since = select.where(table.c.change_seq >= low)
         self._lock = threading.Lock()
         self._low: int | None = None  # None: read everything next time
         self._by_id: dict[int, tuple[int, R]] = {}  # id -> (change_seq, record)
@@ -236,16 +241,13 @@ class RowImage(Generic[R]):
             self._sorted = None
             stmt = self._select.where(self._where)
         else:
-            # the mark inline, not a parameter: a generic plan (PostgreSQL's, for a
-            # statement prepared after five runs) scans the whole table for it
-            low_now: sa.BindParameter[int] = sa.bindparam("low", self._low, literal_execute=True)
-            stmt = self._select.where(t.c.change_seq >= low_now)
+            stmt = self._since
         by_id = self._by_id
         decode = self._decode
         tracked = self.tracked
         also = self._also
         changes: list[tuple[R | None, R | None]] = []
-        for row in conn.execute(stmt).mappings():
+        for row in conn.execute(stmt, {"low": self._low}).mappings():
             ident = row["id"]
             seq = row["change_seq"]
             hit = by_id.get(ident)
