@@ -556,19 +556,67 @@ static PyObject *take_from(PyObject *self, PyObject *args) {
 }
 
 PyDoc_STRVAR(take_domain_idle_doc,
-"take_domain_idle(dbuck, dfree, n, out) -> list | None\n\n"
+"take_domain_idle(dbuck, dfree, n, out, exclude=None) -> list | None\n\n"
 "FleetState.take_domain_idle: whole idle nodes of a pool with multi-node domains\n"
 "(``dbuck`` its domains by count of idle nodes), domains with the fewest idle nodes\n"
-"first (each bucket from its end), each domain's idle nodes newest first, appended to\n"
-"``out`` until it holds ``n``; ``out``, or None when the pool has too few.");
+"first (each bucket from its end), each domain's idle nodes newest first, those in\n"
+"``exclude`` (a set, or None) skipped, appended to ``out`` until it holds ``n``;\n"
+"``out``, or None when the pool has too few.");
+
+/* take_domain_idle's walk when some nodes are excluded: node by node. */
+static PyObject *take_domain_idle_excluding(PyObject *dbuck, PyObject *dfree, Py_ssize_t n,
+                                            PyObject *out, PyObject *ex) {
+    if (PyList_GET_SIZE(out) >= n) {
+        Py_INCREF(out);
+        return out;
+    }
+    for (Py_ssize_t c = 1; c < PyList_GET_SIZE(dbuck); c++) {
+        PyObject *doms = PyList_GET_ITEM(dbuck, c);
+        if (need_list(doms, "dbuck[c]"))
+            return NULL;
+        for (Py_ssize_t i = PyList_GET_SIZE(doms) - 1; i >= 0; i--) {
+            long d = PyLong_AsLong(PyList_GET_ITEM(doms, i));
+            if (d == -1 && PyErr_Occurred())
+                return NULL;
+            if (d < 0 || d >= PyList_GET_SIZE(dfree)) {
+                PyErr_SetString(PyExc_IndexError, "domain out of range");
+                return NULL;
+            }
+            PyObject *free = PyList_GET_ITEM(dfree, d);
+            if (need_list(free, "dfree[d]"))
+                return NULL;
+            for (Py_ssize_t j = PyList_GET_SIZE(free) - 1; j >= 0; j--) {
+                PyObject *x = PyList_GET_ITEM(free, j);
+                int skip = PySet_Contains(ex, x);
+                if (skip < 0)
+                    return NULL;
+                if (skip)
+                    continue;
+                if (PyList_Append(out, x) < 0)
+                    return NULL;
+                if (PyList_GET_SIZE(out) == n) {
+                    Py_INCREF(out);
+                    return out;
+                }
+            }
+        }
+    }
+    Py_RETURN_NONE;
+}
 
 static PyObject *take_domain_idle(PyObject *self, PyObject *args) {
-    PyObject *dbuck, *dfree, *out;
+    PyObject *dbuck, *dfree, *out, *ex = Py_None;
     Py_ssize_t n;
-    if (!PyArg_ParseTuple(args, "OOnO", &dbuck, &dfree, &n, &out))
+    if (!PyArg_ParseTuple(args, "OOnO|O", &dbuck, &dfree, &n, &out, &ex))
         return NULL;
     if (need_list(dbuck, "dbuck") || need_list(dfree, "dfree") || need_list(out, "out"))
         return NULL;
+    if (ex != Py_None && !PyAnySet_Check(ex)) {
+        PyErr_SetString(PyExc_TypeError, "exclude must be a set or None");
+        return NULL;
+    }
+    if (ex != Py_None && PySet_GET_SIZE(ex) > 0)
+        return take_domain_idle_excluding(dbuck, dfree, n, out, ex);
     for (Py_ssize_t c = 1; c < PyList_GET_SIZE(dbuck); c++) {
         PyObject *doms = PyList_GET_ITEM(dbuck, c);
         if (need_list(doms, "dbuck[c]"))

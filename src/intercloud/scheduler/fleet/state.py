@@ -43,6 +43,7 @@ import heapq
 import math
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from itertools import groupby, repeat
 from types import ModuleType
@@ -370,18 +371,35 @@ class FleetState:
         """Fully free usable nodes of domain ``d`` (live list; multi-node domains only)."""
         return self._dfree[d]
 
-    def take_domain_idle(self, p: int, n: int, out: list[int]) -> list[int] | None:
+    def take_domain_idle(
+        self, p: int, n: int, out: list[int], exclude: AbstractSet[int] | None = None
+    ) -> list[int] | None:
         """Whole idle nodes of pool ``p`` (multi-node domains) for ``pick_nodes``: domains
         with the fewest idle nodes first (each bucket from its end), each domain's idle
-        nodes newest first, appended to ``out`` until it holds ``n``; ``out``, or None
-        when the pool has too few."""
+        nodes newest first, those in ``exclude`` skipped, appended to ``out`` until it
+        holds ``n``; ``out``, or None when the pool has too few."""
         if self._native is not None:
             got: list[int] | None = self._native.take_domain_idle(
-                self._dbuck[p], self._dfree, n, out
+                self._dbuck[p], self._dfree, n, out, exclude if exclude else None
             )
             return got
         dbuck = self._dbuck[p]
         dfree = self._dfree
+        if exclude:
+            if len(out) >= n:
+                return out
+            for c in range(1, self.pool_npd[p] + 1):
+                doms = dbuck[c]
+                for i in range(len(doms) - 1, -1, -1):
+                    free = dfree[doms[i]]
+                    for j in range(len(free) - 1, -1, -1):
+                        x = free[j]
+                        if x in exclude:
+                            continue
+                        out.append(x)
+                        if len(out) == n:
+                            return out
+            return None
         for c in range(1, self.pool_npd[p] + 1):
             doms = dbuck[c]
             for i in range(len(doms) - 1, -1, -1):

@@ -150,17 +150,5 @@ def pick_nodes(
             if len(out) == n:
                 return out
         return None
-    if not exclude:  # each domain's idle nodes, newest first, as the loop below takes
-        return state.take_domain_idle(p, n, out)
-    for c in range(1, npd + 1):
-        doms = state.domains_with_free(p, c)
-        for i in range(len(doms) - 1, -1, -1):
-            free = state.domain_free(doms[i])
-            for j in range(len(free) - 1, -1, -1):
-                x = free[j]
-                if exclude and x in exclude:
-                    continue
-                out.append(x)
-                if len(out) == n:
-                    return out
-    return None
+    # each domain's idle nodes (the fewest first), newest first, the excluded skipped
+    return state.take_domain_idle(p, n, out, exclude)
