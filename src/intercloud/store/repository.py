@@ -1040,7 +1040,7 @@ class Store(
                 if row is None:  # recorded before: returned unchanged
                     return self._attempt(conn, workload_id, attempt)
                 return _attempt(row)
-        except sa.exc.IntegrityError:  # (the key is ignored: only the workload can be)
+        except sa.exc.IntegrityError:  # (a repeated key is ignored: the foreign key failed)
             raise UnknownWorkload(f"no workload {workload_id}") from None
 
     def _begin_attempt_stmt(self) -> sa.Insert:
