@@ -22,7 +22,7 @@ from intercloud.control.instances.transitions import LIVE, check_instance_transi
 from intercloud.model import PricingKind
 from intercloud.providers.contract import InstanceState
 from intercloud.store.errors import InvalidRequest
-from intercloud.store.prepared import guarded_update, prepared, set_param, where_param
+from intercloud.store.prepared import guarded_row, guarded_update
 from intercloud.store.records import AssignmentState, EventRecord, InstanceRecord
 from intercloud.store.row_cache import RowCache
 from intercloud.store.row_image import RowImage
@@ -219,15 +219,9 @@ class InstanceStoreMixin:
         conditions of ``kind``: ``_instance_update``), its version bumped; the row as it
         wrote it (RETURNING: no second statement to read it back), or None when the
         guards matched nothing. The statement is ``prepared`` once per shape."""
-        sets, where = tuple(sorted(values)), tuple(sorted(guards))
-        stmt = prepared(
-            ("instance", kind, sets, where), lambda: _instance_update(kind, sets, where)
+        row = guarded_row(
+            conn, ("instance", kind), values, guards, partial(_instance_update, kind), extra
         )
-        params = {set_param(k): v for k, v in values.items()}
-        params.update((where_param(k), v) for k, v in guards.items())
-        if extra:
-            params.update(extra)
-        row = conn.execute(stmt, params).mappings().one_or_none()
         return None if row is None else instance_from_row(row)
 
     def _get_instance(self, conn: Connection, instance_id: int) -> InstanceRecord | None:

@@ -15,12 +15,13 @@ stays small.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection, RowMapping
 
-__all__ = ["guarded_update", "prepared", "set_param", "where_param"]
+__all__ = ["guarded_row", "guarded_update", "prepared", "set_param", "where_param"]
 
 S = TypeVar("S")
 _STATEMENTS: dict[Hashable, Any] = {}
@@ -67,3 +68,24 @@ def guarded_update(
     )
     cols = tuple(returning)
     return stmt.returning(*cols) if cols else stmt
+
+
+def guarded_row(
+    conn: Connection,
+    kind: Hashable,
+    values: Mapping[str, Any],
+    guards: Mapping[str, Any],
+    build: Callable[[tuple[str, ...], tuple[str, ...]], sa.Update],
+    extra: Mapping[str, Any] | None = None,
+) -> RowMapping | None:
+    """Run the guarded UPDATE of one row that sets ``values`` where every ``guards``
+    column matches (``build(set columns, guard columns)``, kept per ``kind`` and shape;
+    ``extra``: parameters of its own); the row its RETURNING gives, or None when the
+    guards matched nothing."""
+    sets, where = tuple(sorted(values)), tuple(sorted(guards))
+    stmt = prepared((kind, sets, where), lambda: build(sets, where))
+    params = {set_param(k): v for k, v in values.items()}
+    params.update((where_param(k), v) for k, v in guards.items())
+    if extra:
+        params.update(extra)
+    return conn.execute(stmt, params).mappings().one_or_none()

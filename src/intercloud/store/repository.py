@@ -47,7 +47,7 @@ from intercloud.store.instance_repo import (
 )
 from intercloud.store.lease_repo import LeaseRepo
 from intercloud.store.ledger_repo import LedgerRepo
-from intercloud.store.prepared import guarded_update, prepared, set_param, where_param
+from intercloud.store.prepared import guarded_row, guarded_update, prepared
 from intercloud.store.read_epoch import ReadEpochs
 from intercloud.store.records import (
     LIVE_NODE_STATES,
@@ -370,11 +370,16 @@ def _workload_update(sets: tuple[str, ...], where: tuple[str, ...]) -> sa.Update
     )
 
 
-def _node_update(sets: tuple[str, ...], where: tuple[str, ...], live_only: bool) -> sa.Update:
+def _node_update(sets: tuple[str, ...], where: tuple[str, ...]) -> sa.Update:
     table = N.__table__
-    live = [s.value for s in LIVE_NODE_STATES]
-    also = (table.c.state.in_(live),) if live_only else ()
-    return guarded_update(table, sets, where, also=also, returning=table.columns)
+    return guarded_update(table, sets, where, returning=table.columns)
+
+
+def _live_node_update(sets: tuple[str, ...], where: tuple[str, ...]) -> sa.Update:
+    """``_node_update`` of a node still live."""
+    table = N.__table__
+    live = (table.c.state.in_([s.value for s in LIVE_NODE_STATES]),)
+    return guarded_update(table, sets, where, also=live, returning=table.columns)
 
 
 def _check_id(workload_id: int) -> None:
@@ -784,11 +789,7 @@ class Store(
         version bumped; the record as it wrote it (RETURNING: no second statement to
         read it back), or None when the guards matched nothing. The statement is
         ``prepared`` once per shape."""
-        sets, where = tuple(sorted(values)), tuple(sorted(guards))
-        stmt = prepared(("workload", sets, where), lambda: _workload_update(sets, where))
-        params = {set_param(k): v for k, v in values.items()}
-        params.update((where_param(k), v) for k, v in guards.items())
-        row = conn.execute(stmt, params).mappings().one_or_none()
+        row = guarded_row(conn, "workload", values, guards, _workload_update)
         return None if row is None else _workload(row)
 
     def _get(self, conn: Connection, workload_id: int, tenant: str | None = None) -> WorkloadRecord:
@@ -1214,12 +1215,10 @@ class Store(
         """Set ``values`` on the node row matching every ``guards`` column (and in a
         live state when ``live_only``); the row as it wrote it (RETURNING), or None when
         the guards matched nothing. The statement is ``prepared`` once per shape."""
-        sets, where = tuple(sorted(values)), tuple(sorted(guards))
-        key = ("node", sets, where, live_only)
-        stmt = prepared(key, lambda: _node_update(sets, where, live_only))
-        params = {set_param(k): v for k, v in values.items()}
-        params.update((where_param(k), v) for k, v in guards.items())
-        row = conn.execute(stmt, params).mappings().one_or_none()
+        if live_only:
+            row = guarded_row(conn, "live node", values, guards, _live_node_update)
+        else:
+            row = guarded_row(conn, "node", values, guards, _node_update)
         return None if row is None else _node(row)
 
     # -- events ----------------------------------------------------------------------

@@ -563,10 +563,47 @@ PyDoc_STRVAR(take_domain_idle_doc,
 "``exclude`` (a set, or None) skipped, appended to ``out`` until it holds ``n``;\n"
 "``out``, or None when the pool has too few.");
 
-/* take_domain_idle's walk when some nodes are excluded: node by node. */
-static PyObject *take_domain_idle_excluding(PyObject *dbuck, PyObject *dfree, Py_ssize_t n,
-                                            PyObject *out, PyObject *ex) {
-    if (PyList_GET_SIZE(out) >= n) {
+/* One domain's idle nodes for take_domain_idle, newest first, those in ``ex`` (NULL: none)
+   skipped, appended to ``out`` until it holds ``n``: 1 once it does, 0 if not yet, -1 on an
+   error. */
+static int take_domain(PyObject *free, PyObject *ex, Py_ssize_t n, PyObject *out) {
+    Py_ssize_t len = PyList_GET_SIZE(free);
+    if (ex == NULL) {  /* a slice of the list's end */
+        Py_ssize_t need = n - PyList_GET_SIZE(out);
+        Py_ssize_t stop = len >= need ? len - need : 0;
+        for (Py_ssize_t j = len - 1; j >= stop; j--)
+            if (PyList_Append(out, PyList_GET_ITEM(free, j)) < 0)
+                return -1;
+        return len >= need;
+    }
+    for (Py_ssize_t j = len - 1; j >= 0; j--) {
+        PyObject *x = PyList_GET_ITEM(free, j);
+        int skip = PySet_Contains(ex, x);
+        if (skip < 0)
+            return -1;
+        if (skip)
+            continue;
+        if (PyList_Append(out, x) < 0)
+            return -1;
+        if (PyList_GET_SIZE(out) == n)
+            return 1;
+    }
+    return 0;
+}
+
+static PyObject *take_domain_idle(PyObject *self, PyObject *args) {
+    PyObject *dbuck, *dfree, *out, *ex = Py_None;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "OOnO|O", &dbuck, &dfree, &n, &out, &ex))
+        return NULL;
+    if (need_list(dbuck, "dbuck") || need_list(dfree, "dfree") || need_list(out, "out"))
+        return NULL;
+    if (ex != Py_None && !PyAnySet_Check(ex)) {
+        PyErr_SetString(PyExc_TypeError, "exclude must be a set or None");
+        return NULL;
+    }
+    PyObject *skip = ex != Py_None && PySet_GET_SIZE(ex) > 0 ? ex : NULL;
+    if (skip != NULL && PyList_GET_SIZE(out) >= n) {
         Py_INCREF(out);
         return out;
     }
@@ -585,60 +622,10 @@ static PyObject *take_domain_idle_excluding(PyObject *dbuck, PyObject *dfree, Py
             PyObject *free = PyList_GET_ITEM(dfree, d);
             if (need_list(free, "dfree[d]"))
                 return NULL;
-            for (Py_ssize_t j = PyList_GET_SIZE(free) - 1; j >= 0; j--) {
-                PyObject *x = PyList_GET_ITEM(free, j);
-                int skip = PySet_Contains(ex, x);
-                if (skip < 0)
-                    return NULL;
-                if (skip)
-                    continue;
-                if (PyList_Append(out, x) < 0)
-                    return NULL;
-                if (PyList_GET_SIZE(out) == n) {
-                    Py_INCREF(out);
-                    return out;
-                }
-            }
-        }
-    }
-    Py_RETURN_NONE;
-}
-
-static PyObject *take_domain_idle(PyObject *self, PyObject *args) {
-    PyObject *dbuck, *dfree, *out, *ex = Py_None;
-    Py_ssize_t n;
-    if (!PyArg_ParseTuple(args, "OOnO|O", &dbuck, &dfree, &n, &out, &ex))
-        return NULL;
-    if (need_list(dbuck, "dbuck") || need_list(dfree, "dfree") || need_list(out, "out"))
-        return NULL;
-    if (ex != Py_None && !PyAnySet_Check(ex)) {
-        PyErr_SetString(PyExc_TypeError, "exclude must be a set or None");
-        return NULL;
-    }
-    if (ex != Py_None && PySet_GET_SIZE(ex) > 0)
-        return take_domain_idle_excluding(dbuck, dfree, n, out, ex);
-    for (Py_ssize_t c = 1; c < PyList_GET_SIZE(dbuck); c++) {
-        PyObject *doms = PyList_GET_ITEM(dbuck, c);
-        if (need_list(doms, "dbuck[c]"))
-            return NULL;
-        for (Py_ssize_t i = PyList_GET_SIZE(doms) - 1; i >= 0; i--) {
-            long d = PyLong_AsLong(PyList_GET_ITEM(doms, i));
-            if (d == -1 && PyErr_Occurred())
+            int full = take_domain(free, skip, n, out);
+            if (full < 0)
                 return NULL;
-            if (d < 0 || d >= PyList_GET_SIZE(dfree)) {
-                PyErr_SetString(PyExc_IndexError, "domain out of range");
-                return NULL;
-            }
-            PyObject *free = PyList_GET_ITEM(dfree, d);
-            if (need_list(free, "dfree[d]"))
-                return NULL;
-            Py_ssize_t len = PyList_GET_SIZE(free);
-            Py_ssize_t need = n - PyList_GET_SIZE(out);
-            Py_ssize_t stop = len >= need ? len - need : 0;
-            for (Py_ssize_t j = len - 1; j >= stop; j--)
-                if (PyList_Append(out, PyList_GET_ITEM(free, j)) < 0)
-                    return NULL;
-            if (len >= need) {
+            if (full) {
                 Py_INCREF(out);
                 return out;
             }
