@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,12 @@ from sqlalchemy.pool import StaticPool
 
 from intercloud.store.errors import StoreError, StoreLocked
 from intercloud.store.private import make_private
+from intercloud.store.write_journal import (
+    WriteJournal,
+    close_journal,
+    open_journal,
+    track_writes,
+)
 
 _WRITE = "intercloud_write"
 
@@ -69,6 +75,10 @@ class Database:
         self.engine = self._create_engine(url, connect_timeout_s)
         #: bumped after every write transaction of this object (``Store.coalesced_reads``)
         self.write_generation = 0
+        self._generation_lock = threading.Lock()
+        #: called after each committed write transaction, with its journal and the
+        #: generations before and after it (``write_journal``; under a lock, in order)
+        self.on_commit: list[Callable[[WriteJournal, int, int], None]] = []
         self._atomic = threading.local()  # ``atomic``: this thread's open write, if any
         self._pin = threading.local()  # ``pinned``: this thread's connection, if any
 
@@ -109,13 +119,14 @@ class Database:
                 write = conn.get_execution_options().get(_WRITE, False)
                 conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
+            track_writes(engine)
             return engine
         engine = sa.create_engine(
             url,
             pool_pre_ping=True,
             connect_args={"connect_timeout": connect_timeout_s},
         )
-
+        track_writes(engine)
         return engine
 
     @contextmanager
@@ -204,14 +215,33 @@ class Database:
         if joined is not None:
             yield joined
             return
+        journal: WriteJournal | None = None
         try:
             with self.errors(), self._connection() as (conn, _):
                 conn.execution_options(**{_WRITE: True})
-                with conn.begin():
-                    yield conn
+                journal = open_journal(conn)
+                try:
+                    with conn.begin():
+                        yield conn
+                finally:
+                    close_journal(conn)
+            committed = journal
+        except BaseException:
+            committed = None
+            raise
         finally:
-            # after the commit: a reader that saw the old number reads again
-            self.write_generation += 1
+            self._ended(committed)
+
+    def _ended(self, journal: WriteJournal | None) -> None:
+        """A write transaction ended (``journal``: it committed, and what it wrote):
+        the generation moves on, so a reader that saw the old number reads again,
+        unless a hook (``on_commit``) carries what it keeps to the new one."""
+        with self._generation_lock:
+            before = self.write_generation
+            self.write_generation = after = before + 1
+            if journal is not None:
+                for hook in self.on_commit:
+                    hook(journal, before, after)
 
     @contextmanager
     def atomic(self) -> Iterator[None]:

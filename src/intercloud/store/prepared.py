@@ -16,10 +16,12 @@ stays small.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
+
+from intercloud.store.write_journal import note_row
 
 __all__ = ["guarded_row", "guarded_update", "prepared", "set_param", "where_param"]
 
@@ -81,11 +83,14 @@ def guarded_row(
     """Run the guarded UPDATE of one row that sets ``values`` where every ``guards``
     column matches (``build(set columns, guard columns)``, kept per ``kind`` and shape;
     ``extra``: parameters of its own); the row its RETURNING gives, or None when the
-    guards matched nothing."""
+    guards matched nothing. The row is noted in the transaction's write journal
+    (``write_journal``): a row image carries it instead of reading it back."""
     sets, where = tuple(sorted(values)), tuple(sorted(guards))
     stmt = prepared((kind, sets, where), lambda: build(sets, where))
     params = {set_param(k): v for k, v in values.items()}
     params.update((where_param(k), v) for k, v in guards.items())
     if extra:
         params.update(extra)
-    return conn.execute(stmt, params).mappings().one_or_none()
+    row = conn.execute(stmt, params).mappings().one_or_none()
+    note_row(conn, cast(sa.TableClause, stmt.table).name, row)  # (row images carry it)
+    return row

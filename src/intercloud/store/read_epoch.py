@@ -6,8 +6,10 @@ A loop step reads the live instances, active workloads and live nodes a dozen ti
 statements even when no row changed. Inside ``Store.coalesced_reads()`` (the loop wraps
 its step in it), a read of an image is answered from the image's last read while this
 store has written nothing since: its own writes are always seen (every write
-transaction bumps ``Database.write_generation``), and other processes' writes are seen
-at the next step, as if the step had read a moment earlier. The epoch is per thread: a
+transaction bumps ``Database.write_generation``; one whose writes to an image's table
+all came back as rows is carried into the image instead, ``write_journal``, and any
+other sends the next read to the database), and other processes' writes are seen at the
+next step, as if the step had read a moment earlier. The epoch is per thread: a
 server thread sharing the store keeps reading the database each time. The block's
 transactions also share one connection (``Database.pinned``): on PostgreSQL one checkout
 and one ping per step, not one per transaction.

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import partial
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -63,7 +64,7 @@ from intercloud.store.records import (
     WorkloadRecord,
 )
 from intercloud.store.row_cache import RowCache
-from intercloud.store.row_image import RowImage
+from intercloud.store.row_image import RowImage, carry_images
 from intercloud.store.tables import (
     AttemptModel,
     EventModel,
@@ -72,6 +73,7 @@ from intercloud.store.tables import (
     TenantModel,
     WorkloadModel,
 )
+from intercloud.store.write_journal import note_row
 
 W = WorkloadModel
 N = NodeModel
@@ -176,14 +178,17 @@ _NODES = (
 _NODES_OF_ATTEMPT = _NODES.where(N.attempt == sa.bindparam("attempt"))
 #: The same columns as an UPDATE's RETURNING clause (the tenant's name by a scalar
 #: subquery: RETURNING names only the updated table's columns)
-_RETURN_WORKLOAD = tuple(
-    sa.select(TenantModel.name)
-    .where(TenantModel.id == W.tenant_id)
-    .scalar_subquery()
-    .label("tenant")
-    if c.key == "tenant"
-    else c
-    for c in _WORKLOAD_COLUMNS
+_RETURN_WORKLOAD = (
+    *(
+        sa.select(TenantModel.name)
+        .where(TenantModel.id == W.tenant_id)
+        .scalar_subquery()
+        .label("tenant")
+        if c.key == "tenant"
+        else c
+        for c in _WORKLOAD_COLUMNS
+    ),
+    W.change_seq,  # (the row image carries the row: ``write_journal``)
 )
 #: ``set_reasons``' guarded update, built once (its cache key is computed once, too).
 _SET_REASON = (
@@ -440,6 +445,10 @@ class Store(
             [s.value for s in LIVE_NODE_STATES],
             lambda r: (r.workload_id, r.attempt, r.rank),
         )
+        # the images take this store's committed writes from their journals instead of
+        # reading them back (``write_journal``)
+        images = (self._instance_image, self._workload_image, self._node_image)
+        db.on_commit.append(partial(carry_images, images))
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -1113,6 +1122,7 @@ class Store(
                     "n_started_at": t,
                 }
                 row = conn.execute(_INSERT_NODE, params).mappings().one()
+                note_row(conn, "nodes", row)  # the node image carries it (``write_journal``)
                 data = {"attempt": attempt, "rank": rank, "provider": provider}
                 self._event(conn, workload_id, "node_starting", t, data=data)
                 return _node(row)

@@ -26,6 +26,11 @@ sorting 10,000 records and filtering them again after each of the loop's writes;
 change whose order key ties another row's is left to a full sort, so the list is always
 the one ``sorted`` makes of the rows.
 
+Inside a loop step (``ReadEpochs``) the store's own committed writes are carried into
+the image from the rows they gave back (``carry``, ``write_journal``): a step of
+interleaved writes and reads reads each image from the database about once, not after
+every write.
+
 On PostgreSQL the transaction is REPEATABLE READ, so the three statements see one
 snapshot. Thread-safe (one lock per image).
 """
@@ -34,14 +39,16 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left
-from collections.abc import Callable, Collection, Hashable
+from collections.abc import Callable, Collection, Hashable, Iterable
 from contextlib import AbstractContextManager
 from typing import Any, Generic, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
-__all__ = ["RowImage", "low_mark"]
+from intercloud.store.write_journal import WriteJournal
+
+__all__ = ["RowImage", "carry_images", "low_mark"]
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -81,6 +88,7 @@ class RowImage(Generic[R]):
         also: tuple[sa.ColumnElement[bool], Callable[[RowMapping], bool]] | None = None,
     ) -> None:
         self._table = table
+        self.table_name = table.name
         self._select = select
         self._decode = decode
         self.tracked = frozenset(tracked)
@@ -133,6 +141,38 @@ class RowImage(Generic[R]):
                 self._token = token
                 self._counted = epoch if count else self._counted
             return self._listed()
+
+    def carry(self, rows: list[RowMapping] | None, before: int, after: int) -> None:
+        """A write transaction moved the store's write generation from ``before`` to
+        ``after`` (read tokens are ``(epoch, generation)``: ``ReadEpochs``) and wrote
+        ``rows`` (full rows, as ``select`` gives them) to this table, all it wrote there
+        (None: something it wrote there is not among them, ``write_journal``). When the
+        image was current at ``before``, it takes the rows and is current at ``after``:
+        the next read of the step does not go to the database. Else nothing changes."""
+        with self._lock:
+            token = self._token
+            if rows is None or not isinstance(token, tuple) or token[1] != before:
+                return
+            if rows:
+                self._take_rows(rows)
+            self._token = (token[0], after)
+
+    def _take_rows(self, rows: list[RowMapping]) -> None:
+        by_id, tracked, also = self._by_id, self.tracked, self._also
+        changes: list[tuple[R | None, R | None]] = []
+        for row in rows:
+            ident = row["id"]
+            hit = by_id.get(ident)
+            if row["state"] in tracked or (also is not None and also(row)):
+                rec = self._decode(row)
+                # (no change_seq given: -1, so the next database read decodes it again)
+                by_id[ident] = (row.get("change_seq", -1), rec)
+                changes.append((None if hit is None else hit[1], rec))
+            elif hit is not None:
+                del by_id[ident]
+                changes.append((hit[1], None))
+        if changes:
+            self._changed(changes)
 
     def derived(self, key: Hashable, make: Callable[[list[R]], T]) -> T:
         """``make(rows)`` on the image's rows as of its last read, kept (by ``key``)
@@ -271,6 +311,14 @@ class RowImage(Generic[R]):
             self._refresh(conn)
             return
         self._low = low
+
+
+def carry_images(images: Iterable[RowImage[Any]], journal: WriteJournal, before: int,
+                 after: int) -> None:  # fmt: skip
+    """``Database.on_commit``: each image carries what the transaction wrote to its
+    table (``RowImage.carry``)."""
+    for image in images:
+        image.carry(journal.rows_of(image.table_name), before, after)
 
 
 class _Resort(Exception):

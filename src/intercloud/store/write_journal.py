@@ -1,0 +1,105 @@
+"""What one write transaction changed in the tables the row images keep.
+
+A loop step interleaves reads of the live instances, workloads and nodes with writes.
+Each write bumped ``Database.write_generation``, and the next read of every image went
+back to the database (a read transaction of two or three statements), even when the
+write only added events, or when it changed rows whose new values the write itself got
+back by RETURNING.
+
+A ``WriteJournal`` lives for one write transaction. Every statement sent in it counts,
+per table it writes (``INSERT INTO t``, ``UPDATE t``, ``DELETE FROM t``, read off the
+SQL text, so a raw or CTE statement counts too), and the store's guarded one-row writes
+(``prepared.guarded_row``, the node claim) add the row they wrote. After the commit,
+the image of a table is carried to the new generation (``RowImage.carry``) only when
+the transaction did not write the table, or when every statement that wrote it gave
+back its row (``rows_of``); any other write to it (a bulk update, a statement whose
+table the text does not show, a write outside these helpers) leaves the image to read
+the database again. So the journal can only spare a read, never hide a write.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine, RowMapping
+
+__all__ = [
+    "WriteJournal", "close_journal", "journal_of", "note_row", "note_statement",
+    "open_journal", "track_writes",
+]  # fmt: skip
+
+_KEY = "intercloud_write_journal"
+#: the table after each DML keyword; a statement of none is a read
+_DML = re.compile(
+    r"\b(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|UPDATE|DELETE\s+FROM|TRUNCATE(?:\s+TABLE)?)"
+    r'\s+"?(\w+)"?(\.?)',
+    re.I,
+)
+#: DML whose table the text does not show (``UPDATE ONLY t``, ``schema.t``)
+_ANY = "*"
+
+
+class WriteJournal:
+    """Per table: statements that wrote it, and those of them that reported their row."""
+
+    __slots__ = ("reported", "rows", "written")
+
+    def __init__(self) -> None:
+        self.written: Counter[str] = Counter()
+        self.reported: Counter[str] = Counter()
+        self.rows: dict[str, list[RowMapping]] = {}
+
+    def rows_of(self, table: str) -> list[RowMapping] | None:
+        """The rows the transaction wrote to ``table``, in order ([]: it wrote none),
+        or None when some write to it did not report its row (or wrote some table the
+        SQL did not name)."""
+        if self.written[_ANY] or self.written[table] != self.reported[table]:
+            return None
+        return self.rows.get(table, [])
+
+
+def journal_of(conn: Connection) -> WriteJournal | None:
+    """The journal of the write transaction open on ``conn`` (None: none)."""
+    return conn.info.get(_KEY)
+
+
+def open_journal(conn: Connection) -> WriteJournal:
+    journal = conn.info[_KEY] = WriteJournal()
+    return journal
+
+
+def close_journal(conn: Connection) -> None:
+    conn.info.pop(_KEY, None)
+
+
+def note_statement(conn: Connection, statement: str) -> None:
+    """Count the tables ``statement`` writes (an engine's ``after_cursor_execute``)."""
+    journal = conn.info.get(_KEY)
+    if journal is None:
+        return
+    for m in _DML.finditer(statement):
+        name = m.group(1).lower()
+        journal.written[_ANY if m.group(2) or name == "only" else name] += 1
+
+
+def note_row(conn: Connection, table: str, row: RowMapping | None) -> None:
+    """The one statement just run on ``conn`` wrote ``row`` to ``table`` (None: it
+    matched no row)."""
+    journal = conn.info.get(_KEY)
+    if journal is None:
+        return
+    journal.reported[table] += 1
+    if row is not None:
+        journal.rows.setdefault(table, []).append(row)
+
+
+def track_writes(engine: Engine) -> None:
+    """Count every statement ``engine`` sends inside a journaled transaction."""
+    event.listen(engine, "after_cursor_execute", _after_execute)
+
+
+def _after_execute(conn: Connection, _cursor: Any, statement: str, *_: Any) -> None:
+    note_statement(conn, statement)
