@@ -148,14 +148,20 @@ class RowImage(Generic[R]):
         ``rows`` (full rows, as ``select`` gives them) to this table, all it wrote there
         (None: something it wrote there is not among them, ``write_journal``). When the
         image was current at ``before``, it takes the rows and is current at ``after``:
-        the next read of the step does not go to the database. Else nothing changes."""
-        with self._lock:
+        the next read of the step does not go to the database. Else nothing changes
+        (also while another thread holds the image, reading it: a writer never waits
+        for a read, and the image is read again)."""
+        if rows is None or not self._lock.acquire(blocking=False):
+            return
+        try:
             token = self._token
-            if rows is None or not isinstance(token, tuple) or token[1] != before:
+            if not isinstance(token, tuple) or token[1] != before:
                 return
             if rows:
                 self._take_rows(rows)
             self._token = (token[0], after)
+        finally:
+            self._lock.release()
 
     def _take_rows(self, rows: list[RowMapping]) -> None:
         by_id, tracked, also = self._by_id, self.tracked, self._also

@@ -626,24 +626,36 @@ class TenantLedger:
         ]
         borrowed = gpus - (np.minimum(guar, cum) - np.minimum(guar, cum - gpus))
 
+        live = (usd > 0) & (ends > now)  # counted in their tenant's committed cost
         made = [
-            _Job(j, t, g, n, b, u, s, e, False)
-            for j, t, g, n, b, u, s, e in zip(
+            _Job(j, t, g, n, b, u, s, e, c)
+            for j, t, g, n, b, u, s, e, c in zip(
                 ids, names, typed, gpus.tolist(), borrowed.tolist(), usd.tolist(),
-                starts.tolist(), ends.tolist(), strict=True,
+                starts.tolist(), ends.tolist(), live.tolist(), strict=True,
             )
         ]  # fmt: skip
         self._jobs = dict(zip(ids, made, strict=True))
         if len(self._jobs) != m:
             self._jobs = {}
             raise ValueError(f"a job id is given twice among {m} jobs")
-        t_list = t_idx.tolist()
-        for k in np.flatnonzero(borrowed).tolist():  # the borrowers, in start order
-            one = made[k]
-            g = one.gpu_type
-            sts[t_list[k]].borrowing.setdefault(g, OrderedDict())[one.job_id] = one
-            self._borrowing.setdefault(g, {})[one.job_id] = one
-            self._bver[g] = self._bver.get(g, 0) + 1
+        # the borrowers in start order, by (tenant, type) and by type: each group's
+        # dict built at once (the same insertion order as one on_start after another)
+        lenders = np.flatnonzero(borrowed)
+        if len(lenders):
+            made_a = np.empty(m, dtype=object)
+            made_a[:] = made
+            ids_a = np.array(ids, dtype=np.int64)
+            by_q = pair[lenders]
+            for q in np.unique(by_q).tolist():
+                ks = lenders[by_q == q]
+                one_q = zip(ids_a[ks].tolist(), made_a[ks].tolist(), strict=True)
+                sts[q // ng].borrowing[gnames[q % ng]] = OrderedDict(one_q)
+            by_g = g_idx[lenders]
+            for c in np.unique(by_g).tolist():
+                ks = lenders[by_g == c]
+                g = gnames[c]
+                self._borrowing[g] = dict(zip(ids_a[ks].tolist(), made_a[ks].tolist(), strict=True))
+                self._bver[g] = self._bver.get(g, 0) + len(ks)
 
         # per (tenant, type) GPU counts, per tenant counts and float sums (bincount sums
         # in start order)
@@ -678,7 +690,6 @@ class TenantLedger:
             ran = np.where(earlier, rate * (month_start - np.maximum(starts, prev_start)), 0.0)
             last = np.bincount(t_idx, ran, nt)
         usd_rate = np.bincount(t_idx, usd, nt)
-        live = (usd > 0) & (ends > now)
         c_area = np.bincount(t_idx, np.where(live, rate * ends, 0.0), nt)
         c_rate = np.bincount(t_idx, np.where(live, rate, 0.0), nt)
         c_jobs = np.bincount(t_idx[live], minlength=nt)
@@ -693,13 +704,16 @@ class TenantLedger:
                 st.last_month_spent = float(last[c])
             if c_jobs[c]:
                 st.c_area, st.c_rate, st.c_jobs = float(c_area[c]), float(c_rate[c]), int(c_jobs[c])
-        heaps: list[list[tuple[float, int]]] = [st.c_heap for st in sts]
-        for k in np.flatnonzero(live).tolist():
-            one = made[k]
-            one.committed = True
-            heaps[t_list[k]].append((one.end_s, one.job_id))
-        for heap in heaps:
-            heapq.heapify(heap)
+        live_k = np.flatnonzero(live)
+        if len(live_k):  # each tenant's commitments in start order, then a heap
+            by_t = t_idx[live_k]
+            ends_l = ends[live_k]
+            for c in np.unique(by_t).tolist():
+                sel = by_t == c
+                heap = sts[c].c_heap
+                own = [ids[k] for k in live_k[sel].tolist()]
+                heap.extend(zip(ends_l[sel].tolist(), own, strict=True))
+                heapq.heapify(heap)
 
     def add_spend(self, tenant: str, usd: float, now_s: float) -> None:
         """Count ``usd`` more as spent this month by ``tenant``: work the ledger never saw
