@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -191,3 +192,30 @@ def test_every_read_after_every_write_equals_a_fresh_stores(db_url: str, seed: i
                         with contextlib.suppress(InvalidRequest):  # (a cancel of an ended job)
                             _random_write(kept, rng, made)
                     assert _reads(kept) == _reads(fresh), f"step {step}, write {i}"
+
+
+def test_another_threads_writes_on_the_same_store_are_seen_by_the_step(store: Store) -> None:
+    """The API server's thread shares the loop's store: its committed writes reach the
+    step's next read, carried (a guarded write) or read again (any other)."""
+    a = store.submit("training", "a", "run: x\n")
+    b = store.submit("training", "b", "run: x\n")
+
+    def other_thread(work: Callable[[], object]) -> None:
+        t = threading.Thread(target=work)
+        t.start()
+        t.join()
+
+    with store.coalesced_reads():
+        store.list_workloads(states=ACTIVE)
+        w = store.get(a)
+        other_thread(lambda: store.set_fields(a, w.version, reason="from the api"))
+        got = {r.id: r for r in store.list_workloads(states=ACTIVE)}
+        assert got[a].reason == "from the api"
+
+        def raw() -> None:
+            with store._db.write() as conn:
+                conn.execute(sa.text("UPDATE workloads SET priority = 3 WHERE id = :i"), {"i": b})
+
+        other_thread(raw)
+        got = {r.id: r for r in store.list_workloads(states=ACTIVE)}
+        assert got[b].priority == 3
