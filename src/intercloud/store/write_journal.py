@@ -27,7 +27,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
 __all__ = [
-    "WriteJournal", "close_journal", "journal_of", "note_row", "note_statement",
+    "WriteJournal", "close_journal", "note_row", "note_statement",
     "open_journal", "track_writes",
 ]  # fmt: skip
 
@@ -61,17 +61,14 @@ class WriteJournal:
         return self.rows.get(table, [])
 
 
-def journal_of(conn: Connection) -> WriteJournal | None:
-    """The journal of the write transaction open on ``conn`` (None: none)."""
-    return conn.info.get(_KEY)
-
-
 def open_journal(conn: Connection) -> WriteJournal:
+    """A journal for the write transaction about to begin on ``conn``."""
     journal = conn.info[_KEY] = WriteJournal()
     return journal
 
 
 def close_journal(conn: Connection) -> None:
+    """The transaction on ``conn`` ended: its statements are not counted any more."""
     conn.info.pop(_KEY, None)
 
 
