@@ -157,22 +157,27 @@ class RowImage(Generic[R]):
             token = self._token
             if not isinstance(token, tuple) or token[1] != before:
                 return
-            if rows:
-                self._take_rows(rows)
+            self._take_rows(rows, skip_same_seq=False)
             self._token = (token[0], after)
         finally:
             self._lock.release()
 
-    def _take_rows(self, rows: list[RowMapping]) -> None:
-        by_id, tracked, also = self._by_id, self.tracked, self._also
+    def _take_rows(self, rows: Iterable[RowMapping], skip_same_seq: bool) -> None:
+        """Put ``rows`` (full rows) in the image, or take out those no longer tracked.
+        ``skip_same_seq``: a row whose ``change_seq`` is the kept one is the kept row
+        (a database read; a carried write may rewrite a row of its own transaction)."""
+        by_id, decode, tracked, also = self._by_id, self._decode, self.tracked, self._also
         changes: list[tuple[R | None, R | None]] = []
         for row in rows:
             ident = row["id"]
+            # (no change_seq given: -1, so the next database read decodes it again)
+            seq = row.get("change_seq", -1)
             hit = by_id.get(ident)
+            if skip_same_seq and hit is not None and hit[0] == seq:
+                continue  # a transaction that was running at the last read: same row
             if row["state"] in tracked or (also is not None and also(row)):
-                rec = self._decode(row)
-                # (no change_seq given: -1, so the next database read decodes it again)
-                by_id[ident] = (row.get("change_seq", -1), rec)
+                rec = decode(row)
+                by_id[ident] = (seq, rec)
                 changes.append((None if hit is None else hit[1], rec))
             elif hit is not None:
                 del by_id[ident]
@@ -288,31 +293,12 @@ class RowImage(Generic[R]):
             stmt = self._select.where(self._where)
         else:
             stmt = self._since
-        by_id = self._by_id
-        decode = self._decode
-        tracked = self.tracked
-        also = self._also
-        changes: list[tuple[R | None, R | None]] = []
-        for row in conn.execute(stmt, {"low": self._low}).mappings():
-            ident = row["id"]
-            seq = row["change_seq"]
-            hit = by_id.get(ident)
-            if hit is not None and hit[0] == seq:
-                continue  # a transaction that was running at the last read: same row
-            if row["state"] in tracked or (also is not None and also(row)):
-                rec = decode(row)
-                by_id[ident] = (seq, rec)
-                changes.append((None if hit is None else hit[1], rec))
-            elif hit is not None:
-                del by_id[ident]
-                changes.append((hit[1], None))
-        if changes:
-            self._changed(changes)
+        self._take_rows(conn.execute(stmt, {"low": self._low}).mappings(), skip_same_seq=True)
         if not count or self._low is None:
             self._low = low  # (a full read is its own count)
             return
         counted = sa.select(sa.func.count()).select_from(t).where(self._where)
-        if conn.execute(counted).scalar_one() != len(by_id):
+        if conn.execute(counted).scalar_one() != len(self._by_id):
             self._low = None  # rows vanished (a table emptied): read all again
             self._refresh(conn)
             return
