@@ -151,6 +151,8 @@ def _bench(
             c_gc.append(gc_s.total - g0)
         gc.callbacks.remove(gc_s)
         states = {s.value: n for s, n in _counts(store).items()}
+        walk = loop.walk
+        walks = {"full": walk.full_walks, "changes_only": walk.delta_walks}
         loop.close()
         store.close()
         gc.unfreeze()
@@ -172,6 +174,7 @@ def _bench(
             k: statistics.median(v[1:n_steady]) for k, v in times.items() if v[1:n_steady]
         },
         "job_states_after": states,
+        "job_walks": walks,  # (``jobs.walk``: steps that looked at every job / changes)
         **(
             {
                 "changed_median_s": statistics.median(c_walls),

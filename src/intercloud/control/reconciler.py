@@ -58,19 +58,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from itertools import groupby
-from operator import attrgetter
 
 from intercloud.control.crashpoints import Crashpoint, no_crash
 from intercloud.control.decide import Decider
 from intercloud.control.jobs import cancelling, placing, provisioning, recovering, running
-from intercloud.control.jobs.context import JobContext, JobHandler, NodeKey
+from intercloud.control.jobs.context import JobContext, JobHandler, TrackedNodes
 from intercloud.control.jobs.nodes import NodeLookup, observe, reattach
 from intercloud.control.jobs.pending import HOLDING, place
+from intercloud.control.jobs.walk import JobWalk
 from intercloud.control.states import JobState
 from intercloud.model import Offering, Workload
 from intercloud.providers.base import FreeCapacity, OfferingKey, Provider, ProviderError
-from intercloud.store import Desired, NodeRecord, NodeState, Store, WorkloadRecord
+from intercloud.store import Desired, NodeState, Store, WorkloadRecord
 
 __all__ = ["HOLDING", "NON_TERMINAL", "NodeLookup", "Reconciler"]
 
@@ -78,7 +77,6 @@ log = logging.getLogger("intercloud.control")
 
 S = JobState
 NON_TERMINAL: tuple[JobState, ...] = tuple(s for s in JobState if not s.terminal)
-_WORKLOAD_ID = attrgetter("workload_id")
 _NODE_RUNNING = NodeState.RUNNING
 
 #: The handler of each non-terminal state but PENDING (placed in one batch, after them);
@@ -142,6 +140,8 @@ class Reconciler:
         )
         #: jobs that were non-terminal when the last step began
         self.active_jobs = 0
+        #: which jobs and nodes each step looks at (``jobs.walk``)
+        self.walk = JobWalk()
         self.steps: list[tuple[str, LoopStep]] = [
             ("nodes", self._observe_nodes),
             ("jobs", self._step_jobs),
@@ -193,7 +193,7 @@ class Reconciler:
         return self.ctx.retry_backoff_s
 
     @property
-    def _tracked(self) -> set[NodeKey]:
+    def _tracked(self) -> TrackedNodes:
         """The nodes some provider polls for us."""
         return self.ctx.tracked
 
@@ -222,6 +222,7 @@ class Reconciler:
         their idempotent step. Safe to call at any time.
         """
         self.ctx.reset()
+        self.walk.reset()
         done = 0
         for node in self.store.live_nodes():
             done += reattach(self.ctx, node)
@@ -245,36 +246,47 @@ class Reconciler:
 
     def _step_jobs(self) -> bool:
         """Every non-terminal job through its state's handler, then placement of the
-        pending ones (in one batch: the decider sees the whole queue)."""
+        pending ones (in one batch: the decider sees the whole queue). A RUNNING job
+        whose record and nodes did not change since it was last found with every rank
+        live is skipped: its handler would do nothing (``jobs.walk``)."""
         ctx = self.ctx
+        walk = self.walk
         changed = False
-        jobs = self.store.list_workloads(states=NON_TERMINAL)
-        nodes = self.store.live_nodes()  # (by workload, attempt, rank)
-        live: dict[int, list[NodeRecord]] = {
-            j: list(group) for j, group in groupby(nodes, _WORKLOAD_ID)
-        }
+        step = walk.begin(self.store, ctx.tracked)
+        jobs = step.jobs
         tracked = ctx.tracked
-        for n in nodes:
+        unadopted: set[int] = set()
+        for n in walk.to_adopt(step):
             if n.state is _NODE_RUNNING and (n.workload_id, n.attempt, n.rank) not in tracked:
                 changed |= bool(reattach(ctx, n))
-        ctx.forget_inactive({w.id for w in jobs})
+                if (n.workload_id, n.attempt, n.rank) not in tracked:
+                    unadopted.add(n.workload_id)
+        walk.unadopted(unadopted)
+        walk.forget(ctx, step)
         pending: list[WorkloadRecord] = []
-        none: tuple[NodeRecord, ...] = ()  # (shared: handlers take a Sequence, never change it)
+        live = step.live
+        looks_at = walk.looks_at
         for w in jobs:
+            if not looks_at(w.id):
+                continue  # RUNNING, every rank live, nothing changed: nothing to do
             try:
                 if w.desired is Desired.CANCEL or w.state is S.CANCELLING:
-                    changed |= cancelling.handle(ctx, w, live.get(w.id, none))
+                    walk.judge(w.id, False)
+                    changed |= cancelling.handle(ctx, w, live(w.id))
                 elif w.state is S.PENDING:
                     pending.append(w)
                 elif w.state is S.RUNNING:
-                    mine = live.get(w.id, none)
+                    mine = live(w.id)
                     # (most of a fleet's jobs: every rank live, nothing to do)
-                    if not running.quiet(ctx, w, mine):
+                    still = running.quiet(ctx, w, mine)
+                    walk.judge(w.id, still)
+                    if not still:
                         changed |= running.handle(ctx, w, mine)
                 else:
-                    changed |= HANDLERS[w.state](ctx, w, live.get(w.id, none))
+                    changed |= HANDLERS[w.state](ctx, w, live(w.id))
             except ProviderError as exc:
                 log.warning("job %s (%s): %s", w.id, w.state.value, exc)
+        walk.finish()
         if pending or ctx.capacity is not None:
             # with instance-backed pools, idle capacity is released even with no queue
             changed |= place(ctx, pending)

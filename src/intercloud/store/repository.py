@@ -64,7 +64,7 @@ from intercloud.store.records import (
     WorkloadRecord,
 )
 from intercloud.store.row_cache import RowCache
-from intercloud.store.row_image import RowImage, carry_images
+from intercloud.store.row_image import Cursor, RowImage, carry_images
 from intercloud.store.tables import (
     AttemptModel,
     EventModel,
@@ -1214,6 +1214,26 @@ class Store(
         control loop must adopt or clean up), by workload, attempt, rank. Rows unchanged
         since an earlier call are not read again (``row_image``)."""
         return self._node_image.read(self._db.read_snapshot, self._read_token(), self._read_epoch())
+
+    def live_nodes_since(
+        self, cursor: Cursor | None
+    ) -> tuple[list[NodeRecord], list[tuple[NodeRecord, bool]] | None, Cursor]:
+        """``live_nodes``, the node records changed since ``cursor`` (None: unknown,
+        look at every node) and the cursor to pass next time (``RowImage.read_since``)."""
+        return self._node_image.read_since(
+            self._db.read_snapshot, self._read_token(), self._read_epoch(), cursor
+        )
+
+    def active_workloads_since(
+        self, cursor: Cursor | None
+    ) -> tuple[list[WorkloadRecord], list[tuple[WorkloadRecord, bool]] | None, Cursor]:
+        """Every workload in a non-terminal state, by id, as ``list_workloads`` gives
+        them, with the records changed since ``cursor`` (None: unknown) and the cursor
+        to pass next time (``RowImage.read_since``): a job left the active states when
+        its last change says it is no longer in the image."""
+        return self._workload_image.read_since(
+            self._db.read_snapshot, self._read_token(), self._read_epoch(), cursor
+        )
 
     @staticmethod
     def _updated_node(

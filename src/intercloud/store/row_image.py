@@ -31,6 +31,11 @@ the image from the rows they gave back (``carry``, ``write_journal``): a step of
 interleaved writes and reads reads each image from the database about once, not after
 every write.
 
+The image keeps a log of the records it changed (``read_since``): a caller that walks
+every row each step (the loop's job walk) can look at the rows changed since its last
+walk instead. A full read (the first, or after rows vanished) and a log grown past
+``_LOG_MAX`` start the log afresh, and a cursor from before answers "unknown".
+
 On PostgreSQL the transaction is REPEATABLE READ, so the three statements see one
 snapshot. Thread-safe (one lock per image).
 """
@@ -48,13 +53,18 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from intercloud.store.write_journal import WriteJournal
 
-__all__ = ["RowImage", "carry_images", "low_mark"]
+__all__ = ["Cursor", "RowImage", "carry_images", "low_mark"]
 
 R = TypeVar("R")
 T = TypeVar("T")
 _MISSING = object()
 #: more changed rows than this in one read: sort again rather than patch
 _PATCH_MAX = 256
+#: changes kept in the log before it starts afresh (a reader then walks everything)
+_LOG_MAX = 1 << 16
+
+#: where a reader of the change log is: (the log's generation, its position in it)
+Cursor = tuple[int, int]
 
 _PG_LOW = sa.text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
 _SQLITE_LOW = sa.text("SELECT value + 1 FROM change_counter WHERE id = 1")
@@ -114,6 +124,12 @@ class RowImage(Generic[R]):
         self._filters: dict[Hashable, tuple[Callable[[R], bool], list[R]]] = {}
         # groupings of the rows (``group``): key -> (group of a row, group -> rows)
         self._groups: dict[Hashable, tuple[Callable[[R], Hashable], dict[Hashable, list[R]]]] = {}
+        # the change log (``read_since``): (record, still in the image) per change, the
+        # new record or, for a row that left, the old one; positions count from
+        # ``_log_base``; ``_log_gen`` grows whenever the log starts afresh
+        self._log: list[tuple[R, bool]] = []
+        self._log_base = 0
+        self._log_gen = 0
 
     def covers(self, states: Collection[str]) -> bool:
         """Whether a read of rows in ``states`` can be answered from this image."""
@@ -134,13 +150,39 @@ class RowImage(Generic[R]):
         the loop (``Store.coalesced_reads``); ``epoch``, the step's (None: none), makes
         the count of step 3 once per step."""
         with self._lock:
-            if token is None or token != self._token:
-                count = epoch is None or epoch != self._counted
-                with snapshot() as conn:
-                    self._refresh(conn, count)
-                self._token = token
-                self._counted = epoch if count else self._counted
+            self._read(snapshot, token, epoch)
             return self._listed()
+
+    def read_since(
+        self,
+        snapshot: Callable[[], AbstractContextManager[Connection]],
+        token: Hashable | None,
+        epoch: Hashable | None,
+        cursor: Cursor | None,
+    ) -> tuple[list[R], list[tuple[R, bool]] | None, Cursor]:
+        """``read``'s rows, the changes since ``cursor`` and the cursor after them, in
+        one hold of the lock (so the rows are exactly ``cursor`` plus those changes).
+        A change is (the record, whether its row is still in the image): the new
+        record, or the last one of a row that left. Changes: None when the log cannot
+        tell (no cursor, or the log started afresh since): the caller looks at every
+        row. A row changed twice is in the list twice."""
+        with self._lock:
+            self._read(snapshot, token, epoch)
+            rows = self._listed()
+            log, base = self._log, self._log_base
+            changes = None
+            if cursor is not None and cursor[0] == self._log_gen:
+                changes = log[cursor[1] - base :]
+            return rows, changes, (self._log_gen, base + len(log))
+
+    def _read(self, snapshot: Callable[[], AbstractContextManager[Connection]],
+              token: Hashable | None, epoch: Hashable | None) -> None:  # fmt: skip
+        if token is None or token != self._token:
+            count = epoch is None or epoch != self._counted
+            with snapshot() as conn:
+                self._refresh(conn, count)
+            self._token = token
+            self._counted = epoch if count else self._counted
 
     def carry(self, rows: list[RowMapping] | None, before: int, after: int) -> None:
         """A write transaction moved the store's write generation from ``before`` to
@@ -184,6 +226,17 @@ class RowImage(Generic[R]):
                 changes.append((hit[1], None))
         if changes:
             self._changed(changes)
+            log = self._log
+            for old, new in changes:  # (a row that left has an old record)
+                log.append((new, True) if new is not None else (cast(R, old), False))
+            if len(log) > _LOG_MAX:
+                self._restart_log()
+
+    def _restart_log(self) -> None:
+        """Start the change log afresh: every earlier cursor now reads "unknown"."""
+        self._log = []
+        self._log_base = 0
+        self._log_gen += 1
 
     def derived(self, key: Hashable, make: Callable[[list[R]], T]) -> T:
         """``make(rows)`` on the image's rows as of its last read, kept (by ``key``)
@@ -287,13 +340,16 @@ class RowImage(Generic[R]):
     def _refresh(self, conn: Connection, count: bool = True) -> None:
         t = self._table
         low = low_mark(conn)
-        if self._low is None:
+        full = self._low is None
+        if full:
             self._by_id = {}
             self._sorted = None
             stmt = self._select.where(self._where)
         else:
             stmt = self._since
         self._take_rows(conn.execute(stmt, {"low": self._low}).mappings(), skip_same_seq=True)
+        if full:
+            self._restart_log()  # (it would list every row: readers look at all anyway)
         if not count or self._low is None:
             self._low = low  # (a full read is its own count)
             return

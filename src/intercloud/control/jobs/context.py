@@ -8,7 +8,7 @@ nodes, placement back-offs) are rebuilt from the store and the providers by
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -31,6 +31,45 @@ if TYPE_CHECKING:
 log = logging.getLogger("intercloud.control")
 
 NodeKey = tuple[int, int, int]  # (job, attempt, rank)
+
+
+class TrackedNodes:
+    """The nodes some provider polls for us, a set of ``NodeKey``. It remembers the
+    keys dropped since the job walk last took them (``take_dropped``): a running node
+    no longer tracked is adopted again by the walk, which otherwise looks only at the
+    jobs whose rows changed (``jobs.walk``)."""
+
+    __slots__ = ("_dropped", "_keys")
+
+    def __init__(self) -> None:
+        self._keys: set[NodeKey] = set()
+        self._dropped: set[NodeKey] = set()
+
+    def add(self, key: NodeKey) -> None:
+        self._keys.add(key)
+
+    def discard(self, key: NodeKey) -> None:
+        if key in self._keys:
+            self._keys.remove(key)
+            self._dropped.add(key)
+
+    def clear(self) -> None:
+        self._dropped |= self._keys
+        self._keys.clear()
+
+    def take_dropped(self) -> set[NodeKey]:
+        """The keys dropped since the last call (and forget them)."""
+        out, self._dropped = self._dropped, set()
+        return out
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __iter__(self) -> Iterator[NodeKey]:
+        return iter(self._keys)
 
 
 class JobContext:
@@ -60,7 +99,7 @@ class JobContext:
         self.decider = decider
         self.retry_backoff_s = retry_backoff_s
         self.wall_clock = wall_clock
-        self.tracked: set[NodeKey] = set()
+        self.tracked = TrackedNodes()
         self.workloads: dict[int, Workload | str] = {}
         #: job id -> (the record's version, its stored placement decoded): ``placement``
         self.placements: dict[int, tuple[int, JobPlacement]] = {}
@@ -111,6 +150,13 @@ class JobContext:
         for cache in caches:
             for job_id in [j for j in cache if j not in active]:
                 del cache[job_id]
+
+    def forget(self, job_ids: set[int]) -> None:
+        """Drop the per-job caches of ``job_ids`` (jobs that left the active states)."""
+        caches = (self.workloads, self.placements, self.retry_at, self.retries, self.queued_ahead)
+        for cache in caches:
+            for job_id in job_ids:
+                cache.pop(job_id, None)
 
     def placement(self, w: WorkloadRecord) -> JobPlacement:
         """``allocation.job_placement(w)``, decoded once per version of the record (a
