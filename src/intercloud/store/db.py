@@ -38,6 +38,7 @@ from intercloud.store.write_journal import (
 )
 
 _WRITE = "intercloud_write"
+_RC = "READ COMMITTED"
 
 
 def describe_url(url: URL) -> str:
@@ -184,9 +185,22 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A short read transaction."""
-        with self.errors(), self._connection() as (conn, _), conn.begin():
-            yield conn
+        """A short read transaction. On PostgreSQL at READ COMMITTED (its default) each
+        statement takes its own snapshot, inside a transaction or not, so the reads run
+        in autocommit: the same answers without a BEGIN and a COMMIT round trip each
+        (a loop step makes a dozen of these reads)."""
+        with self.errors(), self._connection() as (conn, pinned):
+            if conn.dialect.name != "postgresql" or conn.default_isolation_level != _RC:
+                with conn.begin():
+                    yield conn
+                return
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                if pinned:  # (a checked-out one is reset by the pool)
+                    conn.execution_options(isolation_level=_RC)
 
     @contextmanager
     def read_snapshot(self) -> Iterator[Connection]:
@@ -206,25 +220,41 @@ class Database:
                     conn.execution_options(isolation_level=conn.default_isolation_level)
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
+    def write(self, one_statement: bool = False) -> Iterator[Connection]:
         """A short write transaction, committed when the block exits normally (and
         durable then: the commit has returned), rolled back on any exception. Each one
         bumps ``write_generation`` once it has ended. Inside ``atomic`` on this thread:
-        that block's transaction (committed when the block ends)."""
+        that block's transaction (committed when the block ends).
+
+        ``one_statement``: the block sends at most one statement that writes (reads
+        around it are fine). On PostgreSQL at READ COMMITTED that statement is its own
+        transaction (autocommit: atomic and durable when it returns), without the BEGIN
+        and COMMIT round trips; a second writing statement in the block is refused
+        before it is sent (``write_journal``: a bug, never half a transaction)."""
         joined = getattr(self._atomic, "conn", None)
         if joined is not None:
             yield joined
             return
         journal: WriteJournal | None = None
         try:
-            with self.errors(), self._connection() as (conn, _):
-                conn.execution_options(**{_WRITE: True})
-                journal = open_journal(conn)
+            with self.errors(), self._connection() as (conn, pinned):
+                single = (
+                    one_statement
+                    and conn.dialect.name == "postgresql"
+                    and conn.default_isolation_level == _RC
+                )
+                if single:
+                    conn.execution_options(**{_WRITE: True, "isolation_level": "AUTOCOMMIT"})
+                else:
+                    conn.execution_options(**{_WRITE: True})
+                journal = open_journal(conn, one_statement=single)
                 try:
                     with conn.begin():
                         yield conn
                 finally:
                     close_journal(conn)
+                    if single and pinned:  # (a checked-out one is reset by the pool)
+                        conn.execution_options(isolation_level=_RC)
             committed = journal
         except BaseException:
             committed = None

@@ -22,7 +22,7 @@ from intercloud.control.instances.transitions import LIVE, check_instance_transi
 from intercloud.model import PricingKind
 from intercloud.providers.contract import InstanceState
 from intercloud.store.errors import InvalidRequest
-from intercloud.store.prepared import guarded_row, guarded_update
+from intercloud.store.prepared import EVENT_FROM_ROW, event_params, guarded_row, guarded_update
 from intercloud.store.records import AssignmentState, EventRecord, InstanceRecord
 from intercloud.store.row_cache import RowCache
 from intercloud.store.row_image import RowImage
@@ -167,7 +167,7 @@ class InstanceStoreMixin:
             or workload_id is not None
         ):
             image = self._instance_image
-            image.read(self._db.read_snapshot, self._read_token(), self._read_epoch())
+            image.read(self._db.read, self._read_token(), self._read_epoch())
             # filters and the rows by job over the image, kept and patched with the
             # changed rows (``RowImage.filtered``, ``RowImage.group``)
             if workload_id is not None:
@@ -214,13 +214,21 @@ class InstanceStoreMixin:
         guards: Mapping[str, Any],
         kind: str = "",
         extra: Mapping[str, Any] | None = None,
+        event: Mapping[str, Any] | None = None,
     ) -> InstanceRecord | None:
         """Set ``values`` on the instance row matching every ``guards`` column (and the
         conditions of ``kind``: ``_instance_update``), its version bumped; the row as it
         wrote it (RETURNING: no second statement to read it back), or None when the
-        guards matched nothing. The statement is ``prepared`` once per shape."""
+        guards matched nothing. The statement is ``prepared`` once per shape.
+        ``event``: written with it (``guarded_row``)."""
         row = guarded_row(
-            conn, ("instance", kind), values, guards, partial(_instance_update, kind), extra
+            conn,
+            ("instance", kind),
+            values,
+            guards,
+            partial(_instance_update, kind),
+            extra,
+            event=event,
         )
         return None if row is None else instance_from_row(row)
 
@@ -348,23 +356,19 @@ class InstanceStoreMixin:
         guards: dict[str, Any] = {"id": instance_id, "state": src.value}
         if expected_version is not None:
             guards["version"] = expected_version
-        with self._db.write() as conn:
-            rec = self._updated_instance(conn, values, guards, kind, extra)
-            if rec is None:
-                return None
-            data = {k: v for k, v in fields.items() if k not in ("secret_hash",)}
-            self._event(
-                conn,
-                rec.workload_id,
-                "instance",
-                t,
-                from_state=src,
-                to_state=dst,
-                reason=reason,
-                data=_jsonable(data) or None,
-                instance_id=instance_id,
-            )
-            return rec
+        data = {k: v for k, v in fields.items() if k not in ("secret_hash",)}
+        event = event_params(
+            EVENT_FROM_ROW,
+            "instance",
+            t,
+            from_state=src,
+            to_state=dst,
+            reason=reason,
+            data=_jsonable(data) or None,
+            instance_id=instance_id,
+        )
+        with self._db.write(one_statement=True) as conn:
+            return self._updated_instance(conn, values, guards, kind, extra, event)
 
     def set_instance_fields(
         self,
@@ -382,21 +386,17 @@ class InstanceStoreMixin:
         if reason is not None:
             values["reason"] = reason
         guards = {"id": instance_id, "version": expected_version}
-        with self._db.write() as conn:
-            rec = self._updated_instance(conn, values, guards)
-            if rec is None:
-                return None
-            data = {k: v for k, v in fields.items() if k not in ("secret_hash",)}
-            self._event(
-                conn,
-                rec.workload_id,
-                "instance",
-                t,
-                reason=reason or "updated",
-                data=_jsonable(data) or None,
-                instance_id=instance_id,
-            )
-            return rec
+        data = {k: v for k, v in fields.items() if k not in ("secret_hash",)}
+        event = event_params(
+            EVENT_FROM_ROW,
+            "instance",
+            t,
+            reason=reason or "updated",
+            data=_jsonable(data) or None,
+            instance_id=instance_id,
+        )
+        with self._db.write(one_statement=True) as conn:
+            return self._updated_instance(conn, values, guards, event=event)
 
     # -- binding to job nodes --------------------------------------------------------
 
@@ -430,11 +430,7 @@ class InstanceStoreMixin:
                         "updated_at": t,
                     }
                     guards = {"id": iid, "state": InstanceState.RUNNING.value}
-                    rec = self._updated_instance(conn, values, guards, "idle")
-                    if rec is None:
-                        raise _BindConflict
-                    self._event(
-                        conn,
+                    event = event_params(
                         workload_id,
                         "instance",
                         t,
@@ -442,6 +438,9 @@ class InstanceStoreMixin:
                         data={"attempt": attempt, "rank": rank},
                         instance_id=iid,
                     )
+                    rec = self._updated_instance(conn, values, guards, "idle", event=event)
+                    if rec is None:
+                        raise _BindConflict
                     out.append(rec)
                 return out
         except _BindConflict:
@@ -474,10 +473,7 @@ class InstanceStoreMixin:
                     "idle_since": t if live else None,
                     "updated_at": t,
                 }
-                rec = self._updated_instance(conn, values, {"id": row["id"]})
-                assert rec is not None  # (the row, read above in this transaction)
-                self._event(
-                    conn,
+                event = event_params(
                     workload_id,
                     "instance",
                     t,
@@ -485,6 +481,8 @@ class InstanceStoreMixin:
                     data={"attempt": attempt, "rank": row["rank"]},
                     instance_id=int(row["id"]),
                 )
+                rec = self._updated_instance(conn, values, {"id": row["id"]}, event=event)
+                assert rec is not None  # (the row, read above in this transaction)
                 out.append(rec)
             return out
 
@@ -508,20 +506,16 @@ class InstanceStoreMixin:
             "updated_at": t,
         }
         guards = {"id": instance_id, "workload_id": workload_id, "attempt": attempt, "rank": rank}
-        with self._db.write() as conn:
-            rec = self._updated_instance(conn, values, guards, "assign")
-            if rec is None:
-                return None
-            self._event(
-                conn,
-                workload_id,
-                "instance",
-                t,
-                reason=f"assigned job {workload_id} attempt {attempt} rank {rank}",
-                data={"attempt": attempt, "rank": rank, "assignment_state": "assigned"},
-                instance_id=instance_id,
-            )
-            return rec
+        event = event_params(
+            workload_id,
+            "instance",
+            t,
+            reason=f"assigned job {workload_id} attempt {attempt} rank {rank}",
+            data={"attempt": attempt, "rank": rank, "assignment_state": "assigned"},
+            instance_id=instance_id,
+        )
+        with self._db.write(one_statement=True) as conn:
+            return self._updated_instance(conn, values, guards, "assign", event=event)
 
     def set_assignment_state(
         self,

@@ -48,7 +48,14 @@ from intercloud.store.instance_repo import (
 )
 from intercloud.store.lease_repo import LeaseRepo
 from intercloud.store.ledger_repo import LedgerRepo
-from intercloud.store.prepared import guarded_row, guarded_update, prepared
+from intercloud.store.prepared import (
+    event_params,
+    guarded_row,
+    guarded_update,
+    insert_event,
+    prepared,
+    row_and_event,
+)
 from intercloud.store.read_epoch import ReadEpochs
 from intercloud.store.records import (
     LIVE_NODE_STATES,
@@ -73,7 +80,6 @@ from intercloud.store.tables import (
     TenantModel,
     WorkloadModel,
 )
-from intercloud.store.write_journal import note_row
 
 W = WorkloadModel
 N = NodeModel
@@ -133,22 +139,6 @@ _WORKLOAD_COLUMNS = (
     W.finished_at,
     W.submission,
     W.reason_code,
-)
-#: One event row (``Store._event``), built once (``prepared``: the store's hot writes).
-_INSERT_EVENT = sa.insert(cast(sa.Table, E.__table__)).values(
-    {
-        c: sa.bindparam(f"e_{c}")
-        for c in (
-            "workload_id",
-            "instance_id",
-            "time",
-            "kind",
-            "from_state",
-            "to_state",
-            "reason",
-            "data",
-        )
-    }
 )
 #: One node claim (``Store.record_node_starting``), built once.
 _INSERT_NODE = (
@@ -792,13 +782,16 @@ class Store(
 
     @staticmethod
     def _updated_workload(
-        conn: Connection, values: Mapping[str, Any], guards: Mapping[str, Any]
+        conn: Connection,
+        values: Mapping[str, Any],
+        guards: Mapping[str, Any],
+        event: Mapping[str, Any] | None = None,
     ) -> WorkloadRecord | None:
         """Set ``values`` on the workload row matching every ``guards`` column, its
         version bumped; the record as it wrote it (RETURNING: no second statement to
         read it back), or None when the guards matched nothing. The statement is
-        ``prepared`` once per shape."""
-        row = guarded_row(conn, "workload", values, guards, _workload_update)
+        ``prepared`` once per shape. ``event``: written with it (``guarded_row``)."""
+        row = guarded_row(conn, "workload", values, guards, _workload_update, event=event)
         return None if row is None else _workload(row)
 
     def _get(self, conn: Connection, workload_id: int, tenant: str | None = None) -> WorkloadRecord:
@@ -826,9 +819,7 @@ class Store(
         last one (``row_image``)."""
         wanted = None if states is None else {JobState(s).value for s in states}
         if wanted is not None and latest is None and self._workload_image.covers(wanted):
-            rows = self._workload_image.read(
-                self._db.read_snapshot, self._read_token(), self._read_epoch()
-            )
+            rows = self._workload_image.read(self._db.read, self._read_token(), self._read_epoch())
             want_desired = None if desired is None else Desired(desired)
             if wanted == self._workload_image.tracked and tenant is None and desired is None:
                 return rows
@@ -897,21 +888,19 @@ class Store(
         guards: dict[str, Any] = {"id": workload_id, "state": src.value}
         if expected_version is not None:
             guards["version"] = expected_version
-        with self._db.write() as conn:
-            rec = self._updated_workload(conn, values, guards)
+        event = event_params(
+            workload_id,
+            "transition",
+            t,
+            from_state=src,
+            to_state=dst,
+            reason=reason,
+            data=_event_data(fields, reason_code),
+        )
+        with self._db.write(one_statement=True) as conn:
+            rec = self._updated_workload(conn, values, guards, event)
             if rec is None:
                 self._get(conn, workload_id)  # raises UnknownWorkload if it is missing
-                return None
-            self._event(
-                conn,
-                workload_id,
-                "transition",
-                t,
-                from_state=src,
-                to_state=dst,
-                reason=reason,
-                data=_event_data(fields, reason_code),
-            )
             return rec
 
     def set_fields(
@@ -934,13 +923,12 @@ class Store(
             values["reason"] = reason
             values["reason_code"] = _code_value(reason_code)
         guards = {"id": workload_id, "version": expected_version}
-        with self._db.write() as conn:
-            rec = self._updated_workload(conn, values, guards)
+        data = _event_data(fields, reason_code) or {}
+        event = event_params(workload_id, "updated", t, reason=reason, data=data)
+        with self._db.write(one_statement=True) as conn:
+            rec = self._updated_workload(conn, values, guards, event)
             if rec is None:
                 self._get(conn, workload_id)
-                return None
-            data = _event_data(fields, reason_code) or {}
-            self._event(conn, workload_id, "updated", t, reason=reason, data=data)
             return rec
 
     def set_reasons(
@@ -1112,19 +1100,20 @@ class Store(
         t = self._now(now)
         _check_id(workload_id)
         try:
-            with self._db.write() as conn:
-                params = {
-                    "n_workload_id": workload_id,
-                    "n_attempt": attempt,
-                    "n_rank": rank,
-                    "n_provider": provider,
-                    "n_state": NodeState.STARTING.value,
-                    "n_started_at": t,
-                }
-                row = conn.execute(_INSERT_NODE, params).mappings().one()
-                note_row(conn, "nodes", row)  # the node image carries it (``write_journal``)
-                data = {"attempt": attempt, "rank": rank, "provider": provider}
-                self._event(conn, workload_id, "node_starting", t, data=data)
+            params = {
+                "n_workload_id": workload_id,
+                "n_attempt": attempt,
+                "n_rank": rank,
+                "n_provider": provider,
+                "n_state": NodeState.STARTING.value,
+                "n_started_at": t,
+            }
+            data = {"attempt": attempt, "rank": rank, "provider": provider}
+            event = event_params(workload_id, "node_starting", t, data=data)
+            with self._db.write(one_statement=True) as conn:
+                # (the node image carries the row: ``write_journal``)
+                row = row_and_event(conn, "node claim", _INSERT_NODE, params, event)
+                assert row is not None
                 return _node(row)
         except sa.exc.IntegrityError:
             existing = self.nodes(workload_id, attempt)
@@ -1165,13 +1154,10 @@ class Store(
             "rank": rank,
             "state": NodeState.STARTING.value,
         }
-        with self._db.write() as conn:
-            rec = self._updated_node(conn, values, guards)
-            if rec is None:
-                return None
-            data = {"attempt": attempt, "rank": rank, "host": host, "pid": pid}
-            self._event(conn, workload_id, "node_started", t, data=data)
-            return rec
+        data = {"attempt": attempt, "rank": rank, "host": host, "pid": pid}
+        event = event_params(workload_id, "node_started", t, data=data)
+        with self._db.write(one_statement=True) as conn:
+            return self._updated_node(conn, values, guards, event=event)
 
     def record_node_ended(
         self,
@@ -1191,14 +1177,11 @@ class Store(
             raise ValueError(f"{end.value} is not an end state for a node")
         t = self._now(now)
         guards = {"workload_id": workload_id, "attempt": attempt, "rank": rank}
-        with self._db.write() as conn:
-            values = {"state": end.value, "exit_code": exit_code, "ended_at": t}
-            rec = self._updated_node(conn, values, guards, live_only=True)
-            if rec is None:
-                return None
-            data = {"attempt": attempt, "rank": rank, "exit_code": exit_code}
-            self._event(conn, workload_id, f"node_{end.value}", t, reason=reason, data=data)
-            return rec
+        values = {"state": end.value, "exit_code": exit_code, "ended_at": t}
+        data = {"attempt": attempt, "rank": rank, "exit_code": exit_code}
+        event = event_params(workload_id, f"node_{end.value}", t, reason=reason, data=data)
+        with self._db.write(one_statement=True) as conn:
+            return self._updated_node(conn, values, guards, live_only=True, event=event)
 
     def nodes(self, workload_id: int, attempt: int | None = None) -> list[NodeRecord]:
         """The workload's nodes (of one attempt when given), by attempt then rank."""
@@ -1213,7 +1196,7 @@ class Store(
         """Every node in ``starting`` or ``running``, of every workload (what a restarted
         control loop must adopt or clean up), by workload, attempt, rank. Rows unchanged
         since an earlier call are not read again (``row_image``)."""
-        return self._node_image.read(self._db.read_snapshot, self._read_token(), self._read_epoch())
+        return self._node_image.read(self._db.read, self._read_token(), self._read_epoch())
 
     def live_nodes_since(
         self, cursor: Cursor | None
@@ -1221,7 +1204,7 @@ class Store(
         """``live_nodes``, the node records changed since ``cursor`` (None: unknown,
         look at every node) and the cursor to pass next time (``RowImage.read_since``)."""
         return self._node_image.read_since(
-            self._db.read_snapshot, self._read_token(), self._read_epoch(), cursor
+            self._db.read, self._read_token(), self._read_epoch(), cursor
         )
 
     def active_workloads_since(
@@ -1232,7 +1215,7 @@ class Store(
         to pass next time (``RowImage.read_since``): a job left the active states when
         its last change says it is no longer in the image."""
         return self._workload_image.read_since(
-            self._db.read_snapshot, self._read_token(), self._read_epoch(), cursor
+            self._db.read, self._read_token(), self._read_epoch(), cursor
         )
 
     @staticmethod
@@ -1241,14 +1224,16 @@ class Store(
         values: Mapping[str, Any],
         guards: Mapping[str, Any],
         live_only: bool = False,
+        event: Mapping[str, Any] | None = None,
     ) -> NodeRecord | None:
         """Set ``values`` on the node row matching every ``guards`` column (and in a
         live state when ``live_only``); the row as it wrote it (RETURNING), or None when
-        the guards matched nothing. The statement is ``prepared`` once per shape."""
+        the guards matched nothing. The statement is ``prepared`` once per shape.
+        ``event``: written with it (``guarded_row``)."""
         if live_only:
-            row = guarded_row(conn, "live node", values, guards, _live_node_update)
+            row = guarded_row(conn, "live node", values, guards, _live_node_update, event=event)
         else:
-            row = guarded_row(conn, "node", values, guards, _node_update)
+            row = guarded_row(conn, "node", values, guards, _node_update, event=event)
         return None if row is None else _node(row)
 
     # -- events ----------------------------------------------------------------------
@@ -1291,17 +1276,17 @@ class Store(
         data: Mapping[str, Any] | None = None,
         instance_id: int | None = None,
     ) -> int:
-        params = {
-            "e_workload_id": workload_id,
-            "e_instance_id": instance_id,
-            "e_time": time,
-            "e_kind": kind,
-            "e_from_state": from_state.value if from_state else None,
-            "e_to_state": to_state.value if to_state else None,
-            "e_reason": reason,
-            "e_data": dict(data) if data is not None else None,
-        }
-        return _new_id(conn.execute(_INSERT_EVENT, params))
+        params = event_params(
+            workload_id,
+            kind,
+            time,
+            from_state=from_state,
+            to_state=to_state,
+            reason=reason,
+            data=data,
+            instance_id=instance_id,
+        )
+        return insert_event(conn, params)
 
     # -- settings --------------------------------------------------------------------
 

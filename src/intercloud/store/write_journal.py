@@ -27,8 +27,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
 __all__ = [
-    "WriteJournal", "close_journal", "note_row", "note_statement",
-    "open_journal", "track_writes",
+    "SecondWrite", "WriteJournal", "check_statement", "close_journal", "note_row",
+    "note_statement", "open_journal", "track_writes",
 ]  # fmt: skip
 
 _KEY = "intercloud_write_journal"
@@ -45,9 +45,12 @@ _ANY = "*"
 class WriteJournal:
     """Per table: statements that wrote it, and those of them that reported their row."""
 
-    __slots__ = ("reported", "rows", "written")
+    __slots__ = ("one_statement", "reported", "rows", "statements", "written")
 
-    def __init__(self) -> None:
+    def __init__(self, one_statement: bool = False) -> None:
+        #: the transaction is one writing statement in autocommit (``Database.write``)
+        self.one_statement = one_statement
+        self.statements = 0  # statements that wrote something
         self.written: Counter[str] = Counter()
         self.reported: Counter[str] = Counter()
         self.rows: dict[str, list[RowMapping]] = {}
@@ -61,9 +64,9 @@ class WriteJournal:
         return self.rows.get(table, [])
 
 
-def open_journal(conn: Connection) -> WriteJournal:
+def open_journal(conn: Connection, one_statement: bool = False) -> WriteJournal:
     """A journal for the write transaction about to begin on ``conn``."""
-    journal = conn.info[_KEY] = WriteJournal()
+    journal = conn.info[_KEY] = WriteJournal(one_statement)
     return journal
 
 
@@ -77,9 +80,30 @@ def note_statement(conn: Connection, statement: str) -> None:
     journal = conn.info.get(_KEY)
     if journal is None:
         return
+    wrote = False
     for m in _DML.finditer(statement):
         name = m.group(1).lower()
         journal.written[_ANY if m.group(2) or name == "only" else name] += 1
+        wrote = True
+    journal.statements += wrote
+
+
+class SecondWrite(RuntimeError):
+    """A one-statement write (``Database.write(one_statement=True)``) tried a second
+    writing statement: in autocommit it would not be atomic with the first."""
+
+
+def check_statement(conn: Connection, statement: str) -> None:
+    """Refuse a second writing statement in a one-statement write, before it is sent
+    (an engine's ``before_cursor_execute``)."""
+    journal = conn.info.get(_KEY)
+    if (
+        journal is not None
+        and journal.one_statement
+        and journal.statements
+        and _DML.search(statement)
+    ):
+        raise SecondWrite(f"a second writing statement in a one-statement write: {statement[:80]}")
 
 
 def note_row(conn: Connection, table: str, row: RowMapping | None) -> None:
@@ -95,7 +119,12 @@ def note_row(conn: Connection, table: str, row: RowMapping | None) -> None:
 
 def track_writes(engine: Engine) -> None:
     """Count every statement ``engine`` sends inside a journaled transaction."""
+    event.listen(engine, "before_cursor_execute", _before_execute)
     event.listen(engine, "after_cursor_execute", _after_execute)
+
+
+def _before_execute(conn: Connection, _cursor: Any, statement: str, *_: Any) -> None:
+    check_statement(conn, statement)
 
 
 def _after_execute(conn: Connection, _cursor: Any, statement: str, *_: Any) -> None:
