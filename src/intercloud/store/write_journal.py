@@ -80,12 +80,31 @@ def note_statement(conn: Connection, statement: str) -> None:
     journal = conn.info.get(_KEY)
     if journal is None:
         return
-    wrote = False
-    for m in _DML.finditer(statement):
-        name = m.group(1).lower()
-        journal.written[_ANY if m.group(2) or name == "only" else name] += 1
-        wrote = True
-    journal.statements += wrote
+    tables = _written_by(statement)
+    for name in tables:
+        journal.written[name] += 1
+    journal.statements += bool(tables)
+
+
+#: the tables each statement text writes (``_written_by``); the store sends a few dozen
+#: texts over and over, some of them long CTEs
+_WRITTEN_BY: dict[str, tuple[str, ...]] = {}
+_WRITTEN_BY_MAX = 4096
+
+
+def _written_by(statement: str) -> tuple[str, ...]:
+    """The tables ``statement`` writes, one per DML keyword (``_ANY`` for one the text
+    does not show), read off the text once per text."""
+    tables = _WRITTEN_BY.get(statement)
+    if tables is None:
+        tables = tuple(
+            _ANY if m.group(2) or m.group(1).lower() == "only" else m.group(1).lower()
+            for m in _DML.finditer(statement)
+        )
+        if len(_WRITTEN_BY) >= _WRITTEN_BY_MAX:
+            _WRITTEN_BY.clear()  # (texts with inlined values: start over)
+        _WRITTEN_BY[statement] = tables
+    return tables
 
 
 class SecondWrite(RuntimeError):
