@@ -89,7 +89,7 @@ def note_statement(conn: Connection, statement: str) -> None:
 #: the tables each statement text writes (``_written_by``); the store sends a few dozen
 #: texts over and over, some of them long CTEs
 _WRITTEN_BY: dict[str, tuple[str, ...]] = {}
-_WRITTEN_BY_MAX = 4096
+_WRITTEN_BY_MAX = 512  # (the hot texts are a few dozen; image reads inline their mark)
 
 
 def _written_by(statement: str) -> tuple[str, ...]:
