@@ -257,9 +257,10 @@ class Reconciler:
         tracked = ctx.tracked
         unadopted: set[int] = set()
         for n in walk.to_adopt(step):
-            if n.state is _NODE_RUNNING and (n.workload_id, n.attempt, n.rank) not in tracked:
+            key = (n.workload_id, n.attempt, n.rank)
+            if n.state is _NODE_RUNNING and key not in tracked:
                 changed |= bool(reattach(ctx, n))
-                if (n.workload_id, n.attempt, n.rank) not in tracked:
+                if key not in tracked:
                     unadopted.add(n.workload_id)
         walk.unadopted(unadopted)
         walk.forget(ctx, step)
@@ -271,7 +272,6 @@ class Reconciler:
                 continue  # RUNNING, every rank live, nothing changed: nothing to do
             try:
                 if w.desired is Desired.CANCEL or w.state is S.CANCELLING:
-                    walk.judge(w.id, False)
                     changed |= cancelling.handle(ctx, w, live(w.id))
                 elif w.state is S.PENDING:
                     pending.append(w)

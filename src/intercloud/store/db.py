@@ -41,6 +41,28 @@ _WRITE = "intercloud_write"
 _RC = "READ COMMITTED"
 
 
+def _autocommits(conn: Connection) -> bool:
+    """Whether one statement on ``conn`` may go in autocommit with the answers of a
+    transaction: PostgreSQL at READ COMMITTED, where each statement has its own
+    snapshot anyway."""
+    return conn.dialect.name == "postgresql" and conn.default_isolation_level == _RC
+
+
+@contextmanager
+def _at_level(conn: Connection, pinned: bool, level: str | None) -> Iterator[None]:
+    """``conn`` at isolation ``level`` for the block (None: as it is), then back to the
+    server's default (a pinned one; a checked-out one is reset by the pool)."""
+    if level is None:
+        yield
+        return
+    conn.execution_options(isolation_level=level)
+    try:
+        yield
+    finally:
+        if pinned:
+            conn.execution_options(isolation_level=conn.default_isolation_level)
+
+
 def describe_url(url: URL) -> str:
     """A short, password-free name for the database, for messages."""
     if url.get_backend_name() == "sqlite":
@@ -190,34 +212,18 @@ class Database:
         in autocommit: the same answers without a BEGIN and a COMMIT round trip each
         (a loop step makes a dozen of these reads)."""
         with self.errors(), self._connection() as (conn, pinned):
-            if conn.dialect.name != "postgresql" or conn.default_isolation_level != _RC:
-                with conn.begin():
-                    yield conn
-                return
-            conn.execution_options(isolation_level="AUTOCOMMIT")
-            try:
-                with conn.begin():
-                    yield conn
-            finally:
-                if pinned:  # (a checked-out one is reset by the pool)
-                    conn.execution_options(isolation_level=_RC)
+            level = "AUTOCOMMIT" if _autocommits(conn) else None
+            with _at_level(conn, pinned, level), conn.begin():
+                yield conn
 
     @contextmanager
     def read_snapshot(self) -> Iterator[Connection]:
         """A short read transaction whose statements all see one snapshot (PostgreSQL:
         REPEATABLE READ; SQLite's read transactions already do)."""
         with self.errors(), self._connection() as (conn, pinned):
-            if conn.dialect.name != "postgresql":
-                with conn.begin():
-                    yield conn
-                return
-            conn.execution_options(isolation_level="REPEATABLE READ")
-            try:
-                with conn.begin():
-                    yield conn
-            finally:
-                if pinned:  # (a checked-out one is reset by the pool)
-                    conn.execution_options(isolation_level=conn.default_isolation_level)
+            level = "REPEATABLE READ" if conn.dialect.name == "postgresql" else None
+            with _at_level(conn, pinned, level), conn.begin():
+                yield conn
 
     @contextmanager
     def write(self, one_statement: bool = False) -> Iterator[Connection]:
@@ -238,23 +244,15 @@ class Database:
         journal: WriteJournal | None = None
         try:
             with self.errors(), self._connection() as (conn, pinned):
-                single = (
-                    one_statement
-                    and conn.dialect.name == "postgresql"
-                    and conn.default_isolation_level == _RC
-                )
-                if single:
-                    conn.execution_options(**{_WRITE: True, "isolation_level": "AUTOCOMMIT"})
-                else:
-                    conn.execution_options(**{_WRITE: True})
+                single = one_statement and _autocommits(conn)
+                conn.execution_options(**{_WRITE: True})
                 journal = open_journal(conn, one_statement=single)
                 try:
-                    with conn.begin():
+                    level = "AUTOCOMMIT" if single else None
+                    with _at_level(conn, pinned, level), conn.begin():
                         yield conn
                 finally:
                     close_journal(conn)
-                    if single and pinned:  # (a checked-out one is reset by the pool)
-                        conn.execution_options(isolation_level=_RC)
             committed = journal
         except BaseException:
             committed = None

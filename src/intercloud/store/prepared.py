@@ -60,7 +60,7 @@ EVENT_FROM_ROW = "from the row"
 
 _EVENTS = cast(sa.Table, EventModel.__table__)
 #: One event row, its values as ``e_<column>`` parameters.
-INSERT_EVENT = sa.insert(_EVENTS).values({c: sa.bindparam(f"e_{c}") for c in EVENT_COLUMNS})
+_INSERT_EVENT = sa.insert(_EVENTS).values({c: sa.bindparam(f"e_{c}") for c in EVENT_COLUMNS})
 
 
 def event_params(
@@ -90,7 +90,7 @@ def event_params(
 
 def insert_event(conn: Connection, params: Mapping[str, Any]) -> int:
     """Insert one event row (``e_<column>`` parameters); its id."""
-    pk = conn.execute(INSERT_EVENT, params).inserted_primary_key
+    pk = conn.execute(_INSERT_EVENT, params).inserted_primary_key
     assert pk is not None
     return int(pk[0])
 

@@ -120,7 +120,7 @@ def check_statement(conn: Connection, statement: str) -> None:
         journal is not None
         and journal.one_statement
         and journal.statements
-        and _DML.search(statement)
+        and _written_by(statement)
     ):
         raise SecondWrite(f"a second writing statement in a one-statement write: {statement[:80]}")
 
