@@ -149,6 +149,12 @@ class Database:
             pool_pre_ping=True,
             connect_args={"connect_timeout": connect_timeout_s},
         )
+        from intercloud.store.pg_cursor import DescribedCursor  # (psycopg: PostgreSQL only)
+
+        @event.listens_for(engine, "connect")
+        def _on_pg_connect(dbapi_conn: Any, _record: object) -> None:
+            dbapi_conn.cursor_factory = DescribedCursor
+
         track_writes(engine)
         return engine
 
