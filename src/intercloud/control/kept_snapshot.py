@@ -342,7 +342,10 @@ class SnapshotKeeper:
                 continue
             assert p is not None and kind is not None
             if n is None:
-                n = state.absent_rows(p)[0]
+                absent = state.absent_rows(p)
+                if not absent:
+                    raise _Rebuild("a pool has no row left for a new instance")
+                n = absent[0]
                 self._add_row(state, p, n, kind, now)
                 kept.rows[iid] = n
                 kept.mapped[n] = True

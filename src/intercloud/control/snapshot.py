@@ -81,7 +81,8 @@ from intercloud.scheduler.fleet.pools import PoolSpec
 from intercloud.scheduler.fleet.state import FREE, FleetState
 from intercloud.scheduler.placement.pick import pick_nodes
 from intercloud.scheduler.requests import GangRequest
-from intercloud.scheduler.tenancy import RunningStart, TenantLedger
+from intercloud.scheduler.tenancy import UNKNOWN_DURATION_S, RunningStart, TenantLedger
+from intercloud.scheduler.tenancy.running_columns import RunningColumns
 from intercloud.store.records import InstanceRecord, OfferingBlock, ProviderHealth
 
 __all__ = [
@@ -284,7 +285,9 @@ class Fleet:
     still lacks (window open, pool not frozen). ``starts``: the running jobs as the
     tenant ledger loads them (``RunningStart``: job, tenant, GPU type, GPUs, USD per
     hour, start, expected duration), by job id with the inputs each was made from (kept
-    for the next cycle of a kept snapshot); ``replay``: those ``RunningStart``s in order."""
+    for the next cycle of a kept snapshot); ``replay``: those ``RunningStart``s in order;
+    ``ledger_columns``: the columns the ledger loaded them as (the next cycle of a kept
+    snapshot loads its ledger from them and what changed in ``starts``)."""
 
     state: FleetState
     pools: list[PoolOf]
@@ -303,6 +306,8 @@ class Fleet:
     starts: dict[int, tuple[RunningJob, GangRequest, str | None, RunningStart]] = field(
         default_factory=dict
     )
+    #: ``starts`` as the ledger loaded them (None: not loaded), for the next cycle's load
+    ledger_columns: RunningColumns | None = None
 
     @property
     def replay(self) -> list[RunningStart]:
@@ -768,10 +773,13 @@ def finish_fleet(fleet: Fleet, inp: SnapshotInputs) -> None:
     """The running jobs as the tenant ledger loads them (``fleet.replay``, in the
     order of ``inp.running``) and the ledger: from ``fleet.held`` and
     ``fleet.held_requests``. A job whose ``RunningJob``, held gang and GPU type are the
-    objects of the last cycle (a kept snapshot) keeps its ``RunningStart``."""
+    objects of the last cycle (a kept snapshot) keeps its ``RunningStart``, and the
+    ledger loads from the last cycle's columns with only the jobs that changed
+    (``RunningColumns.updated``: the same ledger as a load of them all)."""
     held, held_requests, pools = fleet.held, fleet.held_requests, fleet.state.pools
     last = fleet.starts
     fleet.starts = starts = {}
+    came: list[RunningStart] = []
     for job in inp.running:
         j = job.job_id
         got = held_requests.get(j)
@@ -787,9 +795,18 @@ def finish_fleet(fleet: Fleet, inp: SnapshotInputs) -> None:
                 j, job.tenant, gpu_type, got.gpus, usd, job.since_s, job.duration_s
             )
             starts[j] = (job, got, gpu_type, start)
-    fleet.ledger = None
-    if inp.tenants is not None:
-        fleet.ledger = build_ledger(inp.tenants, gpu_capacity(fleet.state), fleet.replay, inp.now_s)
+            came.append(start)
+    cols, fleet.ledger_columns, fleet.ledger = fleet.ledger_columns, None, None
+    if inp.tenants is None:
+        return
+    if cols is not None and inp.now_s >= cols.now_s:
+        gone = last.keys() - starts.keys()
+        gone.update(start.job_id for start in came if start.job_id in last)
+        cols = cols.updated(gone, came, inp.now_s, UNKNOWN_DURATION_S)
+    else:
+        cols = RunningColumns.of(fleet.replay, inp.now_s, UNKNOWN_DURATION_S)
+    fleet.ledger = build_ledger(inp.tenants, gpu_capacity(fleet.state), cols, inp.now_s)
+    fleet.ledger_columns = cols
 
 
 def canonical_free(state: FleetState, p: int, node_instance: Mapping[int, InstanceRecord]) -> None:

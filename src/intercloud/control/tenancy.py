@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from intercloud.control.decide import TenantLimits
 from intercloud.scheduler.requests import Decision, DecisionKind, GangRequest, TenantSpec
 from intercloud.scheduler.tenancy import DEFAULT_TENANT, RunningStart, TenantLedger
+from intercloud.scheduler.tenancy.running_columns import RunningColumns
 
 if TYPE_CHECKING:  # the decider side of this module never touches the store
     from intercloud.store import Store
@@ -59,14 +60,15 @@ def over_gpu_quota(tenant: str, gpu_type: str, runs: int, quota: int, needs: int
 def build_ledger(
     tenants: Sequence[TenantLimits],
     capacity_by_type: Mapping[str, int],
-    running: Sequence[RunningStart],
+    running: Sequence[RunningStart] | RunningColumns,
     now_s: float,
 ) -> TenantLedger:
     """The ledger for one cycle: ``tenants`` (unknown tenants get the ledger's default:
     weight 1, no guarantee, may borrow, no budget), the fleet's GPUs per type, and the
     jobs holding capacity, loaded as if started in start order (``TenantLedger.
-    load_running``: a function of the running set, whatever order it comes in); then
-    each tenant's ``spent_usd`` added at ``now_s``."""
+    load_running``: a function of the running set, whatever order it comes in; or
+    ``load_columns`` of them as columns at ``now_s``); then each tenant's ``spent_usd``
+    added at ``now_s``."""
     specs = [
         TenantSpec(
             name=t.name,
@@ -78,7 +80,10 @@ def build_ledger(
         for t in tenants
     ]
     ledger = TenantLedger(specs, capacity_by_type, default_tenant=DEFAULT_TENANT)
-    ledger.load_running(running, now_s)
+    if isinstance(running, RunningColumns):
+        ledger.load_columns(running, now_s)
+    else:
+        ledger.load_running(running, now_s)
     for t in tenants:
         if t.spent_usd > 0 and t.monthly_budget_usd is not None:
             ledger.add_spend(t.name, t.spent_usd, now_s)

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from hypothesis_budget import examples
 from intercloud.scheduler.requests import GangRequest, TenantSpec
-from intercloud.scheduler.tenancy import RunningStart, TenantLedger
+from intercloud.scheduler.tenancy import UNKNOWN_DURATION_S, RunningStart, TenantLedger
+from intercloud.scheduler.tenancy.running_columns import RunningColumns
 
 TYPES = ("H100", "A100")
 DAY = 86400.0
@@ -182,3 +183,88 @@ def test_load_running_refused_tenant():
     led = TenantLedger([], {"H100": 8}, default_tenant=None)
     with pytest.raises(KeyError, match="unknown tenant"):
         led.load_running([RunningStart(1, "x", "H100", 8, 1.0, NOW)], NOW)
+
+
+# -- kept columns: the next cycle's ledger loaded from the last one's columns ------------
+
+
+def _columns(cols: RunningColumns) -> tuple[object, ...]:
+    """What a load reads of the columns, row by row, with codes read as names."""
+    return (
+        cols.now_s, cols.ids.tolist(), cols.starts.tolist(), cols.raw.tolist(),
+        cols.gpus.tolist(), cols.usd.tolist(), cols.dur.tolist(),
+        [cols.names[c] for c in cols.tenant.tolist()], [cols.types[c] for c in cols.gtype.tolist()],
+    )  # fmt: skip
+
+
+def _cycle(led: TenantLedger, rng: random.Random, now: float, running: list[int]) -> None:
+    """What a scheduler cycle may do to its ledger: start jobs, stop some (promotions),
+    retire commitments at a later clock, and try a preemption it rolls back."""
+    led.on_start(10**9 + rng.randrange(1000), rng.choice("abc"), rng.choice(TYPES), 8, 9.0,
+                 None, now, expected_duration_s=60.0)  # fmt: skip
+    for j in rng.sample(running, min(len(running), 3)):
+        led.on_stop(j, now)
+    rest = [j for j in running if led.is_running(j)]
+    cp = led.checkpoint(rest[:4], "a")
+    for j in rest[:4]:
+        led.on_stop(j, now)
+    led.rollback(cp)
+    for t in led.tenants:
+        led.committed(t, now + 6 * DAY)
+
+
+@settings(max_examples=examples(100), deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    half_life=st.sampled_from([3600.0, math.inf]),
+    calendar=st.booleans(),
+)
+def test_kept_columns_load_the_ledger_a_fresh_load_makes(seed, half_life, calendar):
+    rng = random.Random(seed)
+    specs = _specs(rng)
+    now = NOW
+    running = {j.job_id: j for j in _jobs(rng, rng.randrange(0, 40), now, 20 * DAY)}
+    cols = None
+    for _ in range(10):
+        now += rng.choice([0.0, 30.0, 60.0, 3600.0, 5 * DAY])
+        # jobs end, start (some just now, some back-dated, some ahead of the clock) and
+        # change (the same id with another start: a restart)
+        gone = set(rng.sample(sorted(running), min(len(running), rng.randrange(0, 5))))
+        came = _jobs(rng, rng.randrange(0, 5), now, rng.choice([0.0, 600.0, 3 * DAY]))
+        came = [j for j in came if j.job_id not in running]
+        if running and rng.random() < 0.3:
+            j = rng.choice(sorted(running))
+            gone.add(j)
+            came.append(running[j]._replace(start_s=now - 5.0, gpus=4))
+        for j in gone:
+            running.pop(j, None)
+        running.update((j.job_id, j) for j in came)
+
+        jobs = list(running.values())
+        rng.shuffle(jobs)
+        led = _ledger(specs, half_life, calendar)
+        if cols is None:
+            cols = led.load_running(jobs, now)
+        else:
+            cols = cols.updated(gone, came, now, UNKNOWN_DURATION_S)
+            led.load_columns(cols, now)
+        fresh = _loaded(specs, jobs, now, half_life, calendar)
+        assert _columns(cols) == _columns(RunningColumns.of(jobs, now, UNKNOWN_DURATION_S))
+        assert _exact(led, now) == _exact(fresh, now)
+        assert _floats(led, now) == _floats(fresh, now)  # bit for bit
+        assert list(led._tenants) == list(fresh._tenants)  # registration order
+        _cycle(led, rng, now, sorted(running))  # (the kept records are this ledger's)
+
+
+def test_kept_columns_refuse_what_they_cannot_load():
+    job = RunningStart(1, "a", "H100", 8, 1.0, NOW - 60.0)
+    cols = RunningColumns.of([job], NOW, UNKNOWN_DURATION_S)
+    with pytest.raises(ValueError, match="move back"):
+        cols.updated((), (), NOW - 1.0, UNKNOWN_DURATION_S)
+    with pytest.raises(ValueError, match="given twice"):
+        cols.updated((), [job], NOW, UNKNOWN_DURATION_S)  # still running, not gone
+    with pytest.raises(ValueError, match="given twice"):
+        cols.updated([1], [job, job], NOW, UNKNOWN_DURATION_S)
+    assert len(cols.updated([1], [job], NOW, UNKNOWN_DURATION_S)) == 1
+    with pytest.raises(ValueError, match="clock"):
+        _ledger(_specs(random.Random(1)), 3600.0, True).load_columns(cols, NOW + 1.0)
