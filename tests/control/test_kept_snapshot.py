@@ -240,11 +240,10 @@ class World:
                             bind=self.rng.random() < 0.5)  # fmt: skip
             elif isinstance(d, Reject):
                 self.pending.pop(d.job_id, None)
-            elif isinstance(d, Preempt) and d.job_id in self.running:
-                # a real loop stops it over a few steps: until then it runs (and the
-                # ledger records the cycle stopped are those of the next cycle's load)
-                if self.rng.random() < 0.5:
-                    self._end(d.job_id)
+            elif isinstance(d, Preempt) and d.job_id in self.running and self.rng.random() < 0.5:
+                # (else: a real loop stops it over a few steps, and until then it runs,
+                # its ledger record as the cycle that preempted it left it)
+                self._end(d.job_id)
         for c in out.capacity:
             if isinstance(c, Provision):
                 o = next(o for o in OFFERINGS if o.zone == c.offering[2])
