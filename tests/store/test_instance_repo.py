@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
+
 import pytest
+import sqlalchemy as sa
 
 from intercloud.control.instances.transitions import IllegalInstanceTransition
 from intercloud.model import PricingKind
 from intercloud.providers.contract import InstanceState
-from intercloud.store import InvalidRequest, Store
+from intercloud.store import InvalidRequest, Store, open_store
 from intercloud.store.records import AssignmentState
-from intercloud.store.testing import FakeClock
+from intercloud.store.testing import FakeClock, temporary_postgres_database
 
 S = InstanceState
 OFFER = ("aws", "us-east-1", "us-east-1a", "p5.48xlarge")
 SPEC = "name: llama\nresources:\n  accelerators: H100:8\n"
+
+
+@pytest.fixture()
+def pg_url(postgres_required: None) -> Iterator[str]:
+    with temporary_postgres_database() as url:
+        yield url
 
 
 def _running(store: Store, request_id: str = "r1", count: int = 2) -> list[int]:
@@ -101,6 +112,88 @@ def test_bind_is_all_or_nothing(store: Store) -> None:
     # Taken instances cannot be bound twice.
     assert store.bind_instances(job, 2, [a]) is None
     assert {r.id for r in store.instances(workload_id=job)} == {a, b}
+
+
+def test_bind_writes_each_row_and_event_as_before(store: Store, clock: FakeClock) -> None:
+    """On both backends (PostgreSQL: one statement) a bind clears the assignment and
+    idle time, bumps each version and writes one event per instance in rank order."""
+    job = store.submit("training", "llama", SPEC)
+    ids = _running(store, "r1", 3)
+    before = {r.id: r for r in store.instances()}
+    assert all(r.idle_since is not None for r in before.values())
+    clock.tick(5)
+    order = [ids[2], ids[0], ids[1]]
+    bound = store.bind_instances(job, 3, order)
+    assert bound is not None
+    assert [(r.id, r.rank, r.attempt, r.workload_id) for r in bound] == [
+        (iid, rank, 3, job) for rank, iid in enumerate(order)
+    ]
+    for r in bound:
+        assert r.version == before[r.id].version + 1 and r.updated_at == clock.now
+        assert (r.assignment, r.assignment_state, r.exit_code, r.idle_since) == (None,) * 4
+    assert store.instances() == sorted(bound, key=lambda r: r.id)  # the images carry them
+    events = [e for e in store.events(job) if e.kind == "instance"]
+    assert [(e.instance_id, e.time, e.reason, e.data) for e in events] == [
+        (iid, clock.now, f"bound to job {job} attempt 3 rank {rank}", {"attempt": 3, "rank": rank})
+        for rank, iid in enumerate(order)
+    ]
+    # refused: nothing written, no event
+    assert store.bind_instances(job, 4, [ids[1]]) is None
+    assert len([e for e in store.events(job) if e.kind == "instance"]) == 3
+
+
+def test_unbind_writes_each_row_and_event_as_before(store: Store, clock: FakeClock) -> None:
+    """On both backends (PostgreSQL: one statement): every instance of the attempt
+    forgets the job, a live one is idle from now, a final one is not idle; one event
+    per instance with its old rank, in id order."""
+    job = store.submit("training", "llama", SPEC)
+    ids = _running(store, "r1", 3)
+    other = _running(store, "r2", 1)
+    assert store.bind_instances(job, 1, [ids[1], ids[2], ids[0]])
+    assert store.bind_instances(job, 2, other)  # another attempt: left alone
+    assert store.transition_instance(ids[2], S.RUNNING, S.TERMINATING, "reclaimed")
+    assert store.transition_instance(ids[2], S.TERMINATING, S.TERMINATED, "gone")
+    before = {r.id: r for r in store.instances()}
+    clock.tick(7)
+    freed = store.unbind_instances(job, 1)
+    assert [r.id for r in freed] == sorted(ids)
+    for r in freed:
+        assert (r.workload_id, r.attempt, r.rank, r.assignment, r.assignment_state) == (None,) * 5
+        assert r.version == before[r.id].version + 1 and r.updated_at == clock.now
+        assert r.idle_since == (None if r.id == ids[2] else clock.now)
+    assert store.get_instance(other[0]).workload_id == job  # type: ignore[union-attr]
+    assert store.instances() == sorted([*freed, before[other[0]]], key=lambda r: r.id)
+    released = [e for e in store.events(job) if e.reason and e.reason.startswith("released")]
+    assert [(e.instance_id, e.time, e.reason, e.data) for e in released] == [
+        (iid, clock.now, f"released by job {job} attempt 1", {"attempt": 1, "rank": rank})
+        for iid, rank in sorted({ids[1]: 0, ids[2]: 1, ids[0]: 2}.items())
+    ]
+    assert store.unbind_instances(job, 1) == []
+
+
+def test_bind_racing_another_writer_binds_all_or_none(pg_url: str) -> None:
+    """A bind waiting on a row another transaction holds sees that transaction's
+    change once it commits (PostgreSQL, READ COMMITTED): it binds none of them."""
+    store = open_store(pg_url)
+    try:
+        job = store.submit("training", "llama", SPEC)
+        a, b = _running(store, "r1")
+        with store._db.engine.connect() as other:
+            other.execute(
+                sa.text("UPDATE instances SET workload_id = :j WHERE id = :i"), {"j": job, "i": b}
+            )  # (row b locked until this commits)
+            got: list[object] = []
+            t = threading.Thread(target=lambda: got.append(store.bind_instances(job, 1, [a, b])))
+            t.start()
+            time.sleep(0.3)
+            assert t.is_alive()  # waiting for b's lock
+            other.commit()
+            t.join(10)
+        assert got == [None]
+        assert store.get_instance(a).workload_id is None  # type: ignore[union-attr]
+        assert [e for e in store.events(job) if e.kind == "instance"] == []
+    finally:
+        store.close()
 
 
 def test_assignment_lifecycle_and_unbind(store: Store, clock: FakeClock) -> None:

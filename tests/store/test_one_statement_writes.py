@@ -141,3 +141,55 @@ def test_a_second_write_in_a_one_statement_write_is_refused(store: Store) -> Non
             conn.execute(events)
         raise RuntimeError("roll it all back")
     assert [e.kind for e in store.events()].count("test") == 1
+
+
+def test_a_move_with_its_attempt_begun_or_ended_is_one_statement(store: Store) -> None:
+    """``start_attempt`` / ``finish_attempt``: the move, its event and the attempt's
+    row, written together only when the move's guards match (PostgreSQL: one statement
+    in autocommit; SQLite: one transaction)."""
+    job = store.submit("training", "j", "kind: training\nname: j\nrun: 'true'\n")
+    rec = store.transition(job, S.PENDING, S.PLACING, "placing", attempt=1)
+    assert rec is not None
+    # a stale guard: no move, no event, no attempt
+    n = len(store.events(job))
+    assert store.start_attempt(job, 1, {"a": 1}, S.PLACING, S.PROVISIONING, "x",
+                               expected_version=rec.version - 1) is None  # fmt: skip
+    assert len(store.events(job)) == n and store.attempts(job) == []
+    with _sent(store) as sent:
+        moved = store.start_attempt(
+            job, 1, {"allocation_id": "a-1"}, S.PLACING, S.PROVISIONING, "allocated a-1",
+            expected_version=rec.version,
+        )  # fmt: skip
+    assert moved is not None and moved.state is S.PROVISIONING and moved.version == rec.version + 1
+    if _pg(store):
+        (only,) = sent
+        assert "INSERT INTO attempts" in only[0] and only[1] is True
+    (att,) = store.attempts(job)
+    assert (att.attempt, att.allocation, att.state, att.ended_at) == (1, {"allocation_id": "a-1"},
+                                                                      "active", None)  # fmt: skip
+    ev = store.events(job)[-1]
+    assert (ev.kind, ev.from_state, ev.to_state, ev.reason) == (
+        "transition", "PLACING", "PROVISIONING", "allocated a-1",
+    )  # fmt: skip
+    running = store.transition(job, S.PROVISIONING, S.RUNNING, "started")
+    assert running is not None
+    # a stale guard again: the attempt does not end
+    assert store.finish_attempt(job, 1, "succeeded", S.RUNNING, S.SUCCEEDED, "x",
+                                expected_version=running.version - 1) is None  # fmt: skip
+    assert store.attempts(job)[0].ended_at is None
+    with _sent(store) as sent:
+        done = store.finish_attempt(
+            job, 1, "succeeded", S.RUNNING, S.SUCCEEDED, "all 1 node(s) exited 0",
+            expected_version=running.version, exit_code=0,
+        )  # fmt: skip
+    assert done is not None and done.state is S.SUCCEEDED and done.exit_code == 0
+    assert done.finished_at is not None
+    if _pg(store):
+        (only,) = sent
+        assert "UPDATE attempts" in only[0] and only[1] is True
+    (att,) = store.attempts(job)
+    assert (att.state, att.ended_at) == ("succeeded", done.finished_at)
+    ev = store.events(job)[-1]
+    assert (ev.from_state, ev.to_state, ev.data) == ("RUNNING", "SUCCEEDED", {"exit_code": 0})
+    # the first end wins
+    assert store.end_attempt(job, 1, "failed").state == "succeeded"

@@ -83,6 +83,7 @@ from intercloud.scheduler.placement.pick import pick_nodes
 from intercloud.scheduler.requests import GangRequest
 from intercloud.scheduler.tenancy import UNKNOWN_DURATION_S, RunningStart, TenantLedger
 from intercloud.scheduler.tenancy.running_columns import RunningColumns
+from intercloud.store.cycle_reads import CycleState
 from intercloud.store.records import InstanceRecord, OfferingBlock, ProviderHealth
 
 __all__ = [
@@ -351,14 +352,19 @@ def _burn(value: Any) -> dict[str, float]:
     return out
 
 
-def with_store_state(policy: FleetPolicy, store: _HealthReader, now: datetime) -> FleetPolicy:
+def with_store_state(
+    policy: FleetPolicy, store: _HealthReader, now: datetime, read: CycleState | None = None
+) -> FleetPolicy:
     """``policy`` with the cool-downs in force at ``now``, the down providers (as the
     store records them: ``store.health_repo``) and, under contracts, the burn weights
     the ledger step stored (``BURN_SETTING``): what the control loop passes each
-    cycle."""
-    down = {h.name: h.down_since for h in store.provider_health() if h.down_since is not None}
+    cycle. ``read``: the health and cool-downs as already read at ``now``
+    (``Store.cycle_state``)."""
+    health = read.health if read is not None else store.provider_health()
+    blocks = read.blocks if read is not None else store.active_blocks(now)
+    down = {h.name: h.down_since for h in health if h.down_since is not None}
     burn = _burn(store.get_setting(BURN_SETTING)) if policy.contracts else {}
-    return replace(policy, blocks=tuple(store.active_blocks(now)), down=down, burn=burn)
+    return replace(policy, blocks=tuple(blocks), down=down, burn=burn)
 
 
 def provider_of_tag(tag: str) -> str:

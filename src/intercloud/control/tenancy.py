@@ -25,16 +25,20 @@ from intercloud.scheduler.tenancy import DEFAULT_TENANT, RunningStart, TenantLed
 from intercloud.scheduler.tenancy.running_columns import RunningColumns
 
 if TYPE_CHECKING:  # the decider side of this module never touches the store
-    from intercloud.store import Store
+    from intercloud.store import Store, TenantRecord
 
 __all__ = ["QuotaCaps", "build_ledger", "load_tenant_limits", "over_gpu_quota"]
 
 
-def load_tenant_limits(store: Store, now: datetime | None = None) -> list[TenantLimits]:
-    """Every stored tenant's limits; ``spent_usd`` is the store's estimate of this UTC
-    month's spend of ended attempts (``Store.tenant_usage``: ``spent_closed_usd``),
-    read only when some tenant has a budget (nothing else needs it)."""
-    records = store.tenants()
+def load_tenant_limits(
+    store: Store, now: datetime | None = None, records: Sequence[TenantRecord] | None = None
+) -> list[TenantLimits]:
+    """Every stored tenant's limits (``records``: the tenants as already read, e.g. by
+    ``Store.cycle_state``); ``spent_usd`` is the store's estimate of this UTC month's
+    spend of ended attempts (``Store.tenant_usage``: ``spent_closed_usd``), read only
+    when some tenant has a budget (nothing else needs it)."""
+    if records is None:
+        records = store.tenants()
     usage = (
         store.tenant_usage(now) if any(r.monthly_budget_usd is not None for r in records) else {}
     )

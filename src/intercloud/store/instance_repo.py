@@ -13,20 +13,29 @@ from __future__ import annotations
 from collections.abc import Collection, Hashable, Mapping
 from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, RowMapping
 
 from intercloud.control.instances.transitions import LIVE, check_instance_transition
 from intercloud.model import PricingKind
 from intercloud.providers.contract import InstanceState
 from intercloud.store.errors import InvalidRequest
-from intercloud.store.prepared import EVENT_FROM_ROW, event_params, guarded_row, guarded_update
+from intercloud.store.prepared import (
+    EVENT_COLUMNS,
+    EVENT_FROM_ROW,
+    event_params,
+    guarded_row,
+    guarded_update,
+    prepared,
+)
 from intercloud.store.records import AssignmentState, EventRecord, InstanceRecord
 from intercloud.store.row_cache import RowCache
 from intercloud.store.row_image import RowImage
 from intercloud.store.tables import EventModel, InstanceModel
+from intercloud.store.write_journal import note_rows
 
 if TYPE_CHECKING:
     from enum import StrEnum
@@ -415,6 +424,8 @@ class InstanceStoreMixin:
         if len(set(instance_ids)) != len(instance_ids) or not instance_ids:
             raise InvalidRequest("instance_ids: must be distinct and not empty")
         t = self._now(now)
+        if not self._db.is_sqlite:
+            return self._bind_in_one_statement(workload_id, attempt, instance_ids, t)
         try:
             with self._db.write() as conn:
                 out: list[InstanceRecord] = []
@@ -446,6 +457,43 @@ class InstanceStoreMixin:
         except _BindConflict:
             return None
 
+    def _bind_in_one_statement(
+        self, workload_id: int, attempt: int, instance_ids: list[int], t: datetime
+    ) -> list[InstanceRecord] | None:
+        """``bind_instances`` on PostgreSQL: one statement (``_bind_all``) binds every
+        instance and writes their events, or, when any of them is not RUNNING and idle
+        once locked, binds none."""
+        n = len(instance_ids)
+        params: dict[str, Any] = {"ids": list(instance_ids), "ranks": list(range(n)), "n": n}
+        params.update(
+            workload_id=workload_id, attempt=attempt, updated_at=t, assignment=None,
+            assignment_state=None, exit_code=None, idle_since=None,
+        )  # fmt: skip
+        stmt = prepared(("instance", "bind all"), _bind_all)
+        with self._db.write(one_statement=True) as conn:
+            rows = list(conn.execute(stmt, params).mappings())
+            note_rows(conn, "instances", rows)
+        if not rows:
+            return None
+        assert len(rows) == n, (len(rows), n)  # (all or nothing: the count guards it)
+        return [instance_from_row(r) for r in sorted(rows, key=lambda r: r["rank"])]
+
+    def _unbind_in_one_statement(
+        self, workload_id: int, attempt: int, t: datetime
+    ) -> list[InstanceRecord]:
+        """``unbind_instances`` on PostgreSQL: one statement (``_unbind_all``)."""
+        params: dict[str, Any] = {
+            "workload_id": workload_id, "attempt": attempt, "updated_at": t,
+            "e_reason": f"released by job {workload_id} attempt {attempt}",
+            "none_workload_id": None, "none_attempt": None, "assignment": None,
+            "assignment_state": None,
+        }  # fmt: skip
+        stmt = prepared(("instance", "unbind all"), _unbind_all)
+        with self._db.write(one_statement=True) as conn:
+            rows = list(conn.execute(stmt, params).mappings())
+            note_rows(conn, "instances", rows)
+        return [instance_from_row(r) for r in sorted(rows, key=lambda r: r["id"])]
+
     def unbind_instances(
         self, workload_id: int, attempt: int, now: datetime | None = None
     ) -> list[InstanceRecord]:
@@ -453,6 +501,8 @@ class InstanceStoreMixin:
         now, assignment cleared); final ones just forget the job. Idempotent; returns
         the instances changed."""
         t = self._now(now)
+        if not self._db.is_sqlite:
+            return self._unbind_in_one_statement(workload_id, attempt, t)
         with self._db.write() as conn:
             rows = list(
                 conn.execute(
@@ -574,6 +624,87 @@ def _instance_update(kind: str, sets: tuple[str, ...], where: tuple[str, ...]) -
     elif kind:
         raise ValueError(f"unknown instance update kind {kind!r}")
     return guarded_update(table, sets, where, also=also, computed=computed, returning=c)
+
+
+def _bind_all() -> sa.Select[Any]:
+    """``bind_instances`` as one PostgreSQL statement: the wanted (id, rank) pairs; the
+    ones that are RUNNING and idle, locked (``FOR UPDATE``: a row another transaction
+    changed meanwhile is checked again, at READ COMMITTED, once its lock is free); the
+    UPDATE of them all, only if that is every one (``:n``); and one event per row it
+    bound, in rank order: ``WITH want, free, u AS (UPDATE ... RETURNING), e AS (INSERT
+    INTO events ...) SELECT * FROM u``."""
+    table = cast(sa.Table, IM.__table__)
+    c = table.c
+    ids = sa.bindparam("ids", type_=postgresql.ARRAY(sa.Integer))
+    ranks = sa.bindparam("ranks", type_=postgresql.ARRAY(sa.Integer))
+    want = sa.select(sa.func.unnest(ids).label("id"), sa.func.unnest(ranks).label("rank")).cte(
+        "want"
+    )
+    bindable = (c.state == InstanceState.RUNNING.value, c.workload_id.is_(None))
+    free = sa.select(c.id).where(c.id == want.c.id, *bindable).with_for_update(of=table).cte("free")
+    every = sa.select(sa.func.count()).select_from(free).scalar_subquery() == sa.bindparam("n")
+    sets: dict[str, Any] = {
+        k: sa.bindparam(k, type_=c[k].type)
+        for k in ("workload_id", "attempt", "assignment", "assignment_state", "exit_code",
+                  "idle_since", "updated_at")
+    }  # fmt: skip
+    u = (
+        sa.update(table)
+        .where(c.id == want.c.id, *bindable, every)
+        .values(rank=want.c.rank, version=c.version + 1, **sets)
+        .returning(*c)
+        .cte("u")
+    )
+    events = cast(sa.Table, EventModel.__table__)
+    reason = sa.func.concat(
+        "bound to job ", u.c.workload_id, " attempt ", u.c.attempt, " rank ", u.c.rank
+    )
+    data = sa.func.json_build_object("attempt", u.c.attempt, "rank", u.c.rank)
+    rows = sa.select(
+        u.c.workload_id, u.c.id, u.c.updated_at, sa.literal("instance"), sa.null(), sa.null(),
+        reason, data,
+    ).order_by(u.c.rank)  # fmt: skip
+    insert = sa.insert(events).from_select(list(EVENT_COLUMNS), rows)
+    return sa.select(*u.c).add_cte(insert.cte("e"))
+
+
+def _unbind_all() -> sa.Select[Any]:
+    """``unbind_instances`` as one PostgreSQL statement: the attempt's instances, locked;
+    each one's job, attempt, rank and assignment cleared, idle since ``:updated_at`` if
+    it is live; one event per instance (its old rank in the data), in id order."""
+    table = cast(sa.Table, IM.__table__)
+    c = table.c
+    w = sa.bindparam("workload_id", type_=c.workload_id.type)
+    a = sa.bindparam("attempt", type_=c.attempt.type)
+    at = sa.bindparam("updated_at", type_=c.updated_at.type)
+    old = (sa.select(c.id, c.rank).where(c.workload_id == w, c.attempt == a).with_for_update()).cte(
+        "old"
+    )
+    live = [s.value for s in LIVE]
+    u = (
+        sa.update(table)
+        .where(c.id == old.c.id)
+        .values(
+            workload_id=sa.bindparam("none_workload_id", type_=c.workload_id.type),
+            attempt=sa.bindparam("none_attempt", type_=c.attempt.type),
+            rank=sa.null(),
+            assignment=sa.bindparam("assignment", type_=c.assignment.type),
+            assignment_state=sa.bindparam("assignment_state", type_=c.assignment_state.type),
+            idle_since=sa.case((c.state.in_(live), at), else_=sa.null()),
+            updated_at=at,
+            version=c.version + 1,
+        )
+        .returning(*c, old.c.rank.label("old_rank"))
+        .cte("u")
+    )
+    events = cast(sa.Table, EventModel.__table__)
+    data = sa.func.json_build_object("attempt", a, "rank", u.c.old_rank)
+    reason = sa.bindparam("e_reason", type_=events.c.reason.type)
+    rows = sa.select(
+        w, u.c.id, at, sa.literal("instance"), sa.null(), sa.null(), reason, data
+    ).order_by(u.c.id)
+    insert = sa.insert(events).from_select(list(EVENT_COLUMNS), rows)
+    return sa.select(*(u.c[col.name] for col in c)).add_cte(insert.cte("e"))
 
 
 def _jsonable(fields: Mapping[str, Any]) -> dict[str, Any]:

@@ -34,8 +34,8 @@ from intercloud.store.tables import EventModel
 from intercloud.store.write_journal import note_row
 
 __all__ = [
-    "EVENT_FROM_ROW", "event_params", "guarded_row", "guarded_update", "insert_event", "prepared",
-    "row_and_event", "set_param", "where_param",
+    "EVENT_COLUMNS", "EVENT_FROM_ROW", "Then", "event_params", "guarded_row", "guarded_update",
+    "insert_event", "prepared", "row_and_event", "set_param", "where_param",
 ]  # fmt: skip
 
 S = TypeVar("S")
@@ -95,10 +95,23 @@ def insert_event(conn: Connection, params: Mapping[str, Any]) -> int:
     return int(pk[0])
 
 
-def _with_event(dml: sa.Update | sa.Insert, from_row: bool) -> sa.Select[Any]:
+#: A write that goes with a guarded write on PostgreSQL (``guarded_row``'s ``then``):
+#: its key (its shape), a builder of the write from the guarded write's CTE ``u`` (it
+#: must read ``u``, so that it writes only for the row the guarded write wrote), and
+#: its own parameters (their names must not be columns of the guarded write's table:
+#: SQLAlchemy would set those columns from them).
+Then = tuple[Hashable, Callable[[Any], sa.Insert | sa.Update], Mapping[str, Any]]
+
+
+def _with_event(
+    dml: sa.Update | sa.Insert,
+    from_row: bool,
+    then: Callable[[Any], sa.Insert | sa.Update] | None = None,
+) -> sa.Select[Any]:
     """``dml`` (with RETURNING) and an event row for each row it wrote, in one
     statement: ``WITH u AS (dml), e AS (INSERT INTO events SELECT ... FROM u)
-    SELECT u.* FROM u`` (PostgreSQL runs every data-modifying CTE, read or not)."""
+    SELECT u.* FROM u`` (PostgreSQL runs every data-modifying CTE, read or not); with
+    ``then``, its write from ``u`` as one more CTE."""
     u = dml.cte("u")
     values: list[Any] = [
         u.c.workload_id
@@ -107,7 +120,8 @@ def _with_event(dml: sa.Update | sa.Insert, from_row: bool) -> sa.Select[Any]:
         for c in EVENT_COLUMNS
     ]
     event = sa.insert(_EVENTS).from_select(list(EVENT_COLUMNS), sa.select(*values).select_from(u))
-    return sa.select(*u.c).add_cte(event.cte("e"))
+    out = sa.select(*u.c).add_cte(event.cte("e"))
+    return out.add_cte(then(u).cte("t")) if then is not None else out
 
 
 def set_param(column: str) -> str:
@@ -152,6 +166,7 @@ def guarded_row(
     build: Callable[[tuple[str, ...], tuple[str, ...]], sa.Update],
     extra: Mapping[str, Any] | None = None,
     event: Mapping[str, Any] | None = None,
+    then: Then | None = None,
 ) -> RowMapping | None:
     """Run the guarded UPDATE of one row that sets ``values`` where every ``guards``
     column matches (``build(set columns, guard columns)``, kept per ``kind`` and shape;
@@ -161,14 +176,16 @@ def guarded_row(
 
     ``event``: the ``e_<column>`` values of an event row written when (and only when)
     the update matched; ``e_workload_id`` may be ``EVENT_FROM_ROW``. On PostgreSQL the
-    update and the event are one statement (module docstring)."""
+    update and the event are one statement (module docstring). ``then`` (PostgreSQL
+    only, with an event): one more write in that statement, made only when the update
+    matched (``Then``)."""
     sets, where = tuple(sorted(values)), tuple(sorted(guards))
     params = {set_param(k): v for k, v in values.items()}
     params.update((where_param(k), v) for k, v in guards.items())
     if extra:
         params.update(extra)
     update = prepared((kind, sets, where), lambda: build(sets, where))
-    return row_and_event(conn, (kind, sets, where), update, params, event)
+    return row_and_event(conn, (kind, sets, where), update, params, event, then)
 
 
 def row_and_event(
@@ -177,15 +194,22 @@ def row_and_event(
     dml: sa.Update | sa.Insert,
     params: Mapping[str, Any],
     event: Mapping[str, Any] | None = None,
+    then: Then | None = None,
 ) -> RowMapping | None:
     """Run ``dml`` (a one-row write with RETURNING, kept as ``prepared`` under ``key``)
-    and, when it wrote its row, the ``event`` row (``guarded_row``): one statement on
-    PostgreSQL. The row, noted in the write journal, or None."""
+    and, when it wrote its row, the ``event`` row (``guarded_row``; and ``then``'s
+    write): one statement on PostgreSQL. The row, noted in the write journal, or None."""
     table = cast(sa.TableClause, dml.table).name
     from_row = event is not None and event.get("e_workload_id") is EVENT_FROM_ROW
+    if then is not None and (event is None or conn.dialect.name != "postgresql"):
+        raise ValueError("a write with the guarded one needs PostgreSQL and an event")
     if event is not None and conn.dialect.name == "postgresql":
-        stmt = prepared((key, "event", from_row), lambda: _with_event(dml, from_row))
+        then_key, then_build, then_params = then if then is not None else (None, None, {})
+        stmt = prepared(
+            (key, "event", from_row, then_key), lambda: _with_event(dml, from_row, then_build)
+        )
         both = dict(params)
+        both.update(then_params)
         both.update((k, v) for k, v in event.items() if not (from_row and k == "e_workload_id"))
         row = conn.execute(stmt, both).mappings().one_or_none()
         note_row(conn, table, row)  # (row images carry it)

@@ -25,6 +25,7 @@ from functools import partial
 from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, RowMapping
 
 from intercloud.control.states import TERMINAL, JobState, check_transition
@@ -32,6 +33,7 @@ from intercloud.scheduler.reasons import ReasonCode
 from intercloud.store import batch_insert
 from intercloud.store.agent_repo import AgentRepository
 from intercloud.store.api_repo import ApiRepo
+from intercloud.store.cycle_reads import CycleReads
 from intercloud.store.db import Database
 from intercloud.store.errors import (
     InvalidRequest,
@@ -49,6 +51,7 @@ from intercloud.store.instance_repo import (
 from intercloud.store.lease_repo import LeaseRepo
 from intercloud.store.ledger_repo import LedgerRepo
 from intercloud.store.prepared import (
+    Then,
     event_params,
     guarded_row,
     guarded_update,
@@ -365,6 +368,36 @@ def _workload_update(sets: tuple[str, ...], where: tuple[str, ...]) -> sa.Update
     )
 
 
+def _begin_attempt_after(u: Any) -> sa.Insert:
+    """The attempt row of the workload the guarded move ``u`` wrote (``start_attempt``;
+    ``x_`` parameters), unless it is recorded already."""
+    table = cast(sa.Table, A.__table__)
+    cols = ("attempt", "allocation", "state", "started_at")
+    rows = sa.select(u.c.id, *(sa.bindparam(f"x_{c}", type_=table.c[c].type) for c in cols))
+    stmt = postgresql.insert(table).from_select(["workload_id", *cols], rows.select_from(u))
+    return stmt.on_conflict_do_nothing(index_elements=["workload_id", "attempt"])
+
+
+def _end_attempt_after(u: Any) -> sa.Update:
+    """The end of the attempt of the workload the guarded move ``u`` wrote
+    (``finish_attempt``; ``x_`` parameters), unless it ended already."""
+    table = cast(sa.Table, A.__table__)
+    c = table.c
+    return (
+        sa.update(table)
+        .where(
+            c.workload_id == u.c.id,
+            c.attempt == sa.bindparam("x_attempt", type_=c.attempt.type),
+            c.ended_at.is_(None),
+        )
+        .values(
+            state=sa.bindparam("x_state", type_=c.state.type),
+            reason=sa.bindparam("x_reason", type_=c.reason.type),
+            ended_at=sa.bindparam("x_ended_at", type_=c.ended_at.type),
+        )
+    )
+
+
 def _node_update(sets: tuple[str, ...], where: tuple[str, ...]) -> sa.Update:
     table = N.__table__
     return guarded_update(table, sets, where, returning=table.columns)
@@ -400,7 +433,14 @@ def _check_fields(fields: Mapping[str, Any]) -> None:
 
 
 class Store(
-    ReadEpochs, InstanceStoreMixin, AgentRepository, HealthRepo, ApiRepo, LeaseRepo, LedgerRepo
+    ReadEpochs,
+    InstanceStoreMixin,
+    AgentRepository,
+    HealthRepo,
+    CycleReads,
+    ApiRepo,
+    LeaseRepo,
+    LedgerRepo,
 ):
     """Durable workloads, attempts, nodes, events, tenants and settings.
 
@@ -786,12 +826,16 @@ class Store(
         values: Mapping[str, Any],
         guards: Mapping[str, Any],
         event: Mapping[str, Any] | None = None,
+        then: Then | None = None,
     ) -> WorkloadRecord | None:
         """Set ``values`` on the workload row matching every ``guards`` column, its
         version bumped; the record as it wrote it (RETURNING: no second statement to
         read it back), or None when the guards matched nothing. The statement is
-        ``prepared`` once per shape. ``event``: written with it (``guarded_row``)."""
-        row = guarded_row(conn, "workload", values, guards, _workload_update, event=event)
+        ``prepared`` once per shape. ``event`` (and ``then``): written with it
+        (``guarded_row``)."""
+        row = guarded_row(
+            conn, "workload", values, guards, _workload_update, event=event, then=then
+        )
         return None if row is None else _workload(row)
 
     def _get(self, conn: Connection, workload_id: int, tenant: str | None = None) -> WorkloadRecord:
@@ -872,6 +916,100 @@ class Store(
         state machine forbids (a bug: nothing is written), UnknownWorkload for no such
         workload, TypeError for an unknown field.
         """
+        return self._transition(
+            workload_id, expected_state, new_state, reason, now, expected_version, reason_code,
+            fields,
+        )  # fmt: skip
+
+    def start_attempt(
+        self,
+        workload_id: int,
+        attempt: int,
+        allocation: Mapping[str, Any] | None,
+        expected_state: JobState | str,
+        new_state: JobState | str,
+        reason: str | None = None,
+        *,
+        expected_version: int | None = None,
+        now: datetime | None = None,
+    ) -> WorkloadRecord | None:
+        """``transition`` and, only when it moved the workload, ``begin_attempt`` of
+        ``attempt`` (recorded once: a repeat leaves it as it is), in one transaction; on
+        PostgreSQL one statement. The moved record, or None (guard failed: nothing
+        written)."""
+        t = self._now(now)
+        if self._db.is_sqlite:
+            with self._db.atomic():
+                rec = self.transition(
+                    workload_id, expected_state, new_state, reason, t, expected_version
+                )
+                if rec is not None:
+                    self.begin_attempt(workload_id, attempt, allocation, t)
+                return rec
+        params = {
+            "x_attempt": attempt,
+            "x_allocation": dict(allocation) if allocation is not None else None,
+            "x_state": "active",
+            "x_started_at": t,
+        }
+        then = ("begin attempt", _begin_attempt_after, params)
+        return self._transition(
+            workload_id, expected_state, new_state, reason, t, expected_version, None, {}, then
+        )
+
+    def finish_attempt(
+        self,
+        workload_id: int,
+        attempt: int,
+        attempt_state: str,
+        expected_state: JobState | str,
+        new_state: JobState | str,
+        reason: str | None = None,
+        *,
+        expected_version: int | None = None,
+        attempt_reason: str | None = None,
+        now: datetime | None = None,
+        reason_code: ReasonCode | None = None,
+        **fields: Any,
+    ) -> WorkloadRecord | None:
+        """``transition`` (with ``fields``) and, only when it moved the workload,
+        ``end_attempt`` of ``attempt`` with ``attempt_state`` (the first end wins), in one
+        transaction; on PostgreSQL one statement. The moved record, or None (guard
+        failed: nothing written)."""
+        t = self._now(now)
+        if self._db.is_sqlite:
+            with self._db.atomic():
+                rec = self.transition(
+                    workload_id, expected_state, new_state, reason, t, expected_version,
+                    reason_code, **fields,
+                )  # fmt: skip
+                if rec is not None:
+                    self.end_attempt(workload_id, attempt, attempt_state, attempt_reason, t)
+                return rec
+        params = {
+            "x_attempt": attempt,
+            "x_state": attempt_state,
+            "x_reason": attempt_reason,
+            "x_ended_at": t,
+        }
+        then = ("end attempt", _end_attempt_after, params)
+        return self._transition(
+            workload_id, expected_state, new_state, reason, t, expected_version, reason_code,
+            fields, then,
+        )  # fmt: skip
+
+    def _transition(
+        self,
+        workload_id: int,
+        expected_state: JobState | str,
+        new_state: JobState | str,
+        reason: str | None,
+        now: datetime | None,
+        expected_version: int | None,
+        reason_code: ReasonCode | None,
+        fields: Mapping[str, Any],
+        then: Then | None = None,
+    ) -> WorkloadRecord | None:
         src, dst = JobState(expected_state), JobState(new_state)
         check_transition(src, dst)
         _check_fields(fields)
@@ -898,7 +1036,7 @@ class Store(
             data=_event_data(fields, reason_code),
         )
         with self._db.write(one_statement=True) as conn:
-            rec = self._updated_workload(conn, values, guards, event)
+            rec = self._updated_workload(conn, values, guards, event, then)
             if rec is None:
                 self._get(conn, workload_id)  # raises UnknownWorkload if it is missing
             return rec

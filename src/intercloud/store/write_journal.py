@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 
 __all__ = [
     "SecondWrite", "WriteJournal", "check_statement", "close_journal", "note_row",
-    "note_statement", "open_journal", "track_writes",
+    "note_rows", "note_statement", "open_journal", "track_writes",
 ]  # fmt: skip
 
 _KEY = "intercloud_write_journal"
@@ -134,6 +134,17 @@ def note_row(conn: Connection, table: str, row: RowMapping | None) -> None:
     journal.reported[table] += 1
     if row is not None:
         journal.rows.setdefault(table, []).append(row)
+
+
+def note_rows(conn: Connection, table: str, rows: list[RowMapping]) -> None:
+    """The one statement just run on ``conn`` wrote ``rows`` to ``table`` (all of them:
+    an UPDATE ... RETURNING of several rows)."""
+    journal = conn.info.get(_KEY)
+    if journal is None:
+        return
+    journal.reported[table] += 1
+    if rows:
+        journal.rows.setdefault(table, []).extend(rows)
 
 
 def track_writes(engine: Engine) -> None:

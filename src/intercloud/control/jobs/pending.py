@@ -128,6 +128,7 @@ def _decide_with_instances(
     now_s = ctx.wall_clock()
     now = datetime.fromtimestamp(now_s, UTC)
     store = ctx.store
+    read = store.cycle_state(now)  # tenants, health and cool-downs: one round trip
     inputs = SnapshotInputs(
         offerings=ctx.offerings(),
         now_s=now_s,
@@ -136,8 +137,8 @@ def _decide_with_instances(
         instances=store.instances(states=list(_LIVE_INSTANCE_STATES)),
         instance_backed=setup.instance_backed,
         spot_providers=setup.spot_providers,
-        tenants=load_tenant_limits(store),
-        policy=with_store_state(setup.settings.policy, store, now),
+        tenants=load_tenant_limits(store, records=read.tenants),
+        policy=with_store_state(setup.settings.policy, store, now, read),
         queue=ctx.queue_capacity(),
     )
     out = decider.decide_fleet(queue, inputs)
@@ -162,13 +163,15 @@ def _decide_job_level(
     from intercloud.control.tenancy import load_tenant_limits
 
     now_s = ctx.wall_clock()
+    now = datetime.fromtimestamp(now_s, UTC)
+    read = ctx.store.cycle_state(now)  # tenants, health and cool-downs: one round trip
     inputs = SnapshotInputs(
         ctx.offerings(),
         now_s,
         ctx.free_capacity(),
         holding(ctx),
-        tenants=load_tenant_limits(ctx.store),
-        policy=with_store_state(FleetPolicy(), ctx.store, datetime.fromtimestamp(now_s, UTC)),
+        tenants=load_tenant_limits(ctx.store, records=read.tenants),
+        policy=with_store_state(FleetPolicy(), ctx.store, now, read),
         queue=ctx.queue_capacity(),
     )
     out = decider.decide_fleet(queue, inputs)

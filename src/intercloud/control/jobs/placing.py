@@ -34,19 +34,19 @@ def provision(ctx: JobContext, w: WorkloadRecord) -> bool:
         return True
     ctx.queued_ahead.pop(w.id, None)
     ctx.crashpoint("provisioning")
-    with ctx.store.atomic():  # the attempt and the move, one commit
-        ctx.store.begin_attempt(w.id, w.attempt, allocation=allocation_dict(allocation))
-        rec = ctx.store.transition(
-            w.id,
-            S.PLACING,
-            S.PROVISIONING,
-            f"allocated {allocation.allocation_id} on {allocation.provider}",
-            expected_version=w.version,
-        )
+    rec = ctx.store.start_attempt(  # the move and the attempt, one commit
+        w.id,
+        w.attempt,
+        allocation_dict(allocation),
+        S.PLACING,
+        S.PROVISIONING,
+        f"allocated {allocation.allocation_id} on {allocation.provider}",
+        expected_version=w.version,
+    )
     if rec is None:
         return True
     ctx.crashpoint("provisioning")
-    start(ctx, rec, provider, allocation)
+    start(ctx, rec, provider, allocation, fresh=True)
     return True
 
 

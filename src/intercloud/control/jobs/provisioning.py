@@ -23,11 +23,15 @@ def start(
     w: WorkloadRecord,
     provider: Provider | None = None,
     allocation: Allocation | None = None,
+    *,
+    fresh: bool = False,
 ) -> bool:
     """PROVISIONING: claim and start every rank not yet started -> RUNNING. Without
-    ``allocation`` it is asked again of the provider (same request id: the existing one)."""
+    ``allocation`` it is asked again of the provider (same request id: the existing one).
+    ``fresh``: the attempt began in this step (``placing.provision``), so it has no node
+    yet and none is read (a claim is exclusive whatever was read: ``NodeAlreadyClaimed``)."""
     ranks = job_placement(w).ranks
-    nodes = ctx.store.nodes(w.id, w.attempt)
+    nodes = [] if fresh else ctx.store.nodes(w.id, w.attempt)
     out = outcome(nodes, ranks)
     if out.failed_rank is not None:
         return fail(ctx, w, out)

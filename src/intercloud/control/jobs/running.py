@@ -40,16 +40,16 @@ def handle(ctx: JobContext, w: WorkloadRecord, live: Sequence[NodeRecord]) -> bo
         return False
     release(ctx, w)
     ctx.crashpoint("finishing")
-    with ctx.store.atomic():  # the attempt's end and the move, one commit
-        ctx.store.end_attempt(w.id, w.attempt, "succeeded")
-        rec = ctx.store.transition(
-            w.id,
-            S.RUNNING,
-            S.SUCCEEDED,
-            f"all {ranks} node(s) exited 0",
-            expected_version=w.version,
-            exit_code=0,
-        )
+    rec = ctx.store.finish_attempt(  # the move and the attempt's end, one commit
+        w.id,
+        w.attempt,
+        "succeeded",
+        S.RUNNING,
+        S.SUCCEEDED,
+        f"all {ranks} node(s) exited 0",
+        expected_version=w.version,
+        exit_code=0,
+    )
     if rec is not None:
         ctx.crashpoint("finishing")
     return True
