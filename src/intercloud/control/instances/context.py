@@ -78,6 +78,8 @@ class InstanceContext:
     judged: dict[str, dict[int, tuple[InstanceRecord, InstanceObservation]]] = field(
         default_factory=dict
     )
+    #: Per provider, what ``observe.apply`` keeps of its last full pass (``_Memo``).
+    memo: dict[str, Any] = field(default_factory=dict)
 
     def rows(self, state: InstanceState) -> list[InstanceRecord]:
         """The rows in ``state`` of the providers this step drives."""

@@ -17,6 +17,10 @@ the same thing twice changes nothing the second time.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import compress
+from operator import is_not
 from typing import Any
 
 from intercloud.control.instances.context import InstanceContext
@@ -34,6 +38,8 @@ from intercloud.store.records import InstanceRecord
 
 S = InstanceState
 _ENDED = (S.TERMINATING, S.TERMINATED)
+#: the rows ``apply`` looks at
+_LIVE = [S.REQUESTED, S.ALLOCATED, S.RUNNING, S.DRAINING, S.TERMINATING]
 #: Instance events that end an instance without our asking, and the cause they mean.
 _ENDING_EVENTS = {
     InstanceEventKind.RECLAIMED: EndCause.RECLAIMED,
@@ -47,13 +53,50 @@ _NOTICES = (
 )
 
 
+@dataclass(slots=True)
+class _Memo:
+    """One provider's last full ``apply`` with nothing to report but instances: its
+    observation's instances and map, its rows (in the store's order), each row's key
+    and the positions of the rows it did not judge (``InstanceContext.judged``)."""
+
+    insts: tuple[InstanceObservation, ...]
+    seen: dict[tuple[str, int], InstanceObservation]
+    rows: list[InstanceRecord]
+    row_at: dict[tuple[str, int], int]
+    unjudged: set[int]
+
+
+#: a delta apply looks at most this share of the rows (else the whole loop is as quick)
+_DELTA_SHARE = 0.1
+
+
+def _changed(new: Sequence[Any], old: Sequence[Any]) -> list[int]:
+    """Positions where ``new`` holds another object than ``old`` (same lengths); in C."""
+    return list(compress(range(len(new)), map(is_not, new, old)))
+
+
 def apply(ctx: InstanceContext, provider: str, obs: Observation, *, full: bool = True) -> bool:
     """Apply ``obs`` of ``provider`` to its live rows; True if a row changed.
 
     ``full``: the observation lists every instance that exists (``observe``), so a row
     whose instance is missing is gone. ``adopt()`` results are applied with
     ``full=False``: only what they show counts.
+
+    A full observation with no events or failures whose instances and rows are, but for
+    a few, the very objects of the last one (a provider and the store hand back what did
+    not change as the same object) is applied to those few only, and to the rows the
+    last one did not judge: every other row would be judged again as it was
+    (``_apply_delta``).
     """
+    memo = ctx.memo.pop(provider, None) if full else None
+    if full and not obs.events and not obs.failures and memo is not None:
+        done = _apply_delta(ctx, provider, obs, memo)
+        if done is not None:
+            return done
+    return _apply_all(ctx, provider, obs, full)
+
+
+def _apply_all(ctx: InstanceContext, provider: str, obs: Observation, full: bool) -> bool:
     seen = {(i.request_id, i.rank): i for i in obs.instances}
     ctx.observed.setdefault(provider, {}).update(seen)
     events: dict[str, list[InstanceEvent]] = defaultdict(list)
@@ -61,9 +104,7 @@ def apply(ctx: InstanceContext, provider: str, obs: Observation, *, full: bool =
         events[ev.instance_id].append(ev)
     failures = {f.request_id: f for f in obs.failures}
     changed = False
-    rows = ctx.store.instances(
-        states=[S.REQUESTED, S.ALLOCATED, S.RUNNING, S.DRAINING, S.TERMINATING], provider=provider
-    )
+    rows = ctx.store.instances(states=_LIVE, provider=provider)
     # a row and an observation both as they were at the last full observe, which found
     # nothing to do about them: nothing to do now either (``_seen`` is a function of
     # those, and the store hands back an unchanged row as the same object)
@@ -71,34 +112,106 @@ def apply(ctx: InstanceContext, provider: str, obs: Observation, *, full: bool =
     judged: dict[int, tuple[InstanceRecord, InstanceObservation]] = {}
     no_events: list[InstanceEvent] = []
     for row in rows:
-        inst = seen.get((row.request_id, row.slot))
-        if inst is not None:
-            evs = events.get(inst.instance_id, no_events) if events else no_events
-            if not evs:
-                hit = last.get(row.id)
-                if hit is not None and hit[0] is row and (hit[1] is inst or hit[1] == inst):
-                    judged[row.id] = hit
-                    continue
-            moved = _seen(ctx, row, inst, evs)
-            changed |= moved
-            if not moved and not evs:
-                judged[row.id] = (row, inst)
-            continue
-        failure = failures.get(row.request_id) if failures else None
-        if failure is not None and row.state == S.REQUESTED:
-            kind = failure.kind
-            reason = f"{FAILURE_TEXT[kind]}: {failure.message}"
-            if failure.code:
-                reason += f" ({failure.code})"
-            rec = ctx.move(row, S.FAILED, reason, EndCause.LAUNCH_FAILED, failure_kind=kind.value)
-            changed |= rec is not None
-        elif full:
-            changed |= _missing(ctx, row, obs)
+        changed |= _one(ctx, row, seen, events, failures, last, judged, obs, full, no_events)
     if full:
         ctx.judged[provider] = judged
+        if not obs.events and not obs.failures and len(seen) == len(obs.instances):
+            keys = [(r.request_id, r.slot) for r in rows]
+            unjudged = {k for k, r in enumerate(rows) if r.id not in judged}
+            row_at = dict(zip(keys, range(len(rows)), strict=True))
+            ctx.memo[provider] = _Memo(obs.instances, seen, rows, row_at, unjudged)
     for failure in obs.failures:
         ctx.on_failure(failure)
     return changed
+
+
+def _apply_delta(ctx: InstanceContext, provider: str, obs: Observation, memo: _Memo) -> bool | None:
+    """``_apply_all`` of ``obs`` looking only at the rows that can come out otherwise
+    than last time: rows that are not the same objects, rows whose observation is not,
+    and rows the last apply did not judge. None (nothing done) when the rows or the
+    instances are not those of ``memo`` but for a few at the same positions."""
+    insts = obs.instances
+    if len(insts) != len(memo.insts):
+        return None
+    moved_insts = _changed(insts, memo.insts)
+    rows = ctx.store.instances(states=_LIVE, provider=provider)
+    old_rows = memo.rows
+    if len(rows) != len(old_rows):
+        return None
+    moved_rows = _changed(rows, old_rows)
+    if len(moved_insts) + len(moved_rows) > _DELTA_SHARE * max(len(rows), 1):
+        return None
+    if any(rows[k].id != old_rows[k].id for k in moved_rows):
+        return None
+    seen = memo.seen
+    look = set(memo.unjudged)
+    look.update(moved_rows)
+    for j in moved_insts:
+        old, new = memo.insts[j], insts[j]
+        old_key, new_key = (old.request_id, old.rank), (new.request_id, new.rank)
+        if seen.get(old_key) is old:
+            del seen[old_key]
+        if new_key in seen:  # two instances of one key: the whole loop decides which
+            return None
+        seen[new_key] = new
+        for key in (old_key, new_key):
+            k = memo.row_at.get(key)
+            if k is not None:
+                look.add(k)
+    ctx.observed.setdefault(provider, {}).update(seen)
+    last = ctx.judged.get(provider, {})
+    judged = dict(last)  # (the rows not looked at keep their entries: judged alike)
+    changed = False
+    no_events: list[InstanceEvent] = []
+    unjudged = set()
+    for k in sorted(look):
+        row = rows[k]
+        judged.pop(row.id, None)
+        changed |= _one(ctx, row, seen, {}, {}, last, judged, obs, True, no_events)
+        if row.id not in judged:
+            unjudged.add(k)
+    ctx.judged[provider] = judged
+    ctx.memo[provider] = _Memo(insts, seen, rows, memo.row_at, unjudged)
+    return changed
+
+
+def _one(
+    ctx: InstanceContext,
+    row: InstanceRecord,
+    seen: dict[tuple[str, int], InstanceObservation],
+    events: dict[str, list[InstanceEvent]],
+    failures: dict[str, Any],
+    last: dict[int, tuple[InstanceRecord, InstanceObservation]],
+    judged: dict[int, tuple[InstanceRecord, InstanceObservation]],
+    obs: Observation,
+    full: bool,
+    no_events: list[InstanceEvent],
+) -> bool:
+    """Apply the observation to one row; True if it changed. A row found with nothing
+    to do (no events, no move) goes into ``judged``."""
+    inst = seen.get((row.request_id, row.slot))
+    if inst is not None:
+        evs = events.get(inst.instance_id, no_events) if events else no_events
+        if not evs:
+            hit = last.get(row.id)
+            if hit is not None and hit[0] is row and (hit[1] is inst or hit[1] == inst):
+                judged[row.id] = hit
+                return False
+        moved = _seen(ctx, row, inst, evs)
+        if not moved and not evs:
+            judged[row.id] = (row, inst)
+        return moved
+    failure = failures.get(row.request_id) if failures else None
+    if failure is not None and row.state == S.REQUESTED:
+        kind = failure.kind
+        reason = f"{FAILURE_TEXT[kind]}: {failure.message}"
+        if failure.code:
+            reason += f" ({failure.code})"
+        rec = ctx.move(row, S.FAILED, reason, EndCause.LAUNCH_FAILED, failure_kind=kind.value)
+        return rec is not None
+    if full:
+        return _missing(ctx, row, obs)
+    return False
 
 
 def _seen(
