@@ -28,6 +28,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime
+from itertools import compress
+from operator import is_not
 
 from intercloud.control.agent_assignment import assignment_for
 from intercloud.control.instances.transitions import (
@@ -93,9 +95,11 @@ class InstancePoolProvider(Provider):
         #: wakes the instance's agent at once (``AgentServer.notify``); None: it polls
         self.notify = notify
         self._reported: set[tuple[int, int, int, int]] = set()  # (instance, job, attempt, rank)
-        # instance id -> the record the last poll looked at (the store hands back an
-        # unchanged row as the same object): ``poll`` skips those it has judged
-        self._polled: dict[int, InstanceRecord] = {}
+        # the records the last poll looked at, in the store's order (it hands back an
+        # unchanged row as the same object): ``poll`` skips those it has judged, but
+        # the ids in ``_rejudge`` (``adopt``)
+        self._polled: list[InstanceRecord] | None = None
+        self._rejudge: set[int] = set()
         self._kill_asked: dict[int, datetime] = {}
 
     # -- what it sells -----------------------------------------------------------------
@@ -264,18 +268,27 @@ class InstancePoolProvider(Provider):
         )
         if alive:  # poll reports what happens to it from now on, its exit included
             self._reported = {k for k in self._reported if k[0] != inst.id}
-            self._polled.pop(inst.id, None)
+            self._rejudge.add(inst.id)
         return alive
 
     def poll(self) -> list[NodeEvent]:
         """Exits and losses of assigned nodes since the last poll, each once."""
         out: list[NodeEvent] = []
-        last = self._polled
-        self._polled = polled = {}
-        for inst in self.store.instances(provider=self.name, bound=True):
-            polled[inst.id] = inst
-            if last.get(inst.id) is inst:
-                continue  # the same record as last poll: judged then
+        rows = self.store.instances(provider=self.name, bound=True)
+        last, self._polled = self._polled, rows
+        if last is not None and len(last) == len(rows):
+            # the records that are not the very objects at the same place last time (in
+            # C: a bound fleet is thousands of rows, a step changes a few)
+            look = [rows[k] for k in compress(range(len(rows)), map(is_not, rows, last))]
+        else:
+            prev = {r.id: r for r in last or ()}
+            look = [r for r in rows if prev.get(r.id) is not r]
+        if self._rejudge:
+            ids, self._rejudge = self._rejudge, set()
+            ids -= {r.id for r in look}
+            if ids:
+                look = sorted([*look, *(r for r in rows if r.id in ids)], key=lambda r: r.id)
+        for inst in look:
             if inst.assignment_state is None or inst.assignment_state is A.KILLED:
                 continue
             key = (inst.id, inst.workload_id or 0, inst.attempt or 0, inst.rank or 0)
