@@ -18,9 +18,11 @@ last cycle to the state it kept, through ``FleetState``'s public operations:
   again when the clock moved; the idle nodes of every pool touched put back in
   instance order (``snapshot.canonical_free``, which the fresh build applies too).
 
-The tenant ledger is rebuilt each cycle, in bulk (``TenantLedger.load_running``: a
-function of the running set), from each running job's ``RunningStart``, kept while its
-inputs are the same objects (``snapshot.finish_fleet``).
+The tenant ledger is rebuilt each cycle (a function of the running set), from each
+running job's ``RunningStart``, kept while its inputs are the same objects: loaded from
+the last cycle's columns and the jobs that changed (``snapshot.finish_fleet``,
+``RunningColumns.updated``, ``TenantLedger.load_columns``), the same ledger as a load
+of them all.
 
 A cycle's scheduler mutates the state it is given (the gangs it places, the nodes it
 provisions, the jobs it preempts): ``settle`` undoes that after the cycle (releases
