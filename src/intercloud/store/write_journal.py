@@ -128,12 +128,7 @@ def check_statement(conn: Connection, statement: str) -> None:
 def note_row(conn: Connection, table: str, row: RowMapping | None) -> None:
     """The one statement just run on ``conn`` wrote ``row`` to ``table`` (None: it
     matched no row)."""
-    journal = conn.info.get(_KEY)
-    if journal is None:
-        return
-    journal.reported[table] += 1
-    if row is not None:
-        journal.rows.setdefault(table, []).append(row)
+    note_rows(conn, table, [] if row is None else [row])
 
 
 def note_rows(conn: Connection, table: str, rows: list[RowMapping]) -> None:

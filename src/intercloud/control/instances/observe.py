@@ -24,7 +24,7 @@ from operator import is_not
 from typing import Any
 
 from intercloud.control.instances.context import InstanceContext
-from intercloud.control.instances.transitions import EndCause
+from intercloud.control.instances.transitions import LIVE, EndCause
 from intercloud.providers.contract import (
     FAILURE_TEXT,
     FailureKind,
@@ -38,8 +38,6 @@ from intercloud.store.records import InstanceRecord
 
 S = InstanceState
 _ENDED = (S.TERMINATING, S.TERMINATED)
-#: the rows ``apply`` looks at
-_LIVE = [S.REQUESTED, S.ALLOCATED, S.RUNNING, S.DRAINING, S.TERMINATING]
 #: Instance events that end an instance without our asking, and the cause they mean.
 _ENDING_EVENTS = {
     InstanceEventKind.RECLAIMED: EndCause.RECLAIMED,
@@ -56,14 +54,15 @@ _NOTICES = (
 @dataclass(slots=True)
 class _Memo:
     """One provider's last full ``apply`` with nothing to report but instances: its
-    observation's instances and map, its rows (in the store's order), each row's key
-    and the positions of the rows it did not judge (``InstanceContext.judged``)."""
+    observation's instances and map, its rows (in the store's order), the positions of
+    the rows it did not judge (``InstanceContext.judged``) and, once a delta pass needed
+    it, each row key's position."""
 
     insts: tuple[InstanceObservation, ...]
     seen: dict[tuple[str, int], InstanceObservation]
     rows: list[InstanceRecord]
-    row_at: dict[tuple[str, int], int]
     unjudged: set[int]
+    row_at: dict[tuple[str, int], int] | None = None
 
 
 #: a delta apply looks at most this share of the rows (else the whole loop is as quick)
@@ -104,7 +103,7 @@ def _apply_all(ctx: InstanceContext, provider: str, obs: Observation, full: bool
         events[ev.instance_id].append(ev)
     failures = {f.request_id: f for f in obs.failures}
     changed = False
-    rows = ctx.store.instances(states=_LIVE, provider=provider)
+    rows = ctx.store.instances(states=LIVE, provider=provider)
     # a row and an observation both as they were at the last full observe, which found
     # nothing to do about them: nothing to do now either (``_seen`` is a function of
     # those, and the store hands back an unchanged row as the same object)
@@ -116,10 +115,12 @@ def _apply_all(ctx: InstanceContext, provider: str, obs: Observation, full: bool
     if full:
         ctx.judged[provider] = judged
         if not obs.events and not obs.failures and len(seen) == len(obs.instances):
-            keys = [(r.request_id, r.slot) for r in rows]
-            unjudged = {k for k, r in enumerate(rows) if r.id not in judged}
-            row_at = dict(zip(keys, range(len(rows)), strict=True))
-            ctx.memo[provider] = _Memo(obs.instances, seen, rows, row_at, unjudged)
+            # (judged holds rows only: as many entries as rows, every row judged)
+            unjudged = (
+                set() if len(judged) == len(rows)
+                else {k for k, r in enumerate(rows) if r.id not in judged}
+            )  # fmt: skip
+            ctx.memo[provider] = _Memo(obs.instances, seen, rows, unjudged)
     for failure in obs.failures:
         ctx.on_failure(failure)
     return changed
@@ -134,7 +135,7 @@ def _apply_delta(ctx: InstanceContext, provider: str, obs: Observation, memo: _M
     if len(insts) != len(memo.insts):
         return None
     moved_insts = _changed(insts, memo.insts)
-    rows = ctx.store.instances(states=_LIVE, provider=provider)
+    rows = ctx.store.instances(states=LIVE, provider=provider)
     old_rows = memo.rows
     if len(rows) != len(old_rows):
         return None
@@ -146,6 +147,10 @@ def _apply_delta(ctx: InstanceContext, provider: str, obs: Observation, memo: _M
     seen = memo.seen
     look = set(memo.unjudged)
     look.update(moved_rows)
+    row_at = memo.row_at
+    if moved_insts and row_at is None:  # (the rows' keys are those of memo.rows)
+        row_at = {(r.request_id, r.slot): k for k, r in enumerate(rows)}
+    positions = row_at or {}
     for j in moved_insts:
         old, new = memo.insts[j], insts[j]
         old_key, new_key = (old.request_id, old.rank), (new.request_id, new.rank)
@@ -155,7 +160,7 @@ def _apply_delta(ctx: InstanceContext, provider: str, obs: Observation, memo: _M
             return None
         seen[new_key] = new
         for key in (old_key, new_key):
-            k = memo.row_at.get(key)
+            k = positions.get(key)
             if k is not None:
                 look.add(k)
     ctx.observed.setdefault(provider, {}).update(seen)
@@ -171,7 +176,7 @@ def _apply_delta(ctx: InstanceContext, provider: str, obs: Observation, memo: _M
         if row.id not in judged:
             unjudged.add(k)
     ctx.judged[provider] = judged
-    ctx.memo[provider] = _Memo(insts, seen, rows, memo.row_at, unjudged)
+    ctx.memo[provider] = _Memo(insts, seen, rows, unjudged, row_at)
     return changed
 
 

@@ -137,8 +137,6 @@ class RunningColumns:
         raw = np.concatenate([self.raw[keep], raw_n])
         starts = np.minimum(raw, now_s)
         order = self._order(keep, ids, starts, n)
-        records = np.concatenate([self.records[keep], np.full(n, None, object)])
-        record_start = np.concatenate([self.record_start[keep], np.full(n, np.nan)])
 
         def cat(old: np.ndarray, new: np.ndarray) -> Any:
             return np.concatenate([old[keep], new])[order]
@@ -157,6 +155,6 @@ class RunningColumns:
             types=types,
             name_code=name_code,
             type_code=type_code,
-            records=records[order],
-            record_start=record_start[order],
+            records=cat(self.records, np.full(n, None, object)),
+            record_start=cat(self.record_start, np.full(n, np.nan)),
         )
