@@ -177,6 +177,12 @@ def build_fleet_store(
         for r in rows:
             r.pop("id")
         conn.execute(sa.insert(WorkloadModel.__table__), rows)
+    if engine.dialect.name == "postgresql":
+        # the planner's statistics of a database that has held such a fleet for more
+        # than a minute (autovacuum analyses a table once a tenth of it changed): a
+        # database filled a moment ago has none, and plans as if its tables were empty
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text("ANALYZE"))
     engine.dispose()
     made["pending_jobs"] = pending
     return made

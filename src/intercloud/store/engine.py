@@ -26,7 +26,7 @@ from intercloud.store.private import create_private_file, private_mkdir
 from intercloud.store.repository import Store
 
 #: The newest revision in ``migrations/versions`` (a test keeps the two equal).
-HEAD_REVISION = "0009"
+HEAD_REVISION = "0010"
 DEFAULT_HOME = Path("~/.intercloud")
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Any constant: serialises concurrent schema upgrades on one PostgreSQL database.

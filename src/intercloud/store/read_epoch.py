@@ -53,10 +53,6 @@ class ReadEpochs:
         finally:
             local.epoch = None
 
-    def _read_epoch(self) -> Hashable | None:
-        """This thread's epoch inside ``coalesced_reads`` (None outside)."""
-        return getattr(self._read_local, "epoch", None)
-
     def _read_token(self) -> Hashable | None:
         """None outside ``coalesced_reads`` (read the database every time)."""
         epoch = getattr(self._read_local, "epoch", None)

@@ -79,6 +79,7 @@ from intercloud.store.tables import (
     AttemptModel,
     EventModel,
     NodeModel,
+    RowDeletionModel,
     SettingModel,
     TenantModel,
     WorkloadModel,
@@ -467,6 +468,7 @@ class Store(
             _workload,
             [s.value for s in JobState if not s.terminal],
             lambda r: r.id,
+            stamps=RowDeletionModel.__table__,  # type: ignore[arg-type]
         )
         self._node_image: RowImage[NodeRecord] = RowImage(
             N.__table__,  # type: ignore[arg-type]
@@ -474,6 +476,7 @@ class Store(
             _node,
             [s.value for s in LIVE_NODE_STATES],
             lambda r: (r.workload_id, r.attempt, r.rank),
+            stamps=RowDeletionModel.__table__,  # type: ignore[arg-type]
         )
         # the images take this store's committed writes from their journals instead of
         # reading them back (``write_journal``)
@@ -863,7 +866,7 @@ class Store(
         last one (``row_image``)."""
         wanted = None if states is None else {JobState(s).value for s in states}
         if wanted is not None and latest is None and self._workload_image.covers(wanted):
-            rows = self._workload_image.read(self._db.read, self._read_token(), self._read_epoch())
+            rows = self._workload_image.read(self._db.read, self._read_token())
             want_desired = None if desired is None else Desired(desired)
             if wanted == self._workload_image.tracked and tenant is None and desired is None:
                 return rows
@@ -1334,16 +1337,14 @@ class Store(
         """Every node in ``starting`` or ``running``, of every workload (what a restarted
         control loop must adopt or clean up), by workload, attempt, rank. Rows unchanged
         since an earlier call are not read again (``row_image``)."""
-        return self._node_image.read(self._db.read, self._read_token(), self._read_epoch())
+        return self._node_image.read(self._db.read, self._read_token())
 
     def live_nodes_since(
         self, cursor: Cursor | None
     ) -> tuple[list[NodeRecord], list[tuple[NodeRecord, bool]] | None, Cursor]:
         """``live_nodes``, the node records changed since ``cursor`` (None: unknown,
         look at every node) and the cursor to pass next time (``RowImage.read_since``)."""
-        return self._node_image.read_since(
-            self._db.read, self._read_token(), self._read_epoch(), cursor
-        )
+        return self._node_image.read_since(self._db.read, self._read_token(), cursor)
 
     def active_workloads_since(
         self, cursor: Cursor | None
@@ -1352,9 +1353,7 @@ class Store(
         them, with the records changed since ``cursor`` (None: unknown) and the cursor
         to pass next time (``RowImage.read_since``): a job left the active states when
         its last change says it is no longer in the image."""
-        return self._workload_image.read_since(
-            self._db.read, self._read_token(), self._read_epoch(), cursor
-        )
+        return self._workload_image.read_since(self._db.read, self._read_token(), cursor)
 
     @staticmethod
     def _updated_node(

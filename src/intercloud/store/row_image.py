@@ -12,12 +12,12 @@ snapshot (one statement on PostgreSQL, one read transaction on SQLite: below):
 2. the rows with ``change_seq`` at or above the previous read's mark (all rows in a
    tracked state on the first read), each decoded unless its ``change_seq`` is the
    cached one; a row whose state left the tracked set leaves the image;
-3. a count of the tracked rows: if it differs from the image (rows deleted, as
-   ``store.testing.reset_database`` does), the image is read again in full. Over
-   10,000 instances the count is a scan of the table (~3 ms on PostgreSQL): inside one
-   epoch of coalesced reads (one loop step, ``read``'s ``epoch``) it is made on the
-   first read only. The store never deletes these rows itself; another process's
-   deletion is then noticed at the next step, as its other writes are.
+3. the table's deletion stamp (``row_deletions``, migration 0010: replaced by trigger
+   whenever rows of the table are deleted, as ``store.testing.reset_database`` does):
+   if it is not the one of the last read, the image is read again in full. (It used to
+   count the tracked rows, a scan of 10,000 instances, ~3 ms on PostgreSQL; the stamp
+   is one primary-key lookup, so every read checks it.) The store never deletes these
+   rows itself; another process's deletion is noticed at the next read.
 
 The image's sorted list and its kept filters and groupings (``filtered``, ``group``) are
 patched in place (under the image's lock; readers get copies) when a
@@ -36,7 +36,7 @@ every row each step (the loop's job walk) can look at the rows changed since its
 walk instead. A full read (the first, or after rows vanished) and a log grown past
 ``_LOG_MAX`` start the log afresh, and a cursor from before answers "unknown".
 
-On PostgreSQL the three are one statement (the low mark and the count joined to the
+On PostgreSQL the three are one statement (the low mark and the stamp joined to the
 changed rows), which sees one snapshot by itself: sent outside a transaction, it is one
 round trip where a REPEATABLE READ transaction of three statements took five. On
 SQLite the read transaction is the snapshot. Thread-safe (one lock per image).
@@ -89,7 +89,9 @@ class RowImage(Generic[R]):
 
     ``select`` selects the full rows (with ``id``, ``state`` and ``change_seq`` among
     its columns); ``decode`` makes a record of one; ``order`` sorts the records as the
-    callers expect. ``also``: a second condition, as SQL and as a test of a row."""
+    callers expect. ``also``: a second condition, as SQL and as a test of a row.
+    ``stamps``: the ``row_deletions`` table (module docstring, step 3); None: rows of
+    ``table`` are never deleted under the image."""
 
     def __init__(
         self,
@@ -99,6 +101,7 @@ class RowImage(Generic[R]):
         tracked: Collection[str],
         order: Callable[[R], Any],
         also: tuple[sa.ColumnElement[bool], Callable[[RowMapping], bool]] | None = None,
+        stamps: sa.Table | None = None,
     ) -> None:
         self._table = table
         self.table_name = table.name
@@ -115,19 +118,23 @@ class RowImage(Generic[R]):
         # the whole table for it
         low: sa.BindParameter[int] = sa.bindparam("low", type_=sa.BigInteger, literal_execute=True)
         self._since = select.where(table.c.change_seq >= low)
+        # the deletion stamp (step 3), as a column of one row
+        self._stamp: sa.ScalarSelect[Any] | None = None
+        if stamps is not None:
+            pick = sa.select(stamps.c.stamp).where(stamps.c.name == table.name)
+            self._stamp = pick.scalar_subquery()
         # PostgreSQL: the three steps as one statement (module docstring), by whether
-        # it reads everything and whether it counts
+        # it reads everything
         self._one = {
-            (True, False): self._one_statement(select.where(self._where), count=False),
-            (False, False): self._one_statement(self._since, count=False),
-            (False, True): self._one_statement(self._since, count=True),
+            True: self._one_statement(select.where(self._where)),
+            False: self._one_statement(self._since),
         }
         self._lock = threading.Lock()
         self._low: int | None = None  # None: read everything next time
         self._by_id: dict[int, tuple[int, R]] = {}  # id -> (change_seq, record)
         self._sorted: list[R] | None = []
         self._token: Hashable | None = None  # the ``read`` token the image is as of
-        self._counted: Hashable | None = None  # the ``read`` epoch the rows were counted in
+        self._stamp_seen: str | None = None  # the deletion stamp as of the last read
         # what callers derive from the rows (``derived``), until they change
         self._derived: dict[Hashable, Any] = {}
         # filters of the rows (``filtered``): key -> (test, rows passing it, in order)
@@ -152,23 +159,22 @@ class RowImage(Generic[R]):
             self._token = None
             return self._listed()
 
-    def read(self, snapshot: Callable[[], AbstractContextManager[Connection]],
-             token: Hashable | None, epoch: Hashable | None = None) -> list[R]:  # fmt: skip
+    def read(
+        self, snapshot: Callable[[], AbstractContextManager[Connection]], token: Hashable | None
+    ) -> list[R]:
         """``rows`` over a connection opened by ``snapshot`` (``Database.read``: on
         PostgreSQL the image reads in one statement), or, when ``token`` is
         the one of the last read, that read's rows without asking the database (None:
         always ask). The store's token changes with each of its writes and each step of
-        the loop (``Store.coalesced_reads``); ``epoch``, the step's (None: none), makes
-        the count of step 3 once per step."""
+        the loop (``Store.coalesced_reads``)."""
         with self._lock:
-            self._read(snapshot, token, epoch)
+            self._read(snapshot, token)
             return self._listed()
 
     def read_since(
         self,
         snapshot: Callable[[], AbstractContextManager[Connection]],
         token: Hashable | None,
-        epoch: Hashable | None,
         cursor: Cursor | None,
     ) -> tuple[list[R], list[tuple[R, bool]] | None, Cursor]:
         """``read``'s rows, the changes since ``cursor`` and the cursor after them, in
@@ -178,7 +184,7 @@ class RowImage(Generic[R]):
         tell (no cursor, or the log started afresh since): the caller looks at every
         row. A row changed twice is in the list twice."""
         with self._lock:
-            self._read(snapshot, token, epoch)
+            self._read(snapshot, token)
             rows = self._listed()
             log, base = self._log, self._log_base
             changes = None
@@ -186,14 +192,13 @@ class RowImage(Generic[R]):
                 changes = log[cursor[1] - base :]
             return rows, changes, (self._log_gen, base + len(log))
 
-    def _read(self, snapshot: Callable[[], AbstractContextManager[Connection]],
-              token: Hashable | None, epoch: Hashable | None) -> None:  # fmt: skip
+    def _read(
+        self, snapshot: Callable[[], AbstractContextManager[Connection]], token: Hashable | None
+    ) -> None:
         if token is None or token != self._token:
-            count = epoch is None or epoch != self._counted
             with snapshot() as conn:
-                self._refresh(conn, count)
+                self._refresh(conn)
             self._token = token
-            self._counted = epoch if count else self._counted
 
     def carry(self, rows: list[RowMapping] | None, before: int, after: int) -> None:
         """A write transaction moved the store's write generation from ``before`` to
@@ -348,23 +353,24 @@ class RowImage(Generic[R]):
             raise _Resort  # a tie: the full sort places it
         rows.insert(i, rec)
 
-    def _one_statement(self, rows: sa.Select[Any], count: bool) -> sa.Select[Any]:
-        """``SELECT head.low[, head.count], r.* FROM (low mark[, count]) AS head LEFT
+    def _one_statement(self, rows: sa.Select[Any]) -> sa.Select[Any]:
+        """``SELECT head.low[, head.stamp], r.* FROM (low mark[, stamp]) AS head LEFT
         JOIN (rows) AS r ON true``: at least one row, the head's values on each."""
         cols: list[Any] = [sa.literal_column(_PG_LOW_EXPR).label("ic_low")]
-        if count:
-            counted = sa.select(sa.func.count()).select_from(self._table).where(self._where)
-            cols.append(counted.scalar_subquery().label("ic_count"))
+        if self._stamp is not None:
+            cols.append(self._stamp.label("ic_stamp"))
         head = sa.select(*cols).subquery("ic_head")
         r = rows.subquery("ic_rows")
         return sa.select(head, r).select_from(head.outerjoin(r, sa.true()))
 
-    def _refresh(self, conn: Connection, count: bool = True) -> None:
+    def _refresh(self, conn: Connection) -> None:
         if conn.dialect.name == "postgresql":
-            self._refresh_one(conn, count)
+            self._refresh_one(conn)
             return
-        t = self._table
         low = low_mark(conn)
+        stamp = None if self._stamp is None else conn.execute(sa.select(self._stamp)).scalar()
+        if stamp != self._stamp_seen:
+            self._low = None  # rows vanished (a table emptied): read all again
         full = self._low is None
         if full:
             self._by_id = {}
@@ -375,26 +381,23 @@ class RowImage(Generic[R]):
         self._take_rows(conn.execute(stmt, {"low": self._low}).mappings(), skip_same_seq=True)
         if full:
             self._restart_log()  # (it would list every row: readers look at all anyway)
-        if not count or self._low is None:
-            self._low = low  # (a full read is its own count)
-            return
-        counted = sa.select(sa.func.count()).select_from(t).where(self._where)
-        if conn.execute(counted).scalar_one() != len(self._by_id):
-            self._low = None  # rows vanished (a table emptied): read all again
-            self._refresh(conn)
-            return
         self._low = low
+        self._stamp_seen = stamp
 
-    def _refresh_one(self, conn: Connection, count: bool) -> None:
+    def _refresh_one(self, conn: Connection) -> None:
         """``_refresh`` in one statement (PostgreSQL: module docstring)."""
         full = self._low is None
-        counting = count and not full  # (a full read is its own count)
-        stmt = self._one[(full, counting)]
+        stmt = self._one[full]
         frozen = conn.execute(stmt, {"low": self._low}).freeze()
         head = frozen().first()
         assert head is not None  # (the head always gives a row)
         low = int(head[0])
-        first = 2 if counting else 1
+        first = 1 if self._stamp is None else 2
+        stamp = None if self._stamp is None else head[1]
+        if not full and stamp != self._stamp_seen:
+            self._low = None  # rows vanished (a table emptied): read all again
+            self._refresh_one(conn)
+            return
         rows = frozen().columns(*range(first, len(stmt.selected_columns))).mappings()
         if full:
             self._by_id = {}
@@ -402,11 +405,8 @@ class RowImage(Generic[R]):
         self._take_rows((r for r in rows if r["id"] is not None), skip_same_seq=True)
         if full:
             self._restart_log()
-        if counting and int(head[1]) != len(self._by_id):
-            self._low = None  # rows vanished (a table emptied): read all again
-            self._refresh_one(conn, count)
-            return
         self._low = low
+        self._stamp_seen = stamp
 
 
 def carry_images(images: Iterable[RowImage[Any]], journal: WriteJournal, before: int,

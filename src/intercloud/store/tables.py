@@ -425,4 +425,15 @@ class ChangeCounterModel(Base):
     value: Mapped[int] = mapped_column(sa.BigInteger)
 
 
+class RowDeletionModel(Base):
+    """A stamp per table the row images track (migration 0010), replaced with a fresh
+    random one by trigger whenever rows of that table are deleted (or truncated): a
+    reader compares it with the one of its last read instead of counting the rows."""
+
+    __tablename__ = "row_deletions"
+
+    name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    stamp: Mapped[str] = mapped_column(sa.String(36))
+
+
 metadata = Base.metadata

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+#: the tables whose rows the store's row images track (``row_deletions``' names)
+TRACKED_TABLES = ("workloads", "instances", "nodes")
 
 
 class FakeClock:
@@ -96,5 +99,11 @@ def reset_database(url: str) -> None:
             conn.execute(tenants.insert().values(name="default", created_at=datetime.now(UTC)))
             counter = metadata.tables["change_counter"]
             conn.execute(counter.insert().values(id=1, value=0))
+            # fresh deletion stamps (migration 0010): a store still open on the database
+            # reads everything again (the triggers may have left rows, or none)
+            stamps = metadata.tables["row_deletions"]
+            conn.execute(stamps.delete())
+            fresh = [{"name": n, "stamp": str(uuid.uuid4())} for n in TRACKED_TABLES]
+            conn.execute(stamps.insert(), fresh)
     finally:
         engine.dispose()
