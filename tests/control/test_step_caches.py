@@ -113,9 +113,16 @@ def test_holding_jobs_are_rebuilt_when_their_record_changes(store: Store) -> Non
     (first,) = holding(ctx)
     (again,) = holding(ctx)
     assert again is first and first.placement == placed and not first.preemptible
+    ctx.queued_ahead[j] = "waits in its engine's queue"  # the record unchanged
+    (queued,) = holding(ctx)
+    assert queued.queued and queued.preemptible
+    del ctx.queued_ahead[j]
+    (first,) = holding(ctx)
+    assert not first.queued and not first.preemptible
+    assert ctx.holding_jobs() == [(w, first)]
     w2 = store.set_fields(j, w.version, placement={**placed, "ranks": 2})
     assert w2 is not None
     (now,) = holding(ctx)
     assert now is not first and now.placement["ranks"] == 2
     assert store.transition(j, "PLACING", "FAILED", "gone", expected_version=w2.version)
-    assert holding(ctx) == [] and ctx.holding == {}
+    assert holding(ctx) == [] and ctx.holding_jobs() == []

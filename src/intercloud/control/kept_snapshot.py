@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from intercloud.control.decide import RunningJob, offering_key
+from intercloud.control.identity_runs import identity_delta
 from intercloud.control.snapshot import (
     LEAVING_STATES,
     LIVE_STATES,
@@ -106,6 +107,9 @@ class _Kept:
     allocs: dict[int, Allocation] = field(default_factory=dict)  # what the inputs hold
     named: dict[int, set[int]] = field(default_factory=dict)  # instance id -> jobs naming it
     mapped: Any = None  # numpy bool per row: has an instance
+    row_kind: Any = None  # numpy int8 per row: its instance's kind (-1: none)
+    # the jobs whose ``RunningJob`` or held gang this cycle's deltas changed (None: any)
+    touched: set[int] | None = None
     cycles: int = 0
 
 
@@ -205,6 +209,7 @@ class SnapshotKeeper:
                 return None  # grown past its configured size: its rows move with its instances
             kept.pool_of[(key, pool.pricing.value)] = p
         kept.mapped = np.zeros(state.n_nodes, dtype=np.bool_)
+        kept.row_kind = np.full(state.n_nodes, -1, dtype=np.int8)
         for n, inst in fleet.node_instance.items():
             kind = _kind(inst.state)
             if kind is None:
@@ -213,6 +218,7 @@ class SnapshotKeeper:
             kept.kinds[inst.id] = kind
             kept.insts[inst.id] = inst
             kept.mapped[n] = True
+            kept.row_kind[n] = kind
             self._bind(kept, inst, n)
         for job in inp.running:
             if job.job_id in fleet.held or self._backed_job(kept, job):
@@ -238,6 +244,25 @@ class SnapshotKeeper:
                 got.pop(inst.id, None)
                 if not got:
                     del kept.bound_rows[j]
+
+    @staticmethod
+    def _hold(kept: _Kept, j: int, a: Allocation) -> None:
+        """Job ``j`` holds ``a`` in the inputs' snapshot: in ``allocs`` and the fleet's
+        ``held`` and ``held_requests`` (kept equal to what ``allocs`` gives, in its
+        order, as a fresh build makes them)."""
+        kept.allocs[j] = a
+        kept.fleet.held[j] = a.pool
+        kept.fleet.held_requests[j] = a.request
+        if kept.touched is not None:
+            kept.touched.add(j)
+
+    @staticmethod
+    def _unhold(kept: _Kept, j: int) -> None:
+        kept.allocs.pop(j, None)
+        kept.fleet.held.pop(j, None)
+        kept.fleet.held_requests.pop(j, None)
+        if kept.touched is not None:
+            kept.touched.add(j)
 
     @staticmethod
     def _backed_job(kept: _Kept, job: RunningJob) -> bool:
@@ -272,12 +297,16 @@ class SnapshotKeeper:
         state.now_s = max(state.now_s, now)
         dirty_jobs: set[int] = set()
         dirty_pools: set[int] = set()
+        kept.touched = set()
 
-        # instances: what changed since the kept inputs
+        # instances: what changed since the kept inputs (only the records that are not
+        # the very objects at the same places of the last inputs' list, when they are few)
         seen: set[int] = set()
         changed: list[tuple[int, InstanceRecord | None, int | None, int | None]] = []
         insts = kept.insts
-        for inst in inp.instances:
+        delta = identity_delta(kept.inputs.instances, inp.instances)
+        look = inp.instances if delta is None else delta[1]
+        for inst in look:
             old = insts.get(inst.id)
             if old is inst:
                 seen.add(inst.id)
@@ -297,13 +326,15 @@ class SnapshotKeeper:
                 self._bind(kept, inst, kept.rows[inst.id])
                 continue
             changed.append((inst.id, inst, p, kind))
-        for iid in [i for i in insts if i not in seen]:
-            changed.append((iid, None, None, None))
-        counts = [0] * state.n_pools
+        if delta is None:
+            gone = [i for i in insts if i not in seen]
+        else:  # (a record left out of the list, unless its row came back in another)
+            gone = [r.id for r in delta[0] if r.id not in seen and insts.get(r.id) is r]
+        changed.extend((iid, None, None, None) for iid in gone)
         if changed:
-            # the pool's row count after the changes must fit its rows (else rebuild)
-            for iid in insts:
-                counts[int(state.pool[kept.rows[iid]])] += 1
+            # the pool's row count after the changes must fit its rows (else rebuild):
+            # the rows holding an instance now (``mapped``), by pool
+            counts = np.bincount(state.pool[kept.mapped], minlength=state.n_pools).tolist()
             for iid, _i, p, _k in changed:
                 if iid in insts:
                     counts[int(state.pool[kept.rows[iid]])] -= 1
@@ -317,7 +348,7 @@ class SnapshotKeeper:
             if n is not None and int(state.job[n]) != FREE:
                 for j in state.jobs_on(n):
                     dirty_pools.add(state.release(j, now).pool)
-                    kept.allocs.pop(j, None)
+                    self._unhold(kept, j)
                     dirty_jobs.add(j)
         for iid, now_inst, p, kind in changed:
             old = insts.get(iid)
@@ -336,6 +367,7 @@ class SnapshotKeeper:
                 dirty_pools.add(int(state.pool[n]))
                 del fleet.node_instance[n]
                 kept.mapped[n] = False
+                kept.row_kind[n] = -1
                 del kept.rows[iid]
                 n = None
             if now_inst is None:
@@ -354,36 +386,26 @@ class SnapshotKeeper:
                 dirty_pools.add(p)
             insts[iid] = now_inst
             kept.kinds[iid] = kind
+            kept.row_kind[n] = kind
             fleet.node_instance[n] = now_inst
             self._bind(kept, now_inst, n)
             dirty_jobs.update(kept.named.get(iid, ()))
             if now_inst.workload_id is not None:
                 dirty_jobs.add(now_inst.workload_id)
 
-        # running jobs
-        running: dict[int, RunningJob] = {}
-        for job in inp.running:
-            old_job = kept.jobs.get(job.job_id)
-            if old_job is job:
-                running[job.job_id] = job
-                continue
-            if old_job is not None and old_job == job:
-                running[job.job_id] = job
-                continue
-            if old_job is not None:
-                self._unname(kept, old_job)
-            if self._backed_job(kept, job):
-                running[job.job_id] = job
-                self._name(kept, job)
-            dirty_jobs.add(job.job_id)
-        for j, old_job in kept.jobs.items():
-            if j not in running:
-                self._unname(kept, old_job)
-                dirty_jobs.add(j)
-        kept.jobs = running
+        # running jobs (as the instances: only those not the very objects of last time)
+        jobs_delta = identity_delta(kept.inputs.running, inp.running)
+        if jobs_delta is None:
+            self._jobs_again(kept, inp.running, dirty_jobs)
+            kept.touched = None
+        else:
+            self._jobs_changed(kept, *jobs_delta, dirty_jobs)
+            if kept.touched is not None:
+                kept.touched.update(job.job_id for part in jobs_delta for job in part)
+        running = kept.jobs
 
         # the clock: coming and leaving rows are ready ``provision_delay_s`` from now
-        if moved:
+        if moved and bool((kept.row_kind > _READY).any()):
             later = [(iid, k) for iid, k in kept.kinds.items() if k != _READY]
             for iid, k in later:
                 n = kept.rows[iid]
@@ -400,18 +422,12 @@ class SnapshotKeeper:
                 continue
             if have is not None:
                 state.release(j, now)
-                del kept.allocs[j]
+                self._unhold(kept, j)
                 dirty_pools.add(have.pool)
             if want is not None:
                 p, nodes, req, since, end = want
-                kept.allocs[j] = state.allocate(req, p, nodes, since, end_s=end)
+                self._hold(kept, j, state.allocate(req, p, nodes, since, end_s=end))
                 dirty_pools.add(p)
-        held: dict[int, int] = {}
-        held_requests = {}
-        for j, a in kept.allocs.items():
-            held[j] = a.pool
-            held_requests[j] = a.request
-        fleet.held, fleet.held_requests = held, held_requests
 
         # what the fresh build derives from the clock, on the ready rows
         self._clock(kept, now, moved, dirty_pools)
@@ -419,7 +435,56 @@ class SnapshotKeeper:
             canonical_free(state, p, fleet.node_instance)
         fleet.waiting = self._waiting(kept, now)
         kept.inputs = inp
-        finish_fleet(fleet, inp)
+        finish_fleet(fleet, inp, kept.touched, kept.jobs)
+
+    def _jobs_again(self, kept: _Kept, jobs: Sequence[RunningJob], dirty: set[int]) -> None:
+        """``kept.jobs`` made again from every running job of the inputs; the jobs whose
+        record changed (or that left) are ``dirty``."""
+        running: dict[int, RunningJob] = {}
+        for job in jobs:
+            old_job = kept.jobs.get(job.job_id)
+            if old_job is job or (old_job is not None and old_job == job):
+                running[job.job_id] = job
+                continue
+            if old_job is not None:
+                self._unname(kept, old_job)
+            if self._backed_job(kept, job):
+                running[job.job_id] = job
+                self._name(kept, job)
+            dirty.add(job.job_id)
+        for j, old_job in kept.jobs.items():
+            if j not in running:
+                self._unname(kept, old_job)
+                dirty.add(j)
+        kept.jobs = running
+
+    def _jobs_changed(
+        self, kept: _Kept, removed: list[RunningJob], added: list[RunningJob], dirty: set[int]
+    ) -> None:
+        """``_jobs_again`` from the jobs that left the inputs' list and those new in it
+        (``identity_delta``): a job not backed by a pool stays out of ``kept.jobs``
+        while its record is the same, so only these can change it."""
+        jobs = kept.jobs
+        back = {job.job_id for job in added}
+        for job in removed:
+            j = job.job_id
+            if j not in back and jobs.get(j) is job:
+                del jobs[j]
+                self._unname(kept, job)
+                dirty.add(j)
+        for job in added:
+            j = job.job_id
+            old_job = jobs.get(j)
+            if old_job is job or (old_job is not None and old_job == job):
+                jobs[j] = job
+                continue
+            if old_job is not None:
+                self._unname(kept, old_job)
+                del jobs[j]
+            if self._backed_job(kept, job):
+                jobs[j] = job
+                self._name(kept, job)
+            dirty.add(j)
 
     @staticmethod
     def _add_row(state: Any, p: int, n: int, kind: int, now: float) -> None:
@@ -471,10 +536,9 @@ class SnapshotKeeper:
         """Ready rows: ``ready_at`` now; free ones ``idle_since`` as the fresh build
         sets it (an idle instance's own idle time, a bound one's now)."""
         state = kept.fleet.state
-        ready = [kept.rows[i] for i, k in kept.kinds.items() if k == _READY]
-        if not ready:
+        idx = np.flatnonzero(kept.row_kind == _READY)  # (in any order: each row alone)
+        if not len(idx):
             return
-        idx = np.fromiter(ready, dtype=np.int64, count=len(ready))
         if moved:
             state.ready_at[idx] = now
         free = idx[state.job[idx] == FREE]
@@ -493,6 +557,8 @@ class SnapshotKeeper:
         (as ``build_snapshot``: rows in the order of the pool's rows of instances)."""
         state = kept.fleet.state
         by: dict[int, dict[int, list[tuple[int, int]]]] = {}
+        if not bool((kept.row_kind == _COMING).any()):
+            return {}
         for iid, k in kept.kinds.items():
             if k != _COMING:
                 continue

@@ -62,7 +62,7 @@ idle running instances their placement names (``placement["instances"]``: the
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -775,44 +775,80 @@ def build_snapshot(inp: SnapshotInputs) -> Fleet:
     return fleet
 
 
-def finish_fleet(fleet: Fleet, inp: SnapshotInputs) -> None:
-    """The running jobs as the tenant ledger loads them (``fleet.replay``, in the
-    order of ``inp.running``) and the ledger: from ``fleet.held`` and
-    ``fleet.held_requests``. A job whose ``RunningJob``, held gang and GPU type are the
-    objects of the last cycle (a kept snapshot) keeps its ``RunningStart``, and the
-    ledger loads from the last cycle's columns with only the jobs that changed
-    (``RunningColumns.updated``: the same ledger as a load of them all)."""
-    held, held_requests, pools = fleet.held, fleet.held_requests, fleet.state.pools
-    last = fleet.starts
-    fleet.starts = starts = {}
+def finish_fleet(
+    fleet: Fleet,
+    inp: SnapshotInputs,
+    touched: Collection[int] | None = None,
+    jobs: Mapping[int, RunningJob] | None = None,
+) -> None:
+    """The running jobs as the tenant ledger loads them (``fleet.replay``, in no
+    particular order: the ledger's columns and the quota caps take them in any) and the
+    ledger: from ``fleet.held`` and ``fleet.held_requests``. A job whose
+    ``RunningJob``, held gang and GPU type are the objects of the last cycle (a kept
+    snapshot) keeps its ``RunningStart``, and the ledger loads from the last cycle's
+    columns with only the jobs that changed (``RunningColumns.updated``: the same
+    ledger as a load of them all).
+
+    ``touched`` (a kept snapshot's cycle): the only jobs whose ``RunningJob`` or held
+    gang may differ from the last cycle's, ``jobs`` the running jobs that may hold by
+    id; only they are looked at. None: every job of ``inp.running``."""
+    held_requests = fleet.held_requests
     came: list[RunningStart] = []
-    for job in inp.running:
-        j = job.job_id
-        got = held_requests.get(j)
-        if got is None or job.queued:  # queued in an engine: not running yet
-            continue
-        gpu_type = pools[held[j]].accelerator
-        hit = last.get(j)
-        if hit is not None and hit[0] is job and hit[1] is got and hit[2] == gpu_type:
-            starts[j] = hit
-        else:
-            usd = float(job.placement.get("hourly_usd") or 0.0)
-            start = RunningStart(
-                j, job.tenant, gpu_type, got.gpus, usd, job.since_s, job.duration_s
-            )
-            starts[j] = (job, got, gpu_type, start)
-            came.append(start)
+    if touched is None or jobs is None:
+        last = fleet.starts
+        fleet.starts = starts = {}
+        for job in inp.running:
+            j = job.job_id
+            if (got := _held_gang(job, held_requests.get(j))) is None:
+                continue
+            gpu_type = fleet.state.pools[fleet.held[j]].accelerator
+            hit = last.get(j)
+            if hit is not None and hit[0] is job and hit[1] is got and hit[2] == gpu_type:
+                starts[j] = hit
+            else:
+                starts[j] = (job, got, gpu_type, _running_start(job, got, gpu_type))
+                came.append(starts[j][3])
+        gone = last.keys() - starts.keys()
+        gone.update(start.job_id for start in came if start.job_id in last)
+    else:
+        starts, gone = fleet.starts, set()
+        for j in sorted(touched):  # (in id order, as ``inp.running`` lists them)
+            hit = starts.get(j)
+            now_job = jobs.get(j)
+            got = None if now_job is None else _held_gang(now_job, held_requests.get(j))
+            if now_job is None or got is None:
+                if hit is not None:
+                    del starts[j]
+                    gone.add(j)
+                continue
+            gpu_type = fleet.state.pools[fleet.held[j]].accelerator
+            if hit is not None and hit[0] is now_job and hit[1] is got and hit[2] == gpu_type:
+                continue
+            starts[j] = (now_job, got, gpu_type, _running_start(now_job, got, gpu_type))
+            came.append(starts[j][3])
+            if hit is not None:
+                gone.add(j)
     cols, fleet.ledger_columns, fleet.ledger = fleet.ledger_columns, None, None
     if inp.tenants is None:
         return
     if cols is not None and inp.now_s >= cols.now_s:
-        gone = last.keys() - starts.keys()
-        gone.update(start.job_id for start in came if start.job_id in last)
         cols = cols.updated(gone, came, inp.now_s, UNKNOWN_DURATION_S)
     else:
         cols = RunningColumns.of(fleet.replay, inp.now_s, UNKNOWN_DURATION_S)
     fleet.ledger = build_ledger(inp.tenants, gpu_capacity(fleet.state), cols, inp.now_s)
     fleet.ledger_columns = cols
+
+
+def _held_gang(job: RunningJob, got: GangRequest | None) -> GangRequest | None:
+    """The gang ``job`` holds, if it runs: None for one holding nothing or queued in an
+    engine (it runs nothing yet)."""
+    return None if got is None or job.queued else got
+
+
+def _running_start(job: RunningJob, got: GangRequest, gpu_type: str | None) -> RunningStart:
+    usd = float(job.placement.get("hourly_usd") or 0.0)
+    return RunningStart(job.job_id, job.tenant, gpu_type, got.gpus, usd, job.since_s,
+                        job.duration_s)  # fmt: skip
 
 
 def canonical_free(state: FleetState, p: int, node_instance: Mapping[int, InstanceRecord]) -> None:

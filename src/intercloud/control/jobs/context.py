@@ -103,9 +103,11 @@ class JobContext:
         self.workloads: dict[int, Workload | str] = {}
         #: job id -> (the record's version, its stored placement decoded): ``placement``
         self.placements: dict[int, tuple[int, JobPlacement]] = {}
-        #: job id -> (its record, its ``RunningJob``) as ``pending.holding`` last built
-        #: it; replaced whole by every call, so it never outlives one step
-        self.holding: dict[int, tuple[WorkloadRecord, RunningJob]] = {}
+        #: what ``pending.holding`` last read and built: the records, each one's
+        #: ``RunningJob`` (None: it holds nothing) and the jobs queued in an engine then
+        self.holding_rows: (
+            tuple[list[WorkloadRecord], list[RunningJob | None], frozenset[int]] | None
+        ) = None
         self.retry_at: dict[int, float] = {}
         self.retries: dict[int, int] = {}
         #: PLACING job -> why it waits in its engine's own queue (``Capability.QUEUE``),
@@ -134,11 +136,19 @@ class JobContext:
         self.tracked.clear()
         self.workloads.clear()
         self.placements.clear()
-        self.holding = {}
+        self.holding_rows = None
         self.retry_at.clear()
         self.retries.clear()
         self.queued_ahead.clear()
         self.queued_reasons = []
+
+    def holding_jobs(self) -> list[tuple[WorkloadRecord, RunningJob]]:
+        """The jobs ``pending.holding`` last found holding capacity, with their records,
+        by id."""
+        if self.holding_rows is None:
+            return []
+        rows, jobs, _ = self.holding_rows
+        return [(w, job) for w, job in zip(rows, jobs, strict=True) if job is not None]
 
     def now(self) -> datetime:
         """``wall_clock`` as a UTC datetime."""

@@ -32,6 +32,7 @@ from intercloud.control.decide import (
     RunningJob,
 )
 from intercloud.control.fleet_decider import FleetDecider
+from intercloud.control.identity_runs import same_runs
 from intercloud.control.jobs.context import JobContext
 from intercloud.control.jobs.placing import provision, withdraw
 from intercloud.control.jobs.recovering import recover
@@ -237,7 +238,8 @@ def _withdraw_behind(ctx: JobContext, w: WorkloadRecord, d: Place) -> None:
         return
     p = d.placement
     key = (p.provider, p.region, p.zone, p.instance_type)
-    for j, (rec, job) in sorted(ctx.holding.items()):
+    for rec, job in ctx.holding_jobs():
+        j = rec.id
         pl = job.placement
         where = (
             pl.get("provider"),
@@ -256,38 +258,51 @@ def _withdraw_behind(ctx: JobContext, w: WorkloadRecord, d: Place) -> None:
 def holding(ctx: JobContext) -> list[RunningJob]:
     """The jobs holding capacity, as the store says now (read again: jobs may have
     finished earlier in this step). Only RUNNING jobs not being cancelled may be
-    preempted. A job whose record is the same object as last step's (the store's bulk
-    reads hand back unchanged rows as the same record) keeps its ``RunningJob``."""
-    out = []
-    last = ctx.holding
-    ctx.holding = now = {}
-    for w in ctx.store.list_workloads(states=HOLDING):
-        if not w.placement or w.attempt < 1:
-            continue
-        queued = w.state is S.PLACING and w.id in ctx.queued_ahead
-        hit = last.get(w.id)
-        if hit is not None and hit[0] is w and hit[1].queued == queued:
-            now[w.id] = hit
-            out.append(hit[1])
-            continue
-        wl = ctx.workload(w)
-        hours = wl.duration_hours if not isinstance(wl, str) else None
-        out.append(
-            RunningJob(
-                job_id=w.id,
-                priority=w.priority,
-                tenant=w.tenant,
-                placement=w.placement,
-                since_s=w.updated_at.timestamp(),
-                duration_s=hours * 3600.0 if hours else None,
-                # a gang waiting in its engine's queue may be withdrawn for work of a
-                # higher priority (``preempt``), as a running one may be preempted
-                preemptible=(w.state is S.RUNNING or queued) and w.desired is not Desired.CANCEL,
-                queued=queued,
-            )
-        )
-        now[w.id] = (w, out[-1])
-    return out
+    preempted. The records that are the very objects of last step's read, at the same
+    places (``identity_runs``: the store's bulk reads hand back unchanged rows as the
+    same records), keep their ``RunningJob``; only the others are looked at."""
+    rows = ctx.store.list_workloads(states=HOLDING)
+    queued = frozenset(ctx.queued_ahead)
+    last_rows, before, last_queued = ctx.holding_rows or ([], [], None)
+    runs = same_runs(last_rows, rows) if last_queued == queued else None
+    jobs: list[RunningJob | None]
+    if runs is None:  # (the first step, or what is queued in an engine changed)
+        jobs = [_holding_job(ctx, w, queued) for w in rows]
+    else:
+        jobs = [None] * len(rows)
+        j = 0
+        for start, k, at in runs:
+            for n in range(j, start):
+                jobs[n] = _holding_job(ctx, rows[n], queued)
+            jobs[start : start + k] = before[at : at + k]
+            j = start + k
+        for n in range(j, len(rows)):
+            jobs[n] = _holding_job(ctx, rows[n], queued)
+    ctx.holding_rows = (rows, jobs, queued)
+    return list(filter(None, jobs))
+
+
+def _holding_job(
+    ctx: JobContext, w: WorkloadRecord, queued_ahead: frozenset[int]
+) -> RunningJob | None:
+    """``w`` as a job holding capacity (None: it holds none yet)."""
+    if not w.placement or w.attempt < 1:
+        return None
+    queued = w.state is S.PLACING and w.id in queued_ahead
+    wl = ctx.workload(w)
+    hours = wl.duration_hours if not isinstance(wl, str) else None
+    return RunningJob(
+        job_id=w.id,
+        priority=w.priority,
+        tenant=w.tenant,
+        placement=w.placement,
+        since_s=w.updated_at.timestamp(),
+        duration_s=hours * 3600.0 if hours else None,
+        # a gang waiting in its engine's queue may be withdrawn for work of a higher
+        # priority (``preempt``), as a running one may be preempted
+        preemptible=(w.state is S.RUNNING or queued) and w.desired is not Desired.CANCEL,
+        queued=queued,
+    )
 
 
 def preempt(ctx: JobContext, d: Preempt) -> bool:
