@@ -66,6 +66,7 @@ The ledger's capacity per GPU type is the fleet's (pools of unknown capacity as 
 
 from __future__ import annotations
 
+import operator
 import os
 import re
 from collections.abc import Hashable, Mapping, Sequence
@@ -227,6 +228,7 @@ _T_RE = re.compile(r"\bt=(\d{9,}(?:\.\d+)?)")
 
 
 _RESERVED = PricingKind.RESERVED.value
+_PRICING = operator.attrgetter("pricing")
 _RUNNING = InstanceState.RUNNING.value
 
 
@@ -418,7 +420,7 @@ class FleetDecider(PlannerCache):
         """The scheduler's cycle over ``queue``; its decisions in the decider's types."""
         now_s = inputs.now_s
         left = _with_queue(inputs.free, inputs.queue)
-        by_id = {r.job_id: r for r in inputs.running}
+        by_id: dict[int, RunningJob] | None = None  # (made for the first PREEMPT)
         requests = {r.job_id: r for r in queue}
         self._waiting(fleet, requests)
         decisions = scheduler.schedule(fleet.state, queue, now_s)
@@ -487,7 +489,11 @@ class FleetDecider(PlannerCache):
                 why = self._words(dec.reason, fleet, labels.get(job_id))
                 code = dec.code or ReasonCode.NEVER_FITS
                 out.append(Reject(job_id, f"no enabled provider can run it ({why})", code))
-            elif dec.kind == DecisionKind.PREEMPT and self.preemption and job_id in by_id:
+            elif dec.kind == DecisionKind.PREEMPT and self.preemption:
+                if by_id is None:
+                    by_id = {r.job_id: r for r in inputs.running}
+                if job_id not in by_id:
+                    continue
                 why = self._words(dec.reason, fleet, None)
                 out.append(Preempt(job_id, dec.for_job, why, dec.code or ReasonCode.PREEMPTED))
                 _give_back(left, by_id[job_id].placement)
@@ -543,14 +549,18 @@ class FleetDecider(PlannerCache):
                 capacity.append(_release(idle, CapacityReason.IDLE, text))
         # reserved instances outlive their contract's window (or their block's: no pool
         # holds them any more) only until they are idle
-        reserved_idle = [
-            inst
-            for inst in inputs.instances
-            if inst.pricing == _RESERVED
-            and inst.contract is not None
-            and inst.idle
-            and inst.state == _RUNNING
-        ]
+        reserved_idle = (
+            [
+                inst
+                for inst in inputs.instances
+                if inst.pricing == _RESERVED
+                and inst.contract is not None
+                and inst.idle
+                and inst.state == _RUNNING
+            ]
+            if _RESERVED in map(_PRICING, inputs.instances)  # (a pass in C: most have none)
+            else []
+        )
         ended: dict[str, list[InstanceRecord]] = {}
         if reserved_idle:  # (most fleets' cycles: none, and no walk of every node)
             open_ = {c.name for c in fleet.contracts}

@@ -88,6 +88,13 @@ def _committed(led: TenantLedger, job_id: int) -> bool:
     return job is not None and job.committed
 
 
+def _queued(st_: object) -> list[int]:
+    """The jobs in a tenant's commitment queue: its heap and its sorted arrays."""
+    heap = [j for _, j in st_.c_heap]  # type: ignore[attr-defined]
+    ids = st_.c_ids  # type: ignore[attr-defined]
+    return heap + ([] if ids is None else ids[st_.c_next :].tolist())  # type: ignore[attr-defined]
+
+
 def _exact(led: TenantLedger, now: float) -> tuple[object, ...]:
     """Everything that must match exactly (committed jobs retired at ``now`` first)."""
     for t in led.tenants:
@@ -99,7 +106,7 @@ def _exact(led: TenantLedger, now: float) -> tuple[object, ...]:
             (
                 t, st_.version, st_.jobs, st_.c_jobs, dict(st_.own), dict(st_.borrowed),
                 dict(st_.running), {g: list(q) for g, q in st_.borrowing.items()},
-                sorted(st_.usage), sorted(j for _, j in st_.c_heap if _committed(led, j)),
+                sorted(st_.usage), sorted(j for j in _queued(st_) if _committed(led, j)),
             )
         )  # fmt: skip
     jobs = {j: (x.tenant, x.gpu_type, x.gpus, x.borrowed, x.start_s, x.end_s, x.committed)

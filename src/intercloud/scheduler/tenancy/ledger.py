@@ -214,6 +214,11 @@ class _Tenant:
     c_rate: float = 0.0
     c_jobs: int = 0
     c_heap: list[tuple[float, int]] = field(default_factory=list)
+    # commitments loaded at once (``load_columns``): ends and job ids sorted by (end,
+    # id), taken from ``c_next`` on; together with ``c_heap`` one queue by (end, id)
+    c_ends: Any = None
+    c_ids: Any = None
+    c_next: int = 0
     # grows with every on_start/on_stop of the tenant (its spend and commitments)
     version: int = 0
 
@@ -435,11 +440,25 @@ class TenantLedger:
 
     def _committed(self, st: _Tenant, now: float) -> float:
         heap = st.c_heap
-        while heap and heap[0][0] <= now:
-            _, jid = heapq.heappop(heap)
+        ends, ids = st.c_ends, st.c_ids
+        k = st.c_next
+        n = 0 if ends is None else len(ends)
+        # the commitments ended by ``now``, in (end, id) order from the heap and the
+        # sorted arrays together
+        while True:
+            a = heap[0] if heap and heap[0][0] <= now else None
+            b = (float(ends[k]), int(ids[k])) if k < n and ends[k] <= now else None
+            if a is None and b is None:
+                break
+            if b is None or (a is not None and a < b):
+                _, jid = heapq.heappop(heap)
+            else:
+                jid = b[1]
+                k += 1
             job = self._jobs.get(jid)
             if job is not None and job.committed and job.end_s <= now:
                 self._uncommit(st, job)
+        st.c_next = k
         if st.c_jobs == 0:
             return 0.0
         return max(0.0, st.c_area - now * st.c_rate)
@@ -754,15 +773,19 @@ class TenantLedger:
             if c_jobs[c]:
                 st.c_area, st.c_rate, st.c_jobs = float(c_area[c]), float(c_rate[c]), int(c_jobs[c])
         live_k = np.flatnonzero(live)
-        if len(live_k):  # each tenant's commitments in start order, then a heap
+        if len(live_k):  # each tenant's commitments sorted by (end, id): a queue
             by_t = t_idx[live_k]
             ends_l = ends[live_k]
             for c in np.unique(by_t).tolist():
                 sel = by_t == c
-                heap = sts[c].c_heap
-                own = cols.ids[live_k[sel]].tolist()
-                heap.extend(zip(ends_l[sel].tolist(), own, strict=True))
-                heapq.heapify(heap)
+                st = sts[c]
+                own = cols.ids[live_k[sel]]
+                if st.c_heap or st.c_ends is not None:  # (a ledger that ran before)
+                    st.c_heap.extend(zip(ends_l[sel].tolist(), own.tolist(), strict=True))
+                    heapq.heapify(st.c_heap)
+                    continue
+                order = np.lexsort((own, ends_l[sel]))
+                st.c_ends, st.c_ids, st.c_next = ends_l[sel][order], own[order], 0
 
     def add_spend(self, tenant: str, usd: float, now_s: float) -> None:
         """Count ``usd`` more as spent this month by ``tenant``: work the ledger never saw
