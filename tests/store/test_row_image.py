@@ -31,6 +31,7 @@ def _reads(store: Store) -> tuple[object, ...]:
         store.list_workloads(states=ACTIVE),
         store.list_workloads(states=[JobState.RUNNING], tenant="default"),
         store.list_workloads(states=ACTIVE, desired="cancel"),
+        store.list_workloads(states=[JobState.PENDING, JobState.RUNNING]),  # a kept filter
         store.instances(states=LIVE),
         store.instances(states=[I.RUNNING], bound=False),
         store.instances(states=LIVE, provider="aws", request_id="r3"),
@@ -44,6 +45,8 @@ def _reads(store: Store) -> tuple[object, ...]:
         store.instances(workload_id=1, provider="aws"),
         store.instances(states=[I.RUNNING], provider="aws"),
         store.live_nodes(),
+        # the live nodes by job: a grouping the image keeps
+        *(store.live_nodes_of(j) for j in range(1, 4)),
     )
 
 

@@ -175,7 +175,7 @@ class InstanceStoreMixin:
             or workload_id is not None
         ):
             image = self._instance_image
-            image.read(self._db.read, self._read_token())
+            image.refresh(self._db.read, self._read_token())
             # filters and the rows by job over the image, kept and patched with the
             # changed rows (``RowImage.filtered``, ``RowImage.group``)
             if workload_id is not None:

@@ -335,6 +335,20 @@ def _event_data(fields: Mapping[str, Any], code: ReasonCode | None) -> dict[str,
     return data or None
 
 
+def _workload_keeps(
+    states: frozenset[JobState], tenant: str | None, desired: Desired | None, w: WorkloadRecord
+) -> bool:
+    return (
+        w.state in states
+        and (tenant is None or w.tenant == tenant)
+        and (desired is None or w.desired is desired)
+    )
+
+
+def _node_job(n: NodeRecord) -> int:
+    return n.workload_id
+
+
 def _node(row: RowMapping) -> NodeRecord:
     d = dict(row)
     d.pop("change_seq", None)
@@ -865,19 +879,17 @@ class Store(
         (``row_cache``); a read of active states only fetches the rows changed since the
         last one (``row_image``)."""
         wanted = None if states is None else {JobState(s).value for s in states}
-        if wanted is not None and latest is None and self._workload_image.covers(wanted):
-            rows = self._workload_image.read(self._db.read, self._read_token())
+        image = self._workload_image
+        if wanted is not None and latest is None and image.covers(wanted):
             want_desired = None if desired is None else Desired(desired)
-            if wanted == self._workload_image.tracked and tenant is None and desired is None:
-                return rows
-            want = {JobState(s) for s in wanted}
-            return [
-                w
-                for w in rows
-                if w.state in want
-                and (tenant is None or w.tenant == tenant)
-                and (want_desired is None or w.desired is want_desired)
-            ]
+            if wanted == image.tracked and tenant is None and desired is None:
+                return image.read(self._db.read, self._read_token())
+            want = frozenset(JobState(s) for s in wanted)
+            test = partial(_workload_keeps, want, tenant, want_desired)
+            if tenant is None:  # (the loop's reads: a filter the image keeps and patches)
+                image.refresh(self._db.read, self._read_token())
+                return image.filtered(("workloads", want, want_desired), test)
+            return list(filter(test, image.read(self._db.read, self._read_token())))
         stmt = (
             sa.select(W.id, W.version)
             .join(TenantModel, TenantModel.id == W.tenant_id)
@@ -1338,6 +1350,13 @@ class Store(
         control loop must adopt or clean up), by workload, attempt, rank. Rows unchanged
         since an earlier call are not read again (``row_image``)."""
         return self._node_image.read(self._db.read, self._read_token())
+
+    def live_nodes_of(self, workload_id: int) -> list[NodeRecord]:
+        """``live_nodes`` of one workload, by attempt and rank: the image's grouping by
+        job, kept and patched with the changed rows (``RowImage.group``)."""
+        image = self._node_image
+        image.refresh(self._db.read, self._read_token())
+        return image.group("by_job", _node_job, workload_id)
 
     def live_nodes_since(
         self, cursor: Cursor | None

@@ -171,6 +171,14 @@ class RowImage(Generic[R]):
             self._read(snapshot, token)
             return self._listed()
 
+    def refresh(
+        self, snapshot: Callable[[], AbstractContextManager[Connection]], token: Hashable | None
+    ) -> None:
+        """``read`` without the copy of the rows: for a caller that goes on to
+        ``filtered`` or ``group``."""
+        with self._lock:
+            self._read(snapshot, token)
+
     def read_since(
         self,
         snapshot: Callable[[], AbstractContextManager[Connection]],

@@ -54,7 +54,11 @@ def start(
             changed |= launch(ctx, w, wl, provider, allocation, rank, ranks)
         elif node.state is NodeState.STARTING:
             changed |= resume_starting(ctx, w, wl, provider, allocation, node, ranks)
-    nodes = ctx.store.nodes(w.id, w.attempt)
+    # every rank of the attempt live (in the store's image of live nodes, which holds
+    # this step's own writes): none ended, so these are all its nodes; else read them
+    nodes = [n for n in ctx.store.live_nodes_of(w.id) if n.attempt == w.attempt]
+    if len(nodes) != ranks:
+        nodes = ctx.store.nodes(w.id, w.attempt)
     out = outcome(nodes, ranks)
     if out.failed_rank is not None:
         return fail(ctx, w, out) or changed
