@@ -126,3 +126,35 @@ def test_holding_jobs_are_rebuilt_when_their_record_changes(store: Store) -> Non
     assert now is not first and now.placement["ranks"] == 2
     assert store.transition(j, "PLACING", "FAILED", "gone", expected_version=w2.version)
     assert holding(ctx) == [] and ctx.holding_jobs() == []
+
+
+def test_pending_jobs_are_rebuilt_when_their_record_changes(store: Store) -> None:
+    """``pending.place`` hands the decider the very ``PendingJob`` of last step for a
+    record that did not change, and a new one when it did (a priority raised)."""
+    from intercloud.control.jobs.pending import place
+
+    class Recording:
+        def __init__(self) -> None:
+            self.queues: list[list[Any]] = []
+
+        def decide(self, queue: list[Any], offerings: Any, free: Any) -> list[Any]:
+            self.queues.append(list(queue))
+            return []
+
+    decider = Recording()
+    ctx = JobContext(
+        store, {}, clock=lambda: 0.0, crashpoint=lambda _n: None, decider=decider,  # type: ignore[arg-type]
+        retry_backoff_s=(0.0, 0.0), wall_clock=lambda: NOW,
+    )  # fmt: skip
+    a = store.submit("training", "a", "run: x\nresources: {cpus: 1+}\n")
+    b = store.submit("training", "b", "run: y\nresources: {cpus: 1+}\n")
+    place(ctx, store.list_workloads(states=["PENDING"]))
+    place(ctx, store.list_workloads(states=["PENDING"]))
+    first, again = decider.queues
+    assert [j.job_id for j in first] == [a, b]
+    assert again[0] is first[0] and again[1] is first[1]
+    w = store.get(b)
+    assert store.set_fields(b, w.version, priority=5) is not None
+    place(ctx, store.list_workloads(states=["PENDING"]))
+    last = decider.queues[-1]
+    assert last[0] is first[0] and last[1] is not first[1] and last[1].priority == 5

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from intercloud.control.crashpoints import Crashpoint
-from intercloud.control.decide import Decider, RunningJob
+from intercloud.control.decide import Decider, PendingJob, RunningJob
 from intercloud.model import JobPlacement, Offering, Workload
 from intercloud.providers.base import (
     Capability,
@@ -108,6 +108,9 @@ class JobContext:
         self.holding_rows: (
             tuple[list[WorkloadRecord], list[RunningJob | None], frozenset[int]] | None
         ) = None
+        #: job id -> (its PENDING record, its ``PendingJob``) as ``pending.place`` last
+        #: made them; replaced whole by every call
+        self.pending_jobs: dict[int, tuple[WorkloadRecord, PendingJob]] = {}
         self.retry_at: dict[int, float] = {}
         self.retries: dict[int, int] = {}
         #: PLACING job -> why it waits in its engine's own queue (``Capability.QUEUE``),
@@ -137,6 +140,7 @@ class JobContext:
         self.workloads.clear()
         self.placements.clear()
         self.holding_rows = None
+        self.pending_jobs = {}
         self.retry_at.clear()
         self.retries.clear()
         self.queued_ahead.clear()

@@ -62,12 +62,21 @@ def place(ctx: JobContext, pending: Sequence[WorkloadRecord]) -> bool:
     by_id = {w.id: w for w in pending if ctx.retry_at.get(w.id, 0.0) <= now}
     queue: list[PendingJob] = []
     changed = False
+    # a record that is last step's very object keeps its ``PendingJob``
+    last, ctx.pending_jobs = ctx.pending_jobs, {}
     for w in by_id.values():
+        hit = last.get(w.id)
+        if hit is not None and hit[0] is w:
+            queue.append(hit[1])
+            ctx.pending_jobs[w.id] = hit
+            continue
         wl = ctx.workload(w)
         if isinstance(wl, str):
             changed |= reject(ctx, w, wl, ReasonCode.NOT_RUNNABLE)
         else:
-            queue.append(PendingJob(w.id, w.priority, wl, w.tenant, w.created_at.timestamp()))
+            job = PendingJob(w.id, w.priority, wl, w.tenant, w.created_at.timestamp())
+            queue.append(job)
+            ctx.pending_jobs[w.id] = (w, job)
     if not queue and ctx.capacity is None:
         return changed
     if ctx.capacity is not None and isinstance(ctx.decider, FleetDecider):
