@@ -18,11 +18,16 @@ last cycle to the state it kept, through ``FleetState``'s public operations:
   again when the clock moved; the idle nodes of every pool touched put back in
   instance order (``snapshot.canonical_free``, which the fresh build applies too).
 
+What changed is found without a Python pass over the 10,000 instances and 6,000 running
+jobs: the inputs' lists hold the very objects of the last cycle for unchanged rows, in
+the same order, and ``identity_runs.identity_delta`` finds the others in C (a full
+pass when too much moved).
+
 The tenant ledger is rebuilt each cycle (a function of the running set), from each
 running job's ``RunningStart``, kept while its inputs are the same objects: loaded from
-the last cycle's columns and the jobs that changed (``snapshot.finish_fleet``,
-``RunningColumns.updated``, ``TenantLedger.load_columns``), the same ledger as a load
-of them all.
+the last cycle's columns and the jobs that changed (``snapshot.finish_fleet``, which on
+a kept cycle looks only at the jobs the deltas touched, ``RunningColumns.updated``,
+``TenantLedger.load_columns``), the same ledger as a load of them all.
 
 A cycle's scheduler mutates the state it is given (the gangs it places, the nodes it
 provisions, the jobs it preempts): ``settle`` undoes that after the cycle (releases
