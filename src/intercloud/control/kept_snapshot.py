@@ -113,8 +113,8 @@ class _Kept:
     named: dict[int, set[int]] = field(default_factory=dict)  # instance id -> jobs naming it
     mapped: Any = None  # numpy bool per row: has an instance
     row_kind: Any = None  # numpy int8 per row: its instance's kind (-1: none)
-    # the jobs whose ``RunningJob`` or held gang this cycle's deltas changed (None: any)
-    touched: set[int] | None = None
+    # the jobs whose ``RunningJob`` or held gang this cycle's deltas changed
+    touched: set[int] = field(default_factory=set)
     cycles: int = 0
 
 
@@ -258,16 +258,14 @@ class SnapshotKeeper:
         kept.allocs[j] = a
         kept.fleet.held[j] = a.pool
         kept.fleet.held_requests[j] = a.request
-        if kept.touched is not None:
-            kept.touched.add(j)
+        kept.touched.add(j)
 
     @staticmethod
     def _unhold(kept: _Kept, j: int) -> None:
         kept.allocs.pop(j, None)
         kept.fleet.held.pop(j, None)
         kept.fleet.held_requests.pop(j, None)
-        if kept.touched is not None:
-            kept.touched.add(j)
+        kept.touched.add(j)
 
     @staticmethod
     def _backed_job(kept: _Kept, job: RunningJob) -> bool:
@@ -309,8 +307,11 @@ class SnapshotKeeper:
         seen: set[int] = set()
         changed: list[tuple[int, InstanceRecord | None, int | None, int | None]] = []
         insts = kept.insts
-        delta = identity_delta(kept.inputs.instances, inp.instances)
-        look = inp.instances if delta is None else delta[1]
+        # (too much moved: every record of both lists)
+        gone_insts, look = identity_delta(kept.inputs.instances, inp.instances) or (
+            kept.inputs.instances,
+            inp.instances,
+        )
         for inst in look:
             old = insts.get(inst.id)
             if old is inst:
@@ -331,10 +332,8 @@ class SnapshotKeeper:
                 self._bind(kept, inst, kept.rows[inst.id])
                 continue
             changed.append((inst.id, inst, p, kind))
-        if delta is None:
-            gone = [i for i in insts if i not in seen]
-        else:  # (a record left out of the list, unless its row came back in another)
-            gone = [r.id for r in delta[0] if r.id not in seen and insts.get(r.id) is r]
+        # a record left out of the list, unless its row came back in another
+        gone = [r.id for r in gone_insts if r.id not in seen and insts.get(r.id) is r]
         changed.extend((iid, None, None, None) for iid in gone)
         if changed:
             # the pool's row count after the changes must fit its rows (else rebuild):
@@ -399,14 +398,12 @@ class SnapshotKeeper:
                 dirty_jobs.add(now_inst.workload_id)
 
         # running jobs (as the instances: only those not the very objects of last time)
-        jobs_delta = identity_delta(kept.inputs.running, inp.running)
-        if jobs_delta is None:
-            self._jobs_again(kept, inp.running, dirty_jobs)
-            kept.touched = None
-        else:
-            self._jobs_changed(kept, *jobs_delta, dirty_jobs)
-            if kept.touched is not None:
-                kept.touched.update(job.job_id for part in jobs_delta for job in part)
+        left, came = identity_delta(kept.inputs.running, inp.running) or (
+            kept.inputs.running,
+            inp.running,
+        )
+        self._jobs_changed(kept, left, came, dirty_jobs)
+        kept.touched.update(job.job_id for part in (left, came) for job in part)
         running = kept.jobs
 
         # the clock: coming and leaving rows are ready ``provision_delay_s`` from now
@@ -442,33 +439,18 @@ class SnapshotKeeper:
         kept.inputs = inp
         finish_fleet(fleet, inp, kept.touched, kept.jobs)
 
-    def _jobs_again(self, kept: _Kept, jobs: Sequence[RunningJob], dirty: set[int]) -> None:
-        """``kept.jobs`` made again from every running job of the inputs; the jobs whose
-        record changed (or that left) are ``dirty``."""
-        running: dict[int, RunningJob] = {}
-        for job in jobs:
-            old_job = kept.jobs.get(job.job_id)
-            if old_job is job or (old_job is not None and old_job == job):
-                running[job.job_id] = job
-                continue
-            if old_job is not None:
-                self._unname(kept, old_job)
-            if self._backed_job(kept, job):
-                running[job.job_id] = job
-                self._name(kept, job)
-            dirty.add(job.job_id)
-        for j, old_job in kept.jobs.items():
-            if j not in running:
-                self._unname(kept, old_job)
-                dirty.add(j)
-        kept.jobs = running
-
     def _jobs_changed(
-        self, kept: _Kept, removed: list[RunningJob], added: list[RunningJob], dirty: set[int]
+        self,
+        kept: _Kept,
+        removed: Sequence[RunningJob],
+        added: Sequence[RunningJob],
+        dirty: set[int],
     ) -> None:
-        """``_jobs_again`` from the jobs that left the inputs' list and those new in it
-        (``identity_delta``): a job not backed by a pool stays out of ``kept.jobs``
-        while its record is the same, so only these can change it."""
+        """``kept.jobs`` (the backed running jobs) after the jobs that left the inputs'
+        list and those new in it (``identity_delta``, or every job of both lists); the
+        jobs whose record changed (or that left) are ``dirty``. A job not backed by a
+        pool stays out of ``kept.jobs`` while its record is the same, so only these can
+        change it."""
         jobs = kept.jobs
         back = {job.job_id for job in added}
         for job in removed:

@@ -792,42 +792,28 @@ def finish_fleet(
     ``touched`` (a kept snapshot's cycle): the only jobs whose ``RunningJob`` or held
     gang may differ from the last cycle's, ``jobs`` the running jobs that may hold by
     id; only they are looked at. None: every job of ``inp.running``."""
-    held_requests = fleet.held_requests
-    came: list[RunningStart] = []
     if touched is None or jobs is None:
-        last = fleet.starts
-        fleet.starts = starts = {}
-        for job in inp.running:
-            j = job.job_id
-            if (got := _held_gang(job, held_requests.get(j))) is None:
-                continue
-            gpu_type = fleet.state.pools[fleet.held[j]].accelerator
-            hit = last.get(j)
-            if hit is not None and hit[0] is job and hit[1] is got and hit[2] == gpu_type:
-                starts[j] = hit
-            else:
-                starts[j] = (job, got, gpu_type, _running_start(job, got, gpu_type))
-                came.append(starts[j][3])
-        gone = last.keys() - starts.keys()
-        gone.update(start.job_id for start in came if start.job_id in last)
-    else:
-        starts, gone = fleet.starts, set()
-        for j in sorted(touched):  # (in id order, as ``inp.running`` lists them)
-            hit = starts.get(j)
-            now_job = jobs.get(j)
-            got = None if now_job is None else _held_gang(now_job, held_requests.get(j))
-            if now_job is None or got is None:
-                if hit is not None:
-                    del starts[j]
-                    gone.add(j)
-                continue
-            gpu_type = fleet.state.pools[fleet.held[j]].accelerator
-            if hit is not None and hit[0] is now_job and hit[1] is got and hit[2] == gpu_type:
-                continue
-            starts[j] = (now_job, got, gpu_type, _running_start(now_job, got, gpu_type))
-            came.append(starts[j][3])
+        jobs = {job.job_id: job for job in inp.running}
+        touched = jobs.keys() | fleet.starts.keys()
+    starts, held_requests = fleet.starts, fleet.held_requests
+    came: list[RunningStart] = []
+    gone: set[int] = set()
+    for j in sorted(touched):  # (in id order, as ``inp.running`` lists them)
+        hit = starts.get(j)
+        job = jobs.get(j)
+        got = held_requests.get(j)
+        if job is None or got is None or job.queued:  # (queued in an engine: not running)
             if hit is not None:
+                del starts[j]
                 gone.add(j)
+            continue
+        gpu_type = fleet.state.pools[fleet.held[j]].accelerator
+        if hit is not None and hit[0] is job and hit[1] is got and hit[2] == gpu_type:
+            continue
+        starts[j] = (job, got, gpu_type, _running_start(job, got, gpu_type))
+        came.append(starts[j][3])
+        if hit is not None:
+            gone.add(j)
     cols, fleet.ledger_columns, fleet.ledger = fleet.ledger_columns, None, None
     if inp.tenants is None:
         return
@@ -837,12 +823,6 @@ def finish_fleet(
         cols = RunningColumns.of(fleet.replay, inp.now_s, UNKNOWN_DURATION_S)
     fleet.ledger = build_ledger(inp.tenants, gpu_capacity(fleet.state), cols, inp.now_s)
     fleet.ledger_columns = cols
-
-
-def _held_gang(job: RunningJob, got: GangRequest | None) -> GangRequest | None:
-    """The gang ``job`` holds, if it runs: None for one holding nothing or queued in an
-    engine (it runs nothing yet)."""
-    return None if got is None or job.queued else got
 
 
 def _running_start(job: RunningJob, got: GangRequest, gpu_type: str | None) -> RunningStart:

@@ -273,20 +273,15 @@ def holding(ctx: JobContext) -> list[RunningJob]:
     rows = ctx.store.list_workloads(states=HOLDING)
     queued = frozenset(ctx.queued_ahead)
     last_rows, before, last_queued = ctx.holding_rows or ([], [], None)
-    runs = same_runs(last_rows, rows) if last_queued == queued else None
-    jobs: list[RunningJob | None]
-    if runs is None:  # (the first step, or what is queued in an engine changed)
-        jobs = [_holding_job(ctx, w, queued) for w in rows]
-    else:
-        jobs = [None] * len(rows)
-        j = 0
-        for start, k, at in runs:
-            for n in range(j, start):
-                jobs[n] = _holding_job(ctx, rows[n], queued)
-            jobs[start : start + k] = before[at : at + k]
-            j = start + k
-        for n in range(j, len(rows)):
+    # (none kept on the first step, or when what is queued in an engine changed)
+    runs = (same_runs(last_rows, rows) if last_queued == queued else None) or []
+    jobs: list[RunningJob | None] = [None] * len(rows)
+    j = 0
+    for start, k, at in [*runs, (len(rows), 0, 0)]:  # (an empty run closes the list)
+        for n in range(j, start):
             jobs[n] = _holding_job(ctx, rows[n], queued)
+        jobs[start : start + k] = before[at : at + k]
+        j = start + k
     ctx.holding_rows = (rows, jobs, queued)
     return list(filter(None, jobs))
 
